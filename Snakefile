@@ -1,0 +1,25 @@
+# MOTAB-pipeline: raw problems -> synthesized trajectories -> SFT -> on-policy KD -> eval -> tables.
+# `snakemake` runs the toy study locally (profiles/default); `snakemake --profile profiles/slurm all`
+# runs the paper studies on a SLURM cluster. The logic lives in the `motab` package; rules are thin.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/toy.smk"
+include: "rules/data.smk"
+include: "rules/synth.smk"
+include: "rules/sft.smk"
+include: "rules/kd.smk"
+include: "rules/eval.smk"
+include: "rules/tables.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

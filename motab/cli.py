@@ -1,0 +1,52 @@
+"""`python -m motab <command> [args]`: one subcommand per pipeline stage.
+
+Commands are imported lazily so `python -m motab grade` does not pay for torch.
+Each target module exposes `main(argv: list[str]) -> int`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    # name: (module, one-line help)
+    "toy-problems": ("motab.toy.tasks", "generate the toy arithmetic problem set (LIMO shape)"),
+    "toy-tokenizer": ("motab.toy.tokenizer", "train the toy BPE tokenizer with Qwen chat tokens"),
+    "toy-pretrain": ("motab.toy.pretrain", "build and pretrain a toy Qwen3 model"),
+    "prepare": ("motab.data.prepare", "normalise LIMO-shaped raw problems into problems.jsonl"),
+    "kd-prompts": ("motab.data.kd_prompts", "problems -> KDFlow prompt file"),
+    "synth": ("motab.synthesis.run", "synthesise trajectories over HTTP"),
+    "reorganize": ("motab.data.reorganize", "synth file -> LLaMA-Factory alpaca data + dataset_info"),
+    "sft": ("motab.training.sft", "write the LLaMA-Factory YAML and run llamafactory-cli train"),
+    "kd-train": ("motab.training.onpolicy", "built-in on-policy distillation trainer"),
+    "serve": ("motab.serving.server", "embedded SGLang/OpenAI-compatible inference server"),
+    "eval-generate": ("motab.evaluation.generate", "sample n responses per problem over HTTP"),
+    "eval-grade": ("motab.evaluation.score", "grade responses and compute Pass@k/Avg@k/Maj@k"),
+    "grade": ("motab.evaluation.grade_file", "grade any {id,response,gold} JSONL file"),
+    "tables": ("motab.tables.build", "aggregate eval JSON into markdown/CSV/LaTeX tables"),
+}
+
+
+def usage() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = ["usage: python -m motab <command> [args]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"unknown command {name!r}\n\n{usage()}")
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+def console_main() -> None:
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

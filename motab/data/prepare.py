@@ -1,0 +1,82 @@
+"""Normalise LIMO-shaped raw problems (question, solution, answer) into problems.jsonl.
+
+Output contract: {"id", "input", "answer", "solution", "source"}, unique ids, sorted by id.
+Any bad line stops the stage with file:line:field; nothing is written then.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from motab.jsonio import DataError, iter_jsonl, write_jsonl
+
+ID_FIELDS = ("id", "unique_id", "idx")
+
+
+def _answer_text(value, path, line, field) -> str:
+    if isinstance(value, bool) or value is None:
+        raise DataError(path, line, field, f"expected a string or number answer, found {value!r}")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # AMC-style 27.0 -> "27"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise DataError(path, line, field, f"expected a non-empty answer, found {value!r:.60}")
+    return value.strip()
+
+
+def normalize_rows(path: str, source: str, question_field: str = "question", answer_field: str = "answer",
+                   solution_field: str = "solution", limit: int = 0) -> list[dict]:
+    rows, seen = [], {}
+    for line, raw in iter_jsonl(path):
+        question = raw.get(question_field)
+        if not isinstance(question, str) or not question.strip():
+            raise DataError(path, line, question_field, f"expected a non-empty string, found {question!r:.60}")
+        if answer_field not in raw:
+            raise DataError(path, line, answer_field, "missing field")
+        answer = _answer_text(raw[answer_field], path, line, answer_field)
+        solution = raw.get(solution_field)
+        if solution is not None and not isinstance(solution, str):
+            raise DataError(path, line, solution_field, f"expected a string or null, found {type(solution).__name__}")
+        raw_id = next((raw[f] for f in ID_FIELDS if raw.get(f) is not None), None)
+        problem_id = f"{source}-{line - 1:05d}" if raw_id is None else str(raw_id)
+        if problem_id in seen:
+            raise DataError(path, line, "id", f"duplicate id {problem_id!r} (first seen on line {seen[problem_id]})")
+        seen[problem_id] = line
+        rows.append({"id": problem_id, "input": question.strip(), "answer": answer, "solution": solution,
+                     "source": source})
+    if not rows:
+        raise DataError(path, None, None, "no problems found")
+    rows.sort(key=lambda row: row["id"])
+    return rows[:limit] if limit else rows
+
+
+def load_hub_dataset(name: str, split: str = "train") -> str:
+    """Materialise a hub dataset (e.g. GAIR/LIMO) as a local JSONL file and return its path."""
+    from datasets import load_dataset
+
+    from motab.jsonio import write_jsonl as _write
+
+    out = Path("results") / "hub_cache" / (name.replace("/", "__") + f".{split}.jsonl")
+    if not out.exists():
+        _write(out, (dict(row) for row in load_dataset(name, split=split)))
+    return str(out)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="motab prepare", description=__doc__)
+    parser.add_argument("--input", required=True, help="local JSONL file, or a hub dataset id")
+    parser.add_argument("--source", required=True, help="dataset name recorded in each row")
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--question-field", default="question")
+    parser.add_argument("--answer-field", default="answer")
+    parser.add_argument("--solution-field", default="solution")
+    parser.add_argument("--limit", type=int, default=0, help="keep the first N problems by id (0 = all)")
+    args = parser.parse_args(argv)
+    path = args.input if Path(args.input).is_file() else load_hub_dataset(args.input)
+    rows = normalize_rows(path, args.source, args.question_field, args.answer_field, args.solution_field,
+                          args.limit)
+    write_jsonl(args.output, rows)
+    print(f"{len(rows)} problems from {path} -> {args.output}")
+    return 0

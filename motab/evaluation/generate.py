@@ -1,0 +1,152 @@
+"""Sample n responses per problem from a model over HTTP (SGLang native /generate).
+
+`python -m motab eval-generate --model DIR --problems problems.jsonl --output responses.jsonl
+ --n 4 --temperature 0.6 --top-p 1.0 --top-k -1 --max-tokens 128 --seed 0 --batch-problems 16
+ --max-in-flight 4 [--server-command TEMPLATE] [--server-log LOG] [--server-url URL]
+ [--system SYSTEM] [--close-think]`
+
+Problems are sent in id order, --batch-problems per request, each repeated n times. The sampling
+seed of a request is derived from (--seed, the first problem id of the chunk), so the output does
+not depend on timing or on how many requests were in flight. The output is written atomically,
+one row per problem sorted by id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import shlex
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+from motab.jsonio import DataError, iter_jsonl, require, write_jsonl
+
+
+def _log(message: str) -> None:
+    print(f"[eval-generate] {message}", file=sys.stderr, flush=True)
+
+
+def chunk_seed(seed: int, first_id: str) -> int:
+    """The sampling_seed of the request whose first problem is `first_id` (fits in 31 bits)."""
+    digest = hashlib.sha256(f"{seed}\x00{first_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def _id_key(problem_id) -> tuple:
+    return (0, problem_id, "") if isinstance(problem_id, int) else (1, 0, str(problem_id))
+
+
+def load_problems(path: str | Path) -> list[dict]:
+    rows, seen = [], {}
+    for line, obj in iter_jsonl(path):
+        pid = require(obj, "id", (str, int), path, line)
+        require(obj, "input", str, path, line)
+        require(obj, "answer", (str, int, float), path, line)
+        if pid in seen:
+            raise DataError(path, line, "id", f"duplicate id {pid!r} (first on line {seen[pid]})")
+        seen[pid] = line
+        rows.append(obj)
+    if not rows:
+        raise DataError(path, None, None, "no problems")
+    return sorted(rows, key=lambda r: _id_key(r["id"]))
+
+
+def build_payload(prompts: list[str], n: int, seed: int, first_id: str, temperature: float, top_p: float,
+                  top_k: int, max_tokens: int) -> dict:
+    return {
+        "text": [p for p in prompts for _ in range(n)],
+        "sampling_params": {"temperature": temperature, "top_p": top_p, "top_k": top_k,
+                            "max_new_tokens": max_tokens, "sampling_seed": chunk_seed(seed, first_id)},
+    }
+
+
+async def generate_all(url: str, problems: list[dict], prompts: list[str], args) -> list[dict]:
+    from tqdm import tqdm
+
+    from motab.serving.client import ServerClient, completion_tokens, finish_reason
+
+    chunks = [list(range(i, min(i + args.batch_problems, len(problems))))
+              for i in range(0, len(problems), args.batch_problems)]
+    rows: list[dict | None] = [None] * len(problems)
+    bar = tqdm(total=len(problems), desc="problems", unit="problem", file=sys.stderr)
+
+    async with ServerClient(url, max_in_flight=args.max_in_flight) as client:
+        async def one(chunk: list[int]) -> None:
+            payload = build_payload([prompts[i] for i in chunk], args.n, args.seed, str(problems[chunk[0]]["id"]),
+                                    args.temperature, args.top_p, args.top_k, args.max_tokens)
+            out = await client.generate(payload)
+            if not isinstance(out, list) or len(out) != len(chunk) * args.n:
+                raise RuntimeError(f"{url}/generate: expected {len(chunk) * args.n} results, "
+                                   f"found {len(out) if isinstance(out, list) else type(out).__name__}")
+            for k, i in enumerate(chunk):
+                mine = out[k * args.n:(k + 1) * args.n]
+                problem = problems[i]
+                rows[i] = {
+                    "id": problem["id"], "input": problem["input"], "gold": problem["answer"], "prompt": prompts[i],
+                    "responses": [r["text"] for r in mine],
+                    "finish_reasons": [finish_reason(r) for r in mine],
+                    "completion_tokens": [completion_tokens(r) for r in mine],
+                }
+            bar.update(len(chunk))
+
+        await asyncio.gather(*(one(chunk) for chunk in chunks))
+    bar.close()
+    return [row for row in rows if row is not None]
+
+
+def main(argv: list[str]) -> int:
+    from motab.serving.launch import LOCAL_SERVER
+
+    parser = argparse.ArgumentParser(prog="motab eval-generate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="checkpoint folder (its tokenizer builds the prompts)")
+    parser.add_argument("--problems", required=True, help="problems.jsonl: {id, input, answer, solution, source}")
+    parser.add_argument("--output", required=True, help="responses.jsonl")
+    parser.add_argument("--n", type=int, default=4, help="responses per problem")
+    parser.add_argument("--temperature", type=float, default=0.6)
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--top-k", type=int, default=-1)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-problems", type=int, default=16, help="problems per /generate request")
+    parser.add_argument("--max-in-flight", type=int, default=4, help="concurrent requests")
+    parser.add_argument("--server-command", default=LOCAL_SERVER,
+                        help="server command template with {python} {model} {host} {port}")
+    parser.add_argument("--server-log", default=None, help="server log (default: OUTPUT.server.log)")
+    parser.add_argument("--server-url", default=None, help="use this running server instead of starting one")
+    parser.add_argument("--server-startup-timeout", type=float, default=300.0)
+    parser.add_argument("--system", default=None, help="system prompt (default: the template's own)")
+    parser.add_argument("--close-think", action="store_true", help="close an unclosed trailing <think>")
+    args = parser.parse_args(argv)
+    for name in ("n", "batch_problems", "max_in_flight"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, found {getattr(args, name)}")
+
+    from transformers import AutoTokenizer
+
+    from motab.chat import build_prompt
+    from motab.serving.launch import serving
+
+    _log("command: python -m motab eval-generate " + shlex.join(argv))
+    t0 = time.perf_counter()
+    problems = load_problems(args.problems)
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    prompts = [build_prompt(tokenizer, p["input"], system=args.system, close_think=args.close_think)
+               for p in problems]
+    _log(f"{len(problems)} problems x {args.n} samples from {args.problems}")
+
+    log_path = args.server_log or str(args.output) + ".server.log"
+    context = nullcontext(args.server_url) if args.server_url else serving(
+        args.server_command, args.model, log_path, startup_timeout_s=args.server_startup_timeout)
+    with context as url:
+        t1 = time.perf_counter()
+        _log(f"server at {url} ready after {t1 - t0:.1f} s" + ("" if args.server_url else f" (log: {log_path})"))
+        rows = asyncio.run(generate_all(url, problems, prompts, args))
+        t2 = time.perf_counter()
+    tokens = sum(sum(r["completion_tokens"]) for r in rows)
+    _log(f"generated {tokens} tokens in {t2 - t1:.1f} s ({tokens / max(t2 - t1, 1e-9):.0f} tokens/s)")
+    write_jsonl(args.output, rows)
+    _log(f"wrote {args.output} ({len(rows)} rows) in {time.perf_counter() - t0:.1f} s total")
+    return 0

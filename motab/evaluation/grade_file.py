@@ -1,0 +1,46 @@
+"""`python -m motab grade`: grade any JSONL of {"id", "response", "gold"} lines (any system's outputs).
+
+Writes {"id", "pred", "correct", "reason"} lines in input order and prints a one-line summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from motab.evaluation.answers import extract_answer, gold_text
+from motab.evaluation.grading import Grade, grade_many
+from motab.jsonio import DataError, iter_jsonl, require, write_jsonl
+
+
+def grade_rows(path: str | os.PathLike, processes: int = 1, timeout_s: float = 5.0) -> list[dict]:
+    """Validated, graded output rows for the input file, in input order."""
+    ids, pairs = [], []
+    for line, obj in iter_jsonl(path):
+        pid = require(obj, "id", (str, int), path, line)
+        response = require(obj, "response", str, path, line, nullable=True)
+        gold = require(obj, "gold", (str, int, float), path, line)
+        if isinstance(gold, bool):
+            raise DataError(path, line, "gold", "expected str/int/float, found bool")
+        ids.append(pid)
+        pairs.append((extract_answer(response) if response is not None else None, gold_text(gold)))
+    grades: list[Grade] = grade_many(pairs, processes=processes, timeout_s=timeout_s)
+    return [{"id": pid, "pred": g.pred, "correct": g.correct, "reason": g.reason} for pid, g in zip(ids, grades)]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m motab grade", description=__doc__.splitlines()[0])
+    parser.add_argument("--input", required=True, help='JSONL of {"id", "response", "gold"}')
+    parser.add_argument("--output", required=True, help='JSONL of {"id", "pred", "correct", "reason"}')
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--timeout-s", type=float, default=5.0)
+    args = parser.parse_args(argv)
+    rows = grade_rows(args.input, processes=args.processes, timeout_s=args.timeout_s)
+    write_jsonl(args.output, rows)
+    n = len(rows)
+    correct = sum(r["correct"] for r in rows)
+    accuracy = correct / n if n else 0.0
+    counts = {reason: sum(r["reason"] == reason for r in rows) for reason in ("no_answer", "timeout", "error")}
+    extra = " ".join(f"{k}={v}" for k, v in counts.items() if v)
+    print(f"graded n={n} correct={correct} accuracy={accuracy:.4f}" + (f" ({extra})" if extra else ""))
+    return 0

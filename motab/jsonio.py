@@ -1,0 +1,94 @@
+"""JSON and JSONL reading/writing with the pipeline's guarantees.
+
+- Errors name the file, the line and the field.
+- Whole-file writes are atomic (temp file + rename), so a crash never leaves a file that looks done.
+- JSON is written with sorted keys so equal data gives equal bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+
+class DataError(ValueError):
+    """Bad input, located as file:line:field."""
+
+    def __init__(self, path: str | os.PathLike, line: int | None, field: str | None, message: str):
+        where = str(path) + (f":{line}" if line is not None else "") + (f":{field}" if field else "")
+        super().__init__(f"{where}: {message}")
+        self.path, self.line, self.field = str(path), line, field
+
+
+def dumps(obj: Any) -> str:
+    """Canonical one-line JSON: sorted keys, UTF-8 kept, no trailing spaces."""
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """Yield (line_number, object) for each non-empty line; a bad line raises DataError."""
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(path, number, None, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(obj, dict):
+                raise DataError(path, number, None, f"expected a JSON object, found {type(obj).__name__}")
+            yield number, obj
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    return [obj for _, obj in iter_jsonl(path)]
+
+
+def require(obj: dict, field: str, kind: type | tuple[type, ...], path: str | os.PathLike, line: int,
+            nullable: bool = False) -> Any:
+    """Return obj[field], raising DataError naming file:line:field when missing or mistyped."""
+    if field not in obj:
+        raise DataError(path, line, field, "missing field")
+    value = obj[field]
+    if value is None and nullable:
+        return None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        expected = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise DataError(path, line, field, f"expected {expected}, found {type(value).__name__} {value!r:.60}")
+    return value
+
+
+def _atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
+    _atomic_write_text(path, "".join(dumps(row) + "\n" for row in rows))
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    _atomic_write_text(path, json.dumps(obj, sort_keys=True, ensure_ascii=False, indent=2) + "\n")
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    _atomic_write_text(path, text)
+
+
+def append_jsonl(handle, row: dict) -> None:
+    """Append one row and flush it to disk, so a killed job keeps every finished row."""
+    handle.write(dumps(row) + "\n")
+    handle.flush()
+    os.fsync(handle.fileno())

@@ -1,0 +1,118 @@
+"""Start an inference server for the length of a `with` block, and always stop it.
+
+    with serving(LOCAL_SERVER, model="models/student", log_path="logs/server.log") as url:
+        ...  # talk HTTP to url
+
+The command is a template from config with placeholders {python}, {model}, {host}, {port}; the
+port is a free one picked here. The server runs in its own process group, which is SIGTERMed (then
+SIGKILLed after 10 s) on exit from the block, exceptions included.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+LOCAL_SERVER = "{python} -m motab serve --model {model} --host {host} --port {port}"
+SGLANG_SERVER_EXAMPLE = "python -m sglang.launch_server --model-path {model} --host {host} --port {port} --tp-size 4"
+
+
+class ServerStartError(RuntimeError):
+    """The server exited or never became healthy; the message carries the log's tail."""
+
+
+def render_command(template: str, **values) -> list[str]:
+    """Fill the template's placeholders (each value shell-quoted) and split it into argv."""
+    quoted = {key: shlex.quote(str(value)) for key, value in values.items()}
+    try:
+        return shlex.split(template.format(**quoted))
+    except KeyError as exc:
+        raise ValueError(f"server command {template!r}: unknown placeholder {{{exc.args[0]}}}; "
+                         f"known: {', '.join('{' + k + '}' for k in sorted(values))}") from None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def log_tail(path: str | os.PathLike, lines: int = 20) -> str:
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/health", timeout=5) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def stop_process_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM the process group, wait up to grace_s, then SIGKILL it."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+    try:  # children may outlive the leader; the group id is the leader's pid
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if proc.poll() is None:
+        proc.wait()
+    deadline = time.monotonic() + 5.0  # signals land asynchronously: wait until the group is gone
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            break
+        time.sleep(0.05)
+
+
+@contextmanager
+def serving(command: str, model: str, log_path: str | os.PathLike, host: str = "127.0.0.1",
+            startup_timeout_s: float = 300.0) -> Iterator[str]:
+    """Run the server `command` for `model` and yield its base URL once /health answers 200."""
+    port = free_port(host)
+    argv = render_command(command, python=sys.executable, model=model, host=host, port=port)
+    url = f"http://{host}:{port}"
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        log.write(f"[motab] starting: {shlex.join(argv)}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + startup_timeout_s
+        while not _healthy(url):
+            if proc.poll() is not None:
+                raise ServerStartError(f"server exited with code {proc.returncode} before becoming healthy: "
+                                       f"{shlex.join(argv)}\nlast lines of {log_path}:\n{log_tail(log_path)}")
+            if time.monotonic() > deadline:
+                raise ServerStartError(f"server not healthy at {url}/health after {startup_timeout_s:.0f} s: "
+                                       f"{shlex.join(argv)}\nlast lines of {log_path}:\n{log_tail(log_path)}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        stop_process_group(proc)

@@ -1,0 +1,126 @@
+"""`python -m motab synth`: run a synthesis method over HTTP, resumably.
+
+Rows are appended to `<output>.partial` as each chunk of problems completes; a rerun after a
+kill skips the (id, sample) pairs already there. When every problem is done the rows are graded
+against gold, sorted by (id, sample) and written to the declared output in one atomic rename,
+so Snakemake never sees (or deletes) a half-written output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from motab.evaluation.answers import extract_answer
+from motab.evaluation.grading import grade_many
+from motab.jsonio import append_jsonl, dumps, iter_jsonl, read_jsonl, write_text
+from motab.serving.client import ServerClient
+from motab.serving.launch import LOCAL_SERVER, serving
+from motab.synthesis.teacher_only import TeacherOnlyParams, synthesize_chunk
+
+METHODS = {"teacher_only": (TeacherOnlyParams, synthesize_chunk)}
+
+
+def completed_pairs(partial: Path) -> dict[tuple[str, int], dict]:
+    """Rows already written by an earlier (possibly killed) attempt; a torn last line is dropped."""
+    done: dict[tuple[str, int], dict] = {}
+    if not partial.exists():
+        return done
+    with open(partial, encoding="utf-8") as handle:
+        lines = handle.readlines()
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # the line a SIGKILL cut short; its chunk is redone
+        done[(row["id"], row["sample"])] = row
+    return done
+
+
+async def synthesize(method: str, problems: list[dict], tokenizer, url: str, params, partial: Path,
+                     max_in_flight: int) -> None:
+    from motab.chat import build_prompt
+
+    _, chunk_fn = METHODS[method]
+    done = completed_pairs(partial)
+    # Rewrite the partial file with only complete rows so a torn line cannot be read twice.
+    write_text(partial, "".join(dumps(row) + "\n" for row in done.values()))
+    # Chunks are cut from the full problem list, never from what is left, so a resumed run sends
+    # exactly the requests (and seeds) an uninterrupted run would: the same bytes either way.
+    chunks = [problems[i: i + params.batch_problems] for i in range(0, len(problems), params.batch_problems)]
+    chunks = [c for c in chunks if any((p["id"], s) not in done for p in c for s in range(params.num_responses))]
+    remaining = sum(len(c) for c in chunks)
+    bar = tqdm(total=len(problems), initial=len(problems) - remaining, desc=f"synth {method}", unit="problem")
+    tokens, start = 0, time.time()
+    with open(partial, "a", encoding="utf-8") as handle:
+        async with ServerClient(url, max_in_flight=max_in_flight) as client:
+            async def one(chunk):
+                prompts = [build_prompt(tokenizer, p["input"]) for p in chunk]
+                return chunk, await chunk_fn(client, chunk, prompts, params)
+
+            for future in asyncio.as_completed([one(chunk) for chunk in chunks]):
+                chunk, rows = await future
+                for row in rows:
+                    if (row["id"], row["sample"]) not in done:
+                        append_jsonl(handle, row)
+                        tokens += row["stats"]["teacher_tokens"] + row["stats"]["student_tokens"]
+                bar.update(len(chunk))
+                bar.set_postfix(tok_per_s=f"{tokens / max(time.time() - start, 1e-9):.0f}")
+    bar.close()
+
+
+def finalize(partial: Path, output: Path, problems: list[dict], method: str, params, meta: dict) -> int:
+    """Grade, sort and atomically publish the finished rows; returns the number of rows."""
+    gold = {p["id"]: p["answer"] for p in problems}
+    rows = sorted(completed_pairs(partial).values(), key=lambda r: (r["id"], r["sample"]))
+    preds = [extract_answer(row["output"]) for row in rows]
+    grades = grade_many([(pred, gold[row["id"]]) for pred, row in zip(preds, rows)], processes=1)
+    for row, pred, grade in zip(rows, preds, grades):
+        row["answer_pred"] = pred
+        row["correct"] = grade.correct
+        row["meta"] = meta
+    write_text(output, "".join(dumps(row) + "\n" for row in rows))
+    os.unlink(partial)
+    return len(rows)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="motab synth", description=__doc__)
+    parser.add_argument("--method", required=True, choices=sorted(METHODS))
+    parser.add_argument("--problems", required=True)
+    parser.add_argument("--teacher", required=True, help="teacher checkpoint folder or hub id")
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--params-json", required=True, help="the method's parameters from config")
+    parser.add_argument("--server-command", default=LOCAL_SERVER)
+    parser.add_argument("--server-url", help="use a running teacher server instead of starting one")
+    parser.add_argument("--server-log", default="logs/synth.server.log")
+    parser.add_argument("--max-in-flight", type=int, default=4)
+    args = parser.parse_args(argv)
+
+    from transformers import AutoTokenizer
+
+    param_cls, _ = METHODS[args.method]
+    params = param_cls(**json.loads(args.params_json))
+    problems = read_jsonl(args.problems)
+    output = Path(args.output)
+    partial = output.with_name(output.name + ".partial")
+    if partial.exists():
+        print(f"resuming from {partial}: {len(completed_pairs(partial))} rows already done")
+    tokenizer = AutoTokenizer.from_pretrained(args.teacher)
+    start = time.time()
+    if args.server_url:
+        asyncio.run(synthesize(args.method, problems, tokenizer, args.server_url, params, partial,
+                               args.max_in_flight))
+    else:
+        with serving(args.server_command, args.teacher, args.server_log) as url:
+            asyncio.run(synthesize(args.method, problems, tokenizer, url, params, partial, args.max_in_flight))
+    meta = {"method": args.method, "teacher": args.teacher, "params": json.loads(args.params_json)}
+    count = finalize(partial, output, problems, args.method, params, meta)
+    print(f"{count} trajectories in {time.time() - start:.1f}s -> {output}")
+    return 0

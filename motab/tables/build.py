@@ -1,0 +1,388 @@
+"""`python -m motab tables`: aggregate eval JSON files into markdown, CSV and LaTeX tables.
+
+    python -m motab tables --spec SPEC.json --evals E1.json E2.json ... --output-prefix PREFIX
+
+SPEC: {"title", "metric" (e.g. "avg@4"), "scale" (e.g. 100), "decimals",
+       "rows": [{"run", "label"}], "benchmarks": [{"name", "label"}],
+       "extra_columns": [{"label", "values": {run: value}}] (optional),
+       "reference": {"label", "rows": {row label: {benchmark name | "avg": "95.33±0.08"}}} (optional)}
+
+Rows are the spec's runs in spec order, columns its benchmarks in spec order. A cell is the mean
+± sample standard deviation (ddof=1) over the eval seeds of that (run, benchmark), after scaling;
+a single seed shows the mean alone, marked † and explained in the footnote. "Avg" is the
+equal-weight mean over benchmarks of the per-benchmark means. A run with a reference row is
+followed by the published values and the difference (ours - published).
+
+The output is a function of the spec and the set of evals only: files are read and sorted, floats
+summed exactly (math.fsum) and formatted once with fixed decimals; no timestamps; "\\n" endings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from motab.jsonio import DataError, write_text
+
+SINGLE_SEED_MARK = "†"
+_NUMBER_RE = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(?:(?:±|\+-|\+/-)\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)))?\s*$")
+
+
+class TableError(ValueError):
+    """A spec or set of evals that cannot make a table; the message names what is wrong."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    mean: float
+    std: float | None  # None with a single seed
+    seeds: int
+
+
+@dataclass(frozen=True)
+class Spec:
+    title: str
+    metric: str
+    scale: float
+    decimals: int
+    rows: list[dict]
+    benchmarks: list[dict]
+    extra_columns: list[dict]
+    reference: dict | None
+
+
+# ----------------------------------------------------------------------------------------------
+# input
+
+
+def _need(obj: Any, field: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if not isinstance(obj, dict) or field not in obj:
+        raise TableError(f"{where}: missing field {field!r}")
+    value = obj[field]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        expected = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise TableError(f"{where}.{field}: expected {expected}, found {type(value).__name__} {value!r:.60}")
+    return value
+
+
+def parse_spec(obj: dict, where: str = "spec") -> Spec:
+    title = _need(obj, "title", str, where)
+    metric = _need(obj, "metric", str, where)
+    scale = float(_need(obj, "scale", (int, float), where))
+    decimals = _need(obj, "decimals", int, where)
+    if not 0 <= decimals <= 12:
+        raise TableError(f"{where}.decimals: expected 0..12, found {decimals}")
+    rows = _need(obj, "rows", list, where)
+    benchmarks = _need(obj, "benchmarks", list, where)
+    if not rows or not benchmarks:
+        raise TableError(f"{where}: needs at least one row and one benchmark")
+    for i, row in enumerate(rows):
+        _need(row, "run", str, f"{where}.rows[{i}]")
+        _need(row, "label", str, f"{where}.rows[{i}]")
+    for i, bench in enumerate(benchmarks):
+        _need(bench, "name", str, f"{where}.benchmarks[{i}]")
+        _need(bench, "label", str, f"{where}.benchmarks[{i}]")
+    for field, items, key in (("rows", rows, "run"), ("rows", rows, "label"), ("benchmarks", benchmarks, "name")):
+        values = [item[key] for item in items]
+        dupes = sorted({v for v in values if values.count(v) > 1})
+        if dupes:
+            raise TableError(f"{where}.{field}: duplicate {key} {dupes}")
+    extra = obj.get("extra_columns") or []
+    if not isinstance(extra, list):
+        raise TableError(f"{where}.extra_columns: expected a list")
+    runs = {row["run"] for row in rows}
+    for i, column in enumerate(extra):
+        _need(column, "label", str, f"{where}.extra_columns[{i}]")
+        values = _need(column, "values", dict, f"{where}.extra_columns[{i}]")
+        unknown = sorted(set(values) - runs)
+        if unknown:
+            raise TableError(f"{where}.extra_columns[{i}].values: runs {unknown} are not rows of the spec")
+    reference = obj.get("reference")
+    if reference is not None:
+        _need(reference, "label", str, f"{where}.reference")
+        ref_rows = _need(reference, "rows", dict, f"{where}.reference")
+        labels = {row["label"] for row in rows}
+        names = {bench["name"] for bench in benchmarks} | {"avg"}
+        for label, values in ref_rows.items():
+            if label not in labels:
+                raise TableError(f"{where}.reference.rows: {label!r} is not a row label of the spec "
+                                 f"(labels: {sorted(labels)})")
+            if not isinstance(values, dict):
+                raise TableError(f"{where}.reference.rows[{label!r}]: expected an object")
+            for name, text in values.items():
+                if name not in names:
+                    raise TableError(f"{where}.reference.rows[{label!r}]: {name!r} is not a benchmark of the "
+                                     f"spec nor 'avg'")
+                if not isinstance(text, (str, int, float)) or isinstance(text, bool) or _published_mean(text) is None:
+                    raise TableError(f"{where}.reference.rows[{label!r}][{name!r}]: expected a number like "
+                                     f"'95.33±0.08', found {text!r}")
+    return Spec(title, metric, scale, decimals, rows, benchmarks, extra, reference)
+
+
+def _published_mean(text: str | float) -> float | None:
+    if isinstance(text, (int, float)):
+        return float(text)
+    match = _NUMBER_RE.match(text)
+    return float(match.group(1)) if match else None
+
+
+def load_evals(paths: Sequence[str | os.PathLike], spec: Spec) -> dict[tuple[str, str], dict[int, float]]:
+    """{(run, benchmark): {seed: metric value}} from the eval JSON files, checked against the spec."""
+    runs = [row["run"] for row in spec.rows]
+    names = [bench["name"] for bench in spec.benchmarks]
+    values: dict[tuple[str, str], dict[int, float]] = {}
+    origin: dict[tuple[str, str, int], str] = {}
+    for path in sorted(str(p) for p in paths):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                obj = json.load(handle)
+        except json.JSONDecodeError as exc:
+            raise DataError(path, exc.lineno, None, f"not valid JSON ({exc.msg})") from None
+        if not isinstance(obj, dict):
+            raise DataError(path, None, None, "expected a JSON object (an eval file)")
+        for field, kind in (("run", str), ("benchmark", str), ("seed", int), ("metrics", dict)):
+            if field not in obj:
+                raise DataError(path, None, field, "missing field")
+            if not isinstance(obj[field], kind) or isinstance(obj[field], bool):
+                raise DataError(path, None, field, f"expected {kind.__name__}, found {type(obj[field]).__name__}")
+        run, bench, seed = obj["run"], obj["benchmark"], obj["seed"]
+        if run not in runs:
+            raise DataError(path, None, "run", f"run {run!r} is not a row of the table spec (rows: {runs})")
+        if bench not in names:
+            raise DataError(path, None, "benchmark", f"benchmark {bench!r} is not a column of the table spec "
+                                                     f"(benchmarks: {names})")
+        metric = obj["metrics"].get(spec.metric)
+        if not isinstance(metric, (int, float)) or isinstance(metric, bool) or not math.isfinite(metric):
+            raise DataError(path, None, f"metrics.{spec.metric}",
+                            f"expected a finite number, found {metric!r} (metrics: {sorted(obj['metrics'])})")
+        key = (run, bench, seed)
+        if key in origin:
+            raise TableError(f"duplicate eval for run {run!r}, benchmark {bench!r}, seed {seed}: "
+                             f"{origin[key]} and {path}")
+        origin[key] = path
+        values.setdefault((run, bench), {})[seed] = float(metric)
+    missing = [f"({run!r}, {bench!r})" for run in runs for bench in names if (run, bench) not in values]
+    if missing:
+        raise TableError(f"no eval file for (run, benchmark) {', '.join(missing)}")
+    return values
+
+
+# ----------------------------------------------------------------------------------------------
+# numbers
+
+
+def aggregate(seed_values: dict[int, float], scale: float) -> Cell:
+    """Mean and sample std (ddof=1) of the scaled values, in seed order, summed exactly."""
+    xs = [seed_values[s] * scale for s in sorted(seed_values)]
+    mean = math.fsum(xs) / len(xs)
+    std = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else None
+    return Cell(mean, std, len(xs))
+
+
+def fmt(x: float, decimals: int, sign: bool = False) -> str:
+    text = f"{x:+.{decimals}f}" if sign else f"{x:.{decimals}f}"
+    if float(text) == 0:  # no "-0.00"
+        text = ("+" if sign else "") + f"{0:.{decimals}f}"
+    return text
+
+
+@dataclass(frozen=True)
+class Line:
+    """One table row, ready to render: per benchmark (mean, std, seeds) texts, then Avg and extras."""
+
+    label: str
+    cells: list[tuple[str, str, str]]  # (mean, std or "", seeds or "")
+    avg: str
+    extras: list[str]
+    kind: str  # "ours" | "reference" | "difference"
+
+
+def build_lines(spec: Spec, values: dict[tuple[str, str], dict[int, float]]) -> list[Line]:
+    d = spec.decimals
+    lines: list[Line] = []
+    references = (spec.reference or {}).get("rows", {})
+    ref_label = (spec.reference or {}).get("label", "")
+    for row in spec.rows:
+        run, label = row["run"], row["label"]
+        cells = [aggregate(values[(run, bench["name"])], spec.scale) for bench in spec.benchmarks]
+        avg = math.fsum(c.mean for c in cells) / len(cells)
+        extras = [_extra_text(column["values"].get(run), d) for column in spec.extra_columns]
+        lines.append(Line(label, [(fmt(c.mean, d), fmt(c.std, d) if c.std is not None else "", str(c.seeds))
+                                  for c in cells], fmt(avg, d), extras, "ours"))
+        if label not in references:
+            continue
+        published = references[label]
+        names = [bench["name"] for bench in spec.benchmarks]
+        pub_cells, diff_cells = [], []
+        for name, cell in zip(names, cells):
+            if name in published:
+                mean_text, std_text = _published_parts(published[name])
+                pub_cells.append((mean_text, std_text, ""))
+                diff_cells.append((fmt(cell.mean - _published_mean(published[name]), d, sign=True), "", ""))
+            else:
+                pub_cells.append(("", "", ""))
+                diff_cells.append(("", "", ""))
+        if "avg" in published:
+            pub_avg = _published_parts(published["avg"])[0]
+            diff_avg = fmt(avg - _published_mean(published["avg"]), d, sign=True)
+        else:
+            pub_avg = diff_avg = ""
+        blank = ["" for _ in spec.extra_columns]
+        lines.append(Line(f"{label} ({ref_label})", pub_cells, pub_avg, blank, "reference"))
+        lines.append(Line(f"{label} (Δ ours − {ref_label})", diff_cells, diff_avg, blank, "difference"))
+    return lines
+
+
+def _published_parts(text: str | float) -> tuple[str, str]:
+    if isinstance(text, (int, float)):
+        return repr(float(text)) if isinstance(text, float) else str(text), ""
+    match = _NUMBER_RE.match(text)
+    return match.group(1), match.group(2) or ""
+
+
+def _extra_text(value: Any, decimals: int) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return fmt(float(value), decimals)
+    return str(value)
+
+
+def _seed_note(values: dict[tuple[str, str], dict[int, float]]) -> tuple[str, bool]:
+    counts = sorted({len(v) for v in values.values()})
+    single = 1 in counts
+    if len(counts) == 1:
+        n = counts[0]
+        text = f"{n} seed" + ("" if n == 1 else "s")
+    else:
+        text = f"{counts[0]}–{counts[-1]} seeds (see the CSV for each cell)"
+    return text, single
+
+
+def _footnote(spec: Spec, values: dict[tuple[str, str], dict[int, float]]) -> str:
+    seeds, single = _seed_note(values)
+    scale = f" × {fmt_scale(spec.scale)}" if spec.scale != 1 else ""
+    note = (f"Cells are {spec.metric}{scale}, mean ± sample std (ddof=1) over {seeds}; "
+            "Avg is the equal-weight mean of the per-benchmark means.")
+    if single:
+        note += f" {SINGLE_SEED_MARK} 1 seed: mean only, no std."
+    if spec.reference:
+        note += (f" Rows marked ({spec.reference['label']}) give published values; "
+                 f"Δ rows give ours − {spec.reference['label']}.")
+    return note
+
+
+def fmt_scale(scale: float) -> str:
+    return str(int(scale)) if float(scale).is_integer() else repr(float(scale))
+
+
+# ----------------------------------------------------------------------------------------------
+# rendering
+
+
+def _display(cell: tuple[str, str, str], pm: str, mark: str) -> str:
+    mean, std, seeds = cell
+    if std:
+        return f"{mean}{pm}{std}"
+    if seeds == "1":
+        return f"{mean}{mark}"
+    return mean
+
+
+def render_markdown(spec: Spec, lines: list[Line], footnote: str) -> str:
+    header = ["Run"] + [b["label"] for b in spec.benchmarks] + ["Avg"] + [c["label"] for c in spec.extra_columns]
+    out = [f"## {spec.title}", "", _md_row(header), "| :--- |" + " ---: |" * (len(header) - 1)]
+    for line in lines:
+        out.append(_md_row([line.label] + [_display(c, " ± ", " " + SINGLE_SEED_MARK) for c in line.cells]
+                           + [line.avg] + line.extras))
+    out += ["", footnote, ""]
+    return "\n".join(out)
+
+
+def _md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
+def render_csv(spec: Spec, lines: list[Line]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    header = ["row", "kind"]
+    for bench in spec.benchmarks:
+        header += [bench["label"], f"{bench['label']} std", f"{bench['label']} seeds"]
+    header += ["Avg"] + [c["label"] for c in spec.extra_columns]
+    writer.writerow(header)
+    for line in lines:
+        row = [line.label, line.kind]
+        for cell in line.cells:
+            row += list(cell)
+        writer.writerow(row + [line.avg] + line.extras)
+    return buffer.getvalue()
+
+
+_LATEX_SPECIALS = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+                   "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
+                   "±": r"$\pm$", "Δ": r"$\Delta$", "−": r"$-$", "–": "--", "×": r"$\times$",
+                   SINGLE_SEED_MARK: r"$^\dagger$"}
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX specials (& % $ # _ { } ~ ^ \\) and map ± Δ − – × † to math."""
+    return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in text)
+
+
+def render_latex(spec: Spec, lines: list[Line], footnote: str) -> str:
+    header = ["Run"] + [b["label"] for b in spec.benchmarks] + ["Avg"] + [c["label"] for c in spec.extra_columns]
+    out = [r"\begin{table}[t]", r"\centering",
+           r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\hline",
+           " & ".join(latex_escape(h) for h in header) + r" \\", r"\hline"]
+    for line in lines:
+        cells = [latex_escape(_display(c, " ± ", SINGLE_SEED_MARK)) for c in line.cells]
+        out.append(" & ".join([latex_escape(line.label)] + cells + [latex_escape(line.avg)]
+                              + [latex_escape(e) for e in line.extras]) + r" \\")
+    out += [r"\hline", r"\end{tabular}", r"\caption{" + latex_escape(f"{spec.title}. {footnote}") + "}",
+            r"\end{table}", ""]
+    return "\n".join(out)
+
+
+def build_tables(spec_obj: dict, eval_paths: Sequence[str | os.PathLike]) -> dict[str, str]:
+    """{"md", "csv", "tex"} texts for a spec (already parsed JSON) and eval files."""
+    spec = parse_spec(spec_obj)
+    values = load_evals(eval_paths, spec)
+    lines = build_lines(spec, values)
+    footnote = _footnote(spec, values)
+    return {"md": render_markdown(spec, lines, footnote), "csv": render_csv(spec, lines),
+            "tex": render_latex(spec, lines, footnote)}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m motab tables", description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", required=True, help="table spec JSON")
+    parser.add_argument("--evals", required=True, nargs="+", help="eval JSON files")
+    parser.add_argument("--output-prefix", required=True, help="writes PREFIX.md, PREFIX.csv, PREFIX.tex")
+    args = parser.parse_args(argv)
+    try:
+        with open(args.spec, encoding="utf-8") as handle:
+            spec_obj = json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise DataError(args.spec, exc.lineno, None, f"not valid JSON ({exc.msg})") from None
+    if not isinstance(spec_obj, dict):
+        raise DataError(args.spec, None, None, "expected a JSON object")
+    try:
+        texts = build_tables(spec_obj, args.evals)
+    except TableError as exc:
+        raise TableError(f"{args.spec}: {exc}") from None
+    for ext, text in texts.items():
+        write_text(f"{args.output_prefix}.{ext}", text)
+    print(f"wrote {args.output_prefix}.md/.csv/.tex ({len(spec_obj['rows'])} runs x "
+          f"{len(spec_obj['benchmarks'])} benchmarks)")
+    return 0

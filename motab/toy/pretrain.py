@@ -1,0 +1,129 @@
+"""Build a toy Qwen3 model and pretrain it on the toy problems (loss on the solution only).
+
+The teacher and the student come from this one function with different shapes and budgets:
+the teacher larger and trained longer, so it is clearly stronger than the base student.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+from motab.jsonio import read_jsonl, write_json
+from motab.provenance import provenance
+from motab.toy.model import ModelShape, build_qwen3
+from motab.toy.tokenizer import chat_text
+
+
+def encode_examples(tokenizer, rows: list[dict]) -> list[tuple[list[int], int]]:
+    """(token ids of the whole chat, number of prompt tokens) per row; the prompt is not trained on."""
+    examples = []
+    for row in rows:
+        prompt_ids = tokenizer(chat_text(row["input"]), add_special_tokens=False)["input_ids"]
+        full_ids = tokenizer(chat_text(row["input"], row["solution"]), add_special_tokens=False)["input_ids"]
+        assert full_ids[: len(prompt_ids)] == prompt_ids, "prompt tokens must prefix the full chat"
+        examples.append((full_ids[:-1], len(prompt_ids)))  # drop the trailing "\n" after <|im_end|>
+    return examples
+
+
+def make_batch(examples, indices, pad_id: int):
+    import torch
+
+    length = max(len(examples[i][0]) for i in indices)
+    input_ids = torch.full((len(indices), length), pad_id, dtype=torch.long)
+    labels = torch.full((len(indices), length), -100, dtype=torch.long)
+    attention = torch.zeros((len(indices), length), dtype=torch.long)
+    for row, i in enumerate(indices):
+        ids, n_prompt = examples[i]
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        labels[row, n_prompt: len(ids)] = torch.tensor(ids[n_prompt:])
+        attention[row, : len(ids)] = 1
+    return input_ids, labels, attention
+
+
+def pretrain(problems: str, tokenizer_dir: str, output: str, shape: ModelShape, steps: int, batch_size: int,
+             lr: float, warmup_steps: int, seed: int, threads: int, log_csv: str | None = None) -> None:
+    import torch
+    from transformers import AutoTokenizer
+
+    torch.set_num_threads(threads)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    model = build_qwen3(tokenizer, shape, seed=seed)
+    model.train()
+    examples = encode_examples(tokenizer, read_jsonl(problems))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
+
+    def lr_at(step: int) -> float:  # linear warm-up, cosine decay to 10%
+        if step < warmup_steps:
+            return lr * (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, steps - warmup_steps)
+        return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    generator = torch.Generator().manual_seed(seed)
+    order: list[int] = []
+    log_rows, start = [], time.time()
+    for step in range(steps):
+        if len(order) < batch_size:
+            order += torch.randperm(len(examples), generator=generator).tolist()
+        indices, order = order[:batch_size], order[batch_size:]
+        input_ids, labels, attention = make_batch(examples, indices, tokenizer.pad_token_id)
+        loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        log_rows.append({"step": step + 1, "loss": f"{loss.item():.6f}", "lr": f"{lr_at(step):.3e}",
+                         "seconds": f"{time.time() - start:.1f}"})
+        if (step + 1) % 50 == 0 or step + 1 == steps:
+            print(f"step {step + 1}/{steps} loss {loss.item():.4f} ({time.time() - start:.0f}s)", flush=True)
+
+    # Written under a temporary name and renamed, so a killed job never leaves a checkpoint that looks done.
+    out, tmp = Path(output), Path(output).with_name(f".{Path(output).name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.eval()
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    tokenizer.save_pretrained(str(tmp))
+    params = {"shape": vars(shape), "steps": steps, "batch_size": batch_size, "lr": lr,
+              "warmup_steps": warmup_steps, "seed": seed}
+    write_json(tmp / "pretrain.json", {"params": params, "num_parameters": model.num_parameters(),
+                                       "final_loss": round(loss.item(), 6), "provenance": provenance(params)})
+    if log_csv:
+        Path(log_csv).parent.mkdir(parents=True, exist_ok=True)
+        with open(log_csv, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(log_rows[0]))
+            writer.writeheader()
+            writer.writerows(log_rows)
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    print(f"{model.num_parameters():,} parameters, final loss {loss.item():.4f} -> {out}")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="motab toy-pretrain", description=__doc__)
+    parser.add_argument("--problems", required=True, help="prepared problems.jsonl (train split)")
+    parser.add_argument("--tokenizer", required=True)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--hidden-size", type=int, required=True)
+    parser.add_argument("--num-layers", type=int, required=True)
+    parser.add_argument("--num-heads", type=int, required=True)
+    parser.add_argument("--num-kv-heads", type=int, required=True)
+    parser.add_argument("--intermediate-size", type=int, required=True)
+    parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--batch-size", type=int, required=True)
+    parser.add_argument("--lr", type=float, required=True)
+    parser.add_argument("--warmup-steps", type=int, default=20)
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--log-csv")
+    args = parser.parse_args(argv)
+    shape = ModelShape(args.hidden_size, args.num_layers, args.num_heads, args.num_kv_heads, args.intermediate_size)
+    pretrain(args.problems, args.tokenizer, args.output, shape, args.steps, args.batch_size, args.lr,
+             args.warmup_steps, args.seed, args.threads, args.log_csv)
+    return 0

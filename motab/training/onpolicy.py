@@ -1,0 +1,285 @@
+"""Built-in on-policy distillation trainer (`python -m motab kd-train`).
+
+One loop, readable top to bottom. Each step:
+  1. take the next B prompts (a fixed order shuffled by --seed, cycled) and render them with the
+     student's chat template (add_generation_prompt=True);
+  2. sample n rollouts per prompt from the current student in-process (model.generate, do_sample,
+     --temperature, no top-k/top-p, stop at tokenizer.eos_token_id) and keep the sampler's
+     log-probabilities of the sampled tokens (from generate's scores, i.e. at --temperature; generate
+     holds one [rollouts, |V|] score tensor per new token, fine for the toy vocabulary, about
+     R * M * |V| * 4 bytes for a real one);
+  3. score the same tokens with the frozen teacher (eval, no_grad, same tokenizer);
+  4. minimise the chosen loss over the response tokens (prompt and padding masked; the eos the
+     student produced is part of the response):
+       rkl_onpolicy  Tinker's per-token reverse-KL advantage loss, k_t = log p_sampler(y_t) -
+                     log p_T(y_t) (student at the sampling temperature, teacher at 1), optionally
+                     discounted (--kl-discount), times the importance ratio p_new / p_sampler;
+       rkl|fkl|jsd   the full-vocabulary divergence at each response position of the student's own
+                     rollouts (logits / --distill-temperature; --jsd-beta is the teacher's weight
+                     in the mixture, see motab.losses.divergences), computed in token chunks.
+  5. AdamW (weight decay 0) at a CONSTANT learning rate, gradient-norm clip --grad-clip; one
+     optimizer step per batch of rollouts (so sampling and training weights agree: ratio = 1).
+
+Logged per step to --log-csv: step, loss, kl_to_teacher (mean over response tokens of
+log p_S(y_t) - log p_T(y_t) at temperature 1), rollout_len (mean response tokens), seconds.
+Deterministic for a fixed seed on CPU (same CSV apart from `seconds`, same weights).
+With --save-steps K, <output>.partial/step-N (weights, optimizer, RNG, logged rows) is written
+every K steps and a rerun resumes from the newest; it is removed once the output is complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from motab.jsonio import DataError, iter_jsonl, require
+from motab.losses.divergences import chunked_token_divergence, chunked_token_logprobs, onpolicy_advantage_loss
+from motab.provenance import provenance
+from motab.training.checkpoint import (atomic_save, latest_training_state, load_training_state,
+                                       save_training_state)
+
+LOSSES = ("rkl_onpolicy", "rkl", "fkl", "jsd")
+CSV_COLUMNS = ("step", "loss", "kl_to_teacher", "rollout_len", "seconds")
+# arguments that may change between a run and its resumption without changing the result
+RESUME_FREE = ("threads", "save_steps", "log_csv", "output")
+
+
+# ----------------------------------------------------------------------------- data
+
+def read_prompts(path: str | Path) -> list[list[dict]]:
+    """KDFlow prompt rows {"id", "messages": [{"role", "content"}], ...} -> list of message lists."""
+    conversations = []
+    for line, row in iter_jsonl(path):
+        require(row, "id", (str, int), path, line)
+        messages = require(row, "messages", list, path, line)
+        if not messages:
+            raise DataError(path, line, "messages", "expected at least one message, found an empty list")
+        for i, message in enumerate(messages):
+            if not isinstance(message, dict):
+                raise DataError(path, line, f"messages[{i}]", f"expected an object, found {type(message).__name__}")
+            require(message, "role", str, path, line)
+            require(message, "content", str, path, line)
+        conversations.append([{"role": m["role"], "content": m["content"]} for m in messages])
+    if not conversations:
+        raise DataError(path, None, None, "no prompts found")
+    return conversations
+
+
+def prompt_batch(order: list[int], step: int, batch: int) -> list[int]:
+    """Indices of the prompts for 1-based `step`: the next `batch` of `order`, cycling."""
+    start = (step - 1) * batch
+    return [order[(start + i) % len(order)] for i in range(batch)]
+
+
+# ----------------------------------------------------------------------------- rollouts
+
+@dataclass
+class Rollouts:
+    """R = B*n sequences: [left-padded prompt (P) | response (M, right-padded after eos)]."""
+
+    input_ids: torch.Tensor        # [R, P+M]
+    attention_mask: torch.Tensor   # [R, P+M]
+    prompt_len: int                # P
+    response: torch.Tensor         # [R, M]
+    response_mask: torch.Tensor    # [R, M] bool: tokens up to and including the first eos
+    sampler_logprobs: torch.Tensor  # [R, M] log p_sampler(y_t) at the sampling temperature
+
+    @property
+    def position_ids(self) -> torch.Tensor:
+        return (self.attention_mask.cumsum(-1) - 1).clamp(min=0)
+
+
+@torch.no_grad()
+def sample_rollouts(model, tokenizer, conversations: list[list[dict]], n: int, max_new_tokens: int,
+                    temperature: float) -> Rollouts:
+    texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
+    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    prompt_ids = enc.input_ids.repeat_interleave(n, dim=0)
+    prompt_mask = enc.attention_mask.repeat_interleave(n, dim=0)
+    was_training = model.training
+    model.eval()
+    out = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, do_sample=True, temperature=temperature,
+                         top_k=None, top_p=None, max_new_tokens=max_new_tokens, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, return_dict_in_generate=True, output_scores=True)
+    model.train(was_training)
+    prompt_len = prompt_ids.shape[1]
+    response = out.sequences[:, prompt_len:]
+    is_eos = response == tokenizer.eos_token_id
+    response_mask = (is_eos.long().cumsum(-1) - is_eos.long()) == 0   # up to and including the first eos
+    # one [R, V] score tensor per generated position; gather the sampled token at each
+    sampler_logprobs = torch.stack([torch.log_softmax(s.float(), -1).gather(-1, response[:, t:t + 1]).squeeze(-1)
+                                    for t, s in enumerate(out.scores)], dim=1)
+    return Rollouts(input_ids=out.sequences, attention_mask=torch.cat([prompt_mask, response_mask.long()], 1),
+                    prompt_len=prompt_len, response=response, response_mask=response_mask,
+                    sampler_logprobs=sampler_logprobs * response_mask)
+
+
+def response_hidden(model, rollouts: Rollouts) -> torch.Tensor:
+    """Final hidden states at the positions that predict each response token: [R, M, d]."""
+    hidden = model.base_model(input_ids=rollouts.input_ids, attention_mask=rollouts.attention_mask,
+                              position_ids=rollouts.position_ids, use_cache=False).last_hidden_state
+    return hidden[:, rollouts.prompt_len - 1:-1]
+
+
+# ----------------------------------------------------------------------------- one step
+
+def distillation_loss(student, teacher, rollouts: Rollouts, args: argparse.Namespace) -> tuple[torch.Tensor, float]:
+    """(loss with grad, kl_to_teacher) for one batch of rollouts."""
+    mask = rollouts.response_mask
+    targets = rollouts.response[mask]
+    with torch.no_grad():
+        teacher_hidden = response_hidden(teacher, rollouts)
+        logp_teacher = chunked_token_logprobs(teacher_hidden[mask], teacher.lm_head, targets,
+                                              chunk_tokens=args.chunk_tokens)
+    student_hidden = response_hidden(student, rollouts)
+    with torch.no_grad():
+        logp_student = chunked_token_logprobs(student_hidden.detach()[mask], student.lm_head, targets,
+                                              chunk_tokens=args.chunk_tokens)
+    kl_to_teacher = (logp_student - logp_teacher).mean().item() if targets.numel() else 0.0
+
+    if args.loss == "rkl_onpolicy":
+        logp_new = chunked_token_logprobs(student_hidden[mask], student.lm_head, targets, tau=args.temperature,
+                                          chunk_tokens=args.chunk_tokens)
+        as_grid = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
+        loss = onpolicy_advantage_loss(as_grid.masked_scatter(mask, logp_new), rollouts.sampler_logprobs,
+                                       as_grid.masked_scatter(mask, logp_teacher), mask, args.kl_discount)
+    else:
+        loss = chunked_token_divergence(student_hidden, student.lm_head, teacher_hidden, mask, args.loss,
+                                        teacher_head=teacher.lm_head, tau=args.distill_temperature,
+                                        beta=args.jsd_beta, chunk_tokens=args.chunk_tokens)
+    return loss, kl_to_teacher
+
+
+# ----------------------------------------------------------------------------- run
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="motab kd-train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--student", required=True, help="HF checkpoint folder of the student (trained)")
+    p.add_argument("--teacher", required=True, help="HF checkpoint folder of the teacher (frozen; same tokenizer)")
+    p.add_argument("--prompts", required=True, help="KDFlow prompt JSONL: {id, messages, answer, solution}")
+    p.add_argument("--output", required=True, help="folder for the trained HF checkpoint (+ kd_run.json)")
+    p.add_argument("--log-csv", required=True, help="per-step CSV: " + ", ".join(CSV_COLUMNS))
+    p.add_argument("--loss", choices=LOSSES, required=True)
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--prompts-per-step", type=int, required=True)
+    p.add_argument("--samples-per-prompt", type=int, required=True)
+    p.add_argument("--max-new-tokens", type=int, required=True)
+    p.add_argument("--temperature", type=float, required=True, help="sampling temperature of the rollouts")
+    p.add_argument("--lr", type=float, required=True, help="constant AdamW learning rate")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--kl-discount", type=float, default=0.0, help="rkl_onpolicy: discount g of future k_t (0 = none)")
+    p.add_argument("--jsd-beta", type=float, default=0.5, help="jsd: teacher weight in the mixture (0 = fkl, 1 = rkl)")
+    p.add_argument("--distill-temperature", type=float, default=1.0, help="rkl/fkl/jsd: logits / tau")
+    p.add_argument("--chunk-tokens", type=int, default=1024, help="tokens per chunk of logits")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0 = no clipping)")
+    p.add_argument("--save-steps", type=int, default=0, help="resumable state every K steps (0 = never)")
+    p.add_argument("--params-json", default="{}", help="config values this run depends on (for provenance)")
+    args = p.parse_args(argv)
+    for name in ("steps", "prompts_per_step", "samples_per_prompt", "max_new_tokens", "chunk_tokens", "threads"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, found {getattr(args, name)}")
+    if args.temperature <= 0 or args.distill_temperature <= 0:
+        p.error("temperatures must be > 0")
+    try:
+        args.params = json.loads(args.params_json)
+    except json.JSONDecodeError as exc:
+        p.error(f"--params-json is not valid JSON: {exc}")
+    return args
+
+
+def load_models(args: argparse.Namespace):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    tokenizer = AutoTokenizer.from_pretrained(args.student)
+    tokenizer.padding_side = "left"
+    if tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
+        raise ValueError(f"{args.student}: the tokenizer needs an eos and a pad token")
+    teacher_vocab = AutoTokenizer.from_pretrained(args.teacher).get_vocab()
+    if teacher_vocab != tokenizer.get_vocab():
+        raise ValueError(f"{args.teacher}: the teacher's tokenizer differs from the student's ({args.student});"
+                         " this trainer needs a shared tokenizer")
+    student = AutoModelForCausalLM.from_pretrained(args.student, dtype=torch.float32).to(device)
+    teacher = AutoModelForCausalLM.from_pretrained(args.teacher, dtype=torch.float32).to(device)
+    teacher.eval().requires_grad_(False)
+    student.train()
+    return student, teacher, tokenizer
+
+
+def run_config(args: argparse.Namespace) -> dict:
+    return {k: v for k, v in sorted(vars(args).items()) if k not in ("params",)}
+
+
+def train(args: argparse.Namespace) -> dict:
+    """Run the whole training; returns the kd_run.json record."""
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    conversations = read_prompts(args.prompts)
+    order = list(range(len(conversations)))
+    random.Random(args.seed).shuffle(order)
+    student, teacher, tokenizer = load_models(args)
+    optimizer = torch.optim.AdamW(student.parameters(), lr=args.lr, weight_decay=0.0)
+
+    partial = Path(str(Path(args.output)) + ".partial")
+    resume_key = {k: v for k, v in run_config(args).items() if k not in RESUME_FREE}
+    rows, first_step = [], 1
+    if args.save_steps and (latest := latest_training_state(partial)) is not None:
+        state = load_training_state(latest, student, optimizer)
+        if state["resume_key"] != resume_key:
+            raise ValueError(f"{latest}: saved by a run with other arguments; remove {partial} to start afresh")
+        torch.set_rng_state(state["rng"])
+        if state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        rows, first_step = state["rows"], state["step"] + 1
+        print(f"resuming from {latest}")
+
+    Path(args.log_csv).parent.mkdir(parents=True, exist_ok=True)
+    with open(args.log_csv, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+        handle.flush()
+        for step in range(first_step, args.steps + 1):
+            start = time.perf_counter()
+            batch = [conversations[i] for i in prompt_batch(order, step, args.prompts_per_step)]
+            rollouts = sample_rollouts(student, tokenizer, batch, args.samples_per_prompt, args.max_new_tokens,
+                                       args.temperature)
+            loss, kl_to_teacher = distillation_loss(student, teacher, rollouts, args)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if args.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(student.parameters(), args.grad_clip)
+            optimizer.step()
+            row = {"step": step, "loss": f"{loss.item():.6f}", "kl_to_teacher": f"{kl_to_teacher:.6f}",
+                   "rollout_len": f"{rollouts.response_mask.sum(-1).float().mean().item():.3f}",
+                   "seconds": f"{time.perf_counter() - start:.3f}"}
+            rows.append(row)
+            writer.writerow(row)
+            handle.flush()
+            if args.save_steps and step % args.save_steps == 0 and step < args.steps:
+                save_training_state(partial, step, student, optimizer,
+                                    {"rng": torch.get_rng_state(), "rows": rows, "resume_key": resume_key,
+                                     "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None})
+
+    record = {"args": run_config(args), "params": args.params,
+              "provenance": provenance(args.params or resume_key),
+              "final": {"steps": args.steps, "loss": rows[-1]["loss"], "kl_to_teacher": rows[-1]["kl_to_teacher"]}}
+    atomic_save(student, tokenizer, args.output, extra_json={"kd_run.json": record})
+    if partial.exists():
+        shutil.rmtree(partial)
+    return record
+
+
+def main(argv: list[str]) -> int:
+    train(parse_args(argv))
+    return 0

@@ -1,0 +1,155 @@
+# Targets and helpers derived from config: which files each study needs, which checkpoint a
+# run starts from, the parameters each rule passes on (so a changed value reruns that rule).
+import json
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+validate(config, "../schemas/config.schema.yaml")
+
+
+def _python():
+    # Inside per-rule conda envs (`--software-deployment-method conda`) the env's python runs
+    # the package; otherwise the interpreter running Snakemake (the project's venv).
+    methods = {str(m).lower() for m in getattr(workflow.deployment_settings, "deployment_method", ())}
+    return "python" if any("conda" in m for m in methods) else sys.executable
+
+
+PY = _python()
+MOTAB = f"{PY} -m motab"
+
+
+def study_cfg(study):
+    return config["studies"][study]
+
+
+def as_json(obj):
+    """Canonical JSON of config values: the params a rule exposes to --rerun-triggers params."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+wildcard_constraints:
+    study="|".join(sorted(config["studies"])),
+    run=r"[A-Za-z0-9_.-]+",
+    bench=r"[A-Za-z0-9_.-]+",
+    seed=r"\d+",
+    method=r"[a-z_]+",
+    model=r"[A-Za-z0-9_.-]+",
+
+
+# --- models and checkpoints ------------------------------------------------------------------
+
+
+def is_toy_model(name):
+    return config["models"][name]["source"] == "toy"
+
+
+def model_location(study, name):
+    """Folder of a model: built by the pipeline for toy models, a hub id or path otherwise."""
+    if is_toy_model(name):
+        return f"results/{study}/models/{name}"
+    return config["models"][name]["path"]
+
+
+def run_cfg(study, run):
+    return study_cfg(study)["runs"][run]
+
+
+def checkpoint_location(study, run):
+    """Where the weights of a run live: its base model, or the SFT / KD checkpoint it trains."""
+    spec = run_cfg(study, run)
+    if "model" in spec:
+        return model_location(study, spec["model"])
+    if "sft" in spec:
+        return f"results/{study}/ckpt/sft/{run}"
+    return f"results/{study}/ckpt/kd/{run}"
+
+
+def checkpoint_inputs(study, run):
+    """The pipeline-built files a run's weights depend on (none for a hub model)."""
+    spec = run_cfg(study, run)
+    if "model" in spec and not is_toy_model(spec["model"]):
+        return []
+    return [checkpoint_location(study, run)]
+
+
+def start_of(study, run):
+    """The run or model a trained run starts from: `from`, else the study's student."""
+    spec = run_cfg(study, run)
+    source = spec.get("from", study_cfg(study)["student"])
+    return source
+
+
+def start_location(study, run):
+    source = start_of(study, run)
+    if source in study_cfg(study)["runs"]:
+        return checkpoint_location(study, source)
+    return model_location(study, source)
+
+
+def start_inputs(study, run):
+    source = start_of(study, run)
+    if source in study_cfg(study)["runs"]:
+        return checkpoint_inputs(study, source)
+    return [model_location(study, source)] if is_toy_model(source) else []
+
+
+def server_command(study, model_name):
+    """The study's server launch command, with the model's tensor-parallel size filled in."""
+    template = config["servers"][study_cfg(study)["server"]]
+    tp = config["models"].get(model_name, {}).get("tp", 1)
+    return template.replace("{tp}", str(tp))
+
+
+def run_model_name(study, run):
+    """The config model a run's architecture comes from (for its server's tp)."""
+    spec = run_cfg(study, run)
+    if "model" in spec:
+        return spec["model"]
+    return study_cfg(study)["student"]
+
+
+# --- resources: one place in config per stage ------------------------------------------------
+
+
+def stage_resource(stage, key):
+    def get(wildcards):
+        resources = study_cfg(wildcards.study)["resources"]
+        return resources.get(stage, {}).get(key, resources["default"][key])
+
+    return get
+
+
+def stage_resources(stage):
+    return dict(
+        gpu=stage_resource(stage, "gpus"),
+        cpus_per_task=stage_resource(stage, "cpus_per_task"),
+        mem_mb=stage_resource(stage, "mem_mb"),
+        runtime=stage_resource(stage, "runtime"),
+    )
+
+
+# --- targets ---------------------------------------------------------------------------------
+
+
+def eval_json(study, run, bench, seed):
+    return f"results/{study}/eval/{run}/{bench}/seed{seed}.json"
+
+
+def table_evals(study, table):
+    cfg = study_cfg(study)
+    return [
+        eval_json(study, run, bench, seed)
+        for run in cfg["tables"][table]["rows"]
+        for bench in cfg["eval"]["benchmarks"]
+        for seed in cfg["eval"]["seeds"]
+    ]
+
+
+def final_outputs():
+    outputs = []
+    for study in config["select"]:
+        for table in sorted(study_cfg(study)["tables"]):
+            outputs += [f"results/{study}/tables/{table}.{ext}" for ext in ("md", "csv", "tex")]
+    return outputs

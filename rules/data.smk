@@ -1,0 +1,91 @@
+# Problems in the pipeline's contract (problems.jsonl), benchmarks, and KDFlow prompts.
+
+
+def raw_train_input(wildcards):
+    data = config["datasets"][study_cfg(wildcards.study)["train_data"]]
+    if data["source"] == "toy":
+        return f"results/{wildcards.study}/raw/train.jsonl"
+    return data["path"] if Path(data["path"]).is_file() else []
+
+
+def raw_train_location(wildcards):
+    data = config["datasets"][study_cfg(wildcards.study)["train_data"]]
+    return f"results/{wildcards.study}/raw/train.jsonl" if data["source"] == "toy" else data["path"]
+
+
+rule prepare:
+    input:
+        raw_train_input,
+    output:
+        "results/{study}/data/problems.jsonl",
+    params:
+        raw=raw_train_location,
+        source=lambda wc: study_cfg(wc.study)["train_data"],
+    log:
+        "logs/{study}/prepare.log",
+    threads: 1
+    resources:
+        **stage_resources("data"),
+    shell:
+        "{MOTAB} prepare --input {params.raw} --source {params.source} --output {output} > {log} 2>&1"
+
+
+def bench_cfg(wildcards):
+    return config["benchmarks"][wildcards.bench]
+
+
+def bench_input(wildcards):
+    bench = bench_cfg(wildcards)
+    if bench["source"] == "toy":
+        return f"results/{wildcards.study}/raw/test.jsonl"
+    return bench["path"]
+
+
+rule benchmark:
+    input:
+        bench_input,
+    output:
+        "results/{study}/benchmarks/{bench}.jsonl",
+    params:
+        bench=lambda wc: as_json(bench_cfg(wc)),
+        question=lambda wc: bench_cfg(wc).get("question_field", "question"),
+        answer=lambda wc: bench_cfg(wc).get("answer_field", "answer"),
+        limit=lambda wc: bench_cfg(wc).get("limit", 0),
+    log:
+        "logs/{study}/benchmark/{bench}.log",
+    threads: 1
+    resources:
+        **stage_resources("data"),
+    shell:
+        "{MOTAB} prepare --input {input} --source {wildcards.bench} --output {output}"
+        " --question-field {params.question} --answer-field {params.answer} --limit {params.limit} > {log} 2>&1"
+
+
+rule kd_prompts:
+    input:
+        "results/{study}/data/problems.jsonl",
+    output:
+        "results/{study}/kd_data/prompts.jsonl",
+    log:
+        "logs/{study}/kd_prompts.log",
+    threads: 1
+    resources:
+        **stage_resources("data"),
+    shell:
+        "{MOTAB} kd-prompts --problems {input} --output {output} --deduplicate > {log} 2>&1"
+
+
+rule reorganize:
+    input:
+        "results/{study}/synth/{method}.jsonl",
+    output:
+        data="results/{study}/sft_data/{method}/train.jsonl",
+        info="results/{study}/sft_data/{method}/dataset_info.json",
+    log:
+        "logs/{study}/reorganize/{method}.log",
+    threads: 1
+    resources:
+        **stage_resources("data"),
+    shell:
+        "{MOTAB} reorganize --input {input} --output-dir results/{wildcards.study}/sft_data/{wildcards.method}"
+        " --dataset-name {wildcards.method} > {log} 2>&1"

@@ -1,0 +1,29 @@
+# SFT with LLaMA-Factory: the job writes the tool's YAML into the checkpoint folder (so the
+# stage can be rerun by hand with `llamafactory-cli train`) and renames the folder when done.
+
+
+def sft_method(wildcards):
+    return run_cfg(wildcards.study, wildcards.run)["sft"]
+
+
+rule sft:
+    input:
+        data=lambda wc: f"results/{wc.study}/sft_data/{sft_method(wc)}/train.jsonl",
+        info=lambda wc: f"results/{wc.study}/sft_data/{sft_method(wc)}/dataset_info.json",
+        start=lambda wc: start_inputs(wc.study, wc.run),
+    output:
+        directory("results/{study}/ckpt/sft/{run}"),
+    params:
+        sft=lambda wc: as_json(study_cfg(wc.study)["sft"]),
+        start=lambda wc: start_location(wc.study, wc.run),
+        method=sft_method,
+    log:
+        "logs/{study}/sft/{run}.log",
+    benchmark:
+        "logs/{study}/sft/{run}.benchmark.tsv"
+    threads: 2
+    resources:
+        **stage_resources("sft"),
+    shell:
+        "{MOTAB} sft --model {params.start} --dataset-dir results/{wildcards.study}/sft_data/{params.method}"
+        " --dataset {params.method} --output {output} --params-json {params.sft:q} > {log} 2>&1"

@@ -1,0 +1,74 @@
+# The toy study's own inputs, built from config so no download is needed: a generated
+# arithmetic problem set, a BPE tokenizer trained on it, and Qwen3 teacher/student models.
+
+
+def toy_dataset_cfg(study):
+    return config["datasets"][study_cfg(study)["train_data"]]
+
+
+rule toy_problems:
+    output:
+        train="results/{study}/raw/train.jsonl",
+        test="results/{study}/raw/test.jsonl",
+    params:
+        data=lambda wc: as_json(toy_dataset_cfg(wc.study)),
+        cfg=lambda wc: toy_dataset_cfg(wc.study),
+    log:
+        "logs/{study}/toy_problems.log",
+    threads: 1
+    resources:
+        **stage_resources("toy"),
+    shell:
+        "{MOTAB} toy-problems --num-train {params.cfg[num_train]} --num-test {params.cfg[num_test]}"
+        " --num-ops {params.cfg[num_ops]} --min-operand {params.cfg[min_operand]}"
+        " --max-operand {params.cfg[max_operand]} --seed {params.cfg[seed]}"
+        " --train-output {output.train} --test-output {output.test} > {log} 2>&1"
+
+
+rule toy_tokenizer:
+    input:
+        "results/{study}/data/problems.jsonl",
+    output:
+        directory("results/{study}/models/tokenizer"),
+    params:
+        vocab_size=512,
+    log:
+        "logs/{study}/toy_tokenizer.log",
+    threads: 1
+    resources:
+        **stage_resources("toy"),
+    shell:
+        "{MOTAB} toy-tokenizer --problems {input} --vocab-size {params.vocab_size} --output {output} > {log} 2>&1"
+
+
+def toy_model_cfg(wildcards):
+    return config["models"][wildcards.model]
+
+
+rule toy_model:
+    input:
+        problems="results/{study}/data/problems.jsonl",
+        tokenizer="results/{study}/models/tokenizer",
+    output:
+        directory("results/{study}/models/{model}"),
+    wildcard_constraints:
+        model="|".join(sorted(m for m in config["models"] if config["models"][m]["source"] == "toy")),
+    params:
+        model=lambda wc: as_json(toy_model_cfg(wc)),
+        shape=lambda wc: toy_model_cfg(wc)["shape"],
+        train=lambda wc: toy_model_cfg(wc)["pretrain"],
+    log:
+        "logs/{study}/toy_model/{model}.log",
+    benchmark:
+        "logs/{study}/toy_model/{model}.benchmark.tsv"
+    threads: 1
+    resources:
+        **stage_resources("toy_model"),
+    shell:
+        "{MOTAB} toy-pretrain --problems {input.problems} --tokenizer {input.tokenizer} --output {output}"
+        " --hidden-size {params.shape[hidden_size]} --num-layers {params.shape[num_layers]}"
+        " --num-heads {params.shape[num_heads]} --num-kv-heads {params.shape[num_kv_heads]}"
+        " --intermediate-size {params.shape[intermediate_size]} --steps {params.train[steps]}"
+        " --batch-size {params.train[batch_size]} --lr {params.train[lr]}"
+        " --warmup-steps {params.train[warmup_steps]} --seed {params.train[seed]} --threads {threads}"
+        " --log-csv logs/{wildcards.study}/toy_model/{wildcards.model}.train.csv > {log} 2>&1"

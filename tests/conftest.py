@@ -1,0 +1,53 @@
+"""Shared fixtures: a real (random-weight) tiny Qwen3 checkpoint with the toy tokenizer."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def _toy_texts(n: int = 300) -> list[str]:
+    from motab.toy.tasks import TaskSpec, generate_problems
+    from motab.toy.tokenizer import chat_text
+
+    rows = generate_problems(TaskSpec(), n=n, seed=0)
+    return [chat_text(r["question"], r["solution"]) for r in rows]
+
+
+@pytest.fixture(scope="session")
+def toy_tokenizer_dir(tmp_path_factory) -> Path:
+    from motab.toy.tokenizer import train_tokenizer
+
+    out = tmp_path_factory.mktemp("toy_tokenizer")
+    train_tokenizer(_toy_texts(), vocab_size=300, out_dir=out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, toy_tokenizer_dir) -> Path:
+    """A saved random-init Qwen3ForCausalLM (~60K params) plus tokenizer and chat template."""
+    from transformers import AutoTokenizer
+
+    from motab.toy.model import ModelShape, build_qwen3, save_checkpoint
+
+    tok = AutoTokenizer.from_pretrained(toy_tokenizer_dir)
+    model = build_qwen3(tok, ModelShape(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1,
+                                        intermediate_size=64), seed=0)
+    out = tmp_path_factory.mktemp("tiny_model")
+    save_checkpoint(model, tok, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"shared data folder not found at {SHARED_DATA} (tests expect ../shared/data)")
+    return SHARED_DATA

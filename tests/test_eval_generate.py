@@ -1,0 +1,54 @@
+"""eval-generate end to end: a real embedded server, three problems, two samples each."""
+
+from __future__ import annotations
+
+import json
+
+from motab.evaluation.generate import chunk_seed, main
+from motab.jsonio import write_jsonl
+from motab.serving.launch import LOCAL_SERVER
+
+PROBLEMS = [
+    {"id": "p-2", "input": "Compute 7 - 3.", "answer": "4", "solution": "7 - 3 = 4.", "source": "toy"},
+    {"id": "p-0", "input": "Compute 1 + 2.", "answer": "3", "solution": "1 + 2 = 3.", "source": "toy"},
+    {"id": "p-1", "input": "Compute 5 + 5.", "answer": "10", "solution": "5 + 5 = 10.", "source": "toy"},
+]
+
+
+def _run(model, problems, out, log, *extra):
+    argv = ["--model", str(model), "--problems", str(problems), "--output", str(out), "--n", "2",
+            "--temperature", "1.0", "--max-tokens", "8", "--seed", "3", "--batch-problems", "2",
+            "--max-in-flight", "2", "--server-command", LOCAL_SERVER + " --threads 1", "--server-log", str(log),
+            *extra]
+    assert main(argv) == 0
+
+
+def test_eval_generate_end_to_end_and_rerun_identical(tiny_model_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    from motab.chat import build_prompt
+
+    problems = tmp_path / "problems.jsonl"
+    write_jsonl(problems, PROBLEMS)
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    _run(tiny_model_dir, problems, first, tmp_path / "a.log")
+    _run(tiny_model_dir, problems, second, tmp_path / "b.log")
+
+    assert first.read_bytes() == second.read_bytes()
+    rows = [json.loads(line) for line in first.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["p-0", "p-1", "p-2"]
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    for row, problem in zip(rows, sorted(PROBLEMS, key=lambda p: p["id"])):
+        assert set(row) == {"id", "input", "gold", "prompt", "responses", "finish_reasons", "completion_tokens"}
+        assert row["gold"] == problem["answer"] and row["input"] == problem["input"]
+        assert row["prompt"] == build_prompt(tok, problem["input"])
+        assert len(row["responses"]) == len(row["finish_reasons"]) == len(row["completion_tokens"]) == 2
+        assert all(1 <= n <= 8 for n in row["completion_tokens"])
+        assert all(reason in ("stop", "length") for reason in row["finish_reasons"])
+    assert "listening on http://127.0.0.1:" in (tmp_path / "a.log").read_text()
+
+
+def test_chunk_seed_is_stable_and_depends_on_both_inputs():
+    assert chunk_seed(0, "p-0") == chunk_seed(0, "p-0")
+    assert len({chunk_seed(0, "p-0"), chunk_seed(1, "p-0"), chunk_seed(0, "p-1")}) == 3
+    assert 0 <= chunk_seed(123, "x") < 2**31
