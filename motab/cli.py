@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("motab.data.prepare", "normalise LIMO-shaped raw problems into problems.jsonl"),
     "kd-prompts": ("motab.data.kd_prompts", "problems -> KDFlow prompt file"),
     "synth": ("motab.synthesis.run", "synthesise trajectories over HTTP"),
+    "synth-filter": ("motab.synthesis.cot_filter", "drop bad CoTs from a synth file (CoT-filter rules)"),
     "reorganize": ("motab.data.reorganize", "synth file -> LLaMA-Factory alpaca data + dataset_info"),
     "sft": ("motab.training.sft", "write the LLaMA-Factory YAML and run llamafactory-cli train"),
     "kd-train": ("motab.training.onpolicy", "built-in on-policy distillation trainer"),

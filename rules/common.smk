@@ -110,6 +110,11 @@ def run_model_name(study, run):
     return study_cfg(study)["student"]
 
 
+def bench_data_cfg(name):
+    """A benchmark's config without its display label (a label change reruns only the tables)."""
+    return {k: v for k, v in config["benchmarks"][name].items() if k != "label"}
+
+
 # --- resources: one place in config per stage ------------------------------------------------
 
 

@@ -31,7 +31,7 @@ rule prepare:
 
 
 def bench_cfg(wildcards):
-    return config["benchmarks"][wildcards.bench]
+    return bench_data_cfg(wildcards.bench)
 
 
 def bench_input(wildcards):

@@ -44,7 +44,8 @@ rule eval_grade:
         "results/{study}/eval/{run}/{bench}/seed{seed}.json",
     params:
         provenance=lambda wc: as_json(
-            {"run": run_cfg(wc.study, wc.run), "benchmark": config["benchmarks"][wc.bench],
+            {"run": {k: v for k, v in run_cfg(wc.study, wc.run).items() if k != "label"},
+             "benchmark": bench_data_cfg(wc.bench),
              "generation": generation_params(wc)}
         ),
     log:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from motab.losses.divergences import (
+    akl_weights,
     chunked_token_divergence,
     chunked_token_logprobs,
     discounted_advantages,
@@ -156,3 +157,107 @@ def test_advantage_loss_is_an_unbiased_reverse_kl_gradient():
         loss = onpolicy_advantage_loss(logp_new, logp_new.detach(), logq_all[y].view(1, 1), torch.ones(1, 1))
         expected += logp_all[y].exp().detach() * torch.autograd.grad(loss, theta, retain_graph=True)[0]
     torch.testing.assert_close(expected, exact.double(), rtol=1e-4, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- skewed KL and AKL
+
+def naive_kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    return (p * (p.log() - q.log())).sum(-1)
+
+
+def naive_akl(p_s: torch.Tensor, p_t: torch.Tensor, mu: float) -> torch.Tensor:
+    """Token by token, with Python sets: head = smallest top-p_T prefix with mass >= mu."""
+    out = []
+    for s_row, t_row in zip(p_s.reshape(-1, p_s.shape[-1]), p_t.reshape(-1, p_t.shape[-1])):
+        order = sorted(range(t_row.shape[0]), key=lambda v: -float(t_row[v].detach()))
+        head, mass = set(), 0.0
+        for v in order:
+            if mass >= mu:
+                break
+            head.add(v)
+            mass += float(t_row[v].detach())
+        gap = (t_row - s_row).abs().detach()
+        g_h = sum(float(gap[v]) for v in head)
+        g_t = float(gap.sum()) - g_h
+        out.append(g_h / (g_h + g_t) * naive_kl(t_row, s_row) + g_t / (g_h + g_t) * naive_kl(s_row, t_row))
+    return torch.stack(out).reshape(p_s.shape[:-1])
+
+
+def naive_new_divergence(s_logits, t_logits, mask, kind, tau, param):
+    p_s = torch.softmax(s_logits.double() / tau, -1)
+    p_t = torch.softmax(t_logits.double() / tau, -1)
+    if kind == "skl":
+        per_token = naive_kl(p_t, param * p_t + (1 - param) * p_s)
+    elif kind == "srkl":
+        per_token = naive_kl(p_s, param * p_s + (1 - param) * p_t)
+    else:
+        per_token = naive_akl(p_s, p_t, param)
+    mask = mask.double()
+    return (per_token * mask).sum() / mask.sum()
+
+
+NEW_CASES = [("skl", 1.0, 0.1), ("skl", 2.0, 0.5), ("skl", 1.0, 0.0), ("srkl", 1.0, 0.1), ("srkl", 0.7, 0.3),
+             ("akl", 1.0, 0.5), ("akl", 1.5, 0.9), ("akl", 1.0, 0.2)]
+
+
+@pytest.mark.parametrize("kind,tau,param", NEW_CASES)
+@pytest.mark.parametrize("fused", [True, False])
+def test_skewed_and_adaptive_kl_match_naive(kind, tau, param, fused):
+    s_hidden, t_hidden, s_head, t_head, mask = make_case(seed=6)
+    ref = naive_new_divergence(s_head(s_hidden), t_head(t_hidden), mask, kind, tau, param)
+    ref_grads = torch.autograd.grad(ref, [s_hidden, s_head.weight])
+    extra = {"skew": param} if kind != "akl" else {"mu": param}
+    got = chunked_token_divergence(s_hidden, s_head, t_hidden, mask, kind, teacher_head=t_head, tau=tau,
+                                   chunk_tokens=4, fused=fused, **extra)
+    got_grads = torch.autograd.grad(got, [s_hidden, s_head.weight])
+    torch.testing.assert_close(got.double(), ref, rtol=1e-4, atol=1e-6)
+    for g, r in zip(got_grads, ref_grads):
+        torch.testing.assert_close(g.double(), r, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind,tau,beta", CASES)
+def test_checkpoint_backend_matches_naive(kind, tau, beta):
+    s_hidden, t_hidden, s_head, t_head, mask = make_case(seed=7)
+    ref = naive_divergence(s_head(s_hidden), t_head(t_hidden), mask, kind, tau, beta)
+    ref_grads = torch.autograd.grad(ref, [s_hidden, s_head.weight])
+    got = chunked_token_divergence(s_hidden, s_head, t_hidden, mask, kind, teacher_head=t_head, tau=tau, beta=beta,
+                                   chunk_tokens=4, fused=False)
+    got_grads = torch.autograd.grad(got, [s_hidden, s_head.weight])
+    torch.testing.assert_close(got.double(), ref, rtol=1e-4, atol=1e-6)
+    for g, r in zip(got_grads, ref_grads):
+        torch.testing.assert_close(g.double(), r, rtol=1e-4, atol=1e-6)
+
+
+def test_fused_backend_handles_bias_frozen_heads_and_scaled_outputs():
+    s_hidden, t_hidden, _, t_head, mask = make_case(seed=8)
+    s_head = torch.nn.Linear(D_S, V, bias=True).double()
+    ref = 3.0 * naive_divergence(s_head(s_hidden), t_head(t_hidden), mask, "fkl", 1.0, 0.5)
+    ref_grads = torch.autograd.grad(ref, [s_hidden, s_head.weight, s_head.bias])
+    got = 3.0 * chunked_token_divergence(s_hidden, s_head, t_hidden, mask, "fkl", teacher_head=t_head, chunk_tokens=4)
+    got_grads = torch.autograd.grad(got, [s_hidden, s_head.weight, s_head.bias])
+    for g, r in zip(got_grads, ref_grads):
+        torch.testing.assert_close(g.double(), r, rtol=1e-4, atol=1e-6)
+    s_head.requires_grad_(False)   # a frozen head (LoRA): only the hidden states get a gradient
+    got = chunked_token_divergence(s_hidden, s_head, t_hidden, mask, "fkl", teacher_head=t_head, chunk_tokens=4)
+    torch.testing.assert_close(torch.autograd.grad(got, s_hidden)[0].double(), ref_grads[0] / 3.0, rtol=1e-4, atol=1e-6)
+    with torch.no_grad():   # scoring only: no gradient buffers
+        assert chunked_token_divergence(s_hidden, s_head, t_hidden, mask, "fkl", teacher_head=t_head).item() > 0
+
+
+def test_akl_head_is_the_smallest_prefix_reaching_mu():
+    # teacher (0.5, 0.3, 0.2): mu = 0.5 -> head {0}; mu = 0.6 -> head {0, 1}
+    log_t = torch.tensor([[0.5, 0.3, 0.2]]).log()
+    log_s = torch.tensor([[0.2, 0.3, 0.5]]).log()
+    w_head, w_tail = akl_weights(log_s, log_t, 0.5)
+    assert math.isclose(w_head.item(), 0.3 / 0.6, rel_tol=1e-6) and math.isclose(w_tail.item(), 0.3 / 0.6, rel_tol=1e-6)
+    w_head, _ = akl_weights(log_s, log_t, 0.6)
+    assert math.isclose(w_head.item(), 0.3 / 0.6, rel_tol=1e-6)   # |0.3-0.3| adds nothing to the head
+    w_head, _ = akl_weights(log_s, log_t, 0.81)
+    assert math.isclose(w_head.item(), 1.0, rel_tol=1e-6)
+
+
+def test_new_divergences_vanish_when_equal():
+    logits = torch.randn(5, V)
+    for kind in ("skl", "srkl", "akl"):
+        assert token_divergence(logits, logits, kind).abs().max() < 1e-5
+        assert (token_divergence(logits, torch.randn(5, V), kind) > 0).all()

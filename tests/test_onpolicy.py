@@ -46,7 +46,7 @@ def kd_setup(tmp_path_factory) -> dict[str, Path]:
 def run(kd_setup, out: Path, *extra: str, teacher: str = "teacher", loss: str = "rkl_onpolicy", steps: int = 3,
         lr: float = 1e-2, seed: int = 0, new_tokens: int = 8) -> tuple[Path, Path]:
     output, log = out / "model", out / "log.csv"
-    argv = ["--student", str(kd_setup["student"]), "--teacher", str(kd_setup[teacher]),
+    argv = ["--student", str(kd_setup["student"]), "--teacher", str(kd_setup.get(teacher, teacher)),
             "--prompts", str(kd_setup["prompts"]), "--output", str(output), "--log-csv", str(log),
             "--loss", loss, "--steps", str(steps), "--prompts-per-step", "2", "--samples-per-prompt", "2",
             "--max-new-tokens", str(new_tokens), "--temperature", "1.0", "--lr", str(lr), "--seed", str(seed),
@@ -150,3 +150,108 @@ def test_student_moves_towards_a_different_teacher(kd_setup, tmp_path):
     kl = [float(r["kl_to_teacher"]) for r in read_csv(log)]
     start, end = sum(kl[:3]) / 3, sum(kl[-4:]) / 4
     assert end < 0.5 * start, kl
+
+
+# ----------------------------------------------------------------------------- new losses and self-distillation
+
+NEW_LOSSES = [("akl", "--akl-mu", "0.6"), ("skl", "--skew-lambda", "0.2"), ("srkl", "--skew-lambda", "0.2"),
+              ("opsd", "--clip", "50"), ("eopd", "--distill-temperature", "1.1"), ("pwopsd", "--clip", "40"),
+              ("reopold", "--reopold-keep-fraction", "0.5")]
+
+
+@pytest.mark.parametrize("loss,flag,value", NEW_LOSSES)
+def test_new_losses_train_against_a_teacher_checkpoint(kd_setup, tmp_path, loss, flag, value):
+    # opsd/pwopsd get a large clip here: this far random teacher puts every token's fkl above 0.05, and
+    # a token clamped at the clip has no gradient (see test_token_clip_stops_gradients_of_far_tokens)
+    output, log = run(kd_setup, tmp_path, flag, value, loss=loss, steps=2)
+    rows = read_csv(log)
+    assert len(rows) == 2 and all(float(r["kl_to_teacher"]) > 0.1 for r in rows)
+    before, after = weights(kd_setup["student"]), weights(output)
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert json.loads((output / "kd_run.json").read_text())["args"][flag[2:].replace("-", "_")] == float(value)
+
+
+def test_teacher_prompt_follows_opsd_wording():
+    messages = [{"role": "system", "content": "sys"}, {"role": "user", "content": "What is 2+3?"}]
+    got = onpolicy.teacher_messages(messages, "2+3 = 5. \\boxed{5}")
+    assert got[0] == messages[0] and len(got) == 2
+    assert got[1]["content"] == (
+        "What is 2+3?\n\nHere is a reference solution to this problem:\n2+3 = 5. \\boxed{5}\n\n\n"
+        "After understanding the reference solution and the rationale behind each step, now articulate your own "
+        "step-by-step reasoning that derives the same final answer to the problem below:\n\n"
+        "Please reason step by step, and put your final answer within \\boxed{}.")
+
+
+def test_self_teacher_scores_the_same_response_after_the_privileged_prompt(kd_setup):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(kd_setup["student"])
+    tok.padding_side = "left"
+    conversations, privileged = onpolicy.read_prompts(kd_setup["prompts"], need_solution=True)
+    response = torch.tensor([[5, 6, tok.eos_token_id, tok.pad_token_id]] * 4)
+    mask = torch.tensor([[True, True, True, False]] * 4)
+    rollouts = onpolicy.Rollouts(input_ids=response, attention_mask=mask.long(), prompt_len=0, response=response,
+                                 response_mask=mask, sampler_logprobs=torch.zeros(4, 4))
+    teacher = onpolicy.with_prompts(rollouts, tok, privileged[:2], n=2)
+    assert torch.equal(teacher.input_ids[:, teacher.prompt_len:], response)
+    prompt = tok.decode(teacher.input_ids[0, :teacher.prompt_len], skip_special_tokens=True)
+    solution = json.loads(kd_setup["prompts"].read_text().splitlines()[0])["solution"]
+    assert "reference solution" in prompt and solution.split()[0] in prompt
+    assert conversations[0][0]["content"] in prompt
+
+
+def test_prompts_without_solution_are_refused_for_self_distillation(tmp_path):
+    from motab.jsonio import DataError
+
+    write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "messages": [{"role": "user", "content": "q"}], "solution": None}])
+    with pytest.raises(DataError, match="solution"):
+        onpolicy.read_prompts(tmp_path / "p.jsonl", need_solution=True)
+
+
+def test_lora_teacher_is_the_student_with_adapters_disabled(kd_setup):
+    from transformers import AutoModelForCausalLM
+
+    args = onpolicy.parse_args(["--student", str(kd_setup["student"]), "--teacher", "self", "--prompts", "x",
+                                "--output", "o", "--log-csv", "l", "--loss", "opsd", "--steps", "1",
+                                "--prompts-per-step", "1", "--samples-per-prompt", "1", "--max-new-tokens", "1",
+                                "--temperature", "1", "--lr", "1", "--seed", "0", "--lora-rank", "4"])
+    student, teacher, _ = onpolicy.load_models(args)
+    assert teacher is student
+    with torch.no_grad():
+        for name, param in student.named_parameters():
+            if "lora_B" in name:
+                param.normal_()          # adapters that change the output
+    base = AutoModelForCausalLM.from_pretrained(kd_setup["student"])
+    ids = torch.tensor([[3, 4, 5, 6]])
+    with torch.no_grad():
+        adapted = student(input_ids=ids).logits
+        with onpolicy.teacher_scoring(student, teacher):
+            frozen = teacher(input_ids=ids).logits
+        reference = base(input_ids=ids).logits
+    torch.testing.assert_close(frozen, reference)
+    assert not torch.allclose(adapted, reference)
+    assert all(("lora_" in n) == p.requires_grad for n, p in student.named_parameters())
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_self_distillation_runs_and_saves_a_plain_checkpoint(kd_setup, tmp_path, lora):
+    from transformers import AutoModelForCausalLM
+
+    extra = ["--lora-rank", "4", "--lora-alpha", "8"] if lora else []
+    output, log = run(kd_setup, tmp_path, "--distill-temperature", "1.1", *extra, teacher="self", loss="pwopsd",
+                      steps=2, lr=3e-2)
+    rows = read_csv(log)
+    # step 1: student == teacher weights, only the prompts differ, so the KL is small but not zero
+    assert 0 < abs(float(rows[0]["kl_to_teacher"])) and float(rows[0]["loss"]) > 0
+    model = AutoModelForCausalLM.from_pretrained(output)
+    assert model.config.model_type == "qwen3"
+    before, after = weights(kd_setup["student"]), weights(output)
+    assert set(before) == set(after)     # LoRA merged away: the same tensors as a full checkpoint
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_token_clip_stops_gradients_of_far_tokens(kd_setup, tmp_path):
+    output, log = run(kd_setup, tmp_path, "--clip", "0.05", loss="opsd", steps=1)
+    assert float(read_csv(log)[0]["loss"]) == pytest.approx(0.05)
+    before, after = weights(kd_setup["student"]), weights(output)
+    assert all(torch.equal(before[k], after[k]) for k in before)

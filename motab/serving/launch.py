@@ -63,6 +63,18 @@ def _healthy(url: str) -> bool:
         return False
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the launching process dies, even by SIGKILL,
+    so a killed synthesis or eval job never leaves a server holding its GPUs (Linux only)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def stop_process_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
     """SIGTERM the process group, wait up to grace_s, then SIGKILL it."""
     if proc.poll() is None:
@@ -102,7 +114,7 @@ def serving(command: str, model: str, log_path: str | os.PathLike, host: str = "
         log.write(f"[motab] starting: {shlex.join(argv)}\n".encode())
         log.flush()
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_die_with_parent)
     try:
         deadline = time.monotonic() + startup_timeout_s
         while not _healthy(url):

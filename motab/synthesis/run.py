@@ -13,18 +13,33 @@ import asyncio
 import json
 import os
 import time
+from contextlib import AsyncExitStack, ExitStack
 from pathlib import Path
 
 from tqdm import tqdm
 
 from motab.evaluation.answers import extract_answer
 from motab.evaluation.grading import grade_many
-from motab.jsonio import append_jsonl, dumps, iter_jsonl, read_jsonl, write_text
+from motab.jsonio import append_jsonl, dumps, read_jsonl, write_text
 from motab.serving.client import ServerClient
 from motab.serving.launch import LOCAL_SERVER, serving
+from motab.synthesis import motab_method, skd
+from motab.synthesis.context import SynthContext
 from motab.synthesis.teacher_only import TeacherOnlyParams, synthesize_chunk
 
-METHODS = {"teacher_only": (TeacherOnlyParams, synthesize_chunk)}
+
+async def teacher_only_chunk(ctx: SynthContext, problems: list[dict], prompts: list[str],
+                             params: TeacherOnlyParams) -> list[dict]:
+    return await synthesize_chunk(ctx.teacher, problems, prompts, params)
+
+
+# name -> (params dataclass built from --params-json, async chunk_fn(ctx, problems, prompts, params) -> rows)
+METHODS = {
+    "teacher_only": (TeacherOnlyParams, teacher_only_chunk),
+    "motab": (motab_method.MotabParams, motab_method.synthesize_chunk),
+    "skd": (skd.SkdParams, skd.synthesize_chunk),
+}
+STUDENT_METHODS = {"motab", "skd"}  # methods that draft with a student server
 
 
 def completed_pairs(partial: Path) -> dict[tuple[str, int], dict]:
@@ -44,7 +59,7 @@ def completed_pairs(partial: Path) -> dict[tuple[str, int], dict]:
 
 
 async def synthesize(method: str, problems: list[dict], tokenizer, url: str, params, partial: Path,
-                     max_in_flight: int) -> None:
+                     max_in_flight: int, student_url: str | None = None) -> None:
     from motab.chat import build_prompt
 
     _, chunk_fn = METHODS[method]
@@ -59,10 +74,15 @@ async def synthesize(method: str, problems: list[dict], tokenizer, url: str, par
     bar = tqdm(total=len(problems), initial=len(problems) - remaining, desc=f"synth {method}", unit="problem")
     tokens, start = 0, time.time()
     with open(partial, "a", encoding="utf-8") as handle:
-        async with ServerClient(url, max_in_flight=max_in_flight) as client:
+        async with AsyncExitStack() as stack:
+            teacher = await stack.enter_async_context(ServerClient(url, max_in_flight=max_in_flight))
+            student = (await stack.enter_async_context(ServerClient(student_url, max_in_flight=max_in_flight))
+                       if student_url else None)
+            ctx = SynthContext(teacher=teacher, student=student, tokenizer=tokenizer)
+
             async def one(chunk):
                 prompts = [build_prompt(tokenizer, p["input"]) for p in chunk]
-                return chunk, await chunk_fn(client, chunk, prompts, params)
+                return chunk, await chunk_fn(ctx, chunk, prompts, params)
 
             for future in asyncio.as_completed([one(chunk) for chunk in chunks]):
                 chunk, rows = await future
@@ -90,6 +110,15 @@ def finalize(partial: Path, output: Path, problems: list[dict], method: str, par
     return len(rows)
 
 
+def check_shared_vocab(teacher_tok, student_tok, teacher: str, student: str) -> None:
+    """Draft-and-verify methods pass token ids between the models: their vocabularies must agree."""
+    t_vocab, s_vocab = teacher_tok.get_vocab(), student_tok.get_vocab()
+    if t_vocab != s_vocab:
+        differ = sorted(set(t_vocab.items()) ^ set(s_vocab.items()), key=lambda kv: kv[1])[:3]
+        raise SystemExit(f"teacher {teacher} and student {student} have different vocabularies "
+                         f"({len(t_vocab)} vs {len(s_vocab)} tokens; e.g. {differ}): token ids cannot be shared")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="motab synth", description=__doc__)
     parser.add_argument("--method", required=True, choices=sorted(METHODS))
@@ -100,6 +129,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--server-command", default=LOCAL_SERVER)
     parser.add_argument("--server-url", help="use a running teacher server instead of starting one")
     parser.add_argument("--server-log", default="logs/synth.server.log")
+    parser.add_argument("--student", help="student checkpoint folder or hub id (methods that draft: "
+                        + ", ".join(sorted(STUDENT_METHODS)) + "); must share the teacher's vocabulary")
+    parser.add_argument("--student-url", help="use a running student server instead of starting one")
+    parser.add_argument("--student-log", default="logs/synth.student.server.log")
     parser.add_argument("--max-in-flight", type=int, default=4)
     args = parser.parse_args(argv)
 
@@ -113,14 +146,23 @@ def main(argv: list[str]) -> int:
     if partial.exists():
         print(f"resuming from {partial}: {len(completed_pairs(partial))} rows already done")
     tokenizer = AutoTokenizer.from_pretrained(args.teacher)
+    needs_student = args.method in STUDENT_METHODS
+    if needs_student:
+        if not args.student:
+            parser.error(f"--method {args.method} drafts with a student: give --student")
+        check_shared_vocab(tokenizer, AutoTokenizer.from_pretrained(args.student), args.teacher, args.student)
     start = time.time()
-    if args.server_url:
-        asyncio.run(synthesize(args.method, problems, tokenizer, args.server_url, params, partial,
-                               args.max_in_flight))
-    else:
-        with serving(args.server_command, args.teacher, args.server_log) as url:
-            asyncio.run(synthesize(args.method, problems, tokenizer, url, params, partial, args.max_in_flight))
+    with ExitStack() as stack:
+        url = args.server_url or stack.enter_context(serving(args.server_command, args.teacher, args.server_log))
+        student_url = None
+        if needs_student:
+            student_url = args.student_url or stack.enter_context(
+                serving(args.server_command, args.student, args.student_log))
+        asyncio.run(synthesize(args.method, problems, tokenizer, url, params, partial, args.max_in_flight,
+                               student_url))
     meta = {"method": args.method, "teacher": args.teacher, "params": json.loads(args.params_json)}
+    if needs_student:
+        meta["student"] = args.student
     count = finalize(partial, output, problems, args.method, params, meta)
     print(f"{count} trajectories in {time.time() - start:.1f}s -> {output}")
     return 0

@@ -8,15 +8,29 @@ One loop, readable top to bottom. Each step:
      log-probabilities of the sampled tokens (from generate's scores, i.e. at --temperature; generate
      holds one [rollouts, |V|] score tensor per new token, fine for the toy vocabulary, about
      R * M * |V| * 4 bytes for a real one);
-  3. score the same tokens with the frozen teacher (eval, no_grad, same tokenizer);
+  3. score the same tokens with the frozen teacher (eval, no_grad, same tokenizer). With
+     `--teacher self` (on-policy self-distillation) the teacher is the starting student: a frozen
+     copy, or with --lora-rank the same network with its LoRA adapters disabled; it scores the
+     response after a privileged prompt holding the problem and the row's reference "solution"
+     (OPSD's wording, `teacher_messages`), while the student's prompt holds the problem only;
   4. minimise the chosen loss over the response tokens (prompt and padding masked; the eos the
      student produced is part of the response):
        rkl_onpolicy  Tinker's per-token reverse-KL advantage loss, k_t = log p_sampler(y_t) -
                      log p_T(y_t) (student at the sampling temperature, teacher at 1), optionally
                      discounted (--kl-discount), times the importance ratio p_new / p_sampler;
-       rkl|fkl|jsd   the full-vocabulary divergence at each response position of the student's own
+       rkl|fkl|jsd|skl|srkl|akl
+                     the full-vocabulary divergence at each response position of the student's own
                      rollouts (logits / --distill-temperature; --jsd-beta is the teacher's weight
-                     in the mixture, see motab.losses.divergences), computed in token chunks.
+                     in the mixture, --skew-lambda skl/srkl's lambda, --akl-mu akl's head mass; see
+                     motab.losses.divergences), mean over tokens, computed in token chunks;
+       opsd          forward KL clipped at --clip per token (--clip-mode), mean over tokens;
+       eopd          teacher-entropy mix of forward and reverse KL, mean over tokens;
+       pwopsd        opsd's clipped forward KL with position weights (--w-min, --pw-tau, --pw-s),
+                     reduced per sequence then averaged over sequences;
+       reopold       -max(r_t, --reward-floor) log p_S(y_t), r_t = log p_T(y_t) - log p_S(y_t) (no
+                     gradient, both at --distill-temperature), over the tokens of the phase mask
+                     (--reopold-keep-fraction: the highest-entropy fraction of tokens; 1 = all).
+     (motab.losses.selfdistill documents the self-distillation losses and their reconstructions.)
   5. AdamW (weight decay 0) at a CONSTANT learning rate, gradient-norm clip --grad-clip; one
      optimizer step per batch of rollouts (so sampling and training weights agree: ratio = 1).
 
@@ -30,6 +44,8 @@ every K steps and a rerun resumes from the newest; it is removed once the output
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
 import csv
 import json
 import random
@@ -41,12 +57,23 @@ from pathlib import Path
 import torch
 
 from motab.jsonio import DataError, iter_jsonl, require
-from motab.losses.divergences import chunked_token_divergence, chunked_token_logprobs, onpolicy_advantage_loss
+from motab.losses.divergences import (chunked_token_divergence, chunked_token_entropy, chunked_token_logprobs,
+                                      chunked_token_loss, onpolicy_advantage_loss)
+from motab.losses.selfdistill import (CLIP_MODES, PW_PRESETS, REOPOLD_FLOOR, PositionSchedule, entropy_phase_mask,
+                                      eopd_token_loss, opsd_token_loss, per_sequence_token_weights,
+                                      position_weights, reopold_loss)
 from motab.provenance import provenance
 from motab.training.checkpoint import (atomic_save, latest_training_state, load_training_state,
                                        save_training_state)
 
-LOSSES = ("rkl_onpolicy", "rkl", "fkl", "jsd")
+DIVERGENCES = ("rkl", "fkl", "jsd", "skl", "srkl", "akl")
+LOSSES = ("rkl_onpolicy", *DIVERGENCES, "opsd", "eopd", "pwopsd", "reopold")
+SELF = "self"   # --teacher value: self-distillation from the starting weights with privileged context
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")  # OPSD's script
+# OPSD (github.com/siyan-zhao/OPSD, data_collator.py, reason_first=False): the teacher's user message
+TRANSITION = ("\n\nAfter understanding the reference solution and the rationale behind each step, now articulate "
+              "your own step-by-step reasoning that derives the same final answer to the problem below:\n")
+BOXED = "Please reason step by step, and put your final answer within \\boxed{}."
 CSV_COLUMNS = ("step", "loss", "kl_to_teacher", "rollout_len", "seconds")
 # arguments that may change between a run and its resumption without changing the result
 RESUME_FREE = ("threads", "save_steps", "log_csv", "output")
@@ -54,9 +81,14 @@ RESUME_FREE = ("threads", "save_steps", "log_csv", "output")
 
 # ----------------------------------------------------------------------------- data
 
-def read_prompts(path: str | Path) -> list[list[dict]]:
-    """KDFlow prompt rows {"id", "messages": [{"role", "content"}], ...} -> list of message lists."""
-    conversations = []
+def read_prompts(path: str | Path, need_solution: bool = False) -> list[list[dict]]:
+    """KDFlow prompt rows {"id", "messages": [{"role", "content"}], ...} -> list of message lists.
+
+    need_solution (self-distillation): every row needs a string "solution", and each conversation
+    is returned as the teacher's privileged conversation, `teacher_messages(messages, solution)`,
+    in a second list: (student conversations, teacher conversations).
+    """
+    conversations, privileged = [], []
     for line, row in iter_jsonl(path):
         require(row, "id", (str, int), path, line)
         messages = require(row, "messages", list, path, line)
@@ -68,9 +100,27 @@ def read_prompts(path: str | Path) -> list[list[dict]]:
             require(message, "role", str, path, line)
             require(message, "content", str, path, line)
         conversations.append([{"role": m["role"], "content": m["content"]} for m in messages])
+        if need_solution:
+            solution = require(row, "solution", str, path, line, nullable=True)
+            if solution is None:
+                raise DataError(path, line, "solution", "self-distillation needs a reference solution, found null")
+            privileged.append(teacher_messages(conversations[-1], solution))
     if not conversations:
         raise DataError(path, None, None, "no prompts found")
-    return conversations
+    return (conversations, privileged) if need_solution else conversations
+
+
+def teacher_messages(messages: list[dict], solution: str) -> list[dict]:
+    """The privileged teacher conversation: the last user turn rewritten as OPSD's teacher prompt.
+
+    OPSD's wording, with {problem} = the student's user message (which in our prompt files may
+    already carry an answer-format instruction): problem, "Here is a reference solution to this
+    problem:", the solution, the transition sentence, then the boxed-answer instruction.
+    """
+    last = max(i for i, m in enumerate(messages) if m["role"] == "user")
+    content = (f"{messages[last]['content']}\n\nHere is a reference solution to this problem:\n{solution}\n"
+               f"{TRANSITION}\n{BOXED}")
+    return [*messages[:last], {"role": "user", "content": content}, *messages[last + 1:]]
 
 
 def prompt_batch(order: list[int], step: int, batch: int) -> list[int]:
@@ -122,39 +172,92 @@ def sample_rollouts(model, tokenizer, conversations: list[list[dict]], n: int, m
                     sampler_logprobs=sampler_logprobs * response_mask)
 
 
+def with_prompts(rollouts: Rollouts, tokenizer, conversations: list[list[dict]], n: int) -> Rollouts:
+    """The same response tokens after other prompts (the teacher's privileged context), n per prompt."""
+    texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
+    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(rollouts.response.device)
+    prompt_ids = enc.input_ids.repeat_interleave(n, dim=0)
+    prompt_mask = enc.attention_mask.repeat_interleave(n, dim=0)
+    return Rollouts(input_ids=torch.cat([prompt_ids, rollouts.response], 1),
+                    attention_mask=torch.cat([prompt_mask, rollouts.response_mask.long()], 1),
+                    prompt_len=prompt_ids.shape[1], response=rollouts.response, response_mask=rollouts.response_mask,
+                    sampler_logprobs=rollouts.sampler_logprobs)
+
+
+def causal_lm(model):
+    """The transformers causal LM inside a PEFT wrapper (LoRA layers stay injected), or the model itself."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def response_hidden(model, rollouts: Rollouts) -> torch.Tensor:
     """Final hidden states at the positions that predict each response token: [R, M, d]."""
-    hidden = model.base_model(input_ids=rollouts.input_ids, attention_mask=rollouts.attention_mask,
-                              position_ids=rollouts.position_ids, use_cache=False).last_hidden_state
+    hidden = causal_lm(model).base_model(input_ids=rollouts.input_ids, attention_mask=rollouts.attention_mask,
+                                         position_ids=rollouts.position_ids, use_cache=False).last_hidden_state
     return hidden[:, rollouts.prompt_len - 1:-1]
 
 
 # ----------------------------------------------------------------------------- one step
 
-def distillation_loss(student, teacher, rollouts: Rollouts, args: argparse.Namespace) -> tuple[torch.Tensor, float]:
-    """(loss with grad, kl_to_teacher) for one batch of rollouts."""
+def teacher_scoring(student, teacher):
+    """Context for the teacher's forward pass: adapters off when the teacher is the LoRA student itself."""
+    return student.disable_adapter() if teacher is student else contextlib.nullcontext()
+
+
+def distillation_loss(student, teacher, rollouts: Rollouts, args: argparse.Namespace,
+                      teacher_rollouts: Rollouts | None = None) -> tuple[torch.Tensor, float]:
+    """(loss with grad, kl_to_teacher) for one batch of rollouts.
+
+    teacher_rollouts: the same responses after the teacher's own prompts (self-distillation's
+    privileged context); by default the teacher sees the student's prompts.
+    """
     mask = rollouts.response_mask
     targets = rollouts.response[mask]
-    with torch.no_grad():
-        teacher_hidden = response_hidden(teacher, rollouts)
-        logp_teacher = chunked_token_logprobs(teacher_hidden[mask], teacher.lm_head, targets,
-                                              chunk_tokens=args.chunk_tokens)
+    student_head, teacher_head = causal_lm(student).lm_head, causal_lm(teacher).lm_head
+    tau, chunk = args.distill_temperature, args.chunk_tokens
+    with torch.no_grad(), teacher_scoring(student, teacher):
+        teacher_hidden = response_hidden(teacher, rollouts if teacher_rollouts is None else teacher_rollouts)
+        logp_teacher = chunked_token_logprobs(teacher_hidden[mask], teacher_head, targets, chunk_tokens=chunk)
     student_hidden = response_hidden(student, rollouts)
     with torch.no_grad():
-        logp_student = chunked_token_logprobs(student_hidden.detach()[mask], student.lm_head, targets,
-                                              chunk_tokens=args.chunk_tokens)
+        logp_student = chunked_token_logprobs(student_hidden.detach()[mask], student_head, targets, chunk_tokens=chunk)
     kl_to_teacher = (logp_student - logp_teacher).mean().item() if targets.numel() else 0.0
+    as_grid = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
 
     if args.loss == "rkl_onpolicy":
-        logp_new = chunked_token_logprobs(student_hidden[mask], student.lm_head, targets, tau=args.temperature,
-                                          chunk_tokens=args.chunk_tokens)
-        as_grid = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
+        logp_new = chunked_token_logprobs(student_hidden[mask], student_head, targets, tau=args.temperature,
+                                          chunk_tokens=chunk)
         loss = onpolicy_advantage_loss(as_grid.masked_scatter(mask, logp_new), rollouts.sampler_logprobs,
                                        as_grid.masked_scatter(mask, logp_teacher), mask, args.kl_discount)
-    else:
-        loss = chunked_token_divergence(student_hidden, student.lm_head, teacher_hidden, mask, args.loss,
-                                        teacher_head=teacher.lm_head, tau=args.distill_temperature,
-                                        beta=args.jsd_beta, chunk_tokens=args.chunk_tokens)
+    elif args.loss == "reopold":
+        logp_new = chunked_token_logprobs(student_hidden[mask], student_head, targets, tau=tau, chunk_tokens=chunk)
+        if tau != 1.0:
+            with torch.no_grad(), teacher_scoring(student, teacher):
+                logp_teacher = chunked_token_logprobs(teacher_hidden[mask], teacher_head, targets, tau=tau,
+                                                      chunk_tokens=chunk)
+        phase = mask
+        if args.reopold_keep_fraction < 1.0:
+            entropy = chunked_token_entropy(student_hidden.detach()[mask], student_head, tau=tau, chunk_tokens=chunk)
+            phase = entropy_phase_mask(as_grid.masked_scatter(mask, entropy), mask, args.reopold_keep_fraction)
+        loss = reopold_loss(as_grid.masked_scatter(mask, logp_new), as_grid.masked_scatter(mask, logp_teacher), mask,
+                            reward_floor=args.reward_floor, phase_mask=phase)
+    elif args.loss in DIVERGENCES:
+        loss = chunked_token_divergence(student_hidden, student_head, teacher_hidden, mask, args.loss,
+                                        teacher_head=teacher_head, tau=tau, beta=args.jsd_beta,
+                                        skew=args.skew_lambda, mu=args.akl_mu, chunk_tokens=chunk)
+    else:   # opsd, pwopsd, eopd: per-token losses summed chunk by chunk
+        def clipped_fkl(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return opsd_token_loss(s, t, tau, args.clip, args.clip_mode)
+
+        def eopd(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return eopd_token_loss(s, t, tau)
+
+        weights = None   # the mean over tokens
+        if args.loss == "pwopsd":
+            schedule = PositionSchedule(w_min=args.w_min, tau=args.pw_tau, s=args.pw_s)
+            weights = per_sequence_token_weights(position_weights(mask, schedule), mask)
+        loss = chunked_token_loss(student_hidden, student_head, teacher_hidden, mask,
+                                  eopd if args.loss == "eopd" else clipped_fkl, teacher_head=teacher_head,
+                                  weights=weights, chunk_tokens=chunk)
     return loss, kl_to_teacher
 
 
@@ -164,7 +267,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="motab kd-train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--student", required=True, help="HF checkpoint folder of the student (trained)")
-    p.add_argument("--teacher", required=True, help="HF checkpoint folder of the teacher (frozen; same tokenizer)")
+    p.add_argument("--teacher", required=True,
+                   help="HF checkpoint folder of the teacher (frozen; same tokenizer), or 'self': the starting "
+                        "student scored with the problem + reference solution (rows need \"solution\")")
     p.add_argument("--prompts", required=True, help="KDFlow prompt JSONL: {id, messages, answer, solution}")
     p.add_argument("--output", required=True, help="folder for the trained HF checkpoint (+ kd_run.json)")
     p.add_argument("--log-csv", required=True, help="per-step CSV: " + ", ".join(CSV_COLUMNS))
@@ -178,7 +283,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--kl-discount", type=float, default=0.0, help="rkl_onpolicy: discount g of future k_t (0 = none)")
     p.add_argument("--jsd-beta", type=float, default=0.5, help="jsd: teacher weight in the mixture (0 = fkl, 1 = rkl)")
-    p.add_argument("--distill-temperature", type=float, default=1.0, help="rkl/fkl/jsd: logits / tau")
+    p.add_argument("--distill-temperature", type=float, default=1.0,
+                   help="divergence losses and reopold: logits / tau (the PW-OPSD family uses 1.1)")
+    p.add_argument("--skew-lambda", type=float, default=0.1, help="skl/srkl: weight of p_T (skl) or p_S (srkl) in the mix")
+    p.add_argument("--akl-mu", type=float, default=0.5, help="akl: teacher mass of the head")
+    p.add_argument("--clip", type=float, default=0.05, help="opsd/pwopsd: forward-KL clip")
+    p.add_argument("--clip-mode", choices=CLIP_MODES, default="token",
+                   help="opsd/pwopsd: clamp each token's fkl (token, default) or each per-vocab log-ratio")
+    p.add_argument("--w-min", type=float, default=PW_PRESETS["moderate"].w_min, help="pwopsd: weight floor")
+    p.add_argument("--pw-tau", type=float, default=PW_PRESETS["moderate"].tau, help="pwopsd: sigmoid centre in u = t/T")
+    p.add_argument("--pw-s", type=float, default=PW_PRESETS["moderate"].s, help="pwopsd: sigmoid width")
+    p.add_argument("--reward-floor", type=float, default=REOPOLD_FLOOR, help="reopold: reward floor r_min")
+    p.add_argument("--reopold-keep-fraction", type=float, default=1.0,
+                   help="reopold phase mask: train on this highest-student-entropy fraction of tokens (1 = all)")
+    p.add_argument("--lora-rank", type=int, default=0, help="train LoRA adapters of this rank (0 = full weights)")
+    p.add_argument("--lora-alpha", type=float, default=0.0, help="LoRA alpha (0 = 2 x rank, as OPSD's 64/128)")
     p.add_argument("--chunk-tokens", type=int, default=1024, help="tokens per chunk of logits")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0 = no clipping)")
@@ -190,6 +309,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             p.error(f"--{name.replace('_', '-')} must be >= 1, found {getattr(args, name)}")
     if args.temperature <= 0 or args.distill_temperature <= 0:
         p.error("temperatures must be > 0")
+    checks = [(0 <= args.skew_lambda < 1, "--skew-lambda must lie in [0, 1)"),
+              (0 < args.akl_mu <= 1, "--akl-mu must lie in (0, 1]"), (args.clip > 0, "--clip must be > 0"),
+              (0 <= args.w_min <= 1 and args.pw_s > 0, "--w-min must lie in [0, 1] and --pw-s be > 0"),
+              (0 < args.reopold_keep_fraction <= 1, "--reopold-keep-fraction must lie in (0, 1]"),
+              (args.lora_rank >= 0 and args.lora_alpha >= 0, "--lora-rank and --lora-alpha must be >= 0")]
+    for ok, message in checks:
+        if not ok:
+            p.error(message)
     try:
         args.params = json.loads(args.params_json)
     except json.JSONDecodeError as exc:
@@ -205,13 +332,24 @@ def load_models(args: argparse.Namespace):
     tokenizer.padding_side = "left"
     if tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
         raise ValueError(f"{args.student}: the tokenizer needs an eos and a pad token")
-    teacher_vocab = AutoTokenizer.from_pretrained(args.teacher).get_vocab()
-    if teacher_vocab != tokenizer.get_vocab():
+    if args.teacher != SELF and AutoTokenizer.from_pretrained(args.teacher).get_vocab() != tokenizer.get_vocab():
         raise ValueError(f"{args.teacher}: the teacher's tokenizer differs from the student's ({args.student});"
                          " this trainer needs a shared tokenizer")
     student = AutoModelForCausalLM.from_pretrained(args.student, dtype=torch.float32).to(device)
-    teacher = AutoModelForCausalLM.from_pretrained(args.teacher, dtype=torch.float32).to(device)
-    teacher.eval().requires_grad_(False)
+    if args.teacher == SELF:
+        teacher = None if args.lora_rank else copy.deepcopy(student)   # LoRA: the student with adapters off
+    else:
+        teacher = AutoModelForCausalLM.from_pretrained(args.teacher, dtype=torch.float32).to(device)
+    if args.lora_rank:
+        from peft import LoraConfig, get_peft_model
+
+        student = get_peft_model(student, LoraConfig(r=args.lora_rank, lora_alpha=args.lora_alpha or 2 * args.lora_rank,
+                                                     lora_dropout=0.0, target_modules=list(LORA_TARGETS),
+                                                     task_type="CAUSAL_LM"))
+    if teacher is None:
+        teacher = student
+    else:
+        teacher.eval().requires_grad_(False)
     student.train()
     return student, teacher, tokenizer
 
@@ -224,11 +362,15 @@ def train(args: argparse.Namespace) -> dict:
     """Run the whole training; returns the kd_run.json record."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    conversations = read_prompts(args.prompts)
+    if args.teacher == SELF:
+        conversations, privileged = read_prompts(args.prompts, need_solution=True)
+    else:
+        conversations, privileged = read_prompts(args.prompts), None
     order = list(range(len(conversations)))
     random.Random(args.seed).shuffle(order)
     student, teacher, tokenizer = load_models(args)
-    optimizer = torch.optim.AdamW(student.parameters(), lr=args.lr, weight_decay=0.0)
+    trainable = [q for q in student.parameters() if q.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.0)
 
     partial = Path(str(Path(args.output)) + ".partial")
     resume_key = {k: v for k, v in run_config(args).items() if k not in RESUME_FREE}
@@ -251,14 +393,16 @@ def train(args: argparse.Namespace) -> dict:
         handle.flush()
         for step in range(first_step, args.steps + 1):
             start = time.perf_counter()
-            batch = [conversations[i] for i in prompt_batch(order, step, args.prompts_per_step)]
-            rollouts = sample_rollouts(student, tokenizer, batch, args.samples_per_prompt, args.max_new_tokens,
-                                       args.temperature)
-            loss, kl_to_teacher = distillation_loss(student, teacher, rollouts, args)
+            indices = prompt_batch(order, step, args.prompts_per_step)
+            rollouts = sample_rollouts(student, tokenizer, [conversations[i] for i in indices],
+                                       args.samples_per_prompt, args.max_new_tokens, args.temperature)
+            teacher_rollouts = None if privileged is None else with_prompts(
+                rollouts, tokenizer, [privileged[i] for i in indices], args.samples_per_prompt)
+            loss, kl_to_teacher = distillation_loss(student, teacher, rollouts, args, teacher_rollouts)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if args.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(student.parameters(), args.grad_clip)
+                torch.nn.utils.clip_grad_norm_(trainable, args.grad_clip)
             optimizer.step()
             row = {"step": step, "loss": f"{loss.item():.6f}", "kl_to_teacher": f"{kl_to_teacher:.6f}",
                    "rollout_len": f"{rollouts.response_mask.sum(-1).float().mean().item():.3f}",
@@ -274,7 +418,8 @@ def train(args: argparse.Namespace) -> dict:
     record = {"args": run_config(args), "params": args.params,
               "provenance": provenance(args.params or resume_key),
               "final": {"steps": args.steps, "loss": rows[-1]["loss"], "kl_to_teacher": rows[-1]["kl_to_teacher"]}}
-    atomic_save(student, tokenizer, args.output, extra_json={"kd_run.json": record})
+    final = student.merge_and_unload() if args.lora_rank else student   # a plain HF checkpoint either way
+    atomic_save(final, tokenizer, args.output, extra_json={"kd_run.json": record})
     if partial.exists():
         shutil.rmtree(partial)
     return record

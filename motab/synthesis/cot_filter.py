@@ -1,0 +1,107 @@
+"""`python -m motab synth-filter`: the CoT-filter seed's quality filter over a synth file.
+
+An output is dropped, for the first reason that applies in this order, if it
+  banned_phrase  contains a banned word/phrase (case-insensitive substring),
+  repetition     repeats some word n-gram more than max_ngram_repeats times (degenerate loops),
+  no_answer      has no final answer (\\boxed{x}, "#### x", "The answer is x"),
+  too_long       has more than max_words words,
+  wrong_answer   has an answer that differs from gold.
+Kept rows are written unchanged; the counts file says how many rows were dropped for each reason.
+
+    python -m motab synth-filter --input synth.jsonl --gold problems.jsonl --output kept.jsonl \\
+        --counts counts.json [--banned "As an AI" --banned ...] [--max-words 2048] \\
+        [--ngram 10 --max-ngram-repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from collections.abc import Sequence
+
+from motab.evaluation.answers import extract_answer
+from motab.evaluation.grading import grade_many, is_equivalent
+from motab.jsonio import read_jsonl, write_json, write_jsonl
+
+REASONS = ("banned_phrase", "repetition", "no_answer", "too_long", "wrong_answer")
+DEFAULT_MAX_WORDS = 2048
+DEFAULT_NGRAM = 10
+DEFAULT_MAX_NGRAM_REPEATS = 3
+
+
+def max_ngram_count(text: str, ngram: int) -> int:
+    """How often the most frequent word n-gram occurs (words lowercased, split on whitespace)."""
+    if ngram < 1:
+        raise ValueError(f"ngram must be at least 1, found {ngram}")
+    words = text.lower().split()
+    if len(words) < ngram:
+        return 0
+    counts = Counter(tuple(words[i:i + ngram]) for i in range(len(words) - ngram + 1))
+    return max(counts.values())
+
+
+def pre_grade_reason(output: str, banned: Sequence[str], max_words: int | None, max_ngram_repeats: int,
+                     ngram: int) -> str | None:
+    """The drop reason decided without the gold answer, or None when the output gets that far."""
+    lowered = output.lower()
+    if any(phrase and phrase.lower() in lowered for phrase in banned):
+        return "banned_phrase"
+    if max_ngram_count(output, ngram) > max_ngram_repeats:
+        return "repetition"
+    if extract_answer(output) is None:
+        return "no_answer"
+    if max_words is not None and len(output.split()) > max_words:
+        return "too_long"
+    return None
+
+
+def filter_reason(output: str, gold: str, banned: Sequence[str] = (), max_words: int | None = DEFAULT_MAX_WORDS,
+                  max_ngram_repeats: int = DEFAULT_MAX_NGRAM_REPEATS, ngram: int = DEFAULT_NGRAM) -> str:
+    """"kept", or the first reason (REASONS order) to drop the output."""
+    reason = pre_grade_reason(output, banned, max_words, max_ngram_repeats, ngram)
+    if reason is not None:
+        return reason
+    return "kept" if is_equivalent(extract_answer(output), gold) else "wrong_answer"
+
+
+def filter_rows(rows: list[dict], gold: dict[str, str], banned: Sequence[str], max_words: int | None,
+                max_ngram_repeats: int, ngram: int, processes: int = 1) -> tuple[list[dict], dict]:
+    """(kept rows, counts); answers are compared by grade_many, so a pathological answer times out."""
+    reasons: list[str | None] = []
+    for index, row in enumerate(rows):
+        if row.get("id") not in gold:
+            raise ValueError(f"row {index + 1}: id {row.get('id')!r} not in the gold problems")
+        reasons.append(pre_grade_reason(row.get("output") or "", banned, max_words, max_ngram_repeats, ngram))
+    pending = [i for i, reason in enumerate(reasons) if reason is None]
+    grades = grade_many([(extract_answer(rows[i]["output"]), str(gold[rows[i]["id"]])) for i in pending],
+                        processes=processes)
+    for i, grade in zip(pending, grades):
+        reasons[i] = "kept" if grade.correct else "wrong_answer"
+    kept = [row for row, reason in zip(rows, reasons) if reason == "kept"]
+    tally = Counter(reasons)
+    counts = {"total": len(rows), "kept": len(kept), "dropped": {reason: tally.get(reason, 0) for reason in REASONS}}
+    return kept, counts
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="motab synth-filter", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input", required=True, help="synth/{method}.jsonl")
+    parser.add_argument("--output", required=True, help="kept rows, unchanged")
+    parser.add_argument("--counts", required=True, help="JSON: total, kept, dropped per reason")
+    parser.add_argument("--gold", required=True, help="problems.jsonl (id, answer)")
+    parser.add_argument("--banned", action="append", default=[], help="a banned word/phrase (repeatable)")
+    parser.add_argument("--max-words", type=int, default=DEFAULT_MAX_WORDS, help="0 = no length cap")
+    parser.add_argument("--ngram", type=int, default=DEFAULT_NGRAM)
+    parser.add_argument("--max-ngram-repeats", type=int, default=DEFAULT_MAX_NGRAM_REPEATS)
+    parser.add_argument("--processes", type=int, default=1, help="grading worker processes")
+    args = parser.parse_args(argv)
+
+    gold = {p["id"]: p["answer"] for p in read_jsonl(args.gold)}
+    rows = read_jsonl(args.input)
+    kept, counts = filter_rows(rows, gold, args.banned, args.max_words or None, args.max_ngram_repeats, args.ngram,
+                               args.processes)
+    write_jsonl(args.output, kept)
+    write_json(args.counts, counts)
+    dropped = ", ".join(f"{k} {v}" for k, v in counts["dropped"].items() if v)
+    print(f"kept {counts['kept']} of {counts['total']} -> {args.output}" + (f" (dropped: {dropped})" if dropped else ""))
+    return 0

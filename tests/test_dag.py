@@ -1,0 +1,51 @@
+"""The DAG as a cluster user sees it: the slurm profile plans the paper study with per-stage
+resources from config, the toy study never leaks into it, and a bad config stops the run."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def dry_run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([SNAKEMAKE, "-n", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def rule_resources(output: str, rule: str) -> str:
+    block = output.split(f"\nrule {rule}:", 1)[1].split("\n\n", 1)[0]
+    return re.search(r"resources: (.*)", block).group(1)
+
+
+def test_slurm_profile_plans_the_motab_study_with_gpus_from_config():
+    proc = dry_run("--profile", "profiles/slurm", "all")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "Using profiles profiles/slurm and workflow specific profile profiles/default" in out + proc.stderr
+    assert "results/motab/tables/main.md" in out
+    assert "toy_model" not in out and "results/toy/" not in out  # the toy study does not leak in
+    assert "gpu=8" in rule_resources(out, "sft") and "runtime=2880" in rule_resources(out, "sft")
+    assert "gpu=4" in rule_resources(out, "eval_generate")
+    assert "gpu=0" in rule_resources(out, "eval_grade")
+
+
+def test_default_profile_plans_the_toy_study():
+    proc = dry_run()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "results/toy/tables/main.md" in proc.stdout and "results/motab/" not in proc.stdout
+
+
+def test_bad_config_value_names_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("studies:\n  toy:\n    eval: {n: zero}\n")
+    proc = dry_run("--configfile", "config.yaml", str(bad))
+    assert proc.returncode != 0
+    message = proc.stdout + proc.stderr
+    assert "'zero' is not of type 'integer'" in message and "n" in message
+    bad.write_text("studies:\n  toy:\n    sft: {learning_rat: 0.1}\n")
+    proc = dry_run("--configfile", "config.yaml", str(bad))
+    assert proc.returncode != 0 and "learning_rat" in proc.stdout + proc.stderr
