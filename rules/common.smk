@@ -1,6 +1,7 @@
 # Targets and helpers derived from config: which files each study needs, which checkpoint a
 # run starts from, the parameters each rule passes on (so a changed value reruns that rule).
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -34,7 +35,7 @@ wildcard_constraints:
     run=r"[A-Za-z0-9_.-]+",
     bench=r"[A-Za-z0-9_.-]+",
     seed=r"\d+",
-    method=r"[a-z_]+",
+    method=r"[a-z_]+(\.filtered)?",
     model=r"[A-Za-z0-9_.-]+",
 
 
@@ -113,6 +114,17 @@ def run_model_name(study, run):
 def bench_data_cfg(name):
     """A benchmark's config without its display label (a label change reruns only the tables)."""
     return {k: v for k, v in config["benchmarks"][name].items() if k != "label"}
+
+
+def synth_method_of(study, run):
+    """The synthesis file a run's training data came from (following `from`), or None."""
+    spec = run_cfg(study, run)
+    if "sft" in spec:
+        return spec["sft"]
+    source = spec.get("from")
+    if "kd" in spec and source in study_cfg(study)["runs"]:
+        return synth_method_of(study, source)
+    return None
 
 
 # --- resources: one place in config per stage ------------------------------------------------

@@ -1,23 +1,42 @@
-# Trajectory synthesis over HTTP: the rule's job starts the servers it needs and stops them.
+# Trajectory synthesis over HTTP: the job starts the servers it needs (teacher, and the student
+# for draft-and-verify methods) and always stops them. Then the teacher-CoT filter.
+
+STUDENT_METHODS = {"motab", "skd"}  # methods in which the student drafts and the teacher verifies
 
 
 def synth_cfg(wildcards):
     return study_cfg(wildcards.study)["synth"][wildcards.method]
 
 
+def synth_models(wildcards):
+    """Config names of the models a synthesis method talks to."""
+    study = study_cfg(wildcards.study)
+    return [study["teacher"]] + ([study["student"]] if wildcards.method in STUDENT_METHODS else [])
+
+
+def synth_student_args(wildcards):
+    if wildcards.method not in STUDENT_METHODS:
+        return ""
+    student = study_cfg(wildcards.study)["student"]
+    log = f"logs/{wildcards.study}/synth/{wildcards.method}.student.server.log"
+    return f"--student {model_location(wildcards.study, student)} --student-log {log}"
+
+
 rule synth:
     input:
         problems="results/{study}/data/problems.jsonl",
-        teacher=lambda wc: [model_location(wc.study, study_cfg(wc.study)["teacher"])]
-        if is_toy_model(study_cfg(wc.study)["teacher"])
-        else [],
+        models=lambda wc: [model_location(wc.study, m) for m in synth_models(wc) if is_toy_model(m)],
     output:
-        "results/{study}/synth/{method}.jsonl",
+        rows="results/{study}/synth/{method}.jsonl",
+        stats="results/{study}/synth/{method}.stats.json",
+    wildcard_constraints:
+        method=r"[a-z_]+",
     params:
         synth=lambda wc: as_json(synth_cfg(wc)),
-        cfg=synth_cfg,
         teacher=lambda wc: model_location(wc.study, study_cfg(wc.study)["teacher"]),
+        student=synth_student_args,
         server=lambda wc: server_command(wc.study, study_cfg(wc.study)["teacher"]),
+        max_in_flight=lambda wc: study_cfg(wc.study).get("max_in_flight", 8),
     log:
         "logs/{study}/synth/{method}.log",
     benchmark:
@@ -27,5 +46,36 @@ rule synth:
         **stage_resources("synth"),
     shell:
         "{MOTAB} synth --method {wildcards.method} --problems {input.problems} --teacher {params.teacher}"
-        " --output {output} --params-json {params.synth:q} --server-command {params.server:q}"
+        " {params.student} --output {output.rows} --stats {output.stats} --params-json {params.synth:q}"
+        " --server-command {params.server:q} --max-in-flight {params.max_in_flight}"
         " --server-log logs/{wildcards.study}/synth/{wildcards.method}.server.log > {log} 2>&1"
+
+
+def filter_args(wildcards):
+    cfg = study_cfg(wildcards.study)["filter"]
+    banned = " ".join(f"--banned {shlex.quote(phrase)}" for phrase in cfg.get("banned", []))
+    return (f"{banned} --max-words {cfg['max_words']} --ngram {cfg['ngram']}"
+            f" --max-ngram-repeats {cfg['max_ngram_repeats']}")
+
+
+rule synth_filter:
+    input:
+        rows="results/{study}/synth/{method}.jsonl",
+        gold="results/{study}/data/problems.jsonl",
+    output:
+        rows="results/{study}/synth/{method}.filtered.jsonl",
+        stats="results/{study}/synth/{method}.filtered.stats.json",
+        counts="results/{study}/synth/{method}.filter_counts.json",
+    wildcard_constraints:
+        method=r"[a-z_]+",
+    params:
+        filter=lambda wc: as_json(study_cfg(wc.study)["filter"]),
+        args=filter_args,
+    log:
+        "logs/{study}/synth/{method}.filter.log",
+    threads: 1
+    resources:
+        **stage_resources("data"),
+    shell:
+        "{MOTAB} synth-filter --input {input.rows} --gold {input.gold} --output {output.rows}"
+        " --stats {output.stats} --counts {output.counts} {params.args} > {log} 2>&1"

@@ -20,9 +20,20 @@ def table_spec(wildcards):
     return as_json(spec)
 
 
+def table_teacher_shares(wildcards):
+    """{run: synth stats file} for the table's rows that were trained on synthesized data."""
+    shares = {}
+    for run in study_cfg(wildcards.study)["tables"][wildcards.table]["rows"]:
+        method = synth_method_of(wildcards.study, run)
+        if method:
+            shares[run] = f"results/{wildcards.study}/synth/{method}.stats.json"
+    return shares
+
+
 rule table:
     input:
-        lambda wc: table_evals(wc.study, wc.table),
+        evals=lambda wc: table_evals(wc.study, wc.table),
+        shares=lambda wc: list(table_teacher_shares(wc).values()),
     output:
         md="results/{study}/tables/{table}.md",
         csv="results/{study}/tables/{table}.csv",
@@ -30,6 +41,7 @@ rule table:
         spec="results/{study}/tables/{table}.spec.json",
     params:
         spec=table_spec,
+        shares=lambda wc: " ".join(f"{run}={path}" for run, path in sorted(table_teacher_shares(wc).items())),
     log:
         "logs/{study}/tables/{table}.log",
     threads: 1
@@ -37,5 +49,5 @@ rule table:
         **stage_resources("tables"),
     shell:
         "printf '%s\\n' {params.spec:q} > {output.spec} && "
-        "{MOTAB} tables --spec {output.spec} --evals {input} --output-prefix results/{wildcards.study}/tables/{wildcards.table}"
+        "{MOTAB} tables --spec {output.spec} --evals {input.evals} --teacher-share {params.shares} --output-prefix results/{wildcards.study}/tables/{wildcards.table}"
         " > {log} 2>&1"

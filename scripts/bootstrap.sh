@@ -10,10 +10,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if ! .venv/bin/python -c "import motab, snakemake, llamafactory, math_verify, torch" 2>/dev/null \
     || ! cmp -s requirements.lock.txt .venv/.requirements.lock.txt; then
-    .venv/bin/pip install --quiet --upgrade pip
     # The pinned set was resolved together (torch, transformers, LLaMA-Factory, Snakemake, ...).
-    .venv/bin/pip install --quiet -r requirements.lock.txt
-    .venv/bin/pip install --quiet --no-deps -e .
+    # pip's notes about this machine's absent local package folders are dropped from the output.
+    quiet() { grep -v "^WARNING: Location '" || true; }
+    .venv/bin/pip install --quiet --upgrade pip 2>&1 | quiet
+    .venv/bin/pip install --quiet -r requirements.lock.txt 2>&1 | quiet
+    .venv/bin/pip install --quiet --no-deps -e . 2>&1 | quiet
     cp requirements.lock.txt .venv/.requirements.lock.txt
 fi
 # `snakemake --profile slurm` looks for ./slurm and ~/.config/snakemake/slurm, not ./profiles/slurm:

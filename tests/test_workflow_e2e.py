@@ -15,7 +15,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 REDUCED = REPO / "tests" / "configs" / "toy_reduced.yaml"
-RUNS = ["base_student", "teacher", "sft_teacher_only", "sft_teacher_only_kd_rkl"]
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -50,9 +49,23 @@ def study(tmp_path_factory) -> Path:
 @pytest.mark.e2e
 def test_table_has_every_run_with_mean_and_std(study):
     table = (study / "results/toy/tables/main.md").read_text()
-    for label in ("Student (base)", "Teacher", "SFT on teacher data", "SFT + KD (RKL)"):
-        row = next(line for line in table.splitlines() if line.startswith(f"| {label} "))
-        assert re.search(r"\d+\.\d\d ± \d+\.\d\d", row), row
+    labels = ("Student (base)", "Teacher", "SFT on teacher-only data", "SFT on filtered teacher CoT",
+              "SFT + KD (RKL)")
+    rows = {}
+    for label in labels:
+        rows[label] = next(line for line in table.splitlines() if line.startswith(f"| {label} "))
+        assert re.search(r"\d+\.\d\d ± \d+\.\d\d", rows[label]), rows[label]
+    assert "Teacher share" in table.splitlines()[2]
+
+    def last_cell(label):
+        return [cell.strip() for cell in rows[label].strip().strip("|").split("|")][-1]
+
+    def share(label):
+        return float(last_cell(label))
+
+    assert share("SFT on teacher-only data") == 1.0 == share("SFT on filtered teacher CoT")
+    assert share("SFT + KD (RKL)") == 1.0  # KD rows report the share of the data their SFT start used
+    assert last_cell("Teacher") == ""  # no synthesized data behind the teacher's row
     csv = (study / "results/toy/tables/main.csv").read_text()
     assert csv.count("\n") >= 5
 
@@ -106,4 +119,4 @@ def test_eval_only_change_reruns_only_eval_and_tables(study):
     changed.write_text("studies:\n  toy:\n    eval: {temperature: 0.7}\n")
     plan = planned_jobs(subprocess.run([SNAKEMAKE, "-n", "--configfile", "config.yaml", str(REDUCED), str(changed)],
                                        cwd=study, capture_output=True, text=True, check=True).stdout)
-    assert plan == {"eval_generate": 8, "eval_grade": 8, "table": 1, "all": 1}
+    assert plan == {"eval_generate": 10, "eval_grade": 10, "table": 1, "all": 1}

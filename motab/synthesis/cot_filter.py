@@ -94,14 +94,19 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--ngram", type=int, default=DEFAULT_NGRAM)
     parser.add_argument("--max-ngram-repeats", type=int, default=DEFAULT_MAX_NGRAM_REPEATS)
     parser.add_argument("--processes", type=int, default=1, help="grading worker processes")
+    parser.add_argument("--stats", help="also write the kept rows' summary (teacher share, ...) here")
     args = parser.parse_args(argv)
 
     gold = {p["id"]: p["answer"] for p in read_jsonl(args.gold)}
     rows = read_jsonl(args.input)
     kept, counts = filter_rows(rows, gold, args.banned, args.max_words or None, args.max_ngram_repeats, args.ngram,
                                args.processes)
-    write_jsonl(args.output, kept)
+    if args.stats:
+        from motab.synthesis.stats import synth_stats
+
+        write_json(args.stats, synth_stats(kept))
     write_json(args.counts, counts)
+    write_jsonl(args.output, kept)
     dropped = ", ".join(f"{k} {v}" for k, v in counts["dropped"].items() if v)
     print(f"kept {counts['kept']} of {counts['total']} -> {args.output}" + (f" (dropped: {dropped})" if dropped else ""))
     return 0

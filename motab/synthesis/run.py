@@ -20,11 +20,12 @@ from tqdm import tqdm
 
 from motab.evaluation.answers import extract_answer
 from motab.evaluation.grading import grade_many
-from motab.jsonio import append_jsonl, dumps, read_jsonl, write_text
+from motab.jsonio import append_jsonl, dumps, read_jsonl, write_json, write_text
 from motab.serving.client import ServerClient
 from motab.serving.launch import LOCAL_SERVER, serving
 from motab.synthesis import motab_method, skd
 from motab.synthesis.context import SynthContext
+from motab.synthesis.stats import synth_stats
 from motab.synthesis.teacher_only import TeacherOnlyParams, synthesize_chunk
 
 
@@ -95,8 +96,9 @@ async def synthesize(method: str, problems: list[dict], tokenizer, url: str, par
     bar.close()
 
 
-def finalize(partial: Path, output: Path, problems: list[dict], method: str, params, meta: dict) -> int:
-    """Grade, sort and atomically publish the finished rows; returns the number of rows."""
+def finalize(partial: Path, output: Path, problems: list[dict], method: str, params, meta: dict,
+             stats_path: str | None = None) -> int:
+    """Grade, sort and atomically publish the finished rows (and their summary); returns the row count."""
     gold = {p["id"]: p["answer"] for p in problems}
     rows = sorted(completed_pairs(partial).values(), key=lambda r: (r["id"], r["sample"]))
     preds = [extract_answer(row["output"]) for row in rows]
@@ -105,6 +107,8 @@ def finalize(partial: Path, output: Path, problems: list[dict], method: str, par
         row["answer_pred"] = pred
         row["correct"] = grade.correct
         row["meta"] = meta
+    if stats_path:
+        write_json(stats_path, synth_stats(rows))
     write_text(output, "".join(dumps(row) + "\n" for row in rows))
     os.unlink(partial)
     return len(rows)
@@ -134,6 +138,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--student-url", help="use a running student server instead of starting one")
     parser.add_argument("--student-log", default="logs/synth.student.server.log")
     parser.add_argument("--max-in-flight", type=int, default=4)
+    parser.add_argument("--stats", help="also write a JSON summary (teacher share, steps, accuracy) here")
     args = parser.parse_args(argv)
 
     from transformers import AutoTokenizer
@@ -163,6 +168,6 @@ def main(argv: list[str]) -> int:
     meta = {"method": args.method, "teacher": args.teacher, "params": json.loads(args.params_json)}
     if needs_student:
         meta["student"] = args.student
-    count = finalize(partial, output, problems, args.method, params, meta)
+    count = finalize(partial, output, problems, args.method, params, meta, args.stats)
     print(f"{count} trajectories in {time.time() - start:.1f}s -> {output}")
     return 0

@@ -364,11 +364,25 @@ def build_tables(spec_obj: dict, eval_paths: Sequence[str | os.PathLike]) -> dic
             "tex": render_latex(spec, lines, footnote)}
 
 
+def teacher_shares(pairs: list[str]) -> dict[str, float]:
+    """{run: teacher_share} from RUN=STATS_JSON pairs (synth stats written by `motab synth`)."""
+    shares = {}
+    for pair in pairs:
+        run, sep, path = pair.partition("=")
+        if not sep:
+            raise TableError(f"--teacher-share {pair!r}: expected RUN=STATS_JSON")
+        with open(path, encoding="utf-8") as handle:
+            shares[run] = json.load(handle)["teacher_share"]
+    return shares
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m motab tables", description=__doc__.splitlines()[0])
     parser.add_argument("--spec", required=True, help="table spec JSON")
     parser.add_argument("--evals", required=True, nargs="+", help="eval JSON files")
     parser.add_argument("--output-prefix", required=True, help="writes PREFIX.md, PREFIX.csv, PREFIX.tex")
+    parser.add_argument("--teacher-share", nargs="*", default=[], metavar="RUN=STATS_JSON",
+                        help="add a 'Teacher share' column from the synth stats file feeding each run")
     args = parser.parse_args(argv)
     try:
         with open(args.spec, encoding="utf-8") as handle:
@@ -377,6 +391,9 @@ def main(argv: list[str]) -> int:
         raise DataError(args.spec, exc.lineno, None, f"not valid JSON ({exc.msg})") from None
     if not isinstance(spec_obj, dict):
         raise DataError(args.spec, None, None, "expected a JSON object")
+    if args.teacher_share:
+        spec_obj.setdefault("extra_columns", []).append(
+            {"label": "Teacher share", "values": teacher_shares(args.teacher_share)})
     try:
         texts = build_tables(spec_obj, args.evals)
     except TableError as exc:
