@@ -18,8 +18,5 @@ if ! .venv/bin/python -c "import motab, snakemake, llamafactory, math_verify, to
     .venv/bin/pip install --quiet --no-deps -e . 2>&1 | quiet
     cp requirements.lock.txt .venv/.requirements.lock.txt
 fi
-# `snakemake --profile slurm` looks for ./slurm and ~/.config/snakemake/slurm, not ./profiles/slurm:
-# link the profile where Snakemake looks so the design card's command works as written.
-mkdir -p "${XDG_CONFIG_HOME:-$HOME/.config}/snakemake"
-ln -sfn "$PWD/profiles/slurm" "${XDG_CONFIG_HOME:-$HOME/.config}/snakemake/slurm"
+bash scripts/link_profiles.sh
 echo "environment ready: .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

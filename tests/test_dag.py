@@ -33,6 +33,17 @@ def test_slurm_profile_plans_the_motab_study_with_gpus_from_config():
     assert "gpu=0" in rule_resources(out, "eval_grade")
 
 
+def test_bare_profile_name_resolves_after_setup(tmp_path):
+    import os
+
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path))
+    subprocess.run(["bash", "scripts/link_profiles.sh"], cwd=REPO, env=env, check=True, capture_output=True)
+    proc = subprocess.run([SNAKEMAKE, "-n", "--profile", "slurm", "all"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "results/motab/tables/main.md" in proc.stdout
+
+
 def test_default_profile_plans_the_toy_study():
     proc = dry_run()
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -68,13 +68,16 @@ def test_kd_prompts_deduplicate_and_keep_the_solution(tmp_path):
     assert len(to_prompts(str(tmp_path / "p.jsonl"), deduplicate=False)) == 3
 
 
-def test_reorganize_writes_alpaca_and_dataset_info_dropping_wrong_answers(tmp_path):
+def test_reorganize_writes_alpaca_and_dataset_info_keeping_selection_to_the_filter(tmp_path):
     synth = [{"id": "a", "sample": 0, "input": "Q1", "output": "S1", "correct": True},
              {"id": "a", "sample": 1, "input": "Q1", "output": "bad", "correct": False},
              {"id": "b", "sample": 0, "input": "Q2", "output": "S2", "correct": None}]
     write_jsonl(tmp_path / "s.jsonl", synth)
-    assert reorganize_main(["--input", str(tmp_path / "s.jsonl"), "--output-dir", str(tmp_path / "out"),
+    assert reorganize_main(["--input", str(tmp_path / "s.jsonl"), "--output-dir", str(tmp_path / "all"),
                             "--dataset-name", "teacher_only"]) == 0
+    assert [r["output"] for r in read_jsonl(tmp_path / "all" / "train.jsonl")] == ["S1", "bad", "S2"]
+    assert reorganize_main(["--input", str(tmp_path / "s.jsonl"), "--output-dir", str(tmp_path / "out"),
+                            "--dataset-name", "teacher_only", "--drop-incorrect"]) == 0
     assert read_jsonl(tmp_path / "out" / "train.jsonl") == [
         {"instruction": "Q1", "input": "", "output": "S1"}, {"instruction": "Q2", "input": "", "output": "S2"}]
     info = json.loads((tmp_path / "out" / "dataset_info.json").read_text())

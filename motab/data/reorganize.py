@@ -1,7 +1,9 @@
 """Synth file -> LLaMA-Factory alpaca data and its dataset_info.json entry.
 
-Only trajectories whose answer was graded correct are kept when a grade exists (correct=None,
-ungraded, is kept). Rows keep the synth order (sorted by id, sample).
+Every trajectory is kept by default: selecting data is the filter stage's job (synth-filter), so
+"SFT on teacher data" and "SFT on filtered teacher CoT" differ exactly by that filter.
+--drop-incorrect keeps only rows graded correct (ungraded rows, correct=None, stay).
+Rows keep the synth order (sorted by id, sample).
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from pathlib import Path
 from motab.jsonio import iter_jsonl, require, write_json, write_jsonl
 
 
-def to_alpaca(path: str, keep_incorrect: bool = False) -> tuple[list[dict], int]:
+def to_alpaca(path: str, drop_incorrect: bool = False) -> tuple[list[dict], int]:
     rows, dropped = [], 0
     for line, row in iter_jsonl(path):
         correct = require(row, "correct", bool, path, line, nullable=True)
-        if correct is False and not keep_incorrect:
+        if correct is False and drop_incorrect:
             dropped += 1
             continue
         rows.append({"instruction": require(row, "input", str, path, line), "input": "",
@@ -34,9 +36,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--input", required=True, help="synth/{method}.jsonl")
     parser.add_argument("--output-dir", required=True, help="folder for train.jsonl + dataset_info.json")
     parser.add_argument("--dataset-name", required=True)
-    parser.add_argument("--keep-incorrect", action="store_true")
+    parser.add_argument("--drop-incorrect", action="store_true", help="keep only rows graded correct")
     args = parser.parse_args(argv)
-    rows, dropped = to_alpaca(args.input, args.keep_incorrect)
+    rows, dropped = to_alpaca(args.input, args.drop_incorrect)
     if not rows:
         raise SystemExit(f"{args.input}: no usable trajectories ({dropped} graded incorrect)")
     out = Path(args.output_dir)
