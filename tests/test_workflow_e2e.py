@@ -100,8 +100,13 @@ def test_stages_are_real(study):
 def test_tables_rebuild_byte_identical(study, tmp_path):
     evals = sorted(str(p) for p in (study / "results/toy/eval").rglob("seed*.json"))
     prefix = tmp_path / "again"
+    synth = study / "results/toy/synth"
+    shares = [f"sft_teacher_only={synth / 'teacher_only.stats.json'}",
+              f"sft_teacher_only_filtered={synth / 'teacher_only.filtered.stats.json'}",
+              f"sft_teacher_only_kd_rkl={synth / 'teacher_only.stats.json'}"]
     subprocess.run([sys.executable, "-m", "motab", "tables", "--spec", str(study / "results/toy/tables/main.spec.json"),
-                    "--evals", *reversed(evals), "--output-prefix", str(prefix)], check=True, cwd=study)
+                    "--evals", *reversed(evals), "--teacher-share", *reversed(shares), "--output-prefix", str(prefix)],
+                   check=True, cwd=study)
     for ext in ("md", "csv", "tex"):
         assert (study / f"results/toy/tables/main.{ext}").read_bytes() == prefix.with_suffix(f".{ext}").read_bytes()
 
