@@ -16,7 +16,14 @@ from motab.chat import build_prompt
 from motab.jsonio import read_jsonl, write_jsonl
 from motab.serving.client import ServerClient
 from motab.serving.launch import LOCAL_SERVER, serving
-from motab.synthesis.context import SynthContext, generate_ids, score_continuation
+from motab.synthesis import motab_method, skd
+from motab.synthesis.context import (
+    SynthContext,
+    generate_ids,
+    generate_ids_batch,
+    score_continuation,
+    score_continuations,
+)
 from motab.synthesis.motab_method import MotabParams, motab_trajectory
 from motab.synthesis.run import main as synth_main
 from motab.synthesis.skd import SkdParams, skd_trajectory
@@ -182,6 +189,55 @@ def test_trajectories_do_not_depend_on_what_runs_beside_them(server):
     alone, crowd = run_one(url, tok, fn)
     assert crowd[1] == alone
     assert crowd[0][0] != alone[0] or crowd[2][0] != alone[0]  # other samples draw differently
+
+
+def test_batched_requests_match_one_row_requests(server):
+    """One batched generate / grouped scoring request gives each row what its own request gives."""
+    url, tok = server
+    contexts = [prompt_ids(tok, q)[1] for q in ("Compute 3 + 4.", "What is 12 times 12, exactly?", "Hi")]
+
+    async def fn(ctx, client):
+        singles = [await generate_ids(client, c, 6, 0.0, seed=1) for c in contexts]
+        batch = await generate_ids_batch(client, contexts, [6, 4, 6], 0.0, [1, 2, 3])
+        drafts = [g.ids for g in singles]
+        one = [await score_continuation(client, c, d, 5) for c, d in zip(contexts, drafts)]
+        grouped = await score_continuations(client, contexts, drafts, 5)          # one request
+        split = await score_continuations(client, contexts, drafts, 5, span=0)    # one per start
+        return singles, batch, one, grouped, split
+
+    singles, batch, one, grouped, split = run_one(url, tok, fn)
+    assert [g.ids for g in batch] == [singles[0].ids, singles[1].ids[:4], singles[2].ids]
+    assert batch[1].finish.get("type") == "length"
+    for ref, got_a, got_b in zip(one, grouped, split):
+        for got in (got_a, got_b):
+            assert all(math.isclose(a, b, abs_tol=1e-4) for a, b in zip(ref[0], got[0]))
+            assert [sorted(t) for t in ref[1]] == [sorted(t) for t in got[1]]
+
+
+def test_lockstep_chunks_are_deterministic(server):
+    """A chunk runs in lockstep rounds (batched requests, per-row seeds): the same chunk gives
+    the same rows. (The server also mixes a row's index in the request into its generator, so a
+    trajectory's draws may change with what else is active in its chunk; single-trajectory runs,
+    as in the test above, do not depend on each other.)"""
+    url, tok = server
+    problems = [{"id": f"p{i}", "input": f"Compute {i} + 1."} for i in range(3)]
+    prompts = [build_prompt(tok, p["input"]) for p in problems]
+    mparams = MotabParams(seed=1, temperature=3.0, epsilon0=0.5, max_step_tokens=3, max_total_tokens=9,
+                          num_responses=2)
+    sparams = SkdParams(seed=1, temperature=5.0, rule="topk", top_k=2, block_size=3, max_new_tokens=7,
+                        num_responses=2)
+
+    async def fn(ctx, _client):
+        return ([await motab_method.synthesize_chunk(ctx, problems, prompts, mparams) for _ in range(2)],
+                [await skd.synthesize_chunk(ctx, problems, prompts, sparams) for _ in range(2)])
+
+    (m1, m2), (s1, s2) = run_one(url, tok, fn)
+    assert m1 == m2 and s1 == s2
+    for rows in (m1, s1):
+        assert [(r["id"], r["sample"]) for r in rows] == [(f"p{i}", s) for i in range(3) for s in range(2)]
+        assert all(r["stats"]["teacher_tokens"] + r["stats"]["student_tokens"] == r["stats"]["total_tokens"]
+                   for r in rows)
+    assert any(r["stats"]["rejected_steps"] for r in s1)
 
 
 def test_cli_refuses_a_drafting_method_without_student(problems, tiny_model_dir, tmp_path):

@@ -8,6 +8,7 @@ Teacher and student must therefore share one vocabulary (run.py checks it).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -80,3 +81,89 @@ async def score_continuation(client: ServerClient, context_ids: list[int], draft
                          f"{list(draft_ids)[:8]}..., got logprobs for {scored_ids[:8]}... "
                          f"({len(logprobs)} logprobs, {len(tops)} top-k lists)")
     return [float(lp) for lp in logprobs], [top or {} for top in tops]
+
+
+# ----------------------------------------------------------------------------- batched requests
+#
+# The lockstep methods send one request per role per round for all their active trajectories.
+# `sampling_params` may be a list (one entry per row), so every row keeps its own seed and length.
+# `logprob_start_len` is one number per request (our server, unlike SGLang, takes no per-row list),
+# so scoring rows are grouped by context length (see score_continuations).
+
+async def generate_ids_batch(client: ServerClient, contexts: list[list[int]], max_new_tokens: list[int],
+                             temperature: float, seeds: list[int], stop: str | None = None) -> list[Generated]:
+    """generate_ids for many rows in ONE request (row i: contexts[i], max_new_tokens[i], seeds[i])."""
+    if not contexts:
+        return []
+    if not len(contexts) == len(max_new_tokens) == len(seeds):
+        raise ValueError("generate_ids_batch: contexts, max_new_tokens and seeds differ in length")
+    samplings = []
+    for want, seed in zip(max_new_tokens, seeds):
+        sampling: dict[str, Any] = {"temperature": temperature, "max_new_tokens": want, "sampling_seed": seed}
+        if stop:
+            sampling["stop"] = stop
+        samplings.append(sampling)
+    resp = await client.generate({"input_ids": [list(c) for c in contexts], "sampling_params": samplings})
+    if not isinstance(resp, list) or len(resp) != len(contexts):
+        raise ValueError(f"batched generate: sent {len(contexts)} rows, got "
+                         f"{len(resp) if isinstance(resp, list) else type(resp).__name__}")
+    return [Generated(ids=[int(t) for t in r.get("output_ids") or []],
+                      finish=(r.get("meta_info") or {}).get("finish_reason") or {}) for r in resp]
+
+
+# Rows whose scoring start lies within this many tokens of their group's smallest start share one
+# request; the extra prompt positions cost a top-k each on the server and are dropped here.
+SCORE_START_SPAN = 64
+
+
+def _score_groups(starts: list[int], span: int) -> list[list[int]]:
+    order = sorted(range(len(starts)), key=lambda i: (starts[i], i))
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and starts[i] - starts[groups[-1][0]] <= span:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+async def score_continuations(client: ServerClient, contexts: list[list[int]], drafts: list[list[int]],
+                              top_k: int, span: int = SCORE_START_SPAN
+                              ) -> list[tuple[list[float], list[dict[int, float]]]]:
+    """score_continuation for many rows: one request per group of rows with nearby context lengths.
+
+    A group is scored from its smallest start (len(context) - 1); each row drops the entries before
+    its own start and the first one at it (SGLang's None), so the result equals the one-row request.
+    """
+    if len(contexts) != len(drafts):
+        raise ValueError("score_continuations: contexts and drafts differ in length")
+    if any(not d for d in drafts):
+        raise ValueError("score_continuations: nothing to score (empty draft)")
+    starts = [len(c) - 1 for c in contexts]
+    out: list[Any] = [None] * len(contexts)
+
+    async def one_group(group: list[int]) -> None:
+        start = starts[group[0]]
+        resp = await client.generate({
+            "input_ids": [list(contexts[i]) + list(drafts[i]) for i in group],
+            "sampling_params": {"max_new_tokens": 0, "temperature": 0.0},
+            "return_logprob": True,
+            "top_logprobs_num": top_k,
+            "logprob_start_len": start,
+        })
+        if not isinstance(resp, list) or len(resp) != len(group):
+            raise ValueError(f"batched scoring: sent {len(group)} rows, got an unexpected answer")
+        for i, r in zip(group, resp):
+            skip = starts[i] - start + 1
+            draft = list(drafts[i])
+            logprobs = input_logprobs(r)[skip:]
+            tops = input_top_logprobs(r)[skip:]
+            scored_ids = [int(entry[1]) for entry in r["meta_info"]["input_token_logprobs"][skip:]]
+            if scored_ids != draft or len(tops) != len(draft) or any(lp is None for lp in logprobs):
+                raise ValueError(f"teacher scoring misaligned: sent {len(draft)} draft tokens "
+                                 f"{draft[:8]}..., got logprobs for {scored_ids[:8]}... "
+                                 f"({len(logprobs)} logprobs, {len(tops)} top-k lists)")
+            out[i] = ([float(lp) for lp in logprobs], [top or {} for top in tops])
+
+    await asyncio.gather(*(one_group(g) for g in _score_groups(starts, span)))
+    return out

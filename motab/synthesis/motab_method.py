@@ -7,22 +7,24 @@ otherwise the teacher generates that step itself from the same context. The traj
 final answer (a complete \\boxed{...} outside an open <think> block), at EOS, at max_total_tokens,
 or when the model's context window is full.
 
-Each request carries its own seed from (seed, problem id, sample, step, role), so a trajectory
-does not depend on what else runs concurrently.
+A chunk's trajectories advance in lockstep rounds: one batched request per role per round (the
+embedded server runs one request at a time, so per-trajectory requests would be serialized).
+Each row carries its own seed from (seed, problem id, sample, step, role). The server derives a
+row's generator from that seed AND the row's index in the request, so a trajectory's draws are
+deterministic for a given chunk but may change with what else is active beside it.
 """
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from motab.evaluation.answers import last_boxed
 from motab.synthesis.acceptance import motab_accept
 from motab.synthesis.context import (
     SynthContext,
-    generate_ids,
+    generate_ids_batch,
     request_seed,
-    score_continuation,
+    score_continuations,
 )
 
 
@@ -60,64 +62,114 @@ def decode_output(tokenizer, ids: list[int], ended_on_eos: bool) -> str:
     return tokenizer.decode(ids[:-1] if ended_on_eos else ids, skip_special_tokens=True)
 
 
+@dataclass
+class _Trajectory:
+    prompt: str
+    prompt_ids: list[int]
+    problem_id: str
+    sample: int
+    generated: list[int] = field(default_factory=list)
+    step: int = 0
+    done: bool = False
+    stats: dict = field(default_factory=lambda: {
+        "teacher_tokens": 0, "student_tokens": 0, "accepted_steps": 0, "rejected_steps": 0,
+        "finish": "length", "step_d": [], "step_eps": []})
+
+
+async def motab_lockstep(ctx: SynthContext, trajectories: list[_Trajectory], params: MotabParams) -> None:
+    """Run trajectories to their end in rounds: per round one batched student draft, teacher
+    scoring (one request per group of nearby context lengths) and one batched teacher regeneration
+    for the rejected rows. Each row keeps its own seed from (seed, problem id, sample, step, role)."""
+    student = ctx.require_student("motab")
+    while True:
+        active = []
+        for t in trajectories:
+            if not t.done and len(t.generated) >= params.max_total_tokens:
+                t.done = True  # finish stays "length"
+            if not t.done:
+                active.append(t)
+        if not active:
+            break
+        wants = [min(params.max_step_tokens, params.max_total_tokens - len(t.generated)) for t in active]
+        contexts = [t.prompt_ids + t.generated for t in active]
+        drafts = await generate_ids_batch(
+            student, contexts, wants, params.temperature,
+            [request_seed(params.seed, t.problem_id, t.sample, t.step, "student") for t in active],
+            params.step_boundary)
+        live = []
+        for k, (t, draft) in enumerate(zip(active, drafts)):
+            if not draft.ids:
+                t.stats["finish"] = "context"
+                t.done = True
+            else:
+                live.append(k)
+        if not live:
+            continue
+        scores = await score_continuations(ctx.teacher, [contexts[k] for k in live],
+                                           [drafts[k].ids for k in live], params.top_k_entropy)
+        chosen: dict[int, object] = {}
+        rejected = []
+        for k, (logprobs, tops) in zip(live, scores):
+            t = active[k]
+            accepted, d, eps, _hbar = motab_accept(logprobs, tops, params.epsilon0, params.theta,
+                                                   params.top_k_entropy)
+            t.stats["step_d"].append(round(d, 6))
+            t.stats["step_eps"].append(round(eps, 6))
+            if accepted:
+                chosen[k] = drafts[k]
+            else:
+                rejected.append(k)
+        if rejected:
+            teacher_steps = await generate_ids_batch(
+                ctx.teacher, [contexts[k] for k in rejected], [wants[k] for k in rejected], params.temperature,
+                [request_seed(params.seed, active[k].problem_id, active[k].sample, active[k].step, "teacher")
+                 for k in rejected],
+                params.step_boundary)
+            chosen.update(zip(rejected, teacher_steps))
+        for k in live:
+            t, step_ids = active[k], chosen[k]
+            if k in rejected:
+                t.stats["teacher_tokens"] += len(step_ids.ids)
+                t.stats["rejected_steps"] += 1
+            else:
+                t.stats["student_tokens"] += len(step_ids.ids)
+                t.stats["accepted_steps"] += 1
+            t.generated += step_ids.ids
+            t.step += 1
+            if step_ids.hit_eos:
+                t.stats["finish"] = "eos"
+                t.done = True
+            elif not step_ids.ids or (step_ids.finish.get("type") == "length" and len(step_ids.ids) < wants[k]):
+                t.stats["finish"] = "context"  # the server stopped short: the context window is full
+                t.done = True
+            elif answer_reached(t.prompt, ctx.tokenizer.decode(t.generated, skip_special_tokens=False)):
+                t.stats["finish"] = "answer"
+                t.done = True
+    for t in trajectories:
+        t.stats["total_tokens"] = len(t.generated)
+
+
 async def motab_trajectory(ctx: SynthContext, prompt: str, prompt_ids: list[int], problem_id: str, sample: int,
                            params: MotabParams) -> tuple[list[int], dict]:
-    """One trajectory's token ids and its stats."""
-    student = ctx.require_student("motab")
-    generated: list[int] = []
-    stats = {"teacher_tokens": 0, "student_tokens": 0, "accepted_steps": 0, "rejected_steps": 0,
-             "finish": "length", "step_d": [], "step_eps": []}
-    step = 0
-    while len(generated) < params.max_total_tokens:
-        want = min(params.max_step_tokens, params.max_total_tokens - len(generated))
-        context = prompt_ids + generated
-        draft = await generate_ids(student, context, want, params.temperature,
-                                   request_seed(params.seed, problem_id, sample, step, "student"),
-                                   params.step_boundary)
-        if not draft.ids:
-            stats["finish"] = "context"
-            break
-        logprobs, tops = await score_continuation(ctx.teacher, context, draft.ids, params.top_k_entropy)
-        accepted, d, eps, _hbar = motab_accept(logprobs, tops, params.epsilon0, params.theta,
-                                               params.top_k_entropy)
-        stats["step_d"].append(round(d, 6))
-        stats["step_eps"].append(round(eps, 6))
-        if accepted:
-            chosen = draft
-            stats["student_tokens"] += len(draft.ids)
-            stats["accepted_steps"] += 1
-        else:
-            chosen = await generate_ids(ctx.teacher, context, want, params.temperature,
-                                        request_seed(params.seed, problem_id, sample, step, "teacher"),
-                                        params.step_boundary)
-            stats["teacher_tokens"] += len(chosen.ids)
-            stats["rejected_steps"] += 1
-        generated += chosen.ids
-        step += 1
-        if chosen.hit_eos:
-            stats["finish"] = "eos"
-            break
-        if not chosen.ids or (chosen.finish.get("type") == "length" and len(chosen.ids) < want):
-            stats["finish"] = "context"  # the server stopped short: the context window is full
-            break
-        if answer_reached(prompt, ctx.tokenizer.decode(generated, skip_special_tokens=False)):
-            stats["finish"] = "answer"
-            break
-    stats["total_tokens"] = len(generated)
-    return generated, stats
+    """One trajectory's token ids and its stats (a lockstep run of one row)."""
+    t = _Trajectory(prompt, list(prompt_ids), problem_id, sample)
+    await motab_lockstep(ctx, [t], params)
+    return t.generated, t.stats
 
 
 async def synthesize_chunk(ctx: SynthContext, problems: list[dict], prompts: list[str],
                            params: MotabParams) -> list[dict]:
-    """num_responses MOTAB trajectories per problem; all of the chunk's trajectories run concurrently."""
+    """num_responses MOTAB trajectories per problem; the chunk's trajectories advance in lockstep
+    rounds, one batched request per role per round."""
     jobs = []
     for problem, prompt in zip(problems, prompts):
         prompt_ids = ctx.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         for sample in range(params.num_responses):
-            jobs.append((problem, sample, motab_trajectory(ctx, prompt, prompt_ids, problem["id"], sample, params)))
-    results = await asyncio.gather(*(job for _p, _s, job in jobs))
+            jobs.append((problem, _Trajectory(prompt, list(prompt_ids), problem["id"], sample)))
+    await motab_lockstep(ctx, [t for _p, t in jobs], params)
     rows = []
-    for (problem, sample, _job), (ids, stats) in zip(jobs, results):
-        rows.append({"id": problem["id"], "sample": sample, "input": problem["input"],
-                     "output": decode_output(ctx.tokenizer, ids, stats["finish"] == "eos"), "stats": stats})
+    for problem, t in jobs:
+        rows.append({"id": problem["id"], "sample": t.sample, "input": problem["input"],
+                     "output": decode_output(ctx.tokenizer, t.generated, t.stats["finish"] == "eos"),
+                     "stats": t.stats})
     return rows

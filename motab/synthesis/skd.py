@@ -8,21 +8,23 @@ from p_T at `temperature`, including tokens outside the returned top logprobs; i
 request per rejection). Drafting resumes after the replacement. Ends at EOS, at max_new_tokens,
 or when the context window is full.
 
+A chunk's trajectories advance in lockstep rounds, one batched request per role per round; see
+motab.synthesis.motab_method for the seeding caveat (a row's generator also depends on its index).
+
 Stats: student_tokens = drafted tokens kept, teacher_tokens = replacements; accepted_steps =
 blocks kept whole, rejected_steps = blocks cut by a rejection (= teacher_tokens).
 """
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from motab.synthesis.acceptance import RULES, first_rejection
 from motab.synthesis.context import (
     SynthContext,
-    generate_ids,
+    generate_ids_batch,
     request_seed,
-    score_continuation,
+    score_continuations,
 )
 from motab.synthesis.motab_method import decode_output
 
@@ -53,56 +55,106 @@ class SkdParams:
         return self.top_k if self.rule == "topk" else self.verify_top_n
 
 
+@dataclass
+class _Trajectory:
+    prompt_ids: list[int]
+    problem_id: str
+    sample: int
+    generated: list[int] = field(default_factory=list)
+    block: int = 0
+    done: bool = False
+    stats: dict = field(default_factory=lambda: {
+        "teacher_tokens": 0, "student_tokens": 0, "accepted_steps": 0, "rejected_steps": 0, "finish": "length"})
+
+
+async def skd_lockstep(ctx: SynthContext, trajectories: list[_Trajectory], params: SkdParams) -> None:
+    """Run trajectories to their end in rounds: per round one batched student block, teacher
+    verification (one request per group of nearby context lengths) and one batched 1-token teacher
+    generate for the rejected rows. Each row keeps its own seed from (seed, id, sample, block, role)."""
+    student = ctx.require_student("skd")
+    while True:
+        active = []
+        for t in trajectories:
+            if not t.done and len(t.generated) >= params.max_new_tokens:
+                t.done = True  # finish stays "length"
+            if not t.done:
+                active.append(t)
+        if not active:
+            break
+        wants = [min(params.block_size, params.max_new_tokens - len(t.generated)) for t in active]
+        contexts = [t.prompt_ids + t.generated for t in active]
+        drafts = await generate_ids_batch(
+            student, contexts, wants, params.temperature,
+            [request_seed(params.seed, t.problem_id, t.sample, t.block, "student") for t in active])
+        live = []
+        for k, (t, draft) in enumerate(zip(active, drafts)):
+            if not draft.ids:
+                t.stats["finish"] = "context"
+                t.done = True
+            else:
+                live.append(k)
+        if not live:
+            continue
+        scores = await score_continuations(ctx.teacher, [contexts[k] for k in live],
+                                           [drafts[k].ids for k in live], params.top_logprobs_num)
+        last: dict[int, object] = {}
+        rejects: dict[int, int] = {}
+        for k, (_logprobs, tops) in zip(live, scores):
+            t, draft = active[k], drafts[k]
+            reject = first_rejection(draft.ids, tops, params.rule, params.gamma, params.top_k)
+            if reject is None:
+                t.generated += draft.ids
+                t.stats["student_tokens"] += len(draft.ids)
+                t.stats["accepted_steps"] += 1
+                last[k] = draft
+            else:
+                t.generated += draft.ids[:reject]
+                t.stats["student_tokens"] += reject
+                rejects[k] = reject
+        if rejects:
+            repairs = await generate_ids_batch(
+                ctx.teacher, [active[k].prompt_ids + active[k].generated for k in rejects], [1] * len(rejects),
+                params.temperature,
+                [request_seed(params.seed, active[k].problem_id, active[k].sample, active[k].block, "teacher")
+                 for k in rejects])
+            for k, repair in zip(rejects, repairs):
+                t = active[k]
+                t.generated += repair.ids
+                t.stats["teacher_tokens"] += len(repair.ids)
+                t.stats["rejected_steps"] += 1
+                last[k] = repair
+        for k in live:
+            t, step_last = active[k], last[k]
+            t.block += 1
+            if step_last.hit_eos:
+                t.stats["finish"] = "eos"
+                t.done = True
+            elif not step_last.ids or (k not in rejects and step_last.finish.get("type") == "length"
+                                       and len(step_last.ids) < wants[k]):
+                t.stats["finish"] = "context"
+                t.done = True
+    for t in trajectories:
+        t.stats["total_tokens"] = len(t.generated)
+
+
 async def skd_trajectory(ctx: SynthContext, prompt_ids: list[int], problem_id: str, sample: int,
                          params: SkdParams) -> tuple[list[int], dict]:
-    student = ctx.require_student("skd")
-    generated: list[int] = []
-    stats = {"teacher_tokens": 0, "student_tokens": 0, "accepted_steps": 0, "rejected_steps": 0,
-             "finish": "length"}
-    block = 0
-    while len(generated) < params.max_new_tokens:
-        want = min(params.block_size, params.max_new_tokens - len(generated))
-        context = prompt_ids + generated
-        draft = await generate_ids(student, context, want, params.temperature,
-                                   request_seed(params.seed, problem_id, sample, block, "student"))
-        if not draft.ids:
-            stats["finish"] = "context"
-            break
-        _logprobs, tops = await score_continuation(ctx.teacher, context, draft.ids, params.top_logprobs_num)
-        reject = first_rejection(draft.ids, tops, params.rule, params.gamma, params.top_k)
-        if reject is None:
-            generated += draft.ids
-            stats["student_tokens"] += len(draft.ids)
-            stats["accepted_steps"] += 1
-            last = draft
-        else:
-            generated += draft.ids[:reject]
-            stats["student_tokens"] += reject
-            last = await generate_ids(ctx.teacher, prompt_ids + generated, 1, params.temperature,
-                                      request_seed(params.seed, problem_id, sample, block, "teacher"))
-            generated += last.ids
-            stats["teacher_tokens"] += len(last.ids)
-            stats["rejected_steps"] += 1
-        block += 1
-        if last.hit_eos:
-            stats["finish"] = "eos"
-            break
-        if not last.ids or (reject is None and last.finish.get("type") == "length" and len(last.ids) < want):
-            stats["finish"] = "context"
-            break
-    stats["total_tokens"] = len(generated)
-    return generated, stats
+    """One trajectory's token ids and its stats (a lockstep run of one row)."""
+    t = _Trajectory(list(prompt_ids), problem_id, sample)
+    await skd_lockstep(ctx, [t], params)
+    return t.generated, t.stats
 
 
 async def synthesize_chunk(ctx: SynthContext, problems: list[dict], prompts: list[str],
                            params: SkdParams) -> list[dict]:
-    """num_responses SKD trajectories per problem; all of the chunk's trajectories run concurrently."""
+    """num_responses SKD trajectories per problem; the chunk's trajectories advance in lockstep
+    rounds, one batched request per role per round."""
     jobs = []
     for problem, prompt in zip(problems, prompts):
         prompt_ids = ctx.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         for sample in range(params.num_responses):
-            jobs.append((problem, sample, skd_trajectory(ctx, prompt_ids, problem["id"], sample, params)))
-    results = await asyncio.gather(*(job for _p, _s, job in jobs))
-    return [{"id": problem["id"], "sample": sample, "input": problem["input"],
-             "output": decode_output(ctx.tokenizer, ids, stats["finish"] == "eos"), "stats": stats}
-            for (problem, sample, _job), (ids, stats) in zip(jobs, results)]
+            jobs.append((problem, _Trajectory(list(prompt_ids), problem["id"], sample)))
+    await skd_lockstep(ctx, [t for _p, t in jobs], params)
+    return [{"id": problem["id"], "sample": t.sample, "input": problem["input"],
+             "output": decode_output(ctx.tokenizer, t.generated, t.stats["finish"] == "eos"), "stats": t.stats}
+            for problem, t in jobs]
