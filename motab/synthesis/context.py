@@ -167,3 +167,36 @@ async def score_continuations(client: ServerClient, contexts: list[list[int]], d
 
     await asyncio.gather(*(one_group(g) for g in _score_groups(starts, span)))
     return out
+
+
+def unfinished(trajectories: list, max_tokens: int) -> list:
+    """The trajectories still running; one that reached max_tokens is finished (finish stays "length")."""
+    active = []
+    for t in trajectories:
+        if not t.done and len(t.generated) >= max_tokens:
+            t.done = True
+        if not t.done:
+            active.append(t)
+    return active
+
+
+async def draft_and_score(ctx: SynthContext, student: ServerClient, active: list, wants: list[int],
+                          temperature: float, seeds: list[int], top_k: int, stop: str | None = None):
+    """The first half of a draft-and-verify round, shared by MOTAB and SKD: one batched student
+    draft for the active trajectories, then teacher scoring of the non-empty drafts. A row whose
+    draft came back empty (its context window is full) is finished with finish="context".
+
+    Returns (contexts, drafts, live, scores): `live` indexes the rows that were scored and
+    `scores[i]` is the (logprobs, tops) of row live[i]."""
+    contexts = [t.prompt_ids + t.generated for t in active]
+    drafts = await generate_ids_batch(student, contexts, wants, temperature, seeds, stop)
+    live = []
+    for k, (t, draft) in enumerate(zip(active, drafts)):
+        if draft.ids:
+            live.append(k)
+        else:
+            t.stats["finish"] = "context"
+            t.done = True
+    scores = await score_continuations(ctx.teacher, [contexts[k] for k in live], [drafts[k].ids for k in live],
+                                       top_k) if live else []
+    return contexts, drafts, live, scores

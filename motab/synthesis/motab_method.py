@@ -22,9 +22,10 @@ from motab.evaluation.answers import last_boxed
 from motab.synthesis.acceptance import motab_accept
 from motab.synthesis.context import (
     SynthContext,
+    draft_and_score,
     generate_ids_batch,
     request_seed,
-    score_continuations,
+    unfinished,
 )
 
 
@@ -82,31 +83,15 @@ async def motab_lockstep(ctx: SynthContext, trajectories: list[_Trajectory], par
     for the rejected rows. Each row keeps its own seed from (seed, problem id, sample, step, role)."""
     student = ctx.require_student("motab")
     while True:
-        active = []
-        for t in trajectories:
-            if not t.done and len(t.generated) >= params.max_total_tokens:
-                t.done = True  # finish stays "length"
-            if not t.done:
-                active.append(t)
+        active = unfinished(trajectories, params.max_total_tokens)
         if not active:
             break
         wants = [min(params.max_step_tokens, params.max_total_tokens - len(t.generated)) for t in active]
-        contexts = [t.prompt_ids + t.generated for t in active]
-        drafts = await generate_ids_batch(
-            student, contexts, wants, params.temperature,
-            [request_seed(params.seed, t.problem_id, t.sample, t.step, "student") for t in active],
-            params.step_boundary)
-        live = []
-        for k, (t, draft) in enumerate(zip(active, drafts)):
-            if not draft.ids:
-                t.stats["finish"] = "context"
-                t.done = True
-            else:
-                live.append(k)
+        seeds = [request_seed(params.seed, t.problem_id, t.sample, t.step, "student") for t in active]
+        contexts, drafts, live, scores = await draft_and_score(ctx, student, active, wants, params.temperature,
+                                                               seeds, params.top_k_entropy, params.step_boundary)
         if not live:
             continue
-        scores = await score_continuations(ctx.teacher, [contexts[k] for k in live],
-                                           [drafts[k].ids for k in live], params.top_k_entropy)
         chosen: dict[int, object] = {}
         rejected = []
         for k, (logprobs, tops) in zip(live, scores):

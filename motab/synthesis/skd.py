@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from motab.synthesis.acceptance import RULES, first_rejection
 from motab.synthesis.context import (
     SynthContext,
+    draft_and_score,
     generate_ids_batch,
     request_seed,
-    score_continuations,
+    unfinished,
 )
 from motab.synthesis.motab_method import decode_output
 
@@ -73,30 +74,15 @@ async def skd_lockstep(ctx: SynthContext, trajectories: list[_Trajectory], param
     generate for the rejected rows. Each row keeps its own seed from (seed, id, sample, block, role)."""
     student = ctx.require_student("skd")
     while True:
-        active = []
-        for t in trajectories:
-            if not t.done and len(t.generated) >= params.max_new_tokens:
-                t.done = True  # finish stays "length"
-            if not t.done:
-                active.append(t)
+        active = unfinished(trajectories, params.max_new_tokens)
         if not active:
             break
         wants = [min(params.block_size, params.max_new_tokens - len(t.generated)) for t in active]
-        contexts = [t.prompt_ids + t.generated for t in active]
-        drafts = await generate_ids_batch(
-            student, contexts, wants, params.temperature,
-            [request_seed(params.seed, t.problem_id, t.sample, t.block, "student") for t in active])
-        live = []
-        for k, (t, draft) in enumerate(zip(active, drafts)):
-            if not draft.ids:
-                t.stats["finish"] = "context"
-                t.done = True
-            else:
-                live.append(k)
+        seeds = [request_seed(params.seed, t.problem_id, t.sample, t.block, "student") for t in active]
+        _contexts, drafts, live, scores = await draft_and_score(ctx, student, active, wants, params.temperature,
+                                                                seeds, params.top_logprobs_num)
         if not live:
             continue
-        scores = await score_continuations(ctx.teacher, [contexts[k] for k in live],
-                                           [drafts[k].ids for k in live], params.top_logprobs_num)
         last: dict[int, object] = {}
         rejects: dict[int, int] = {}
         for k, (_logprobs, tops) in zip(live, scores):
