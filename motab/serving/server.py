@@ -25,8 +25,11 @@ Semantics copied from SGLang (checked in its source, not its code):
   SGLANG_RETURN_ORIGINAL_LOGPROB=1. Teacher scoring (max_new_tokens=0) is unaffected.
 
 Determinism: one worker thread runs one request at a time; a request is its own batch (split
-into --max-batch-size chunks in order); row r samples from its own generator seeded by
-(sampling_seed, r). The same request gives the same response bytes.
+into --max-batch-size chunks in order). Each row samples from its own generator seeded by
+(sampling_seed, prompt ids, occurrence), where occurrence counts the earlier rows of the same
+request with the same seed and prompt (the n copies, or a prompt listed twice). A row's draws
+therefore never depend on which other rows share its request, as SGLang's per-request
+`sampling_seed` (deterministic inference) does not. The same request gives the same bytes.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import asyncio
 import hashlib
 import json
 import sys
+from array import array
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,10 +146,25 @@ def parse_sampling(raw: Any, default_seed: int, where: str = "sampling_params.")
     return s
 
 
-def row_seed(seed: int, row: int) -> int:
-    """The generator seed of row `row` of a request seeded `seed` (stable across runs)."""
-    digest = hashlib.sha256(f"{seed}:{row}".encode()).digest()
+def row_seed(seed: int, prompt_ids: list[int], occurrence: int) -> int:
+    """The generator seed of a row: its sampling seed, its prompt and how many earlier rows of the
+    request had the same seed and prompt (stable across runs; not its position in the batch)."""
+    head = f"{seed}:{occurrence}:".encode()
+    digest = hashlib.sha256(head + array("q", prompt_ids).tobytes()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+class RowSeeds:
+    """row_seed for the rows of one request, counting the occurrences of each (seed, prompt)."""
+
+    def __init__(self):
+        self.seen: dict[tuple[int, tuple[int, ...]], int] = {}
+
+    def __call__(self, seed: int, prompt_ids: list[int]) -> int:
+        key = (seed, tuple(prompt_ids))
+        occurrence = self.seen.get(key, 0)
+        self.seen[key] = occurrence + 1
+        return row_seed(seed, prompt_ids, occurrence)
 
 
 def request_id(body: Any, index: int) -> str:
@@ -407,12 +426,13 @@ def parse_generate(engine: Engine, body: Any, default_seed: int) -> tuple[list[R
         raise RequestError("return_text_in_logprobs: expected a boolean")
 
     rows: list[Row] = []
+    seeds = RowSeeds()
     for prompt, sampling in zip(prompts, samplings):
         row_start = len(prompt) - 1 if start == -1 else start
         if row_start >= len(prompt):
             raise RequestError(f"logprob_start_len: {start} must be smaller than the prompt length {len(prompt)}")
         for _ in range(sampling.n):
-            rows.append(Row(input_ids=prompt, sampling=sampling, seed=row_seed(sampling.sampling_seed, len(rows)),
+            rows.append(Row(input_ids=prompt, sampling=sampling, seed=seeds(sampling.sampling_seed, prompt),
                             return_logprob=return_logprob, top_logprobs_num=top_n, logprob_start_len=row_start))
     return rows, batch or len(rows) > 1
 
@@ -512,9 +532,10 @@ def parse_openai(engine: Engine, body: Any, default_seed: int, chat: bool) -> tu
     sampling = _openai_sampling(body, default_seed, max_default)
     want, top = _openai_logprob_args(body, chat)
     rows: list[Row] = []
+    seeds = RowSeeds()
     for prompt in prompts:
         for _ in range(sampling.n):
-            rows.append(Row(input_ids=prompt, sampling=sampling, seed=row_seed(sampling.sampling_seed, len(rows)),
+            rows.append(Row(input_ids=prompt, sampling=sampling, seed=seeds(sampling.sampling_seed, prompt),
                             return_logprob=want, top_logprobs_num=top, logprob_start_len=len(prompt) - 1))
     return rows, [len(p) for p in prompts]
 

@@ -8,8 +8,8 @@ from p_T at `temperature`, including tokens outside the returned top logprobs; i
 request per rejection). Drafting resumes after the replacement. Ends at EOS, at max_new_tokens,
 or when the context window is full.
 
-A chunk's trajectories advance in lockstep rounds, one batched request per role per round; see
-motab.synthesis.motab_method for the seeding caveat (a row's generator also depends on its index).
+A chunk's trajectories advance in lockstep rounds, one batched request per role per round; each
+row's draws depend only on its own seed and context (see motab.synthesis.motab_method).
 
 Stats: student_tokens = drafted tokens kept, teacher_tokens = replacements; accepted_steps =
 blocks kept whole, rejected_steps = blocks cut by a rejection (= teacher_tokens).
