@@ -252,8 +252,13 @@ class Engine:
         return chosen
 
     def _top(self, logprobs_row, k: int) -> list[tuple[float, int]]:
-        values, ids = self.torch.topk(logprobs_row, min(k, logprobs_row.shape[-1]))  # sorted descending
-        return [(float(v), int(t)) for v, t in zip(values.tolist(), ids.tolist())]
+        return self._top_many(logprobs_row[None, :], k)[0]
+
+    def _top_many(self, logprobs, k: int) -> list[list[tuple[float, int]]]:
+        """Top-k (logprob, token id) of each row of [P, V] logprobs, most likely first: one topk
+        and one conversion for all positions (per-position calls dominated scoring time)."""
+        values, ids = self.torch.topk(logprobs, min(k, logprobs.shape[-1]), dim=-1)  # sorted descending
+        return [list(zip(v, t)) for v, t in zip(values.tolist(), ids.tolist())]
 
     def _stop_string_hit(self, text: str, stops: list[str]) -> tuple[str, int] | None:
         best: tuple[str, int] | None = None
@@ -302,7 +307,7 @@ class Engine:
                     targets = torch.tensor(r.input_ids[start + 1:], dtype=torch.long)
                     res.input_logprobs += lp.gather(-1, targets[:, None])[:, 0].tolist()
                     if r.top_logprobs_num > 0:
-                        res.input_top += [self._top(lp[j], r.top_logprobs_num) for j in range(lp.shape[0])]
+                        res.input_top += self._top_many(lp, r.top_logprobs_num)
                     else:
                         res.input_top += [None] * lp.shape[0]
             last = logits[:, -1, :]
@@ -377,7 +382,9 @@ class Engine:
 
 
 def _triples(engine: Engine, pairs: list[tuple[float | None, int]], with_text: bool) -> list[list]:
-    return [[lp, tid, engine.token_text(tid) if with_text else None] for lp, tid in pairs]
+    if not with_text:
+        return [[lp, tid, None] for lp, tid in pairs]
+    return [[lp, tid, engine.token_text(tid)] for lp, tid in pairs]
 
 
 def parse_generate(engine: Engine, body: Any, default_seed: int) -> tuple[list[Row], bool]:
@@ -588,6 +595,7 @@ def format_openai(engine: Engine, body: dict, rows: list[Row], results: list[Row
 
 
 def build_app(engine: Engine, seed: int = 0):
+    import orjson
     from aiohttp import web
 
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="motab-model")
@@ -597,6 +605,11 @@ def build_app(engine: Engine, seed: int = 0):
 
     def error(status: int, message: str):
         return web.json_response({"error": {"message": message, "code": status}}, status=status, dumps=dump)
+
+    def fast_json(obj: Any):
+        # orjson: scoring answers carry top-k triples for every position (megabytes per round);
+        # the standard library's encoder spent more time on them than the model did.
+        return web.Response(body=orjson.dumps(obj), content_type="application/json")
 
     async def read_body(request):
         try:
@@ -630,7 +643,7 @@ def build_app(engine: Engine, seed: int = 0):
         except Exception as exc:  # noqa: BLE001 - report any generation failure as a 500
             return error(500, f"generation failed: {type(exc).__name__}: {exc}")
         out = format_generate(engine, body, rows, results)
-        return web.json_response(out if batch else out[0], dumps=dump)
+        return fast_json(out if batch else out[0])
 
     def openai_handler(chat: bool):
         async def handler(request):
@@ -645,7 +658,7 @@ def build_app(engine: Engine, seed: int = 0):
                 results = await in_worker(engine.run, rows)
             except Exception as exc:  # noqa: BLE001
                 return error(500, f"generation failed: {type(exc).__name__}: {exc}")
-            return web.json_response(format_openai(engine, body, rows, results, prompt_lens, chat), dumps=dump)
+            return fast_json(format_openai(engine, body, rows, results, prompt_lens, chat))
         return handler
 
     app = web.Application(client_max_size=256 * 1024 * 1024)
