@@ -273,3 +273,52 @@ def test_output_does_not_depend_on_batch_problems(server, sharp_model_dir, tmp_p
     assert len({r["output"] for r in rows}) > 1
     if method != "teacher_only":
         assert any(r["stats"]["rejected_steps"] for r in rows) and any(r["stats"]["accepted_steps"] for r in rows)
+
+
+def test_skd_short_first_pass_gives_the_full_verification(server, monkeypatch):
+    """Nucleus blocks are verified on 8 top logprobs first and rescored with verify_top_n only when
+    undecided: the trajectories equal those of verifying every block with the full list."""
+    url, tok = server
+    _, ids = prompt_ids(tok)
+    params = SkdParams(seed=2, temperature=3.0, gamma=0.999, block_size=4, max_new_tokens=12, verify_top_n=64)
+    calls = []
+
+    async def fn(ctx, _client):
+        original = ctx.teacher.generate
+
+        async def counting(payload):
+            calls.append(payload.get("top_logprobs_num"))
+            return await original(payload)
+        ctx.teacher.generate = counting
+        return [await skd_trajectory(ctx, ids, "p0", s, params) for s in range(3)]
+
+    short = run_one(url, tok, fn)
+    assert 8 in calls and 64 in calls  # both passes ran
+    monkeypatch.setattr(skd, "FIRST_PASS_TOP_N", 64)
+    assert run_one(url, tok, fn) == short
+
+
+def test_teacher_share_moves_with_epsilon0_and_gamma(server, sharp_model_dir, tmp_path):
+    """The knobs move the measured teacher share the way ALGORITHMS.md says: a larger epsilon0
+    accepts more student steps (lower share); a larger gamma widens SKD's nucleus, so more
+    student tokens are kept (lower share). Read from the stats files the tables use."""
+    url, _tok = server
+    path = tmp_path / "problems.jsonl"
+    write_jsonl(path, [{"id": f"p{i}", "input": f"Compute {i} + 2.", "answer": str(i + 2), "solution": None,
+                        "source": "toy"} for i in range(4)])
+
+    def share(method, **params):
+        out = tmp_path / f"{method}.{json.dumps(params, sort_keys=True)}.jsonl"
+        stats = out.with_suffix(".stats.json")
+        assert synth_main(["--method", method, "--problems", str(path), "--teacher", str(sharp_model_dir),
+                           "--student", str(sharp_model_dir), "--server-url", url, "--student-url", url,
+                           "--output", str(out), "--stats", str(stats), "--params-json",
+                           json.dumps({"seed": 0, "num_responses": 2, "batch_problems": 4, **params})]) == 0
+        return json.loads(stats.read_text())["teacher_share"]
+
+    motab = dict(temperature=2.0, max_step_tokens=3, max_total_tokens=12)
+    strict, lenient = share("motab", epsilon0=0.05, **motab), share("motab", epsilon0=0.5, **motab)
+    assert 0.0 < lenient < strict < 1.0, (strict, lenient)
+    skd_params = dict(temperature=2.0, block_size=4, max_new_tokens=12)
+    narrow, wide = share("skd", gamma=0.5, **skd_params), share("skd", gamma=0.99, **skd_params)
+    assert 0.0 < wide < narrow < 1.0, (narrow, wide)
