@@ -6,7 +6,9 @@ import pytest
 
 from motab.synthesis.acceptance import (
     first_rejection,
+    first_undecided,
     motab_accept,
+    skd_decide,
     skd_keep,
     step_entropy,
 )
@@ -78,3 +80,32 @@ def test_first_rejection_over_a_block():
     assert first_rejection([12, 10], tops[:2], "topk", top_k=2) == 0
     with pytest.raises(ValueError):
         first_rejection([10], tops, "nucleus")
+
+
+def test_short_top_list_decisions_agree_with_the_full_list():
+    """SKD verifies on a short top list first: every decision it makes is the full list's, and it
+    says "undecided" exactly when the short list sums to less than gamma without the token."""
+    import random
+
+    rng = random.Random(0)
+    undecided = 0
+    for _ in range(2000):
+        logits = [rng.gauss(0, rng.choice([0.5, 2.0, 6.0])) for _ in range(40)]
+        peak = max(logits)
+        norm = math.log(sum(math.exp(x - peak) for x in logits)) + peak
+        full = {tid: x - norm for tid, x in enumerate(logits)}
+        ranked = sorted(full, key=lambda t: (-full[t], t))
+        short = {t: full[t] for t in ranked[:8]}
+        token, gamma = rng.randrange(40), rng.choice([0.5, 0.9, 0.99])
+        decided = skd_decide(token, short, gamma)
+        if decided is None:
+            undecided += 1
+            assert token not in short and sum(math.exp(v) for v in short.values()) < gamma
+        else:
+            assert decided == skd_keep(token, full, "nucleus", gamma)
+    assert 0 < undecided < 2000
+    # Blocks: undecided only when the first non-kept position is undecided.
+    top = {1: math.log(0.5), 2: math.log(0.3)}   # sums to 0.8 < gamma 0.9
+    assert first_undecided([1, 2, 7], [top] * 3, 0.9) is True     # 7 may or may not lie in the nucleus
+    assert first_undecided([1, 2, 1], [top] * 3, 0.9) is False    # all kept
+    assert first_undecided([2, 7], [{1: math.log(0.95), 2: math.log(0.04)}, top], 0.9) is False  # 2 rejected first

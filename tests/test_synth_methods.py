@@ -216,9 +216,7 @@ def test_batched_requests_match_one_row_requests(server):
 
 def test_lockstep_chunks_are_deterministic(server):
     """A chunk runs in lockstep rounds (batched requests, per-row seeds): the same chunk gives
-    the same rows. (The server also mixes a row's index in the request into its generator, so a
-    trajectory's draws may change with what else is active in its chunk; single-trajectory runs,
-    as in the test above, do not depend on each other.)"""
+    the same rows."""
     url, tok = server
     problems = [{"id": f"p{i}", "input": f"Compute {i} + 1."} for i in range(3)]
     prompts = [build_prompt(tok, p["input"]) for p in problems]
@@ -244,3 +242,83 @@ def test_cli_refuses_a_drafting_method_without_student(problems, tiny_model_dir,
     with pytest.raises(SystemExit):
         synth_main(["--method", "motab", "--problems", str(problems), "--teacher", str(tiny_model_dir),
                     "--output", str(tmp_path / "x.jsonl"), "--params-json", json.dumps({"seed": 0})])
+
+
+@pytest.mark.parametrize("method,params", [
+    ("teacher_only", {"num_responses": 2, "temperature": 3.0, "max_new_tokens": 10}),
+    ("motab", {"num_responses": 2, "temperature": 3.0, "epsilon0": 0.5, "max_step_tokens": 3,
+               "max_total_tokens": 10}),
+    ("skd", {"num_responses": 2, "temperature": 2.0, "rule": "topk", "top_k": 3, "block_size": 3,
+             "max_new_tokens": 10}),
+])
+def test_output_does_not_depend_on_batch_problems(server, sharp_model_dir, tmp_path, method, params):
+    """A trajectory's bytes depend on (seed, problem, sample, round) only: chunks of 1 or all 4
+    problems (different rows beside it in every batched request) give the same file."""
+    url, _tok = server
+    path = tmp_path / "problems.jsonl"
+    write_jsonl(path, [{"id": f"p{i}", "input": f"Compute {i} + {i % 3}.", "answer": str(i + i % 3),
+                        "solution": None, "source": "toy"} for i in range(4)])
+    outputs = []
+    for batch in (1, 4):
+        out = tmp_path / f"{method}.b{batch}.jsonl"
+        assert synth_main(["--method", method, "--problems", str(path), "--teacher", str(sharp_model_dir),
+                           "--student", str(sharp_model_dir), "--server-url", url, "--student-url", url,
+                           "--output", str(out), "--params-json",
+                           json.dumps({"seed": 4, "batch_problems": batch, **params})]) == 0
+        # meta records the params (batch_problems among them); everything else must be identical
+        outputs.append(out.read_bytes().replace(f'"batch_problems":{batch}'.encode(), b"").replace(
+            f'"batch_problems": {batch}'.encode(), b""))
+    assert outputs[0] == outputs[1]
+    rows = read_jsonl(tmp_path / f"{method}.b1.jsonl")
+    assert len({r["output"] for r in rows}) > 1
+    if method != "teacher_only":
+        assert any(r["stats"]["rejected_steps"] for r in rows) and any(r["stats"]["accepted_steps"] for r in rows)
+
+
+def test_skd_short_first_pass_gives_the_full_verification(server, monkeypatch):
+    """Nucleus blocks are verified on 8 top logprobs first and rescored with verify_top_n only when
+    undecided: the trajectories equal those of verifying every block with the full list."""
+    url, tok = server
+    _, ids = prompt_ids(tok)
+    params = SkdParams(seed=2, temperature=3.0, gamma=0.999, block_size=4, max_new_tokens=12, verify_top_n=64)
+    calls = []
+
+    async def fn(ctx, _client):
+        original = ctx.teacher.generate
+
+        async def counting(payload):
+            calls.append(payload.get("top_logprobs_num"))
+            return await original(payload)
+        ctx.teacher.generate = counting
+        return [await skd_trajectory(ctx, ids, "p0", s, params) for s in range(3)]
+
+    short = run_one(url, tok, fn)
+    assert 8 in calls and 64 in calls  # both passes ran
+    monkeypatch.setattr(skd, "FIRST_PASS_TOP_N", 64)
+    assert run_one(url, tok, fn) == short
+
+
+def test_teacher_share_moves_with_epsilon0_and_gamma(server, sharp_model_dir, tmp_path):
+    """The knobs move the measured teacher share the way ALGORITHMS.md says: a larger epsilon0
+    accepts more student steps (lower share); a larger gamma widens SKD's nucleus, so more
+    student tokens are kept (lower share). Read from the stats files the tables use."""
+    url, _tok = server
+    path = tmp_path / "problems.jsonl"
+    write_jsonl(path, [{"id": f"p{i}", "input": f"Compute {i} + 2.", "answer": str(i + 2), "solution": None,
+                        "source": "toy"} for i in range(4)])
+
+    def share(method, **params):
+        out = tmp_path / f"{method}.{json.dumps(params, sort_keys=True)}.jsonl"
+        stats = out.with_suffix(".stats.json")
+        assert synth_main(["--method", method, "--problems", str(path), "--teacher", str(sharp_model_dir),
+                           "--student", str(sharp_model_dir), "--server-url", url, "--student-url", url,
+                           "--output", str(out), "--stats", str(stats), "--params-json",
+                           json.dumps({"seed": 0, "num_responses": 2, "batch_problems": 4, **params})]) == 0
+        return json.loads(stats.read_text())["teacher_share"]
+
+    motab = dict(temperature=2.0, max_step_tokens=3, max_total_tokens=12)
+    strict, lenient = share("motab", epsilon0=0.05, **motab), share("motab", epsilon0=0.5, **motab)
+    assert 0.0 < lenient < strict < 1.0, (strict, lenient)
+    skd_params = dict(temperature=2.0, block_size=4, max_new_tokens=12)
+    narrow, wide = share("skd", gamma=0.5, **skd_params), share("skd", gamma=0.99, **skd_params)
+    assert 0.0 < wide < narrow < 1.0, (narrow, wide)

@@ -13,6 +13,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
+
+# orjson parses and writes the large logprob answers several times faster than the json module.
+JSON_HEADERS = {"Content-Type": "application/json"}
+
 
 class ServerError(RuntimeError):
     """A request failed for good: names the server, the attempts and the last error."""
@@ -61,13 +66,15 @@ class ServerClient:
         async with self._semaphore:
             for attempt in range(1, attempts + 1):
                 try:
-                    async with self._session.request(method, url, json=payload) as resp:
-                        body = await resp.text()
+                    data = None if payload is None else orjson.dumps(payload)
+                    async with self._session.request(method, url, data=data, headers=JSON_HEADERS) as resp:
+                        body = await resp.read()
                         if resp.status < 400:
-                            return await resp.json(content_type=None) if body else None
+                            return orjson.loads(body) if body else None
+                        text = body.decode("utf-8", errors="replace")
                         if resp.status < 500:
-                            raise RequestRejected(f"{method} {url}: HTTP {resp.status}: {body[:2000]}")
-                        last = f"HTTP {resp.status}: {body[:500]}"
+                            raise RequestRejected(f"{method} {url}: HTTP {resp.status}: {text[:2000]}")
+                        last = f"HTTP {resp.status}: {text[:500]}"
                 except RequestRejected:
                     raise
                 except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
@@ -126,7 +133,7 @@ def input_logprobs(resp: dict) -> list[float | None]:
 
 
 def _top(entries: list) -> list[dict[int, float] | None]:
-    return [None if pos is None else {int(tid): float(lp) for lp, tid, *_ in pos} for pos in entries]
+    return [None if pos is None else {int(e[1]): float(e[0]) for e in pos} for pos in entries]
 
 
 def input_top_logprobs(resp: dict) -> list[dict[int, float] | None]:

@@ -25,8 +25,11 @@ Semantics copied from SGLang (checked in its source, not its code):
   SGLANG_RETURN_ORIGINAL_LOGPROB=1. Teacher scoring (max_new_tokens=0) is unaffected.
 
 Determinism: one worker thread runs one request at a time; a request is its own batch (split
-into --max-batch-size chunks in order); row r samples from its own generator seeded by
-(sampling_seed, r). The same request gives the same response bytes.
+into --max-batch-size chunks in order). Each row samples from its own generator seeded by
+(sampling_seed, prompt ids, occurrence), where occurrence counts the earlier rows of the same
+request with the same seed and prompt (the n copies, or a prompt listed twice). A row's draws
+therefore never depend on which other rows share its request (as with SGLang's per-request
+`sampling_seed` under deterministic inference). The same request gives the same bytes.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import asyncio
 import hashlib
 import json
 import sys
+from array import array
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,10 +146,25 @@ def parse_sampling(raw: Any, default_seed: int, where: str = "sampling_params.")
     return s
 
 
-def row_seed(seed: int, row: int) -> int:
-    """The generator seed of row `row` of a request seeded `seed` (stable across runs)."""
-    digest = hashlib.sha256(f"{seed}:{row}".encode()).digest()
+def row_seed(seed: int, prompt_ids: list[int], occurrence: int) -> int:
+    """The generator seed of a row: its sampling seed, its prompt and how many earlier rows of the
+    request had the same seed and prompt (stable across runs; not its position in the batch)."""
+    head = f"{seed}:{occurrence}:".encode()
+    digest = hashlib.sha256(head + array("q", prompt_ids).tobytes()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+class RowSeeds:
+    """row_seed for the rows of one request, counting the occurrences of each (seed, prompt)."""
+
+    def __init__(self):
+        self.seen: dict[tuple[int, tuple[int, ...]], int] = {}
+
+    def __call__(self, seed: int, prompt_ids: list[int]) -> int:
+        key = (seed, tuple(prompt_ids))
+        occurrence = self.seen.get(key, 0)
+        self.seen[key] = occurrence + 1
+        return row_seed(seed, prompt_ids, occurrence)
 
 
 def request_id(body: Any, index: int) -> str:
@@ -233,8 +252,13 @@ class Engine:
         return chosen
 
     def _top(self, logprobs_row, k: int) -> list[tuple[float, int]]:
-        values, ids = self.torch.topk(logprobs_row, min(k, logprobs_row.shape[-1]))  # sorted descending
-        return [(float(v), int(t)) for v, t in zip(values.tolist(), ids.tolist())]
+        return self._top_many(logprobs_row[None, :], k)[0]
+
+    def _top_many(self, logprobs, k: int) -> list[list[tuple[float, int]]]:
+        """Top-k (logprob, token id) of each row of [P, V] logprobs, most likely first: one topk
+        and one conversion for all positions (per-position calls dominated scoring time)."""
+        values, ids = self.torch.topk(logprobs, min(k, logprobs.shape[-1]), dim=-1)  # sorted descending
+        return [list(zip(v, t)) for v, t in zip(values.tolist(), ids.tolist())]
 
     def _stop_string_hit(self, text: str, stops: list[str]) -> tuple[str, int] | None:
         best: tuple[str, int] | None = None
@@ -283,7 +307,7 @@ class Engine:
                     targets = torch.tensor(r.input_ids[start + 1:], dtype=torch.long)
                     res.input_logprobs += lp.gather(-1, targets[:, None])[:, 0].tolist()
                     if r.top_logprobs_num > 0:
-                        res.input_top += [self._top(lp[j], r.top_logprobs_num) for j in range(lp.shape[0])]
+                        res.input_top += self._top_many(lp, r.top_logprobs_num)
                     else:
                         res.input_top += [None] * lp.shape[0]
             last = logits[:, -1, :]
@@ -358,7 +382,9 @@ class Engine:
 
 
 def _triples(engine: Engine, pairs: list[tuple[float | None, int]], with_text: bool) -> list[list]:
-    return [[lp, tid, engine.token_text(tid) if with_text else None] for lp, tid in pairs]
+    if not with_text:
+        return [[lp, tid, None] for lp, tid in pairs]
+    return [[lp, tid, engine.token_text(tid)] for lp, tid in pairs]
 
 
 def parse_generate(engine: Engine, body: Any, default_seed: int) -> tuple[list[Row], bool]:
@@ -407,12 +433,13 @@ def parse_generate(engine: Engine, body: Any, default_seed: int) -> tuple[list[R
         raise RequestError("return_text_in_logprobs: expected a boolean")
 
     rows: list[Row] = []
+    seeds = RowSeeds()
     for prompt, sampling in zip(prompts, samplings):
         row_start = len(prompt) - 1 if start == -1 else start
         if row_start >= len(prompt):
             raise RequestError(f"logprob_start_len: {start} must be smaller than the prompt length {len(prompt)}")
         for _ in range(sampling.n):
-            rows.append(Row(input_ids=prompt, sampling=sampling, seed=row_seed(sampling.sampling_seed, len(rows)),
+            rows.append(Row(input_ids=prompt, sampling=sampling, seed=seeds(sampling.sampling_seed, prompt),
                             return_logprob=return_logprob, top_logprobs_num=top_n, logprob_start_len=row_start))
     return rows, batch or len(rows) > 1
 
@@ -512,9 +539,10 @@ def parse_openai(engine: Engine, body: Any, default_seed: int, chat: bool) -> tu
     sampling = _openai_sampling(body, default_seed, max_default)
     want, top = _openai_logprob_args(body, chat)
     rows: list[Row] = []
+    seeds = RowSeeds()
     for prompt in prompts:
         for _ in range(sampling.n):
-            rows.append(Row(input_ids=prompt, sampling=sampling, seed=row_seed(sampling.sampling_seed, len(rows)),
+            rows.append(Row(input_ids=prompt, sampling=sampling, seed=seeds(sampling.sampling_seed, prompt),
                             return_logprob=want, top_logprobs_num=top, logprob_start_len=len(prompt) - 1))
     return rows, [len(p) for p in prompts]
 
@@ -567,6 +595,7 @@ def format_openai(engine: Engine, body: dict, rows: list[Row], results: list[Row
 
 
 def build_app(engine: Engine, seed: int = 0):
+    import orjson
     from aiohttp import web
 
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="motab-model")
@@ -576,6 +605,11 @@ def build_app(engine: Engine, seed: int = 0):
 
     def error(status: int, message: str):
         return web.json_response({"error": {"message": message, "code": status}}, status=status, dumps=dump)
+
+    def fast_json(obj: Any):
+        # orjson: scoring answers carry top-k triples for every position (megabytes per round);
+        # the standard library's encoder spent more time on them than the model did.
+        return web.Response(body=orjson.dumps(obj), content_type="application/json")
 
     async def read_body(request):
         try:
@@ -609,7 +643,7 @@ def build_app(engine: Engine, seed: int = 0):
         except Exception as exc:  # noqa: BLE001 - report any generation failure as a 500
             return error(500, f"generation failed: {type(exc).__name__}: {exc}")
         out = format_generate(engine, body, rows, results)
-        return web.json_response(out if batch else out[0], dumps=dump)
+        return fast_json(out if batch else out[0])
 
     def openai_handler(chat: bool):
         async def handler(request):
@@ -624,7 +658,7 @@ def build_app(engine: Engine, seed: int = 0):
                 results = await in_worker(engine.run, rows)
             except Exception as exc:  # noqa: BLE001
                 return error(500, f"generation failed: {type(exc).__name__}: {exc}")
-            return web.json_response(format_openai(engine, body, rows, results, prompt_lens, chat), dumps=dump)
+            return fast_json(format_openai(engine, body, rows, results, prompt_lens, chat))
         return handler
 
     app = web.Application(client_max_size=256 * 1024 * 1024)

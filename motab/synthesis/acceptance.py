@@ -66,6 +66,21 @@ def motab_accept(token_logprobs: Sequence[float], top_logprobs: Sequence[dict[in
     return d <= eps, d, eps, hbar
 
 
+def skd_decide(token_id: int, teacher_top: dict[int, float], gamma: float = 0.9) -> bool | None:
+    """Nucleus membership from a top-n prefix of the teacher's distribution: True (inside), False
+    (outside: the tokens ranked before it already reach gamma), or None when these n entries do not
+    decide it (the token is not among them and they sum to less than gamma). skd_keep on a longer
+    top list agrees with every True/False given here."""
+    before = 0.0
+    for tid, lp in _ranked(teacher_top):
+        if before >= gamma:
+            return False
+        if tid == token_id:
+            return True
+        before += math.exp(lp)
+    return False if before >= gamma else None
+
+
 def skd_keep(token_id: int, teacher_top: dict[int, float], rule: str = "nucleus", gamma: float = 0.9,
              top_k: int = 25) -> bool:
     """Whether the teacher keeps the student's token (SKD).
@@ -84,14 +99,7 @@ def skd_keep(token_id: int, teacher_top: dict[int, float], rule: str = "nucleus"
         raise ValueError(f"rule: expected one of {RULES}, found {rule!r}")
     if not 0.0 < gamma <= 1.0:
         raise ValueError(f"gamma must lie in (0, 1], found {gamma}")
-    before = 0.0
-    for tid, lp in _ranked(teacher_top):
-        if before >= gamma:
-            return False
-        if tid == token_id:
-            return True
-        before += math.exp(lp)
-    return False
+    return skd_decide(token_id, teacher_top, gamma) is True
 
 
 def first_rejection(draft_ids: Sequence[int], teacher_tops: Sequence[dict[int, float]], rule: str = "nucleus",
@@ -104,3 +112,15 @@ def first_rejection(draft_ids: Sequence[int], teacher_tops: Sequence[dict[int, f
         if not skd_keep(token_id, top, rule, gamma, top_k):
             return index
     return None
+
+
+def first_undecided(draft_ids: Sequence[int], teacher_tops: Sequence[dict[int, float]], gamma: float) -> bool:
+    """Whether the nucleus rule on these (short) top lists reaches a position it cannot decide
+    before any rejection: the block then needs the longer top list (see skd_decide)."""
+    for token_id, top in zip(draft_ids, teacher_tops):
+        decided = skd_decide(token_id, top, gamma)
+        if decided is None:
+            return True
+        if decided is False:
+            return False
+    return False

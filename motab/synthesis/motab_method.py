@@ -9,9 +9,9 @@ or when the model's context window is full.
 
 A chunk's trajectories advance in lockstep rounds: one batched request per role per round (the
 embedded server runs one request at a time, so per-trajectory requests would be serialized).
-Each row carries its own seed from (seed, problem id, sample, step, role). The server derives a
-row's generator from that seed AND the row's index in the request, so a trajectory's draws are
-deterministic for a given chunk but may change with what else is active beside it.
+Each row carries its own seed from (seed, problem id, sample, step, role), and the server derives
+a row's generator from that seed and the row's own prompt, never from its position in the
+request, so a trajectory's tokens do not depend on which others share its chunk (batch_problems).
 """
 
 from __future__ import annotations

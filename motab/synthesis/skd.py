@@ -8,8 +8,8 @@ from p_T at `temperature`, including tokens outside the returned top logprobs; i
 request per rejection). Drafting resumes after the replacement. Ends at EOS, at max_new_tokens,
 or when the context window is full.
 
-A chunk's trajectories advance in lockstep rounds, one batched request per role per round; see
-motab.synthesis.motab_method for the seeding caveat (a row's generator also depends on its index).
+A chunk's trajectories advance in lockstep rounds, one batched request per role per round; each
+row's draws depend only on its own seed and context (see motab.synthesis.motab_method).
 
 Stats: student_tokens = drafted tokens kept, teacher_tokens = replacements; accepted_steps =
 blocks kept whole, rejected_steps = blocks cut by a rejection (= teacher_tokens).
@@ -19,15 +19,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from motab.synthesis.acceptance import RULES, first_rejection
+from motab.synthesis.acceptance import RULES, first_rejection, first_undecided
 from motab.synthesis.context import (
     SynthContext,
     draft_and_score,
     generate_ids_batch,
     request_seed,
+    score_continuations,
     unfinished,
 )
 from motab.synthesis.motab_method import decode_output
+
+FIRST_PASS_TOP_N = 8
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,13 @@ class SkdParams:
     def top_logprobs_num(self) -> int:
         return self.top_k if self.rule == "topk" else self.verify_top_n
 
+    @property
+    def first_pass_top_n(self) -> int:
+        """Top logprobs asked in the first verification pass: nucleus blocks are first checked on a
+        short list (FIRST_PASS_TOP_N) and only the ones it cannot decide are rescored with
+        verify_top_n (acceptance.skd_decide), so the JSON per round shrinks ~8x."""
+        return self.top_logprobs_num if self.rule == "topk" else min(FIRST_PASS_TOP_N, self.verify_top_n)
+
 
 @dataclass
 class _Trajectory:
@@ -79,10 +89,19 @@ async def skd_lockstep(ctx: SynthContext, trajectories: list[_Trajectory], param
             break
         wants = [min(params.block_size, params.max_new_tokens - len(t.generated)) for t in active]
         seeds = [request_seed(params.seed, t.problem_id, t.sample, t.block, "student") for t in active]
-        _contexts, drafts, live, scores = await draft_and_score(ctx, student, active, wants, params.temperature,
-                                                                seeds, params.top_logprobs_num)
+        contexts, drafts, live, scores = await draft_and_score(ctx, student, active, wants, params.temperature,
+                                                               seeds, params.first_pass_top_n)
         if not live:
             continue
+        if params.first_pass_top_n < params.top_logprobs_num:
+            # Blocks whose first undecided position comes before any rejection are verified again
+            # with the full top list: the same decisions as verifying every block with it.
+            again = [j for j, k in enumerate(live) if first_undecided(drafts[k].ids, scores[j][1], params.gamma)]
+            if again:
+                rescored = await score_continuations(ctx.teacher, [contexts[live[j]] for j in again],
+                                                     [drafts[live[j]].ids for j in again], params.top_logprobs_num)
+                for j, score in zip(again, rescored):
+                    scores[j] = score
         last: dict[int, object] = {}
         rejects: dict[int, int] = {}
         for k, (_logprobs, tops) in zip(live, scores):

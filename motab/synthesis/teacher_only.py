@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from motab.serving.client import ServerClient, completion_tokens
+from motab.synthesis.context import request_seed
 
 
 @dataclass(frozen=True)
@@ -17,21 +17,17 @@ class TeacherOnlyParams:
     batch_problems: int = 16
 
 
-def chunk_seed(seed: int, first_id: str) -> int:
-    """Sampling seed of a request: fixed by config and content, never by timing."""
-    digest = hashlib.sha256(f"{seed}:{first_id}".encode()).hexdigest()
-    return int(digest[:8], 16)
-
-
 async def synthesize_chunk(client: ServerClient, problems: list[dict], prompts: list[str],
                            params: TeacherOnlyParams) -> list[dict]:
-    """Trajectories for one chunk of problems (each repeated num_responses times in one request)."""
+    """Trajectories for one chunk of problems (each repeated num_responses times in one request).
+
+    Each row carries its own seed from (seed, problem id, sample), so a trajectory does not depend
+    on which problems share its chunk (batch_problems)."""
     texts = [prompt for prompt in prompts for _ in range(params.num_responses)]
-    responses = await client.generate({
-        "text": texts,
-        "sampling_params": {"temperature": params.temperature, "max_new_tokens": params.max_new_tokens,
-                            "sampling_seed": chunk_seed(params.seed, problems[0]["id"])},
-    })
+    samplings = [{"temperature": params.temperature, "max_new_tokens": params.max_new_tokens,
+                  "sampling_seed": request_seed(params.seed, problem["id"], sample, 0, "teacher")}
+                 for problem in problems for sample in range(params.num_responses)]
+    responses = await client.generate({"text": texts, "sampling_params": samplings})
     rows = []
     for index, response in enumerate(responses):
         problem = problems[index // params.num_responses]
