@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval-grade": ("motab.evaluation.score", "grade responses and compute Pass@k/Avg@k/Maj@k"),
     "grade": ("motab.evaluation.grade_file", "grade any {id,response,gold} JSONL file"),
     "tables": ("motab.tables.build", "aggregate eval JSON into markdown/CSV/LaTeX tables"),
+    "report-chart": ("motab.report.chart", "a table as a bar chart with error bars (PNG)"),
+    "training-curves": ("motab.report.curves", "training curves from checkpoint folders (PNG)"),
 }
 
 

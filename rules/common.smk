@@ -169,4 +169,6 @@ def final_outputs():
     for study in config["select"]:
         for table in sorted(study_cfg(study)["tables"]):
             outputs += [f"results/{study}/tables/{table}.{ext}" for ext in ("md", "csv", "tex")]
+            outputs.append(f"results/{study}/report/{table}.png")
+        outputs.append(f"results/{study}/report/training_curves.png")
     return outputs

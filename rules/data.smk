@@ -58,7 +58,7 @@ rule benchmark:
         bench=lambda wc: as_json(bench_cfg(wc)),
         location=lambda wc: bench_location(wc),
         format=lambda wc: bench_cfg(wc).get("format", "generic"),
-        count=lambda wc: bench_cfg(wc).get("count", 0),
+        expected=lambda wc: bench_cfg(wc).get("count", 0),
         split=lambda wc: bench_cfg(wc).get("split", "test"),
         question=lambda wc: bench_cfg(wc).get("question_field", "question"),
         answer=lambda wc: bench_cfg(wc).get("answer_field", "answer"),
@@ -70,7 +70,7 @@ rule benchmark:
         **stage_resources("data"),
     shell:
         "{MOTAB} benchmark --input {params.location} --format {params.format} --name {wildcards.bench}"
-        " --output {output} --count {params.count} --limit {params.limit} --split {params.split}"
+        " --output {output} --count {params.expected} --limit {params.limit} --split {params.split}"
         " --question-field {params.question} --answer-field {params.answer} > {log} 2>&1"
 
 

@@ -23,8 +23,10 @@ rule table:
         evals=lambda wc: table_evals(wc.study, wc.table),
         shares=lambda wc: list(table_teacher_shares(wc).values()),
     output:
-        md="results/{study}/tables/{table}.md",
-        csv="results/{study}/tables/{table}.csv",
+        md=report("results/{study}/tables/{table}.md", caption="../report/table.rst", category="Tables",
+                  subcategory="{study}", labels={"study": "{study}", "figure": "{table} (markdown)"}),
+        csv=report("results/{study}/tables/{table}.csv", caption="../report/table.rst", category="Tables",
+                   subcategory="{study}", labels={"study": "{study}", "figure": "{table} (CSV)"}),
         tex="results/{study}/tables/{table}.tex",
         spec="results/{study}/tables/{table}.spec.json",
     params:

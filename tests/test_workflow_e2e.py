@@ -40,7 +40,7 @@ def study(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("workflow")
     for name in ("Snakefile", "config.yaml"):
         shutil.copy(REPO / name, workdir / name)
-    for name in ("rules", "schemas", "profiles", "envs"):
+    for name in ("rules", "schemas", "profiles", "envs", "report"):
         shutil.copytree(REPO / name, workdir / name)
     snakemake(workdir)
     return workdir
@@ -124,4 +124,4 @@ def test_eval_only_change_reruns_only_eval_and_tables(study):
     changed.write_text("studies:\n  toy:\n    eval: {temperature: 0.7}\n")
     plan = planned_jobs(subprocess.run([SNAKEMAKE, "-n", "--configfile", "config.yaml", str(REDUCED), str(changed)],
                                        cwd=study, capture_output=True, text=True, check=True).stdout)
-    assert plan == {"eval_generate": 10, "eval_grade": 10, "table": 1, "all": 1}
+    assert plan == {"eval_generate": 10, "eval_grade": 10, "table": 1, "table_chart": 1, "all": 1}
