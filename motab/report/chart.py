@@ -19,8 +19,10 @@ from motab.report.figure import pyplot, save_png
 from motab.tables.build import aggregate, load_evals, parse_spec
 
 
-def chart_data(spec_obj: dict, eval_paths: Sequence[str | os.PathLike]) -> tuple[list[str], list[str], list[list[float]], list[list[float]]]:
-    """(group labels, run labels, means[run][group], stds[run][group]) as the table computes them."""
+def chart_data(spec_obj: dict, eval_paths: Sequence[str | os.PathLike]
+               ) -> tuple[list[str], list[str], list[list[float]], list[list[float | None]]]:
+    """(group labels, run labels, means[run][group], stds[run][group]) as the table computes them;
+    std is None where the table shows none (a single seed, and the Avg column)."""
     spec = parse_spec(spec_obj)
     values = load_evals(eval_paths, spec)
     groups = [bench["label"] for bench in spec.benchmarks] + ["Avg"]
@@ -28,7 +30,7 @@ def chart_data(spec_obj: dict, eval_paths: Sequence[str | os.PathLike]) -> tuple
     for row in spec.rows:
         cells = [aggregate(values[(row["run"], bench["name"])], spec.scale) for bench in spec.benchmarks]
         means.append([c.mean for c in cells] + [math.fsum(c.mean for c in cells) / len(cells)])
-        stds.append([c.std or 0.0 for c in cells] + [0.0])
+        stds.append([c.std for c in cells] + [None])
     return groups, [row["label"] for row in spec.rows], means, stds
 
 
@@ -40,7 +42,11 @@ def bar_chart(spec_obj: dict, eval_paths: Sequence[str | os.PathLike], output: s
         width = 0.8 / len(runs)
         for i, (label, ys, es) in enumerate(zip(runs, means, stds)):
             xs = [g + (i - (len(runs) - 1) / 2) * width for g in range(len(groups))]
-            ax.bar(xs, ys, width, yerr=es, capsize=3, label=label, color=f"C{i % 10}")
+            ax.bar(xs, ys, width, label=label, color=f"C{i % 10}")
+            with_std = [(x, y, e) for x, y, e in zip(xs, ys, es) if e is not None]
+            if with_std:
+                ax.errorbar([x for x, _, _ in with_std], [y for _, y, _ in with_std], yerr=[e for _, _, e in with_std],
+                            fmt="none", ecolor="black", elinewidth=1, capsize=3)
         ax.set_xticks(range(len(groups)), groups)
         spec = parse_spec(spec_obj)
         scale = f" × {spec.scale:g}" if spec.scale != 1 else ""
