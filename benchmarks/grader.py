@@ -5,8 +5,11 @@ adversarial answer, through the pipeline's own grader (motab.evaluation.grading.
 
 Workloads (each answer written as a model would, "... so the answer is $\\boxed{gold}$", then
 extracted as eval-grade does):
-- self:    every gold against itself (most decided by the string/number shortcut, the rest by
-           math-verify: what a correct answer costs);
+- self:    every gold against itself through grade_many (identical strings are decided by its
+           shortcut without sympy: what a correct, identically written answer costs);
+- self-verify: every gold against itself through math-verify alone (grading.math_equal, no
+           shortcut) in a multiprocessing pool of 1 / 2 processes: what a correct answer written
+           differently costs;
 - shifted: problem i's gold against problem i+1's gold (almost all wrong, all through
            math-verify's parse + verify: what a wrong answer costs);
 - adversarial: a power tower 9^{9^{9^{9^{9^{9}}}}} against "5" plus 9 ordinary answers; its time
@@ -57,8 +60,8 @@ def main() -> int:
     parser.add_argument("--timeout-s", type=float, default=5.0)
     args = parser.parse_args()
     golds = [row["answer"] for row in load_benchmark(args.data, "math500", "math500", count=500)]
-    print(f"MATH-500 golds: {len(golds)}; cpus: {os.cpu_count()}; timeout {args.timeout_s} s; "
-          f"median of {args.runs} runs")
+    print(f"MATH-500 golds: {len(golds)}; cpus: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}; "
+          f"timeout {args.timeout_s} s; median of {args.runs} runs")
     for name, shift in (("self", 0), ("shifted", 1)):
         pairs = pairs_for(golds, shift)
         medians = {}
@@ -69,6 +72,20 @@ def main() -> int:
             shown = " ".join(f"{r}={n}" for r, n in reasons.items() if n)
             print(f"{name:8s} processes={processes}: {seconds:6.2f} s  {len(pairs) / seconds:7.1f} answers/s  ({shown})")
         print(f"{name:8s} speed-up 2 vs 1 process: {medians[1] / medians[2]:.2f}x")
+    import multiprocessing
+
+    medians = {}
+    for processes in (1, 2):
+        times = []
+        for _ in range(args.runs):
+            start = time.perf_counter()
+            with multiprocessing.get_context("fork").Pool(processes, initializer=grading._silence_math_verify) as pool:
+                verdicts = pool.starmap(grading.math_equal, [(g, g) for g in golds], chunksize=10)
+            times.append(time.perf_counter() - start)
+        medians[processes] = statistics.median(times)
+        print(f"self-verify processes={processes}: {medians[processes]:6.2f} s  "
+              f"{len(golds) / medians[processes]:7.1f} answers/s  (correct={sum(verdicts)})")
+    print(f"self-verify speed-up 2 vs 1 process: {medians[1] / medians[2]:.2f}x")
     ordinary = pairs_for(golds[:9], 0)
     for processes in (1, 2):
         seconds, grades, worst = timed([(TOWER, "5")] + ordinary, processes, args.timeout_s, args.runs)
