@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("motab.serving.server", "embedded SGLang/OpenAI-compatible inference server"),
     "eval-generate": ("motab.evaluation.generate", "sample n responses per problem over HTTP"),
     "eval-evalscope": ("motab.evaluation.evalscope_engine", "sample through EvalScope (OpenAI endpoint) into responses"),
+    "eval-critic": ("motab.evaluation.critic", "an LLM judge's score of every response in an eval JSON"),
     "eval-grade": ("motab.evaluation.score", "grade responses and compute Pass@k/Avg@k/Maj@k"),
     "grade": ("motab.evaluation.grade_file", "grade any {id,response,gold} JSONL file"),
     "tables": ("motab.tables.build", "aggregate eval JSON into markdown/CSV/LaTeX tables"),
