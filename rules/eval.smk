@@ -115,3 +115,38 @@ rule eval_grade:
         "{MOTAB} eval-grade --responses {input} --output {output} --run {wildcards.run}"
         " --benchmark {wildcards.bench} --seed {wildcards.seed} --processes 1"
         " --params-json {params.provenance:q} > {log} 2>&1"
+
+
+def critic_cfg(wildcards):
+    cfg = eval_cfg(wildcards).get("critic")
+    if not cfg:
+        raise ValueError(f"studies.{wildcards.study}.eval.critic: needed by a table with metric critic")
+    return {"max_tokens": 16, "temperature": 0.0} | cfg
+
+
+rule eval_critic:
+    # The optional critic score: a judge model behind the same server client scores each response.
+    input:
+        eval="results/{study}/eval/{run}/{bench}/seed{seed}.json",
+        problems="results/{study}/benchmarks/{bench}.jsonl",
+        judge=lambda wc: [model_location(wc.study, critic_cfg(wc)["model"])]
+        if is_toy_model(critic_cfg(wc)["model"]) else [],
+    output:
+        "results/{study}/eval/{run}/{bench}/seed{seed}.critic.json",
+    params:
+        critic=lambda wc: as_json(critic_cfg(wc)),
+        cfg=critic_cfg,
+        judge=lambda wc: model_location(wc.study, critic_cfg(wc)["model"]),
+        server=lambda wc: server_command(wc.study, critic_cfg(wc)["model"]),
+    log:
+        "logs/{study}/eval/{run}/{bench}/seed{seed}.critic.log",
+    threads: 1
+    resources:
+        **stage_resources("eval_generate"),
+    shell:
+        "{MOTAB} eval-critic --eval {input.eval} --problems {input.problems} --model {params.judge}"
+        " --output {output} --rubric {params.cfg[rubric]:q} --scale-min {params.cfg[scale][0]}"
+        " --scale-max {params.cfg[scale][1]} --max-tokens {params.cfg[max_tokens]}"
+        " --temperature {params.cfg[temperature]} --seed {wildcards.seed} --server-command {params.server:q}"
+        " --server-log logs/{wildcards.study}/eval/{wildcards.run}/{wildcards.bench}/seed{wildcards.seed}.critic.server.log"
+        " --params-json {params.critic:q} > {log} 2>&1"
