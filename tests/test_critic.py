@@ -50,3 +50,22 @@ def test_judge_behind_embedded_server_is_seeded_and_repeatable(tiny_model_dir, t
     assert all(c is None or 1 <= c <= 5 for s in first["samples"] for c in s["critic"])
     assert set(first["metrics"]) == {"critic", "critic_invalid"} and first["scale"] == [1.0, 5.0]
     assert [s["replies"] for s in first["samples"]] == [s["replies"] for s in second["samples"]]  # seeded
+
+
+def test_critic_table_plans_judge_runs_on_the_graded_evals(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    override = tmp_path / "critic.yaml"
+    override.write_text("studies:\n  toy:\n    eval:\n      critic: {model: toy-teacher, rubric: 'Judge each step.', "
+                        "scale: [1, 5]}\n    tables:\n      critic: {title: Critic, metric: critic, scale: 1, "
+                        "rows: [base_student, teacher]}\n")
+    proc = subprocess.run([str(Path(sys.executable).with_name("snakemake")), "-n", "-p", "--configfile", "config.yaml",
+                           str(override)], cwd=repo, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert out.count("rule eval_critic:") == 4  # 2 runs x 1 benchmark x 2 seeds
+    assert "--eval results/toy/eval/teacher/toy_test/seed1.json" in out and "--scale-max 5" in out
+    assert "results/toy/tables/critic.md" in out and "results/toy/report/critic.png" in out
