@@ -32,9 +32,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from motab.data.benchmarks import load_benchmark  # noqa: E402
-from motab.evaluation import grading  # noqa: E402
-from motab.evaluation.answers import extract_answer  # noqa: E402
+from motab.data.benchmarks import load_benchmark
+from motab.evaluation import grading
+from motab.evaluation.answers import extract_answer
 
 TOWER = "9^{9^{9^{9^{9^{9}}}}}"
 

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import base64
 import json
-import os
 import re
 import shutil
 import subprocess
