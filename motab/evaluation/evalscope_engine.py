@@ -47,7 +47,7 @@ def _log(message: str) -> None:
 
 def task_config_dict(url: str, dataset: str, dataset_dir: str, work_dir: str, temperature: float,
                      top_p: float, max_tokens: int, seed: int, limit: int | None, batch_size: int,
-                     model: str = SERVED_MODEL, timeout_s: float = 3600.0) -> dict:
+                     model: str = SERVED_MODEL, timeout_s: float = 3600.0, local: bool = True) -> dict:
     """The TaskConfig fields of one EvalScope run (one sample per problem): plain JSON values."""
     return {
         "model": model,
@@ -55,7 +55,8 @@ def task_config_dict(url: str, dataset: str, dataset_dir: str, work_dir: str, te
         "api_url": url.rstrip("/") + "/v1",
         "api_key": "EMPTY",
         "datasets": [dataset],
-        "dataset_args": {dataset: {"dataset_id": dataset_dir}},
+        # a local folder is one `datasets` config ("default"); hub subsets such as gsm8k's "main" do not exist there
+        "dataset_args": {dataset: {"dataset_id": dataset_dir, **({"subset_list": ["default"]} if local else {})}},
         "repeats": 1,
         "generation_config": {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens,
                               "seed": seed, "n": 1},
@@ -225,7 +226,7 @@ def main(argv: list[str]) -> int:
             run_dir = work_dir / f"sample{repeat}"
             config = task_config_dict(url, args.dataset, dataset_id, str(run_dir), args.temperature, args.top_p,
                                       args.max_tokens, repeat_seed(args.seed, repeat), args.limit or None,
-                                      args.batch_size)
+                                      args.batch_size, local=local)
             run_dir.mkdir(parents=True, exist_ok=True)
             write_json(run_dir / "task_config.json", config)
             _log(f"server at {url}; EvalScope {args.dataset} from {dataset_id}, sample {repeat + 1}/{args.n} "
