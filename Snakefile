@@ -9,6 +9,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/toy.smk"
 include: "rules/data.smk"
@@ -17,6 +20,7 @@ include: "rules/sft.smk"
 include: "rules/kd.smk"
 include: "rules/eval.smk"
 include: "rules/tables.smk"
+include: "rules/report.smk"
 
 
 rule all:

@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "toy-tokenizer": ("motab.toy.tokenizer", "train the toy BPE tokenizer with Qwen chat tokens"),
     "toy-pretrain": ("motab.toy.pretrain", "build and pretrain a toy Qwen3 model"),
     "prepare": ("motab.data.prepare", "normalise LIMO-shaped raw problems into problems.jsonl"),
+    "benchmark": ("motab.data.benchmarks", "check a benchmark file (fields, count) into problems.jsonl"),
     "kd-prompts": ("motab.data.kd_prompts", "problems -> KDFlow prompt file"),
     "synth": ("motab.synthesis.run", "synthesise trajectories over HTTP"),
     "synth-filter": ("motab.synthesis.cot_filter", "drop bad CoTs from a synth file (CoT-filter rules)"),
@@ -22,9 +23,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "kd-train": ("motab.training.onpolicy", "built-in on-policy distillation trainer"),
     "serve": ("motab.serving.server", "embedded SGLang/OpenAI-compatible inference server"),
     "eval-generate": ("motab.evaluation.generate", "sample n responses per problem over HTTP"),
+    "eval-evalscope": ("motab.evaluation.evalscope_engine", "sample through EvalScope (OpenAI endpoint) into responses"),
+    "eval-critic": ("motab.evaluation.critic", "an LLM judge's score of every response in an eval JSON"),
     "eval-grade": ("motab.evaluation.score", "grade responses and compute Pass@k/Avg@k/Maj@k"),
     "grade": ("motab.evaluation.grade_file", "grade any {id,response,gold} JSONL file"),
     "tables": ("motab.tables.build", "aggregate eval JSON into markdown/CSV/LaTeX tables"),
+    "report-chart": ("motab.report.chart", "a table as a bar chart with error bars (PNG)"),
+    "training-curves": ("motab.report.curves", "training curves from checkpoint folders (PNG)"),
 }
 
 

@@ -155,9 +155,11 @@ def eval_json(study, run, bench, seed):
 
 
 def table_evals(study, table):
+    """The eval JSON files of a table; a table of the critic score reads the critic files instead."""
     cfg = study_cfg(study)
+    critic = cfg["tables"][table]["metric"].startswith("critic")
     return [
-        eval_json(study, run, bench, seed)
+        eval_json(study, run, bench, seed).replace(".json", ".critic.json") if critic else eval_json(study, run, bench, seed)
         for run in cfg["tables"][table]["rows"]
         for bench in cfg["eval"]["benchmarks"]
         for seed in cfg["eval"]["seeds"]
@@ -169,4 +171,6 @@ def final_outputs():
     for study in config["select"]:
         for table in sorted(study_cfg(study)["tables"]):
             outputs += [f"results/{study}/tables/{table}.{ext}" for ext in ("md", "csv", "tex")]
+            outputs.append(f"results/{study}/report/{table}.png")
+        outputs.append(f"results/{study}/report/training_curves.png")
     return outputs

@@ -34,11 +34,19 @@ def bench_cfg(wildcards):
     return bench_data_cfg(wildcards.bench)
 
 
-def bench_input(wildcards):
+def bench_location(wildcards):
     bench = bench_cfg(wildcards)
     if bench["source"] == "toy":
         return f"results/{wildcards.study}/raw/test.jsonl"
     return bench["path"]
+
+
+def bench_input(wildcards):
+    """The benchmark file as a Snakemake input; a hub id (no such local file) is read by the job."""
+    location = bench_location(wildcards)
+    hub_id = bench_cfg(wildcards)["source"] == "file" and not Path(location).exists() and \
+        not location.endswith((".jsonl", ".json")) and location.count("/") == 1
+    return [] if hub_id else location
 
 
 rule benchmark:
@@ -48,6 +56,10 @@ rule benchmark:
         "results/{study}/benchmarks/{bench}.jsonl",
     params:
         bench=lambda wc: as_json(bench_cfg(wc)),
+        location=lambda wc: bench_location(wc),
+        format=lambda wc: bench_cfg(wc).get("format", "generic"),
+        expected=lambda wc: bench_cfg(wc).get("count", 0),
+        split=lambda wc: bench_cfg(wc).get("split", "test"),
         question=lambda wc: bench_cfg(wc).get("question_field", "question"),
         answer=lambda wc: bench_cfg(wc).get("answer_field", "answer"),
         limit=lambda wc: bench_cfg(wc).get("limit", 0),
@@ -57,8 +69,9 @@ rule benchmark:
     resources:
         **stage_resources("data"),
     shell:
-        "{MOTAB} prepare --input {input} --source {wildcards.bench} --output {output}"
-        " --question-field {params.question} --answer-field {params.answer} --limit {params.limit} > {log} 2>&1"
+        "{MOTAB} benchmark --input {params.location} --format {params.format} --name {wildcards.bench}"
+        " --output {output} --count {params.expected} --limit {params.limit} --split {params.split}"
+        " --question-field {params.question} --answer-field {params.answer} > {log} 2>&1"
 
 
 rule kd_prompts:

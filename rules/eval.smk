@@ -37,16 +37,74 @@ rule eval_generate:
         " > {log} 2>&1"
 
 
+def eval_engine(wildcards):
+    return eval_cfg(wildcards).get("engine", "native")
+
+
+def responses_file(wildcards):
+    """The responses the grader reads: the native engine's, or those converted from EvalScope."""
+    stem = f"results/{wildcards.study}/eval/{wildcards.run}/{wildcards.bench}/seed{wildcards.seed}"
+    return f"{stem}.evalscope.responses.jsonl" if eval_engine(wildcards) == "evalscope" else f"{stem}.responses.jsonl"
+
+
+def evalscope_python(wildcards):
+    return eval_cfg(wildcards).get("evalscope_python", PY)
+
+
+def evalscope_dataset(wildcards):
+    name = config["benchmarks"][wildcards.bench].get("evalscope")
+    if not name:
+        raise ValueError(f"benchmarks.{wildcards.bench}.evalscope: the EvalScope benchmark name is needed "
+                         f"by studies.{wildcards.study}.eval.engine: evalscope")
+    return name
+
+
+rule eval_evalscope:
+    # EvalScope's TaskConfig against the server's OpenAI endpoint; its reviews become the native
+    # responses file (task_config.json, reviews and EvalScope's own report stay in the work dir).
+    input:
+        benchmark=bench_input,
+        model=lambda wc: checkpoint_inputs(wc.study, wc.run),
+    output:
+        responses="results/{study}/eval/{run}/{bench}/seed{seed}.evalscope.responses.jsonl",
+        work_dir=directory("results/{study}/eval/{run}/{bench}/seed{seed}.evalscope"),
+    params:
+        generation=lambda wc: as_json(generation_params(wc)),
+        cfg=generation_params,
+        location=lambda wc: bench_location(wc),
+        format=lambda wc: bench_cfg(wc).get("format", "generic"),
+        limit=lambda wc: bench_cfg(wc).get("limit", 0),
+        dataset=evalscope_dataset,
+        python=evalscope_python,
+        model=lambda wc: checkpoint_location(wc.study, wc.run),
+        server=lambda wc: server_command(wc.study, run_model_name(wc.study, wc.run)),
+    log:
+        "logs/{study}/eval/{run}/{bench}/seed{seed}.evalscope.log",
+    threads: 1
+    resources:
+        **stage_resources("eval_generate"),
+    shell:
+        "{params.python} -m motab eval-evalscope --model {params.model} --benchmark-file {params.location}"
+        " --format {params.format} --name {wildcards.bench} --dataset {params.dataset}"
+        " --output {output.responses} --work-dir {output.work_dir} --limit {params.limit}"
+        " --n {params.cfg[n]} --temperature {params.cfg[temperature]} --top-p {params.cfg[top_p]}"
+        " --max-tokens {params.cfg[max_tokens]} --seed {params.cfg[seed]} --batch-size {params.cfg[batch_problems]}"
+        " --server-command {params.server:q}"
+        " --server-log logs/{wildcards.study}/eval/{wildcards.run}/{wildcards.bench}/seed{wildcards.seed}.server.log"
+        " > {log} 2>&1"
+
+
 rule eval_grade:
     input:
-        "results/{study}/eval/{run}/{bench}/seed{seed}.responses.jsonl",
+        responses_file,
     output:
         "results/{study}/eval/{run}/{bench}/seed{seed}.json",
     params:
         provenance=lambda wc: as_json(
             {"run": {k: v for k, v in run_cfg(wc.study, wc.run).items() if k != "label"},
              "benchmark": bench_data_cfg(wc.bench),
-             "generation": generation_params(wc)}
+             "generation": generation_params(wc),
+             **({"engine": eval_engine(wc)} if eval_engine(wc) != "native" else {})}
         ),
     log:
         "logs/{study}/eval/{run}/{bench}/seed{seed}.grade.log",
@@ -57,3 +115,38 @@ rule eval_grade:
         "{MOTAB} eval-grade --responses {input} --output {output} --run {wildcards.run}"
         " --benchmark {wildcards.bench} --seed {wildcards.seed} --processes 1"
         " --params-json {params.provenance:q} > {log} 2>&1"
+
+
+def critic_cfg(wildcards):
+    cfg = eval_cfg(wildcards).get("critic")
+    if not cfg:
+        raise ValueError(f"studies.{wildcards.study}.eval.critic: needed by a table with metric critic")
+    return {"max_tokens": 16, "temperature": 0.0} | cfg
+
+
+rule eval_critic:
+    # The optional critic score: a judge model behind the same server client scores each response.
+    input:
+        eval="results/{study}/eval/{run}/{bench}/seed{seed}.json",
+        problems="results/{study}/benchmarks/{bench}.jsonl",
+        judge=lambda wc: [model_location(wc.study, critic_cfg(wc)["model"])]
+        if is_toy_model(critic_cfg(wc)["model"]) else [],
+    output:
+        "results/{study}/eval/{run}/{bench}/seed{seed}.critic.json",
+    params:
+        critic=lambda wc: as_json(critic_cfg(wc)),
+        cfg=critic_cfg,
+        judge=lambda wc: model_location(wc.study, critic_cfg(wc)["model"]),
+        server=lambda wc: server_command(wc.study, critic_cfg(wc)["model"]),
+    log:
+        "logs/{study}/eval/{run}/{bench}/seed{seed}.critic.log",
+    threads: 1
+    resources:
+        **stage_resources("eval_generate"),
+    shell:
+        "{MOTAB} eval-critic --eval {input.eval} --problems {input.problems} --model {params.judge}"
+        " --output {output} --rubric {params.cfg[rubric]:q} --scale-min {params.cfg[scale][0]}"
+        " --scale-max {params.cfg[scale][1]} --max-tokens {params.cfg[max_tokens]}"
+        " --temperature {params.cfg[temperature]} --seed {wildcards.seed} --server-command {params.server:q}"
+        " --server-log logs/{wildcards.study}/eval/{wildcards.run}/{wildcards.bench}/seed{wildcards.seed}.critic.server.log"
+        " --params-json {params.critic:q} > {log} 2>&1"

@@ -2,22 +2,10 @@
 
 
 def table_spec(wildcards):
+    from motab.tables.spec import table_spec as build_spec
+
     cfg = study_cfg(wildcards.study)
-    table = cfg["tables"][wildcards.table]
-    spec = {
-        "title": table["title"],
-        "metric": table["metric"],
-        "scale": table.get("scale", 100),
-        "decimals": table.get("decimals", 2),
-        "rows": [{"run": run, "label": cfg["runs"][run].get("label", run)} for run in table["rows"]],
-        "benchmarks": [
-            {"name": bench, "label": config["benchmarks"][bench].get("label", bench)}
-            for bench in cfg["eval"]["benchmarks"]
-        ],
-    }
-    if "reference" in table:
-        spec["reference"] = table["reference"]
-    return as_json(spec)
+    return as_json(build_spec(wildcards.study, cfg, config["benchmarks"], wildcards.table))
 
 
 def table_teacher_shares(wildcards):
@@ -35,8 +23,10 @@ rule table:
         evals=lambda wc: table_evals(wc.study, wc.table),
         shares=lambda wc: list(table_teacher_shares(wc).values()),
     output:
-        md="results/{study}/tables/{table}.md",
-        csv="results/{study}/tables/{table}.csv",
+        md=report("results/{study}/tables/{table}.md", caption="../report/table.rst", category="Tables",
+                  subcategory="{study}", labels={"study": "{study}", "figure": "{table} (markdown)"}),
+        csv=report("results/{study}/tables/{table}.csv", caption="../report/table.rst", category="Tables",
+                   subcategory="{study}", labels={"study": "{study}", "figure": "{table} (CSV)"}),
         tex="results/{study}/tables/{table}.tex",
         spec="results/{study}/tables/{table}.spec.json",
     params:

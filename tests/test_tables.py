@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 
@@ -144,3 +145,78 @@ def test_bad_spec_is_an_error(tmp_path):
     with pytest.raises(TableError, match=r"spec\.rows\[1\]: missing field 'label'"):
         _main(tmp_path, dict(SPEC, rows=[{"run": "teacher", "label": "T"}, {"run": "student"}]),
               _write_evals(tmp_path))
+
+
+# ----------------------------------------------------------------------------------------------
+# published numbers from config, shuffled inputs, LaTeX validity
+
+STUDY = {
+    "runs": {"teacher": {"model": "t", "label": "Teacher"}, "student": {"model": "s", "label": "Student_1 & co"}},
+    "eval": {"benchmarks": ["toy", "b2"]},
+    "tables": {"main": {"title": "Main #1: 50% of runs", "metric": "avg@4", "rows": ["teacher", "student"],
+                        "reference": {"label": "Paper (Liu & Wu, 2025)",
+                                      "rows": {"student": {"b2": "88.5±0.5", "toy": 52.5, "avg": "70"},
+                                               "teacher": {"toy": "61.25"}}}}},
+}
+BENCHMARKS = {"toy": {"label": "Toy_set"}, "b2": {"label": "B2 {x}"}}
+
+
+def _tabular_rows(tex: str) -> list[str]:
+    body = tex.split(r"\begin{tabular}{", 1)[1].split(r"\end{tabular}", 1)[0]
+    return [line for line in body.splitlines()[1:] if line.strip() and line.strip() != r"\hline"]
+
+
+def assert_valid_tabular(tex: str, columns: int) -> None:
+    """Balanced braces, one \\begin/\\end, `columns` cells per row, no unescaped & % # _ $ specials."""
+    assert tex.count(r"\begin{tabular}") == tex.count(r"\end{tabular}") == 1
+    spec = tex.split(r"\begin{tabular}{", 1)[1].split("}", 1)[0]
+    assert len(spec) == columns and set(spec) <= set("lrc")
+    depth = 0
+    stripped = re.sub(r"\\[&%#_${}]", "", tex)
+    for ch in stripped:
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        assert depth >= 0
+    assert depth == 0
+    math_ok = re.sub(r"\$\\(pm|Delta|times|dagger)\$|\$-\$|\$\^\\dagger\$", "", stripped)
+    assert "$" not in math_ok and "%" not in math_ok and "#" not in math_ok and "_" not in math_ok
+    for row in _tabular_rows(tex):
+        assert row.endswith(r" \\"), row
+        assert re.sub(r"\\&", "", row).count("&") == columns - 1, row
+
+
+def test_config_reference_stands_beside_ours_with_difference(tmp_path):
+    from motab.tables.spec import table_spec
+
+    spec = table_spec("s", STUDY, BENCHMARKS, "main")
+    assert spec["reference"]["rows"] == {"Student_1 & co": {"avg": "70", "b2": "88.5±0.5", "toy": 52.5},
+                                         "Teacher": {"toy": "61.25"}}
+    evals = _write_evals(tmp_path, {k: v for k, v in VALUES.items()})
+    files = _main(tmp_path, spec, evals, prefix="one")
+    md = files["md"].decode("utf-8")
+    assert "| Teacher (Paper (Liu & Wu, 2025)) | 61.25 |  |  |" in md
+    assert "| Teacher (Δ ours − Paper (Liu & Wu, 2025)) | -1.25 |  |  |" in md
+    assert "| Student_1 & co (Paper (Liu & Wu, 2025)) | 52.5 | 88.5 ± 0.5 | 70 |" in md
+    assert "| Student_1 & co (Δ ours − Paper (Liu & Wu, 2025)) | -2.50 | +1.50 | +0.00 |" in md
+    csv_lines = files["csv"].decode("utf-8").splitlines()
+    assert csv_lines[-1] == "\"Student_1 & co (Δ ours − Paper (Liu & Wu, 2025))\",difference,-2.50,,,+1.50,,,+0.00"
+    tex = files["tex"].decode("utf-8")
+    assert_valid_tabular(tex, columns=4)
+    assert r"Student\_1 \& co (Paper (Liu \& Wu, 2025)) & 52.5 & 88.5 $\pm$ 0.5 & 70 \\" in tex
+    assert r"B2 \{x\}" in tex and r"Main \#1: 50\% of runs" in tex
+    for attempt in range(3):  # any order of the eval files: the same bytes
+        shuffled = list(evals)
+        random.Random(attempt).shuffle(shuffled)
+        assert _main(tmp_path, spec, shuffled, prefix=f"s{attempt}") == files
+
+
+def test_config_reference_errors_name_the_key():
+    from motab.tables.spec import SpecError, table_spec
+
+    bad = json.loads(json.dumps(STUDY))
+    bad["tables"]["main"]["reference"]["rows"]["nobody"] = {"toy": 1}
+    with pytest.raises(SpecError, match=r"studies\.s\.tables\.main\.reference\.rows: 'nobody' is not a row"):
+        table_spec("s", bad, BENCHMARKS, "main")
+    bad = json.loads(json.dumps(STUDY))
+    bad["tables"]["main"]["reference"]["rows"]["student"]["gsm8k"] = 1
+    with pytest.raises(SpecError, match=r"reference\.rows\.student: \['gsm8k'\] are not benchmarks"):
+        table_spec("s", bad, BENCHMARKS, "main")

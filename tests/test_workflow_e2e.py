@@ -40,7 +40,7 @@ def study(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("workflow")
     for name in ("Snakefile", "config.yaml"):
         shutil.copy(REPO / name, workdir / name)
-    for name in ("rules", "schemas", "profiles", "envs"):
+    for name in ("rules", "schemas", "profiles", "envs", "report"):
         shutil.copytree(REPO / name, workdir / name)
     snakemake(workdir)
     return workdir
@@ -126,4 +126,33 @@ def test_eval_only_change_reruns_only_eval_and_tables(study):
     changed.write_text("studies:\n  toy:\n    eval: {temperature: 0.7}\n")
     plan = planned_jobs(subprocess.run([SNAKEMAKE, "-n", "--configfile", "config.yaml", str(REDUCED), str(changed)],
                                        cwd=study, capture_output=True, text=True, check=True).stdout)
-    assert plan == {"eval_generate": 10, "eval_grade": 10, "table": 1, "all": 1}
+    assert plan == {"eval_generate": 10, "eval_grade": 10, "table": 1, "table_chart": 1, "all": 1}
+
+
+@pytest.mark.e2e
+def test_report_has_tables_chart_and_curves(study):
+    snakemake(study, "--report", "report.html")
+    html = (study / "report.html").read_text()
+    for name in ("main.md", "main.csv", "main.png", "training_curves.png"):
+        assert name in html, name
+    assert html.count("data:image/png") >= 2  # the chart and the curves are embedded in the page
+
+
+@pytest.mark.e2e
+def test_report_opens_in_a_headless_browser_and_shows_the_chart(study, tmp_path):
+    sys.path.insert(0, str(REPO / "scripts"))
+    from report_screenshot import find_browser, screenshot
+
+    if find_browser() is None:
+        pytest.skip("no headless browser (chromium) on this machine: apt-get install chromium")
+    if not (study / "report.html").exists():
+        snakemake(study, "--report", "report.html")
+    shot = tmp_path / "report.png"
+    state = screenshot(study / "report.html", shot, ["Tables", "view:main (chart)"])
+    charts = [img for img in state["images"] if img["src"].startswith("data:image/png") and img["w"] >= 300]
+    assert charts, state["images"]  # the chart decoded and is shown
+    from PIL import Image
+
+    pixels = Image.open(shot).convert("RGB").getdata()
+    orange = sum(1 for r, g, b in pixels if abs(r - 255) < 8 and abs(g - 127) < 10 and b < 30)  # matplotlib C1 bars
+    assert orange > 500, f"the teacher's (C1 orange) bars are not on the screenshot ({orange} pixels)"

@@ -1,7 +1,8 @@
 """`python -m motab eval-grade`: grade sampled responses and write the eval JSON.
 
 Input (--responses, JSONL): {"id", "input", "gold", "prompt", "responses": [str, ...],
-"finish_reasons": [...], "completion_tokens": [...]} per problem.
+"finish_reasons": [...], "completion_tokens": [...]} per problem (the evalscope engine adds
+"evalscope": {"scores": [...]}: EvalScope's own verdicts, averaged into metrics.evalscope_acc).
 Output (--output, JSON): {"run", "benchmark", "seed", "n_samples", "num_problems", "metrics",
 "samples", "provenance"}; see DESIGN.md "File contracts". Equal inputs give equal bytes.
 """
@@ -55,7 +56,13 @@ def read_responses(path: str | os.PathLike) -> list[dict]:
         elif len(responses) != n_samples:
             raise DataError(path, line, "responses", f"expected {n_samples} responses like line {first_line}, "
                                                      f"found {len(responses)}")
-        rows.append({"id": pid, "gold": gold_text(gold), "responses": list(responses)})
+        row = {"id": pid, "gold": gold_text(gold), "responses": list(responses)}
+        if "evalscope" in obj:  # the evalscope engine's own per-sample scores, kept beside ours
+            scores = obj["evalscope"].get("scores") if isinstance(obj["evalscope"], dict) else None
+            if not isinstance(scores, list) or len(scores) != len(responses):
+                raise DataError(path, line, "evalscope.scores", f"expected {len(responses)} scores (one per response)")
+            row["evalscope_scores"] = scores
+        rows.append(row)
     if not rows:
         raise DataError(path, None, None, "no problems in the responses file")
     rows.sort(key=lambda r: r["id"])
@@ -91,6 +98,9 @@ def score(rows: Sequence[dict], k: int, processes: int = 1, timeout_s: float = 5
     if k != 1:
         metrics.update({key.replace(f"@{k}", "@1"): value
                         for key, value in summarize(samples, 1).items() if key.startswith("pass@")})
+    engine_scores = [x for row in rows for x in row.get("evalscope_scores", []) if isinstance(x, (int, float))]
+    if engine_scores:
+        metrics["evalscope_acc"] = sum(engine_scores) / len(engine_scores)
     return {key: round(float(value), DECIMALS) for key, value in metrics.items()}, samples
 
 

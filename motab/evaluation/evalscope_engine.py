@@ -1,0 +1,243 @@
+"""`python -m motab eval-evalscope`: sample through EvalScope against the server's OpenAI endpoint.
+
+    python -m motab eval-evalscope --model DIR --benchmark-file ../shared/data/math500/test.jsonl
+        --format math500 --name math500 --dataset math_500 --output seed0.responses.jsonl
+        --work-dir results/<study>/eval/<run>/math500/seed0.evalscope
+        --n 4 --temperature 0.6 --top-p 1.0 --max-tokens 128 --seed 0 [--limit N]
+        [--server-command TEMPLATE | --server-url URL]
+
+EvalScope (the `evalscope` engine of a study's eval) runs its own TaskConfig: eval_type
+"openai_api" with api_url = <server>/v1, the benchmark's EvalScope name with dataset_args
+{"dataset_id": <the folder holding the benchmark's file, or its hub id>} (EvalScope 1.14
+reads an existing path as a local dataset through `datasets.load_dataset(folder, split="test")`,
+so the folder must hold the benchmark as test.jsonl; a direct file path is not accepted) and the
+sampling values from config. The n samples per problem are n EvalScope runs (work_dir/sample<i>/),
+each with its own seed derived from (seed, i): EvalScope's `repeats` sends one seed with every
+repeat, which a seeded server (SGLang, the embedded one) answers with n identical samples.
+Each run's TaskConfig is written as JSON into its folder (task_config.json), so a user can rerun
+EvalScope by hand. The per-sample reviews (sample<i>/reviews/<model>/<dataset>_*.jsonl) are
+converted into the native responses file ({"id", "input", "gold", "prompt", "responses",
+"finish_reasons", "completion_tokens"}, plus EvalScope's own per-sample score and extracted
+answer under "evalscope"), matched to the benchmark's problems (read and checked by the same
+loader as the native engine's, motab.data.benchmarks) by their text; `eval-grade` then
+writes the same eval JSON as the native engine, graded by the same grader.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shlex
+import shutil
+import sys
+import time
+from collections import defaultdict
+from contextlib import nullcontext
+from pathlib import Path
+
+from motab.jsonio import DataError, iter_jsonl, write_json, write_jsonl
+
+SERVED_MODEL = "motab-model"  # the model name EvalScope sends (the embedded server answers any name)
+
+
+def _log(message: str) -> None:
+    print(f"[eval-evalscope] {message}", file=sys.stderr, flush=True)
+
+
+def task_config_dict(url: str, dataset: str, dataset_dir: str, work_dir: str, temperature: float,
+                     top_p: float, max_tokens: int, seed: int, limit: int | None, batch_size: int,
+                     model: str = SERVED_MODEL, timeout_s: float = 3600.0, local: bool = True) -> dict:
+    """The TaskConfig fields of one EvalScope run (one sample per problem): plain JSON values."""
+    return {
+        "model": model,
+        "eval_type": "openai_api",
+        "api_url": url.rstrip("/") + "/v1",
+        "api_key": "EMPTY",
+        "datasets": [dataset],
+        # a local folder is one `datasets` config ("default"); hub subsets such as gsm8k's "main" do not exist there
+        "dataset_args": {dataset: {"dataset_id": dataset_dir, **({"subset_list": ["default"]} if local else {})}},
+        "repeats": 1,
+        "generation_config": {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens,
+                              "seed": seed, "n": 1},
+        "seed": seed,
+        "limit": limit,
+        "eval_batch_size": batch_size,
+        "work_dir": str(work_dir),
+        "no_timestamp": True,
+        "timeout": timeout_s,
+    }
+
+
+def _text(content) -> str:
+    """Message content as text: a string, or the text parts of a list of content blocks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
+    return "" if content is None else str(content)
+
+
+def review_files(work_dir: str | os.PathLike, dataset: str) -> list[Path]:
+    root = Path(work_dir) / "reviews"
+    files = sorted(p for p in root.rglob(f"{dataset}_*.jsonl") if ".rerun-" not in p.name)
+    if not files:
+        found = sorted(str(p.relative_to(work_dir)) for p in Path(work_dir).rglob("*.jsonl"))
+        raise DataError(root, None, None, f"no EvalScope reviews {dataset}_*.jsonl (files: {found[:10]})")
+    return files
+
+
+def _finish_reasons(review_file: Path) -> dict[int, str]:
+    """{sample index: finish reason} from the predictions file beside a reviews file ("length" / "stop")."""
+    parts = review_file.parts
+    predictions = Path(*parts[:-3], "predictions", *parts[-2:])
+    reasons: dict[int, str] = {}
+    if predictions.is_file():
+        for _, row in iter_jsonl(predictions):
+            choices = (row.get("model_output") or {}).get("choices") or [{}]
+            stop = choices[0].get("stop_reason")
+            if isinstance(row.get("index"), int) and stop:
+                reasons[row["index"]] = {"max_tokens": "length", "model_length": "length"}.get(stop, stop)
+    return reasons
+
+
+def read_reviews(files: list[Path], repeat: int = 0) -> list[dict]:
+    """[{"repeat", "index", "prompt", "response", "score", "pred", "finish", "tokens", "where"}] from
+    EvalScope review files (EvalScope 1.14: messages, sample_score.score.{value, extracted_prediction})."""
+    out = []
+    for path in files:
+        finish = _finish_reasons(path)
+        for line, row in iter_jsonl(path):
+            messages = row.get("messages")
+            if not isinstance(messages, list) or not messages:
+                raise DataError(path, line, "messages", "expected the chat messages of the sample")
+            user = [_text(m.get("content")) for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+            assistant = [m for m in messages if isinstance(m, dict) and m.get("role") == "assistant"]
+            if not user:
+                raise DataError(path, line, "messages", "no user message")
+            score = row.get("sample_score") or {}
+            inner = score.get("score") or {}
+            value = inner.get("value") if isinstance(inner, dict) else None
+            if isinstance(value, dict):  # {"acc": 1.0}
+                value = value.get(inner.get("main_score_name") or "acc", next(iter(value.values()), None))
+            index = row.get("index", score.get("sample_id"))
+            if not isinstance(index, int) or isinstance(index, bool):
+                raise DataError(path, line, "index", f"expected the sample index, found {index!r}")
+            perf = (assistant[-1].get("perf_metrics") or {}) if assistant else {}
+            out.append({
+                "repeat": repeat,
+                "index": index,
+                "prompt": user[-1],
+                "response": _text(assistant[-1].get("content")) if assistant else "",
+                "score": float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None,
+                "pred": inner.get("extracted_prediction") if isinstance(inner, dict) else None,
+                "finish": finish.get(index, "unknown"),
+                "tokens": int(perf.get("output_tokens") or 0),
+                "where": f"{path}:{line}",
+            })
+    return out
+
+
+def repeat_seed(seed: int, repeat: int) -> int:
+    """The sampling seed of EvalScope run `repeat` (EvalScope sends one seed for all its repeats,
+    which a seeded server answers with n identical samples; one run per sample avoids that)."""
+    digest = hashlib.sha256(f"{seed}\x00repeat{repeat}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def to_responses(reviews: list[dict], problems: list[dict], n: int) -> list[dict]:
+    """Group EvalScope samples by problem (matched by problem text in the prompt) into response rows."""
+    by_problem: dict[str, list[dict]] = defaultdict(list)
+    inputs = sorted(((p["input"].strip(), p) for p in problems), key=lambda item: -len(item[0]))
+    for review in reviews:
+        match = next((p for text, p in inputs if text and text in review["prompt"]), None)
+        if match is None:
+            raise DataError(review["where"].rsplit(":", 1)[0], int(review["where"].rsplit(":", 1)[1]), "messages",
+                            f"prompt matches no problem of the benchmark file: {review['prompt'][:80]!r}")
+        by_problem[match["id"]].append(review)
+    rows = []
+    for problem in problems:
+        samples = sorted(by_problem.get(problem["id"], []), key=lambda r: (r.get("repeat", 0), r["index"]))
+        if not samples:
+            continue  # not evaluated (EvalScope's --limit)
+        if len(samples) != n:
+            raise DataError(samples[0]["where"], None, None, f"problem {problem['id']!r}: expected {n} EvalScope "
+                                                             f"samples (one per run), found {len(samples)}")
+        rows.append({"id": problem["id"], "input": problem["input"], "gold": problem["answer"],
+                     "prompt": samples[0]["prompt"], "responses": [s["response"] for s in samples],
+                     "finish_reasons": [s["finish"] for s in samples],
+                     "completion_tokens": [s["tokens"] for s in samples],
+                     "evalscope": {"scores": [s["score"] for s in samples], "preds": [s["pred"] for s in samples]}})
+    if not rows:
+        raise DataError("reviews", None, None, "no EvalScope sample matched a problem")
+    return rows
+
+
+def run_evalscope(config: dict) -> None:
+    from evalscope import TaskConfig, run_task
+
+    run_task(task_cfg=TaskConfig(**config))
+
+
+def main(argv: list[str]) -> int:
+    from motab.serving.launch import LOCAL_SERVER
+
+    parser = argparse.ArgumentParser(prog="python -m motab eval-evalscope", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="checkpoint folder or hub id (served by the server)")
+    parser.add_argument("--benchmark-file", required=True, help="the benchmark's JSONL file, or a hub id")
+    parser.add_argument("--format", required=True, help="its format (motab.data.benchmarks)")
+    parser.add_argument("--name", required=True, help="the benchmark's name in config")
+    parser.add_argument("--dataset", required=True, help="EvalScope benchmark name, e.g. math_500")
+    parser.add_argument("--output", required=True, help="responses.jsonl (the native engine's form)")
+    parser.add_argument("--work-dir", required=True, help="EvalScope's work_dir (task config, reviews, report)")
+    parser.add_argument("--n", type=int, default=1, help="samples per problem (EvalScope repeats)")
+    parser.add_argument("--temperature", type=float, default=0.6)
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=0, help="first N problems of the dataset (0 = all)")
+    parser.add_argument("--batch-size", type=int, default=4, help="EvalScope's concurrent requests")
+    parser.add_argument("--server-command", default=LOCAL_SERVER)
+    parser.add_argument("--server-log", default=None)
+    parser.add_argument("--server-url", default=None, help="use this running server instead of starting one")
+    parser.add_argument("--server-startup-timeout", type=float, default=300.0)
+    args = parser.parse_args(argv)
+    if args.n < 1:
+        parser.error(f"--n must be at least 1, found {args.n}")
+
+    from motab.data.benchmarks import load_benchmark
+    from motab.serving.launch import serving
+
+    _log("command: python -m motab eval-evalscope " + shlex.join(argv))
+    t0 = time.perf_counter()
+    local = Path(args.benchmark_file).is_file()
+    problems = load_benchmark(args.benchmark_file, args.format, args.name) if local else None
+    dataset_id = str(Path(args.benchmark_file).resolve().parent) if local else args.benchmark_file
+    work_dir = Path(args.work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    for stale in sorted(work_dir.glob("sample*")):  # a rerun never mixes old samples in
+        shutil.rmtree(stale)
+    log_path = args.server_log or str(args.output) + ".server.log"
+    context = nullcontext(args.server_url) if args.server_url else serving(
+        args.server_command, args.model, log_path, startup_timeout_s=args.server_startup_timeout)
+    reviews = []
+    with context as url:
+        for repeat in range(args.n):
+            run_dir = work_dir / f"sample{repeat}"
+            config = task_config_dict(url, args.dataset, dataset_id, str(run_dir), args.temperature, args.top_p,
+                                      args.max_tokens, repeat_seed(args.seed, repeat), args.limit or None,
+                                      args.batch_size, local=local)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_json(run_dir / "task_config.json", config)
+            _log(f"server at {url}; EvalScope {args.dataset} from {dataset_id}, sample {repeat + 1}/{args.n} "
+                 f"(seed {config['seed']})")
+            run_evalscope(config)
+            reviews += read_reviews(review_files(run_dir, args.dataset), repeat)
+    if problems is None:  # a hub id: EvalScope downloaded it; our loader reads the same rows
+        from motab.data.prepare import load_hub_dataset
+
+        problems = load_benchmark(load_hub_dataset(args.benchmark_file, split="test"), args.format, args.name)
+    rows = to_responses(reviews, problems, args.n)
+    write_jsonl(args.output, rows)
+    _log(f"wrote {args.output} ({len(rows)} problems x {args.n}) in {time.perf_counter() - t0:.1f} s")
+    return 0

@@ -1,0 +1,1 @@
+"""Figures for the HTML report (`snakemake --report`): table bar charts and training curves."""
