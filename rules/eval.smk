@@ -16,6 +16,7 @@ rule eval_generate:
     input:
         problems="results/{study}/benchmarks/{bench}.jsonl",
         model=lambda wc: checkpoint_inputs(wc.study, wc.run),
+        code=code_inputs("eval-generate", "serve"),
     output:
         "results/{study}/eval/{run}/{bench}/seed{seed}.responses.jsonl",
     params:
@@ -39,7 +40,8 @@ rule eval_generate:
 
 rule eval_grade:
     input:
-        "results/{study}/eval/{run}/{bench}/seed{seed}.responses.jsonl",
+        responses="results/{study}/eval/{run}/{bench}/seed{seed}.responses.jsonl",
+        code=code_inputs("eval-grade"),
     output:
         "results/{study}/eval/{run}/{bench}/seed{seed}.json",
     params:
@@ -54,6 +56,6 @@ rule eval_grade:
     resources:
         **stage_resources("eval_grade"),
     shell:
-        "{MOTAB} eval-grade --responses {input} --output {output} --run {wildcards.run}"
+        "{MOTAB} eval-grade --responses {input.responses} --output {output} --run {wildcards.run}"
         " --benchmark {wildcards.bench} --seed {wildcards.seed} --processes 1"
         " --params-json {params.provenance:q} > {log} 2>&1"

@@ -34,6 +34,7 @@ rule table:
     input:
         evals=lambda wc: table_evals(wc.study, wc.table),
         shares=lambda wc: list(table_teacher_shares(wc).values()),
+        code=code_inputs("tables"),
     output:
         md="results/{study}/tables/{table}.md",
         csv="results/{study}/tables/{table}.csv",
