@@ -8,7 +8,7 @@ follows from it, and nothing else. Standard library only: Snakemake loads this f
 from __future__ import annotations
 
 import ast
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 PACKAGE = "motab"
@@ -55,7 +55,7 @@ def _command_modules(root: Path) -> dict[str, str]:
     raise ValueError(f"{root / PACKAGE / 'cli.py'}: no COMMANDS table found")
 
 
-@lru_cache(maxsize=None)
+@cache
 def module_files(root: str, *commands: str) -> tuple[str, ...]:
     """Sorted paths (relative to `root`, the folder holding the package) of every package file the
     commands run: entry point, command modules, their package imports, transitively, and the
