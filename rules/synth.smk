@@ -80,4 +80,4 @@ rule synth_filter:
         **stage_resources("data"),
     shell:
         "{MOTAB} synth-filter --input {input.rows} --gold {input.gold} --output {output.rows}"
-        " --stats {output.stats} --counts {output.counts} {params.args} > {log} 2>&1"
+        " --stats {output.stats} --counts {output.counts} {params.args} --params-json {params.filter:q} > {log} 2>&1"
