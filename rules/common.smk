@@ -39,6 +39,44 @@ wildcard_constraints:
     model=r"[A-Za-z0-9_.-]+",
 
 
+# --- code: the package files each rule runs are its inputs ------------------------------------
+
+
+def _package_root():
+    """The folder holding the `motab` package that the jobs import (PYTHONPATH, the venv, or here)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("motab")
+    if spec is not None and spec.origin:
+        return Path(spec.origin).resolve().parents[1]
+    return Path(workflow.basedir).resolve()
+
+
+def _load_codedeps(root):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("motab_codedeps", root / "motab" / "codedeps.py")
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+PACKAGE_ROOT = _package_root()
+_CODEDEPS = _load_codedeps(PACKAGE_ROOT)
+
+
+def code_inputs(*commands):
+    """The motab source files that `python -m motab <command>` runs (its imports, transitively), so
+    editing one reruns the rules that run it and what follows, and nothing else. Relative to the
+    working directory where the package lives inside it, absolute otherwise."""
+    cwd = Path.cwd().resolve()
+    files = []
+    for name in _CODEDEPS.module_files(str(PACKAGE_ROOT), *commands):
+        path = PACKAGE_ROOT / name
+        files.append(str(path.relative_to(cwd)) if path.is_relative_to(cwd) else str(path))
+    return files
+
+
 # --- models and checkpoints ------------------------------------------------------------------
 
 

@@ -15,7 +15,8 @@ def raw_train_location(wildcards):
 
 rule prepare:
     input:
-        raw_train_input,
+        raw=raw_train_input,
+        code=code_inputs("prepare"),
     output:
         "results/{study}/data/problems.jsonl",
     params:
@@ -51,7 +52,8 @@ def bench_input(wildcards):
 
 rule benchmark:
     input:
-        bench_input,
+        raw=bench_input,
+        code=code_inputs("benchmark"),
     output:
         "results/{study}/benchmarks/{bench}.jsonl",
     params:
@@ -76,7 +78,8 @@ rule benchmark:
 
 rule kd_prompts:
     input:
-        "results/{study}/data/problems.jsonl",
+        problems="results/{study}/data/problems.jsonl",
+        code=code_inputs("kd-prompts"),
     output:
         "results/{study}/kd_data/prompts.jsonl",
     log:
@@ -85,12 +88,13 @@ rule kd_prompts:
     resources:
         **stage_resources("data"),
     shell:
-        "{MOTAB} kd-prompts --problems {input} --output {output} --deduplicate > {log} 2>&1"
+        "{MOTAB} kd-prompts --problems {input.problems} --output {output} --deduplicate > {log} 2>&1"
 
 
 rule reorganize:
     input:
-        "results/{study}/synth/{method}.jsonl",
+        rows="results/{study}/synth/{method}.jsonl",
+        code=code_inputs("reorganize"),
     output:
         data="results/{study}/sft_data/{method}/train.jsonl",
         info="results/{study}/sft_data/{method}/dataset_info.json",
@@ -100,5 +104,5 @@ rule reorganize:
     resources:
         **stage_resources("data"),
     shell:
-        "{MOTAB} reorganize --input {input} --output-dir results/{wildcards.study}/sft_data/{wildcards.method}"
+        "{MOTAB} reorganize --input {input.rows} --output-dir results/{wildcards.study}/sft_data/{wildcards.method}"
         " --dataset-name {wildcards.method} > {log} 2>&1"

@@ -16,6 +16,7 @@ rule eval_generate:
     input:
         problems="results/{study}/benchmarks/{bench}.jsonl",
         model=lambda wc: checkpoint_inputs(wc.study, wc.run),
+        code=code_inputs("eval-generate", "serve"),
     output:
         "results/{study}/eval/{run}/{bench}/seed{seed}.responses.jsonl",
     params:
@@ -65,6 +66,7 @@ rule eval_evalscope:
     input:
         benchmark=bench_input,
         model=lambda wc: checkpoint_inputs(wc.study, wc.run),
+        code=code_inputs("eval-evalscope", "serve"),
     output:
         responses="results/{study}/eval/{run}/{bench}/seed{seed}.evalscope.responses.jsonl",
         work_dir=directory("results/{study}/eval/{run}/{bench}/seed{seed}.evalscope"),
@@ -96,7 +98,8 @@ rule eval_evalscope:
 
 rule eval_grade:
     input:
-        responses_file,
+        responses=responses_file,
+        code=code_inputs("eval-grade"),
     output:
         "results/{study}/eval/{run}/{bench}/seed{seed}.json",
     params:
@@ -112,7 +115,7 @@ rule eval_grade:
     resources:
         **stage_resources("eval_grade"),
     shell:
-        "{MOTAB} eval-grade --responses {input} --output {output} --run {wildcards.run}"
+        "{MOTAB} eval-grade --responses {input.responses} --output {output} --run {wildcards.run}"
         " --benchmark {wildcards.bench} --seed {wildcards.seed} --processes 1"
         " --params-json {params.provenance:q} > {log} 2>&1"
 
@@ -131,6 +134,7 @@ rule eval_critic:
         problems="results/{study}/benchmarks/{bench}.jsonl",
         judge=lambda wc: [model_location(wc.study, critic_cfg(wc)["model"])]
         if is_toy_model(critic_cfg(wc)["model"]) else [],
+        code=code_inputs("eval-critic", "serve"),
     output:
         "results/{study}/eval/{run}/{bench}/seed{seed}.critic.json",
     params:

@@ -15,6 +15,7 @@ rule kd:
         prompts="results/{study}/kd_data/prompts.jsonl",
         start=lambda wc: start_inputs(wc.study, wc.run),
         teacher=lambda wc: [model_location(wc.study, kd_teacher(wc))] if is_toy_model(kd_teacher(wc)) else [],
+        code=code_inputs("kd-train"),
     output:
         directory("results/{study}/ckpt/kd/{run}"),
     params:

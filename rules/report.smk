@@ -16,6 +16,7 @@ rule table_chart:
     input:
         spec="results/{study}/tables/{table}.spec.json",
         evals=lambda wc: table_evals(wc.study, wc.table),
+        code=code_inputs("report-chart"),
     output:
         report("results/{study}/report/{table}.png", caption="../report/table_chart.rst", category="Tables",
                subcategory="{study}", labels={"study": "{study}", "figure": "{table} (chart)"}),
@@ -30,7 +31,8 @@ rule table_chart:
 
 rule training_curves:
     input:
-        lambda wc: [checkpoint_location(wc.study, run) for run in trained_table_runs(wc.study)],
+        checkpoints=lambda wc: [checkpoint_location(wc.study, run) for run in trained_table_runs(wc.study)],
+        code=code_inputs("training-curves"),
     output:
         report("results/{study}/report/training_curves.png", caption="../report/training_curves.rst",
                category="Training", subcategory="{study}", labels={"study": "{study}", "figure": "training curves"}),

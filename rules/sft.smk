@@ -11,6 +11,7 @@ rule sft:
         data=lambda wc: f"results/{wc.study}/sft_data/{sft_method(wc)}/train.jsonl",
         info=lambda wc: f"results/{wc.study}/sft_data/{sft_method(wc)}/dataset_info.json",
         start=lambda wc: start_inputs(wc.study, wc.run),
+        code=code_inputs("sft"),
     output:
         directory("results/{study}/ckpt/sft/{run}"),
     params:

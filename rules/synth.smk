@@ -26,6 +26,7 @@ rule synth:
     input:
         problems="results/{study}/data/problems.jsonl",
         models=lambda wc: [model_location(wc.study, m) for m in synth_models(wc) if is_toy_model(m)],
+        code=code_inputs("synth", "serve"),
     output:
         rows="results/{study}/synth/{method}.jsonl",
         stats="results/{study}/synth/{method}.stats.json",
@@ -62,6 +63,7 @@ rule synth_filter:
     input:
         rows="results/{study}/synth/{method}.jsonl",
         gold="results/{study}/data/problems.jsonl",
+        code=code_inputs("synth-filter"),
     output:
         rows="results/{study}/synth/{method}.filtered.jsonl",
         stats="results/{study}/synth/{method}.filtered.stats.json",
@@ -78,4 +80,4 @@ rule synth_filter:
         **stage_resources("data"),
     shell:
         "{MOTAB} synth-filter --input {input.rows} --gold {input.gold} --output {output.rows}"
-        " --stats {output.stats} --counts {output.counts} {params.args} > {log} 2>&1"
+        " --stats {output.stats} --counts {output.counts} {params.args} --params-json {params.filter:q} > {log} 2>&1"

@@ -22,6 +22,7 @@ rule table:
     input:
         evals=lambda wc: table_evals(wc.study, wc.table),
         shares=lambda wc: list(table_teacher_shares(wc).values()),
+        code=code_inputs("tables"),
     output:
         md=report("results/{study}/tables/{table}.md", caption="../report/table.rst", category="Tables",
                   subcategory="{study}", labels={"study": "{study}", "figure": "{table} (markdown)"}),

@@ -7,6 +7,8 @@ def toy_dataset_cfg(study):
 
 
 rule toy_problems:
+    input:
+        code=code_inputs("toy-problems"),
     output:
         train="results/{study}/raw/train.jsonl",
         test="results/{study}/raw/test.jsonl",
@@ -27,7 +29,8 @@ rule toy_problems:
 
 rule toy_tokenizer:
     input:
-        "results/{study}/data/problems.jsonl",
+        problems="results/{study}/data/problems.jsonl",
+        code=code_inputs("toy-tokenizer"),
     output:
         directory("results/{study}/models/tokenizer"),
     params:
@@ -38,7 +41,7 @@ rule toy_tokenizer:
     resources:
         **stage_resources("toy"),
     shell:
-        "{MOTAB} toy-tokenizer --problems {input} --vocab-size {params.vocab_size} --output {output} > {log} 2>&1"
+        "{MOTAB} toy-tokenizer --problems {input.problems} --vocab-size {params.vocab_size} --output {output} > {log} 2>&1"
 
 
 def toy_model_cfg(wildcards):
@@ -49,6 +52,7 @@ rule toy_model:
     input:
         problems="results/{study}/data/problems.jsonl",
         tokenizer="results/{study}/models/tokenizer",
+        code=code_inputs("toy-pretrain"),
     output:
         directory("results/{study}/models/{model}"),
     wildcard_constraints:

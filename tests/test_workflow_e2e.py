@@ -156,3 +156,31 @@ def test_report_opens_in_a_headless_browser_and_shows_the_chart(study, tmp_path)
     pixels = Image.open(shot).convert("RGB").getdata()
     orange = sum(1 for r, g, b in pixels if abs(r - 255) < 8 and abs(g - 127) < 10 and b < 30)  # matplotlib C1 bars
     assert orange > 500, f"the teacher's (C1 orange) bars are not on the screenshot ({orange} pixels)"
+
+
+RUN_RECORDS = ("pretrain.json", "sft_run.json", "kd_run.json")  # the pipeline's own files in model folders
+
+
+@pytest.mark.e2e
+def test_every_json_output_names_its_provenance_and_tables_carry_none(study):
+    results = study / "results/toy"
+    written = []
+    for path in sorted(results.rglob("*.json")):
+        parts = path.relative_to(results).parts
+        if parts[0] in ("models", "ckpt") and path.name not in RUN_RECORDS:
+            continue  # Hugging Face / LLaMA-Factory files of a checkpoint
+        if path.name == "dataset_info.json" or path.name.endswith(".spec.json"):
+            continue  # LLaMA-Factory's dataset registry (keys are dataset names); the table's own spec
+        written.append(path)
+    kinds = {"eval" if re.fullmatch(r"seed\d+\.json", p.name) else p.name if p.name in RUN_RECORDS
+             else p.name.split(".", 1)[1] for p in written}
+    assert {"eval", "stats.json", "filtered.stats.json", "filter_counts.json", *RUN_RECORDS} <= kinds, kinds
+    stamps = set()
+    for path in written:
+        stamp = json.loads(path.read_text()).get("provenance")
+        assert stamp and re.fullmatch(r"[0-9a-f]{16}", stamp["config_hash"]), path
+        assert stamp["code_version"] and "torch" in stamp["packages"], path
+        stamps |= {stamp["config_hash"], stamp["code_version"]}
+    for ext in ("md", "csv", "tex"):
+        table = (results / f"tables/main.{ext}").read_text()
+        assert not any(value in table for value in stamps) and "provenance" not in table

@@ -16,12 +16,14 @@ Kept rows are written unchanged; the counts file says how many rows were dropped
 from __future__ import annotations
 
 import argparse
+import json
 from collections import Counter
 from collections.abc import Sequence
 
 from motab.evaluation.answers import extract_answer
 from motab.evaluation.grading import grade_many, is_equivalent
 from motab.jsonio import read_jsonl, write_json, write_jsonl
+from motab.provenance import provenance
 
 REASONS = ("banned_phrase", "repetition", "no_answer", "too_long", "wrong_answer")
 DEFAULT_MAX_WORDS = 2048
@@ -95,7 +97,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max-ngram-repeats", type=int, default=DEFAULT_MAX_NGRAM_REPEATS)
     parser.add_argument("--processes", type=int, default=1, help="grading worker processes")
     parser.add_argument("--stats", help="also write the kept rows' summary (teacher share, ...) here")
+    parser.add_argument("--params-json", default="{}", help="config values this output depends on (provenance)")
     args = parser.parse_args(argv)
+    stamp = {"provenance": provenance(json.loads(args.params_json))}
 
     gold = {p["id"]: p["answer"] for p in read_jsonl(args.gold)}
     rows = read_jsonl(args.input)
@@ -104,8 +108,8 @@ def main(argv: list[str]) -> int:
     if args.stats:
         from motab.synthesis.stats import synth_stats
 
-        write_json(args.stats, synth_stats(kept))
-    write_json(args.counts, counts)
+        write_json(args.stats, synth_stats(kept) | stamp)
+    write_json(args.counts, counts | stamp)
     write_jsonl(args.output, kept)
     dropped = ", ".join(f"{k} {v}" for k, v in counts["dropped"].items() if v)
     print(f"kept {counts['kept']} of {counts['total']} -> {args.output}" + (f" (dropped: {dropped})" if dropped else ""))

@@ -25,6 +25,7 @@ from motab.serving.client import ServerClient
 from motab.serving.launch import LOCAL_SERVER, serving
 from motab.synthesis import motab_method, skd
 from motab.synthesis.context import SynthContext
+from motab.provenance import provenance
 from motab.synthesis.stats import synth_stats
 from motab.synthesis.teacher_only import TeacherOnlyParams, synthesize_chunk
 
@@ -108,7 +109,7 @@ def finalize(partial: Path, output: Path, problems: list[dict], method: str, par
         row["correct"] = grade.correct
         row["meta"] = meta
     if stats_path:
-        write_json(stats_path, synth_stats(rows))
+        write_json(stats_path, synth_stats(rows) | {"provenance": provenance(meta)})
     write_text(output, "".join(dumps(row) + "\n" for row in rows))
     os.unlink(partial)
     return len(rows)

@@ -1,0 +1,318 @@
+"""Staleness, exactly: after a complete toy study, changing one config value (or one source file of
+the package) makes `snakemake -n` schedule exactly the jobs that value feeds and what follows them.
+
+The expectation is written here, not read back from Snakemake: `toy_dag` models the toy study's DAG
+from config (which runs the tables need, what each job reads), and FEEDS says which jobs each config
+value feeds directly. The expected plan is those jobs plus everything downstream in the model.
+Runs are derived from config (table rows, `from`, `sft`, `kd`), so studies with more runs keep working.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import os
+import time
+from collections import defaultdict
+
+import pytest
+import yaml
+from dryrun import REPO, copy_workflow, make_up_to_date, plan_many
+
+STUDY = "toy"
+STUDENT_METHODS = {"motab", "skd"}  # synthesis methods in which the student drafts
+
+
+def node(rule: str, **wildcards: str) -> tuple:
+    return (rule, tuple(sorted((k, str(v)) for k, v in wildcards.items())))
+
+
+# --- the model of the toy study's DAG ------------------------------------------------------------
+
+
+class ToyDag:
+    """Jobs of the toy study and their dependencies, derived from config by the rules' contract."""
+
+    def __init__(self, config: dict):
+        self.config = config
+        self.study = config["studies"][STUDY]
+        self.deps: dict[tuple, set[tuple]] = defaultdict(set)
+        s = {"study": STUDY}
+        self.problems, self.prepare, self.tokenizer = node("toy_problems", **s), node("prepare", **s), \
+            node("toy_tokenizer", **s)
+        self.add(self.prepare, self.problems)
+        self.add(self.tokenizer, self.prepare)
+        tables = [node("table", table=t, **s) for t in sorted(self.study["tables"])]
+        self.add(node("all"), *tables)
+        for table in sorted(self.study["tables"]):
+            spec = self.study["tables"][table]
+            for run in spec["rows"]:
+                for bench in self.study["eval"]["benchmarks"]:
+                    for seed in self.study["eval"]["seeds"]:
+                        self.add(node("table", table=table, **s), self.grade(run, bench, seed))
+                method = self.synth_method_of(run)
+                if method:
+                    self.add(node("table", table=table, **s), self.synth_output(method))
+
+    def add(self, job: tuple, *deps: tuple) -> None:
+        self.deps[job].update(deps)
+        for dep in deps:
+            self.deps.setdefault(dep, set())
+
+    def model(self, name: str) -> list[tuple]:
+        if self.config["models"][name]["source"] != "toy":
+            return []
+        job = node("toy_model", model=name, study=STUDY)
+        self.add(job, self.prepare, self.tokenizer)
+        return [job]
+
+    def synth_output(self, method: str) -> tuple:
+        base = method.removesuffix(".filtered")
+        synth = node("synth", method=base, study=STUDY)
+        students = [self.study["student"]] if base in STUDENT_METHODS else []
+        self.add(synth, self.prepare, *[m for name in [self.study["teacher"], *students] for m in self.model(name)])
+        if method.endswith(".filtered"):
+            job = node("synth_filter", method=base, study=STUDY)
+            self.add(job, synth, self.prepare)
+            return job
+        return synth
+
+    def synth_method_of(self, run: str) -> str | None:
+        spec = self.study["runs"][run]
+        if "sft" in spec:
+            return spec["sft"]
+        if "kd" in spec and spec.get("from") in self.study["runs"]:
+            return self.synth_method_of(spec["from"])
+        return None
+
+    def start(self, run: str) -> list[tuple]:
+        source = self.study["runs"][run].get("from", self.study["student"])
+        return self.checkpoint(source) if source in self.study["runs"] else self.model(source)
+
+    def checkpoint(self, run: str) -> list[tuple]:
+        spec = self.study["runs"][run]
+        if "model" in spec:
+            return self.model(spec["model"])
+        if "sft" in spec:
+            job = node("sft", run=run, study=STUDY)
+            data = node("reorganize", method=spec["sft"], study=STUDY)
+            self.add(data, self.synth_output(spec["sft"]))
+            self.add(job, data, *self.start(run))
+            return [job]
+        job = node("kd", run=run, study=STUDY)
+        prompts = node("kd_prompts", study=STUDY)
+        self.add(prompts, self.prepare)
+        self.add(job, prompts, *self.start(run), *self.model(spec.get("teacher", self.study["teacher"])))
+        return [job]
+
+    def grade(self, run: str, bench: str, seed: int) -> tuple:
+        wildcards = dict(run=run, bench=bench, seed=seed, study=STUDY)
+        benchmark = node("benchmark", bench=bench, study=STUDY)
+        if self.config["benchmarks"][bench]["source"] == "toy":
+            self.add(benchmark, self.problems)
+        else:
+            self.add(benchmark)
+        generate = node("eval_generate", **wildcards)
+        self.add(generate, benchmark, *self.checkpoint(run))
+        self.add(node("eval_grade", **wildcards), generate)
+        return node("eval_grade", **wildcards)
+
+    def jobs(self, rule: str, **wildcards: str) -> set[tuple]:
+        return {job for job in self.deps if job[0] == rule
+                and all(dict(job[1]).get(k) == str(v) for k, v in wildcards.items())}
+
+    def downstream(self, roots: set[tuple]) -> set[tuple]:
+        users = defaultdict(set)
+        for job, deps in self.deps.items():
+            for dep in deps:
+                users[dep].add(job)
+        found, pending = set(), [r for r in roots if r in self.deps]
+        while pending:
+            job = pending.pop()
+            if job not in found:
+                found.add(job)
+                pending += users[job]
+        return found
+
+
+# --- which jobs each config value feeds directly ---------------------------------------------------
+# (pattern over the dotted key, jobs it feeds). First match wins; `*` matches one key.
+
+def runs_with(study: dict, key: str, value: str | None = None) -> list[str]:
+    return [r for r, spec in study["runs"].items() if key in spec and (value is None or spec[key] == value)]
+
+
+FEEDS = [
+    # Values of other studies, other models and datasets feed nothing of the toy study; nor do
+    # resources (where a job runs, not what it computes) or the study selection's other entries.
+    ("studies.toy.resources.**", lambda dag, key: set()),
+    ("servers.*", lambda dag, key: dag.jobs("synth") | dag.jobs("eval_generate") if key[1] == dag.study["server"]
+     else set()),
+    ("models.*.shape.*", lambda dag, key: dag.jobs("toy_model", model=key[1])),
+    ("models.*.pretrain.*", lambda dag, key: dag.jobs("toy_model", model=key[1])),
+    ("datasets.toy.*", lambda dag, key: {dag.problems}),
+    ("benchmarks.*.label", lambda dag, key: dag.jobs("table") if key[1] in dag.study["eval"]["benchmarks"]
+     else set()),
+    ("studies.toy.synth.*.*", lambda dag, key: dag.jobs("synth", method=key[3])),
+    ("studies.toy.filter.*", lambda dag, key: dag.jobs("synth_filter")),
+    ("studies.toy.sft.*", lambda dag, key: dag.jobs("sft")),
+    ("studies.toy.kd.*.*", lambda dag, key: set().union(*[dag.jobs("kd", run=r)
+                                                          for r in runs_with(dag.study, "kd", key[3])])),
+    ("studies.toy.eval.seeds", lambda dag, key: dag.jobs("eval_generate", seed=max(dag.study["eval"]["seeds"]))),
+    ("studies.toy.eval.*", lambda dag, key: dag.jobs("eval_generate")),
+    ("studies.toy.runs.*.label", lambda dag, key: {node("table", study=STUDY, table=t)
+                                                   for t, spec in dag.study["tables"].items()
+                                                   if key[3] in spec["rows"]}),
+    ("studies.toy.tables.*.**", lambda dag, key: dag.jobs("table", table=key[3])),
+]
+# Values that name other config entries change the DAG's shape, not only what is stale; changing
+# them is a different study (test_dag and the end-to-end test cover the shapes that exist).
+REFERENCES = ["select", "models.*.source", "datasets.*.source", "benchmarks.*.source",
+              "benchmarks.*.dataset", "studies.toy.teacher", "studies.toy.student", "studies.toy.train_data",
+              "studies.toy.server", "studies.toy.runs.*.model", "studies.toy.runs.*.sft", "studies.toy.runs.*.kd",
+              "studies.toy.runs.*.from", "studies.toy.runs.*.teacher", "studies.toy.eval.benchmarks",
+              "studies.toy.tables.*.rows"]
+ENUM_ALTERNATIVES = {"rule": {"nucleus": "topk", "topk": "nucleus"}, "finetuning_type": {"full": "lora", "lora": "full"},
+                     "engine": {"builtin": "kdflow", "kdflow": "builtin"}, "loss": {"rkl_onpolicy": "rkl", "rkl": "fkl", "fkl": "rkl", "jsd": "rkl"}}
+
+
+def leaves(tree, prefix=()):
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from leaves(value, prefix + (key,))
+    else:
+        yield prefix, tree
+
+
+def matches(pattern: str, key: tuple) -> bool:
+    """Dotted pattern over a key: `*` matches one key, a trailing `**` one or more."""
+    parts = pattern.split(".")
+    if parts[-1] == "**":
+        parts, key = parts[:-1], key[: len(parts) - 1] if len(key) >= len(parts) else key + ("",) * 99
+    return len(parts) == len(key) and all(fnmatch.fnmatchcase(k, p) for p, k in zip(parts, key))
+
+
+def changed(key: tuple, value):
+    """A different valid value for a leaf."""
+    if key[-1] in ENUM_ALTERNATIVES and value in ENUM_ALTERNATIVES[key[-1]]:
+        return ENUM_ALTERNATIVES[key[-1]][value]
+    if key[-1] == "seeds":
+        return value + [max(value) + 1]
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value / 2 if value else 0.5
+    if isinstance(value, str):
+        return value + " changed"
+    if isinstance(value, list):
+        return value + ["changed"]
+    raise TypeError(f"no change known for {'.'.join(key)} = {value!r}")
+
+
+def overlay(key: tuple, value) -> dict:
+    tree = value
+    for part in reversed(key):
+        tree = {part: tree}
+    return tree
+
+
+def toy_leaves(config: dict) -> list[tuple]:
+    """Every leaf that could feed the toy study: its own subtree, its models, data and benchmarks,
+    servers and the selection. The other studies' leaves are checked together in one plan."""
+    study = config["studies"][STUDY]
+    models = {study["teacher"], study["student"]} | {spec["model"] for spec in study["runs"].values() if "model" in spec}
+    found = [k for k, _ in leaves({"studies": {STUDY: study}})]
+    found += [k for k, _ in leaves({"models": {m: config["models"][m] for m in sorted(models)}})]
+    found += [k for k, _ in leaves({"datasets": {study["train_data"]: config["datasets"][study["train_data"]]}})]
+    found += [k for k, _ in leaves({"benchmarks": {b: config["benchmarks"][b] for b in study["eval"]["benchmarks"]}})]
+    found += [k for k, _ in leaves({"servers": config["servers"]})] + [("select",)]
+    return found
+
+
+def get(config: dict, key: tuple):
+    for part in key:
+        config = config[part]
+    return config
+
+
+# --- fixtures ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def complete_study(tmp_path_factory):
+    """A copy of the workflow and package whose every toy-study output exists and is up to date
+    (touched, not run), and the environment whose jobs run that copy's package."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("staleness"), with_package=True)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(workdir), str(REPO / "tests")]))
+    make_up_to_date(workdir, [workdir / "config.yaml"], env)
+    assert plan_many(workdir, [{"configfiles": ["config.yaml"]}], env) == [set()], "touched study not up to date"
+    return workdir, env
+
+
+@pytest.mark.slow
+def test_every_config_value_reruns_exactly_what_it_feeds(complete_study):
+    workdir, env = complete_study
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    changes, unmatched = [], []
+    for key in toy_leaves(config):
+        if any(matches(p, key) for p in REFERENCES):
+            continue
+        rule = next((feeds for pattern, feeds in FEEDS if matches(pattern, key)), None)
+        if rule is None:
+            unmatched.append(".".join(key))
+            continue
+        value = changed(key, get(config, key))
+        new_config = copy.deepcopy(config)
+        get(new_config, key[:-1])[key[-1]] = value
+        dag = ToyDag(new_config)  # the changed config's DAG (a new seed adds jobs)
+        name = f"change{len(changes)}.yaml"
+        (workdir / name).write_text(yaml.safe_dump(overlay(key, value)))
+        changes.append((key, value, name, dag.downstream(rule(dag, key))))
+    assert not unmatched, f"config values with no expectation in FEEDS or REFERENCES: {unmatched}"
+    assert len(changes) >= 60
+    started = time.perf_counter()
+    plans = plan_many(workdir, [{"configfiles": ["config.yaml", name]} for _, _, name, _ in changes], env)
+    print(f"{len(changes)} config values planned in {time.perf_counter() - started:.1f} s")
+    failures = [f"{'.'.join(key)} -> {value!r}:\n  scheduled but not fed: {sorted(got - expected)}"
+                f"\n  fed but not scheduled: {sorted(expected - got)}"
+                for (key, value, _, expected), got in zip(changes, plans) if got != expected]
+    assert not failures, "\n".join(failures)
+    assert any(expected for *_, expected in changes) and any(not expected for *_, expected in changes)
+
+
+@pytest.mark.slow
+def test_values_of_other_studies_rerun_nothing_of_the_toy_study(complete_study):
+    workdir, env = complete_study
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    study = config["studies"][STUDY]
+    used_models = {study["teacher"], study["student"]}
+    other = {"studies": {s: v for s, v in config["studies"].items() if s != STUDY},
+             "models": {m: v for m, v in config["models"].items() if m not in used_models},
+             "datasets": {d: v for d, v in config["datasets"].items() if d != study["train_data"]},
+             "benchmarks": {b: v for b, v in config["benchmarks"].items() if b not in study["eval"]["benchmarks"]}}
+    new = copy.deepcopy(other)
+    count = 0
+    for key, value in leaves(other):
+        if key[-1] in ("source", "teacher", "student", "train_data", "server", "model", "sft", "kd", "from",
+                       "benchmarks", "rows", "path", "deepspeed"):
+            continue  # references to files and other entries keep their meaning
+        get(new, key[:-1])[key[-1]] = changed(key, value)
+        count += 1
+    (workdir / "others.yaml").write_text(yaml.safe_dump(new))
+    assert count > 50
+    assert plan_many(workdir, [{"configfiles": ["config.yaml", "others.yaml"]}], env) == [set()]
+
+
+@pytest.mark.slow
+def test_code_change_reruns_its_stage_and_descendants_only(complete_study):
+    workdir, env = complete_study
+    dag = ToyDag(yaml.safe_load((workdir / "config.yaml").read_text()))
+    edits = {"motab/synthesis/skd.py": dag.jobs("synth"),  # every synthesis job runs synthesis/run.py
+             "motab/training/onpolicy.py": dag.jobs("kd"),
+             "motab/evaluation/metrics.py": dag.jobs("eval_grade"),
+             "motab/tables/build.py": dag.jobs("table")}
+    plans = plan_many(workdir, [{"configfiles": ["config.yaml"], "edit": path} for path in edits], env)
+    for (path, feeds), got in zip(edits.items(), plans):
+        assert feeds and got == dag.downstream(feeds), path
