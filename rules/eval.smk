@@ -77,6 +77,7 @@ rule eval_evalscope:
         format=lambda wc: bench_cfg(wc).get("format", "generic"),
         limit=lambda wc: bench_cfg(wc).get("limit", 0),
         dataset=evalscope_dataset,
+        dataset_args=lambda wc: as_json(config["benchmarks"][wc.bench].get("evalscope_args", {})),
         python=evalscope_python,
         model=lambda wc: checkpoint_location(wc.study, wc.run),
         server=lambda wc: server_command(wc.study, run_model_name(wc.study, wc.run)),
@@ -88,6 +89,7 @@ rule eval_evalscope:
     shell:
         "{params.python} -m motab eval-evalscope --model {params.model} --benchmark-file {params.location}"
         " --format {params.format} --name {wildcards.bench} --dataset {params.dataset}"
+        " --dataset-args {params.dataset_args:q}"
         " --output {output.responses} --work-dir {output.work_dir} --limit {params.limit}"
         " --n {params.cfg[n]} --temperature {params.cfg[temperature]} --top-p {params.cfg[top_p]}"
         " --max-tokens {params.cfg[max_tokens]} --seed {params.cfg[seed]} --batch-size {params.cfg[batch_problems]}"

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import shlex
 import shutil
@@ -47,7 +48,7 @@ def _log(message: str) -> None:
 
 def task_config_dict(url: str, dataset: str, dataset_dir: str, work_dir: str, temperature: float,
                      top_p: float, max_tokens: int, seed: int, limit: int | None, batch_size: int,
-                     model: str = SERVED_MODEL, timeout_s: float = 3600.0, local: bool = True) -> dict:
+                     model: str = SERVED_MODEL, timeout_s: float = 3600.0, extra_args: dict | None = None) -> dict:
     """The TaskConfig fields of one EvalScope run (one sample per problem): plain JSON values."""
     return {
         "model": model,
@@ -55,8 +56,7 @@ def task_config_dict(url: str, dataset: str, dataset_dir: str, work_dir: str, te
         "api_url": url.rstrip("/") + "/v1",
         "api_key": "EMPTY",
         "datasets": [dataset],
-        # a local folder is one `datasets` config ("default"); hub subsets such as gsm8k's "main" do not exist there
-        "dataset_args": {dataset: {"dataset_id": dataset_dir, **({"subset_list": ["default"]} if local else {})}},
+        "dataset_args": {dataset: {"dataset_id": dataset_dir, **(extra_args or {})}},
         "repeats": 1,
         "generation_config": {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens,
                               "seed": seed, "n": 1},
@@ -196,6 +196,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=0, help="first N problems of the dataset (0 = all)")
+    parser.add_argument("--dataset-args", default="{}",
+                        help='more dataset_args as JSON, e.g. {"subset_list": ["default"]} for a local GSM8K folder')
     parser.add_argument("--batch-size", type=int, default=4, help="EvalScope's concurrent requests")
     parser.add_argument("--server-command", default=LOCAL_SERVER)
     parser.add_argument("--server-log", default=None)
@@ -210,6 +212,12 @@ def main(argv: list[str]) -> int:
 
     _log("command: python -m motab eval-evalscope " + shlex.join(argv))
     t0 = time.perf_counter()
+    try:
+        extra_args = json.loads(args.dataset_args)
+    except json.JSONDecodeError as exc:
+        parser.error(f"--dataset-args: not valid JSON ({exc.msg})")
+    if not isinstance(extra_args, dict):
+        parser.error("--dataset-args: expected a JSON object")
     local = Path(args.benchmark_file).is_file()
     problems = load_benchmark(args.benchmark_file, args.format, args.name) if local else None
     dataset_id = str(Path(args.benchmark_file).resolve().parent) if local else args.benchmark_file
@@ -226,7 +234,7 @@ def main(argv: list[str]) -> int:
             run_dir = work_dir / f"sample{repeat}"
             config = task_config_dict(url, args.dataset, dataset_id, str(run_dir), args.temperature, args.top_p,
                                       args.max_tokens, repeat_seed(args.seed, repeat), args.limit or None,
-                                      args.batch_size, local=local)
+                                      args.batch_size, extra_args=extra_args)
             run_dir.mkdir(parents=True, exist_ok=True)
             write_json(run_dir / "task_config.json", config)
             _log(f"server at {url}; EvalScope {args.dataset} from {dataset_id}, sample {repeat + 1}/{args.n} "
