@@ -84,7 +84,7 @@ def test_smoke_run_writes_log_and_a_changed_checkpoint(kd_setup, tmp_path, loss)
         rows = list(reader)
     assert [r["step"] for r in rows] == ["1", "2", "3"]
     for r in rows:
-        assert 0 < float(r["rollout_len"]) <= 8 and float(r["seconds"]) >= 0
+        assert 0 < float(r["rollout_tokens"]) <= 8 and float(r["seconds"]) >= 0
         assert float(r["kl_to_teacher"]) > 0.1
     model = AutoModelForCausalLM.from_pretrained(output)
     assert model.config.model_type == "qwen3"
@@ -94,6 +94,10 @@ def test_smoke_run_writes_log_and_a_changed_checkpoint(kd_setup, tmp_path, loss)
     assert record["args"]["loss"] == loss and record["params"] == {"study": "toy"}
     assert set(record["provenance"]) >= {"config_hash", "code_version"}
     assert not (tmp_path / ".model.tmp").exists() and not (tmp_path / "model.partial").exists()
+    # the checkpoint's training_log.csv: the progress rows without seconds, exactly these columns
+    lines = (output / onpolicy.LOG_FILE).read_text().splitlines()
+    assert lines[0] == "step,loss,kl_to_teacher,rollout_tokens"
+    assert lines[1:] == [",".join(r[c] for c in onpolicy.LOG_COLUMNS) for r in rows]
 
 
 def test_student_as_its_own_teacher_has_zero_kl(kd_setup, tmp_path):
@@ -107,6 +111,7 @@ def test_rerun_with_same_seed_is_identical(kd_setup, tmp_path):
     out_b, log_b = run(kd_setup, tmp_path / "b", loss="fkl")
     out_c, log_c = run(kd_setup, tmp_path / "c", loss="fkl", seed=1)
     assert read_csv(log_a) == read_csv(log_b) != read_csv(log_c)
+    assert (out_a / onpolicy.LOG_FILE).read_bytes() == (out_b / onpolicy.LOG_FILE).read_bytes()
     wa, wb = weights(out_a), weights(out_b)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
