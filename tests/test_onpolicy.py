@@ -43,16 +43,18 @@ def kd_setup(tmp_path_factory) -> dict[str, Path]:
     return {"root": root, "student": root / "student", "teacher": root / "teacher", "prompts": root / "prompts.jsonl"}
 
 
-def run(kd_setup, out: Path, *extra: str, teacher: str = "teacher", loss: str = "rkl_onpolicy", steps: int = 3,
-        lr: float = 1e-2, seed: int = 0, new_tokens: int = 8) -> tuple[Path, Path]:
-    output, log = out / "model", out / "log.csv"
-    argv = ["--student", str(kd_setup["student"]), "--teacher", str(kd_setup.get(teacher, teacher)),
-            "--prompts", str(kd_setup["prompts"]), "--output", str(output), "--log-csv", str(log),
+def kd_argv(kd_setup, out: Path, *extra: str, teacher: str = "teacher", loss: str = "rkl_onpolicy", steps: int = 3,
+            lr: float = 1e-2, seed: int = 0, new_tokens: int = 8) -> list[str]:
+    return ["--student", str(kd_setup["student"]), "--teacher", str(kd_setup.get(teacher, teacher)),
+            "--prompts", str(kd_setup["prompts"]), "--output", str(out / "model"), "--log-csv", str(out / "log.csv"),
             "--loss", loss, "--steps", str(steps), "--prompts-per-step", "2", "--samples-per-prompt", "2",
             "--max-new-tokens", str(new_tokens), "--temperature", "1.0", "--lr", str(lr), "--seed", str(seed),
             "--threads", "1", "--chunk-tokens", "5", *extra]
-    assert onpolicy.main(argv) == 0
-    return output, log
+
+
+def run(kd_setup, out: Path, *extra: str, **options) -> tuple[Path, Path]:
+    assert onpolicy.main(kd_argv(kd_setup, out, *extra, **options)) == 0
+    return out / "model", out / "log.csv"
 
 
 def read_csv(path: Path, drop_seconds: bool = True) -> list[dict]:
@@ -134,6 +136,41 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(kd_setup, tmp_path, m
     wa, wb = weights(full_out), weights(out)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert not (tmp_path / "resumed" / "model.partial").exists()
+
+
+@pytest.mark.slow
+def test_sigkilled_run_resumes_to_the_uninterrupted_weights(kd_setup, tmp_path):
+    """SIGKILL a real `motab kd-train` process after its first saved state; the rerun resumes from it.
+
+    Saved: weights, AdamW state, the torch RNG and the logged rows, so steps after the resume draw the
+    same rollouts and the result equals an uninterrupted run's bit for bit (CPU, one thread).
+    """
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    options = dict(loss="fkl", steps=20, lr=3e-3)
+    full_out, _ = run(kd_setup, tmp_path / "full", **options)
+    argv = kd_argv(kd_setup, tmp_path / "killed", "--save-steps", "4", **options)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen([sys.executable, "-m", "motab", "kd-train", *argv], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    partial, deadline = tmp_path / "killed" / "model.partial", time.time() + 120
+    while onpolicy.latest_training_state(partial) is None:
+        assert proc.poll() is None and time.time() < deadline, "kd-train ended or stalled before its first save"
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    saved = onpolicy.latest_training_state(partial)
+    assert not (tmp_path / "killed" / "model").exists() and saved.name != "step-20"
+
+    out, _ = run(kd_setup, tmp_path / "killed", "--save-steps", "4", **options)
+    assert (out / onpolicy.LOG_FILE).read_bytes() == (full_out / onpolicy.LOG_FILE).read_bytes()
+    wa, wb = weights(full_out), weights(out)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not partial.exists()
 
 
 def test_atomic_save_replaces_a_finished_folder_and_leaves_no_temporary(kd_setup, tmp_path):
