@@ -56,5 +56,6 @@ rule kd:
     threads: 2
     resources:
         **stage_resources("kd"),
+        nodes=lambda wc: study_cfg(wc.study)["resources"].get("kd", {}).get("nodes", 1),
     shell:
         "{params.command} > {log} 2>&1"
