@@ -1,9 +1,13 @@
-"""Peak memory and time of chunked vs naive forward-KL, forward + backward, on CPU (fp32).
+"""Peak memory and time of chunked vs naive forward-KL, forward + backward (CPU fp32 by default).
 
-    python benchmarks/kd_loss.py [--tokens 2048 --vocab 151936 --hidden 1024 --chunk-tokens 256 --runs 3]
+    python benchmarks/kd_loss.py [--tokens 2048 --vocab 151936 --hidden 1024 --chunk-tokens 128 --runs 3]
+    python benchmarks/kd_loss.py --device cuda --dtype bfloat16      # on a GPU
 
-Each (variant, run) is a fresh subprocess, so its peak resident set size (resource.getrusage
-ru_maxrss; torch's CPU allocator keeps no peak statistics) is its own. The child builds the
+Each (variant, run) is a fresh subprocess, so its peak memory is its own. CPU: the peak resident
+set size (resource.getrusage ru_maxrss; torch's CPU allocator keeps no peak statistics and
+tracemalloc does not see torch's buffers). CUDA: torch.cuda.max_memory_allocated, after one
+untimed warm-up call (kernel start-up) and a reset of the peak; "baseline" is then the memory
+allocated once the inputs exist, and times are taken after torch.cuda.synchronize(). The child builds the
 inputs the trainer has: student hidden states [tokens, hidden] with grad, a student head
 Linear(hidden, vocab) with grad, teacher hidden states and a frozen teacher head (KDFlow's form);
 it records ru_maxrss once the inputs exist ("baseline"), then times one forward + backward of
@@ -39,25 +43,43 @@ def child(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    student_hidden = torch.randn(args.tokens, args.hidden).requires_grad_(True)
-    teacher_hidden = torch.randn(args.tokens, args.hidden)
-    student_head = torch.nn.Linear(args.hidden, args.vocab, bias=False)
-    teacher_head = torch.nn.Linear(args.hidden, args.vocab, bias=False).requires_grad_(False)
-    mask = torch.ones(args.tokens, dtype=torch.bool)
-    baseline = rss_mb()
-    start = time.perf_counter()
-    if args.child == "naive":
-        with torch.no_grad():
-            teacher_logits = teacher_head(teacher_hidden)
-        loss = token_divergence(student_head(student_hidden), teacher_logits, "fkl").mean()
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    cuda = device.type == "cuda"
+    student_hidden = torch.randn(args.tokens, args.hidden, device=device, dtype=dtype).requires_grad_(True)
+    teacher_hidden = torch.randn(args.tokens, args.hidden, device=device, dtype=dtype)
+    student_head = torch.nn.Linear(args.hidden, args.vocab, bias=False, device=device, dtype=dtype)
+    teacher_head = torch.nn.Linear(args.hidden, args.vocab, bias=False, device=device,
+                                   dtype=dtype).requires_grad_(False)
+    mask = torch.ones(args.tokens, dtype=torch.bool, device=device)
+
+    def step() -> torch.Tensor:
+        if args.child == "naive":
+            with torch.no_grad():
+                teacher_logits = teacher_head(teacher_hidden)
+            loss = token_divergence(student_head(student_hidden), teacher_logits, "fkl").mean()
+        else:
+            loss = chunked_token_divergence(student_hidden, student_head, teacher_hidden, mask, "fkl",
+                                            teacher_head=teacher_head, chunk_tokens=args.chunk_tokens,
+                                            fused=args.child == "fused")
+        loss.backward()
+        return loss
+
+    if cuda:
+        step()                                   # warm-up: CUDA context, kernels, cuBLAS workspace
+        student_hidden.grad = student_head.weight.grad = None
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        baseline = torch.cuda.memory_allocated() / 2**20
     else:
-        loss = chunked_token_divergence(student_hidden, student_head, teacher_hidden, mask, "fkl",
-                                        teacher_head=teacher_head, chunk_tokens=args.chunk_tokens,
-                                        fused=args.child == "fused")
-    loss.backward()
+        baseline = rss_mb()
+    start = time.perf_counter()
+    loss = step()
+    if cuda:
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "peak_mb": rss_mb(), "baseline_mb": baseline, "loss": loss.item(),
-                      "grad_norm": student_head.weight.grad.norm().item()}))
+    peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else rss_mb()
+    print(json.dumps({"seconds": seconds, "peak_mb": peak, "baseline_mb": baseline, "loss": loss.item(),
+                      "grad_norm": student_head.weight.grad.float().norm().item()}))
 
 
 def main() -> None:
@@ -69,12 +91,15 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         child(args)
         return
-    print(f"fkl forward+backward, fp32 CPU, tokens={args.tokens} vocab={args.vocab} hidden={args.hidden} "
+    memory = "peak RSS" if args.device == "cpu" else "peak CUDA allocated"
+    print(f"fkl forward+backward, {args.dtype} on {args.device} ({memory}), tokens={args.tokens} vocab={args.vocab} hidden={args.hidden} "
           f"chunk_tokens={args.chunk_tokens} threads={args.threads}, median of {args.runs} fresh processes")
     results = {}
     for variant in args.variants.split(","):
@@ -82,21 +107,21 @@ def main() -> None:
         for _ in range(args.runs):
             cmd = [sys.executable, __file__, "--child", variant, "--tokens", str(args.tokens), "--vocab",
                    str(args.vocab), "--hidden", str(args.hidden), "--chunk-tokens", str(args.chunk_tokens),
-                   "--threads", str(args.threads)]
+                   "--threads", str(args.threads), "--device", args.device, "--dtype", args.dtype]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             runs.append(json.loads(out.strip().splitlines()[-1]))
         med = {k: statistics.median(r[k] for r in runs) for k in ("seconds", "peak_mb", "baseline_mb")}
         med["extra_mb"] = statistics.median(r["peak_mb"] - r["baseline_mb"] for r in runs)
         med["loss"], med["grad_norm"] = runs[0]["loss"], runs[0]["grad_norm"]
         results[variant] = med
-        print(f"{variant:>10}: time {med['seconds']:7.2f} s   peak RSS {med['peak_mb']:8.0f} MB   "
+        print(f"{variant:>10}: time {med['seconds']:7.3f} s   peak {med['peak_mb']:8.0f} MB   "
               f"above inputs {med['extra_mb']:8.0f} MB   (loss {med['loss']:.6f}, |grad W| {med['grad_norm']:.6f})",
               flush=True)
     if "naive" in results:
         base = results["naive"]
         for variant, med in results.items():
             if variant != "naive":
-                print(f"{variant} / naive: time x{med['seconds'] / base['seconds']:.2f}, peak RSS "
+                print(f"{variant} / naive: time x{med['seconds'] / base['seconds']:.2f}, peak "
                       f"{base['peak_mb'] / med['peak_mb']:.2f}x lower, memory above inputs "
                       f"{base['extra_mb'] / med['extra_mb']:.2f}x lower")
 

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reorganize": ("motab.data.reorganize", "synth file -> LLaMA-Factory alpaca data + dataset_info"),
     "sft": ("motab.training.sft", "write the LLaMA-Factory YAML and run llamafactory-cli train"),
     "kd-train": ("motab.training.onpolicy", "built-in on-policy distillation trainer"),
+    "kdflow": ("motab.training.kdflow", "write KDFlow's command line, start Ray on the allocation, run KDFlow"),
     "serve": ("motab.serving.server", "embedded SGLang/OpenAI-compatible inference server"),
     "eval-generate": ("motab.evaluation.generate", "sample n responses per problem over HTTP"),
     "eval-evalscope": ("motab.evaluation.evalscope_engine", "sample through EvalScope (OpenAI endpoint) into responses"),

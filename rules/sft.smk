@@ -6,6 +6,16 @@ def sft_method(wildcards):
     return run_cfg(wildcards.study, wildcards.run)["sft"]
 
 
+def sft_nodes(wildcards):
+    return study_cfg(wildcards.study)["resources"].get("sft", {}).get("nodes", 1)
+
+
+def sft_launcher(wildcards):
+    """Multi-node: one `motab sft` per node (each derives its torchrun rank from SLURM_NODEID)."""
+    nodes = sft_nodes(wildcards)
+    return f"srun --nodes={nodes} --ntasks-per-node=1 " if nodes > 1 else ""
+
+
 rule sft:
     input:
         data=lambda wc: f"results/{wc.study}/sft_data/{sft_method(wc)}/train.jsonl",
@@ -18,6 +28,7 @@ rule sft:
         sft=lambda wc: as_json(study_cfg(wc.study)["sft"]),
         start=lambda wc: start_location(wc.study, wc.run),
         method=sft_method,
+        launcher=sft_launcher,
     log:
         "logs/{study}/sft/{run}.log",
     benchmark:
@@ -25,6 +36,7 @@ rule sft:
     threads: 2
     resources:
         **stage_resources("sft"),
+        nodes=sft_nodes,
     shell:
-        "{MOTAB} sft --model {params.start} --dataset-dir results/{wildcards.study}/sft_data/{params.method}"
+        "{params.launcher}{MOTAB} sft --model {params.start} --dataset-dir results/{wildcards.study}/sft_data/{params.method}"
         " --dataset {params.method} --output {output} --params-json {params.sft:q} > {log} 2>&1"

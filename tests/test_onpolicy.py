@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from motab.jsonio import write_jsonl
 from motab.training import onpolicy
@@ -43,16 +44,18 @@ def kd_setup(tmp_path_factory) -> dict[str, Path]:
     return {"root": root, "student": root / "student", "teacher": root / "teacher", "prompts": root / "prompts.jsonl"}
 
 
-def run(kd_setup, out: Path, *extra: str, teacher: str = "teacher", loss: str = "rkl_onpolicy", steps: int = 3,
-        lr: float = 1e-2, seed: int = 0, new_tokens: int = 8) -> tuple[Path, Path]:
-    output, log = out / "model", out / "log.csv"
-    argv = ["--student", str(kd_setup["student"]), "--teacher", str(kd_setup.get(teacher, teacher)),
-            "--prompts", str(kd_setup["prompts"]), "--output", str(output), "--log-csv", str(log),
+def kd_argv(kd_setup, out: Path, *extra: str, teacher: str = "teacher", loss: str = "rkl_onpolicy", steps: int = 3,
+            lr: float = 1e-2, seed: int = 0, new_tokens: int = 8) -> list[str]:
+    return ["--student", str(kd_setup["student"]), "--teacher", str(kd_setup.get(teacher, teacher)),
+            "--prompts", str(kd_setup["prompts"]), "--output", str(out / "model"), "--log-csv", str(out / "log.csv"),
             "--loss", loss, "--steps", str(steps), "--prompts-per-step", "2", "--samples-per-prompt", "2",
             "--max-new-tokens", str(new_tokens), "--temperature", "1.0", "--lr", str(lr), "--seed", str(seed),
             "--threads", "1", "--chunk-tokens", "5", *extra]
-    assert onpolicy.main(argv) == 0
-    return output, log
+
+
+def run(kd_setup, out: Path, *extra: str, **options) -> tuple[Path, Path]:
+    assert onpolicy.main(kd_argv(kd_setup, out, *extra, **options)) == 0
+    return out / "model", out / "log.csv"
 
 
 def read_csv(path: Path, drop_seconds: bool = True) -> list[dict]:
@@ -84,7 +87,7 @@ def test_smoke_run_writes_log_and_a_changed_checkpoint(kd_setup, tmp_path, loss)
         rows = list(reader)
     assert [r["step"] for r in rows] == ["1", "2", "3"]
     for r in rows:
-        assert 0 < float(r["rollout_len"]) <= 8 and float(r["seconds"]) >= 0
+        assert 0 < float(r["rollout_tokens"]) <= 8 and float(r["seconds"]) >= 0
         assert float(r["kl_to_teacher"]) > 0.1
     model = AutoModelForCausalLM.from_pretrained(output)
     assert model.config.model_type == "qwen3"
@@ -94,6 +97,10 @@ def test_smoke_run_writes_log_and_a_changed_checkpoint(kd_setup, tmp_path, loss)
     assert record["args"]["loss"] == loss and record["params"] == {"study": "toy"}
     assert set(record["provenance"]) >= {"config_hash", "code_version"}
     assert not (tmp_path / ".model.tmp").exists() and not (tmp_path / "model.partial").exists()
+    # the checkpoint's training_log.csv: the progress rows without seconds, exactly these columns
+    lines = (output / onpolicy.LOG_FILE).read_text().splitlines()
+    assert lines[0] == "step,loss,kl_to_teacher,rollout_tokens"
+    assert lines[1:] == [",".join(r[c] for c in onpolicy.LOG_COLUMNS) for r in rows]
 
 
 def test_student_as_its_own_teacher_has_zero_kl(kd_setup, tmp_path):
@@ -107,6 +114,7 @@ def test_rerun_with_same_seed_is_identical(kd_setup, tmp_path):
     out_b, log_b = run(kd_setup, tmp_path / "b", loss="fkl")
     out_c, log_c = run(kd_setup, tmp_path / "c", loss="fkl", seed=1)
     assert read_csv(log_a) == read_csv(log_b) != read_csv(log_c)
+    assert (out_a / onpolicy.LOG_FILE).read_bytes() == (out_b / onpolicy.LOG_FILE).read_bytes()
     wa, wb = weights(out_a), weights(out_b)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
@@ -131,6 +139,41 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(kd_setup, tmp_path, m
     assert not (tmp_path / "resumed" / "model.partial").exists()
 
 
+@pytest.mark.slow
+def test_sigkilled_run_resumes_to_the_uninterrupted_weights(kd_setup, tmp_path):
+    """SIGKILL a real `motab kd-train` process after its first saved state; the rerun resumes from it.
+
+    Saved: weights, AdamW state, the torch RNG and the logged rows, so steps after the resume draw the
+    same rollouts and the result equals an uninterrupted run's bit for bit (CPU, one thread).
+    """
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    options = dict(loss="fkl", steps=20, lr=3e-3)
+    full_out, _ = run(kd_setup, tmp_path / "full", **options)
+    argv = kd_argv(kd_setup, tmp_path / "killed", "--save-steps", "4", **options)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen([sys.executable, "-m", "motab", "kd-train", *argv], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    partial, deadline = tmp_path / "killed" / "model.partial", time.time() + 120
+    while onpolicy.latest_training_state(partial) is None:
+        assert proc.poll() is None and time.time() < deadline, "kd-train ended or stalled before its first save"
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    saved = onpolicy.latest_training_state(partial)
+    assert not (tmp_path / "killed" / "model").exists() and saved.name != "step-20"
+
+    out, _ = run(kd_setup, tmp_path / "killed", "--save-steps", "4", **options)
+    assert (out / onpolicy.LOG_FILE).read_bytes() == (full_out / onpolicy.LOG_FILE).read_bytes()
+    wa, wb = weights(full_out), weights(out)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not partial.exists()
+
+
 def test_atomic_save_replaces_a_finished_folder_and_leaves_no_temporary(kd_setup, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -143,13 +186,26 @@ def test_atomic_save_replaces_a_finished_folder_and_leaves_no_temporary(kd_setup
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
 
 
-def test_student_moves_towards_a_different_teacher(kd_setup, tmp_path):
+TOY_KD = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())["studies"]["toy"]["kd"]
+BUDGET = ("engine", "loss", "steps", "prompts_per_step", "samples_per_prompt", "max_new_tokens", "temperature", "lr",
+          "seed")
+
+
+@pytest.mark.parametrize("name", sorted(TOY_KD))
+def test_toy_kd_losses_bring_the_student_towards_the_teacher(kd_setup, tmp_path, name):
+    """Each KD recipe of the toy study (its loss and loss options from config.yaml; this test's own small
+    budget) lowers the KL to a different teacher in the checkpoint's training_log.csv."""
+    from motab.training.kd_config import config_argv
+
     # rkl_onpolicy is not checked here: its sampled one-token estimate is unbiased (see test_losses) but far
     # too noisy to move a near-uniform random student over a 300-token vocabulary in 20 tiny steps
-    _, log = run(kd_setup, tmp_path, loss="rkl", steps=20, lr=3e-2, new_tokens=12)
-    kl = [float(r["kl_to_teacher"]) for r in read_csv(log)]
+    cfg = TOY_KD[name]
+    options = config_argv({k: v for k, v in cfg.items() if k not in BUDGET})
+    output, _ = run(kd_setup, tmp_path, *options, loss=cfg["loss"], steps=20, lr=3e-2, new_tokens=12)
+    lines = (output / onpolicy.LOG_FILE).read_text().splitlines()
+    kl = [float(line.split(",")[2]) for line in lines[1:]]
     start, end = sum(kl[:3]) / 3, sum(kl[-4:]) / 4
-    assert end < 0.5 * start, kl
+    assert len(kl) == 20 and end < 0.5 * start, kl
 
 
 # ----------------------------------------------------------------------------- new losses and self-distillation
@@ -255,3 +311,18 @@ def test_token_clip_stops_gradients_of_far_tokens(kd_setup, tmp_path):
     assert float(read_csv(log)[0]["loss"]) == pytest.approx(0.05)
     before, after = weights(kd_setup["student"]), weights(output)
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_every_config_key_is_a_kd_train_flag():
+    from motab.training.kd_config import CONFIG_FLAGS, config_argv
+
+    values = {"loss": "pwopsd", "clip_mode": "logratio", "dtype": "bfloat16", "lr": 0.001, "temperature": 0.6,
+              "distill_temperature": 1.1, "clip": 1.0, "w_min": 0.25, "pw_tau": 0.3, "pw_s": 0.1, "kl_discount": 0.5,
+              "jsd_beta": 0.5, "skew_lambda": 0.1, "akl_mu": 0.5, "reward_floor": -1.5, "reopold_keep_fraction": 0.5,
+              "grad_clip": 1.0, "lora_alpha": 8.0}
+    cfg = {key: values.get(key, 3) for key in CONFIG_FLAGS}
+    args = onpolicy.parse_args(["--student", "s", "--teacher", "t", "--prompts", "p", "--output", "o",
+                                *config_argv({"engine": "builtin", **cfg})])
+    assert {key: getattr(args, key) for key in CONFIG_FLAGS} == cfg
+    with pytest.raises(ValueError, match="num_epochs"):
+        config_argv({"engine": "builtin", "loss": "rkl", "num_epochs": 2})

@@ -45,13 +45,16 @@ def _atomic_dir(out_dir: str | os.PathLike, fill: Callable[[Path], None]) -> Pat
     return out
 
 
-def atomic_save(model, tokenizer, out_dir: str | os.PathLike, extra_json: dict[str, Any] | None = None) -> Path:
-    """Write model + tokenizer (+ {file name: JSON object}) as one HF checkpoint folder, atomically."""
+def atomic_save(model, tokenizer, out_dir: str | os.PathLike, extra_json: dict[str, Any] | None = None,
+                extra_text: dict[str, str] | None = None) -> Path:
+    """Write model + tokenizer (+ {file name: JSON object}, {file name: text}) as one HF checkpoint, atomically."""
     def fill(tmp: Path) -> None:
         model.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
         for name, obj in (extra_json or {}).items():
             write_json(tmp / name, obj)
+        for name, text in (extra_text or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
 
     return _atomic_dir(out_dir, fill)
 

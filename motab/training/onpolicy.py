@@ -34,9 +34,12 @@ One loop, readable top to bottom. Each step:
   5. AdamW (weight decay 0) at a CONSTANT learning rate, gradient-norm clip --grad-clip; one
      optimizer step per batch of rollouts (so sampling and training weights agree: ratio = 1).
 
-Logged per step to --log-csv: step, loss, kl_to_teacher (mean over response tokens of
-log p_S(y_t) - log p_T(y_t) at temperature 1), rollout_len (mean response tokens), seconds.
-Deterministic for a fixed seed on CPU (same CSV apart from `seconds`, same weights).
+Logged per step: step, loss, kl_to_teacher (mean over response tokens of log p_S(y_t) - log p_T(y_t)
+at temperature 1, before the step's update), rollout_tokens (mean response tokens per rollout). The
+finished checkpoint holds them as training_log.csv (those four columns, fixed formatting: the
+file the report plots); --log-csv also writes them as training goes, with each step's seconds.
+Deterministic for a fixed seed on CPU (same training_log.csv, same weights). --dtype bfloat16 loads
+both models in bf16 (for GPUs; divergences are still computed in float32); runs on CUDA when available.
 With --save-steps K, <output>.partial/step-N (weights, optimizer, RNG, logged rows) is written
 every K steps and a rerun resumes from the newest; it is removed once the output is complete.
 """
@@ -74,7 +77,10 @@ LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 TRANSITION = ("\n\nAfter understanding the reference solution and the rationale behind each step, now articulate "
               "your own step-by-step reasoning that derives the same final answer to the problem below:\n")
 BOXED = "Please reason step by step, and put your final answer within \\boxed{}."
-CSV_COLUMNS = ("step", "loss", "kl_to_teacher", "rollout_len", "seconds")
+LOG_COLUMNS = ("step", "loss", "kl_to_teacher", "rollout_tokens")   # training_log.csv in the checkpoint
+LOG_FILE = "training_log.csv"
+CSV_COLUMNS = (*LOG_COLUMNS, "seconds")                              # --log-csv (progress)
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 # arguments that may change between a run and its resumption without changing the result
 RESUME_FREE = ("threads", "save_steps", "log_csv", "output")
 
@@ -272,7 +278,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "student scored with the problem + reference solution (rows need \"solution\")")
     p.add_argument("--prompts", required=True, help="KDFlow prompt JSONL: {id, messages, answer, solution}")
     p.add_argument("--output", required=True, help="folder for the trained HF checkpoint (+ kd_run.json)")
-    p.add_argument("--log-csv", required=True, help="per-step CSV: " + ", ".join(CSV_COLUMNS))
+    p.add_argument("--log-csv", help="progress CSV written as training goes: " + ", ".join(CSV_COLUMNS)
+                   + f" (the checkpoint's {LOG_FILE} has the same rows without seconds)")
     p.add_argument("--loss", choices=LOSSES, required=True)
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--prompts-per-step", type=int, required=True)
@@ -300,6 +307,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--lora-alpha", type=float, default=0.0, help="LoRA alpha (0 = 2 x rank, as OPSD's 64/128)")
     p.add_argument("--chunk-tokens", type=int, default=1024, help="tokens per chunk of logits")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--dtype", choices=tuple(DTYPES), default="float32",
+                   help="weights and activations of both models (bfloat16 on GPUs; losses stay float32)")
     p.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0 = no clipping)")
     p.add_argument("--save-steps", type=int, default=0, help="resumable state every K steps (0 = never)")
     p.add_argument("--params-json", default="{}", help="config values this run depends on (for provenance)")
@@ -335,11 +344,12 @@ def load_models(args: argparse.Namespace):
     if args.teacher != SELF and AutoTokenizer.from_pretrained(args.teacher).get_vocab() != tokenizer.get_vocab():
         raise ValueError(f"{args.teacher}: the teacher's tokenizer differs from the student's ({args.student});"
                          " this trainer needs a shared tokenizer")
-    student = AutoModelForCausalLM.from_pretrained(args.student, dtype=torch.float32).to(device)
+    dtype = DTYPES[args.dtype]
+    student = AutoModelForCausalLM.from_pretrained(args.student, dtype=dtype).to(device)
     if args.teacher == SELF:
         teacher = None if args.lora_rank else copy.deepcopy(student)   # LoRA: the student with adapters off
     else:
-        teacher = AutoModelForCausalLM.from_pretrained(args.teacher, dtype=torch.float32).to(device)
+        teacher = AutoModelForCausalLM.from_pretrained(args.teacher, dtype=dtype).to(device)
     if args.lora_rank:
         from peft import LoraConfig, get_peft_model
 
@@ -385,12 +395,16 @@ def train(args: argparse.Namespace) -> dict:
         rows, first_step = state["rows"], state["step"] + 1
         print(f"resuming from {latest}")
 
-    Path(args.log_csv).parent.mkdir(parents=True, exist_ok=True)
-    with open(args.log_csv, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-        handle.flush()
+    progress = None
+    if args.log_csv:
+        Path(args.log_csv).parent.mkdir(parents=True, exist_ok=True)
+        progress = open(args.log_csv, "w", newline="", encoding="utf-8")
+    with progress if progress is not None else contextlib.nullcontext():
+        writer = None if progress is None else csv.DictWriter(progress, fieldnames=CSV_COLUMNS)
+        if writer is not None:
+            writer.writeheader()
+            writer.writerows(rows)
+            progress.flush()
         for step in range(first_step, args.steps + 1):
             start = time.perf_counter()
             indices = prompt_batch(order, step, args.prompts_per_step)
@@ -405,11 +419,13 @@ def train(args: argparse.Namespace) -> dict:
                 torch.nn.utils.clip_grad_norm_(trainable, args.grad_clip)
             optimizer.step()
             row = {"step": step, "loss": f"{loss.item():.6f}", "kl_to_teacher": f"{kl_to_teacher:.6f}",
-                   "rollout_len": f"{rollouts.response_mask.sum(-1).float().mean().item():.3f}",
+                   "rollout_tokens": f"{rollouts.response_mask.sum(-1).float().mean().item():.3f}",
                    "seconds": f"{time.perf_counter() - start:.3f}"}
             rows.append(row)
-            writer.writerow(row)
-            handle.flush()
+            print(",".join(str(row[c]) for c in CSV_COLUMNS), flush=True)
+            if writer is not None:
+                writer.writerow(row)
+                progress.flush()
             if args.save_steps and step % args.save_steps == 0 and step < args.steps:
                 save_training_state(partial, step, student, optimizer,
                                     {"rng": torch.get_rng_state(), "rows": rows, "resume_key": resume_key,
@@ -419,10 +435,17 @@ def train(args: argparse.Namespace) -> dict:
               "provenance": provenance(args.params or resume_key),
               "final": {"steps": args.steps, "loss": rows[-1]["loss"], "kl_to_teacher": rows[-1]["kl_to_teacher"]}}
     final = student.merge_and_unload() if args.lora_rank else student   # a plain HF checkpoint either way
-    atomic_save(final, tokenizer, args.output, extra_json={"kd_run.json": record})
+    atomic_save(final, tokenizer, args.output, extra_json={"kd_run.json": record},
+                extra_text={LOG_FILE: training_log(rows)})
     if partial.exists():
         shutil.rmtree(partial)
     return record
+
+
+def training_log(rows: list[dict]) -> str:
+    """training_log.csv: LOG_COLUMNS, one row per step, values as formatted when logged."""
+    lines = [",".join(LOG_COLUMNS)] + [",".join(str(row[c]) for c in LOG_COLUMNS) for row in rows]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str]) -> int:

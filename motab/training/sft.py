@@ -3,6 +3,18 @@
 The YAML is kept in the finished checkpoint folder (llamafactory_train.yaml), so the stage can
 be rerun by hand with LLaMA-Factory's own CLI. Training writes into `.<name>.tmp` beside the
 output; the folder is renamed only when training (and, for LoRA, the merge) has finished.
+
+Resume: with `save_steps` in config, LLaMA-Factory saves <tmp>/checkpoint-N every N steps. A rerun
+that finds the `.tmp` folder of a killed run with the same training YAML resumes from its newest
+checkpoint (resume_from_checkpoint); any other leftover is discarded. The checkpoint-N folders
+are removed from the finished output.
+
+Training log: LLaMA-Factory's trainer_log.jsonl (one entry per logging_steps) becomes
+training_log.csv (`step,loss`) in the output; entries logged twice (steps between the last save
+and a kill, rerun after the resume) keep the rerun's value.
+
+Multi-node: in a SLURM job each node runs this command once (srun --ntasks-per-node=1); the
+torchrun variables come from motab.training.slurm_env; only node 0 writes and renames folders.
 """
 
 from __future__ import annotations
@@ -13,6 +25,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,11 +33,15 @@ import yaml
 
 from motab.jsonio import write_json
 from motab.provenance import provenance
+from motab.training.slurm_env import torchrun_env
+
+LOG_FILE = "training_log.csv"
+CHECKPOINT = "checkpoint-"
 
 # Config keys passed through to LLaMA-Factory unchanged (they are its own argument names).
 PASS_THROUGH = ("finetuning_type", "cutoff_len", "per_device_train_batch_size", "gradient_accumulation_steps",
                 "learning_rate", "num_train_epochs", "lr_scheduler_type", "warmup_ratio", "seed", "deepspeed",
-                "lora_rank", "lora_alpha", "lora_target")
+                "lora_rank", "lora_alpha", "lora_target", "logging_steps")
 
 
 def train_args(model: str, dataset_dir: str, dataset: str, output_dir: str, params: dict, cpu: bool) -> dict:
@@ -37,16 +54,20 @@ def train_args(model: str, dataset_dir: str, dataset: str, output_dir: str, para
         "dataset_dir": dataset_dir,
         "template": params.get("template", "qwen"),
         "output_dir": output_dir,
-        "overwrite_output_dir": True,
+        # False: a resumed run keeps trainer_log.jsonl (True deletes it); the folder is always
+        # new or a killed run's, never a finished checkpoint
+        "overwrite_output_dir": False,
         "overwrite_cache": True,
         "logging_steps": 10,
-        "save_strategy": "no",
+        "save_strategy": "steps" if params.get("save_steps") else "no",
         "report_to": "none",
         "plot_loss": False,
         "preprocessing_num_workers": 1,
         "dataloader_num_workers": 0,
         "bf16": not cpu,
     }
+    if params.get("save_steps"):
+        args |= {"save_steps": params["save_steps"], "save_total_limit": 1, "save_only_model": False}
     args |= {key: params[key] for key in PASS_THROUGH if key in params}
     if args["lr_scheduler_type"] == "cosine_with_min_lr":
         args.setdefault("lr_scheduler_kwargs", {"min_lr_rate": params.get("min_lr_rate", 0.1)})
@@ -73,6 +94,45 @@ def run_cli(command: str, config_path: Path, env: dict) -> None:
     subprocess.run(argv, check=True, env=env)
 
 
+def trainer_log_to_csv(jsonl: Path) -> str:
+    """LLaMA-Factory's trainer_log.jsonl -> training_log.csv text: `step,loss`, sorted by step.
+
+    Entries without a loss (e.g. the final summary) are skipped; a step logged twice keeps its last
+    entry (the resumed run's). Losses are written with 6 decimals.
+    """
+    losses: dict[int, float] = {}
+    for number, line in enumerate(jsonl.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{jsonl}:{number}: not JSON ({exc})") from exc
+        if entry.get("loss") is None:
+            continue
+        if not isinstance(entry.get("current_steps"), int):
+            raise ValueError(f"{jsonl}:{number}: current_steps should be an integer, found {entry.get('current_steps')!r}")
+        losses[entry["current_steps"]] = float(entry["loss"])
+    return "step,loss\n" + "".join(f"{step},{loss:.6f}\n" for step, loss in sorted(losses.items()))
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The newest <folder>/checkpoint-N that LLaMA-Factory finished writing (trainer_state.json present)."""
+    found = [(int(p.name[len(CHECKPOINT):]), p) for p in folder.glob(CHECKPOINT + "*")
+             if p.name[len(CHECKPOINT):].isdigit() and (p / "trainer_state.json").is_file()]
+    return max(found)[1] if found else None
+
+
+def resumable_checkpoint(work: Path, train_cfg: dict) -> Path | None:
+    """The checkpoint to resume from: a killed run's newest one, if its YAML equals this run's."""
+    config_path = work / "llamafactory_train.yaml"
+    if not config_path.is_file():
+        return None
+    previous = yaml.safe_load(config_path.read_text())
+    previous.pop("resume_from_checkpoint", None)
+    return latest_checkpoint(Path(train_cfg["output_dir"])) if previous == train_cfg else None
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="motab sft", description=__doc__)
     parser.add_argument("--model", required=True, help="start checkpoint (folder or hub id)")
@@ -87,24 +147,40 @@ def main(argv: list[str]) -> int:
     params = json.loads(args.params_json)
     output = Path(args.output)
     work = output.with_name(f".{output.name}.tmp")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
     cpu = not torch.cuda.is_available()
-    env = dict(os.environ, DISABLE_VERSION_CHECK="1")
+    launch = torchrun_env(os.environ)
+    env = dict(os.environ, DISABLE_VERSION_CHECK="1") | launch
+    leader = launch.get("NODE_RANK", "0") == "0"
     lora = params["finetuning_type"] == "lora"
     trained = work / "adapter" if lora else work
     train_cfg = train_args(args.model, args.dataset_dir, args.dataset, str(trained), params, cpu)
     start = time.time()
     config_path = work / "llamafactory_train.yaml"
-    config_path.write_text(yaml.safe_dump(train_cfg, sort_keys=True))
-    run_cli("train", config_path, env)
+    resume = resumable_checkpoint(work, train_cfg)   # the same answer on every node (read only)
+    if leader and resume is None:
+        shutil.rmtree(work, ignore_errors=True)      # a leftover of other settings, or without a checkpoint
+        work.mkdir(parents=True)
+    if resume is not None:
+        print(f"resuming from {resume}", flush=True)
+    # other nodes keep their copy of the YAML off the shared folder, which node 0 owns
+    launch_path = config_path if leader else Path(tempfile.mkdtemp()) / config_path.name
+    launch_path.write_text(yaml.safe_dump(train_cfg | ({"resume_from_checkpoint": str(resume)} if resume else {}),
+                                          sort_keys=True))
+    run_cli("train", launch_path, env)
+    if not leader:
+        return 0
     if lora:
         export_path = work / "llamafactory_export.yaml"
         export_path.write_text(yaml.safe_dump(export_args(args.model, str(trained), str(work),
                                                           train_cfg["template"]), sort_keys=True))
         run_cli("export", export_path, env)
+    config_path.write_text(yaml.safe_dump(train_cfg, sort_keys=True))   # the YAML that reruns it by hand
+    for folder in Path(trained).glob(CHECKPOINT + "*"):
+        shutil.rmtree(folder)
+    (work / LOG_FILE).write_text(trainer_log_to_csv(Path(trained) / "trainer_log.jsonl"), encoding="utf-8")
     write_json(work / "sft_run.json", {"args": vars(args) | {"params_json": params},
                                        "seconds": round(time.time() - start, 1),
+                                       "resumed_from": resume.name if resume is not None else None,
                                        "provenance": provenance(params)})
     shutil.rmtree(output, ignore_errors=True)
     os.replace(work, output)
