@@ -149,7 +149,11 @@ def main(argv: list[str]) -> int:
     output = Path(args.output)
     partial = output.with_name(output.name + ".partial")
     if partial.exists():
-        print(f"resuming from {partial}: {len(completed_pairs(partial))} rows already done")
+        print(f"resuming from {partial}: {len(completed_pairs(partial))} rows already done (the partial file "
+              "is not a declared output, so Snakemake keeps it across attempts)", flush=True)
+    else:
+        print(f"appending rows to {partial} as problems complete; a rerun after a kill resumes from it",
+              flush=True)
     tokenizer = AutoTokenizer.from_pretrained(args.teacher)
     needs_student = args.method in STUDENT_METHODS
     if needs_student:
