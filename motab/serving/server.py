@@ -28,8 +28,8 @@ Determinism: one worker thread runs one request at a time; a request is its own 
 into --max-batch-size chunks in order). Each row samples from its own generator seeded by
 (sampling_seed, prompt ids, occurrence), where occurrence counts the earlier rows of the same
 request with the same seed and prompt (the n copies, or a prompt listed twice). A row's draws
-therefore never depend on which other rows share its request, as SGLang's per-request
-`sampling_seed` (deterministic inference) does not. The same request gives the same bytes.
+therefore never depend on which other rows share its request (as with SGLang's per-request
+`sampling_seed` under deterministic inference). The same request gives the same bytes.
 """
 
 from __future__ import annotations
