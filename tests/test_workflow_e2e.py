@@ -50,7 +50,7 @@ def study(tmp_path_factory) -> Path:
 def test_table_has_every_run_with_mean_and_std(study):
     table = (study / "results/toy/tables/main.md").read_text()
     labels = ("Student (base)", "Teacher", "SFT on teacher-only data", "SFT on filtered teacher CoT",
-              "SFT + KD (RKL)")
+              "SFT on MOTAB data", "SFT on SKD data", "SFT + KD (RKL)")
     rows = {}
     for label in labels:
         rows[label] = next(line for line in table.splitlines() if line.startswith(f"| {label} "))
@@ -65,9 +65,10 @@ def test_table_has_every_run_with_mean_and_std(study):
 
     assert share("SFT on teacher-only data") == 1.0 == share("SFT on filtered teacher CoT")
     assert share("SFT + KD (RKL)") == 1.0  # KD rows report the share of the data their SFT start used
+    assert 0.0 < share("SFT on MOTAB data") < 1.0 and 0.0 < share("SFT on SKD data") < 1.0
     assert last_cell("Teacher") == ""  # no synthesized data behind the teacher's row
     csv = (study / "results/toy/tables/main.csv").read_text()
-    assert csv.count("\n") >= 5
+    assert csv.count("\n") >= 7
 
 
 @pytest.mark.e2e
@@ -103,7 +104,8 @@ def test_tables_rebuild_byte_identical(study, tmp_path):
     synth = study / "results/toy/synth"
     shares = [f"sft_teacher_only={synth / 'teacher_only.stats.json'}",
               f"sft_teacher_only_filtered={synth / 'teacher_only.filtered.stats.json'}",
-              f"sft_teacher_only_kd_rkl={synth / 'teacher_only.stats.json'}"]
+              f"sft_teacher_only_kd_rkl={synth / 'teacher_only.stats.json'}",
+              f"sft_motab={synth / 'motab.stats.json'}", f"sft_skd={synth / 'skd.stats.json'}"]
     subprocess.run([sys.executable, "-m", "motab", "tables", "--spec", str(study / "results/toy/tables/main.spec.json"),
                     "--evals", *reversed(evals), "--teacher-share", *reversed(shares), "--output-prefix", str(prefix)],
                    check=True, cwd=study)
