@@ -109,7 +109,7 @@ def test_tables_rebuild_byte_identical(study, tmp_path):
     synth = study / "results/toy/synth"
     shares = [f"sft_teacher_only={synth / 'teacher_only.stats.json'}",
               f"sft_teacher_only_filtered={synth / 'teacher_only.filtered.stats.json'}",
-              f"sft_teacher_only_kd_rkl={synth / 'teacher_only.stats.json'}",
+              *(f"sft_teacher_only_kd_{loss}={synth / 'teacher_only.stats.json'}" for loss in ("rkl", "fkl", "opsd", "pwopsd")),
               f"sft_motab={synth / 'motab.stats.json'}", f"sft_skd={synth / 'skd.stats.json'}"]
     subprocess.run([sys.executable, "-m", "motab", "tables", "--spec", str(study / "results/toy/tables/main.spec.json"),
                     "--evals", *reversed(evals), "--teacher-share", *reversed(shares), "--output-prefix", str(prefix)],
