@@ -37,6 +37,8 @@ wildcard_constraints:
     seed=r"\d+",
     method=r"[a-z_]+(\.filtered)?",
     model=r"[A-Za-z0-9_.-]+",
+    # only the configured tables: keeps report/{table}.png from matching report/training_curves.png
+    table="|".join(sorted({t for s in config["studies"].values() for t in s.get("tables", {})})),
 
 
 # --- code: the package files each rule runs are its inputs ------------------------------------

@@ -14,6 +14,8 @@ def raw_train_location(wildcards):
 
 
 rule prepare:
+    conda:
+        "../envs/synth.yaml"
     input:
         raw=raw_train_input,
         code=code_inputs("prepare"),
@@ -51,6 +53,8 @@ def bench_input(wildcards):
 
 
 rule benchmark:
+    conda:
+        "../envs/synth.yaml"
     input:
         raw=bench_input,
         code=code_inputs("benchmark"),
@@ -77,6 +81,8 @@ rule benchmark:
 
 
 rule kd_prompts:
+    conda:
+        "../envs/synth.yaml"
     input:
         problems="results/{study}/data/problems.jsonl",
         code=code_inputs("kd-prompts"),
@@ -92,6 +98,8 @@ rule kd_prompts:
 
 
 rule reorganize:
+    conda:
+        "../envs/synth.yaml"
     input:
         rows="results/{study}/synth/{method}.jsonl",
         code=code_inputs("reorganize"),

@@ -13,6 +13,8 @@ def generation_params(wildcards):
 
 
 rule eval_generate:
+    conda:
+        "../envs/eval.yaml"
     input:
         problems="results/{study}/benchmarks/{bench}.jsonl",
         model=lambda wc: checkpoint_inputs(wc.study, wc.run),
@@ -63,6 +65,8 @@ def evalscope_dataset(wildcards):
 rule eval_evalscope:
     # EvalScope's TaskConfig against the server's OpenAI endpoint; its reviews become the native
     # responses file (task_config.json, reviews and EvalScope's own report stay in the work dir).
+    conda:
+        "../envs/eval.yaml"
     input:
         benchmark=bench_input,
         model=lambda wc: checkpoint_inputs(wc.study, wc.run),
@@ -99,6 +103,8 @@ rule eval_evalscope:
 
 
 rule eval_grade:
+    conda:
+        "../envs/eval.yaml"
     input:
         responses=responses_file,
         code=code_inputs("eval-grade"),
@@ -131,6 +137,8 @@ def critic_cfg(wildcards):
 
 rule eval_critic:
     # The optional critic score: a judge model behind the same server client scores each response.
+    conda:
+        "../envs/eval.yaml"
     input:
         eval="results/{study}/eval/{run}/{bench}/seed{seed}.json",
         problems="results/{study}/benchmarks/{bench}.jsonl",

@@ -34,6 +34,8 @@ def kd_command(wildcards, threads):
 
 
 rule kd:
+    conda:
+        "../envs/kd.yaml"
     input:
         prompts="results/{study}/kd_data/prompts.jsonl",
         start=lambda wc: start_inputs(wc.study, wc.run),

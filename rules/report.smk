@@ -13,6 +13,8 @@ def trained_table_runs(study):
 
 
 rule table_chart:
+    conda:
+        "../envs/tables.yaml"
     input:
         spec="results/{study}/tables/{table}.spec.json",
         evals=lambda wc: table_evals(wc.study, wc.table),
@@ -30,6 +32,8 @@ rule table_chart:
 
 
 rule training_curves:
+    conda:
+        "../envs/tables.yaml"
     input:
         checkpoints=lambda wc: [checkpoint_location(wc.study, run) for run in trained_table_runs(wc.study)],
         code=code_inputs("training-curves"),

@@ -17,6 +17,8 @@ def sft_launcher(wildcards):
 
 
 rule sft:
+    conda:
+        "../envs/sft.yaml"
     input:
         data=lambda wc: f"results/{wc.study}/sft_data/{sft_method(wc)}/train.jsonl",
         info=lambda wc: f"results/{wc.study}/sft_data/{sft_method(wc)}/dataset_info.json",

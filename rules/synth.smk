@@ -23,6 +23,8 @@ def synth_student_args(wildcards):
 
 
 rule synth:
+    conda:
+        "../envs/synth.yaml"
     input:
         problems="results/{study}/data/problems.jsonl",
         models=lambda wc: [model_location(wc.study, m) for m in synth_models(wc) if is_toy_model(m)],
@@ -60,6 +62,8 @@ def filter_args(wildcards):
 
 
 rule synth_filter:
+    conda:
+        "../envs/synth.yaml"
     input:
         rows="results/{study}/synth/{method}.jsonl",
         gold="results/{study}/data/problems.jsonl",

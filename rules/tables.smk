@@ -19,6 +19,8 @@ def table_teacher_shares(wildcards):
 
 
 rule table:
+    conda:
+        "../envs/tables.yaml"
     input:
         evals=lambda wc: table_evals(wc.study, wc.table),
         shares=lambda wc: list(table_teacher_shares(wc).values()),

@@ -7,6 +7,8 @@ def toy_dataset_cfg(study):
 
 
 rule toy_problems:
+    conda:
+        "../envs/synth.yaml"
     input:
         code=code_inputs("toy-problems"),
     output:
@@ -28,6 +30,8 @@ rule toy_problems:
 
 
 rule toy_tokenizer:
+    conda:
+        "../envs/synth.yaml"
     input:
         problems="results/{study}/data/problems.jsonl",
         code=code_inputs("toy-tokenizer"),
@@ -49,6 +53,8 @@ def toy_model_cfg(wildcards):
 
 
 rule toy_model:
+    conda:
+        "../envs/synth.yaml"
     input:
         problems="results/{study}/data/problems.jsonl",
         tokenizer="results/{study}/models/tokenizer",
