@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from motab.evaluation.generate import chunk_seed, main
+from motab.evaluation.generate import build_payload, main, problem_seed
 from motab.jsonio import write_jsonl
 from motab.serving.launch import LOCAL_SERVER
 
@@ -23,7 +23,7 @@ def _run(model, problems, out, log, *extra):
     assert main(argv) == 0
 
 
-def test_eval_generate_end_to_end_and_rerun_identical(tiny_model_dir, tmp_path):
+def test_eval_generate_end_to_end_identical_whatever_the_batching(tiny_model_dir, tmp_path):
     from transformers import AutoTokenizer
 
     from motab.chat import build_prompt
@@ -32,7 +32,7 @@ def test_eval_generate_end_to_end_and_rerun_identical(tiny_model_dir, tmp_path):
     write_jsonl(problems, PROBLEMS)
     first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     _run(tiny_model_dir, problems, first, tmp_path / "a.log")
-    _run(tiny_model_dir, problems, second, tmp_path / "b.log")
+    _run(tiny_model_dir, problems, second, tmp_path / "b.log", "--batch-problems", "3")  # p-0 now shares with p-2
 
     assert first.read_bytes() == second.read_bytes()
     rows = [json.loads(line) for line in first.read_text().splitlines()]
@@ -48,7 +48,14 @@ def test_eval_generate_end_to_end_and_rerun_identical(tiny_model_dir, tmp_path):
     assert "listening on http://127.0.0.1:" in (tmp_path / "a.log").read_text()
 
 
-def test_chunk_seed_is_stable_and_depends_on_both_inputs():
-    assert chunk_seed(0, "p-0") == chunk_seed(0, "p-0")
-    assert len({chunk_seed(0, "p-0"), chunk_seed(1, "p-0"), chunk_seed(0, "p-1")}) == 3
-    assert 0 <= chunk_seed(123, "x") < 2**31
+def test_problem_seed_is_stable_and_depends_on_both_inputs():
+    assert problem_seed(0, "p-0") == problem_seed(0, "p-0")
+    assert len({problem_seed(0, "p-0"), problem_seed(1, "p-0"), problem_seed(0, "p-1")}) == 3
+    assert 0 <= problem_seed(123, "x") < 2**31
+
+
+def test_each_row_carries_its_problems_seed():
+    payload = build_payload(["A", "B"], ["p-0", "p-1"], 2, 7, 0.6, 1.0, -1, 16)
+    assert payload["text"] == ["A", "A", "B", "B"]
+    seeds = [params["sampling_seed"] for params in payload["sampling_params"]]
+    assert seeds == [problem_seed(7, "p-0")] * 2 + [problem_seed(7, "p-1")] * 2

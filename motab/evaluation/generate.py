@@ -5,9 +5,10 @@
  --max-in-flight 4 [--server-command TEMPLATE] [--server-log LOG] [--server-url URL]
  [--system SYSTEM] [--close-think]`
 
-Problems are sent in id order, --batch-problems per request, each repeated n times. The sampling
-seed of a request is derived from (--seed, the first problem id of the chunk), so the output does
-not depend on timing or on how many requests were in flight. The output is written atomically,
+Problems are sent in id order, --batch-problems per request, each repeated n times. Each row
+carries its own sampling seed, derived from (--seed, the problem id) (SGLang takes a list of
+sampling_params, one per row), so a problem's samples depend neither on which problems share its
+request (--batch-problems) nor on timing or how many requests were in flight. The output is written atomically,
 one row per problem sorted by id.
 """
 
@@ -29,9 +30,9 @@ def _log(message: str) -> None:
     print(f"[eval-generate] {message}", file=sys.stderr, flush=True)
 
 
-def chunk_seed(seed: int, first_id: str) -> int:
-    """The sampling_seed of the request whose first problem is `first_id` (fits in 31 bits)."""
-    digest = hashlib.sha256(f"{seed}\x00{first_id}".encode()).digest()
+def problem_seed(seed: int, problem_id: str) -> int:
+    """The sampling_seed of every row of problem `problem_id` (fits in 31 bits)."""
+    digest = hashlib.sha256(f"{seed}\x00{problem_id}".encode()).digest()
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
@@ -54,12 +55,13 @@ def load_problems(path: str | Path) -> list[dict]:
     return sorted(rows, key=lambda r: _id_key(r["id"]))
 
 
-def build_payload(prompts: list[str], n: int, seed: int, first_id: str, temperature: float, top_p: float,
+def build_payload(prompts: list[str], ids: list[str], n: int, seed: int, temperature: float, top_p: float,
                   top_k: int, max_tokens: int) -> dict:
+    # The n copies of a prompt share its seed; the server tells them apart by occurrence.
     return {
         "text": [p for p in prompts for _ in range(n)],
-        "sampling_params": {"temperature": temperature, "top_p": top_p, "top_k": top_k,
-                            "max_new_tokens": max_tokens, "sampling_seed": chunk_seed(seed, first_id)},
+        "sampling_params": [{"temperature": temperature, "top_p": top_p, "top_k": top_k, "max_new_tokens": max_tokens,
+                             "sampling_seed": problem_seed(seed, problem_id)} for problem_id in ids for _ in range(n)],
     }
 
 
@@ -75,8 +77,8 @@ async def generate_all(url: str, problems: list[dict], prompts: list[str], args)
 
     async with ServerClient(url, max_in_flight=args.max_in_flight) as client:
         async def one(chunk: list[int]) -> None:
-            payload = build_payload([prompts[i] for i in chunk], args.n, args.seed, str(problems[chunk[0]]["id"]),
-                                    args.temperature, args.top_p, args.top_k, args.max_tokens)
+            payload = build_payload([prompts[i] for i in chunk], [str(problems[i]["id"]) for i in chunk], args.n,
+                                    args.seed, args.temperature, args.top_p, args.top_k, args.max_tokens)
             out = await client.generate(payload)
             if not isinstance(out, list) or len(out) != len(chunk) * args.n:
                 raise RuntimeError(f"{url}/generate: expected {len(chunk) * args.n} results, "
