@@ -53,6 +53,15 @@ class ToyDag:
                 method = self.synth_method_of(run)
                 if method:
                     self.add(node("table", table=table, **s), self.synth_output(method))
+            # the report's bar chart reads the table's spec and the same eval files
+            chart = node("table_chart", table=table, **s)
+            self.add(chart, node("table", table=table, **s), *self.deps[node("table", table=table, **s)])
+            self.add(node("all"), chart)
+        # the report's training curves read every trained checkpoint of the tables' runs
+        trained = sorted({run for spec in self.study["tables"].values() for run in spec["rows"]
+                          if "model" not in self.study["runs"][run]})
+        self.add(node("training_curves", **s), *[job for run in trained for job in self.checkpoint(run)])
+        self.add(node("all"), node("training_curves", **s))
 
     def add(self, job: tuple, *deps: tuple) -> None:
         self.deps[job].update(deps)
@@ -162,7 +171,8 @@ FEEDS = [
     ("studies.toy.eval.*", lambda dag, key: dag.jobs("eval_generate")),
     ("studies.toy.runs.*.label", lambda dag, key: {node("table", study=STUDY, table=t)
                                                    for t, spec in dag.study["tables"].items()
-                                                   if key[3] in spec["rows"]}),
+                                                   if key[3] in spec["rows"]}
+     | (dag.jobs("training_curves") if "model" not in dag.study["runs"][key[3]] else set())),
     ("studies.toy.tables.*.**", lambda dag, key: dag.jobs("table", table=key[3])),
 ]
 # Values that name other config entries change the DAG's shape, not only what is stale; changing
@@ -171,9 +181,15 @@ REFERENCES = ["select", "models.*.source", "datasets.*.source", "benchmarks.*.so
               "benchmarks.*.dataset", "studies.toy.teacher", "studies.toy.student", "studies.toy.train_data",
               "studies.toy.server", "studies.toy.runs.*.model", "studies.toy.runs.*.sft", "studies.toy.runs.*.kd",
               "studies.toy.runs.*.from", "studies.toy.runs.*.teacher", "studies.toy.eval.benchmarks",
-              "studies.toy.tables.*.rows"]
+              "studies.toy.tables.*.rows",
+              # the engine picks another trainer (KDFlow) with its own schema: a different study too
+              "studies.toy.kd.*.engine", "studies.toy.eval.engine"]
 ENUM_ALTERNATIVES = {"rule": {"nucleus": "topk", "topk": "nucleus"}, "finetuning_type": {"full": "lora", "lora": "full"},
-                     "engine": {"builtin": "kdflow", "kdflow": "builtin"}, "loss": {"rkl_onpolicy": "rkl", "rkl": "fkl", "fkl": "rkl", "jsd": "rkl"}}
+                     "loss": {"rkl_onpolicy": "rkl", "rkl": "fkl", "fkl": "rkl", "jsd": "rkl",
+                              "opsd": "pwopsd", "pwopsd": "opsd"},
+                     "clip_mode": {"token": "logratio", "logratio": "token"},
+                     "dtype": {"float32": "bfloat16", "bfloat16": "float32"},
+                     "dskd_token_align": {"eta": "cma", "cma": "eta"}}
 
 
 def leaves(tree, prefix=()):
@@ -296,8 +312,9 @@ def test_values_of_other_studies_rerun_nothing_of_the_toy_study(complete_study):
     count = 0
     for key, value in leaves(other):
         if key[-1] in ("source", "teacher", "student", "train_data", "server", "model", "sft", "kd", "from",
-                       "benchmarks", "rows", "path", "deepspeed"):
-            continue  # references to files and other entries keep their meaning
+                       "benchmarks", "rows", "path", "deepspeed", "engine", "loss", "format"):
+            continue  # references to files and other entries keep their meaning; enums whose valid
+            # values depend on another key (a KDFlow loss, a benchmark file's format) stay too
         get(new, key[:-1])[key[-1]] = changed(key, value)
         count += 1
     (workdir / "others.yaml").write_text(yaml.safe_dump(new))
