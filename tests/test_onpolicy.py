@@ -139,6 +139,29 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(kd_setup, tmp_path, m
     assert not (tmp_path / "resumed" / "model.partial").exists()
 
 
+def test_eval_step_checkpoint_holds_that_steps_weights_and_survives_a_resume(kd_setup, tmp_path, monkeypatch):
+    """PW-OPSD's protocol: train 4 steps, evaluate step 2. The output is the 2-step weights, the log has 4 rows."""
+    two_out, two_log = run(kd_setup, tmp_path / "two", steps=2)
+    out, log = run(kd_setup, tmp_path / "four", "--eval-step", "2", steps=4)
+    assert read_csv(log)[:2] == read_csv(two_log) and len(read_csv(log)) == 4
+    assert len((out / onpolicy.LOG_FILE).read_text().splitlines()) == 1 + 4
+    w2, w4 = weights(two_out), weights(out)
+    assert all(torch.equal(w2[k], w4[k]) for k in w2)
+    assert json.loads((out / "kd_run.json").read_text())["final"]["checkpoint_step"] == 2
+
+    # killed after step 3 (state saved at 3, step 2's weights kept aside): the rerun still exports step 2
+    monkeypatch.setattr(onpolicy, "atomic_save", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("crash")))
+    with pytest.raises(RuntimeError, match="crash"):
+        run(kd_setup, tmp_path / "resumed", "--eval-step", "2", "--save-steps", "3", steps=4)
+    monkeypatch.undo()
+    out, _ = run(kd_setup, tmp_path / "resumed", "--eval-step", "2", "--save-steps", "3", steps=4)
+    w = weights(out)
+    assert all(torch.equal(w2[k], w[k]) for k in w2)
+    assert not (tmp_path / "resumed" / "model.partial").exists()
+    with pytest.raises(SystemExit):
+        onpolicy.parse_args(kd_argv(kd_setup, tmp_path / "bad", "--eval-step", "5", steps=4))
+
+
 @pytest.mark.slow
 def test_sigkilled_run_resumes_to_the_uninterrupted_weights(kd_setup, tmp_path):
     """SIGKILL a real `motab kd-train` process after its first saved state; the rerun resumes from it.

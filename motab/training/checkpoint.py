@@ -76,6 +76,13 @@ def save_training_state(root: str | os.PathLike, step: int, model, optimizer, st
     return out
 
 
+def atomic_state_dict(model, out_dir: str | os.PathLike) -> Path:
+    """<out_dir>/model.pt: the model's weights (a step kept for export), written atomically."""
+    import torch
+
+    return _atomic_dir(out_dir, lambda tmp: torch.save(model.state_dict(), tmp / "model.pt"))
+
+
 def latest_training_state(root: str | os.PathLike) -> Path | None:
     """The newest complete <root>/step-N folder, or None (temporary folders start with '.' and are ignored)."""
     root = Path(root)

@@ -42,6 +42,9 @@ Deterministic for a fixed seed on CPU (same training_log.csv, same weights). --d
 both models in bf16 (for GPUs; divergences are still computed in float32); runs on CUDA when available.
 With --save-steps K, <output>.partial/step-N (weights, optimizer, RNG, logged rows) is written
 every K steps and a rerun resumes from the newest; it is removed once the output is complete.
+With --eval-step K < --steps, training runs all --steps (the log covers them) but the checkpoint
+written to --output holds the weights after step K (PW-OPSD: 150 steps, step 100 evaluated); they
+wait in <output>.partial/eval-step-K meanwhile, so a resumed run still finds them.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ from motab.losses.selfdistill import (CLIP_MODES, PW_PRESETS, REOPOLD_FLOOR, Pos
                                       eopd_token_loss, opsd_token_loss, per_sequence_token_weights,
                                       position_weights, reopold_loss)
 from motab.provenance import provenance
-from motab.training.checkpoint import (atomic_save, latest_training_state, load_training_state,
+from motab.training.checkpoint import (atomic_save, atomic_state_dict, latest_training_state, load_training_state,
                                        save_training_state)
 
 DIVERGENCES = ("rkl", "fkl", "jsd", "skl", "srkl", "akl")
@@ -311,6 +314,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="weights and activations of both models (bfloat16 on GPUs; losses stay float32)")
     p.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0 = no clipping)")
     p.add_argument("--save-steps", type=int, default=0, help="resumable state every K steps (0 = never)")
+    p.add_argument("--eval-step", type=int, default=0,
+                   help="the step whose weights become the output checkpoint (0 = the last step)")
     p.add_argument("--params-json", default="{}", help="config values this run depends on (for provenance)")
     args = p.parse_args(argv)
     for name in ("steps", "prompts_per_step", "samples_per_prompt", "max_new_tokens", "chunk_tokens", "threads"):
@@ -322,7 +327,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
               (0 < args.akl_mu <= 1, "--akl-mu must lie in (0, 1]"), (args.clip > 0, "--clip must be > 0"),
               (0 <= args.w_min <= 1 and args.pw_s > 0, "--w-min must lie in [0, 1] and --pw-s be > 0"),
               (0 < args.reopold_keep_fraction <= 1, "--reopold-keep-fraction must lie in (0, 1]"),
-              (args.lora_rank >= 0 and args.lora_alpha >= 0, "--lora-rank and --lora-alpha must be >= 0")]
+              (args.lora_rank >= 0 and args.lora_alpha >= 0, "--lora-rank and --lora-alpha must be >= 0"),
+              (0 <= args.eval_step <= args.steps, f"--eval-step must lie in [0, --steps = {args.steps}]")]
     for ok, message in checks:
         if not ok:
             p.error(message)
@@ -426,14 +432,20 @@ def train(args: argparse.Namespace) -> dict:
             if writer is not None:
                 writer.writerow(row)
                 progress.flush()
+            if step == args.eval_step < args.steps:
+                atomic_state_dict(student, partial / f"eval-step-{step}")
             if args.save_steps and step % args.save_steps == 0 and step < args.steps:
                 save_training_state(partial, step, student, optimizer,
                                     {"rng": torch.get_rng_state(), "rows": rows, "resume_key": resume_key,
                                      "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None})
 
+    evaluated = args.eval_step or args.steps
+    if evaluated < args.steps:
+        student.load_state_dict(torch.load(partial / f"eval-step-{evaluated}" / "model.pt", weights_only=True))
     record = {"args": run_config(args), "params": args.params,
               "provenance": provenance(args.params or resume_key),
-              "final": {"steps": args.steps, "loss": rows[-1]["loss"], "kl_to_teacher": rows[-1]["kl_to_teacher"]}}
+              "final": {"steps": args.steps, "loss": rows[-1]["loss"], "kl_to_teacher": rows[-1]["kl_to_teacher"],
+                        "checkpoint_step": evaluated}}
     final = student.merge_and_unload() if args.lora_rank else student   # a plain HF checkpoint either way
     atomic_save(final, tokenizer, args.output, extra_json={"kd_run.json": record},
                 extra_text={LOG_FILE: training_log(rows)})
