@@ -169,6 +169,27 @@ async def score_continuations(client: ServerClient, contexts: list[list[int]], d
     return out
 
 
+def decode_output(tokenizer, ids: list[int], ended_on_eos: bool) -> str:
+    """The row's text, as the server's `text` would be: the closing EOS and special tokens left out."""
+    return tokenizer.decode(ids[:-1] if ended_on_eos else ids, skip_special_tokens=True)
+
+
+async def lockstep_rows(ctx: SynthContext, problems: list[dict], prompts: list[str], num_responses: int,
+                        new_trajectory, run_lockstep) -> list[dict]:
+    """num_responses trajectories per problem, advanced together by run_lockstep(trajectories), as rows.
+
+    new_trajectory(prompt, prompt_ids, problem_id, sample) makes one trajectory.
+    """
+    jobs = []
+    for problem, prompt in zip(problems, prompts):
+        prompt_ids = ctx.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        jobs += [(problem, new_trajectory(prompt, list(prompt_ids), problem["id"], sample))
+                 for sample in range(num_responses)]
+    await run_lockstep([t for _problem, t in jobs])
+    return [{"id": problem["id"], "sample": t.sample, "input": problem["input"],
+             "output": decode_output(ctx.tokenizer, t.generated, t.stats["finish"] == "eos"), "stats": t.stats} for problem, t in jobs]
+
+
 def unfinished(trajectories: list, max_tokens: int) -> list:
     """The trajectories still running; one that reached max_tokens is finished (finish stays "length")."""
     active = []

@@ -24,6 +24,7 @@ from motab.synthesis.context import (
     SynthContext,
     draft_and_score,
     generate_ids_batch,
+    lockstep_rows,
     request_seed,
     unfinished,
 )
@@ -56,11 +57,6 @@ def answer_reached(prompt: str, output: str) -> bool:
         return False
     tail = output[output.rfind("</think>") + len("</think>"):] if "</think>" in output else output
     return last_boxed(tail) is not None
-
-
-def decode_output(tokenizer, ids: list[int], ended_on_eos: bool) -> str:
-    """The row's text, as the server's `text` would be: the closing EOS and special tokens left out."""
-    return tokenizer.decode(ids[:-1] if ended_on_eos else ids, skip_special_tokens=True)
 
 
 @dataclass
@@ -146,15 +142,5 @@ async def synthesize_chunk(ctx: SynthContext, problems: list[dict], prompts: lis
                            params: MotabParams) -> list[dict]:
     """num_responses MOTAB trajectories per problem; the chunk's trajectories advance in lockstep
     rounds, one batched request per role per round."""
-    jobs = []
-    for problem, prompt in zip(problems, prompts):
-        prompt_ids = ctx.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        for sample in range(params.num_responses):
-            jobs.append((problem, _Trajectory(prompt, list(prompt_ids), problem["id"], sample)))
-    await motab_lockstep(ctx, [t for _p, t in jobs], params)
-    rows = []
-    for problem, t in jobs:
-        rows.append({"id": problem["id"], "sample": t.sample, "input": problem["input"],
-                     "output": decode_output(ctx.tokenizer, t.generated, t.stats["finish"] == "eos"),
-                     "stats": t.stats})
-    return rows
+    return await lockstep_rows(ctx, problems, prompts, params.num_responses, _Trajectory,
+                               lambda rows: motab_lockstep(ctx, rows, params))

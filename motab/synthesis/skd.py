@@ -24,11 +24,11 @@ from motab.synthesis.context import (
     SynthContext,
     draft_and_score,
     generate_ids_batch,
+    lockstep_rows,
     request_seed,
     score_continuations,
     unfinished,
 )
-from motab.synthesis.motab_method import decode_output
 
 FIRST_PASS_TOP_N = 8
 
@@ -154,12 +154,6 @@ async def synthesize_chunk(ctx: SynthContext, problems: list[dict], prompts: lis
                            params: SkdParams) -> list[dict]:
     """num_responses SKD trajectories per problem; the chunk's trajectories advance in lockstep
     rounds, one batched request per role per round."""
-    jobs = []
-    for problem, prompt in zip(problems, prompts):
-        prompt_ids = ctx.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        for sample in range(params.num_responses):
-            jobs.append((problem, _Trajectory(list(prompt_ids), problem["id"], sample)))
-    await skd_lockstep(ctx, [t for _p, t in jobs], params)
-    return [{"id": problem["id"], "sample": t.sample, "input": problem["input"],
-             "output": decode_output(ctx.tokenizer, t.generated, t.stats["finish"] == "eos"), "stats": t.stats}
-            for problem, t in jobs]
+    return await lockstep_rows(ctx, problems, prompts, params.num_responses,
+                               lambda _prompt, ids, problem_id, sample: _Trajectory(ids, problem_id, sample),
+                               lambda rows: skd_lockstep(ctx, rows, params))
