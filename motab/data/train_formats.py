@@ -26,13 +26,26 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
-from motab.evaluation.answers import last_boxed
 from motab.jsonio import DataError, iter_jsonl
 
 _GSM8K_RE = re.compile(r"####\s*(\S[^\n]*?)\s*$")
 
 Row = dict
 Reader = Callable[[dict, str, int], tuple[str, str, str]]  # raw line -> (input, answer, solution)
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last complete \\boxed{...} (braces may nest), or None. Kept here rather than
+    imported from motab.evaluation.answers, so editing grading does not rerun data preparation."""
+    pos = text.rfind("\\boxed{")
+    while pos != -1:
+        start, depth = pos + len("\\boxed{"), 1
+        for i in range(start, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            if depth == 0:
+                return text[start:i].strip() or None
+        pos = text.rfind("\\boxed{", 0, pos)
+    return None
 
 
 def _text(raw: dict, field: str, path: str, line: int, what: str = "a non-empty string") -> str:
