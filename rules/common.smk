@@ -156,11 +156,31 @@ def bench_data_cfg(name):
     return {k: v for k, v in config["benchmarks"][name].items() if k != "label"}
 
 
+TRAIN_DATA_SFT = "train-data"  # sft_data folder of SFT on the train set's own solutions
+
+
+def sft_on_train_data(study, run):
+    """True when a run's `sft` names the study's train_data (SFT on that set's own reference
+    solutions, e.g. GSM8K's or OpenThoughts3's) rather than a synthesis method's file."""
+    name = run_cfg(study, run)["sft"]
+    if name.removesuffix(".filtered") in study_cfg(study).get("synth", {}) or name not in config["datasets"]:
+        return False
+    if name != study_cfg(study)["train_data"]:
+        raise ValueError(f"studies.{study}.runs.{run}.sft: {name!r} is a dataset but not the study's train_data "
+                         f"({study_cfg(study)['train_data']!r}); SFT reads a synthesis method or the train data")
+    return True
+
+
+def sft_data_folder(study, run):
+    """The sft_data/<folder> a run trains on: a synthesis method's, or the train data's own."""
+    return TRAIN_DATA_SFT if sft_on_train_data(study, run) else run_cfg(study, run)["sft"]
+
+
 def synth_method_of(study, run):
     """The synthesis file a run's training data came from (following `from`), or None."""
     spec = run_cfg(study, run)
     if "sft" in spec:
-        return spec["sft"]
+        return None if sft_on_train_data(study, run) else spec["sft"]
     source = spec.get("from")
     if "kd" in spec and source in study_cfg(study)["runs"]:
         return synth_method_of(study, source)

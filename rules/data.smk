@@ -13,6 +13,14 @@ def raw_train_location(wildcards):
     return f"results/{wildcards.study}/raw/train.jsonl" if data["source"] == "toy" else data["path"]
 
 
+def train_format_args(wildcards):
+    """--format/--split of a training set in another release's fields (none for toy and LIMO files)."""
+    data = config["datasets"][study_cfg(wildcards.study)["train_data"]]
+    if "format" not in data and "split" not in data:
+        return ""
+    return f" --format {data.get('format', 'limo')} --split {data.get('split', 'train')}"
+
+
 rule prepare:
     conda:
         "../envs/synth.yaml"
@@ -24,13 +32,14 @@ rule prepare:
     params:
         raw=raw_train_location,
         source=lambda wc: study_cfg(wc.study)["train_data"],
+        format=lambda wc: train_format_args(wc),
     log:
         "logs/{study}/prepare.log",
     threads: 1
     resources:
         **stage_resources("data"),
     shell:
-        "{MOTAB} prepare --input {params.raw} --source {params.source} --output {output} > {log} 2>&1"
+        "{MOTAB} prepare --input {params.raw} --source {params.source}{params.format} --output {output} > {log} 2>&1"
 
 
 def bench_cfg(wildcards):
@@ -114,3 +123,23 @@ rule reorganize:
     shell:
         "{MOTAB} reorganize --input {input.rows} --output-dir results/{wildcards.study}/sft_data/{wildcards.method}"
         " --dataset-name {wildcards.method} > {log} 2>&1"
+
+
+rule train_data_sft:
+    # SFT on the train set's own reference solutions (a run whose `sft` names the study's train_data)
+    conda:
+        "../envs/synth.yaml"
+    input:
+        problems="results/{study}/data/problems.jsonl",
+        code=code_inputs("reorganize"),
+    output:
+        data=f"results/{{study}}/sft_data/{TRAIN_DATA_SFT}/train.jsonl",
+        info=f"results/{{study}}/sft_data/{TRAIN_DATA_SFT}/dataset_info.json",
+    log:
+        f"logs/{{study}}/reorganize/{TRAIN_DATA_SFT}.log",
+    threads: 1
+    resources:
+        **stage_resources("data"),
+    shell:
+        "{MOTAB} reorganize --problems {input.problems} --output-dir results/{wildcards.study}/sft_data/" + TRAIN_DATA_SFT
+        + " --dataset-name " + TRAIN_DATA_SFT + " > {log} 2>&1"

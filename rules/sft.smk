@@ -3,7 +3,8 @@
 
 
 def sft_method(wildcards):
-    return run_cfg(wildcards.study, wildcards.run)["sft"]
+    """The sft_data folder (and LLaMA-Factory dataset name): a synthesis method, or TRAIN_DATA_SFT."""
+    return sft_data_folder(wildcards.study, wildcards.run)
 
 
 def sft_nodes(wildcards):

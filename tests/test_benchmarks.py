@@ -86,5 +86,5 @@ def test_hmmt25_user_file_and_missing_path(tmp_path, capsys):
     rows = read_jsonl(out)
     assert len(rows) == 30 and rows[0]["answer"] == r"\frac{1}{2}" and rows[0]["id"] == "1"
     with pytest.raises(SystemExit, match="hmmt25/test.jsonl: benchmark file not found"):
-        benchmark_main(["--input", CONFIG["benchmarks"]["hmmt25"]["path"], "--format", "hmmt25",
+        benchmark_main(["--input", "../shared/data/hmmt25/test.jsonl", "--format", "hmmt25",
                         "--name", "hmmt25", "--output", str(out)])

@@ -16,21 +16,36 @@ def dry_run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([SNAKEMAKE, "-n", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
-def rule_resources(output: str, rule: str) -> str:
-    block = output.split(f"\nrule {rule}:", 1)[1].split("\n\n", 1)[0]
-    return re.search(r"resources: (.*)", block).group(1)
+def rule_resources(output: str, rule: str, study: str = "motab") -> str:
+    """The resources of the first planned job of `rule` in `study`."""
+    for block in output.split(f"\nrule {rule}:")[1:]:
+        block = block.split("\n\n", 1)[0]
+        if re.search(rf"wildcards: .*\bstudy={study}\b", block):
+            return re.search(r"resources: (.*)", block).group(1) + ","
+    raise AssertionError(f"no {rule} job of study {study} in the plan")
 
 
-def test_slurm_profile_plans_the_motab_study_with_gpus_from_config():
+def test_slurm_profile_plans_the_paper_studies_with_gpus_from_config():
     proc = dry_run("--profile", "profiles/slurm", "all")
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "Using profiles profiles/slurm and workflow specific profile profiles/default" in out + proc.stderr
-    assert "results/motab/tables/main.md" in out
+    for table in ("motab/tables/main", "pwopsd/tables/qwen3_4b", "pwopsd/tables/dsr1_llama_8b",
+                  "pwopsd/tables/olmo3_7b_think", "cotfilter/tables/accuracy", "cotfilter/tables/words",
+                  "cotfilter/tables/critic", "opd/tables/main"):
+        assert f"results/{table}.md" in out, table
     assert "toy_model" not in out and "results/toy/" not in out  # the toy study does not leak in
     assert "gpu=8" in rule_resources(out, "sft") and "runtime=2880" in rule_resources(out, "sft")
     assert "gpu=4" in rule_resources(out, "eval_generate")
     assert "gpu=0" in rule_resources(out, "eval_grade")
+    assert "gpu=1," in rule_resources(out, "sft", "cotfilter")  # the CoT-filter seed's one-GPU LoRA SFT
+    assert "gpu=8" in rule_resources(out, "kd", "pwopsd") and "gpu=1," in rule_resources(out, "eval_generate", "pwopsd")
+    # PW-OPSD and its baselines self-distil: 3 students x 5 losses, each from the student's own weights
+    selfdistill = re.findall(r"motab kd-train --student (\S+) --teacher self --prompts results/pwopsd/", out)
+    assert len(selfdistill) == 15 and len(set(selfdistill)) == 3
+    # Strong-Baseline and Tinker's SFT read their train set's own solutions, no synthesis
+    assert "reorganize --problems results/cotfilter/data/problems.jsonl" in out
+    assert "sft --model Qwen/Qwen3-8B-Base --dataset-dir results/opd/sft_data/train-data" in out
 
 
 def test_bare_profile_name_resolves_after_setup(tmp_path):

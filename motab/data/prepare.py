@@ -1,4 +1,6 @@
-"""Normalise LIMO-shaped raw problems (question, solution, answer) into problems.jsonl.
+"""Normalise a training set into problems.jsonl: LIMO-shaped files (question, solution, answer)
+by default, or another public release's fields with --format (motab.data.train_formats: gsm8k,
+deepmath, openthoughts3, opsd).
 
 Output contract: {"id", "input", "answer", "solution", "source"}, unique ids, sorted by id.
 Any bad line stops the stage with file:line:field; nothing is written then.
@@ -9,7 +11,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from motab.data.train_formats import READERS, iter_rows
 from motab.jsonio import DataError, iter_jsonl, write_jsonl
+
+FORMATS = ("limo", *sorted(READERS))
 
 ID_FIELDS = ("id", "unique_id", "idx")
 
@@ -52,6 +57,18 @@ def normalize_rows(path: str, source: str, question_field: str = "question", ans
     return rows[:limit] if limit else rows
 
 
+def load_rows(path: str, source: str, fmt: str = "limo", limit: int = 0) -> list[dict]:
+    """problems.jsonl rows of a training file in format `fmt`: checked, unique ids, sorted by id."""
+    if fmt == "limo":
+        return normalize_rows(path, source, limit=limit)
+    if fmt not in READERS:
+        raise ValueError(f"unknown training-set format {fmt!r} (known: {', '.join(FORMATS)})")
+    rows = sorted(iter_rows(path, fmt, source), key=lambda row: row["id"])
+    if not rows:
+        raise DataError(path, None, None, "no problems found")
+    return rows[:limit] if limit else rows
+
+
 def load_hub_dataset(name: str, split: str = "train") -> str:
     """Materialise a hub dataset (e.g. GAIR/LIMO) as a local JSONL file and return its path."""
     from datasets import load_dataset
@@ -69,14 +86,20 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--input", required=True, help="local JSONL file, or a hub dataset id")
     parser.add_argument("--source", required=True, help="dataset name recorded in each row")
     parser.add_argument("--output", required=True)
+    parser.add_argument("--format", default="limo", choices=FORMATS, help="the release's fields (limo: "
+                        "question/answer/solution, renamable with the --*-field flags)")
+    parser.add_argument("--split", default="train", help="hub split when --input is a hub id")
     parser.add_argument("--question-field", default="question")
     parser.add_argument("--answer-field", default="answer")
     parser.add_argument("--solution-field", default="solution")
     parser.add_argument("--limit", type=int, default=0, help="keep the first N problems by id (0 = all)")
     args = parser.parse_args(argv)
-    path = args.input if Path(args.input).is_file() else load_hub_dataset(args.input)
-    rows = normalize_rows(path, args.source, args.question_field, args.answer_field, args.solution_field,
-                          args.limit)
+    path = args.input if Path(args.input).is_file() else load_hub_dataset(args.input, args.split)
+    if args.format == "limo":
+        rows = normalize_rows(path, args.source, args.question_field, args.answer_field, args.solution_field,
+                              args.limit)
+    else:
+        rows = load_rows(path, args.source, args.format, args.limit)
     write_jsonl(args.output, rows)
-    print(f"{len(rows)} problems from {path} -> {args.output}")
+    print(f"{len(rows)} problems ({args.format}) from {path} -> {args.output}")
     return 0

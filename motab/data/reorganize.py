@@ -1,4 +1,8 @@
-"""Synth file -> LLaMA-Factory alpaca data and its dataset_info.json entry.
+"""Synth file (or a training set's own solutions) -> LLaMA-Factory alpaca data and its dataset_info.json entry.
+
+With --problems instead of --input, the rows of a prepared training set (problems.jsonl) become the
+SFT data: instruction = the problem, output = its reference solution (SFT on GSM8K's own solutions,
+on OpenThoughts3's traces). Every row must carry a solution.
 
 Every trajectory is kept by default: selecting data is the filter stage's job (synth-filter), so
 "SFT on teacher data" and "SFT on filtered teacher CoT" differ exactly by that filter.
@@ -11,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from motab.jsonio import iter_jsonl, require, write_json, write_jsonl
+from motab.jsonio import DataError, iter_jsonl, require, write_json, write_jsonl
 
 
 def to_alpaca(path: str, drop_incorrect: bool = False) -> tuple[list[dict], int]:
@@ -26,6 +30,18 @@ def to_alpaca(path: str, drop_incorrect: bool = False) -> tuple[list[dict], int]
     return rows, dropped
 
 
+def problems_to_alpaca(path: str) -> list[dict]:
+    """SFT rows from problems.jsonl: the problem and its reference solution, in id order."""
+    rows = []
+    for line, row in iter_jsonl(path):
+        solution = require(row, "solution", str, path, line, nullable=True)
+        if solution is None or not solution.strip():
+            raise DataError(path, line, "solution", "SFT on a training set needs each problem's reference "
+                                                    f"solution, found {solution!r}")
+        rows.append({"instruction": require(row, "input", str, path, line), "input": "", "output": solution})
+    return rows
+
+
 def dataset_info(name: str, file_name: str) -> dict:
     return {name: {"file_name": file_name, "formatting": "alpaca",
                    "columns": {"prompt": "instruction", "query": "input", "response": "output"}}}
@@ -33,14 +49,19 @@ def dataset_info(name: str, file_name: str) -> dict:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="motab reorganize", description=__doc__)
-    parser.add_argument("--input", required=True, help="synth/{method}.jsonl")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", help="synth/{method}.jsonl")
+    source.add_argument("--problems", help="a prepared training set (problems.jsonl): SFT on its own solutions")
     parser.add_argument("--output-dir", required=True, help="folder for train.jsonl + dataset_info.json")
     parser.add_argument("--dataset-name", required=True)
     parser.add_argument("--drop-incorrect", action="store_true", help="keep only rows graded correct")
     args = parser.parse_args(argv)
-    rows, dropped = to_alpaca(args.input, args.drop_incorrect)
+    if args.problems:
+        rows, dropped = problems_to_alpaca(args.problems), 0
+    else:
+        rows, dropped = to_alpaca(args.input, args.drop_incorrect)
     if not rows:
-        raise SystemExit(f"{args.input}: no usable trajectories ({dropped} graded incorrect)")
+        raise SystemExit(f"{args.input or args.problems}: no usable trajectories ({dropped} graded incorrect)")
     out = Path(args.output_dir)
     write_jsonl(out / "train.jsonl", rows)
     write_json(out / "dataset_info.json", dataset_info(args.dataset_name, "train.jsonl"))
