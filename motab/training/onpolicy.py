@@ -317,6 +317,20 @@ def rollout_rows(rollouts: Rollouts, rows: slice) -> Rollouts:
                                             if isinstance(getattr(rollouts, f.name), torch.Tensor)})
 
 
+def teacher_parts(sources: list[PromptSource], batches: list[list[int]], rollouts: Rollouts, tokenizer,
+                  n: int) -> list[tuple[slice, Rollouts | None]]:
+    """Each source's rows of the concatenated batch (n rollouts per prompt), with the same responses after
+    its teacher's privileged prompts for self-distillation (else None)."""
+    parts, first = [], 0
+    for source, batch in zip(sources, batches):
+        rows = slice(first, first + len(batch) * n)
+        first = rows.stop
+        view = rollouts if len(sources) == 1 else rollout_rows(rollouts, rows)
+        parts.append((rows, None if source.privileged is None else with_prompts(
+            view, tokenizer, [source.privileged[i] for i in batch], n)))
+    return parts
+
+
 def loss_units(loss: str, mask: torch.Tensor) -> int:
     """What a loss averages over in one batch: its sequences with a response token (pwopsd), else its tokens."""
     return int((mask.sum(-1) > 0).sum()) if loss == "pwopsd" else int(mask.sum())
@@ -500,13 +514,7 @@ def train(args: argparse.Namespace) -> dict:
             rollouts = sample_rollouts(student, tokenizer,
                                        [src.conversations[i] for src, batch in zip(sources, batches) for i in batch],
                                        args.samples_per_prompt, args.max_new_tokens, args.temperature)
-            parts, first = [], 0
-            for src, batch in zip(sources, batches):   # each source's rows, and its teacher's privileged view
-                span = slice(first, first + len(batch) * args.samples_per_prompt)
-                first = span.stop
-                view = rollouts if len(sources) == 1 else rollout_rows(rollouts, span)
-                parts.append((span, None if src.privileged is None else with_prompts(
-                    view, tokenizer, [src.privileged[i] for i in batch], args.samples_per_prompt)))
+            parts = teacher_parts(sources, batches, rollouts, tokenizer, args.samples_per_prompt)
             loss, kl_to_teacher, kls = multi_teacher_loss(student, teachers, rollouts, args, parts)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
