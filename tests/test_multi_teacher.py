@@ -124,3 +124,12 @@ def test_flags_must_come_once_per_teacher(kd_setup, second_prompts, tmp_path, ca
     with pytest.raises(SystemExit):
         onpolicy.parse_args(argv)
     assert "found 2 --teacher, 2 --prompts, 1 --prompts-per-step" in capsys.readouterr().err
+
+
+def test_each_distinct_teacher_is_loaded_once(kd_setup, second_prompts, tmp_path):  # noqa: F811
+    sources = [("teacher", kd_setup["prompts"], 1), ("self", second_prompts, 1), ("teacher", second_prompts, 1),
+               ("self", kd_setup["prompts"], 1)]
+    args = onpolicy.parse_args(multi_argv(kd_setup, tmp_path, sources))
+    student, teachers, _ = onpolicy.load_models(args)
+    assert teachers[0] is teachers[2] and teachers[1] is teachers[3] and teachers[0] is not teachers[1]
+    assert teachers[1] is not student and not any(p.requires_grad for t in teachers for p in t.parameters())
