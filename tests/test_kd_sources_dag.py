@@ -30,7 +30,7 @@ def workflow(tmp_path_factory):
     (workdir / OVERLAY).write_text((REPO / "tests" / "configs" / OVERLAY).read_text())
     (workdir / "hard_only.yaml").write_text(yaml.safe_dump(HARD_ONLY))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(workdir), str(REPO / "tests")]))
-    config = merged(yaml.safe_load((workdir / "config.yaml").read_text()), yaml.safe_load((workdir / OVERLAY).read_text()))
+    config = merged(*(yaml.safe_load((workdir / name).read_text()) for name in ("config.yaml", OVERLAY)))
     return workdir, env, config
 
 
@@ -66,8 +66,9 @@ def test_prompts_and_teachers_plan_the_modelled_jobs_then_one_dataset_change_rer
     }
     for i, change in enumerate(changes.values()):
         (workdir / f"change{i}.yaml").write_text(yaml.safe_dump(change))
-    plans = plan_many(workdir, [{"configfiles": ["config.yaml", OVERLAY]}]
-                      + [{"configfiles": ["config.yaml", OVERLAY, f"change{i}.yaml"]} for i in range(len(changes))], env)
+    requests = [{"configfiles": ["config.yaml", OVERLAY, *([f"change{i}.yaml"] if i >= 0 else [])]}
+                for i in range(-1, len(changes))]   # -1: no change
+    plans = plan_many(workdir, requests, env)
     assert plans[0] == set(), "touched study not up to date"
     kd_job = node("kd", run="kd_tinker", study=STUDY)
     expected = {

@@ -37,7 +37,8 @@ def multi_argv(kd_setup, out: Path, sources: list[tuple[str, Path, int]], *extra
             "--chunk-tokens", "5", *extra]
 
 
-def test_a_step_concatenates_each_sources_prompts_in_order(kd_setup, second_prompts, tmp_path, monkeypatch):  # noqa: F811
+def test_a_step_concatenates_each_sources_prompts_in_order(kd_setup, second_prompts, tmp_path,  # noqa: F811
+                                                            monkeypatch):
     args = onpolicy.parse_args(multi_argv(kd_setup, tmp_path, [("teacher", kd_setup["prompts"], 2),
                                                                ("student", second_prompts, 3)]))
     sources = onpolicy.prompt_sources(args)

@@ -313,8 +313,9 @@ def distillation_loss(student, teacher, rollouts: Rollouts, args: argparse.Names
 
 def rollout_rows(rollouts: Rollouts, rows: slice) -> Rollouts:
     """The rollouts of some rows (every batch-first tensor field sliced; the prompt length kept)."""
-    return dataclasses.replace(rollouts, **{f.name: getattr(rollouts, f.name)[rows] for f in dataclasses.fields(rollouts)
-                                            if isinstance(getattr(rollouts, f.name), torch.Tensor)})
+    tensors = {f.name: getattr(rollouts, f.name) for f in dataclasses.fields(rollouts)}
+    return dataclasses.replace(rollouts, **{name: value[rows] for name, value in tensors.items()
+                                            if isinstance(value, torch.Tensor)})
 
 
 def teacher_parts(sources: list[PromptSource], batches: list[list[int]], rollouts: Rollouts, tokenizer,
@@ -543,8 +544,9 @@ def train(args: argparse.Namespace) -> dict:
     record = {"args": run_config(args), "params": args.params,
               "provenance": provenance(args.params or resume_key),
               "final": {"steps": args.steps, "loss": rows[-1]["loss"], "kl_to_teacher": rows[-1]["kl_to_teacher"],
-                        "checkpoint_step": evaluated, **({"kl_to_teacher_by_teacher": [rows[-1][c] for c in per_teacher]}
-                                                         if per_teacher else {})}}
+                        "checkpoint_step": evaluated}}
+    if per_teacher:
+        record["final"]["kl_to_teacher_by_teacher"] = [rows[-1][column] for column in per_teacher]
     final = student.merge_and_unload() if args.lora_rank else student   # a plain HF checkpoint either way
     atomic_save(final, tokenizer, args.output, extra_json={"kd_run.json": record},
                 extra_text={LOG_FILE: training_log(rows)})
