@@ -1,6 +1,7 @@
 # Targets and helpers derived from config: which files each study needs, which checkpoint a
 # run starts from, the parameters each rule passes on (so a changed value reruns that rule).
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -37,6 +38,7 @@ wildcard_constraints:
     seed=r"\d+",
     method=r"[a-z_]+(\.filtered)?",
     model=r"[A-Za-z0-9_.-]+",
+    dataset="|".join(re.escape(name) for name in sorted(config["datasets"])),
     # only the configured tables: keeps report/{table}.png from matching report/training_curves.png
     table="|".join(sorted({t for s in config["studies"].values() for t in s.get("tables", {})})),
 

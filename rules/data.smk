@@ -1,21 +1,48 @@
-# Problems in the pipeline's contract (problems.jsonl), benchmarks, and KDFlow prompts.
+# Problems in the pipeline's contract (problems.jsonl), benchmarks, and KDFlow prompts. The study's
+# train_data is prepared to results/{study}/data/problems.jsonl; any other dataset (KD prompts from
+# their own dataset) to results/{study}/data/{dataset}/problems.jsonl, by the same command.
 
 
-def raw_train_input(wildcards):
-    data = config["datasets"][study_cfg(wildcards.study)["train_data"]]
+def raw_input(study, dataset):
+    """A dataset's raw file as a Snakemake input: generated for toy data, the local file, or none (a hub id)."""
+    data = config["datasets"][dataset]
     if data["source"] == "toy":
-        return f"results/{wildcards.study}/raw/train.jsonl"
+        return raw_toy_location(study, dataset)
     return data["path"] if Path(data["path"]).is_file() else []
 
 
+def raw_location(study, dataset):
+    data = config["datasets"][dataset]
+    return raw_toy_location(study, dataset) if data["source"] == "toy" else data["path"]
+
+
+def raw_toy_location(study, dataset):
+    if dataset == study_cfg(study)["train_data"]:
+        return f"results/{study}/raw/train.jsonl"
+    return f"results/{study}/raw/{dataset}/train.jsonl"
+
+
+def dataset_problems(study, dataset):
+    """problems.jsonl of a dataset: the train data's own path, or the dataset's folder."""
+    if dataset == study_cfg(study)["train_data"]:
+        return f"results/{study}/data/problems.jsonl"
+    return f"results/{study}/data/{dataset}/problems.jsonl"
+
+
+def raw_train_input(wildcards):
+    return raw_input(wildcards.study, study_cfg(wildcards.study)["train_data"])
+
+
 def raw_train_location(wildcards):
-    data = config["datasets"][study_cfg(wildcards.study)["train_data"]]
-    return f"results/{wildcards.study}/raw/train.jsonl" if data["source"] == "toy" else data["path"]
+    return raw_location(wildcards.study, study_cfg(wildcards.study)["train_data"])
 
 
-def train_format_args(wildcards):
-    """--format/--split of a training set in another release's fields (none for toy and LIMO files)."""
-    data = config["datasets"][study_cfg(wildcards.study)["train_data"]]
+PREPARE = "{MOTAB} prepare --input {params.raw} --source {params.source}{params.format} --output {output} > {log} 2>&1"
+
+
+def format_args(dataset):
+    """--format/--split of a dataset in another release's fields (none for toy and LIMO files)."""
+    data = config["datasets"][dataset]
     if "format" not in data and "split" not in data:
         return ""
     return f" --format {data.get('format', 'limo')} --split {data.get('split', 'train')}"
@@ -32,14 +59,35 @@ rule prepare:
     params:
         raw=raw_train_location,
         source=lambda wc: study_cfg(wc.study)["train_data"],
-        format=lambda wc: train_format_args(wc),
+        format=lambda wc: format_args(study_cfg(wc.study)["train_data"]),
     log:
         "logs/{study}/prepare.log",
     threads: 1
     resources:
         **stage_resources("data"),
     shell:
-        "{MOTAB} prepare --input {params.raw} --source {params.source}{params.format} --output {output} > {log} 2>&1"
+        PREPARE
+
+
+rule prepare_dataset:
+    conda:
+        "../envs/synth.yaml"
+    input:
+        raw=lambda wc: raw_input(wc.study, wc.dataset),
+        code=code_inputs("prepare"),
+    output:
+        "results/{study}/data/{dataset}/problems.jsonl",
+    params:
+        raw=lambda wc: raw_location(wc.study, wc.dataset),
+        source=lambda wc: wc.dataset,
+        format=lambda wc: format_args(wc.dataset),
+    log:
+        "logs/{study}/prepare/{dataset}.log",
+    threads: 1
+    resources:
+        **stage_resources("data"),
+    shell:
+        PREPARE
 
 
 def bench_cfg(wildcards):
@@ -93,12 +141,12 @@ rule kd_prompts:
     conda:
         "../envs/synth.yaml"
     input:
-        problems="results/{study}/data/problems.jsonl",
+        problems=lambda wc: dataset_problems(wc.study, wc.dataset),
         code=code_inputs("kd-prompts"),
     output:
-        "results/{study}/kd_data/prompts.jsonl",
+        "results/{study}/kd_data/{dataset}.jsonl",
     log:
-        "logs/{study}/kd_prompts.log",
+        "logs/{study}/kd_prompts/{dataset}.log",
     threads: 1
     resources:
         **stage_resources("data"),

@@ -2,9 +2,14 @@
 # every config key is its --flag) or, with `engine: kdflow`, KDFlow on the cluster (`motab kdflow`
 # writes KDFlow's command line into the checkpoint folder and starts Ray on the allocation).
 # Both write the finished HF checkpoint (with training_log.csv for the built-in trainer) atomically.
+# The prompts: results/{study}/kd_data/{dataset}.jsonl of the kd block's `prompts` dataset (default
+# the study's train_data); with `teachers`, one (teacher, prompts, prompts per step) triple each.
 import shlex
 
-from motab.training.kd_config import config_argv
+from motab.training.kd_config import SELF, config_argv, kd_config_errors, kd_sources
+
+if kd_config_errors(config):
+    raise ValueError("config: " + "\n  ".join(kd_config_errors(config)))
 
 
 def kd_cfg(wildcards):
@@ -12,21 +17,35 @@ def kd_cfg(wildcards):
     return study_cfg(wildcards.study)["kd"][spec["kd"]]
 
 
-def kd_teacher(wildcards):
-    """The teacher's config name, or "self" (self-distillation from the starting weights)."""
-    return run_cfg(wildcards.study, wildcards.run).get("teacher", study_cfg(wildcards.study)["teacher"])
+def kd_run_sources(wildcards):
+    """(teacher, prompt dataset, prompts per step or None) of each teacher of the run."""
+    return kd_sources(study_cfg(wildcards.study), run_cfg(wildcards.study, wildcards.run))
 
 
-def kd_teacher_location(wildcards):
-    teacher = kd_teacher(wildcards)
-    return teacher if teacher == "self" else model_location(wildcards.study, teacher)
+def teacher_location(study, teacher):
+    """A teacher's folder or hub id, or "self" (self-distillation from the starting weights)."""
+    return teacher if teacher == SELF else model_location(study, teacher)
+
+
+def kd_prompt_files(wildcards):
+    return [f"results/{wildcards.study}/kd_data/{dataset}.jsonl" for _, dataset, _ in kd_run_sources(wildcards)]
+
+
+def kd_teacher_inputs(wildcards):
+    """The pipeline-built teachers (toy models), each once."""
+    names = {teacher for teacher, _, _ in kd_run_sources(wildcards)}
+    return [model_location(wildcards.study, t) for t in sorted(names) if t != SELF and is_toy_model(t)]
 
 
 def kd_command(wildcards, threads):
     cfg = kd_cfg(wildcards)
-    common = (f"--student {shlex.quote(start_location(wildcards.study, wildcards.run))}"
-              f" --teacher {shlex.quote(kd_teacher_location(wildcards))}"
-              f" --prompts results/{wildcards.study}/kd_data/prompts.jsonl"
+    sources = " ".join(
+        f"--teacher {shlex.quote(teacher_location(wildcards.study, teacher))}"
+        f" --prompts results/{wildcards.study}/kd_data/{dataset}.jsonl"
+        + ("" if per_step is None else f" --prompts-per-step {per_step}")
+        for teacher, dataset, per_step in kd_run_sources(wildcards)
+    )
+    common = (f"--student {shlex.quote(start_location(wildcards.study, wildcards.run))} {sources}"
               f" --output results/{wildcards.study}/ckpt/kd/{wildcards.run} --params-json {shlex.quote(as_json(cfg))}")
     if cfg["engine"] == "kdflow":
         return f"{MOTAB} kdflow {common}"
@@ -37,20 +56,16 @@ rule kd:
     conda:
         "../envs/kd.yaml"
     input:
-        prompts="results/{study}/kd_data/prompts.jsonl",
+        prompts=kd_prompt_files,
         start=lambda wc: start_inputs(wc.study, wc.run),
-        teacher=lambda wc: (
-            [model_location(wc.study, kd_teacher(wc))]
-            if kd_teacher(wc) != "self" and is_toy_model(kd_teacher(wc))
-            else []
-        ),
+        teacher=kd_teacher_inputs,
         code=code_inputs("kd-train", "kdflow"),
     output:
         directory("results/{study}/ckpt/kd/{run}"),
     params:
         kd=lambda wc: as_json(kd_cfg(wc)),
         start=lambda wc: start_location(wc.study, wc.run),
-        teacher=kd_teacher_location,
+        teacher=lambda wc: as_json([teacher_location(wc.study, t) for t, _, _ in kd_run_sources(wc)]),
         command=lambda wc, threads: kd_command(wc, threads),
     log:
         "logs/{study}/kd/{run}.log",

@@ -6,6 +6,14 @@ def toy_dataset_cfg(study):
     return config["datasets"][study_cfg(study)["train_data"]]
 
 
+TOY_PROBLEMS = (
+    "{MOTAB} toy-problems --num-train {params.cfg[num_train]} --num-test {params.cfg[num_test]}"
+    " --num-ops {params.cfg[num_ops]} --min-operand {params.cfg[min_operand]}"
+    " --max-operand {params.cfg[max_operand]} --seed {params.cfg[seed]}"
+    " --train-output {output.train} --test-output {output.test} > {log} 2>&1"
+)
+
+
 rule toy_problems:
     conda:
         "../envs/synth.yaml"
@@ -23,10 +31,30 @@ rule toy_problems:
     resources:
         **stage_resources("toy"),
     shell:
-        "{MOTAB} toy-problems --num-train {params.cfg[num_train]} --num-test {params.cfg[num_test]}"
-        " --num-ops {params.cfg[num_ops]} --min-operand {params.cfg[min_operand]}"
-        " --max-operand {params.cfg[max_operand]} --seed {params.cfg[seed]}"
-        " --train-output {output.train} --test-output {output.test} > {log} 2>&1"
+        TOY_PROBLEMS
+
+
+rule toy_dataset:
+    # another generated dataset of the study (KD prompts from their own dataset)
+    conda:
+        "../envs/synth.yaml"
+    input:
+        code=code_inputs("toy-problems"),
+    output:
+        train="results/{study}/raw/{dataset}/train.jsonl",
+        test="results/{study}/raw/{dataset}/test.jsonl",
+    wildcard_constraints:
+        dataset="|".join(re.escape(d) for d in sorted(config["datasets"]) if config["datasets"][d]["source"] == "toy"),
+    params:
+        data=lambda wc: as_json(config["datasets"][wc.dataset]),
+        cfg=lambda wc: config["datasets"][wc.dataset],
+    log:
+        "logs/{study}/toy_problems/{dataset}.log",
+    threads: 1
+    resources:
+        **stage_resources("toy"),
+    shell:
+        TOY_PROBLEMS
 
 
 rule toy_tokenizer:

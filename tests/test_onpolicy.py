@@ -294,7 +294,7 @@ def test_lora_teacher_is_the_student_with_adapters_disabled(kd_setup):
                                 "--output", "o", "--log-csv", "l", "--loss", "opsd", "--steps", "1",
                                 "--prompts-per-step", "1", "--samples-per-prompt", "1", "--max-new-tokens", "1",
                                 "--temperature", "1", "--lr", "1", "--seed", "0", "--lora-rank", "4"])
-    student, teacher, _ = onpolicy.load_models(args)
+    student, (teacher,), _ = onpolicy.load_models(args)
     assert teacher is student
     with torch.no_grad():
         for name, param in student.named_parameters():
@@ -346,6 +346,8 @@ def test_every_config_key_is_a_kd_train_flag():
     cfg = {key: values.get(key, 3) for key in CONFIG_FLAGS}
     args = onpolicy.parse_args(["--student", "s", "--teacher", "t", "--prompts", "p", "--output", "o",
                                 *config_argv({"engine": "builtin", **cfg})])
-    assert {key: getattr(args, key) for key in CONFIG_FLAGS} == cfg
+    assert args.prompts_per_step == [cfg["prompts_per_step"]]   # one per teacher (repeatable flag)
+    assert {key: getattr(args, key) for key in CONFIG_FLAGS if key != "prompts_per_step"} == \
+        {key: value for key, value in cfg.items() if key != "prompts_per_step"}
     with pytest.raises(ValueError, match="num_epochs"):
         config_argv({"engine": "builtin", "loss": "rkl", "num_epochs": 2})

@@ -109,10 +109,35 @@ class ToyDag:
             self.add(job, data, *self.start(run))
             return [job]
         job = node("kd", run=run, study=STUDY)
-        prompts = node("kd_prompts", study=STUDY)
-        self.add(prompts, self.prepare)
-        self.add(job, prompts, *self.start(run), *self.model(spec.get("teacher", self.study["teacher"])))
+        for teacher, dataset in self.kd_sources(run):
+            self.add(job, self.kd_prompts(dataset), *([] if teacher == "self" else self.model(teacher)))
+        self.add(job, *self.start(run))
         return [job]
+
+    def kd_sources(self, run: str) -> list[tuple[str, str]]:
+        """(teacher, prompt dataset) of each teacher of a KD run: `teachers`, else the run's (or the study's)
+        teacher with the kd block's `prompts` dataset (or the train data)."""
+        spec = self.study["runs"][run]
+        cfg = self.study["kd"][spec["kd"]]
+        if "teachers" in cfg:
+            return [(t["model"], t["prompts"]) for t in cfg["teachers"]]
+        return [(spec.get("teacher", self.study["teacher"]), cfg.get("prompts", self.study["train_data"]))]
+
+    def kd_prompts(self, dataset: str) -> tuple:
+        """kd_prompts of a dataset: from the train data's problems, or from the dataset's own preparation."""
+        job = node("kd_prompts", dataset=dataset, study=STUDY)
+        if dataset == self.study["train_data"]:
+            self.add(job, self.prepare)
+            return job
+        prepare = node("prepare_dataset", dataset=dataset, study=STUDY)
+        if self.config["datasets"][dataset]["source"] == "toy":
+            raw = node("toy_dataset", dataset=dataset, study=STUDY)
+            self.add(raw)
+            self.add(prepare, raw)
+        else:
+            self.add(prepare)
+        self.add(job, prepare)
+        return job
 
     def grade(self, run: str, bench: str, seed: int) -> tuple:
         wildcards = dict(run=run, bench=bench, seed=seed, study=STUDY)
@@ -160,6 +185,9 @@ FEEDS = [
     ("models.*.shape.*", lambda dag, key: dag.jobs("toy_model", model=key[1])),
     ("models.*.pretrain.*", lambda dag, key: dag.jobs("toy_model", model=key[1])),
     ("datasets.toy.*", lambda dag, key: {dag.problems}),
+    # another dataset of the study (KD prompts): its generation (toy) or preparation
+    ("datasets.*.*", lambda dag, key: dag.jobs("toy_dataset", dataset=key[1])
+     if dag.config["datasets"][key[1]]["source"] == "toy" else dag.jobs("prepare_dataset", dataset=key[1])),
     ("benchmarks.*.label", lambda dag, key: dag.jobs("table") if key[1] in dag.study["eval"]["benchmarks"]
      else set()),
     ("studies.toy.synth.*.*", lambda dag, key: dag.jobs("synth", method=key[3])),
@@ -181,6 +209,7 @@ REFERENCES = ["select", "models.*.source", "datasets.*.source", "benchmarks.*.so
               "benchmarks.*.dataset", "studies.toy.teacher", "studies.toy.student", "studies.toy.train_data",
               "studies.toy.server", "studies.toy.runs.*.model", "studies.toy.runs.*.sft", "studies.toy.runs.*.kd",
               "studies.toy.runs.*.from", "studies.toy.runs.*.teacher", "studies.toy.eval.benchmarks",
+              "studies.toy.kd.*.prompts", "studies.toy.kd.*.teachers",   # datasets and models by name
               "studies.toy.tables.*.rows",
               # the engine picks another trainer (KDFlow) with its own schema: a different study too
               "studies.toy.kd.*.engine", "studies.toy.eval.engine"]
@@ -241,11 +270,20 @@ def toy_leaves(config: dict) -> list[tuple]:
     servers and the selection. The other studies' leaves are checked together in one plan."""
     study = config["studies"][STUDY]
     models = {study["teacher"], study["student"]} | {spec["model"] for spec in study["runs"].values() if "model" in spec}
+    models |= {t["model"] for cfg in study["kd"].values() for t in cfg.get("teachers", []) if t["model"] != "self"}
     found = [k for k, _ in leaves({"studies": {STUDY: study}})]
     found += [k for k, _ in leaves({"models": {m: config["models"][m] for m in sorted(models)}})]
-    found += [k for k, _ in leaves({"datasets": {study["train_data"]: config["datasets"][study["train_data"]]}})]
+    found += [k for k, _ in leaves({"datasets": {d: config["datasets"][d] for d in sorted(study_datasets(study))}})]
     found += [k for k, _ in leaves({"benchmarks": {b: config["benchmarks"][b] for b in study["eval"]["benchmarks"]}})]
     found += [k for k, _ in leaves({"servers": config["servers"]})] + [("select",)]
+    return found
+
+
+def study_datasets(study: dict) -> set[str]:
+    """The train data and every dataset a kd block takes prompts from."""
+    found = {study["train_data"]}
+    for cfg in study["kd"].values():
+        found |= {t["prompts"] for t in cfg.get("teachers", [])} | ({cfg["prompts"]} if "prompts" in cfg else set())
     return found
 
 
@@ -308,13 +346,13 @@ def test_values_of_other_studies_rerun_nothing_of_the_toy_study(complete_study):
     used_models = {study["teacher"], study["student"]}
     other = {"studies": {s: v for s, v in config["studies"].items() if s != STUDY},
              "models": {m: v for m, v in config["models"].items() if m not in used_models},
-             "datasets": {d: v for d, v in config["datasets"].items() if d != study["train_data"]},
+             "datasets": {d: v for d, v in config["datasets"].items() if d not in study_datasets(study)},
              "benchmarks": {b: v for b, v in config["benchmarks"].items() if b not in study["eval"]["benchmarks"]}}
     new = copy.deepcopy(other)
     count = 0
     for key, value in leaves(other):
         if key[-1] in ("source", "teacher", "student", "train_data", "server", "model", "sft", "kd", "from",
-                       "benchmarks", "rows", "path", "deepspeed", "engine", "loss", "format", "prompts"):
+                       "benchmarks", "rows", "path", "deepspeed", "engine", "loss", "format", "prompts", "teachers"):
             continue  # references to files and other entries keep their meaning; enums whose valid
             # values depend on another key (a KDFlow loss, a benchmark file's format) stay too
         get(new, key[:-1])[key[-1]] = changed(key, value)

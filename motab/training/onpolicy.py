@@ -40,6 +40,15 @@ finished checkpoint holds them as training_log.csv (those four columns, fixed fo
 file the report plots); --log-csv also writes them as training goes, with each step's seconds.
 Deterministic for a fixed seed on CPU (same training_log.csv, same weights). --dtype bfloat16 loads
 both models in bf16 (for GPUs; divergences are still computed in float32); runs on CUDA when available.
+Several teachers (Tinker's multi-teacher on-policy distillation, one DistillationDatasetConfig per
+teacher): repeat --teacher T --prompts P --prompts-per-step K once per teacher; the i-th of each flag
+belong together. Each teacher has its own prompt order (its prompts shuffled by --seed, cycled); a
+step's batch concatenates K_i prompts of every teacher in flag order, each rollout is scored by the
+teacher of its prompt, and the loss is over the concatenated batch: each teacher's loss weighted by
+its share of the batch's response tokens (of its sequences for pwopsd), which is the mean over all
+tokens for every token-mean loss (reopold's entropy phase mask is chosen within each teacher's rows).
+Each distinct teacher is loaded once; "self" may be one of them (its prompts need "solution"). The
+progress CSV then has one kl_to_teacher_<i> column per teacher (1-based, flag order).
 With --save-steps K, <output>.partial/step-N (weights, optimizer, RNG, logged rows) is written
 every K steps and a rerun resumes from the newest; it is removed once the output is complete.
 With --eval-step K < --steps, training runs all --steps (the log covers them) but the checkpoint
@@ -53,6 +62,7 @@ import argparse
 import contextlib
 import copy
 import csv
+import dataclasses
 import json
 import random
 import shutil
@@ -136,6 +146,37 @@ def prompt_batch(order: list[int], step: int, batch: int) -> list[int]:
     """Indices of the prompts for 1-based `step`: the next `batch` of `order`, cycling."""
     start = (step - 1) * batch
     return [order[(start + i) % len(order)] for i in range(batch)]
+
+
+@dataclass
+class PromptSource:
+    """One teacher with its own prompts (Tinker's DistillationDatasetConfig): per_step prompts a step."""
+
+    teacher: str                           # checkpoint folder, or SELF
+    prompts: str                           # prompt JSONL
+    per_step: int
+    conversations: list[list[dict]]        # the student's conversations
+    privileged: list[list[dict]] | None    # the teacher's (self-distillation), else None
+    order: list[int]                       # the prompts shuffled by --seed; steps take the next per_step
+
+
+def prompt_sources(args: argparse.Namespace) -> list[PromptSource]:
+    """The (teacher, prompts, prompts per step) triples of the command line, with their prompts read."""
+    sources = []
+    for teacher, path, per_step in zip(args.teacher, args.prompts, args.prompts_per_step):
+        if teacher == SELF:
+            conversations, privileged = read_prompts(path, need_solution=True)
+        else:
+            conversations, privileged = read_prompts(path), None
+        order = list(range(len(conversations)))
+        random.Random(args.seed).shuffle(order)
+        sources.append(PromptSource(teacher, path, per_step, conversations, privileged, order))
+    return sources
+
+
+def source_batches(sources: list[PromptSource], step: int) -> list[list[int]]:
+    """Each source's prompt indices for 1-based `step` (the batch concatenates them in this order)."""
+    return [prompt_batch(source.order, step, source.per_step) for source in sources]
 
 
 # ----------------------------------------------------------------------------- rollouts
@@ -270,22 +311,72 @@ def distillation_loss(student, teacher, rollouts: Rollouts, args: argparse.Names
     return loss, kl_to_teacher
 
 
+def rollout_rows(rollouts: Rollouts, rows: slice) -> Rollouts:
+    """The rollouts of some rows (every batch-first tensor field sliced; the prompt length kept)."""
+    tensors = {f.name: getattr(rollouts, f.name) for f in dataclasses.fields(rollouts)}
+    return dataclasses.replace(rollouts, **{name: value[rows] for name, value in tensors.items()
+                                            if isinstance(value, torch.Tensor)})
+
+
+def teacher_parts(sources: list[PromptSource], batches: list[list[int]], rollouts: Rollouts, tokenizer,
+                  n: int) -> list[tuple[slice, Rollouts | None]]:
+    """Each source's rows of the concatenated batch (n rollouts per prompt), with the same responses after
+    its teacher's privileged prompts for self-distillation (else None)."""
+    parts, first = [], 0
+    for source, batch in zip(sources, batches):
+        rows = slice(first, first + len(batch) * n)
+        first = rows.stop
+        view = rollouts if len(sources) == 1 else rollout_rows(rollouts, rows)
+        parts.append((rows, None if source.privileged is None else with_prompts(
+            view, tokenizer, [source.privileged[i] for i in batch], n)))
+    return parts
+
+
+def loss_units(loss: str, mask: torch.Tensor) -> int:
+    """What a loss averages over in one batch: its sequences with a response token (pwopsd), else its tokens."""
+    return int((mask.sum(-1) > 0).sum()) if loss == "pwopsd" else int(mask.sum())
+
+
+def multi_teacher_loss(student, teachers: list, rollouts: Rollouts, args: argparse.Namespace,
+                       parts: list[tuple[slice, Rollouts | None]]) -> tuple[torch.Tensor, float, list[float]]:
+    """(loss, kl_to_teacher, kl_to_teacher per teacher) over a batch whose rows `parts[i][0]` belong to
+    teachers[i] (with its privileged rollouts `parts[i][1]`, or None). One teacher: distillation_loss on
+    the whole batch. Several: each teacher's loss on its rows, weighted by its share of the loss units
+    (tokens; sequences for pwopsd), so the result is the loss over the concatenated batch."""
+    if len(parts) == 1:
+        loss, kl = distillation_loss(student, teachers[0], rollouts, args, parts[0][1])
+        return loss, kl, [kl]
+    units = [loss_units(args.loss, rollouts.response_mask[rows]) for rows, _ in parts]
+    tokens = [int(rollouts.response_mask[rows].sum()) for rows, _ in parts]
+    total_units, total_tokens = max(sum(units), 1), max(sum(tokens), 1)
+    loss, kls = 0.0, []
+    for teacher, (rows, privileged), unit in zip(teachers, parts, units):
+        part_loss, part_kl = distillation_loss(student, teacher, rollout_rows(rollouts, rows), args, privileged)
+        loss = loss + part_loss * (unit / total_units)
+        kls.append(part_kl)
+    kl = sum(k * n for k, n in zip(kls, tokens)) / total_tokens
+    return loss, kl, kls
+
+
 # ----------------------------------------------------------------------------- run
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="motab kd-train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--student", required=True, help="HF checkpoint folder of the student (trained)")
-    p.add_argument("--teacher", required=True,
+    p.add_argument("--teacher", required=True, action="append",
                    help="HF checkpoint folder of the teacher (frozen; same tokenizer), or 'self': the starting "
-                        "student scored with the problem + reference solution (rows need \"solution\")")
-    p.add_argument("--prompts", required=True, help="KDFlow prompt JSONL: {id, messages, answer, solution}")
+                        "student scored with the problem + reference solution (rows need \"solution\"). "
+                        "Repeat --teacher, --prompts and --prompts-per-step once per teacher (several teachers)")
+    p.add_argument("--prompts", required=True, action="append",
+                   help="KDFlow prompt JSONL: {id, messages, answer, solution} (of the teacher in the same place)")
     p.add_argument("--output", required=True, help="folder for the trained HF checkpoint (+ kd_run.json)")
     p.add_argument("--log-csv", help="progress CSV written as training goes: " + ", ".join(CSV_COLUMNS)
                    + f" (the checkpoint's {LOG_FILE} has the same rows without seconds)")
     p.add_argument("--loss", choices=LOSSES, required=True)
     p.add_argument("--steps", type=int, required=True)
-    p.add_argument("--prompts-per-step", type=int, required=True)
+    p.add_argument("--prompts-per-step", type=int, required=True, action="append",
+                   help="prompts a step takes from these prompts (of the teacher in the same place)")
     p.add_argument("--samples-per-prompt", type=int, required=True)
     p.add_argument("--max-new-tokens", type=int, required=True)
     p.add_argument("--temperature", type=float, required=True, help="sampling temperature of the rollouts")
@@ -318,9 +409,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="the step whose weights become the output checkpoint (0 = the last step)")
     p.add_argument("--params-json", default="{}", help="config values this run depends on (for provenance)")
     args = p.parse_args(argv)
-    for name in ("steps", "prompts_per_step", "samples_per_prompt", "max_new_tokens", "chunk_tokens", "threads"):
+    counts = {flag: len(getattr(args, flag.replace("-", "_"))) for flag in ("teacher", "prompts", "prompts-per-step")}
+    if len(set(counts.values())) != 1:
+        p.error("give --teacher, --prompts and --prompts-per-step once per teacher; found "
+                + ", ".join(f"{n} --{flag}" for flag, n in counts.items()))
+    for name in ("steps", "samples_per_prompt", "max_new_tokens", "chunk_tokens", "threads"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, found {getattr(args, name)}")
+    if min(args.prompts_per_step) < 1:
+        p.error(f"--prompts-per-step must be >= 1, found {min(args.prompts_per_step)}")
     if args.temperature <= 0 or args.distill_temperature <= 0:
         p.error("temperatures must be > 0")
     checks = [(0 <= args.skew_lambda < 1, "--skew-lambda must lie in [0, 1)"),
@@ -340,6 +437,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def load_models(args: argparse.Namespace):
+    """(student, teachers aligned with args.teacher, tokenizer); each distinct teacher is loaded once."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -347,27 +445,31 @@ def load_models(args: argparse.Namespace):
     tokenizer.padding_side = "left"
     if tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
         raise ValueError(f"{args.student}: the tokenizer needs an eos and a pad token")
-    if args.teacher != SELF and AutoTokenizer.from_pretrained(args.teacher).get_vocab() != tokenizer.get_vocab():
-        raise ValueError(f"{args.teacher}: the teacher's tokenizer differs from the student's ({args.student});"
-                         " this trainer needs a shared tokenizer")
+    for name in dict.fromkeys(args.teacher):
+        if name != SELF and AutoTokenizer.from_pretrained(name).get_vocab() != tokenizer.get_vocab():
+            raise ValueError(f"{name}: the teacher's tokenizer differs from the student's ({args.student});"
+                             " this trainer needs a shared tokenizer")
     dtype = DTYPES[args.dtype]
     student = AutoModelForCausalLM.from_pretrained(args.student, dtype=dtype).to(device)
-    if args.teacher == SELF:
-        teacher = None if args.lora_rank else copy.deepcopy(student)   # LoRA: the student with adapters off
-    else:
-        teacher = AutoModelForCausalLM.from_pretrained(args.teacher, dtype=dtype).to(device)
+    loaded = {}
+    for name in dict.fromkeys(args.teacher):
+        if name == SELF:   # LoRA: the student with adapters off (set below), else a frozen copy
+            loaded[name] = None if args.lora_rank else copy.deepcopy(student)
+        else:
+            loaded[name] = AutoModelForCausalLM.from_pretrained(name, dtype=dtype).to(device)
     if args.lora_rank:
         from peft import LoraConfig, get_peft_model
 
         student = get_peft_model(student, LoraConfig(r=args.lora_rank, lora_alpha=args.lora_alpha or 2 * args.lora_rank,
                                                      lora_dropout=0.0, target_modules=list(LORA_TARGETS),
                                                      task_type="CAUSAL_LM"))
-    if teacher is None:
-        teacher = student
-    else:
-        teacher.eval().requires_grad_(False)
+    for name, teacher in loaded.items():
+        if teacher is None:
+            loaded[name] = student
+        else:
+            teacher.eval().requires_grad_(False)
     student.train()
-    return student, teacher, tokenizer
+    return student, [loaded[name] for name in args.teacher], tokenizer
 
 
 def run_config(args: argparse.Namespace) -> dict:
@@ -378,13 +480,8 @@ def train(args: argparse.Namespace) -> dict:
     """Run the whole training; returns the kd_run.json record."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    if args.teacher == SELF:
-        conversations, privileged = read_prompts(args.prompts, need_solution=True)
-    else:
-        conversations, privileged = read_prompts(args.prompts), None
-    order = list(range(len(conversations)))
-    random.Random(args.seed).shuffle(order)
-    student, teacher, tokenizer = load_models(args)
+    sources = prompt_sources(args)
+    student, teachers, tokenizer = load_models(args)
     trainable = [q for q in student.parameters() if q.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.0)
 
@@ -406,19 +503,20 @@ def train(args: argparse.Namespace) -> dict:
         Path(args.log_csv).parent.mkdir(parents=True, exist_ok=True)
         progress = open(args.log_csv, "w", newline="", encoding="utf-8")
     with progress if progress is not None else contextlib.nullcontext():
-        writer = None if progress is None else csv.DictWriter(progress, fieldnames=CSV_COLUMNS)
+        per_teacher = [f"kl_to_teacher_{i}" for i in range(1, len(sources) + 1)] if len(sources) > 1 else []
+        writer = None if progress is None else csv.DictWriter(progress, fieldnames=[*CSV_COLUMNS, *per_teacher])
         if writer is not None:
             writer.writeheader()
             writer.writerows(rows)
             progress.flush()
         for step in range(first_step, args.steps + 1):
             start = time.perf_counter()
-            indices = prompt_batch(order, step, args.prompts_per_step)
-            rollouts = sample_rollouts(student, tokenizer, [conversations[i] for i in indices],
+            batches = source_batches(sources, step)
+            rollouts = sample_rollouts(student, tokenizer,
+                                       [src.conversations[i] for src, batch in zip(sources, batches) for i in batch],
                                        args.samples_per_prompt, args.max_new_tokens, args.temperature)
-            teacher_rollouts = None if privileged is None else with_prompts(
-                rollouts, tokenizer, [privileged[i] for i in indices], args.samples_per_prompt)
-            loss, kl_to_teacher = distillation_loss(student, teacher, rollouts, args, teacher_rollouts)
+            parts = teacher_parts(sources, batches, rollouts, tokenizer, args.samples_per_prompt)
+            loss, kl_to_teacher, kls = multi_teacher_loss(student, teachers, rollouts, args, parts)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if args.grad_clip > 0:
@@ -427,8 +525,9 @@ def train(args: argparse.Namespace) -> dict:
             row = {"step": step, "loss": f"{loss.item():.6f}", "kl_to_teacher": f"{kl_to_teacher:.6f}",
                    "rollout_tokens": f"{rollouts.response_mask.sum(-1).float().mean().item():.3f}",
                    "seconds": f"{time.perf_counter() - start:.3f}"}
+            row.update({column: f"{kl:.6f}" for column, kl in zip(per_teacher, kls)})
             rows.append(row)
-            print(",".join(str(row[c]) for c in CSV_COLUMNS), flush=True)
+            print(",".join(str(row[c]) for c in [*CSV_COLUMNS, *per_teacher]), flush=True)
             if writer is not None:
                 writer.writerow(row)
                 progress.flush()
@@ -446,6 +545,8 @@ def train(args: argparse.Namespace) -> dict:
               "provenance": provenance(args.params or resume_key),
               "final": {"steps": args.steps, "loss": rows[-1]["loss"], "kl_to_teacher": rows[-1]["kl_to_teacher"],
                         "checkpoint_step": evaluated}}
+    if per_teacher:
+        record["final"]["kl_to_teacher_by_teacher"] = [rows[-1][column] for column in per_teacher]
     final = student.merge_and_unload() if args.lora_rank else student   # a plain HF checkpoint either way
     atomic_save(final, tokenizer, args.output, extra_json={"kd_run.json": record},
                 extra_text={LOG_FILE: training_log(rows)})
