@@ -1,6 +1,7 @@
 """Peak memory and time of chunked vs naive forward-KL, forward + backward (CPU fp32 by default).
 
     python benchmarks/kd_loss.py [--tokens 2048 --vocab 151936 --hidden 1024 --chunk-tokens 128 --runs 3]
+    python benchmarks/kd_loss.py --variants naive,fused --chunk-tokens 64,128,256,512   # a chunk-size sweep
     python benchmarks/kd_loss.py --device cuda --dtype bfloat16      # on a GPU
 
 Each (variant, run) is a fresh subprocess, so its peak memory is its own. CPU: the peak resident
@@ -11,11 +12,14 @@ allocated once the inputs exist, and times are taken after torch.cuda.synchroniz
 inputs the trainer has: student hidden states [tokens, hidden] with grad, a student head
 Linear(hidden, vocab) with grad, teacher hidden states and a frozen teacher head (KDFlow's form);
 it records ru_maxrss once the inputs exist ("baseline"), then times one forward + backward of
-the mean fkl and records ru_maxrss again. Printed: medians over the runs of the time, the peak
-RSS, and the peak above the baseline (the loss's own memory), with chunked / naive ratios.
+the mean fkl and records ru_maxrss again. Printed: medians over the runs of the wall time, the
+CPU time of the process (user + system; less sensitive than wall time to other work on a shared
+machine), the peak RSS, and the peak above the baseline (the loss's own memory), with chunked /
+naive ratios. Runs are interleaved (naive, fused, ..., then the next run), so a change in the
+machine's load falls on every row alike; quote `uptime` with the figures.
 Variants: naive (full [tokens, vocab] logits of both models, motab.losses.divergences.
-token_divergence), fused (chunked_token_divergence, default backend: gradients of each chunk are
-computed in forward), checkpoint (chunked_token_divergence with fused=False: torch.utils.checkpoint
+token_divergence, .mean(), backward: what a user writes), fused (chunked_token_divergence, default
+backend: gradients of each chunk are computed in forward, in closed form for fkl), checkpoint (chunked_token_divergence with fused=False: torch.utils.checkpoint
 recomputes each chunk in backward).
 """
 

@@ -26,10 +26,12 @@ Memory: `chunked_token_loss` (and `chunked_token_divergence` built on it) take h
 (tokens x d) and the output heads and build logits one chunk of tokens at a time, so at most one
 chunk of fp32 logits per model is alive, never the full [tokens, |V|] tensors. Two backends:
 - fused (used when the student head is a torch.nn.Linear): the forward pass of each chunk also
-  computes the gradient of that chunk's loss with respect to its logits (a local autograd over a
-  [chunk, |V|] tensor) and turns it at once into gradients for the hidden states and the head
-  weight, kept until backward. Four big matmuls in all (student and teacher logits, two gradient
-  matmuls), as in the naive computation, plus one [|V|, d] gradient buffer.
+  computes the gradient of that chunk's loss with respect to its logits and turns it at once into
+  gradients for the hidden states and the head weight, kept until backward. Four big matmuls in
+  all (student and teacher logits, two gradient matmuls), as in the naive computation, plus one
+  [|V|, d] gradient buffer. fkl and rkl (and jsd at beta 0 or 1) get that gradient in closed form,
+  in place on the two chunk logits tensors, a cache-sized block of rows at a time (`_kl_chunk`:
+  two [chunk, |V|] float32 tensors alive); the other kinds by a local autograd over the chunk.
 - checkpoint (any callable head): each chunk runs inside torch.utils.checkpoint, so backward
   recomputes that chunk's logits (six big matmuls: both heads run twice).
 `chunked_token_logprobs` uses the checkpoint form.
