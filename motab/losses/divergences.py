@@ -30,8 +30,8 @@ chunk of fp32 logits per model is alive, never the full [tokens, |V|] tensors. T
   gradients for the hidden states and the head weight, kept until backward. Four big matmuls in
   all (student and teacher logits, two gradient matmuls), as in the naive computation, plus one
   [|V|, d] gradient buffer. fkl and rkl (and jsd at beta 0 or 1) get that gradient in closed form,
-  in place on the two chunk logits tensors, a cache-sized block of rows at a time (`_kl_chunk`:
-  two [chunk, |V|] float32 tensors alive); the other kinds by a local autograd over the chunk.
+  in place on the two chunk logits tensors (`_kl_chunk`: three [chunk, |V|] float32 tensors alive
+  at most); the other kinds by a local autograd over the chunk.
 - checkpoint (any callable head): each chunk runs inside torch.utils.checkpoint, so backward
   recomputes that chunk's logits (six big matmuls: both heads run twice).
 `chunked_token_logprobs` uses the checkpoint form.
@@ -152,9 +152,6 @@ def _log_softmax_(x: torch.Tensor, tau: float) -> torch.Tensor:
     return x.sub_(x.exp().sum(-1, keepdim=True).log_())
 
 
-BLOCK_LOGITS = 2**23   # closed-form chunks do their elementwise work in row blocks of about this many logits
-
-
 def _kl_chunk(kind: str, tau: float) -> ChunkLossGrad:
     """fkl or rkl of a chunk with its gradient w.r.t. the student logits in closed form (no autograd).
 
@@ -162,35 +159,28 @@ def _kl_chunk(kind: str, tau: float) -> ChunkLossGrad:
       fkl = sum_v p_T (log p_T - log p_S),   d/dz_S = w_t (p_S - p_T) / tau;
       rkl = sum_v p_S (log p_S - log p_T),   d/dz_S = w_t p_S (log p_S - log p_T - rkl_t) / tau.
     Works in place on both logits tensors (float32 ones are overwritten; the gradient is returned in
-    one of them), a block of rows at a time: the temporaries are block-sized (cache-sized), never
-    another [chunk, |V|] tensor.
+    one of them): one more [chunk, |V|] float32 tensor is alive at a time (p_T, p_S or exp's output).
     """
     def loss_and_grad(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
                       need_grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         vocab = min(logits.shape[-1], target.shape[-1])
-        student, teacher = logits[:, :vocab].float(), target[:, :vocab].float()   # views when float32
-        per_token = torch.empty(student.shape[0], dtype=torch.float32, device=student.device)
-        rows = max(1, BLOCK_LOGITS // vocab)
-        for start in range(0, student.shape[0], rows):
-            block = slice(start, start + rows)
-            log_s, log_t = _log_softmax_(student[block], tau), _log_softmax_(teacher[block], tau)
-            scale = weights[block].unsqueeze(-1) / tau
-            if kind == "fkl":
-                p_t = log_t.exp()
-                per_token[block] = log_t.sub_(log_s).mul_(p_t).sum(-1)    # sum p_T (log p_T - log p_S)
-                if need_grad:
-                    log_s.exp_().sub_(p_t).mul_(scale)                    # w (p_S - p_T) / tau
-            else:
-                p_s = log_s.exp()
-                grad = log_t.neg_().add_(log_s).mul_(p_s)                 # p_S (log p_S - log p_T)
-                per_token[block] = grad.sum(-1)
-                if need_grad:
-                    grad.addcmul_(p_s, per_token[block].unsqueeze(-1), value=-1.0).mul_(scale)
+        log_s = _log_softmax_(logits[:, :vocab].float(), tau)   # in place when float32
+        log_t = _log_softmax_(target[:, :vocab].float(), tau)
+        scale = weights.unsqueeze(-1) / tau
+        if kind == "fkl":
+            p_t = log_t.exp()
+            per_token = log_t.sub_(log_s).mul_(p_t).sum(-1)            # sum p_T (log p_T - log p_S)
+            grad = log_s.exp_().sub_(p_t).mul_(scale) if need_grad else None   # w (p_S - p_T) / tau
+        else:
+            p_s = log_s.exp()
+            grad = log_t.neg_().add_(log_s).mul_(p_s)                   # p_S (log p_S - log p_T)
+            per_token = grad.sum(-1)
+            if need_grad:
+                grad.addcmul_(p_s, per_token.unsqueeze(-1), value=-1.0).mul_(scale)
         loss = (per_token * weights).sum()
         if not need_grad:
             return loss, None
-        grad = student if kind == "fkl" else teacher
-        if vocab < logits.shape[-1]:                     # columns beyond the common vocabulary: no gradient
+        if vocab < logits.shape[-1]:                       # columns beyond the common vocabulary: no gradient
             full = torch.zeros_like(logits)
             full[:, :vocab] = grad
             return loss, full
