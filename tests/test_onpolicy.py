@@ -388,6 +388,3 @@ def test_sampler_logprobs_equal_generates_scores_without_keeping_them(kd_setup):
     assert (lengths == 1).any() and (lengths == new_tokens).any()     # early eos and full-length rollouts
     assert torch.all(got.sampler_logprobs[~got.response_mask] == 0)
     torch.testing.assert_close(got.sampler_logprobs, reference, rtol=0, atol=1e-5)
-    # at temperature 1 the values differ: the temperature is really applied
-    assert not torch.allclose(torch.log_softmax(out.scores[1] * temperature, -1), torch.log_softmax(out.scores[1], -1),
-                              atol=1e-3)
