@@ -1,6 +1,6 @@
 """Peak memory and time of chunked vs naive forward-KL, forward + backward (CPU fp32 by default).
 
-    python benchmarks/kd_loss.py [--tokens 2048 --vocab 151936 --hidden 1024 --chunk-tokens 128 --runs 3]
+    python benchmarks/kd_loss.py [--tokens 2048 --vocab 151936 --hidden 1024 --chunk-tokens 256 --runs 3]
     python benchmarks/kd_loss.py --variants naive,fused --chunk-tokens 64,128,256,512   # a chunk-size sweep
     python benchmarks/kd_loss.py --device cuda --dtype bfloat16      # on a GPU
 
@@ -96,7 +96,7 @@ def main() -> None:
     p.add_argument("--tokens", type=int, default=2048)
     p.add_argument("--vocab", type=int, default=151936)
     p.add_argument("--hidden", type=int, default=1024)
-    p.add_argument("--chunk-tokens", default="128", help="tokens per chunk; a comma list measures each")
+    p.add_argument("--chunk-tokens", default="256", help="tokens per chunk; a comma list measures each")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--variants", default=",".join(VARIANTS))
