@@ -1,6 +1,7 @@
 """Peak memory and time of chunked vs naive forward-KL, forward + backward (CPU fp32 by default).
 
-    python benchmarks/kd_loss.py [--tokens 2048 --vocab 151936 --hidden 1024 --chunk-tokens 128 --runs 3]
+    python benchmarks/kd_loss.py [--tokens 2048 --vocab 151936 --hidden 1024 --chunk-tokens 256 --runs 3]
+    python benchmarks/kd_loss.py --variants naive,fused --chunk-tokens 64,128,256,512   # a chunk-size sweep
     python benchmarks/kd_loss.py --device cuda --dtype bfloat16      # on a GPU
 
 Each (variant, run) is a fresh subprocess, so its peak memory is its own. CPU: the peak resident
@@ -11,11 +12,22 @@ allocated once the inputs exist, and times are taken after torch.cuda.synchroniz
 inputs the trainer has: student hidden states [tokens, hidden] with grad, a student head
 Linear(hidden, vocab) with grad, teacher hidden states and a frozen teacher head (KDFlow's form);
 it records ru_maxrss once the inputs exist ("baseline"), then times one forward + backward of
-the mean fkl and records ru_maxrss again. Printed: medians over the runs of the time, the peak
-RSS, and the peak above the baseline (the loss's own memory), with chunked / naive ratios.
+the mean fkl and records ru_maxrss again. Printed: medians over the runs of the wall time, the
+CPU time of the process (user + system; less sensitive than wall time to other work on a shared
+machine), the peak RSS, and the peak above the baseline (the loss's own memory), with chunked /
+naive ratios. Runs are interleaved (naive, fused, ..., then the next run), so a change in the
+machine's load falls on every row alike; quote `uptime` with the figures.
+Reading the peaks: the inputs (two 151,936 x 1,024 float32 heads, 1.2 GB, plus torch itself, about
+0.5 GB RSS) and the student head's gradient (0.6 GB, which any method must produce) are in every
+variant's whole-process peak, so a chunked variant's peak stays above about 2.3 GB at these shapes
+(a whole-process ratio of at most ~4.3x against naive's ~10 GB) however small its chunks; the
+"above inputs" figure is the loss's own memory. Measured (2 shared cores, load 2.6-8.9, median of
+3): naive 10,048 MB peak / 8,325 above inputs; fused@256 2,804 / 1,081 (3.58x / 7.70x lower, CPU
+time x1.07); fused@128 2,581 / 858 (3.89x / 9.70x, CPU x1.27); fused@64 (1 run) 2,470 / 747
+(4.07x / 11.1x, CPU about x1.5).
 Variants: naive (full [tokens, vocab] logits of both models, motab.losses.divergences.
-token_divergence), fused (chunked_token_divergence, default backend: gradients of each chunk are
-computed in forward), checkpoint (chunked_token_divergence with fused=False: torch.utils.checkpoint
+token_divergence, .mean(), backward: what a user writes), fused (chunked_token_divergence, default
+backend: gradients of each chunk are computed in forward, in closed form for fkl), checkpoint (chunked_token_divergence with fused=False: torch.utils.checkpoint
 recomputes each chunk in backward).
 """
 
@@ -34,6 +46,11 @@ VARIANTS = ("naive", "fused", "checkpoint")
 
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux: kilobytes
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def child(args: argparse.Namespace) -> None:
@@ -59,7 +76,7 @@ def child(args: argparse.Namespace) -> None:
             loss = token_divergence(student_head(student_hidden), teacher_logits, "fkl").mean()
         else:
             loss = chunked_token_divergence(student_hidden, student_head, teacher_hidden, mask, "fkl",
-                                            teacher_head=teacher_head, chunk_tokens=args.chunk_tokens,
+                                            teacher_head=teacher_head, chunk_tokens=int(args.chunk_tokens),
                                             fused=args.child == "fused")
         loss.backward()
         return loss
@@ -72,13 +89,13 @@ def child(args: argparse.Namespace) -> None:
         baseline = torch.cuda.memory_allocated() / 2**20
     else:
         baseline = rss_mb()
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), cpu_seconds()
     loss = step()
     if cuda:
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, cpu_seconds() - start_cpu
     peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else rss_mb()
-    print(json.dumps({"seconds": seconds, "peak_mb": peak, "baseline_mb": baseline, "loss": loss.item(),
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_mb": peak, "baseline_mb": baseline, "loss": loss.item(),
                       "grad_norm": student_head.weight.grad.float().norm().item()}))
 
 
@@ -87,7 +104,7 @@ def main() -> None:
     p.add_argument("--tokens", type=int, default=2048)
     p.add_argument("--vocab", type=int, default=151936)
     p.add_argument("--hidden", type=int, default=1024)
-    p.add_argument("--chunk-tokens", type=int, default=128)
+    p.add_argument("--chunk-tokens", default="256", help="tokens per chunk; a comma list measures each")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--variants", default=",".join(VARIANTS))
@@ -99,31 +116,35 @@ def main() -> None:
         child(args)
         return
     memory = "peak RSS" if args.device == "cpu" else "peak CUDA allocated"
-    print(f"fkl forward+backward, {args.dtype} on {args.device} ({memory}), tokens={args.tokens} vocab={args.vocab} hidden={args.hidden} "
-          f"chunk_tokens={args.chunk_tokens} threads={args.threads}, median of {args.runs} fresh processes")
-    results = {}
-    for variant in args.variants.split(","):
-        runs = []
-        for _ in range(args.runs):
+    print(f"fkl forward+backward, {args.dtype} on {args.device} ({memory}), tokens={args.tokens} vocab={args.vocab} "
+          f"hidden={args.hidden} threads={args.threads}, median of {args.runs} fresh processes per row, "
+          f"rows interleaved run by run")
+    rows = [(v, 0) if v == "naive" else (v, int(c)) for v in args.variants.split(",")
+            for c in (["0"] if v == "naive" else args.chunk_tokens.split(","))]
+    runs: dict[tuple[str, int], list[dict]] = {row: [] for row in rows}
+    for _ in range(args.runs):          # interleaved, so a change in the machine's load hits every row alike
+        for variant, chunk in rows:
             cmd = [sys.executable, __file__, "--child", variant, "--tokens", str(args.tokens), "--vocab",
-                   str(args.vocab), "--hidden", str(args.hidden), "--chunk-tokens", str(args.chunk_tokens),
+                   str(args.vocab), "--hidden", str(args.hidden), "--chunk-tokens", str(chunk or 1),
                    "--threads", str(args.threads), "--device", args.device, "--dtype", args.dtype]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-            runs.append(json.loads(out.strip().splitlines()[-1]))
-        med = {k: statistics.median(r[k] for r in runs) for k in ("seconds", "peak_mb", "baseline_mb")}
-        med["extra_mb"] = statistics.median(r["peak_mb"] - r["baseline_mb"] for r in runs)
-        med["loss"], med["grad_norm"] = runs[0]["loss"], runs[0]["grad_norm"]
-        results[variant] = med
-        print(f"{variant:>10}: time {med['seconds']:7.3f} s   peak {med['peak_mb']:8.0f} MB   "
-              f"above inputs {med['extra_mb']:8.0f} MB   (loss {med['loss']:.6f}, |grad W| {med['grad_norm']:.6f})",
-              flush=True)
+            runs[(variant, chunk)].append(json.loads(out.strip().splitlines()[-1]))
+    results = {}
+    for (variant, chunk), got in runs.items():
+        med = {k: statistics.median(r[k] for r in got) for k in ("seconds", "cpu_seconds", "peak_mb", "baseline_mb")}
+        med["extra_mb"] = statistics.median(r["peak_mb"] - r["baseline_mb"] for r in got)
+        name = variant if variant == "naive" else f"{variant}@{chunk}"
+        results[name] = med
+        print(f"{name:>16}: time {med['seconds']:7.2f} s (cpu {med['cpu_seconds']:7.2f} s)   peak {med['peak_mb']:6.0f} MB"
+              f"   above inputs {med['extra_mb']:6.0f} MB   (loss {got[0]['loss']:.6f}, |grad W| "
+              f"{got[0]['grad_norm']:.6f})", flush=True)
     if "naive" in results:
         base = results["naive"]
-        for variant, med in results.items():
-            if variant != "naive":
-                print(f"{variant} / naive: time x{med['seconds'] / base['seconds']:.2f}, peak "
-                      f"{base['peak_mb'] / med['peak_mb']:.2f}x lower, memory above inputs "
-                      f"{base['extra_mb'] / med['extra_mb']:.2f}x lower")
+        for name, med in results.items():
+            if name != "naive":
+                print(f"{name} / naive: time x{med['seconds'] / base['seconds']:.2f} (cpu x"
+                      f"{med['cpu_seconds'] / base['cpu_seconds']:.2f}), peak {base['peak_mb'] / med['peak_mb']:.2f}x "
+                      f"lower, memory above inputs {base['extra_mb'] / med['extra_mb']:.2f}x lower")
 
 
 if __name__ == "__main__":

@@ -351,3 +351,42 @@ def test_every_config_key_is_a_kd_train_flag():
         {key: value for key, value in cfg.items() if key != "prompts_per_step"}
     with pytest.raises(ValueError, match="num_epochs"):
         config_argv({"engine": "builtin", "loss": "rkl", "num_epochs": 2})
+
+
+def test_sampler_logprobs_equal_generates_scores_without_keeping_them(kd_setup):
+    """The rollouts' log p_sampler(y_t), from one forward pass after generation, equal what generate's
+    kept per-step scores give (the old way: R * M * |V| floats), at the sampling temperature, 0 after eos."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(kd_setup["student"])
+    tok.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(kd_setup["student"])
+    conversations = onpolicy.read_prompts(kd_setup["prompts"])[:2]
+    prompt = tok(tok.apply_chat_template(conversations[0], add_generation_prompt=True, tokenize=False),
+                 return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():   # make eos likely at the first response token, so some rollouts stop early
+        h = model.model(**prompt).last_hidden_state[0, -1]
+        model.lm_head.weight[tok.eos_token_id] = 3.0 * h / h.dot(h)
+    n, new_tokens, temperature = 3, 12, 0.7
+    model.train()
+    torch.manual_seed(2)
+    got = onpolicy.sample_rollouts(model, tok, conversations, n, new_tokens, temperature, chunk_tokens=5)
+    assert model.training   # sample_rollouts puts the mode back
+
+    texts = [tok.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
+    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    torch.manual_seed(2)
+    model.eval()
+    with torch.no_grad():
+        out = model.generate(input_ids=enc.input_ids.repeat_interleave(n, 0),
+                             attention_mask=enc.attention_mask.repeat_interleave(n, 0), do_sample=True,
+                             temperature=temperature, top_k=None, top_p=None, max_new_tokens=new_tokens,
+                             eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                             return_dict_in_generate=True, output_scores=True)
+    assert torch.equal(out.sequences, got.input_ids)
+    reference = torch.stack([torch.log_softmax(s.float(), -1).gather(-1, got.response[:, t:t + 1]).squeeze(-1)
+                             for t, s in enumerate(out.scores)], dim=1) * got.response_mask
+    lengths = got.response_mask.sum(-1)
+    assert (lengths == 1).any() and (lengths == new_tokens).any()     # early eos and full-length rollouts
+    assert torch.all(got.sampler_logprobs[~got.response_mask] == 0)
+    torch.testing.assert_close(got.sampler_logprobs, reference, rtol=0, atol=1e-5)

@@ -26,10 +26,12 @@ Memory: `chunked_token_loss` (and `chunked_token_divergence` built on it) take h
 (tokens x d) and the output heads and build logits one chunk of tokens at a time, so at most one
 chunk of fp32 logits per model is alive, never the full [tokens, |V|] tensors. Two backends:
 - fused (used when the student head is a torch.nn.Linear): the forward pass of each chunk also
-  computes the gradient of that chunk's loss with respect to its logits (a local autograd over a
-  [chunk, |V|] tensor) and turns it at once into gradients for the hidden states and the head
-  weight, kept until backward. Four big matmuls in all (student and teacher logits, two gradient
-  matmuls), as in the naive computation, plus one [|V|, d] gradient buffer.
+  computes the gradient of that chunk's loss with respect to its logits and turns it at once into
+  gradients for the hidden states and the head weight, kept until backward. Four big matmuls in
+  all (student and teacher logits, two gradient matmuls), as in the naive computation, plus one
+  [|V|, d] gradient buffer. fkl and rkl (and jsd at beta 0 or 1) get that gradient in closed form,
+  in place on the two chunk logits tensors (`_kl_chunk`: three [chunk, |V|] float32 tensors alive
+  at most); the other kinds by a local autograd over the chunk.
 - checkpoint (any callable head): each chunk runs inside torch.utils.checkpoint, so backward
   recomputes that chunk's logits (six big matmuls: both heads run twice).
 `chunked_token_logprobs` uses the checkpoint form.
@@ -49,6 +51,9 @@ KINDS = ("fkl", "rkl", "jsd", "skl", "srkl", "akl")
 Head = Callable[[torch.Tensor], torch.Tensor]
 # per-token loss: (student logits [n, V] with grad, teacher logits [n, V]) -> [n] float32
 TokenLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# one chunk of the fused backend: (student logits [n, V], teacher logits [n, V], weights [n], need_grad)
+#   -> (sum_t w_t loss_t, d sum / d student logits [n, V] or None); may overwrite both logits tensors
+ChunkLossGrad = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, bool], tuple[torch.Tensor, torch.Tensor | None]]
 
 
 def _common_vocab(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -127,11 +132,67 @@ def _chunks(n: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, n)) for start in range(0, n, size)]
 
 
+def _autograd_chunk(token_loss: TokenLoss) -> ChunkLossGrad:
+    """A ChunkLossGrad from a per-token loss: the gradient by a local autograd over the chunk's logits."""
+    def loss_and_grad(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
+                      need_grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        with torch.enable_grad():
+            logits.requires_grad_(need_grad)
+            chunk = (token_loss(logits, target) * weights).sum()
+            grad = torch.autograd.grad(chunk, logits)[0] if need_grad else None
+        return chunk.detach(), grad
+    return loss_and_grad
+
+
+def _log_softmax_(x: torch.Tensor, tau: float) -> torch.Tensor:
+    """log_softmax(x / tau) over the last axis, in place on float32 x."""
+    if tau != 1.0:
+        x.div_(tau)
+    x.sub_(x.amax(-1, keepdim=True))
+    return x.sub_(x.exp().sum(-1, keepdim=True).log_())
+
+
+def _kl_chunk(kind: str, tau: float) -> ChunkLossGrad:
+    """fkl or rkl of a chunk with its gradient w.r.t. the student logits in closed form (no autograd).
+
+    With log p = log_softmax(z / tau) and per-token weights w_t:
+      fkl = sum_v p_T (log p_T - log p_S),   d/dz_S = w_t (p_S - p_T) / tau;
+      rkl = sum_v p_S (log p_S - log p_T),   d/dz_S = w_t p_S (log p_S - log p_T - rkl_t) / tau.
+    Works in place on both logits tensors (float32 ones are overwritten; the gradient is returned in
+    one of them): one more [chunk, |V|] float32 tensor is alive at a time (p_T, p_S or exp's output).
+    """
+    def loss_and_grad(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
+                      need_grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        vocab = min(logits.shape[-1], target.shape[-1])
+        log_s = _log_softmax_(logits[:, :vocab].float(), tau)   # in place when float32
+        log_t = _log_softmax_(target[:, :vocab].float(), tau)
+        scale = weights.unsqueeze(-1) / tau
+        if kind == "fkl":
+            p_t = log_t.exp()
+            per_token = log_t.sub_(log_s).mul_(p_t).sum(-1)            # sum p_T (log p_T - log p_S)
+            grad = log_s.exp_().sub_(p_t).mul_(scale) if need_grad else None   # w (p_S - p_T) / tau
+        else:
+            p_s = log_s.exp()
+            grad = log_t.neg_().add_(log_s).mul_(p_s)                   # p_S (log p_S - log p_T)
+            per_token = grad.sum(-1)
+            if need_grad:
+                grad.addcmul_(p_s, per_token.unsqueeze(-1), value=-1.0).mul_(scale)
+        loss = (per_token * weights).sum()
+        if not need_grad:
+            return loss, None
+        if vocab < logits.shape[-1]:                       # columns beyond the common vocabulary: no gradient
+            full = torch.zeros_like(logits)
+            full[:, :vocab] = grad
+            return loss, full
+        return loss, grad.to(logits.dtype)
+    return loss_and_grad
+
+
 class _FusedLinearTokenLoss(torch.autograd.Function):
     """sum_t w_t loss(h_t W^T (+ b), teacher_t) with gradients computed chunk by chunk in forward."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, teacher, token_weights, token_loss, teacher_head, chunk_tokens, grads):
+    def forward(ctx, hidden, weight, bias, teacher, token_weights, chunk_loss, teacher_head, chunk_tokens, grads):
         need = tuple(grads and n for n in (hidden.requires_grad, weight.requires_grad,
                                            bias is not None and bias.requires_grad))
         grad_hidden = torch.zeros_like(hidden) if need[0] else None
@@ -142,20 +203,19 @@ class _FusedLinearTokenLoss(torch.autograd.Function):
             h = hidden[start:end]
             with torch.no_grad():
                 target = teacher[start:end] if teacher_head is None else teacher_head(teacher[start:end])
-                logits = F.linear(h, weight, bias)
-            with torch.enable_grad():
-                logits.requires_grad_(any(need))
-                chunk = (token_loss(logits, target) * token_weights[start:end]).sum()
-                grad_logits = torch.autograd.grad(chunk, logits)[0] if any(need) else None
-            total += chunk.detach()
+                # chunk_loss may overwrite both logits tensors (they are this chunk's own)
+                chunk, grad_logits = chunk_loss(F.linear(h, weight, bias), target, token_weights[start:end], any(need))
+            del target
+            total += chunk
             if grad_logits is None:
                 continue
             if need[0]:
-                grad_hidden[start:end] = grad_logits @ weight
+                torch.mm(grad_logits, weight, out=grad_hidden[start:end])
             if need[1]:
                 grad_weight.addmm_(grad_logits.t(), h)
             if need[2]:
                 grad_bias += grad_logits.sum(0)
+            del grad_logits
         ctx.save_for_backward(*(g for g in (grad_hidden, grad_weight, grad_bias) if g is not None))
         ctx.need = need
         return total
@@ -171,7 +231,7 @@ class _FusedLinearTokenLoss(torch.autograd.Function):
 def chunked_token_loss(student_hidden: torch.Tensor, student_head: Head, teacher: torch.Tensor, mask: torch.Tensor,
                        token_loss: TokenLoss, *, teacher_head: Head | None = None,
                        weights: torch.Tensor | None = None, chunk_tokens: int = 1024,
-                       fused: bool | None = None) -> torch.Tensor:
+                       fused: bool | None = None, chunk_loss: ChunkLossGrad | None = None) -> torch.Tensor:
     """sum over valid tokens of weight_t * token_loss_t, logits built chunk by chunk.
 
     student_hidden: [..., d_s] final hidden states at the positions that predict the response
@@ -180,6 +240,8 @@ def chunked_token_loss(student_hidden: torch.Tensor, student_head: Head, teacher
     lm_head is applied on the student side), else [..., V] logits. mask: [...] (1 = valid).
     weights: [...] per-token weights (default 1 / number of valid tokens: the mean).
     fused: None picks the fused backend when student_head is a torch.nn.Linear (see module doc).
+    chunk_loss: the fused backend's loss and gradient of one chunk in closed form (same value as
+    token_loss); by default a local autograd of token_loss.
     """
     valid = mask.bool()
     hidden = student_hidden[valid]
@@ -197,7 +259,8 @@ def chunked_token_loss(student_hidden: torch.Tensor, student_head: Head, teacher
         if not isinstance(student_head, torch.nn.Linear):
             raise TypeError(f"the fused backend needs a torch.nn.Linear head, found {type(student_head).__name__}")
         return _FusedLinearTokenLoss.apply(hidden, student_head.weight, student_head.bias, target, token_weights,
-                                           token_loss, teacher_head, chunk_tokens, torch.is_grad_enabled())
+                                           chunk_loss or _autograd_chunk(token_loss), teacher_head, chunk_tokens,
+                                           torch.is_grad_enabled())
 
     def chunk_sum(h: torch.Tensor, t: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         if teacher_head is not None:
@@ -222,8 +285,12 @@ def chunked_token_divergence(student_hidden: torch.Tensor, student_head: Head, t
     def per_token(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return token_divergence(s, t, kind, tau, beta, skew=skew, mu=mu)
 
+    closed = kind if kind in ("fkl", "rkl") else None   # kinds whose fused gradient is in closed form
+    if kind == "jsd" and beta in (0.0, 1.0):
+        closed = "fkl" if beta == 0.0 else "rkl"
     return chunked_token_loss(student_hidden, student_head, teacher, mask, per_token, teacher_head=teacher_head,
-                              chunk_tokens=chunk_tokens, fused=fused)
+                              chunk_tokens=chunk_tokens, fused=fused,
+                              chunk_loss=_kl_chunk(closed, tau) if closed else None)
 
 
 def chunked_token_logprobs(hidden: torch.Tensor, head: Head, targets: torch.Tensor, *, tau: float = 1.0,

@@ -4,10 +4,9 @@ One loop, readable top to bottom. Each step:
   1. take the next B prompts (a fixed order shuffled by --seed, cycled) and render them with the
      student's chat template (add_generation_prompt=True);
   2. sample n rollouts per prompt from the current student in-process (model.generate, do_sample,
-     --temperature, no top-k/top-p, stop at tokenizer.eos_token_id) and keep the sampler's
-     log-probabilities of the sampled tokens (from generate's scores, i.e. at --temperature; generate
-     holds one [rollouts, |V|] score tensor per new token, fine for the toy vocabulary, about
-     R * M * |V| * 4 bytes for a real one);
+     --temperature, no top-k/top-p, stop at tokenizer.eos_token_id) and score the sampled tokens
+     with the sampler, i.e. the same weights, at --temperature: one forward pass over the finished
+     sequences, chunked over tokens (generate keeps no per-step [rollouts, |V|] scores);
   3. score the same tokens with the frozen teacher (eval, no_grad, same tokenizer). With
      `--teacher self` (on-policy self-distillation) the teacher is the starting student: a frozen
      copy, or with --lora-rank the same network with its LoRA adapters disabled; it scores the
@@ -199,27 +198,35 @@ class Rollouts:
 
 @torch.no_grad()
 def sample_rollouts(model, tokenizer, conversations: list[list[dict]], n: int, max_new_tokens: int,
-                    temperature: float) -> Rollouts:
+                    temperature: float, chunk_tokens: int = 1024) -> Rollouts:
+    """n sampled responses per conversation, with the sampler's log-probabilities of their tokens.
+
+    generate keeps no scores (one [R, |V|] tensor per new token would be R * M * |V| * 4 bytes); the
+    log-probabilities at the sampling temperature come from one forward pass of the same model over
+    the finished sequences (the sampler is the current student), chunked over tokens; 0 after eos.
+    """
     texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
     enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
     prompt_ids = enc.input_ids.repeat_interleave(n, dim=0)
     prompt_mask = enc.attention_mask.repeat_interleave(n, dim=0)
     was_training = model.training
     model.eval()
-    out = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, do_sample=True, temperature=temperature,
-                         top_k=None, top_p=None, max_new_tokens=max_new_tokens, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, return_dict_in_generate=True, output_scores=True)
-    model.train(was_training)
+    sequences = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, do_sample=True,
+                               temperature=temperature, top_k=None, top_p=None, max_new_tokens=max_new_tokens,
+                               eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     prompt_len = prompt_ids.shape[1]
-    response = out.sequences[:, prompt_len:]
+    response = sequences[:, prompt_len:]
     is_eos = response == tokenizer.eos_token_id
     response_mask = (is_eos.long().cumsum(-1) - is_eos.long()) == 0   # up to and including the first eos
-    # one [R, V] score tensor per generated position; gather the sampled token at each
-    sampler_logprobs = torch.stack([torch.log_softmax(s.float(), -1).gather(-1, response[:, t:t + 1]).squeeze(-1)
-                                    for t, s in enumerate(out.scores)], dim=1)
-    return Rollouts(input_ids=out.sequences, attention_mask=torch.cat([prompt_mask, response_mask.long()], 1),
-                    prompt_len=prompt_len, response=response, response_mask=response_mask,
-                    sampler_logprobs=sampler_logprobs * response_mask)
+    rollouts = Rollouts(input_ids=sequences, attention_mask=torch.cat([prompt_mask, response_mask.long()], 1),
+                        prompt_len=prompt_len, response=response, response_mask=response_mask,
+                        sampler_logprobs=torch.zeros(response.shape, dtype=torch.float32, device=response.device))
+    # generate divides the logits by the temperature before sampling: score at the same temperature
+    logprobs = chunked_token_logprobs(response_hidden(model, rollouts)[response_mask], causal_lm(model).lm_head,
+                                      response[response_mask], tau=temperature, chunk_tokens=chunk_tokens)
+    model.train(was_training)
+    rollouts.sampler_logprobs.masked_scatter_(response_mask, logprobs)
+    return rollouts
 
 
 def with_prompts(rollouts: Rollouts, tokenizer, conversations: list[list[dict]], n: int) -> Rollouts:
