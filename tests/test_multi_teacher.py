@@ -50,9 +50,9 @@ def test_a_step_concatenates_each_sources_prompts_in_order(kd_setup, second_prom
     seen = []   # the prompts the trainer really samples from, step by step
     real = onpolicy.sample_rollouts
 
-    def recording(model, tokenizer, conversations, *rest):
+    def recording(model, tokenizer, conversations, *rest, **options):
         seen.append([c[-1]["content"] for c in conversations])
-        return real(model, tokenizer, conversations, *rest)
+        return real(model, tokenizer, conversations, *rest, **options)
 
     monkeypatch.setattr(onpolicy, "sample_rollouts", recording)
     assert onpolicy.main(multi_argv(kd_setup, tmp_path, [("teacher", kd_setup["prompts"], 2),

@@ -521,7 +521,8 @@ def train(args: argparse.Namespace) -> dict:
             batches = source_batches(sources, step)
             rollouts = sample_rollouts(student, tokenizer,
                                        [src.conversations[i] for src, batch in zip(sources, batches) for i in batch],
-                                       args.samples_per_prompt, args.max_new_tokens, args.temperature)
+                                       args.samples_per_prompt, args.max_new_tokens, args.temperature,
+                                       chunk_tokens=args.chunk_tokens)
             parts = teacher_parts(sources, batches, rollouts, tokenizer, args.samples_per_prompt)
             loss, kl_to_teacher, kls = multi_teacher_loss(student, teachers, rollouts, args, parts)
             optimizer.zero_grad(set_to_none=True)
