@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from motab.jsonio import write_jsonl
+from motab.losses.divergences import chunked_token_logprobs
 from motab.training import onpolicy
 from motab.training.checkpoint import atomic_save
 
@@ -270,7 +271,7 @@ def test_self_teacher_scores_the_same_response_after_the_privileged_prompt(kd_se
     response = torch.tensor([[5, 6, tok.eos_token_id, tok.pad_token_id]] * 4)
     mask = torch.tensor([[True, True, True, False]] * 4)
     rollouts = onpolicy.Rollouts(input_ids=response, attention_mask=mask.long(), prompt_len=0, response=response,
-                                 response_mask=mask, sampler_logprobs=torch.zeros(4, 4))
+                                 response_mask=mask)
     teacher = onpolicy.with_prompts(rollouts, tok, privileged[:2], n=2)
     assert torch.equal(teacher.input_ids[:, teacher.prompt_len:], response)
     prompt = tok.decode(teacher.input_ids[0, :teacher.prompt_len], skip_special_tokens=True)
@@ -353,9 +354,10 @@ def test_every_config_key_is_a_kd_train_flag():
         config_argv({"engine": "builtin", "loss": "rkl", "num_epochs": 2})
 
 
-def test_sampler_logprobs_equal_generates_scores_without_keeping_them(kd_setup):
-    """The rollouts' log p_sampler(y_t), from one forward pass after generation, equal what generate's
-    kept per-step scores give (the old way: R * M * |V| floats), at the sampling temperature, 0 after eos."""
+def test_student_logprobs_at_the_sampling_temperature_equal_generates_scores(kd_setup):
+    """rkl_onpolicy takes log p_sampler(y_t) from the student's training forward pass at the sampling
+    temperature (importance ratio 1): those values equal what generate's per-step scores give (which
+    sample_rollouts does not keep: R * M * |V| floats), early eos and full-length rollouts alike."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(kd_setup["student"])
@@ -370,8 +372,13 @@ def test_sampler_logprobs_equal_generates_scores_without_keeping_them(kd_setup):
     n, new_tokens, temperature = 3, 12, 0.7
     model.train()
     torch.manual_seed(2)
-    got = onpolicy.sample_rollouts(model, tok, conversations, n, new_tokens, temperature, chunk_tokens=5)
+    got = onpolicy.sample_rollouts(model, tok, conversations, n, new_tokens, temperature)
     assert model.training   # sample_rollouts puts the mode back
+    with torch.no_grad():
+        mask = got.response_mask
+        student = torch.zeros(mask.shape).masked_scatter(mask, chunked_token_logprobs(
+            onpolicy.response_hidden(model, got)[mask], model.lm_head, got.response[mask], tau=temperature,
+            chunk_tokens=5))
 
     texts = [tok.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
     enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
@@ -388,5 +395,4 @@ def test_sampler_logprobs_equal_generates_scores_without_keeping_them(kd_setup):
                              for t, s in enumerate(out.scores)], dim=1) * got.response_mask
     lengths = got.response_mask.sum(-1)
     assert (lengths == 1).any() and (lengths == new_tokens).any()     # early eos and full-length rollouts
-    assert torch.all(got.sampler_logprobs[~got.response_mask] == 0)
-    torch.testing.assert_close(got.sampler_logprobs, reference, rtol=0, atol=1e-5)
+    torch.testing.assert_close(student, reference, rtol=0, atol=1e-5)

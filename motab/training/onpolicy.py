@@ -4,9 +4,9 @@ One loop, readable top to bottom. Each step:
   1. take the next B prompts (a fixed order shuffled by --seed, cycled) and render them with the
      student's chat template (add_generation_prompt=True);
   2. sample n rollouts per prompt from the current student in-process (model.generate, do_sample,
-     --temperature, no top-k/top-p, stop at tokenizer.eos_token_id) and score the sampled tokens
-     with the sampler, i.e. the same weights, at --temperature: one forward pass over the finished
-     sequences, chunked over tokens (generate keeps no per-step [rollouts, |V|] scores);
+     --temperature, no top-k/top-p, stop at tokenizer.eos_token_id); generate keeps no per-step
+     [rollouts, |V|] scores: the sampler is the student, so rkl_onpolicy takes log p_sampler from
+     the student's own training forward pass at --temperature;
   3. score the same tokens with the frozen teacher (eval, no_grad, same tokenizer). With
      `--teacher self` (on-policy self-distillation) the teacher is the starting student: a frozen
      copy, or with --lora-rank the same network with its LoRA adapters disabled; it scores the
@@ -189,7 +189,6 @@ class Rollouts:
     prompt_len: int                # P
     response: torch.Tensor         # [R, M]
     response_mask: torch.Tensor    # [R, M] bool: tokens up to and including the first eos
-    sampler_logprobs: torch.Tensor  # [R, M] log p_sampler(y_t) at the sampling temperature
 
     @property
     def position_ids(self) -> torch.Tensor:
@@ -198,12 +197,12 @@ class Rollouts:
 
 @torch.no_grad()
 def sample_rollouts(model, tokenizer, conversations: list[list[dict]], n: int, max_new_tokens: int,
-                    temperature: float, chunk_tokens: int = 1024) -> Rollouts:
-    """n sampled responses per conversation, with the sampler's log-probabilities of their tokens.
+                    temperature: float) -> Rollouts:
+    """n sampled responses per conversation.
 
-    generate keeps no scores (one [R, |V|] tensor per new token would be R * M * |V| * 4 bytes); the
-    log-probabilities at the sampling temperature come from one forward pass of the same model over
-    the finished sequences (the sampler is the current student), chunked over tokens; 0 after eos.
+    generate keeps no scores (one [R, |V|] tensor per new token would be R * M * |V| * 4 bytes). The
+    sampler is the current student, so the log-probabilities rkl_onpolicy needs are the student's own
+    at the sampling temperature, taken from the training forward pass (student_token_logprobs).
     """
     texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
     enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
@@ -214,19 +213,13 @@ def sample_rollouts(model, tokenizer, conversations: list[list[dict]], n: int, m
     sequences = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, do_sample=True,
                                temperature=temperature, top_k=None, top_p=None, max_new_tokens=max_new_tokens,
                                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    model.train(was_training)
     prompt_len = prompt_ids.shape[1]
     response = sequences[:, prompt_len:]
     is_eos = response == tokenizer.eos_token_id
     response_mask = (is_eos.long().cumsum(-1) - is_eos.long()) == 0   # up to and including the first eos
-    rollouts = Rollouts(input_ids=sequences, attention_mask=torch.cat([prompt_mask, response_mask.long()], 1),
-                        prompt_len=prompt_len, response=response, response_mask=response_mask,
-                        sampler_logprobs=torch.zeros(response.shape, dtype=torch.float32, device=response.device))
-    # generate divides the logits by the temperature before sampling: score at the same temperature
-    logprobs = chunked_token_logprobs(response_hidden(model, rollouts)[response_mask], causal_lm(model).lm_head,
-                                      response[response_mask], tau=temperature, chunk_tokens=chunk_tokens)
-    model.train(was_training)
-    rollouts.sampler_logprobs.masked_scatter_(response_mask, logprobs)
-    return rollouts
+    return Rollouts(input_ids=sequences, attention_mask=torch.cat([prompt_mask, response_mask.long()], 1),
+                    prompt_len=prompt_len, response=response, response_mask=response_mask)
 
 
 def with_prompts(rollouts: Rollouts, tokenizer, conversations: list[list[dict]], n: int) -> Rollouts:
@@ -237,8 +230,7 @@ def with_prompts(rollouts: Rollouts, tokenizer, conversations: list[list[dict]],
     prompt_mask = enc.attention_mask.repeat_interleave(n, dim=0)
     return Rollouts(input_ids=torch.cat([prompt_ids, rollouts.response], 1),
                     attention_mask=torch.cat([prompt_mask, rollouts.response_mask.long()], 1),
-                    prompt_len=prompt_ids.shape[1], response=rollouts.response, response_mask=rollouts.response_mask,
-                    sampler_logprobs=rollouts.sampler_logprobs)
+                    prompt_len=prompt_ids.shape[1], response=rollouts.response, response_mask=rollouts.response_mask)
 
 
 def causal_lm(model):
@@ -281,10 +273,12 @@ def distillation_loss(student, teacher, rollouts: Rollouts, args: argparse.Names
     as_grid = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
 
     if args.loss == "rkl_onpolicy":
-        logp_new = chunked_token_logprobs(student_hidden[mask], student_head, targets, tau=args.temperature,
-                                          chunk_tokens=chunk)
-        loss = onpolicy_advantage_loss(as_grid.masked_scatter(mask, logp_new), rollouts.sampler_logprobs,
-                                       as_grid.masked_scatter(mask, logp_teacher), mask, args.kl_discount)
+        # The sampler is this student, so log p_sampler at the sampling temperature has logp_new's values:
+        # detached, it makes the importance ratio 1 with the gradient of log p_new (Tinker's estimator).
+        logp_new = as_grid.masked_scatter(mask, chunked_token_logprobs(student_hidden[mask], student_head, targets,
+                                                                       tau=args.temperature, chunk_tokens=chunk))
+        loss = onpolicy_advantage_loss(logp_new, logp_new.detach(), as_grid.masked_scatter(mask, logp_teacher), mask,
+                                       args.kl_discount)
     elif args.loss == "reopold":
         logp_new = chunked_token_logprobs(student_hidden[mask], student_head, targets, tau=tau, chunk_tokens=chunk)
         if tau != 1.0:
@@ -521,8 +515,7 @@ def train(args: argparse.Namespace) -> dict:
             batches = source_batches(sources, step)
             rollouts = sample_rollouts(student, tokenizer,
                                        [src.conversations[i] for src, batch in zip(sources, batches) for i in batch],
-                                       args.samples_per_prompt, args.max_new_tokens, args.temperature,
-                                       chunk_tokens=args.chunk_tokens)
+                                       args.samples_per_prompt, args.max_new_tokens, args.temperature)
             parts = teacher_parts(sources, batches, rollouts, tokenizer, args.samples_per_prompt)
             loss, kl_to_teacher, kls = multi_teacher_loss(student, teachers, rollouts, args, parts)
             optimizer.zero_grad(set_to_none=True)
