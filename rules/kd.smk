@@ -2,6 +2,7 @@
 # every config key is its --flag) or, with `engine: kdflow`, KDFlow on the cluster (`motab kdflow`
 # writes KDFlow's command line into the checkpoint folder and starts Ray on the allocation).
 # Both write the finished HF checkpoint (with training_log.csv for the built-in trainer) atomically.
+# A SLURM job with several GPUs runs the built-in trainer on each (motab/training/processes.py).
 # The prompts: results/{study}/kd_data/{dataset}.jsonl of the kd block's `prompts` dataset (default
 # the study's train_data); with `teachers`, one (teacher, prompts, prompts per step) triple each.
 import shlex
@@ -37,6 +38,12 @@ def kd_teacher_inputs(wildcards):
     return [model_location(wildcards.study, t) for t in sorted(names) if t != SELF and is_toy_model(t)]
 
 
+def kd_launcher(wildcards):
+    """Several nodes: one `motab kd-train` per node, each relaunching itself on its GPUs with accelerate."""
+    nodes = study_cfg(wildcards.study)["resources"].get("kd", {}).get("nodes", 1)
+    return f"srun --nodes={nodes} --ntasks-per-node=1 " if nodes > 1 else ""
+
+
 def kd_command(wildcards, threads):
     cfg = kd_cfg(wildcards)
     sources = " ".join(
@@ -49,7 +56,7 @@ def kd_command(wildcards, threads):
               f" --output results/{wildcards.study}/ckpt/kd/{wildcards.run} --params-json {shlex.quote(as_json(cfg))}")
     if cfg["engine"] == "kdflow":
         return f"{MOTAB} kdflow {common}"
-    return f"{MOTAB} kd-train {common} --threads {threads} {shlex.join(config_argv(cfg))}"
+    return f"{kd_launcher(wildcards)}{MOTAB} kd-train {common} --threads {threads} {shlex.join(config_argv(cfg))}"
 
 
 rule kd:

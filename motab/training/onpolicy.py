@@ -53,6 +53,11 @@ every K steps and a rerun resumes from the newest; it is removed once the output
 With --eval-step K < --steps, training runs all --steps (the log covers them) but the checkpoint
 written to --output holds the weights after step K (PW-OPSD: 150 steps, step 100 evaluated); they
 wait in <output>.partial/eval-step-K meanwhile, so a resumed run still finds them.
+Several processes (one per GPU; `accelerate launch -m motab kd-train ...` or torchrun, and by itself
+in a SLURM job with several GPUs, see processes.py): each takes an equal share of every teacher's
+--prompts-per-step (a multiple of the process count), samples with seed --seed + rank, and the
+gradients are summed so each step trains on the loss over the whole step's batch; the log's
+metrics cover all processes. A resumed run needs the same number of processes.
 """
 
 from __future__ import annotations
@@ -63,8 +68,11 @@ import copy
 import csv
 import dataclasses
 import json
+import os
 import random
+import shlex
 import shutil
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,14 +80,39 @@ from pathlib import Path
 import torch
 
 from motab.jsonio import DataError, iter_jsonl, require
-from motab.losses.divergences import (chunked_token_divergence, chunked_token_entropy, chunked_token_logprobs,
-                                      chunked_token_loss, onpolicy_advantage_loss)
-from motab.losses.selfdistill import (CLIP_MODES, PW_PRESETS, REOPOLD_FLOOR, PositionSchedule, entropy_phase_mask,
-                                      eopd_token_loss, opsd_token_loss, per_sequence_token_weights,
-                                      position_weights, reopold_loss)
+from motab.losses.divergences import (
+    chunked_token_divergence,
+    chunked_token_entropy,
+    chunked_token_logprobs,
+    chunked_token_loss,
+    onpolicy_advantage_loss,
+)
+from motab.losses.selfdistill import (
+    CLIP_MODES,
+    PW_PRESETS,
+    REOPOLD_FLOOR,
+    PositionSchedule,
+    entropy_phase_mask,
+    eopd_token_loss,
+    opsd_token_loss,
+    per_sequence_token_weights,
+    position_weights,
+    reopold_loss,
+)
 from motab.provenance import provenance
-from motab.training.checkpoint import (atomic_save, atomic_state_dict, latest_training_state, load_training_state,
-                                       save_training_state)
+from motab.training.checkpoint import (
+    atomic_save,
+    atomic_state_dict,
+    latest_training_state,
+    load_training_state,
+    save_training_state,
+)
+from motab.training.processes import (
+    Processes,
+    accelerate_command,
+    current_processes,
+    default_device,
+)
 
 DIVERGENCES = ("rkl", "fkl", "jsd", "skl", "srkl", "akl")
 LOSSES = ("rkl_onpolicy", *DIVERGENCES, "opsd", "eopd", "pwopsd", "reopold")
@@ -437,11 +470,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def load_models(args: argparse.Namespace):
-    """(student, teachers aligned with args.teacher, tokenizer); each distinct teacher is loaded once."""
+def load_models(args: argparse.Namespace, device: torch.device | None = None):
+    """(student, teachers aligned with args.teacher, tokenizer) on `device` (default: CUDA if available,
+    else CPU); each distinct teacher is loaded once."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or default_device()
     tokenizer = AutoTokenizer.from_pretrained(args.student)
     tokenizer.padding_side = "left"
     if tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
@@ -477,30 +511,71 @@ def run_config(args: argparse.Namespace) -> dict:
     return {k: v for k, v in sorted(vars(args).items()) if k not in ("params",)}
 
 
+def check_shares(sources: list[PromptSource], processes: Processes) -> None:
+    """Every process takes the same number of each teacher's prompts a step."""
+    for source in sources:
+        if source.per_step % processes.world:
+            raise ValueError(f"--prompts-per-step {source.per_step} ({source.prompts}) is not a multiple of the "
+                             f"{processes.world} training processes; each process takes an equal share")
+
+
+def train_step(student, teachers: list, sources: list[PromptSource], tokenizer, args: argparse.Namespace,
+               step: int, processes: Processes) -> tuple[torch.Tensor, dict[str, float], list[float]]:
+    """Sample and score this process's rollouts for `step`: step_loss on its share of the prompts."""
+    batches = [processes.share(batch) for batch in source_batches(sources, step)]
+    rollouts = sample_rollouts(student, tokenizer,
+                               [src.conversations[i] for src, batch in zip(sources, batches) for i in batch],
+                               args.samples_per_prompt, args.max_new_tokens, args.temperature)
+    parts = teacher_parts(sources, batches, rollouts, tokenizer, args.samples_per_prompt)
+    return step_loss(student, teachers, rollouts, parts, args, processes)
+
+
+def step_loss(student, teachers: list, rollouts: Rollouts, parts: list[tuple[slice, Rollouts | None]],
+              args: argparse.Namespace, processes: Processes) -> tuple[torch.Tensor, dict[str, float], list[float]]:
+    """(this process's loss term, the step's metrics over all processes, kl_to_teacher per teacher).
+
+    The term is the process's loss scaled by its share of the step's loss units, so summed over the
+    processes (as sum_gradients sums their gradients) it is the loss over the whole step's batch."""
+    loss, kl_to_teacher, kls = multi_teacher_loss(student, teachers, rollouts, args, parts)
+    mask = rollouts.response_mask
+    units, tokens = loss_units(args.loss, mask), [int(mask[rows].sum()) for rows, _ in parts]
+    total_units, rows, all_tokens, *by_teacher = processes.sum([units, len(mask), sum(tokens), *tokens])
+    term = loss * (units / max(total_units, 1.0)) if processes.world > 1 else loss
+    weighted = processes.sum([term.item(), kl_to_teacher * sum(tokens), *(k * n for k, n in zip(kls, tokens))])
+    metrics = {"loss": weighted[0], "kl_to_teacher": weighted[1] / max(all_tokens, 1.0),
+               "rollout_tokens": all_tokens / rows}
+    return term, metrics, [kl / max(n, 1.0) for kl, n in zip(weighted[2:], by_teacher)]
+
+
 def train(args: argparse.Namespace) -> dict:
-    """Run the whole training; returns the kd_run.json record."""
+    """Run the whole training; returns the kd_run.json record. With several processes (processes.py)
+    each runs this: all train, the main one logs and writes."""
+    processes = current_processes()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.seed + processes.rank)   # each process samples its own rollouts
     sources = prompt_sources(args)
-    student, teachers, tokenizer = load_models(args)
+    check_shares(sources, processes)
+    student, teachers, tokenizer = load_models(args, processes.device)
     trainable = [q for q in student.parameters() if q.requires_grad]
+    processes.broadcast(trainable)
     optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.0)
 
     partial = Path(str(Path(args.output)) + ".partial")
-    resume_key = {k: v for k, v in run_config(args).items() if k not in RESUME_FREE}
+    resume_key = {k: v for k, v in run_config(args).items() if k not in RESUME_FREE} | {"processes": processes.world}
     rows, first_step = [], 1
     if args.save_steps and (latest := latest_training_state(partial)) is not None:
         state = load_training_state(latest, student, optimizer)
         if state["resume_key"] != resume_key:
             raise ValueError(f"{latest}: saved by a run with other arguments; remove {partial} to start afresh")
-        torch.set_rng_state(state["rng"])
+        torch.set_rng_state(state["rng"][processes.rank])
         if state.get("cuda_rng") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+            torch.cuda.set_rng_state(state["cuda_rng"][processes.rank], processes.device)
         rows, first_step = state["rows"], state["step"] + 1
-        print(f"resuming from {latest}")
+        if processes.main:
+            print(f"resuming from {latest}")
 
     progress = None
-    if args.log_csv:
+    if args.log_csv and processes.main:
         Path(args.log_csv).parent.mkdir(parents=True, exist_ok=True)
         progress = open(args.log_csv, "w", newline="", encoding="utf-8")
     with progress if progress is not None else contextlib.nullcontext():
@@ -512,42 +587,44 @@ def train(args: argparse.Namespace) -> dict:
             progress.flush()
         for step in range(first_step, args.steps + 1):
             start = time.perf_counter()
-            batches = source_batches(sources, step)
-            rollouts = sample_rollouts(student, tokenizer,
-                                       [src.conversations[i] for src, batch in zip(sources, batches) for i in batch],
-                                       args.samples_per_prompt, args.max_new_tokens, args.temperature)
-            parts = teacher_parts(sources, batches, rollouts, tokenizer, args.samples_per_prompt)
-            loss, kl_to_teacher, kls = multi_teacher_loss(student, teachers, rollouts, args, parts)
+            term, metrics, kls = train_step(student, teachers, sources, tokenizer, args, step, processes)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            term.backward()
+            processes.sum_gradients(trainable)
             if args.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(trainable, args.grad_clip)
             optimizer.step()
-            row = {"step": step, "loss": f"{loss.item():.6f}", "kl_to_teacher": f"{kl_to_teacher:.6f}",
-                   "rollout_tokens": f"{rollouts.response_mask.sum(-1).float().mean().item():.3f}",
+            row = {"step": step, "loss": f"{metrics['loss']:.6f}", "kl_to_teacher": f"{metrics['kl_to_teacher']:.6f}",
+                   "rollout_tokens": f"{metrics['rollout_tokens']:.3f}",
                    "seconds": f"{time.perf_counter() - start:.3f}"}
             row.update({column: f"{kl:.6f}" for column, kl in zip(per_teacher, kls)})
             rows.append(row)
-            print(",".join(str(row[c]) for c in [*CSV_COLUMNS, *per_teacher]), flush=True)
+            if processes.main:
+                print(",".join(str(row[c]) for c in [*CSV_COLUMNS, *per_teacher]), flush=True)
             if writer is not None:
                 writer.writerow(row)
                 progress.flush()
-            if step == args.eval_step < args.steps:
+            if step == args.eval_step < args.steps and processes.main:
                 atomic_state_dict(student, partial / f"eval-step-{step}")
             if args.save_steps and step % args.save_steps == 0 and step < args.steps:
-                save_training_state(partial, step, student, optimizer,
-                                    {"rng": torch.get_rng_state(), "rows": rows, "resume_key": resume_key,
-                                     "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None})
+                rng = processes.gather(torch.get_rng_state())
+                cuda_rng = processes.gather(torch.cuda.get_rng_state(processes.device)) if torch.cuda.is_available() \
+                    else None
+                if processes.main:
+                    save_training_state(partial, step, student, optimizer,
+                                        {"rng": rng, "cuda_rng": cuda_rng, "rows": rows, "resume_key": resume_key})
 
     evaluated = args.eval_step or args.steps
-    if evaluated < args.steps:
-        student.load_state_dict(torch.load(partial / f"eval-step-{evaluated}" / "model.pt", weights_only=True))
-    record = {"args": run_config(args), "params": args.params,
+    record = {"args": run_config(args), "params": args.params, "processes": processes.world,
               "provenance": provenance(args.params or resume_key),
               "final": {"steps": args.steps, "loss": rows[-1]["loss"], "kl_to_teacher": rows[-1]["kl_to_teacher"],
                         "checkpoint_step": evaluated}}
     if per_teacher:
         record["final"]["kl_to_teacher_by_teacher"] = [rows[-1][column] for column in per_teacher]
+    if not processes.main:
+        return record
+    if evaluated < args.steps:
+        student.load_state_dict(torch.load(partial / f"eval-step-{evaluated}" / "model.pt", weights_only=True))
     final = student.merge_and_unload() if args.lora_rank else student   # a plain HF checkpoint either way
     atomic_save(final, tokenizer, args.output, extra_json={"kd_run.json": record},
                 extra_text={LOG_FILE: training_log(rows)})
@@ -563,5 +640,9 @@ def training_log(rows: list[dict]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    train(parse_args(argv))
+    args = parse_args(argv)
+    if (command := accelerate_command(os.environ, argv)) is not None:   # several GPUs in this SLURM job
+        print("launching:", shlex.join(command), flush=True)
+        return subprocess.call(command)
+    train(args)
     return 0

@@ -1,0 +1,199 @@
+"""kd-train on several processes (one per GPU on a cluster; gloo on CPU here): the summed gradients
+equal one process's over the whole batch, a two-process run trains, logs and resumes, and a SLURM
+job with several GPUs relaunches itself under `accelerate launch`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from test_onpolicy import kd_argv, kd_setup, read_csv, weights  # noqa: F401  (kd_setup is a fixture)
+
+from motab.training import onpolicy
+from motab.training.processes import Processes, accelerate_command
+
+CPU = torch.device("cpu")
+
+
+# ----------------------------------------------------------------------------- the gradient
+
+
+def batch_gradients(paths: dict, loss: str, processes: Processes) -> tuple[dict, dict]:
+    """This process's share of one fixed batch (4 prompts x 2 rollouts, sampled the same way on every
+    process): (gradients summed over the processes, the step's metrics)."""
+    torch.set_num_threads(1)
+    args = onpolicy.parse_args(["--student", str(paths["student"]), "--teacher", str(paths["teacher"]),
+                                "--prompts", str(paths["prompts"]), "--output", "unused", "--loss", loss,
+                                "--steps", "1", "--prompts-per-step", "4", "--samples-per-prompt", "2",
+                                "--max-new-tokens", "8", "--temperature", "1.0", "--chunk-tokens", "5", "--lr", "1e-2",
+                                "--seed", "0", "--clip", "100"])   # pwopsd: no token clipped (a zero gradient)
+    torch.manual_seed(0)
+    student, (teacher,), tokenizer = onpolicy.load_models(args, CPU)
+    rollouts = onpolicy.sample_rollouts(student, tokenizer, onpolicy.read_prompts(paths["prompts"])[:4], 2, 8, 1.0)
+    share = len(rollouts.response) // processes.world
+    mine = onpolicy.rollout_rows(rollouts, slice(processes.rank * share, (processes.rank + 1) * share))
+    term, metrics, _ = onpolicy.step_loss(student, [teacher], mine, [(slice(0, share), None)], args, processes)
+    term.backward()
+    trainable = [q for q in student.parameters() if q.requires_grad]
+    processes.sum_gradients(trainable)
+    return {name: q.grad.clone() for name, q in student.named_parameters()}, metrics
+
+
+def gloo_worker(rank: int, world: int, init_file: str, paths: dict, loss: str, out: str) -> None:
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        result = batch_gradients(paths, loss, Processes(rank=rank, world=world, device=CPU))
+        torch.save(result, f"{out}.{rank}")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.parametrize("loss", ["rkl_onpolicy", "fkl", "pwopsd"])
+def test_two_processes_sum_to_the_gradient_of_the_whole_batch(kd_setup, tmp_path, loss):
+    """Each process takes half the rollouts; the summed gradients and the logged metrics are those of
+    one process over all of them (token means for rkl_onpolicy and fkl, sequence means for pwopsd)."""
+    paths = {key: str(kd_setup[key]) for key in ("student", "teacher", "prompts")}
+    torch.multiprocessing.spawn(gloo_worker, args=(2, str(tmp_path / "rendezvous"), paths, loss, str(tmp_path / "g")),
+                                nprocs=2, join=True)
+    whole, whole_metrics = batch_gradients(paths, loss, Processes(device=CPU))
+    for rank in range(2):
+        grads, metrics = torch.load(tmp_path / f"g.{rank}", weights_only=False)
+        assert grads.keys() == whole.keys()
+        for name in whole:   # float32 sums in another order: within 1e-5 of each tensor's largest entry
+            scale = whole[name].abs().max().item()
+            torch.testing.assert_close(grads[name], whole[name], rtol=0, atol=1e-5 * scale, msg=name)
+        assert metrics == pytest.approx(whole_metrics, rel=1e-5)
+    assert all(g.abs().max() > 0 for name, g in whole.items() if "norm" not in name)
+
+
+# ----------------------------------------------------------------------------- a real two-process run
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def torchrun(argv: list[str]) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+            "--master_port", str(free_port()), "-m", "motab", "kd-train", *argv]
+
+
+def run_env() -> dict:
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), OMP_NUM_THREADS="1")
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a launcher and every process under it, as SLURM does to a cancelled job (torchrun starts
+    its workers in sessions of their own, so killing its process group would leave them running)."""
+    import psutil
+
+    launcher = psutil.Process(pid)
+    for process in [*launcher.children(recursive=True), launcher]:
+        process.send_signal(signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_two_process_run_trains_logs_once_and_resumes_after_sigkill(kd_setup, tmp_path):
+    """torchrun starts two kd-train processes (what `accelerate launch --multi_gpu` does per node).
+
+    The main process alone writes the checkpoint and its log (one row per step, metrics over both
+    processes). SIGKILL after the first saved state: the rerun resumes every process's RNG and
+    ends with the uninterrupted two-process run's weights and log, bit for bit."""
+    options = dict(loss="fkl", steps=6, lr=3e-3)
+    full = subprocess.run(torchrun(kd_argv(kd_setup, tmp_path / "full", **options)), env=run_env(),
+                          capture_output=True, text=True, timeout=600)
+    assert full.returncode == 0, full.stderr[-3000:]
+    record = json.loads((tmp_path / "full" / "model" / "kd_run.json").read_text())
+    assert record["processes"] == 2 and record["final"]["steps"] == 6
+    log = read_csv(tmp_path / "full" / "model" / onpolicy.LOG_FILE)
+    assert [int(row["step"]) for row in log] == list(range(1, 7))
+    assert sum(line.count(",") == 4 for line in full.stdout.splitlines()) == 6   # one progress line a step
+
+    argv = kd_argv(kd_setup, tmp_path / "killed", "--save-steps", "2", **options)
+    proc = subprocess.Popen(torchrun(argv), env=run_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    partial, deadline = tmp_path / "killed" / "model.partial", time.time() + 300
+    while onpolicy.latest_training_state(partial) is None:
+        assert proc.poll() is None and time.time() < deadline, "kd-train ended or stalled before its first save"
+        time.sleep(0.01)
+    kill_tree(proc.pid)
+    proc.wait()
+    assert not (tmp_path / "killed" / "model").exists()
+
+    resumed = subprocess.run(torchrun(argv), env=run_env(), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from" in resumed.stdout
+    out = tmp_path / "killed" / "model"
+    assert (out / onpolicy.LOG_FILE).read_bytes() == (tmp_path / "full" / "model" / onpolicy.LOG_FILE).read_bytes()
+    wa, wb = weights(tmp_path / "full" / "model"), weights(out)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_prompts_per_step_must_split_evenly_over_the_processes(kd_setup):
+    sources = onpolicy.prompt_sources(onpolicy.parse_args(kd_argv(kd_setup, Path("unused"))))   # 2 per step
+    onpolicy.check_shares(sources, Processes(rank=0, world=2, device=CPU))
+    with pytest.raises(ValueError, match=r"--prompts-per-step 2 \(.*prompts.jsonl\) is not a multiple of the 4"):
+        onpolicy.check_shares(sources, Processes(rank=0, world=4, device=CPU))
+
+
+def test_share_gives_each_process_its_own_contiguous_prompts():
+    batch = [7, 3, 9, 1, 4, 8]
+    shares = [Processes(rank=r, world=3, device=CPU).share(batch) for r in range(3)]
+    assert shares == [[7, 3], [9, 1], [4, 8]]
+    assert Processes(device=CPU).share(batch) == batch
+
+
+# ----------------------------------------------------------------------------- the SLURM launch
+
+SLURM = {"SLURM_JOB_ID": "4242", "SLURM_NNODES": "2", "SLURM_NODEID": "1", "SLURM_JOB_NODELIST": "gpu[07-08]",
+         "SLURM_GPUS_ON_NODE": "4"}
+
+
+def test_slurm_job_with_several_gpus_relaunches_under_accelerate():
+    argv = ["--student", "s", "--teacher", "self", "--prompts", "p.jsonl", "--output", "o"]
+    command = accelerate_command(SLURM, argv)
+    assert command == [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+                       "--num_machines", "2", "--machine_rank", "1", "--main_process_ip", "gpu07",
+                       "--main_process_port", "24242", "--num_processes", "8", "--mixed_precision", "no",
+                       "--dynamo_backend", "no", "-m", "motab", "kd-train", *argv]
+    # the installed accelerate accepts it as a multi-GPU launch of the module `motab`
+    from accelerate.commands.launch import launch_command_parser
+
+    parsed = launch_command_parser().parse_args(command[3:])
+    assert parsed.multi_gpu and parsed.module and parsed.num_processes == 8 and parsed.num_machines == 2
+    assert parsed.training_script == "motab" and parsed.training_script_args == ["kd-train", *argv]
+
+
+@pytest.mark.parametrize("env", [
+    {},                                                                     # not in SLURM
+    {**SLURM, "SLURM_NNODES": "1", "SLURM_NODEID": "0", "SLURM_JOB_NODELIST": "gpu07", "SLURM_GPUS_ON_NODE": "1"},
+    {**SLURM, "LOCAL_RANK": "0"},                                           # already a launched process
+], ids=["no-slurm", "one-gpu", "launched"])
+def test_one_gpu_or_a_launched_process_trains_in_place(env):
+    assert accelerate_command(env, ["--student", "s"]) is None
+
+
+def test_a_kd_job_on_two_nodes_runs_one_trainer_per_node(tmp_path):
+    """`resources.kd.nodes: 2`: the job's command starts kd-train once per node under srun (each one then
+    relaunches itself on its node's GPUs); one node runs it directly."""
+    repo = Path(__file__).resolve().parents[1]
+    override = tmp_path / "nodes.yaml"
+    override.write_text("studies:\n  pwopsd:\n    resources:\n      kd: {nodes: 2}\n")
+    proc = subprocess.run([str(Path(sys.executable).with_name("snakemake")), "-n", "--profile", "profiles/slurm",
+                           "--configfile", "config.yaml", str(override), "--", "all"], cwd=repo, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    pwopsd = r"-m motab kd-train --student \S+ --teacher self --prompts results/pwopsd/"
+    assert len(re.findall(r"srun --nodes=2 --ntasks-per-node=1 \S+ " + pwopsd, proc.stdout)) == 15
+    opd = re.findall(r"(\S+) \S+ -m motab kd-train --student \S+ --teacher \S+ --prompts results/opd/", proc.stdout)
+    assert opd and "srun" not in " ".join(opd)
