@@ -10,7 +10,9 @@ tracemalloc does not see torch's buffers). CUDA: torch.cuda.max_memory_allocated
 untimed warm-up call (kernel start-up) and a reset of the peak; "baseline" is then the memory
 allocated once the inputs exist, and times are taken after torch.cuda.synchronize(). The child builds the
 inputs the trainer has: student hidden states [tokens, hidden] with grad, a student head
-Linear(hidden, vocab) with grad, teacher hidden states and a frozen teacher head (KDFlow's form);
+Linear(hidden, vocab) with grad, teacher hidden states and a frozen teacher head (KDFlow's form;
+with --teacher-head shared the teacher scores with the student's head, as in self-distillation
+(OPSD / PW-OPSD: the teacher is the student, LoRA leaves lm_head alone), no second head);
 it records ru_maxrss once the inputs exist ("baseline"), then times one forward + backward of
 the mean fkl and records ru_maxrss again. Printed: medians over the runs of the wall time, the
 CPU time of the process (user + system; less sensitive than wall time to other work on a shared
@@ -65,8 +67,8 @@ def child(args: argparse.Namespace) -> None:
     student_hidden = torch.randn(args.tokens, args.hidden, device=device, dtype=dtype).requires_grad_(True)
     teacher_hidden = torch.randn(args.tokens, args.hidden, device=device, dtype=dtype)
     student_head = torch.nn.Linear(args.hidden, args.vocab, bias=False, device=device, dtype=dtype)
-    teacher_head = torch.nn.Linear(args.hidden, args.vocab, bias=False, device=device,
-                                   dtype=dtype).requires_grad_(False)
+    teacher_head = student_head if args.teacher_head == "shared" else torch.nn.Linear(
+        args.hidden, args.vocab, bias=False, device=device, dtype=dtype).requires_grad_(False)
     mask = torch.ones(args.tokens, dtype=torch.bool, device=device)
 
     def step() -> torch.Tensor:
@@ -110,6 +112,8 @@ def main() -> None:
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--teacher-head", default="separate", choices=("separate", "shared"),
+                   help="shared: the teacher scores with the student's own head (self-distillation)")
     p.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -117,8 +121,8 @@ def main() -> None:
         return
     memory = "peak RSS" if args.device == "cpu" else "peak CUDA allocated"
     print(f"fkl forward+backward, {args.dtype} on {args.device} ({memory}), tokens={args.tokens} vocab={args.vocab} "
-          f"hidden={args.hidden} threads={args.threads}, median of {args.runs} fresh processes per row, "
-          f"rows interleaved run by run")
+          f"hidden={args.hidden} threads={args.threads} teacher head {args.teacher_head}, median of {args.runs} fresh "
+          f"processes per row, rows interleaved run by run")
     rows = [(v, 0) if v == "naive" else (v, int(c)) for v in args.variants.split(",")
             for c in (["0"] if v == "naive" else args.chunk_tokens.split(","))]
     runs: dict[tuple[str, int], list[dict]] = {row: [] for row in rows}
@@ -126,7 +130,8 @@ def main() -> None:
         for variant, chunk in rows:
             cmd = [sys.executable, __file__, "--child", variant, "--tokens", str(args.tokens), "--vocab",
                    str(args.vocab), "--hidden", str(args.hidden), "--chunk-tokens", str(chunk or 1),
-                   "--threads", str(args.threads), "--device", args.device, "--dtype", args.dtype]
+                   "--threads", str(args.threads), "--device", args.device, "--dtype", args.dtype,
+                   "--teacher-head", args.teacher_head]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             runs[(variant, chunk)].append(json.loads(out.strip().splitlines()[-1]))
     results = {}
@@ -142,9 +147,15 @@ def main() -> None:
         base = results["naive"]
         for name, med in results.items():
             if name != "naive":
-                print(f"{name} / naive: time x{med['seconds'] / base['seconds']:.2f} (cpu x"
-                      f"{med['cpu_seconds'] / base['cpu_seconds']:.2f}), peak {base['peak_mb'] / med['peak_mb']:.2f}x "
-                      f"lower, memory above inputs {base['extra_mb'] / med['extra_mb']:.2f}x lower")
+                print(f"{name} / naive: time {ratio(med['seconds'], base['seconds'])} (cpu "
+                      f"{ratio(med['cpu_seconds'], base['cpu_seconds'])}), peak "
+                      f"{ratio(base['peak_mb'], med['peak_mb'])} lower, memory above inputs "
+                      f"{ratio(base['extra_mb'], med['extra_mb'])} lower")
+
+
+def ratio(a: float, b: float) -> str:
+    """a / b as "x1.23", or "x-" where b is 0 (a time below the clock's resolution at tiny sizes)."""
+    return f"x{a / b:.2f}" if b > 0 else "x-"
 
 
 if __name__ == "__main__":

@@ -235,7 +235,7 @@ def sample_rollouts(model, tokenizer, conversations: list[list[dict]], n: int, m
 
     generate keeps no scores (one [R, |V|] tensor per new token would be R * M * |V| * 4 bytes). The
     sampler is the current student, so the log-probabilities rkl_onpolicy needs are the student's own
-    at the sampling temperature, taken from the training forward pass (student_token_logprobs).
+    at the sampling temperature, taken from the training forward pass (distillation_loss).
     """
     texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
     enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
