@@ -21,12 +21,15 @@ naive ratios. Runs are interleaved (naive, fused, ..., then the next run), so a 
 machine's load falls on every row alike; quote `uptime` with the figures.
 Reading the peaks: the inputs (two 151,936 x 1,024 float32 heads, 1.2 GB, plus torch itself, about
 0.5 GB RSS) and the student head's gradient (0.6 GB, which any method must produce) are in every
-variant's whole-process peak, so a chunked variant's peak stays above about 2.3 GB at these shapes
-(a whole-process ratio of at most ~4.3x against naive's ~10 GB) however small its chunks; the
-"above inputs" figure is the loss's own memory. Measured (2 shared cores, load 2.6-8.9, median of
-3): naive 10,048 MB peak / 8,325 above inputs; fused@256 2,804 / 1,081 (3.58x / 7.70x lower, CPU
-time x1.07); fused@128 2,581 / 858 (3.89x / 9.70x, CPU x1.27); fused@64 (1 run) 2,470 / 747
-(4.07x / 11.1x, CPU about x1.5).
+variant's whole-process peak, so with a separate teacher head a chunked variant's peak stays above
+about 2.3 GB at these shapes however small its chunks; the "above inputs" figure is the loss's own
+memory. Measured on 2 idle cores (load 0.8-1.9), median of 3, naive 26-28 s wall; ratios against the
+naive row of the same invocation (three invocations: shared 256, separate 256, separate 64,128):
+  teacher head  chunk  peak MB (naive)   peak lower  above inputs lower  wall time  CPU time
+  shared          256   2,203 (9,447)       4.29x          7.70x           x0.81     x0.88
+  separate        256   2,797 (10,041)      3.59x          7.70x           x0.83     x0.89
+  separate        128   2,574 (10,041)      3.90x          9.70x           x0.83     x0.91
+  separate         64   2,463 (10,041)      4.08x         11.14x           x1.10     x1.19
 Variants: naive (full [tokens, vocab] logits of both models, motab.losses.divergences.
 token_divergence, .mean(), backward: what a user writes), fused (chunked_token_divergence, default
 backend: gradients of each chunk are computed in forward, in closed form for fkl), checkpoint (chunked_token_divergence with fused=False: torch.utils.checkpoint
