@@ -75,6 +75,34 @@ def test_two_processes_sum_to_the_gradient_of_the_whole_batch(kd_setup, tmp_path
     assert all(g.abs().max() > 0 for name, g in whole.items() if "norm" not in name)
 
 
+def replica_worker(rank: int, world: int, init_file: str, out: str) -> None:
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        processes = Processes(rank=rank, world=world, device=CPU)
+        torch.manual_seed(rank)                        # as LoRA's init under each process's own seed
+        layer = torch.nn.Linear(4, 4)
+        outcome = []
+        try:
+            processes.check_replicas(layer.parameters(), "before broadcast")
+        except RuntimeError as error:
+            outcome.append(str(error))
+        processes.broadcast(layer.parameters())
+        processes.check_replicas(layer.parameters(), "after broadcast")
+        outcome.append(layer.weight.detach().clone())
+        torch.save(outcome, f"{out}.{rank}")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_broadcast_gives_every_process_the_main_weights_and_a_mismatch_is_caught(tmp_path):
+    torch.multiprocessing.spawn(replica_worker, args=(2, str(tmp_path / "rendezvous"), str(tmp_path / "r")),
+                                nprocs=2, join=True)
+    (error0, weight0), (error1, weight1) = (torch.load(tmp_path / f"r.{rank}") for rank in range(2))
+    assert error0 == error1 == "before broadcast: the 2 training processes hold different weights"
+    torch.manual_seed(0)
+    assert torch.equal(weight0, weight1) and torch.equal(weight0, torch.nn.Linear(4, 4).weight.detach())
+
+
 # ----------------------------------------------------------------------------- a real two-process run
 
 
@@ -137,6 +165,18 @@ def test_two_process_run_trains_logs_once_and_resumes_after_sigkill(kd_setup, tm
     assert (out / onpolicy.LOG_FILE).read_bytes() == (tmp_path / "full" / "model" / onpolicy.LOG_FILE).read_bytes()
     wa, wb = weights(tmp_path / "full" / "model"), weights(out)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+@pytest.mark.slow
+def test_two_process_lora_self_distillation_trains_one_model(kd_setup, tmp_path):  # noqa: F811
+    """PW-OPSD's setting on two processes: LoRA (its random init broadcast from the main process) and the
+    student as its own teacher; the run checks that both processes end with the same weights."""
+    argv = kd_argv(kd_setup, tmp_path, "--lora-rank", "4", "--clip", "40", teacher="self", loss="pwopsd", steps=3)
+    done = subprocess.run(torchrun(argv), env=run_env(), capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((tmp_path / "model" / "kd_run.json").read_text())
+    assert record["processes"] == 2 and record["args"]["lora_rank"] == 4
+    assert not any("lora" in name for name in weights(tmp_path / "model"))   # merged into a plain checkpoint
 
 
 def test_prompts_per_step_must_split_evenly_over_the_processes(kd_setup):  # noqa: F811

@@ -558,6 +558,7 @@ def train(args: argparse.Namespace) -> dict:
     student, teachers, tokenizer = load_models(args, processes.device)
     trainable = [q for q in student.parameters() if q.requires_grad]
     processes.broadcast(trainable)
+    processes.check_replicas(student.parameters(), "after loading")
     optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.0)
 
     partial = Path(str(Path(args.output)) + ".partial")
@@ -614,6 +615,7 @@ def train(args: argparse.Namespace) -> dict:
                     save_training_state(partial, step, student, optimizer,
                                         {"rng": rng, "cuda_rng": cuda_rng, "rows": rows, "resume_key": resume_key})
 
+    processes.check_replicas(student.parameters(), f"after step {args.steps}")
     evaluated = args.eval_step or args.steps
     record = {"args": run_config(args), "params": args.params, "processes": processes.world,
               "provenance": provenance(args.params or resume_key),

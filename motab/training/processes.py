@@ -72,6 +72,16 @@ class Processes:
             for parameter in parameters:
                 torch.distributed.broadcast(parameter.data, src=0)
 
+    def check_replicas(self, parameters: Iterable[torch.nn.Parameter], when: str) -> None:
+        """Raise unless every process holds the same weights (a missed broadcast or sum would otherwise
+        train a different model on each GPU without a sign)."""
+        if self.world == 1:
+            return
+        with torch.no_grad():
+            digest = [float(q.double().sum()) for q in parameters]
+        if len({tuple(d) for d in self.gather(digest)}) > 1:
+            raise RuntimeError(f"{when}: the {self.world} training processes hold different weights")
+
     def gather(self, value: Any) -> list[Any]:
         """Every process's value, in rank order (on every process)."""
         if self.world == 1:
