@@ -27,9 +27,9 @@ CPU = torch.device("cpu")
 # ----------------------------------------------------------------------------- the gradient
 
 
-def batch_gradients(paths: dict, loss: str, processes: Processes) -> tuple[dict, dict]:
+def batch_gradients(paths: dict, loss: str, processes: Processes, pieces: int = 1) -> tuple[dict, dict]:
     """This process's share of one fixed batch (4 prompts x 2 rollouts, sampled the same way on every
-    process): (gradients summed over the processes, the step's metrics)."""
+    process) in `pieces` micro-batches: (gradients summed over the processes, the step's metrics)."""
     torch.set_num_threads(1)
     args = onpolicy.parse_args(["--student", str(paths["student"]), "--teacher", str(paths["teacher"]),
                                 "--prompts", str(paths["prompts"]), "--output", "unused", "--loss", loss,
@@ -40,9 +40,11 @@ def batch_gradients(paths: dict, loss: str, processes: Processes) -> tuple[dict,
     student, (teacher,), tokenizer = onpolicy.load_models(args, CPU)
     rollouts = onpolicy.sample_rollouts(student, tokenizer, onpolicy.read_prompts(paths["prompts"])[:4], 2, 8, 1.0)
     share = len(rollouts.response) // processes.world
-    mine = onpolicy.rollout_rows(rollouts, slice(processes.rank * share, (processes.rank + 1) * share))
-    term, metrics, _ = onpolicy.step_loss(student, [teacher], mine, [(slice(0, share), None)], args, processes)
-    term.backward()
+    size = share // pieces
+    micro = [onpolicy.MicroBatch([0], onpolicy.rollout_rows(rollouts, slice(first, first + size)),
+                                 [(slice(0, size), None)])
+             for first in range(processes.rank * share, (processes.rank + 1) * share, size)]
+    metrics, _ = onpolicy.accumulate_gradients(student, [teacher], micro, args, processes)
     trainable = [q for q in student.parameters() if q.requires_grad]
     processes.sum_gradients(trainable)
     return {name: q.grad.clone() for name, q in student.named_parameters()}, metrics
@@ -57,6 +59,13 @@ def gloo_worker(rank: int, world: int, init_file: str, paths: dict, loss: str, o
         torch.distributed.destroy_process_group()
 
 
+def assert_same_gradients(got: dict, want: dict) -> None:
+    assert got.keys() == want.keys()
+    for name, expected in want.items():   # float32 sums in another order: within 1e-5 of each tensor's maximum
+        scale = expected.abs().max().item()
+        torch.testing.assert_close(got[name], expected, rtol=0, atol=1e-5 * scale, msg=name)
+
+
 @pytest.mark.parametrize("loss", ["rkl_onpolicy", "fkl", "pwopsd"])
 def test_two_processes_sum_to_the_gradient_of_the_whole_batch(kd_setup, tmp_path, loss):  # noqa: F811
     """Each process takes half the rollouts; the summed gradients and the logged metrics are those of
@@ -67,12 +76,20 @@ def test_two_processes_sum_to_the_gradient_of_the_whole_batch(kd_setup, tmp_path
     whole, whole_metrics = batch_gradients(paths, loss, Processes(device=CPU))
     for rank in range(2):
         grads, metrics = torch.load(tmp_path / f"g.{rank}", weights_only=False)
-        assert grads.keys() == whole.keys()
-        for name in whole:   # float32 sums in another order: within 1e-5 of each tensor's largest entry
-            scale = whole[name].abs().max().item()
-            torch.testing.assert_close(grads[name], whole[name], rtol=0, atol=1e-5 * scale, msg=name)
+        assert_same_gradients(grads, whole)
         assert metrics == pytest.approx(whole_metrics, rel=1e-5)
     assert all(g.abs().max() > 0 for name, g in whole.items() if "norm" not in name)
+
+
+@pytest.mark.parametrize("loss", ["fkl", "pwopsd"])
+def test_micro_batches_accumulate_to_the_gradient_of_the_whole_batch(kd_setup, loss):  # noqa: F811
+    """--micro-batch-prompts: the 8 rollouts in 4 micro-batches (a backward each) give the gradient and the
+    metrics of one backward over all of them."""
+    paths = {key: str(kd_setup[key]) for key in ("student", "teacher", "prompts")}
+    whole, whole_metrics = batch_gradients(paths, loss, Processes(device=CPU))
+    grads, metrics = batch_gradients(paths, loss, Processes(device=CPU), pieces=4)
+    assert_same_gradients(grads, whole)
+    assert metrics == pytest.approx(whole_metrics, rel=1e-5)
 
 
 def replica_worker(rank: int, world: int, init_file: str, out: str) -> None:
@@ -237,3 +254,37 @@ def test_a_kd_job_on_two_nodes_runs_one_trainer_per_node(tmp_path):
     assert len(re.findall(r"srun --nodes=2 --ntasks-per-node=1 \S+ " + pwopsd, proc.stdout)) == 15
     opd = re.findall(r"(\S+) \S+ -m motab kd-train --student \S+ --teacher \S+ --prompts results/opd/", proc.stdout)
     assert opd and "srun" not in " ".join(opd)
+
+
+# ----------------------------------------------------------------------------- micro-batches, checkpointing
+
+
+def test_micro_batches_split_a_step_in_order_across_teachers():
+    batches = [[4, 0, 2], [7, 5]]                      # two teachers' prompts for this process's step
+    assert onpolicy.micro_batches(batches, 2) == [[[4, 0], []], [[2], [7]], [[], [5]]]
+    assert onpolicy.micro_batches(batches, 0) == [batches]
+    assert onpolicy.micro_batches(batches, 9) == [batches]
+
+
+def test_gradient_checkpointing_changes_memory_not_the_result(kd_setup, tmp_path):  # noqa: F811
+    """The student's layers recomputed in backward: the same weights and log as without, on CPU."""
+    args = onpolicy.parse_args(kd_argv(kd_setup, tmp_path, "--gradient-checkpointing", "true"))
+    student, (teacher,), _ = onpolicy.load_models(args, CPU)
+    assert student.is_gradient_checkpointing and not teacher.is_gradient_checkpointing
+    plain = tmp_path / "plain"
+    assert onpolicy.main(kd_argv(kd_setup, plain, loss="fkl")) == 0
+    assert onpolicy.main(kd_argv(kd_setup, tmp_path / "ckpt", "--gradient-checkpointing", "true", loss="fkl")) == 0
+    assert (tmp_path / "ckpt" / "model" / onpolicy.LOG_FILE).read_bytes() == \
+        (plain / "model" / onpolicy.LOG_FILE).read_bytes()
+    wa, wb = weights(plain / "model"), weights(tmp_path / "ckpt" / "model")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_micro_batched_run_trains_and_logs_every_rollout(kd_setup, tmp_path):  # noqa: F811
+    """One prompt per micro-batch (2 prompts x 2 rollouts a step): the log's rollout lengths cover all
+    4 rollouts and the KL to the teacher falls."""
+    assert onpolicy.main(kd_argv(kd_setup, tmp_path, "--micro-batch-prompts", "1", loss="fkl", steps=12, lr=3e-2,
+                                 new_tokens=12)) == 0
+    out = tmp_path / "model"
+    kl = [float(row["kl_to_teacher"]) for row in read_csv(out / onpolicy.LOG_FILE)]
+    assert len(kl) == 12 and sum(kl[-3:]) < 0.7 * sum(kl[:3]), kl

@@ -127,7 +127,7 @@ LOG_FILE = "training_log.csv"
 CSV_COLUMNS = (*LOG_COLUMNS, "seconds")                              # --log-csv (progress)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 # arguments that may change between a run and its resumption without changing the result
-RESUME_FREE = ("threads", "save_steps", "log_csv", "output")
+RESUME_FREE = ("threads", "save_steps", "log_csv", "output", "gradient_checkpointing")
 
 
 # ----------------------------------------------------------------------------- data
@@ -394,6 +394,13 @@ def multi_teacher_loss(student, teachers: list, rollouts: Rollouts, args: argpar
 
 # ----------------------------------------------------------------------------- run
 
+def yes_no(text: str) -> bool:
+    """A config boolean as a flag value: true/false (config_argv writes Python's True/False)."""
+    if text.lower() not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"expected true or false, found {text!r}")
+    return text.lower() == "true"
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="motab kd-train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -434,6 +441,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--lora-rank", type=int, default=0, help="train LoRA adapters of this rank (0 = full weights)")
     p.add_argument("--lora-alpha", type=float, default=0.0, help="LoRA alpha (0 = 2 x rank, as OPSD's 64/128)")
     p.add_argument("--chunk-tokens", type=int, default=1024, help="tokens per chunk of logits")
+    p.add_argument("--micro-batch-prompts", type=int, default=0,
+                   help="prompts per generate call and per forward/backward, gradients accumulated over a "
+                        "process's share of the step (0 = the whole share at once)")
+    p.add_argument("--gradient-checkpointing", type=yes_no, default=False,
+                   help="true: recompute each student layer in backward (activation memory of one layer)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--dtype", choices=tuple(DTYPES), default="float32",
                    help="weights and activations of both models (bfloat16 on GPUs; losses stay float32)")
@@ -459,7 +471,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
               (0 <= args.w_min <= 1 and args.pw_s > 0, "--w-min must lie in [0, 1] and --pw-s be > 0"),
               (0 < args.reopold_keep_fraction <= 1, "--reopold-keep-fraction must lie in (0, 1]"),
               (args.lora_rank >= 0 and args.lora_alpha >= 0, "--lora-rank and --lora-alpha must be >= 0"),
-              (0 <= args.eval_step <= args.steps, f"--eval-step must lie in [0, --steps = {args.steps}]")]
+              (0 <= args.eval_step <= args.steps, f"--eval-step must lie in [0, --steps = {args.steps}]"),
+              (args.micro_batch_prompts >= 0, "--micro-batch-prompts must be >= 0")]
     for ok, message in checks:
         if not ok:
             p.error(message)
@@ -492,6 +505,8 @@ def load_models(args: argparse.Namespace, device: torch.device | None = None):
             loaded[name] = None if args.lora_rank else copy.deepcopy(student)
         else:
             loaded[name] = AutoModelForCausalLM.from_pretrained(name, dtype=dtype).to(device)
+    if args.gradient_checkpointing:   # the student's layers only (teachers never run backward)
+        student.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if args.lora_rank:
         from peft import LoraConfig, get_peft_model
 
@@ -519,32 +534,72 @@ def check_shares(sources: list[PromptSource], processes: Processes) -> None:
                              f"{processes.world} training processes; each process takes an equal share")
 
 
-def train_step(student, teachers: list, sources: list[PromptSource], tokenizer, args: argparse.Namespace,
-               step: int, processes: Processes) -> tuple[torch.Tensor, dict[str, float], list[float]]:
-    """Sample and score this process's rollouts for `step`: step_loss on its share of the prompts."""
+@dataclass
+class MicroBatch:
+    """Rollouts sampled together: the teachers with prompts in them, and each one's rows (teacher_parts)."""
+
+    teachers: list[int]                             # indices into the run's sources / teachers
+    rollouts: Rollouts
+    parts: list[tuple[slice, Rollouts | None]]
+
+
+def micro_batches(batches: list[list[int]], size: int) -> list[list[list[int]]]:
+    """Split one process's prompts of a step (a list per source) into groups of at most `size` prompts
+    (0 = one group), in order; each group is again a list per source, empty where it has none."""
+    flat = [(i, prompt) for i, batch in enumerate(batches) for prompt in batch]
+    size = size or max(len(flat), 1)
+    groups = []
+    for start in range(0, len(flat), size):
+        group = [[] for _ in batches]
+        for i, prompt in flat[start:start + size]:
+            group[i].append(prompt)
+        groups.append(group)
+    return groups
+
+
+def sample_step(student, sources: list[PromptSource], tokenizer, args: argparse.Namespace, step: int,
+                processes: Processes) -> list[MicroBatch]:
+    """This process's rollouts for `step`, sampled micro-batch by micro-batch from the current weights."""
     batches = [processes.share(batch) for batch in source_batches(sources, step)]
-    rollouts = sample_rollouts(student, tokenizer,
-                               [src.conversations[i] for src, batch in zip(sources, batches) for i in batch],
-                               args.samples_per_prompt, args.max_new_tokens, args.temperature)
-    parts = teacher_parts(sources, batches, rollouts, tokenizer, args.samples_per_prompt)
-    return step_loss(student, teachers, rollouts, parts, args, processes)
+    out = []
+    for group in micro_batches(batches, args.micro_batch_prompts):
+        active = [i for i, batch in enumerate(group) if batch]
+        rollouts = sample_rollouts(student, tokenizer, [sources[i].conversations[j] for i in active for j in group[i]],
+                                   args.samples_per_prompt, args.max_new_tokens, args.temperature)
+        parts = teacher_parts([sources[i] for i in active], [group[i] for i in active], rollouts, tokenizer,
+                              args.samples_per_prompt)
+        out.append(MicroBatch(active, rollouts, parts))
+    return out
 
 
-def step_loss(student, teachers: list, rollouts: Rollouts, parts: list[tuple[slice, Rollouts | None]],
-              args: argparse.Namespace, processes: Processes) -> tuple[torch.Tensor, dict[str, float], list[float]]:
-    """(this process's loss term, the step's metrics over all processes, kl_to_teacher per teacher).
+def accumulate_gradients(student, teachers: list, micro: list[MicroBatch], args: argparse.Namespace,
+                         processes: Processes) -> tuple[dict[str, float], list[float]]:
+    """Backward of the loss over the whole step's batch, one micro-batch at a time; returns the step's
+    metrics over all processes and kl_to_teacher per teacher.
 
-    The term is the process's loss scaled by its share of the step's loss units, so summed over the
-    processes (as sum_gradients sums their gradients) it is the loss over the whole step's batch."""
-    loss, kl_to_teacher, kls = multi_teacher_loss(student, teachers, rollouts, args, parts)
-    mask = rollouts.response_mask
-    units, tokens = loss_units(args.loss, mask), [int(mask[rows].sum()) for rows, _ in parts]
-    total_units, rows, all_tokens, *by_teacher = processes.sum([units, len(mask), sum(tokens), *tokens])
-    term = loss * (units / max(total_units, 1.0)) if processes.world > 1 else loss
-    weighted = processes.sum([term.item(), kl_to_teacher * sum(tokens), *(k * n for k, n in zip(kls, tokens))])
-    metrics = {"loss": weighted[0], "kl_to_teacher": weighted[1] / max(all_tokens, 1.0),
-               "rollout_tokens": all_tokens / rows}
-    return term, metrics, [kl / max(n, 1.0) for kl, n in zip(weighted[2:], by_teacher)]
+    Each micro-batch's loss is scaled by its share of the step's loss units (tokens; sequences for
+    pwopsd) over all micro-batches and processes, so the gradients add up (here, then over the
+    processes in sum_gradients) to the gradient of the loss over the whole batch."""
+    units = [loss_units(args.loss, m.rollouts.response_mask) for m in micro]
+    tokens = [0] * len(teachers)
+    for m in micro:
+        for i, (rows, _) in zip(m.teachers, m.parts):
+            tokens[i] += int(m.rollouts.response_mask[rows].sum())
+    rows = sum(len(m.rollouts.response_mask) for m in micro)
+    total_units, total_rows, *total_tokens = processes.sum([sum(units), rows, *tokens])
+    loss_sum, kl_sums = 0.0, [0.0] * len(teachers)
+    for m, unit in zip(micro, units):
+        loss, _, kls = multi_teacher_loss(student, [teachers[i] for i in m.teachers], m.rollouts, args, m.parts)
+        term = loss * (unit / max(total_units, 1.0))   # x 1.0 exactly with one micro-batch and one process
+        term.backward()
+        loss_sum += term.item()
+        for i, kl, (part_rows, _) in zip(m.teachers, kls, m.parts):
+            kl_sums[i] += kl * int(m.rollouts.response_mask[part_rows].sum())
+    loss_total, *kl_totals = processes.sum([loss_sum, *kl_sums])
+    by_teacher = [kl / max(n, 1.0) for kl, n in zip(kl_totals, total_tokens)]
+    metrics = {"loss": loss_total, "kl_to_teacher": sum(kl_totals) / max(sum(total_tokens), 1.0),
+               "rollout_tokens": sum(total_tokens) / total_rows}
+    return metrics, by_teacher
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -588,9 +643,9 @@ def train(args: argparse.Namespace) -> dict:
             progress.flush()
         for step in range(first_step, args.steps + 1):
             start = time.perf_counter()
-            term, metrics, kls = train_step(student, teachers, sources, tokenizer, args, step, processes)
+            micro = sample_step(student, sources, tokenizer, args, step, processes)
             optimizer.zero_grad(set_to_none=True)
-            term.backward()
+            metrics, kls = accumulate_gradients(student, teachers, micro, args, processes)
             processes.sum_gradients(trainable)
             if args.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(trainable, args.grad_clip)
