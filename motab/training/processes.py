@@ -77,8 +77,8 @@ class Processes:
         train a different model on each GPU without a sign)."""
         if self.world == 1:
             return
-        with torch.no_grad():
-            digest = [float(q.double().sum()) for q in parameters]
+        with torch.no_grad():   # reductions in the weights' own dtype: no full-size copy of an 8B model
+            digest = [(float(q.sum()), float(q.norm())) for q in parameters]
         if len({tuple(d) for d in self.gather(digest)}) > 1:
             raise RuntimeError(f"{when}: the {self.world} training processes hold different weights")
 
