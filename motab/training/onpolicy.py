@@ -58,6 +58,9 @@ in a SLURM job with several GPUs, see processes.py): each takes an equal share o
 --prompts-per-step (a multiple of the process count), samples with seed --seed + rank, and the
 gradients are summed so each step trains on the loss over the whole step's batch; the log's
 metrics cover all processes. A resumed run needs the same number of processes.
+Memory: --micro-batch-prompts K samples and back-propagates a process's prompts K at a time (each
+micro-batch's loss weighted by its share of the step's loss units, so the accumulated gradient is
+the whole batch's); --gradient-checkpointing true recomputes the student's layers in backward.
 """
 
 from __future__ import annotations
