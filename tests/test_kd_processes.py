@@ -266,6 +266,25 @@ def test_micro_batches_split_a_step_in_order_across_teachers():
     assert onpolicy.micro_batches(batches, 9) == [batches]
 
 
+def test_sample_step_samples_this_process_share_micro_batch_by_micro_batch(kd_setup):  # noqa: F811
+    """The sampling train() runs: 4 prompts a step on process 1 of 2 with --micro-batch-prompts 1 gives
+    its 2 prompts (the step's last two) as 2 generate calls of 2 rollouts, each scored by teacher 0."""
+    from transformers import AutoTokenizer
+
+    args = onpolicy.parse_args(kd_argv(kd_setup, Path("unused"), "--micro-batch-prompts", "1"))
+    args.prompts_per_step = [4]
+    sources = onpolicy.prompt_sources(args)
+    tokenizer = AutoTokenizer.from_pretrained(kd_setup["student"])
+    tokenizer.padding_side = "left"
+    student, _, _ = onpolicy.load_models(args, CPU)
+    micro = onpolicy.sample_step(student, sources, tokenizer, args, 1, Processes(rank=1, world=2, device=CPU))
+    assert len(micro) == 2
+    for m, prompt in zip(micro, onpolicy.source_batches(sources, 1)[0][2:]):
+        assert m.teachers == [0] and m.rollouts.response.shape[0] == 2 and m.parts[0][0] == slice(0, 2)
+        text = tokenizer.decode(m.rollouts.input_ids[0, :m.rollouts.prompt_len], skip_special_tokens=True)
+        assert sources[0].conversations[prompt][0]["content"] in text
+
+
 def test_gradient_checkpointing_changes_memory_not_the_result(kd_setup, tmp_path):  # noqa: F811
     """The student's layers recomputed in backward: the same weights and log as without, on CPU."""
     args = onpolicy.parse_args(kd_argv(kd_setup, tmp_path, "--gradient-checkpointing", "true"))

@@ -83,39 +83,15 @@ from pathlib import Path
 import torch
 
 from motab.jsonio import DataError, iter_jsonl, require
-from motab.losses.divergences import (
-    chunked_token_divergence,
-    chunked_token_entropy,
-    chunked_token_logprobs,
-    chunked_token_loss,
-    onpolicy_advantage_loss,
-)
-from motab.losses.selfdistill import (
-    CLIP_MODES,
-    PW_PRESETS,
-    REOPOLD_FLOOR,
-    PositionSchedule,
-    entropy_phase_mask,
-    eopd_token_loss,
-    opsd_token_loss,
-    per_sequence_token_weights,
-    position_weights,
-    reopold_loss,
-)
+from motab.losses.divergences import (chunked_token_divergence, chunked_token_entropy, chunked_token_logprobs,
+                                      chunked_token_loss, onpolicy_advantage_loss)
+from motab.losses.selfdistill import (CLIP_MODES, PW_PRESETS, REOPOLD_FLOOR, PositionSchedule, entropy_phase_mask,
+                                      eopd_token_loss, opsd_token_loss, per_sequence_token_weights,
+                                      position_weights, reopold_loss)
 from motab.provenance import provenance
-from motab.training.checkpoint import (
-    atomic_save,
-    atomic_state_dict,
-    latest_training_state,
-    load_training_state,
-    save_training_state,
-)
-from motab.training.processes import (
-    Processes,
-    accelerate_command,
-    current_processes,
-    default_device,
-)
+from motab.training.checkpoint import (atomic_save, atomic_state_dict, latest_training_state, load_training_state,
+                                       save_training_state)
+from motab.training.processes import Processes, accelerate_command, current_processes, default_device
 
 DIVERGENCES = ("rkl", "fkl", "jsd", "skl", "srkl", "akl")
 LOSSES = ("rkl_onpolicy", *DIVERGENCES, "opsd", "eopd", "pwopsd", "reopold")
@@ -584,20 +560,21 @@ def accumulate_gradients(student, teachers: list, micro: list[MicroBatch], args:
     pwopsd) over all micro-batches and processes, so the gradients add up (here, then over the
     processes in sum_gradients) to the gradient of the loss over the whole batch."""
     units = [loss_units(args.loss, m.rollouts.response_mask) for m in micro]
+    part_tokens = [[int(m.rollouts.response_mask[rows].sum()) for rows, _ in m.parts] for m in micro]
     tokens = [0] * len(teachers)
-    for m in micro:
-        for i, (rows, _) in zip(m.teachers, m.parts):
-            tokens[i] += int(m.rollouts.response_mask[rows].sum())
+    for m, counts in zip(micro, part_tokens):
+        for i, count in zip(m.teachers, counts):
+            tokens[i] += count
     rows = sum(len(m.rollouts.response_mask) for m in micro)
     total_units, total_rows, *total_tokens = processes.sum([sum(units), rows, *tokens])
     loss_sum, kl_sums = 0.0, [0.0] * len(teachers)
-    for m, unit in zip(micro, units):
+    for m, unit, counts in zip(micro, units, part_tokens):
         loss, _, kls = multi_teacher_loss(student, [teachers[i] for i in m.teachers], m.rollouts, args, m.parts)
         term = loss * (unit / max(total_units, 1.0))   # x 1.0 exactly with one micro-batch and one process
         term.backward()
         loss_sum += term.item()
-        for i, kl, (part_rows, _) in zip(m.teachers, kls, m.parts):
-            kl_sums[i] += kl * int(m.rollouts.response_mask[part_rows].sum())
+        for i, kl, count in zip(m.teachers, kls, counts):
+            kl_sums[i] += kl * count
     loss_total, *kl_totals = processes.sum([loss_sum, *kl_sums])
     by_teacher = [kl / max(n, 1.0) for kl, n in zip(kl_totals, total_tokens)]
     metrics = {"loss": loss_total, "kl_to_teacher": sum(kl_totals) / max(sum(total_tokens), 1.0),
