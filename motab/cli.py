@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 
+from motab.jobenv import apply_job_threads
+
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module, one-line help)
     "toy-problems": ("motab.toy.tasks", "generate the toy arithmetic problem set (LIMO shape)"),
@@ -49,6 +51,7 @@ def main(argv: list[str]) -> int:
     if name not in COMMANDS:
         print(f"unknown command {name!r}\n\n{usage()}")
         return 2
+    apply_job_threads()   # in a SLURM job: threads follow SLURM_CPUS_PER_TASK, before torch loads
     module = importlib.import_module(COMMANDS[name][0])
     return int(module.main(rest) or 0)
 

@@ -200,6 +200,12 @@ def stage_resource(stage, key):
     return get
 
 
+def stage_threads(stage):
+    # a rule's threads are its stage's cpus_per_task: locally Snakemake sets OMP_NUM_THREADS to them,
+    # in a SLURM job they are the job's CPUs (and `motab` sets its threads from SLURM_CPUS_PER_TASK)
+    return stage_resource(stage, "cpus_per_task")
+
+
 def stage_resources(stage):
     return dict(
         gpu=stage_resource(stage, "gpus"),

@@ -62,7 +62,7 @@ rule prepare:
         format=lambda wc: format_args(study_cfg(wc.study)["train_data"]),
     log:
         "logs/{study}/prepare.log",
-    threads: 1
+    threads: stage_threads("data")
     resources:
         **stage_resources("data"),
     shell:
@@ -83,7 +83,7 @@ rule prepare_dataset:
         format=lambda wc: format_args(wc.dataset),
     log:
         "logs/{study}/prepare/{dataset}.log",
-    threads: 1
+    threads: stage_threads("data")
     resources:
         **stage_resources("data"),
     shell:
@@ -128,7 +128,7 @@ rule benchmark:
         limit=lambda wc: bench_cfg(wc).get("limit", 0),
     log:
         "logs/{study}/benchmark/{bench}.log",
-    threads: 1
+    threads: stage_threads("data")
     resources:
         **stage_resources("data"),
     shell:
@@ -147,7 +147,7 @@ rule kd_prompts:
         "results/{study}/kd_data/{dataset}.jsonl",
     log:
         "logs/{study}/kd_prompts/{dataset}.log",
-    threads: 1
+    threads: stage_threads("data")
     resources:
         **stage_resources("data"),
     shell:
@@ -165,7 +165,7 @@ rule reorganize:
         info="results/{study}/sft_data/{method}/dataset_info.json",
     log:
         "logs/{study}/reorganize/{method}.log",
-    threads: 1
+    threads: stage_threads("data")
     resources:
         **stage_resources("data"),
     shell:
@@ -185,7 +185,7 @@ rule train_data_sft:
         info=f"results/{{study}}/sft_data/{TRAIN_DATA_SFT}/dataset_info.json",
     log:
         f"logs/{{study}}/reorganize/{TRAIN_DATA_SFT}.log",
-    threads: 1
+    threads: stage_threads("data")
     resources:
         **stage_resources("data"),
     shell:

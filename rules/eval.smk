@@ -28,7 +28,7 @@ rule eval_generate:
         server=lambda wc: server_command(wc.study, run_model_name(wc.study, wc.run)),
     log:
         "logs/{study}/eval/{run}/{bench}/seed{seed}.generate.log",
-    threads: 1
+    threads: stage_threads("eval_generate")
     resources:
         **stage_resources("eval_generate"),
     shell:
@@ -87,7 +87,7 @@ rule eval_evalscope:
         server=lambda wc: server_command(wc.study, run_model_name(wc.study, wc.run)),
     log:
         "logs/{study}/eval/{run}/{bench}/seed{seed}.evalscope.log",
-    threads: 1
+    threads: stage_threads("eval_generate")
     resources:
         **stage_resources("eval_generate"),
     shell:
@@ -119,7 +119,7 @@ rule eval_grade:
         ),
     log:
         "logs/{study}/eval/{run}/{bench}/seed{seed}.grade.log",
-    threads: 1
+    threads: stage_threads("eval_grade")
     resources:
         **stage_resources("eval_grade"),
     shell:
@@ -154,7 +154,7 @@ rule eval_critic:
         server=lambda wc: server_command(wc.study, critic_cfg(wc)["model"]),
     log:
         "logs/{study}/eval/{run}/{bench}/seed{seed}.critic.log",
-    threads: 1
+    threads: stage_threads("eval_generate")
     resources:
         **stage_resources("eval_generate"),
     shell:

@@ -78,7 +78,7 @@ rule kd:
         "logs/{study}/kd/{run}.log",
     benchmark:
         "logs/{study}/kd/{run}.benchmark.tsv"
-    threads: 2
+    threads: stage_threads("kd")
     resources:
         **stage_resources("kd"),
         nodes=lambda wc: study_cfg(wc.study)["resources"].get("kd", {}).get("nodes", 1),

@@ -24,7 +24,7 @@ rule table_chart:
                subcategory="{study}", labels={"study": "{study}", "figure": "{table} (chart)"}),
     log:
         "logs/{study}/report/{table}.chart.log",
-    threads: 1
+    threads: stage_threads("tables")
     resources:
         **stage_resources("tables"),
     shell:
@@ -47,7 +47,7 @@ rule training_curves:
         ),
     log:
         "logs/{study}/report/training_curves.log",
-    threads: 1
+    threads: stage_threads("tables")
     resources:
         **stage_resources("tables"),
     shell:

@@ -36,7 +36,7 @@ rule sft:
         "logs/{study}/sft/{run}.log",
     benchmark:
         "logs/{study}/sft/{run}.benchmark.tsv"
-    threads: 2
+    threads: stage_threads("sft")
     resources:
         **stage_resources("sft"),
         nodes=sft_nodes,

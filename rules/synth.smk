@@ -44,7 +44,7 @@ rule synth:
         "logs/{study}/synth/{method}.log",
     benchmark:
         "logs/{study}/synth/{method}.benchmark.tsv"
-    threads: 1
+    threads: stage_threads("synth")
     resources:
         **stage_resources("synth"),
     shell:
@@ -79,7 +79,7 @@ rule synth_filter:
         args=filter_args,
     log:
         "logs/{study}/synth/{method}.filter.log",
-    threads: 1
+    threads: stage_threads("data")
     resources:
         **stage_resources("data"),
     shell:

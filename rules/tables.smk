@@ -37,7 +37,7 @@ rule table:
         shares=lambda wc: " ".join(f"{run}={path}" for run, path in sorted(table_teacher_shares(wc).items())),
     log:
         "logs/{study}/tables/{table}.log",
-    threads: 1
+    threads: stage_threads("tables")
     resources:
         **stage_resources("tables"),
     shell:

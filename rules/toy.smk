@@ -27,7 +27,7 @@ rule toy_problems:
         cfg=lambda wc: toy_dataset_cfg(wc.study),
     log:
         "logs/{study}/toy_problems.log",
-    threads: 1
+    threads: stage_threads("toy")
     resources:
         **stage_resources("toy"),
     shell:
@@ -50,7 +50,7 @@ rule toy_dataset:
         cfg=lambda wc: config["datasets"][wc.dataset],
     log:
         "logs/{study}/toy_problems/{dataset}.log",
-    threads: 1
+    threads: stage_threads("toy")
     resources:
         **stage_resources("toy"),
     shell:
@@ -69,7 +69,7 @@ rule toy_tokenizer:
         vocab_size=512,
     log:
         "logs/{study}/toy_tokenizer.log",
-    threads: 1
+    threads: stage_threads("toy")
     resources:
         **stage_resources("toy"),
     shell:
@@ -99,7 +99,7 @@ rule toy_model:
         "logs/{study}/toy_model/{model}.log",
     benchmark:
         "logs/{study}/toy_model/{model}.benchmark.tsv"
-    threads: 1
+    threads: stage_threads("toy_model")
     resources:
         **stage_resources("toy_model"),
     shell:

@@ -119,3 +119,23 @@ def torch_close(a, b, key):
     # HF Trainer restores weights, optimizer, scheduler, RNG and the data order, so on CPU the resumed
     # weights equal the uninterrupted run's up to float summation order
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=key)
+
+
+@pytest.mark.slow
+def test_sft_in_a_slurm_job_runs_torchrun_from_the_environment_not_from_path(tiny_model_dir, tmp_path):
+    """A SLURM job runs `.venv/bin/python -m motab sft` with a bare PATH; with torchrun asked for
+    (FORCE_TORCHRUN, as multi-GPU jobs do) llamafactory-cli calls `torchrun` by name and must find the
+    venv's. Before the fix: FileNotFoundError: 'torchrun'."""
+    write_data(tmp_path / "data", n=16)
+    slurm = {"SLURM_JOB_ID": "4242", "SLURM_NNODES": "1", "SLURM_NODEID": "0", "SLURM_JOB_NODELIST": "localhost",
+             "SLURM_GPUS_ON_NODE": "1", "SLURM_CPUS_PER_TASK": "1", "FORCE_TORCHRUN": "1", "NPROC_PER_NODE": "1",
+             "MASTER_ADDR": "127.0.0.1", "PATH": "/usr/bin:/bin"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")} | slurm
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    out = tmp_path / "ckpt"
+    proc = subprocess.run([sys.executable, "-m", "motab", "sft", "--model", str(tiny_model_dir), "--dataset-dir",
+                           str(tmp_path / "data"), "--dataset", "toy", "--output", str(out),
+                           "--params-json", json.dumps(PARAMS)], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Initializing 1 distributed tasks" in proc.stdout + proc.stderr   # LLaMA-Factory ran torchrun
+    assert (out / "model.safetensors").is_file() and (out / "training_log.csv").is_file()

@@ -46,3 +46,26 @@ def test_outside_slurm_nothing_is_derived_and_user_values_win():
 def test_inconsistent_slurm_environment_is_refused(change, message):
     with pytest.raises(ValueError, match=message):
         torchrun_env(JOB | change)
+
+
+ONE_NODE = {"SLURM_JOB_ID": "77", "SLURM_NNODES": "1", "SLURM_NODEID": "0", "SLURM_JOB_NODELIST": "cpu01"}
+
+
+@pytest.mark.parametrize("gpus", [{}, {"SLURM_GPUS_ON_NODE": "0"}, {"SLURM_GPUS_ON_NODE": "1"}])
+def test_a_one_process_job_needs_no_torchrun(gpus):
+    # today's failure: FORCE_TORCHRUN=1 without NPROC_PER_NODE, and LLaMA-Factory then asks torchrun
+    # for torch.cuda.device_count() = 0 processes on a CPU node
+    assert torchrun_env(ONE_NODE | gpus) == {}
+    assert torchrun_env(ONE_NODE | gpus, visible_gpus=0) == {}
+
+
+def test_gpus_that_cuda_cannot_see_do_not_become_processes():
+    # four GPUs in the allocation (say, a misconfigured gres) but none visible: one CPU process
+    assert torchrun_env(ONE_NODE | {"SLURM_GPUS_ON_NODE": "4"}, visible_gpus=0) == {}
+    assert torchrun_env(ONE_NODE | {"SLURM_GPUS_ON_NODE": "4"}, visible_gpus=4)["NPROC_PER_NODE"] == "4"
+    assert torchrun_env(ONE_NODE | {"SLURM_GPUS_ON_NODE": "4"})["NPROC_PER_NODE"] == "4"   # unknown: trusted
+
+
+def test_a_multi_node_cpu_job_runs_one_process_per_node_never_zero():
+    env = torchrun_env(JOB | {"SLURM_NODEID": "2", "SLURM_GPUS_ON_NODE": ""}, visible_gpus=0)
+    assert env["NPROC_PER_NODE"] == "1" and env["NNODES"] == "3" and env["FORCE_TORCHRUN"] == "1"

@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from motab.jobenv import child_env
+
 LOCAL_SERVER = "{python} -m motab serve --model {model} --host {host} --port {port}"
 SGLANG_SERVER_EXAMPLE = "python -m sglang.launch_server --model-path {model} --host {host} --port {port} --tp-size 4"
 
@@ -113,7 +115,8 @@ def serving(command: str, model: str, log_path: str | os.PathLike, host: str = "
     with open(log_path, "ab") as log:
         log.write(f"[motab] starting: {shlex.join(argv)}\n".encode())
         log.flush()
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        # child_env: a server command that names `python` or a console script gets this environment's
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=child_env(),
                                 start_new_session=True, preexec_fn=_die_with_parent)
     try:
         deadline = time.monotonic() + startup_timeout_s

@@ -34,6 +34,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from motab.jobenv import child_env
 from motab.training.slurm_env import expand_hostlist
 
 ENTRY = ("python", "-m", "kdflow.cli.train_kd_on_policy")
@@ -137,13 +138,14 @@ def main(argv: list[str]) -> int:
     if args.dry_run:
         return 0
     workers = []
+    env = child_env()   # `ray` and `python` of this environment, also for srun's workers (it exports PATH)
     try:
-        subprocess.run(ray[0], check=True)
-        workers = [subprocess.Popen(c) for c in ray[1:]]
+        subprocess.run(ray[0], check=True, env=env)
+        workers = [subprocess.Popen(c, env=env) for c in ray[1:]]
         time.sleep(10 if workers else 0)   # workers join the head
-        subprocess.run(command, check=True)
+        subprocess.run(command, check=True, env=env)
     finally:
-        subprocess.run(["ray", "stop"], check=False)
+        subprocess.run(["ray", "stop"], check=False, env=env)
         for worker in workers:
             worker.terminate()
     shutil.rmtree(output, ignore_errors=True)

@@ -82,6 +82,7 @@ from pathlib import Path
 
 import torch
 
+from motab.jobenv import child_env, thread_env
 from motab.jsonio import DataError, iter_jsonl, require
 from motab.losses.divergences import (chunked_token_divergence, chunked_token_entropy, chunked_token_logprobs,
                                       chunked_token_loss, onpolicy_advantage_loss)
@@ -92,6 +93,7 @@ from motab.provenance import provenance
 from motab.training.checkpoint import (atomic_save, atomic_state_dict, latest_training_state, load_training_state,
                                        save_training_state)
 from motab.training.processes import Processes, accelerate_command, current_processes, default_device
+from motab.training.slurm_env import torchrun_env
 
 DIVERGENCES = ("rkl", "fkl", "jsd", "skl", "srkl", "akl")
 LOSSES = ("rkl_onpolicy", *DIVERGENCES, "opsd", "eopd", "pwopsd", "reopold")
@@ -678,8 +680,10 @@ def training_log(rows: list[dict]) -> str:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    if (command := accelerate_command(os.environ, argv)) is not None:   # several GPUs in this SLURM job
+    if (command := accelerate_command(os.environ, argv, torch.cuda.device_count())) is not None:
+        # several GPUs in this SLURM job: one process per GPU, each with its share of the job's CPUs
         print("launching:", shlex.join(command), flush=True)
-        return subprocess.call(command)
+        per_node = int(torchrun_env(os.environ, torch.cuda.device_count())["NPROC_PER_NODE"])
+        return subprocess.call(command, env=child_env() | thread_env(os.environ, per_node))
     train(args)
     return 0

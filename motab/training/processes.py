@@ -102,13 +102,14 @@ def current_processes(env: Mapping[str, str] = os.environ) -> Processes:
     return Processes(rank=state.process_index, world=state.num_processes, device=device)
 
 
-def accelerate_command(env: Mapping[str, str], argv: list[str]) -> list[str] | None:
+def accelerate_command(env: Mapping[str, str], argv: list[str], visible_gpus: int | None = None) -> list[str] | None:
     """The `accelerate launch` command that runs `motab kd-train argv` on every GPU of this SLURM
     job's node (one such command per node), or None to train in this process: outside SLURM, with
-    one GPU in all, or inside a process a launcher already started (LOCAL_RANK set)."""
+    one GPU in all (or none that CUDA sees: `visible_gpus`), or inside a process a launcher already
+    started (LOCAL_RANK set)."""
     if "LOCAL_RANK" in env:
         return None
-    launch = torchrun_env(env)
+    launch = torchrun_env(env, visible_gpus)
     nodes, per_node = int(launch.get("NNODES", "1")), int(launch.get("NPROC_PER_NODE", "1"))
     if nodes * per_node <= 1:
         return None

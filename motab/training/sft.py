@@ -24,13 +24,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
+from motab.jobenv import child_env, thread_env, tool
 from motab.jsonio import write_json
 from motab.provenance import provenance
 from motab.training.slurm_env import torchrun_env
@@ -84,8 +84,17 @@ def export_args(model: str, adapter_dir: str, export_dir: str, template: str) ->
 
 def llamafactory_cli() -> list[str]:
     """`llamafactory-cli` of the running environment (the venv's, not whatever is on PATH)."""
-    beside = Path(sys.executable).with_name("llamafactory-cli")
-    return [str(beside)] if beside.exists() else ["llamafactory-cli"]
+    return [tool("llamafactory-cli")]
+
+
+def launch_env(environ: dict[str, str], visible_gpus: int) -> dict[str, str]:
+    """The environment `llamafactory-cli` runs in: this environment's `bin/` first on PATH (it calls
+    `torchrun` by name), the torchrun variables of a SLURM job of several processes (none for one
+    process: a CPU-only or one-GPU job trains in LLaMA-Factory's own process), and each process's
+    share of the job's CPUs as its thread count."""
+    launch = torchrun_env(environ, visible_gpus)
+    processes = int(launch.get("NPROC_PER_NODE", "1"))
+    return child_env(environ) | {"DISABLE_VERSION_CHECK": "1"} | thread_env(environ, processes) | launch
 
 
 def run_cli(command: str, config_path: Path, env: dict) -> None:
@@ -148,9 +157,8 @@ def main(argv: list[str]) -> int:
     output = Path(args.output)
     work = output.with_name(f".{output.name}.tmp")
     cpu = not torch.cuda.is_available()
-    launch = torchrun_env(os.environ)
-    env = dict(os.environ, DISABLE_VERSION_CHECK="1") | launch
-    leader = launch.get("NODE_RANK", "0") == "0"
+    env = launch_env(dict(os.environ), torch.cuda.device_count())
+    leader = env.get("NODE_RANK", "0") == "0"
     lora = params["finetuning_type"] == "lora"
     trained = work / "adapter" if lora else work
     train_cfg = train_args(args.model, args.dataset_dir, args.dataset, str(trained), params, cpu)

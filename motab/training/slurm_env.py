@@ -10,8 +10,11 @@ environment. In a SLURM job, one `motab sft` per node (started with `srun --ntas
     SLURM_NODEID        -> NODE_RANK (0 .. NNODES-1)
     SLURM_JOB_NODELIST  -> MASTER_ADDR = the first host of the expanded list (what
                            `scontrol show hostnames` prints first), e.g. "gpu[003-004,010]" -> gpu003
-    SLURM_GPUS_ON_NODE  -> NPROC_PER_NODE (when set)
-and FORCE_TORCHRUN=1. Outside SLURM (no SLURM_JOB_ID) nothing is derived: a single process.
+    SLURM_GPUS_ON_NODE  -> NPROC_PER_NODE: one process per GPU the job has on the node, capped by the
+                           GPUs this process can see (a CPU-only job, or one whose GPUs CUDA cannot
+                           see, is one process per node, never 0)
+and FORCE_TORCHRUN=1. One process in all (one node, at most one GPU) needs no torchrun and derives
+nothing, as outside SLURM (no SLURM_JOB_ID): LLaMA-Factory then trains in its own process.
 Values already set in the environment by the user win over derived ones.
 """
 
@@ -77,8 +80,19 @@ def _int(env: Mapping[str, str], name: str) -> int:
     return int(value)
 
 
-def torchrun_env(env: Mapping[str, str]) -> dict[str, str]:
-    """The torchrun variables to add to `env` for LLaMA-Factory (empty outside a SLURM job)."""
+def processes_per_node(env: Mapping[str, str], visible_gpus: int | None = None) -> int:
+    """Training processes per node: the job's GPUs on this node (SLURM_GPUS_ON_NODE, else the visible
+    ones), capped by `visible_gpus` when it is known, and at least 1 (a CPU-only job)."""
+    gpus = _int(env, "SLURM_GPUS_ON_NODE") if env.get("SLURM_GPUS_ON_NODE", "").strip() else (visible_gpus or 0)
+    if visible_gpus is not None:
+        gpus = min(gpus, visible_gpus)
+    return max(1, gpus)
+
+
+def torchrun_env(env: Mapping[str, str], visible_gpus: int | None = None) -> dict[str, str]:
+    """The torchrun variables to add to `env` for LLaMA-Factory: empty outside a SLURM job and for a
+    job of one process in all. `visible_gpus` is what CUDA sees here (torch.cuda.device_count()),
+    None when unknown (then SLURM_GPUS_ON_NODE is trusted)."""
     if "SLURM_JOB_ID" not in env:
         return {}
     nodes, rank = _int(env, "SLURM_NNODES"), _int(env, "SLURM_NODEID")
@@ -91,8 +105,10 @@ def torchrun_env(env: Mapping[str, str]) -> dict[str, str]:
     if len(hosts) != nodes:
         raise ValueError(f"SLURM environment: SLURM_JOB_NODELIST {nodelist!r} names {len(hosts)} hosts, "
                          f"SLURM_NNODES says {nodes}")
+    per_node = processes_per_node(env, visible_gpus)
+    if nodes == 1 and per_node == 1:
+        return {}
     derived = {"FORCE_TORCHRUN": "1", "NNODES": str(nodes), "NODE_RANK": str(rank), "MASTER_ADDR": hosts[0],
-               "MASTER_PORT": str(PORT_BASE + _int(env, "SLURM_JOB_ID") % PORT_SPAN)}
-    if env.get("SLURM_GPUS_ON_NODE"):
-        derived["NPROC_PER_NODE"] = str(_int(env, "SLURM_GPUS_ON_NODE"))
+               "MASTER_PORT": str(PORT_BASE + _int(env, "SLURM_JOB_ID") % PORT_SPAN),
+               "NPROC_PER_NODE": str(per_node)}
     return {key: env.get(key, value) for key, value in derived.items()}
