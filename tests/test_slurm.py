@@ -1,5 +1,6 @@
-"""The toy study's data preparation through a real single-node SLURM: `snakemake --profile
-profiles/slurm` submits real sbatch jobs, and a stage that asks for GPUs in config gets `--gpus`.
+"""The toy study through a real single-node SLURM, by the README's cluster command: `snakemake
+--profile profiles/slurm all --config select=[toy]` submits one sbatch job per job of every rule (a
+reduced study), SFT and KD get their (fake) GPU, and the tables come out.
 
 The SLURM comes from scripts/slurm_local.sh (Debian packages, root). Where the script cannot run
 (not root, no apt-get, or a SLURM that the script did not configure is already here) the test is
@@ -20,17 +21,13 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 SCRIPT = REPO / "scripts" / "slurm_local.sh"
 MARK = "# written by motab scripts/slurm_local.sh"
-# The declared part of the toy study run through SLURM: problems, benchmark, problems.jsonl and the
-# tokenizer (three waves of jobs). The `toy` stage asks for one GPU so its sbatch calls carry it.
-TARGETS = ("results/toy/benchmarks/toy_test.jsonl", "results/toy/models/tokenizer")
-OVERRIDES = """\
-datasets:
-  toy: {num_train: 100, num_test: 8}
-studies:
-  toy:
-    resources:
-      toy: {gpus: 1, cpus_per_task: 1, mem_mb: 2000, runtime: 15}
-"""
+# A reduced toy study with one job (or a few) of every rule: tests/configs/toy_slurm.yaml on top of the
+# e2e test's reduced budgets. SFT and KD ask for a (fake) GPU in config.yaml, so their jobs carry --gpus.
+CONFIGS = ("config.yaml", "toy_reduced.yaml", "toy_slurm.yaml", "math500_path.yaml")
+EVALSCOPE_TARGET = "results/toy/eval/base_student/math500/seed0.evalscope.responses.jsonl"
+RULES = {"toy_problems", "toy_dataset", "toy_tokenizer", "toy_model", "prepare", "prepare_dataset", "benchmark",
+         "kd_prompts", "synth", "synth_filter", "reorganize", "train_data_sft", "sft", "kd", "eval_generate",
+         "eval_evalscope", "eval_grade", "eval_critic", "table", "table_chart", "training_curves"}
 # Without slurmdbd, sacct fails; squeue sees finished jobs because MinJobAge is an hour.
 LOCAL_SLURM_FLAGS = ("--slurm-status-command", "squeue", "--slurm-no-account",
                      "--slurm-init-seconds-before-status-checks", "1")
@@ -65,52 +62,61 @@ def slurm():
         subprocess.run(["bash", str(SCRIPT), "stop"], capture_output=True, text=True, timeout=60)
 
 
-def sbatch_calls(output: str) -> dict[str, str]:
-    """{rule: sbatch flags} from the plugin's debug lines `sbatch call: sbatch ... --wrap=...`."""
-    calls = {}
+def sbatch_calls(output: str) -> dict[str, list[str]]:
+    """{rule: [sbatch flags of each job]} from the plugin's debug lines `sbatch call: sbatch ... --wrap=...`."""
+    calls: dict[str, list[str]] = {}
     for line in output.splitlines():
         match = re.search(r"sbatch call: (sbatch .*?) --wrap=", line)
         if match:
             rule = re.search(r"--comment rule_(\w+?)_wildcards", match.group(1)).group(1)
-            calls[rule] = match.group(1)
+            calls.setdefault(rule, []).append(match.group(1))
     return calls
 
 
 @pytest.mark.slow
-def test_toy_data_stages_run_as_sbatch_jobs_with_gpu_flags_from_config(slurm, tmp_path):
+def test_every_rule_of_the_toy_study_runs_as_an_sbatch_job(slurm, tmp_path):
+    """The README's cluster command on a one-node SLURM: every rule is an sbatch job that SLURM
+    completes, SFT and KD ask for their GPU, and the tables come out."""
     for name in ("Snakefile", "config.yaml"):
         shutil.copy(REPO / name, tmp_path / name)
-    for name in ("rules", "schemas", "profiles", "envs"):
+    for name in ("rules", "schemas", "profiles", "envs", "report"):
         shutil.copytree(REPO / name, tmp_path / name)
-    (tmp_path / "slurm_toy.yaml").write_text(OVERRIDES)
+    for name in ("toy_reduced.yaml", "toy_slurm.yaml"):
+        shutil.copy(REPO / "tests" / "configs" / name, tmp_path / name)
+    shared = REPO.parent / "shared" / "data" / "math500" / "test.jsonl"
+    (tmp_path / "math500_path.yaml").write_text(f"benchmarks:\n  math500: {{path: {shared}}}\n")
 
     proc = subprocess.run(
-        [SNAKEMAKE, "--profile", "profiles/slurm", "--configfile", "config.yaml", "slurm_toy.yaml",
-         *LOCAL_SLURM_FLAGS, "--verbose", *TARGETS],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        [SNAKEMAKE, "--profile", "profiles/slurm", "all", EVALSCOPE_TARGET, "--configfile", *CONFIGS,
+         "--config", "select=[toy]", *LOCAL_SLURM_FLAGS, "--verbose"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=1800)
     output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output[-6000:]
+    if proc.returncode != 0:
+        logs = "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in sorted((tmp_path / "logs").rglob("*.log")))
+        pytest.fail(f"{output[-6000:]}\n{logs[-8000:]}")
 
     calls = sbatch_calls(output)
-    print("\n".join(f"{rule}: {flags}" for rule, flags in sorted(calls.items())))  # shown with -s
-    assert set(calls) == {"toy_problems", "prepare", "benchmark", "toy_tokenizer"}
-    for rule in ("toy_problems", "toy_tokenizer"):  # the `toy` stage asks for a GPU in config
-        flags = calls[rule]
-        assert "--gpus=1" in flags and "-p gpu" in flags and "--mem 2000" in flags and "-t 15" in flags, flags
-    for rule in ("prepare", "benchmark"):  # the `data` stage falls back to the default: no GPU
-        flags = calls[rule]
-        assert "--gpus" not in flags and "--mem 4000" in flags and "-t 30" in flags, flags
+    print("\n".join(f"{rule}: {flags[0]}" for rule, flags in sorted(calls.items())))  # shown with -s
+    assert set(calls) == RULES
+    for rule, flags in calls.items():
+        gpu = rule in ("sft", "kd")   # config.yaml: studies.toy.resources.{sft,kd}.gpus = 1
+        assert all(("--gpus=1" in f) == gpu and "-p gpu" in f for f in flags), (rule, flags)
+        cpus = "2" if gpu else "1"    # and cpus_per_task 2: their threads, here as locally
+        assert all(re.search(rf"--cpus-per-task[= ]{cpus}\b", f) for f in flags), (rule, flags)
 
-    # SLURM itself ran them: four completed jobs of this run (named by its uuid), one per rule.
-    uuid = re.search(r"--job-name (\S+)", next(iter(calls.values()))).group(1)
-    jobs = subprocess.run(["squeue", "-h", "-t", "all", "-n", uuid, "-o", "%T %k"], capture_output=True,
-                          text=True, check=True).stdout.split("\n")
-    jobs = sorted(line for line in jobs if line)
-    assert jobs == sorted(f"COMPLETED rule_{r}_wildcards_toy{w}" for r, w in
-                          (("toy_problems", ""), ("prepare", ""), ("benchmark", "_toy_test"),
-                           ("toy_tokenizer", ""))), jobs
+    # SLURM itself ran them: every job of this run (named by its uuid) completed.
+    uuid = re.search(r"--job-name (\S+)", calls["prepare"][0]).group(1)
+    states = subprocess.run(["squeue", "-h", "-t", "all", "-n", uuid, "-o", "%T"], capture_output=True,
+                            text=True, check=True).stdout.split()
+    assert states and set(states) == {"COMPLETED"} and len(states) == sum(map(len, calls.values())), states
 
-    problems = (tmp_path / "results/toy/data/problems.jsonl").read_text().splitlines()
-    assert len(problems) == 100
-    assert len((tmp_path / "results/toy/benchmarks/toy_test.jsonl").read_text().splitlines()) == 8
-    assert (tmp_path / "results/toy/models/tokenizer/tokenizer.json").is_file()
+    table = (tmp_path / "results/toy/tables/main.md").read_text()
+    for label in ("Student (base)", "SFT on filtered teacher CoT", "SFT on the train set's solutions",
+                  "SFT + KD (RKL)"):
+        assert re.search(rf"^\| {re.escape(label)} \|.*\d+\.\d\d", table, re.M), table
+    assert (tmp_path / "results/toy/tables/critic.md").is_file()
+    assert (tmp_path / "results/toy/report/main.png").is_file()
+    assert (tmp_path / "results/toy/report/training_curves.png").is_file()
+    # SFT in a job with one (fake, CUDA-less) GPU trains in one process: no torchrun, no 0-process launch
+    sft_logs = "".join(p.read_text() for p in (tmp_path / "logs/toy/sft").glob("*.log"))
+    assert "SFT finished" in sft_logs and "distributed tasks" not in sft_logs
