@@ -41,7 +41,7 @@ CHECKPOINT = "checkpoint-"
 # Config keys passed through to LLaMA-Factory unchanged (they are its own argument names).
 PASS_THROUGH = ("finetuning_type", "cutoff_len", "per_device_train_batch_size", "gradient_accumulation_steps",
                 "learning_rate", "num_train_epochs", "lr_scheduler_type", "warmup_ratio", "seed", "deepspeed",
-                "lora_rank", "lora_alpha", "lora_target", "logging_steps")
+                "lora_rank", "lora_alpha", "lora_target", "logging_steps", "adam_beta2", "max_grad_norm")
 
 
 def train_args(model: str, dataset_dir: str, dataset: str, output_dir: str, params: dict, cpu: bool) -> dict:
