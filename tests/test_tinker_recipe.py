@@ -159,3 +159,38 @@ def test_prompts_in_file_order_each_cut_to_its_first_tokens(tiny_model_dir, tmp_
     cut = sources[0].conversations[1][0]["content"]
     assert cut == tokenizer.decode(tokenizer.encode(long_question, add_special_tokens=False)[:10])
     assert cut != long_question and sources[0].conversations[0][0]["content"] == "1 + 2?"
+
+
+@pytest.mark.slow
+def test_llamafactory_lora_sft_with_tinkers_settings_is_continued_by_kd_train(untied_model_dir, tmp_path):
+    """The real `llamafactory-cli train` + export with the opd study's LoRA / template / optimizer keys
+    (rank and cutoff made tiny): the adapter covers lm_head at alpha/rank 0.25, and kd-train's student
+    continues it from exactly the SFT output's weights."""
+    import json
+
+    from transformers import AutoModelForCausalLM
+
+    from motab.training.sft import main as sft_main
+
+    write_jsonl(tmp_path / "data" / "train.jsonl",
+                [{"instruction": f"Compute {i} + 1.", "input": "", "output": f"<think> {i} + 1 </think> {i + 1}"}
+                 for i in range(16)])
+    (tmp_path / "data" / "dataset_info.json").write_text(json.dumps(
+        {"toy": {"file_name": "train.jsonl", "columns": {"prompt": "instruction", "query": "input",
+                                                         "response": "output"}}}))
+    params = {key: value for key, value in OPD["sft"].items() if key not in ("deepspeed", "save_steps")} | \
+        {"lora_rank": 8, "lora_alpha": 2, "cutoff_len": 64, "per_device_train_batch_size": 8,
+         "gradient_accumulation_steps": 1, "num_train_epochs": 1, "learning_rate": 1e-2}
+    out = tmp_path / "sft"
+    assert sft_main(["--model", str(untied_model_dir), "--dataset-dir", str(tmp_path / "data"), "--dataset", "toy",
+                     "--output", str(out), "--params-json", json.dumps(params)]) == 0
+    adapter = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert "lm_head" in adapter["target_modules"] and adapter["lora_alpha"] / adapter["r"] == 0.25
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    with torch.no_grad():
+        merged = AutoModelForCausalLM.from_pretrained(out)(input_ids=ids).logits
+    student, _, _ = onpolicy.load_models(kd_args(out, "--lora-rank", "8", "--lora-alpha", "2", "--dtype", "float32",
+                                                 teacher=str(out)), torch.device("cpu"))
+    with torch.no_grad():
+        assert torch.allclose(student(input_ids=ids).logits, merged, atol=1e-4)
+    assert any(p.any() for p in lora_b(student).values())   # a trained adapter, not a fresh one
