@@ -1,6 +1,7 @@
 # On-policy distillation from a trained (or base) student: the built-in trainer (`motab kd-train`,
 # every config key is its --flag) or, with `engine: kdflow`, KDFlow on the cluster (`motab kdflow`
-# writes KDFlow's command line into the checkpoint folder and starts Ray on the allocation).
+# writes KDFlow's command line into the checkpoint folder, starts Ray on the allocation, and makes
+# KDFlow's save_path/epoch_N the checkpoint; unset keys take run_onpolicy_kd*.sh's values).
 # Both write the finished HF checkpoint (with training_log.csv for the built-in trainer) atomically.
 # A SLURM job with several GPUs runs the built-in trainer on each (motab/training/processes.py).
 # The prompts: results/{study}/kd_data/{dataset}.jsonl of the kd block's `prompts` dataset (default

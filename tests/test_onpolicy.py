@@ -343,7 +343,8 @@ def test_every_config_key_is_a_kd_train_flag():
     values = {"loss": "pwopsd", "clip_mode": "logratio", "dtype": "bfloat16", "lr": 0.001, "temperature": 0.6,
               "distill_temperature": 1.1, "clip": 1.0, "w_min": 0.25, "pw_tau": 0.3, "pw_s": 0.1, "kl_discount": 0.5,
               "jsd_beta": 0.5, "skew_lambda": 0.1, "akl_mu": 0.5, "reward_floor": -1.5, "reopold_keep_fraction": 0.5,
-              "grad_clip": 1.0, "lora_alpha": 8.0, "gradient_checkpointing": True}
+              "grad_clip": 1.0, "lora_alpha": 8.0, "gradient_checkpointing": True, "lora_unembed": True,
+              "lora_init": "sft_adapter", "adam_beta2": 0.95, "prompt_order": "file", "max_prompt_tokens": 1024}
     cfg = {key: values.get(key, 3) for key in CONFIG_FLAGS}
     args = onpolicy.parse_args(["--student", "s", "--teacher", "t", "--prompts", "p", "--output", "o",
                                 *config_argv({"engine": "builtin", **cfg})])

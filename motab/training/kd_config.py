@@ -6,7 +6,8 @@ CONFIG_FLAGS = ("loss", "steps", "prompts_per_step", "samples_per_prompt", "max_
                 "seed", "kl_discount", "jsd_beta", "distill_temperature", "skew_lambda", "akl_mu", "clip", "clip_mode",
                 "w_min", "pw_tau", "pw_s", "reward_floor", "reopold_keep_fraction", "lora_rank", "lora_alpha",
                 "chunk_tokens", "grad_clip", "save_steps", "dtype", "eval_step", "micro_batch_prompts",
-                "gradient_checkpointing")
+                "gradient_checkpointing", "lora_unembed", "lora_init", "adam_beta2", "prompt_order",
+                "max_prompt_tokens")
 RULE_KEYS = ("engine", "prompts", "teachers")   # read by rules/kd.smk (kd_sources), not kd-train flags
 SELF = "self"   # a teacher that is the starting student itself (self-distillation)
 

@@ -1,8 +1,10 @@
 """Built-in on-policy distillation trainer (`python -m motab kd-train`).
 
 One loop, readable top to bottom. Each step:
-  1. take the next B prompts (a fixed order shuffled by --seed, cycled) and render them with the
-     student's chat template (add_generation_prompt=True);
+  1. take the next B prompts (a fixed order shuffled by --seed, or with --prompt-order file the
+     file's order as Tinker's PromptOnlyDataset; cycled), each user message cut to its first
+     --max-prompt-tokens tokens (Tinker: 1,024; 0 = no cut), and render them with the student's chat
+     template (add_generation_prompt=True);
   2. sample n rollouts per prompt from the current student in-process (model.generate, do_sample,
      --temperature, no top-k/top-p, stop at tokenizer.eos_token_id); generate keeps no per-step
      [rollouts, |V|] scores: the sampler is the student, so rkl_onpolicy takes log p_sampler from
@@ -30,8 +32,14 @@ One loop, readable top to bottom. Each step:
                      gradient, both at --distill-temperature), over the tokens of the phase mask
                      (--reopold-keep-fraction: the highest-entropy fraction of tokens; 1 = all).
      (motab.losses.selfdistill documents the self-distillation losses and their reconstructions.)
-  5. AdamW (weight decay 0) at a CONSTANT learning rate, gradient-norm clip --grad-clip; one
-     optimizer step per batch of rollouts (so sampling and training weights agree: ratio = 1).
+  5. AdamW (weight decay 0, betas 0.9 / --adam-beta2) at a CONSTANT learning rate, gradient-norm
+     clip --grad-clip (0 = none, as Tinker); one optimizer step per batch of rollouts (so sampling
+     and training weights agree: ratio = 1).
+LoRA (--lora-rank r): adapters on every linear layer of the blocks (+ the unembedding lm_head with
+--lora-unembed, as Tinker's train_unembed), scale --lora-alpha / r. With --lora-init sft_adapter the
+student folder is a LoRA SFT output (motab sft): training continues its adapter (<student>/adapter,
+on the base model named in its adapter_config.json) instead of a fresh one on the merged weights,
+as Tinker's load_checkpoint_path (weights only, fresh optimizer).
 
 Logged per step: step, loss, kl_to_teacher (mean over response tokens of log p_S(y_t) - log p_T(y_t)
 at temperature 1, before the step's update), rollout_tokens (mean response tokens per rollout). The
@@ -99,6 +107,9 @@ DIVERGENCES = ("rkl", "fkl", "jsd", "skl", "srkl", "akl")
 LOSSES = ("rkl_onpolicy", *DIVERGENCES, "opsd", "eopd", "pwopsd", "reopold")
 SELF = "self"   # --teacher value: self-distillation from the starting weights with privileged context
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")  # OPSD's script
+UNEMBED = "lm_head"
+LORA_INITS = ("fresh", "sft_adapter")
+ADAPTER = "adapter"   # a LoRA SFT output's adapter folder (motab.training.sft)
 # OPSD (github.com/siyan-zhao/OPSD, data_collator.py, reason_first=False): the teacher's user message
 TRANSITION = ("\n\nAfter understanding the reference solution and the rationale behind each step, now articulate "
               "your own step-by-step reasoning that derives the same final answer to the problem below:\n")
@@ -174,7 +185,8 @@ class PromptSource:
 
 
 def prompt_sources(args: argparse.Namespace) -> list[PromptSource]:
-    """The (teacher, prompts, prompts per step) triples of the command line, with their prompts read."""
+    """The (teacher, prompts, prompts per step) triples of the command line, with their prompts read,
+    in --prompt-order (shuffled by --seed, or the file's)."""
     sources = []
     for teacher, path, per_step in zip(args.teacher, args.prompts, args.prompts_per_step):
         if teacher == SELF:
@@ -182,9 +194,25 @@ def prompt_sources(args: argparse.Namespace) -> list[PromptSource]:
         else:
             conversations, privileged = read_prompts(path), None
         order = list(range(len(conversations)))
-        random.Random(args.seed).shuffle(order)
+        if args.prompt_order == "shuffled":
+            random.Random(args.seed).shuffle(order)
         sources.append(PromptSource(teacher, path, per_step, conversations, privileged, order))
     return sources
+
+
+def cut_prompt(tokenizer, text: str, max_tokens: int) -> str:
+    """The text's first max_tokens tokens, decoded (Tinker's PromptOnlyDataset._truncate_prompt); 0 = all."""
+    tokens = tokenizer.encode(text, add_special_tokens=False)
+    return tokenizer.decode(tokens[:max_tokens]) if 0 < max_tokens < len(tokens) else text
+
+
+def cut_prompts(sources: list[PromptSource], tokenizer, max_tokens: int) -> None:
+    """Cut every user message of the student's conversations to max_tokens tokens (in place)."""
+    for source in sources if max_tokens else []:
+        for conversation in source.conversations:
+            for message in conversation:
+                if message["role"] == "user":
+                    message["content"] = cut_prompt(tokenizer, message["content"], max_tokens)
 
 
 def source_batches(sources: list[PromptSource], step: int) -> list[list[int]]:
@@ -421,6 +449,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="reopold phase mask: train on this highest-student-entropy fraction of tokens (1 = all)")
     p.add_argument("--lora-rank", type=int, default=0, help="train LoRA adapters of this rank (0 = full weights)")
     p.add_argument("--lora-alpha", type=float, default=0.0, help="LoRA alpha (0 = 2 x rank, as OPSD's 64/128)")
+    p.add_argument("--lora-unembed", type=yes_no, default=False,
+                   help="true: LoRA on the unembedding (lm_head) too, as Tinker's train_unembed")
+    p.add_argument("--lora-init", choices=LORA_INITS, default="fresh",
+                   help="fresh: new adapters on the student's weights; sft_adapter: continue <student>/adapter")
+    p.add_argument("--adam-beta2", type=float, default=0.999, help="AdamW beta2 (Tinker: 0.95)")
+    p.add_argument("--prompt-order", choices=("shuffled", "file"), default="shuffled",
+                   help="shuffled by --seed, or the prompt file's order (Tinker)")
+    p.add_argument("--max-prompt-tokens", type=int, default=0,
+                   help="cut each user message to its first N tokens (Tinker: 1024; 0 = no cut)")
     p.add_argument("--chunk-tokens", type=int, default=1024, help="tokens per chunk of logits")
     p.add_argument("--micro-batch-prompts", type=int, default=0,
                    help="prompts per generate call and per forward/backward, gradients accumulated over a "
@@ -453,7 +490,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
               (0 < args.reopold_keep_fraction <= 1, "--reopold-keep-fraction must lie in (0, 1]"),
               (args.lora_rank >= 0 and args.lora_alpha >= 0, "--lora-rank and --lora-alpha must be >= 0"),
               (0 <= args.eval_step <= args.steps, f"--eval-step must lie in [0, --steps = {args.steps}]"),
-              (args.micro_batch_prompts >= 0, "--micro-batch-prompts must be >= 0")]
+              (args.micro_batch_prompts >= 0, "--micro-batch-prompts must be >= 0"),
+              (0 <= args.adam_beta2 < 1, "--adam-beta2 must lie in [0, 1)"),
+              (args.max_prompt_tokens >= 0, "--max-prompt-tokens must be >= 0"),
+              (args.lora_init == "fresh" or args.lora_rank > 0, "--lora-init sft_adapter needs --lora-rank"),
+              (args.lora_init == "fresh" or SELF not in args.teacher,
+               "--lora-init sft_adapter with --teacher self: the adapters-off teacher would be the base model, "
+               "not the SFT student")]
     for ok, message in checks:
         if not ok:
             p.error(message)
@@ -479,7 +522,12 @@ def load_models(args: argparse.Namespace, device: torch.device | None = None):
             raise ValueError(f"{name}: the teacher's tokenizer differs from the student's ({args.student});"
                              " this trainer needs a shared tokenizer")
     dtype = DTYPES[args.dtype]
-    student = AutoModelForCausalLM.from_pretrained(args.student, dtype=dtype).to(device)
+    adapter = sft_adapter(args) if args.lora_init == "sft_adapter" else None
+    start = adapter[1] if adapter else args.student   # continuing: the base model under the SFT adapter
+    student = AutoModelForCausalLM.from_pretrained(start, dtype=dtype).to(device)
+    if args.lora_unembed and student.config.get_text_config().tie_word_embeddings:
+        # merging a LoRA on a tied lm_head would change the input embeddings too
+        raise ValueError(f"{start}: --lora-unembed needs untied input and output embeddings (tie_word_embeddings)")
     loaded = {}
     for name in dict.fromkeys(args.teacher):
         if name == SELF:   # LoRA: the student with adapters off (set below), else a frozen copy
@@ -488,11 +536,15 @@ def load_models(args: argparse.Namespace, device: torch.device | None = None):
             loaded[name] = AutoModelForCausalLM.from_pretrained(name, dtype=dtype).to(device)
     if args.gradient_checkpointing:   # the student's layers only (teachers never run backward)
         student.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    if args.lora_rank:
+    if adapter:
+        from peft import PeftModel
+
+        student = PeftModel.from_pretrained(student, str(adapter[0]), is_trainable=True)
+    elif args.lora_rank:
         from peft import LoraConfig, get_peft_model
 
         student = get_peft_model(student, LoraConfig(r=args.lora_rank, lora_alpha=args.lora_alpha or 2 * args.lora_rank,
-                                                     lora_dropout=0.0, target_modules=list(LORA_TARGETS),
+                                                     lora_dropout=0.0, target_modules=lora_targets(args),
                                                      task_type="CAUSAL_LM"))
     for name, teacher in loaded.items():
         if teacher is None:
@@ -501,6 +553,33 @@ def load_models(args: argparse.Namespace, device: torch.device | None = None):
             teacher.eval().requires_grad_(False)
     student.train()
     return student, [loaded[name] for name in args.teacher], tokenizer
+
+
+def lora_targets(args: argparse.Namespace) -> list[str]:
+    return [*LORA_TARGETS, *([UNEMBED] if args.lora_unembed else [])]
+
+
+def sft_adapter(args: argparse.Namespace) -> tuple[Path, str]:
+    """(<student>/adapter, its base model) for --lora-init sft_adapter; the adapter's rank, alpha and
+    targets must be the ones asked for (continuing cannot change them)."""
+    folder = Path(args.student) / ADAPTER
+    config_path = folder / "adapter_config.json"
+    if not config_path.is_file():
+        raise ValueError(f"--lora-init sft_adapter: {config_path} not found (the student must be a LoRA SFT output)")
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    targets = config.get("target_modules") or []
+    asked = {"r": args.lora_rank, "lora_alpha": args.lora_alpha or 2 * args.lora_rank,
+             "target_modules": sorted(lora_targets(args))}
+    found = {"r": config.get("r"), "lora_alpha": config.get("lora_alpha"),
+             "target_modules": sorted([targets] if isinstance(targets, str) else targets)}
+    if asked != found:
+        raise ValueError(f"{config_path}: the SFT adapter has {found}, but this run asks for {asked}")
+    return folder, config["base_model_name_or_path"]
+
+
+def make_optimizer(trainable: list, args: argparse.Namespace) -> torch.optim.Optimizer:
+    """AdamW, weight decay 0, betas (0.9, --adam-beta2) (Tinker's AdamParams: beta2 0.95)."""
+    return torch.optim.AdamW(trainable, lr=args.lr, betas=(0.9, args.adam_beta2), weight_decay=0.0)
 
 
 def run_config(args: argparse.Namespace) -> dict:
@@ -593,10 +672,11 @@ def train(args: argparse.Namespace) -> dict:
     sources = prompt_sources(args)
     check_shares(sources, processes)
     student, teachers, tokenizer = load_models(args, processes.device)
+    cut_prompts(sources, tokenizer, args.max_prompt_tokens)
     trainable = [q for q in student.parameters() if q.requires_grad]
     processes.broadcast(trainable)
     processes.check_replicas(student.parameters(), "after loading")
-    optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.0)
+    optimizer = make_optimizer(trainable, args)
 
     partial = Path(str(Path(args.output)) + ".partial")
     resume_key = {k: v for k, v in run_config(args).items() if k not in RESUME_FREE} | {"processes": processes.world}

@@ -13,6 +13,13 @@ Training log: LLaMA-Factory's trainer_log.jsonl (one entry per logging_steps) be
 training_log.csv (`step,loss`) in the output; entries logged twice (steps between the last save
 and a kill, rerun after the resume) keep the rerun's value.
 
+Config keys are LLaMA-Factory's own names (PASS_THROUGH), plus `template` (default `qwen`, which
+adds Qwen2.5's default system prompt; the opd study uses `qwen3`, no system prompt, the same tokens
+as Qwen3's chat template that renders the rollout and eval prompts). Tinker's recipe (opd study):
+lora_alpha 32 at rank 128, lora_target listing lm_head (LLaMA-Factory's `all` leaves the
+unembedding out), adam_beta2 0.95, max_grad_norm 0 (no clipping). The LoRA adapter stays in
+<output>/adapter beside the merged weights: on-policy training can continue it (kd `lora_init`).
+
 Multi-node: in a SLURM job each node runs this command once (srun --ntasks-per-node=1); the
 torchrun variables come from motab.training.slurm_env; only node 0 writes and renames folders.
 """
@@ -41,7 +48,7 @@ CHECKPOINT = "checkpoint-"
 # Config keys passed through to LLaMA-Factory unchanged (they are its own argument names).
 PASS_THROUGH = ("finetuning_type", "cutoff_len", "per_device_train_batch_size", "gradient_accumulation_steps",
                 "learning_rate", "num_train_epochs", "lr_scheduler_type", "warmup_ratio", "seed", "deepspeed",
-                "lora_rank", "lora_alpha", "lora_target", "logging_steps")
+                "lora_rank", "lora_alpha", "lora_target", "logging_steps", "adam_beta2", "max_grad_norm")
 
 
 def train_args(model: str, dataset_dir: str, dataset: str, output_dir: str, params: dict, cpu: bool) -> dict:
