@@ -348,6 +348,12 @@ def loss_units(loss: str, mask: torch.Tensor) -> int:
     return int((mask.sum(-1) > 0).sum()) if loss == "pwopsd" else int(mask.sum())
 
 
+def micro_batch_units(args: argparse.Namespace, mask: torch.Tensor) -> int:
+    """A micro-batch's weight in the step's loss (its share = units / the step's total over processes):
+    its loss units, or 1 each with --loss-average micro_batch (the mean of the micro-batches' losses)."""
+    return 1 if args.loss_average == "micro_batch" else loss_units(args.loss, mask)
+
+
 def multi_teacher_loss(student, teachers: list, rollouts: Rollouts, args: argparse.Namespace,
                        parts: list[tuple[slice, Rollouts | None]], step: int = 1) -> tuple[torch.Tensor, float, list[float]]:
     """(loss, kl_to_teacher, kl_to_teacher per teacher) over a batch whose rows `parts[i][0]` belong to
@@ -584,10 +590,7 @@ def accumulate_gradients(student, teachers: list, micro: list[MicroBatch], args:
     --loss-average micro_batch (the PW-OPSD release: transformers' Trainer divides each micro-batch's
     mean by the accumulation steps and DeepSpeed averages the processes): the step's loss is the plain
     mean of the micro-batches' own losses."""
-    if args.loss_average == "micro_batch":
-        units = [1] * len(micro)
-    else:
-        units = [loss_units(args.loss, m.rollouts.response_mask) for m in micro]
+    units = [micro_batch_units(args, m.rollouts.response_mask) for m in micro]
     part_tokens = [[int(m.rollouts.response_mask[rows].sum()) for rows, _ in m.parts] for m in micro]
     tokens = [0] * len(teachers)
     for m, counts in zip(micro, part_tokens):
