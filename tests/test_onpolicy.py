@@ -339,6 +339,20 @@ def test_self_distillation_runs_and_saves_a_plain_checkpoint(kd_setup, tmp_path,
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
+@pytest.mark.parametrize("loss", ["eopd", "reopold"])
+def test_self_distillation_with_the_pwopsd_studys_flags(kd_setup, tmp_path, loss):
+    """The release's settings together (prompts, thinking, top-p/top-k, linear LR, micro-batch mean,
+    REOPOLD's phase II from step 2) train and log each step; the linear schedule reaches step 2."""
+    flags = ["--prompt-style", "pwopsd", "--student-thinking", "false", "--teacher-thinking", "true",
+             "--top-p", "0.95", "--top-k", "20", "--lr-schedule", "linear", "--loss-average", "micro_batch",
+             "--micro-batch-prompts", "1", "--distill-temperature", "1.1", "--grad-clip", "0.1",
+             "--reopold-t-switch", "1"]
+    output, log = run(kd_setup, tmp_path, *flags, teacher="self", loss=loss, steps=2, lr=3e-2)
+    assert len(read_csv(log)) == 2
+    before, after = weights(kd_setup["student"]), weights(output)
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
 def test_token_clip_stops_gradients_of_far_tokens(kd_setup, tmp_path):
     """compat paper clamps each token's whole KL: a far teacher leaves no gradient at all. The release
     (compat released) clamps each vocabulary entry, so the entries below the clip still train."""

@@ -12,7 +12,8 @@ One loop, readable top to bottom. Each step:
      `--teacher self` (on-policy self-distillation) the teacher is the starting student: a frozen
      copy, or with --lora-rank the same network with its LoRA adapters disabled; it scores the
      response after a privileged prompt holding the problem and the row's reference "solution"
-     (OPSD's wording, `teacher_messages`), while the student's prompt holds the problem only;
+     (OPSD's wording, `teacher_messages`; --prompt-style pwopsd: the PW-OPSD release's wording of
+     both prompts, motab.training.selfdistill_prompts), while the student's prompt holds the problem only;
   4. minimise the chosen loss over the response tokens (prompt and padding masked; the eos the
      student produced is part of the response):
        rkl_onpolicy  Tinker's per-token reverse-KL advantage loss, k_t = log p_sampler(y_t) -
@@ -60,7 +61,8 @@ gradients are summed so each step trains on the loss over the whole step's batch
 metrics cover all processes. A resumed run needs the same number of processes.
 Memory: --micro-batch-prompts K samples and back-propagates a process's prompts K at a time (each
 micro-batch's loss weighted by its share of the step's loss units, so the accumulated gradient is
-the whole batch's); --gradient-checkpointing true recomputes the student's layers in backward.
+the whole batch's; with --loss-average micro_batch each micro-batch weighs the same, as transformers'
+gradient accumulation); --gradient-checkpointing true recomputes the student's layers in backward.
 """
 
 from __future__ import annotations
