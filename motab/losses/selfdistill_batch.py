@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from motab.losses.divergences import Head, chunked_token_entropy, chunked_token_logprobs, chunked_token_loss
-from motab.losses.selfdistill import (REOPOLD_BETA, REOPOLD_LAMBDA, REOPOLD_T_SWITCH, PositionSchedule,
+from motab.losses.selfdistill import (PW_PRESETS, REOPOLD_BETA, REOPOLD_LAMBDA, REOPOLD_T_SWITCH, PositionSchedule,
                                       eopd_fkl_token_loss, eopd_sampled_token_loss, opsd_token_loss,
                                       per_sequence_token_weights, position_weights, reopold_loss, reopold_phase_mask)
 
@@ -27,7 +27,7 @@ class SelfDistillSettings:
     tau: float = 1.1                     # distillation temperature (the release's --temperature)
     clip: float = 0.05                   # opsd/pwopsd (the release's --jsd_token_clip)
     compat: str = "released"
-    schedule: PositionSchedule = PositionSchedule(0.25, 0.30, 0.10)
+    schedule: PositionSchedule = PW_PRESETS["moderate"]
     reopold_lambda: float = REOPOLD_LAMBDA
     reopold_beta: float = REOPOLD_BETA
     reopold_t_switch: int = REOPOLD_T_SWITCH

@@ -476,8 +476,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
               (0 < args.reopold_beta <= 1, "--reopold-beta must lie in (0, 1]"),
               (0 < args.top_p <= 1 and args.top_k >= 0, "--top-p must lie in (0, 1] and --top-k be >= 0"),
               (args.loss != "rkl_onpolicy" or (args.top_p == 1 and args.top_k == 0),
-               "rkl_onpolicy needs untruncated sampling (--top-p 1, --top-k 0): its sampler log-probabilities "
-               "are the student's full distribution at --temperature"),
+               ("rkl_onpolicy needs untruncated sampling (--top-p 1, --top-k 0): its sampler log-probabilities "
+                "are the student's full distribution at --temperature")),
               (args.lora_rank >= 0 and args.lora_alpha >= 0, "--lora-rank and --lora-alpha must be >= 0"),
               (0 <= args.eval_step <= args.steps, f"--eval-step must lie in [0, --steps = {args.steps}]"),
               (args.micro_batch_prompts >= 0, "--micro-batch-prompts must be >= 0")]
