@@ -346,7 +346,7 @@ def test_self_distillation_with_the_pwopsd_studys_flags(kd_setup, tmp_path, loss
     flags = ["--prompt-style", "pwopsd", "--student-thinking", "false", "--teacher-thinking", "true",
              "--top-p", "0.95", "--top-k", "20", "--lr-schedule", "linear", "--loss-average", "micro_batch",
              "--micro-batch-prompts", "1", "--distill-temperature", "1.1", "--grad-clip", "0.1",
-             "--reopold-t-switch", "1"]
+             "--reopold-t-switch", "1", "--mask-pad-tokens", "true"]
     output, log = run(kd_setup, tmp_path, *flags, teacher="self", loss=loss, steps=2, lr=3e-2)
     assert len(read_csv(log)) == 2
     before, after = weights(kd_setup["student"]), weights(output)
@@ -373,6 +373,7 @@ def test_every_config_key_is_a_kd_train_flag():
               "jsd_beta": 0.5, "skew_lambda": 0.1, "akl_mu": 0.5, "reopold_lambda": 0.2, "reopold_beta": 0.5,
               "top_p": 0.95, "top_k": 20, "student_thinking": False, "teacher_thinking": True,
               "prompt_style": "pwopsd", "lr_schedule": "linear", "loss_average": "micro_batch",
+              "mask_pad_tokens": True,
               "grad_clip": 1.0, "lora_alpha": 8.0, "gradient_checkpointing": True}
     cfg = {key: values.get(key, 3) for key in CONFIG_FLAGS}
     args = onpolicy.parse_args(["--student", "s", "--teacher", "t", "--prompts", "p", "--output", "o",

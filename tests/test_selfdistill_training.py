@@ -33,7 +33,8 @@ def test_pwopsd_study_trains_with_the_launchers_values(name):
                 "samples_per_prompt": 1, "temperature": 1.1, "top_p": 0.95, "top_k": 20, "max_new_tokens": 1024,
                 "distill_temperature": 1.1, "clip": 0.05, "compat": "released", "lora_rank": 64,
                 "lora_alpha": 128.0, "eval_step": 100, "save_steps": 25, "student_thinking": False,
-                "teacher_thinking": True, "prompt_style": "pwopsd", "loss_average": "micro_batch",
+                "teacher_thinking": True, "prompt_style": "pwopsd", "mask_pad_tokens": True,
+                "loss_average": "micro_batch",
                 "micro_batch_prompts": 2 if name.endswith("_mb2") else 4}
     assert {key: getattr(args, key) for key in expected} == expected
     if args.loss == "reopold":
@@ -138,3 +139,14 @@ def test_rkl_onpolicy_refuses_truncated_sampling():
     onpolicy.parse_args(argv)
     with pytest.raises(SystemExit):
         onpolicy.parse_args([*argv, "--top-p", "0.95"])
+
+
+def test_response_mask_leaves_pad_tokens_out_when_asked():
+    """Tokens up to the first eos; with the pad id (the release's label mask) tokens equal to it drop out,
+    which is the eos itself for a tokenizer whose pad is its eos."""
+    eos = 2
+    response = torch.tensor([[5, 6, eos, eos], [5, eos, 7, eos]])
+    assert onpolicy.response_mask(response, eos).tolist() == [[True, True, True, False], [True, True, False, False]]
+    assert onpolicy.response_mask(response, eos, pad_id=eos).tolist() == [[True, True, False, False],
+                                                                            [True, False, False, False]]
+    assert onpolicy.response_mask(response, eos, pad_id=9).tolist() == onpolicy.response_mask(response, eos).tolist()

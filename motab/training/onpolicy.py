@@ -217,8 +217,9 @@ class Rollouts:
 
 @torch.no_grad()
 def sample_rollouts(model, tokenizer, conversations: list[list[dict]], n: int, max_new_tokens: int,
-                    temperature: float, top_p: float = 1.0, top_k: int = 0, thinking: bool | None = None) -> Rollouts:
-    """n sampled responses per conversation.
+                    temperature: float, top_p: float = 1.0, top_k: int = 0, thinking: bool | None = None,
+                    mask_pad: bool = False) -> Rollouts:
+    """n sampled responses per conversation (mask_pad: see `response_mask`).
 
     generate keeps no scores (one [R, |V|] tensor per new token would be R * M * |V| * 4 bytes). The
     sampler is the current student, so the log-probabilities rkl_onpolicy needs are the student's own
@@ -236,10 +237,17 @@ def sample_rollouts(model, tokenizer, conversations: list[list[dict]], n: int, m
     model.train(was_training)
     prompt_len = prompt_ids.shape[1]
     response = sequences[:, prompt_len:]
-    is_eos = response == tokenizer.eos_token_id
-    response_mask = (is_eos.long().cumsum(-1) - is_eos.long()) == 0   # up to and including the first eos
-    return Rollouts(input_ids=sequences, attention_mask=torch.cat([prompt_mask, response_mask.long()], 1),
-                    prompt_len=prompt_len, response=response, response_mask=response_mask)
+    mask = response_mask(response, tokenizer.eos_token_id, tokenizer.pad_token_id if mask_pad else None)
+    return Rollouts(input_ids=sequences, attention_mask=torch.cat([prompt_mask, mask.long()], 1),
+                    prompt_len=prompt_len, response=response, response_mask=mask)
+
+
+def response_mask(response: torch.Tensor, eos_id: int, pad_id: int | None = None) -> torch.Tensor:
+    """[R, M] bool: the tokens up to and including the first eos; with pad_id, less every token equal to
+    it (the PW-OPSD release masks labels equal to the pad token, which is the eos for some tokenizers)."""
+    is_eos = response == eos_id
+    mask = (is_eos.long().cumsum(-1) - is_eos.long()) == 0
+    return mask if pad_id is None else mask & (response != pad_id)
 
 
 def with_prompts(rollouts: Rollouts, tokenizer, conversations: list[list[dict]], n: int,
@@ -424,6 +432,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--prompt-style", choices=PROMPT_STYLES, default="opsd",
                    help="self-distillation prompts: opsd (the student's messages as given, OPSD's teacher "
                         "wording) or pwopsd (the PW-OPSD release's student and teacher messages)")
+    p.add_argument("--mask-pad-tokens", type=yes_no, default=False,
+                   help="true: leave response tokens equal to the pad token out of the loss (the PW-OPSD "
+                        "release; the eos itself where a tokenizer's pad is its eos)")
     p.add_argument("--clip", type=float, default=0.05, help="opsd/pwopsd: forward-KL clip")
     p.add_argument("--compat", choices=COMPATS, default="released",
                    help="opsd/pwopsd clip: released (each vocabulary entry) or paper (each token's KL)")
@@ -574,7 +585,7 @@ def sample_step(student, sources: list[PromptSource], tokenizer, args: argparse.
         active = [i for i, batch in enumerate(group) if batch]
         rollouts = sample_rollouts(student, tokenizer, [sources[i].conversations[j] for i in active for j in group[i]],
                                    args.samples_per_prompt, args.max_new_tokens, args.temperature, args.top_p,
-                                   args.top_k, args.student_thinking)
+                                   args.top_k, args.student_thinking, args.mask_pad_tokens)
         parts = teacher_parts([sources[i] for i in active], [group[i] for i in active], rollouts, tokenizer,
                               args.samples_per_prompt, args.teacher_thinking)
         out.append(MicroBatch(active, rollouts, parts))
