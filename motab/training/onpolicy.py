@@ -320,7 +320,8 @@ def distillation_loss(student, teacher, rollouts: Rollouts, args: argparse.Names
                 logp_sampler = chunked_token_logprobs(student_hidden.detach()[mask], student_head, targets,
                                                       tau=args.temperature, chunk_tokens=chunk)
         logp_new = chunked_token_logprobs(student_hidden[mask], student_head, targets, chunk_tokens=chunk)
-        loss = onpolicy_advantage_loss(as_grid.masked_scatter(mask, logp_new), as_grid.masked_scatter(mask, logp_sampler),
+        loss = onpolicy_advantage_loss(as_grid.masked_scatter(mask, logp_new),
+                                       as_grid.masked_scatter(mask, logp_sampler),
                                        as_grid.masked_scatter(mask, logp_teacher), mask, args.kl_discount)
     elif args.loss in DIVERGENCES:
         loss = chunked_token_divergence(student_hidden, student_head, teacher_hidden, mask, args.loss,
@@ -365,7 +366,8 @@ def micro_batch_units(args: argparse.Namespace, mask: torch.Tensor) -> int:
 
 
 def multi_teacher_loss(student, teachers: list, rollouts: Rollouts, args: argparse.Namespace,
-                       parts: list[tuple[slice, Rollouts | None]], step: int = 1) -> tuple[torch.Tensor, float, list[float]]:
+                       parts: list[tuple[slice, Rollouts | None]],
+                       step: int = 1) -> tuple[torch.Tensor, float, list[float]]:
     """(loss, kl_to_teacher, kl_to_teacher per teacher) over a batch whose rows `parts[i][0]` belong to
     teachers[i] (with its privileged rollouts `parts[i][1]`, or None). One teacher: distillation_loss on
     the whole batch. Several: each teacher's loss on its rows, weighted by its share of the loss units
