@@ -236,19 +236,28 @@ def test_toy_kd_losses_bring_the_student_towards_the_teacher(kd_setup, tmp_path,
 
 NEW_LOSSES = [("akl", "--akl-mu", "0.6"), ("skl", "--skew-lambda", "0.2"), ("srkl", "--skew-lambda", "0.2"),
               ("opsd", "--clip", "50"), ("eopd", "--distill-temperature", "1.1"), ("pwopsd", "--clip", "40"),
-              ("reopold", "--reopold-keep-fraction", "0.5")]
+              ("reopold", "--reopold-t-switch", "0")]
 
 
 @pytest.mark.parametrize("loss,flag,value", NEW_LOSSES)
 def test_new_losses_train_against_a_teacher_checkpoint(kd_setup, tmp_path, loss, flag, value):
-    # opsd/pwopsd get a large clip here: this far random teacher puts every token's fkl above 0.05, and
-    # a token clamped at the clip has no gradient (see test_token_clip_stops_gradients_of_far_tokens)
+    # opsd/pwopsd get a large clip here: this far random teacher puts most vocabulary entries above 0.05,
+    # and an entry clamped at the clip has no gradient
     output, log = run(kd_setup, tmp_path, flag, value, loss=loss, steps=2)
     rows = read_csv(log)
     assert len(rows) == 2 and all(float(r["kl_to_teacher"]) > 0.1 for r in rows)
     before, after = weights(kd_setup["student"]), weights(output)
     assert any(not torch.equal(before[k], after[k]) for k in before)
     assert json.loads((output / "kd_run.json").read_text())["args"][flag[2:].replace("-", "_")] == float(value)
+
+
+def test_reopold_phase_one_drops_tokens_below_the_reward_floor(kd_setup, tmp_path):
+    """This far random teacher gives every token a reward below REOPOLD's floor: in phase I (the first
+    --reopold-t-switch steps) they are all dropped, so nothing trains (the release's mask)."""
+    output, log = run(kd_setup, tmp_path, "--reopold-t-switch", "5", loss="reopold", steps=2)
+    assert all(float(r["loss"]) == 0.0 for r in read_csv(log))
+    before, after = weights(kd_setup["student"]), weights(output)
+    assert all(torch.equal(before[k], after[k]) for k in before)
 
 
 def test_teacher_prompt_follows_opsd_wording():
@@ -330,19 +339,41 @@ def test_self_distillation_runs_and_saves_a_plain_checkpoint(kd_setup, tmp_path,
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
+@pytest.mark.parametrize("loss", ["eopd", "reopold"])
+def test_self_distillation_with_the_pwopsd_studys_flags(kd_setup, tmp_path, loss):
+    """The release's settings together (prompts, thinking, top-p/top-k, linear LR, micro-batch mean,
+    REOPOLD's phase II from step 2) train and log each step; the linear schedule reaches step 2."""
+    flags = ["--prompt-style", "pwopsd", "--student-thinking", "false", "--teacher-thinking", "true",
+             "--top-p", "0.95", "--top-k", "20", "--lr-schedule", "linear", "--loss-average", "micro_batch",
+             "--micro-batch-prompts", "1", "--distill-temperature", "1.1", "--grad-clip", "0.1",
+             "--reopold-t-switch", "1", "--mask-pad-tokens", "true"]
+    output, log = run(kd_setup, tmp_path, *flags, teacher="self", loss=loss, steps=2, lr=3e-2)
+    assert len(read_csv(log)) == 2
+    before, after = weights(kd_setup["student"]), weights(output)
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
 def test_token_clip_stops_gradients_of_far_tokens(kd_setup, tmp_path):
-    output, log = run(kd_setup, tmp_path, "--clip", "0.05", loss="opsd", steps=1)
+    """compat paper clamps each token's whole KL: a far teacher leaves no gradient at all. The release
+    (compat released) clamps each vocabulary entry, so the entries below the clip still train."""
+    output, log = run(kd_setup, tmp_path, "--clip", "0.05", "--compat", "paper", loss="opsd", steps=1)
     assert float(read_csv(log)[0]["loss"]) == pytest.approx(0.05)
     before, after = weights(kd_setup["student"]), weights(output)
     assert all(torch.equal(before[k], after[k]) for k in before)
+    released, log = run(kd_setup, tmp_path / "released", "--clip", "0.05", loss="opsd", steps=1)
+    assert float(read_csv(log)[0]["loss"]) > 0.05
+    assert any(not torch.equal(before[k], v) for k, v in weights(released).items())
 
 
 def test_every_config_key_is_a_kd_train_flag():
     from motab.training.kd_config import CONFIG_FLAGS, config_argv
 
-    values = {"loss": "pwopsd", "clip_mode": "logratio", "dtype": "bfloat16", "lr": 0.001, "temperature": 0.6,
+    values = {"loss": "pwopsd", "compat": "paper", "dtype": "bfloat16", "lr": 0.001, "temperature": 0.6,
               "distill_temperature": 1.1, "clip": 1.0, "w_min": 0.25, "pw_tau": 0.3, "pw_s": 0.1, "kl_discount": 0.5,
-              "jsd_beta": 0.5, "skew_lambda": 0.1, "akl_mu": 0.5, "reward_floor": -1.5, "reopold_keep_fraction": 0.5,
+              "jsd_beta": 0.5, "skew_lambda": 0.1, "akl_mu": 0.5, "reopold_lambda": 0.2, "reopold_beta": 0.5,
+              "top_p": 0.95, "top_k": 20, "student_thinking": False, "teacher_thinking": True,
+              "prompt_style": "pwopsd", "lr_schedule": "linear", "loss_average": "micro_batch",
+              "mask_pad_tokens": True,
               "grad_clip": 1.0, "lora_alpha": 8.0, "gradient_checkpointing": True, "lora_unembed": True,
               "lora_init": "sft_adapter", "adam_beta2": 0.95, "prompt_order": "file", "max_prompt_tokens": 1024}
     cfg = {key: values.get(key, 3) for key in CONFIG_FLAGS}

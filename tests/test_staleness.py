@@ -216,7 +216,10 @@ REFERENCES = ["select", "models.*.source", "datasets.*.source", "benchmarks.*.so
 ENUM_ALTERNATIVES = {"rule": {"nucleus": "topk", "topk": "nucleus"}, "finetuning_type": {"full": "lora", "lora": "full"},
                      "loss": {"rkl_onpolicy": "rkl", "rkl": "fkl", "fkl": "rkl", "jsd": "rkl",
                               "opsd": "pwopsd", "pwopsd": "opsd"},
-                     "clip_mode": {"token": "logratio", "logratio": "token"},
+                     "compat": {"released": "paper", "paper": "released"},
+                     "lr_schedule": {"constant": "linear", "linear": "constant"},
+                     "loss_average": {"step": "micro_batch", "micro_batch": "step"},
+                     "prompt_style": {"opsd": "pwopsd", "pwopsd": "opsd"},
                      "dtype": {"float32": "bfloat16", "bfloat16": "float32"},
                      "dskd_token_align": {"eta": "cma", "cma": "eta"}}
 

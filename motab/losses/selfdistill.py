@@ -1,28 +1,28 @@
-"""The on-policy self-distillation family (ALGORITHMS.md): OPSD, EOPD, REOPOLD, PW-OPSD.
+"""The on-policy self-distillation family as the PW-OPSD release trains it: OPSD, EOPD, REOPOLD, PW-OPSD.
 
-Per-token losses are functions (student logits [n, V], teacher logits [n, V]) -> [n] in float32,
-to be summed chunk by chunk with `motab.losses.divergences.chunked_token_loss`; the reductions are
-separate pure functions. The teacher is the model's own starting weights scored with privileged
-context (problem + reference solution); the student sees the problem only; both score the same
-student-sampled response tokens (see motab.training.onpolicy).
+The specification is SaFo-Lab/PW-OPSD (code/opsd_trainer.py `generalized_jsd_loss`, code/ea_opsd_trainer.py
+`EAOPSDTrainer.compute_loss`; METHODS.md, "Self-distillation losses", lists every difference from the
+paper and which `compat` mode reproduces it). Losses are pure functions over tensors in float32; the
+per-token ones take (student logits [n, V], teacher logits [n, V]) -> [n] so that
+`motab.losses.divergences.chunked_token_loss` can sum them chunk by chunk, and every [B, T] helper
+here has an unchunked form the golden tests compare with the release.
 
-- OPSD: forward KL at temperature tau (1.1 in the PW-OPSD release), clipped at `clip` (0.05).
-  RECONSTRUCTION, default clip_mode="token": each token's fkl_t is clamped from above,
-  min(fkl_t, clip), before averaging (a token above the clip contributes no gradient).
-  Alternative clip_mode="logratio": the per-vocabulary log-ratio is clamped from above inside the
-  sum, sum_v p_T(v) min(log p_T(v) - log p_S(v), clip).
-- EOPD: a_t fkl_t + (1 - a_t) rkl_t with a_t = H_T,t / log|V| (teacher entropy at tau, normalised,
-  detached): RECONSTRUCTION of "a function of the normalised entropy".
-- REOPOLD: -sum_t max(r_t, r_min) log p_S(y_t) / N over valid tokens inside the phase mask, with
-  r_t = log p_T(y_t) - log p_S(y_t) detached. The published floor was not found in a primary source;
-  a secondary summary describes REOPOLD's "mixture-based reward clipping" as
-  max(sg(r_t), log(lambda / (1 - lambda))). `reward_floor` is exposed (default REOPOLD_FLOOR).
-  The phase mask is any [B, T] boolean tensor; `entropy_phase_mask` builds REOPOLD-style
-  "entropy-based token-level dynamic sampling" (keep the highest-entropy fraction of tokens),
-  also a RECONSTRUCTION.
-- PW-OPSD: OPSD's clipped fkl_t with increasing position weights
-  w(u) = w_min + (1 - w_min) sigmoid((u - tau) / s), u = t / T, t = 1..T the position among the
-  response's valid tokens and T their number; L_seq = sum_t w_t l_t / sum_t w_t, mean over sequences.
+- OPSD: forward KL at temperature tau (1.1). compat "released": each vocabulary entry's term
+  p_T(v) (log p_T(v) - log p_S(v)) is clamped at `clip` (0.05) BEFORE the sum over v (the release
+  clamps F.kl_div's [B, T, V] output); compat "paper": each token's whole KL is clamped (the release's
+  own help text and the paper: "clip per-token divergence"). Mean over valid tokens.
+- PW-OPSD: OPSD's clipped KL l_t times w_t = w_min + (1 - w_min) sigmoid((u_t - tau) / s) with
+  u_t = (i - 0.5) / T (i = 1..T among the row's valid tokens), each sequence's sum_t w_t l_t divided
+  by its token count T, then the mean over sequences with a valid token.
+- EOPD: L_OPD_t + 1[H_T,t > 0.8] L_FKL_t, mean over valid tokens. L_OPD is the PPO-clipped (eps 0.2)
+  sampled-token term max(-r A, -clip(r, 1 - eps, 1 + eps) A), A = log p_T(y_t) - log p_S(y_t)
+  detached, r = p_S / sg(p_S) (= 1, gradient of log p_S). L_FKL is the forward KL from the teacher
+  renormalised over its top 16 logits to the student's FULL-vocabulary log-probabilities there.
+  H_T is the teacher's full-vocabulary entropy; everything at temperature tau.
+- REOPOLD: -(1/sum M) sum_t M_t max(R_t, f) log p_S(y_t), R_t = log p_T(y_t) - log p_S(y_t)
+  (stop-gradient, at tau), floor f = log(lambda) / (1 - lambda) (lambda 0.1: -2.56). Phase I
+  (0-based step < t_switch): M = 1[R >= f], tokens below the floor dropped. Phase II:
+  M = 1[H_S >= the (1 - beta) quantile of the valid tokens' student entropy] (beta 0.2).
 """
 
 from __future__ import annotations
@@ -31,11 +31,15 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from motab.losses.divergences import kl, log_probs
 
-CLIP_MODES = ("token", "logratio")
-REOPOLD_FLOOR = math.log(0.2)   # placeholder floor (about -1.61), not a published REOPOLD value
+COMPATS = ("released", "paper")
+EOPD_ENTROPY_THRESHOLD = 0.8   # the release's tau, hard-coded in ea_opsd_trainer.py
+EOPD_TOP_K = 16
+EOPD_PPO_EPS = 0.2
+REOPOLD_LAMBDA, REOPOLD_BETA, REOPOLD_T_SWITCH = 0.1, 0.2, 50   # the REOPOLD launchers' values
 
 
 @dataclass(frozen=True)
@@ -48,49 +52,37 @@ class PositionSchedule:
 
 
 PW_PRESETS = {
-    "moderate": PositionSchedule(w_min=0.25, tau=0.30, s=0.10),    # the paper's named Moderate schedule
-    # "a lower w_min": 0.10 keeps every token in the loss while giving the first tokens 2.5x less
-    # weight than Moderate; our choice, the paper's exact value was not found
+    "moderate": PositionSchedule(w_min=0.25, tau=0.30, s=0.10),    # the release's launchers and paper
+    # no launcher or README gives the Aggressive w_min: 0.10 is our choice (config marks it as ours)
     "aggressive": PositionSchedule(w_min=0.10, tau=0.30, s=0.10),
 }
 
 
-# ----------------------------------------------------------------------------- per-token losses
+def _check_compat(compat: str) -> None:
+    if compat not in COMPATS:
+        raise ValueError(f"compat must be one of {COMPATS}, found {compat!r}")
+
+
+# ----------------------------------------------------------------------------- OPSD / PW-OPSD
 
 def opsd_token_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float = 1.1,
-                    clip: float = 0.05, clip_mode: str = "token") -> torch.Tensor:
-    """OPSD's clipped forward KL per token (see the module doc for the two clip modes)."""
-    if clip_mode not in CLIP_MODES:
-        raise ValueError(f"clip_mode must be one of {CLIP_MODES}, found {clip_mode!r}")
-    if clip <= 0:
-        raise ValueError(f"clip must be > 0, found {clip}")
+                    clip: float = 0.05, compat: str = "released") -> torch.Tensor:
+    """OPSD's clipped forward KL per token: [n, V] x [n, V] -> [n] (clip <= 0: no clip)."""
+    _check_compat(compat)
     log_s, log_t = log_probs(student_logits, teacher_logits, tau)
-    if clip_mode == "token":
-        return kl(log_t, log_s).clamp(max=clip)
-    return (log_t.exp() * (log_t - log_s).clamp(max=clip)).sum(-1)
+    if compat == "paper":
+        token = kl(log_t, log_s)
+        return token.clamp(max=clip) if clip > 0 else token
+    entries = log_t.exp() * (log_t - log_s)
+    return (entries.clamp(max=clip) if clip > 0 else entries).sum(-1)
 
-
-def teacher_normalised_entropy(log_t: torch.Tensor) -> torch.Tensor:
-    """H(p_T) / log|V| per token, in [0, 1], without gradient."""
-    with torch.no_grad():
-        return -(log_t.exp() * log_t).sum(-1) / math.log(log_t.shape[-1])
-
-
-def eopd_token_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
-    """a_t fkl_t + (1 - a_t) rkl_t with a_t the teacher's normalised entropy (detached)."""
-    log_s, log_t = log_probs(student_logits, teacher_logits, tau)
-    a = teacher_normalised_entropy(log_t)
-    return a * kl(log_t, log_s) + (1.0 - a) * kl(log_s, log_t)
-
-
-# ----------------------------------------------------------------------------- PW-OPSD weights
 
 def relative_positions(mask: torch.Tensor) -> torch.Tensor:
-    """u = t / T for each valid token of each row of [B, M] (t = 1..T among the valid tokens; 0 elsewhere)."""
+    """u = (i - 0.5) / T for the i-th valid token (1-based) of each row of [B, M]; 0 elsewhere."""
     valid = mask.float()
-    t = valid.cumsum(-1)
+    index = valid.cumsum(-1) * valid
     total = valid.sum(-1, keepdim=True).clamp_min(1.0)
-    return t / total * valid
+    return (index - 0.5).clamp_min(0.0) / total * valid
 
 
 def position_weights(mask: torch.Tensor, schedule: PositionSchedule) -> torch.Tensor:
@@ -103,41 +95,87 @@ def position_weights(mask: torch.Tensor, schedule: PositionSchedule) -> torch.Te
 
 
 def per_sequence_token_weights(weights: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """c_t with sum_t c_t l_t = mean over sequences with a valid token of (sum_t w_t l_t / sum_t w_t)."""
-    w = weights.float() * mask.float()
-    row_sum = w.sum(-1, keepdim=True)
-    sequences = (row_sum > 0).sum().clamp_min(1)
-    return torch.where(row_sum > 0, w / row_sum.clamp_min(1e-30), torch.zeros_like(w)) / sequences
+    """c_t with sum_t c_t l_t = mean over sequences with a valid token of (sum_t w_t l_t / T_row)."""
+    valid = mask.float()
+    count = valid.sum(-1, keepdim=True)
+    sequences = (count > 0).sum().clamp_min(1)
+    return weights.float() * valid / count.clamp_min(1.0) / sequences
 
 
-def per_sequence_reduction(token_losses: torch.Tensor, weights: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """mean over sequences of sum_t w_t l_t / sum_t w_t, over [B, M] tensors (the unchunked form)."""
-    return (per_sequence_token_weights(weights, mask) * token_losses.float() * mask.float()).sum()
+def pwopsd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor,
+                schedule: PositionSchedule, tau: float = 1.1, clip: float = 0.05,
+                compat: str = "released") -> torch.Tensor:
+    """PW-OPSD over [B, M, V] logits and a [B, M] mask (the unchunked form)."""
+    token = opsd_token_loss(student_logits, teacher_logits, tau, clip, compat)
+    weights = per_sequence_token_weights(position_weights(mask, schedule), mask)
+    return (weights * token * mask.float()).sum()
+
+
+def token_mean(token_losses: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Sum of the valid tokens' losses / their number (0 when none)."""
+    valid = mask.float()
+    return (token_losses * valid).sum() / valid.sum().clamp_min(1.0)
+
+
+# ----------------------------------------------------------------------------- EOPD
+
+def eopd_fkl_token_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float = 1.1,
+                        threshold: float = EOPD_ENTROPY_THRESHOLD, top_k: int = EOPD_TOP_K) -> torch.Tensor:
+    """1[H_T > threshold] KL(teacher renormalised on its top k || student's full-vocab p) per token."""
+    log_s, log_t = log_probs(student_logits, teacher_logits, tau)
+    with torch.no_grad():
+        entropy = -(log_t.exp() * log_t).sum(-1)
+        top_logits, top_index = (teacher_logits.detach().float() / tau).topk(top_k, dim=-1)
+        log_top = F.log_softmax(top_logits, dim=-1)
+    fkl = (log_top.exp() * (log_top - log_s.gather(-1, top_index))).sum(-1)
+    return (entropy > threshold).float() * fkl
+
+
+def eopd_sampled_token_loss(logp_student: torch.Tensor, logp_teacher: torch.Tensor,
+                            eps: float = EOPD_PPO_EPS) -> torch.Tensor:
+    """max(-r A, -clip(r, 1 - eps, 1 + eps) A) per token, A = log p_T - sg(log p_S), r = exp(log p_S - sg(.))."""
+    advantage = (logp_teacher.detach().float() - logp_student.detach().float())
+    ratio = torch.exp(logp_student.float() - logp_student.detach().float())
+    return torch.maximum(-ratio * advantage, -ratio.clamp(1.0 - eps, 1.0 + eps) * advantage)
+
+
+def eopd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
+              mask: torch.Tensor, tau: float = 1.1) -> torch.Tensor:
+    """EOPD over [B, M, V] logits, [B, M] sampled tokens and mask (the unchunked form)."""
+    log_s, log_t = log_probs(student_logits, teacher_logits, tau)
+    index = targets.clamp_min(0).unsqueeze(-1)
+    sampled = eopd_sampled_token_loss(log_s.gather(-1, index).squeeze(-1), log_t.gather(-1, index).squeeze(-1))
+    return token_mean(sampled + eopd_fkl_token_loss(student_logits, teacher_logits, tau), mask)
 
 
 # ----------------------------------------------------------------------------- REOPOLD
 
-def reopold_loss(logp_student: torch.Tensor, logp_teacher: torch.Tensor, mask: torch.Tensor,
-                 reward_floor: float = REOPOLD_FLOOR, phase_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """-sum_t max(r_t, r_min) log p_S(y_t) / N over [B, M] tokens that are valid and in the phase.
-
-    r_t = log p_T(y_t) - log p_S(y_t) with no gradient; N = number of such tokens (0 loss if none).
-    The gradient is -max(r_t, r_min) d log p_S(y_t) / N: a policy gradient with the clipped reward.
-    """
-    keep = mask.bool() if phase_mask is None else mask.bool() & phase_mask.bool()
-    reward = (logp_teacher.detach().float() - logp_student.detach().float()).clamp(min=reward_floor)
-    count = keep.sum().clamp_min(1)
-    return -(reward * logp_student.float() * keep).sum() / count
+def reopold_floor(lam: float) -> float:
+    """The mixture-clip reward floor log(lambda) / (1 - lambda)."""
+    if not 0.0 < lam < 1.0:
+        raise ValueError(f"reopold lambda must lie in (0, 1), found {lam}")
+    return math.log(lam) / (1.0 - lam)
 
 
-def entropy_phase_mask(entropy: torch.Tensor, mask: torch.Tensor, keep_fraction: float) -> torch.Tensor:
-    """Keep the ceil(keep_fraction * N) valid tokens of highest entropy (ties: all tokens at the cut)."""
-    if not 0.0 < keep_fraction <= 1.0:
-        raise ValueError(f"keep fraction must lie in (0, 1], found {keep_fraction}")
+def reopold_phase_mask(reward: torch.Tensor, entropy: torch.Tensor, mask: torch.Tensor, step: int,
+                       lam: float = REOPOLD_LAMBDA, beta: float = REOPOLD_BETA,
+                       t_switch: int = REOPOLD_T_SWITCH) -> torch.Tensor:
+    """M_t over [B, M]: phase I (0-based step < t_switch) keeps tokens whose reward is >= the floor;
+    phase II keeps tokens whose student entropy is >= the (1 - beta) quantile of the valid tokens'."""
     valid = mask.bool()
-    if keep_fraction == 1.0 or not valid.any():
+    if step < t_switch:
+        return valid & (reward.detach() >= reopold_floor(lam))
+    if not 0.0 < beta <= 1.0:
+        raise ValueError(f"reopold beta must lie in (0, 1], found {beta}")
+    if not valid.any():
         return valid
-    values = entropy[valid]
-    k = math.ceil(keep_fraction * values.numel())
-    cut = values.topk(k).values.min()
-    return valid & (entropy >= cut)
+    cut = torch.quantile(entropy.detach()[valid].float(), 1.0 - beta)
+    return valid & (entropy.detach() >= cut)
+
+
+def reopold_loss(logp_student: torch.Tensor, logp_teacher: torch.Tensor, keep: torch.Tensor,
+                 lam: float = REOPOLD_LAMBDA) -> torch.Tensor:
+    """-(1 / sum M) sum_t M_t max(R_t, floor) log p_S(y_t) over [B, M] tensors (M = keep)."""
+    reward = (logp_teacher.detach().float() - logp_student.detach().float()).clamp(min=reopold_floor(lam))
+    keep = keep.float()
+    return -(reward * keep * logp_student.float()).sum() / keep.sum().clamp_min(1.0)

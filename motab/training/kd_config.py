@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-CONFIG_FLAGS = ("loss", "steps", "prompts_per_step", "samples_per_prompt", "max_new_tokens", "temperature", "lr",
-                "seed", "kl_discount", "jsd_beta", "distill_temperature", "skew_lambda", "akl_mu", "clip", "clip_mode",
-                "w_min", "pw_tau", "pw_s", "reward_floor", "reopold_keep_fraction", "lora_rank", "lora_alpha",
-                "chunk_tokens", "grad_clip", "save_steps", "dtype", "eval_step", "micro_batch_prompts",
-                "gradient_checkpointing", "lora_unembed", "lora_init", "adam_beta2", "prompt_order",
-                "max_prompt_tokens")
+CONFIG_FLAGS = ("loss", "steps", "prompts_per_step", "samples_per_prompt", "max_new_tokens", "temperature", "top_p",
+                "top_k", "student_thinking", "teacher_thinking", "prompt_style", "mask_pad_tokens", "lr",
+                "lr_schedule", "seed", "kl_discount", "jsd_beta", "distill_temperature", "skew_lambda", "akl_mu",
+                "clip", "compat", "w_min", "pw_tau", "pw_s", "reopold_lambda", "reopold_beta", "reopold_t_switch",
+                "lora_rank", "lora_alpha", "chunk_tokens", "grad_clip", "save_steps", "dtype", "eval_step",
+                "micro_batch_prompts", "loss_average", "gradient_checkpointing",
+                "lora_unembed", "lora_init", "adam_beta2", "prompt_order", "max_prompt_tokens")
 RULE_KEYS = ("engine", "prompts", "teachers")   # read by rules/kd.smk (kd_sources), not kd-train flags
 SELF = "self"   # a teacher that is the starting student itself (self-distillation)
 

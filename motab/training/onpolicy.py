@@ -6,35 +6,36 @@ One loop, readable top to bottom. Each step:
      --max-prompt-tokens tokens (Tinker: 1,024; 0 = no cut), and render them with the student's chat
      template (add_generation_prompt=True);
   2. sample n rollouts per prompt from the current student in-process (model.generate, do_sample,
-     --temperature, no top-k/top-p, stop at tokenizer.eos_token_id); generate keeps no per-step
+     --temperature, --top-p and --top-k (default: none), stop at tokenizer.eos_token_id; --student-thinking
+     and --teacher-thinking set the chat template's enable_thinking); generate keeps no per-step
      [rollouts, |V|] scores: the sampler is the student, so rkl_onpolicy takes log p_sampler from
      the student's own training forward pass at --temperature;
   3. score the same tokens with the frozen teacher (eval, no_grad, same tokenizer). With
      `--teacher self` (on-policy self-distillation) the teacher is the starting student: a frozen
      copy, or with --lora-rank the same network with its LoRA adapters disabled; it scores the
      response after a privileged prompt holding the problem and the row's reference "solution"
-     (OPSD's wording, `teacher_messages`), while the student's prompt holds the problem only;
+     (OPSD's wording, `teacher_messages`; --prompt-style pwopsd: the PW-OPSD release's wording of
+     both prompts, motab.training.selfdistill_prompts), while the student's prompt holds the problem only;
   4. minimise the chosen loss over the response tokens (prompt and padding masked; the eos the
      student produced is part of the response):
        rkl_onpolicy  Tinker's per-token reverse-KL advantage loss, k_t = log p_sampler(y_t) -
-                     log p_T(y_t) (student at the sampling temperature, teacher at 1), optionally
-                     discounted (--kl-discount), times the importance ratio p_new / p_sampler;
+                     log p_T(y_t) (sampler: the student at the sampling temperature; teacher at 1),
+                     optionally discounted (--kl-discount), times the importance ratio p_new / p_sampler
+                     with p_new the learner's at temperature 1 (Tinker's forward pass); the ratio is 1
+                     only when --temperature is 1. Truncated sampling (--top-p/--top-k) is refused;
        rkl|fkl|jsd|skl|srkl|akl
                      the full-vocabulary divergence at each response position of the student's own
                      rollouts (logits / --distill-temperature; --jsd-beta is the teacher's weight
                      in the mixture, --skew-lambda skl/srkl's lambda, --akl-mu akl's head mass; see
                      motab.losses.divergences), mean over tokens, computed in token chunks;
-       opsd          forward KL clipped at --clip per token (--clip-mode), mean over tokens;
-       eopd          teacher-entropy mix of forward and reverse KL, mean over tokens;
-       pwopsd        opsd's clipped forward KL with position weights (--w-min, --pw-tau, --pw-s),
-                     reduced per sequence then averaged over sequences;
-       reopold       -max(r_t, --reward-floor) log p_S(y_t), r_t = log p_T(y_t) - log p_S(y_t) (no
-                     gradient, both at --distill-temperature), over the tokens of the phase mask
-                     (--reopold-keep-fraction: the highest-entropy fraction of tokens; 1 = all).
-     (motab.losses.selfdistill documents the self-distillation losses and their reconstructions.)
-  5. AdamW (weight decay 0, betas 0.9 / --adam-beta2) at a CONSTANT learning rate, gradient-norm
-     clip --grad-clip (0 = none, as Tinker); one optimizer step per batch of rollouts (so sampling
-     and training weights agree: ratio = 1).
+       opsd|eopd|pwopsd|reopold
+                     the PW-OPSD release's objectives at --distill-temperature (--clip, --compat,
+                     --w-min/--pw-tau/--pw-s, --reopold-lambda/--reopold-beta/--reopold-t-switch; see
+                     motab.losses.selfdistill and METHODS.md, "Self-distillation losses");
+  5. AdamW (weight decay 0, betas 0.9 / --adam-beta2), learning rate --lr-schedule (constant, or
+     linear decay to 0 over --steps as transformers' default scheduler), gradient-norm clip
+     --grad-clip (0 = none, as Tinker); one optimizer step per batch of rollouts (so sampling and
+     training weights agree).
 LoRA (--lora-rank r): adapters on every linear layer of the blocks (+ the unembedding lm_head with
 --lora-unembed, as Tinker's train_unembed), scale --lora-alpha / r. With --lora-init sft_adapter the
 student folder is a LoRA SFT output (motab sft): training continues its adapter (<student>/adapter,
@@ -68,7 +69,8 @@ gradients are summed so each step trains on the loss over the whole step's batch
 metrics cover all processes. A resumed run needs the same number of processes.
 Memory: --micro-batch-prompts K samples and back-propagates a process's prompts K at a time (each
 micro-batch's loss weighted by its share of the step's loss units, so the accumulated gradient is
-the whole batch's); --gradient-checkpointing true recomputes the student's layers in backward.
+the whole batch's; with --loss-average micro_batch each micro-batch weighs the same, as transformers'
+gradient accumulation); --gradient-checkpointing true recomputes the student's layers in backward.
 """
 
 from __future__ import annotations
@@ -92,19 +94,21 @@ import torch
 
 from motab.jobenv import child_env, thread_env
 from motab.jsonio import DataError, iter_jsonl, require
-from motab.losses.divergences import (chunked_token_divergence, chunked_token_entropy, chunked_token_logprobs,
-                                      chunked_token_loss, onpolicy_advantage_loss)
-from motab.losses.selfdistill import (CLIP_MODES, PW_PRESETS, REOPOLD_FLOOR, PositionSchedule, entropy_phase_mask,
-                                      eopd_token_loss, opsd_token_loss, per_sequence_token_weights,
-                                      position_weights, reopold_loss)
+from motab.losses.divergences import (chunked_token_divergence, chunked_token_logprobs,
+                                      onpolicy_advantage_loss)
+from motab.losses.selfdistill import (COMPATS, PW_PRESETS, REOPOLD_BETA, REOPOLD_LAMBDA, REOPOLD_T_SWITCH,
+                                      PositionSchedule)
+from motab.losses.selfdistill_batch import SELF_DISTILL_LOSSES, SelfDistillSettings, selfdistill_loss
 from motab.provenance import provenance
 from motab.training.checkpoint import (atomic_save, atomic_state_dict, latest_training_state, load_training_state,
                                        save_training_state)
 from motab.training.processes import Processes, accelerate_command, current_processes, default_device
 from motab.training.slurm_env import torchrun_env
+from motab.training.selfdistill_prompts import pwopsd_student_messages, pwopsd_teacher_messages, render
 
 DIVERGENCES = ("rkl", "fkl", "jsd", "skl", "srkl", "akl")
-LOSSES = ("rkl_onpolicy", *DIVERGENCES, "opsd", "eopd", "pwopsd", "reopold")
+LOSSES = ("rkl_onpolicy", *DIVERGENCES, *SELF_DISTILL_LOSSES)
+PROMPT_STYLES = ("opsd", "pwopsd")
 SELF = "self"   # --teacher value: self-distillation from the starting weights with privileged context
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")  # OPSD's script
 UNEMBED = "lm_head"
@@ -124,12 +128,13 @@ RESUME_FREE = ("threads", "save_steps", "log_csv", "output", "gradient_checkpoin
 
 # ----------------------------------------------------------------------------- data
 
-def read_prompts(path: str | Path, need_solution: bool = False) -> list[list[dict]]:
+def read_prompts(path: str | Path, need_solution: bool = False, style: str = "opsd") -> list[list[dict]]:
     """KDFlow prompt rows {"id", "messages": [{"role", "content"}], ...} -> list of message lists.
 
     need_solution (self-distillation): every row needs a string "solution", and each conversation
     is returned as the teacher's privileged conversation, `teacher_messages(messages, solution)`,
-    in a second list: (student conversations, teacher conversations).
+    in a second list: (student conversations, teacher conversations). style "pwopsd": both sides
+    worded as the PW-OPSD release (motab.training.selfdistill_prompts).
     """
     conversations, privileged = [], []
     for line, row in iter_jsonl(path):
@@ -147,9 +152,12 @@ def read_prompts(path: str | Path, need_solution: bool = False) -> list[list[dic
             solution = require(row, "solution", str, path, line, nullable=True)
             if solution is None:
                 raise DataError(path, line, "solution", "self-distillation needs a reference solution, found null")
-            privileged.append(teacher_messages(conversations[-1], solution))
+            privileged.append(teacher_messages(conversations[-1], solution) if style == "opsd"
+                              else pwopsd_teacher_messages(conversations[-1], solution))
     if not conversations:
         raise DataError(path, None, None, "no prompts found")
+    if style == "pwopsd":
+        conversations = [pwopsd_student_messages(c) for c in conversations]
     return (conversations, privileged) if need_solution else conversations
 
 
@@ -190,7 +198,7 @@ def prompt_sources(args: argparse.Namespace) -> list[PromptSource]:
     sources = []
     for teacher, path, per_step in zip(args.teacher, args.prompts, args.prompts_per_step):
         if teacher == SELF:
-            conversations, privileged = read_prompts(path, need_solution=True)
+            conversations, privileged = read_prompts(path, need_solution=True, style=args.prompt_style)
         else:
             conversations, privileged = read_prompts(path), None
         order = list(range(len(conversations)))
@@ -239,34 +247,43 @@ class Rollouts:
 
 @torch.no_grad()
 def sample_rollouts(model, tokenizer, conversations: list[list[dict]], n: int, max_new_tokens: int,
-                    temperature: float) -> Rollouts:
-    """n sampled responses per conversation.
+                    temperature: float, top_p: float = 1.0, top_k: int = 0, thinking: bool | None = None,
+                    mask_pad: bool = False) -> Rollouts:
+    """n sampled responses per conversation (mask_pad: see `response_mask`).
 
     generate keeps no scores (one [R, |V|] tensor per new token would be R * M * |V| * 4 bytes). The
     sampler is the current student, so the log-probabilities rkl_onpolicy needs are the student's own
     at the sampling temperature, taken from the training forward pass (distillation_loss).
     """
-    texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
+    texts = [render(tokenizer, c, thinking) for c in conversations]
     enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
     prompt_ids = enc.input_ids.repeat_interleave(n, dim=0)
     prompt_mask = enc.attention_mask.repeat_interleave(n, dim=0)
     was_training = model.training
     model.eval()
     sequences = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, do_sample=True,
-                               temperature=temperature, top_k=None, top_p=None, max_new_tokens=max_new_tokens,
+                               temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens,
                                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     model.train(was_training)
     prompt_len = prompt_ids.shape[1]
     response = sequences[:, prompt_len:]
-    is_eos = response == tokenizer.eos_token_id
-    response_mask = (is_eos.long().cumsum(-1) - is_eos.long()) == 0   # up to and including the first eos
-    return Rollouts(input_ids=sequences, attention_mask=torch.cat([prompt_mask, response_mask.long()], 1),
-                    prompt_len=prompt_len, response=response, response_mask=response_mask)
+    mask = response_mask(response, tokenizer.eos_token_id, tokenizer.pad_token_id if mask_pad else None)
+    return Rollouts(input_ids=sequences, attention_mask=torch.cat([prompt_mask, mask.long()], 1),
+                    prompt_len=prompt_len, response=response, response_mask=mask)
 
 
-def with_prompts(rollouts: Rollouts, tokenizer, conversations: list[list[dict]], n: int) -> Rollouts:
+def response_mask(response: torch.Tensor, eos_id: int, pad_id: int | None = None) -> torch.Tensor:
+    """[R, M] bool: the tokens up to and including the first eos; with pad_id, less every token equal to
+    it (the PW-OPSD release masks labels equal to the pad token, which is the eos for some tokenizers)."""
+    is_eos = response == eos_id
+    mask = (is_eos.long().cumsum(-1) - is_eos.long()) == 0
+    return mask if pad_id is None else mask & (response != pad_id)
+
+
+def with_prompts(rollouts: Rollouts, tokenizer, conversations: list[list[dict]], n: int,
+                 thinking: bool | None = None) -> Rollouts:
     """The same response tokens after other prompts (the teacher's privileged context), n per prompt."""
-    texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
+    texts = [render(tokenizer, c, thinking) for c in conversations]
     enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(rollouts.response.device)
     prompt_ids = enc.input_ids.repeat_interleave(n, dim=0)
     prompt_mask = enc.attention_mask.repeat_interleave(n, dim=0)
@@ -294,9 +311,17 @@ def teacher_scoring(student, teacher):
     return student.disable_adapter() if teacher is student else contextlib.nullcontext()
 
 
+def selfdistill_settings(args: argparse.Namespace) -> SelfDistillSettings:
+    """The self-distillation losses' knobs from the command line."""
+    return SelfDistillSettings(loss=args.loss, tau=args.distill_temperature, clip=args.clip, compat=args.compat,
+                               schedule=PositionSchedule(w_min=args.w_min, tau=args.pw_tau, s=args.pw_s),
+                               reopold_lambda=args.reopold_lambda, reopold_beta=args.reopold_beta,
+                               reopold_t_switch=args.reopold_t_switch, chunk_tokens=args.chunk_tokens)
+
+
 def distillation_loss(student, teacher, rollouts: Rollouts, args: argparse.Namespace,
-                      teacher_rollouts: Rollouts | None = None) -> tuple[torch.Tensor, float]:
-    """(loss with grad, kl_to_teacher) for one batch of rollouts.
+                      teacher_rollouts: Rollouts | None = None, step: int = 1) -> tuple[torch.Tensor, float]:
+    """(loss with grad, kl_to_teacher) for one batch of rollouts at 1-based `step`.
 
     teacher_rollouts: the same responses after the teacher's own prompts (self-distillation's
     privileged context); by default the teacher sees the student's prompts.
@@ -315,42 +340,26 @@ def distillation_loss(student, teacher, rollouts: Rollouts, args: argparse.Names
     as_grid = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
 
     if args.loss == "rkl_onpolicy":
-        # The sampler is this student, so log p_sampler at the sampling temperature has logp_new's values:
-        # detached, it makes the importance ratio 1 with the gradient of log p_new (Tinker's estimator).
-        logp_new = as_grid.masked_scatter(mask, chunked_token_logprobs(student_hidden[mask], student_head, targets,
-                                                                       tau=args.temperature, chunk_tokens=chunk))
-        loss = onpolicy_advantage_loss(logp_new, logp_new.detach(), as_grid.masked_scatter(mask, logp_teacher), mask,
-                                       args.kl_discount)
-    elif args.loss == "reopold":
-        logp_new = chunked_token_logprobs(student_hidden[mask], student_head, targets, tau=tau, chunk_tokens=chunk)
-        if tau != 1.0:
-            with torch.no_grad(), teacher_scoring(student, teacher):
-                logp_teacher = chunked_token_logprobs(teacher_hidden[mask], teacher_head, targets, tau=tau,
-                                                      chunk_tokens=chunk)
-        phase = mask
-        if args.reopold_keep_fraction < 1.0:
-            entropy = chunked_token_entropy(student_hidden.detach()[mask], student_head, tau=tau, chunk_tokens=chunk)
-            phase = entropy_phase_mask(as_grid.masked_scatter(mask, entropy), mask, args.reopold_keep_fraction)
-        loss = reopold_loss(as_grid.masked_scatter(mask, logp_new), as_grid.masked_scatter(mask, logp_teacher), mask,
-                            reward_floor=args.reward_floor, phase_mask=phase)
+        # Tinker: the sampler's log-probs (this student at the sampling temperature, no gradient) give
+        # k_t; the learner's forward pass is at temperature 1 and the importance ratio p_new / p_sampler
+        # carries the gradient (exactly 1 at --temperature 1).
+        if args.temperature == 1.0:
+            logp_sampler = logp_student
+        else:
+            with torch.no_grad():
+                logp_sampler = chunked_token_logprobs(student_hidden.detach()[mask], student_head, targets,
+                                                      tau=args.temperature, chunk_tokens=chunk)
+        logp_new = chunked_token_logprobs(student_hidden[mask], student_head, targets, chunk_tokens=chunk)
+        loss = onpolicy_advantage_loss(as_grid.masked_scatter(mask, logp_new),
+                                       as_grid.masked_scatter(mask, logp_sampler),
+                                       as_grid.masked_scatter(mask, logp_teacher), mask, args.kl_discount)
     elif args.loss in DIVERGENCES:
         loss = chunked_token_divergence(student_hidden, student_head, teacher_hidden, mask, args.loss,
                                         teacher_head=teacher_head, tau=tau, beta=args.jsd_beta,
                                         skew=args.skew_lambda, mu=args.akl_mu, chunk_tokens=chunk)
-    else:   # opsd, pwopsd, eopd: per-token losses summed chunk by chunk
-        def clipped_fkl(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return opsd_token_loss(s, t, tau, args.clip, args.clip_mode)
-
-        def eopd(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return eopd_token_loss(s, t, tau)
-
-        weights = None   # the mean over tokens
-        if args.loss == "pwopsd":
-            schedule = PositionSchedule(w_min=args.w_min, tau=args.pw_tau, s=args.pw_s)
-            weights = per_sequence_token_weights(position_weights(mask, schedule), mask)
-        loss = chunked_token_loss(student_hidden, student_head, teacher_hidden, mask,
-                                  eopd if args.loss == "eopd" else clipped_fkl, teacher_head=teacher_head,
-                                  weights=weights, chunk_tokens=chunk)
+    else:   # the PW-OPSD family; REOPOLD's phase reads the 0-based step, as the release's global_step
+        loss = selfdistill_loss(student_hidden, student_head, teacher_hidden, teacher_head, rollouts.response, mask,
+                                selfdistill_settings(args), step - 1)
     return loss, kl_to_teacher
 
 
@@ -362,7 +371,7 @@ def rollout_rows(rollouts: Rollouts, rows: slice) -> Rollouts:
 
 
 def teacher_parts(sources: list[PromptSource], batches: list[list[int]], rollouts: Rollouts, tokenizer,
-                  n: int) -> list[tuple[slice, Rollouts | None]]:
+                  n: int, thinking: bool | None = None) -> list[tuple[slice, Rollouts | None]]:
     """Each source's rows of the concatenated batch (n rollouts per prompt), with the same responses after
     its teacher's privileged prompts for self-distillation (else None)."""
     parts, first = [], 0
@@ -371,7 +380,7 @@ def teacher_parts(sources: list[PromptSource], batches: list[list[int]], rollout
         first = rows.stop
         view = rollouts if len(sources) == 1 else rollout_rows(rollouts, rows)
         parts.append((rows, None if source.privileged is None else with_prompts(
-            view, tokenizer, [source.privileged[i] for i in batch], n)))
+            view, tokenizer, [source.privileged[i] for i in batch], n, thinking)))
     return parts
 
 
@@ -380,21 +389,29 @@ def loss_units(loss: str, mask: torch.Tensor) -> int:
     return int((mask.sum(-1) > 0).sum()) if loss == "pwopsd" else int(mask.sum())
 
 
+def micro_batch_units(args: argparse.Namespace, mask: torch.Tensor) -> int:
+    """A micro-batch's weight in the step's loss (its share = units / the step's total over processes):
+    its loss units, or 1 each with --loss-average micro_batch (the mean of the micro-batches' losses)."""
+    return 1 if args.loss_average == "micro_batch" else loss_units(args.loss, mask)
+
+
 def multi_teacher_loss(student, teachers: list, rollouts: Rollouts, args: argparse.Namespace,
-                       parts: list[tuple[slice, Rollouts | None]]) -> tuple[torch.Tensor, float, list[float]]:
+                       parts: list[tuple[slice, Rollouts | None]],
+                       step: int = 1) -> tuple[torch.Tensor, float, list[float]]:
     """(loss, kl_to_teacher, kl_to_teacher per teacher) over a batch whose rows `parts[i][0]` belong to
     teachers[i] (with its privileged rollouts `parts[i][1]`, or None). One teacher: distillation_loss on
     the whole batch. Several: each teacher's loss on its rows, weighted by its share of the loss units
     (tokens; sequences for pwopsd), so the result is the loss over the concatenated batch."""
     if len(parts) == 1:
-        loss, kl = distillation_loss(student, teachers[0], rollouts, args, parts[0][1])
+        loss, kl = distillation_loss(student, teachers[0], rollouts, args, parts[0][1], step)
         return loss, kl, [kl]
     units = [loss_units(args.loss, rollouts.response_mask[rows]) for rows, _ in parts]
     tokens = [int(rollouts.response_mask[rows].sum()) for rows, _ in parts]
     total_units, total_tokens = max(sum(units), 1), max(sum(tokens), 1)
     loss, kls = 0.0, []
     for teacher, (rows, privileged), unit in zip(teachers, parts, units):
-        part_loss, part_kl = distillation_loss(student, teacher, rollout_rows(rollouts, rows), args, privileged)
+        part_loss, part_kl = distillation_loss(student, teacher, rollout_rows(rollouts, rows), args, privileged,
+                                                step)
         loss = loss + part_loss * (unit / total_units)
         kls.append(part_kl)
     kl = sum(k * n for k, n in zip(kls, tokens)) / total_tokens
@@ -438,15 +455,35 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="divergence losses and reopold: logits / tau (the PW-OPSD family uses 1.1)")
     p.add_argument("--skew-lambda", type=float, default=0.1, help="skl/srkl: weight of p_T (skl) or p_S (srkl) in the mix")
     p.add_argument("--akl-mu", type=float, default=0.5, help="akl: teacher mass of the head")
+    p.add_argument("--top-p", type=float, default=1.0, help="rollout nucleus sampling (1 = none)")
+    p.add_argument("--top-k", type=int, default=0, help="rollout top-k sampling (0 = none)")
+    p.add_argument("--student-thinking", type=yes_no, default=None,
+                   help="enable_thinking of the student's chat template (default: the template's own)")
+    p.add_argument("--teacher-thinking", type=yes_no, default=None,
+                   help="enable_thinking of the self-teacher's chat template (default: the template's own)")
+    p.add_argument("--prompt-style", choices=PROMPT_STYLES, default="opsd",
+                   help="self-distillation prompts: opsd (the student's messages as given, OPSD's teacher "
+                        "wording) or pwopsd (the PW-OPSD release's student and teacher messages)")
+    p.add_argument("--mask-pad-tokens", type=yes_no, default=False,
+                   help="true: leave response tokens equal to the pad token out of the loss (the PW-OPSD "
+                        "release; the eos itself where a tokenizer's pad is its eos)")
     p.add_argument("--clip", type=float, default=0.05, help="opsd/pwopsd: forward-KL clip")
-    p.add_argument("--clip-mode", choices=CLIP_MODES, default="token",
-                   help="opsd/pwopsd: clamp each token's fkl (token, default) or each per-vocab log-ratio")
+    p.add_argument("--compat", choices=COMPATS, default="released",
+                   help="opsd/pwopsd clip: released (each vocabulary entry) or paper (each token's KL)")
     p.add_argument("--w-min", type=float, default=PW_PRESETS["moderate"].w_min, help="pwopsd: weight floor")
     p.add_argument("--pw-tau", type=float, default=PW_PRESETS["moderate"].tau, help="pwopsd: sigmoid centre in u = t/T")
     p.add_argument("--pw-s", type=float, default=PW_PRESETS["moderate"].s, help="pwopsd: sigmoid width")
-    p.add_argument("--reward-floor", type=float, default=REOPOLD_FLOOR, help="reopold: reward floor r_min")
-    p.add_argument("--reopold-keep-fraction", type=float, default=1.0,
-                   help="reopold phase mask: train on this highest-student-entropy fraction of tokens (1 = all)")
+    p.add_argument("--reopold-lambda", type=float, default=REOPOLD_LAMBDA,
+                   help="reopold: reward floor log(lambda) / (1 - lambda)")
+    p.add_argument("--reopold-beta", type=float, default=REOPOLD_BETA,
+                   help="reopold phase II: the highest-student-entropy fraction of tokens trained on")
+    p.add_argument("--reopold-t-switch", type=int, default=REOPOLD_T_SWITCH,
+                   help="reopold: steps of phase I (reward floor drop) before phase II (entropy mask)")
+    p.add_argument("--lr-schedule", choices=("constant", "linear"), default="constant",
+                   help="constant, or linear decay to 0 over --steps without warmup")
+    p.add_argument("--loss-average", choices=("step", "micro_batch"), default="step",
+                   help="step: the loss over the whole step's batch; micro_batch: the mean of each "
+                        "micro-batch's own loss (transformers' gradient accumulation)")
     p.add_argument("--lora-rank", type=int, default=0, help="train LoRA adapters of this rank (0 = full weights)")
     p.add_argument("--lora-alpha", type=float, default=0.0, help="LoRA alpha (0 = 2 x rank, as OPSD's 64/128)")
     p.add_argument("--lora-unembed", type=yes_no, default=False,
@@ -487,7 +524,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     checks = [(0 <= args.skew_lambda < 1, "--skew-lambda must lie in [0, 1)"),
               (0 < args.akl_mu <= 1, "--akl-mu must lie in (0, 1]"), (args.clip > 0, "--clip must be > 0"),
               (0 <= args.w_min <= 1 and args.pw_s > 0, "--w-min must lie in [0, 1] and --pw-s be > 0"),
-              (0 < args.reopold_keep_fraction <= 1, "--reopold-keep-fraction must lie in (0, 1]"),
+              (0 < args.reopold_lambda < 1, "--reopold-lambda must lie in (0, 1)"),
+              (0 < args.reopold_beta <= 1, "--reopold-beta must lie in (0, 1]"),
+              (0 < args.top_p <= 1 and args.top_k >= 0, "--top-p must lie in (0, 1] and --top-k be >= 0"),
+              (args.loss != "rkl_onpolicy" or (args.top_p == 1 and args.top_k == 0),
+               ("rkl_onpolicy needs untruncated sampling (--top-p 1, --top-k 0): its sampler log-probabilities "
+                "are the student's full distribution at --temperature")),
               (args.lora_rank >= 0 and args.lora_alpha >= 0, "--lora-rank and --lora-alpha must be >= 0"),
               (0 <= args.eval_step <= args.steps, f"--eval-step must lie in [0, --steps = {args.steps}]"),
               (args.micro_batch_prompts >= 0, "--micro-batch-prompts must be >= 0"),
@@ -625,22 +667,26 @@ def sample_step(student, sources: list[PromptSource], tokenizer, args: argparse.
     for group in micro_batches(batches, args.micro_batch_prompts):
         active = [i for i, batch in enumerate(group) if batch]
         rollouts = sample_rollouts(student, tokenizer, [sources[i].conversations[j] for i in active for j in group[i]],
-                                   args.samples_per_prompt, args.max_new_tokens, args.temperature)
+                                   args.samples_per_prompt, args.max_new_tokens, args.temperature, args.top_p,
+                                   args.top_k, args.student_thinking, args.mask_pad_tokens)
         parts = teacher_parts([sources[i] for i in active], [group[i] for i in active], rollouts, tokenizer,
-                              args.samples_per_prompt)
+                              args.samples_per_prompt, args.teacher_thinking)
         out.append(MicroBatch(active, rollouts, parts))
     return out
 
 
 def accumulate_gradients(student, teachers: list, micro: list[MicroBatch], args: argparse.Namespace,
-                         processes: Processes) -> tuple[dict[str, float], list[float]]:
-    """Backward of the loss over the whole step's batch, one micro-batch at a time; returns the step's
-    metrics over all processes and kl_to_teacher per teacher.
+                         processes: Processes, step: int = 1) -> tuple[dict[str, float], list[float]]:
+    """Backward of the step's loss, one micro-batch at a time; returns the step's metrics over all
+    processes and kl_to_teacher per teacher.
 
-    Each micro-batch's loss is scaled by its share of the step's loss units (tokens; sequences for
-    pwopsd) over all micro-batches and processes, so the gradients add up (here, then over the
-    processes in sum_gradients) to the gradient of the loss over the whole batch."""
-    units = [loss_units(args.loss, m.rollouts.response_mask) for m in micro]
+    --loss-average step: each micro-batch's loss is scaled by its share of the step's loss units
+    (tokens; sequences for pwopsd) over all micro-batches and processes, so the gradients add up
+    (here, then over the processes in sum_gradients) to the gradient of the loss over the whole batch.
+    --loss-average micro_batch (the PW-OPSD release: transformers' Trainer divides each micro-batch's
+    mean by the accumulation steps and DeepSpeed averages the processes): the step's loss is the plain
+    mean of the micro-batches' own losses."""
+    units = [micro_batch_units(args, m.rollouts.response_mask) for m in micro]
     part_tokens = [[int(m.rollouts.response_mask[rows].sum()) for rows, _ in m.parts] for m in micro]
     tokens = [0] * len(teachers)
     for m, counts in zip(micro, part_tokens):
@@ -650,7 +696,8 @@ def accumulate_gradients(student, teachers: list, micro: list[MicroBatch], args:
     total_units, total_rows, *total_tokens = processes.sum([sum(units), rows, *tokens])
     loss_sum, kl_sums = 0.0, [0.0] * len(teachers)
     for m, unit, counts in zip(micro, units, part_tokens):
-        loss, _, kls = multi_teacher_loss(student, [teachers[i] for i in m.teachers], m.rollouts, args, m.parts)
+        loss, _, kls = multi_teacher_loss(student, [teachers[i] for i in m.teachers], m.rollouts, args, m.parts,
+                                          step)
         term = loss * (unit / max(total_units, 1.0))   # x 1.0 exactly with one micro-batch and one process
         term.backward()
         loss_sum += term.item()
@@ -707,7 +754,9 @@ def train(args: argparse.Namespace) -> dict:
             start = time.perf_counter()
             micro = sample_step(student, sources, tokenizer, args, step, processes)
             optimizer.zero_grad(set_to_none=True)
-            metrics, kls = accumulate_gradients(student, teachers, micro, args, processes)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(args, step)
+            metrics, kls = accumulate_gradients(student, teachers, micro, args, processes, step)
             processes.sum_gradients(trainable)
             if args.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(trainable, args.grad_clip)
@@ -750,6 +799,14 @@ def train(args: argparse.Namespace) -> dict:
     if partial.exists():
         shutil.rmtree(partial)
     return record
+
+
+def learning_rate(args: argparse.Namespace, step: int) -> float:
+    """The learning rate of 1-based `step`: constant, or linear from --lr to 0 over --steps without warmup
+    (transformers' default "linear" scheduler, which the PW-OPSD release's Trainer uses)."""
+    if args.lr_schedule == "constant":
+        return args.lr
+    return args.lr * max(0.0, (args.steps - (step - 1)) / args.steps)
 
 
 def training_log(rows: list[dict]) -> str:
