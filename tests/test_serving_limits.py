@@ -66,6 +66,19 @@ def test_prompt_and_completion_beyond_the_context_are_refused(server):
     assert status == 200
 
 
+def test_a_megabytes_prompt_is_refused_at_once(server):
+    text = "Compute 12 + 7 and explain. " * (5_000_000 // 28)
+    started = time.monotonic()
+    request = urllib.request.Request(server + "/generate", data=json.dumps({"text": text}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=60)
+    assert refused.value.code == 400 and time.monotonic() - started < 10
+    message = json.loads(refused.value.read())["error"]["message"]
+    assert message.startswith("text: The input (4999988 characters") and "context length (1024 tokens)" in message
+    assert health(server)[0] == 200
+
+
 def test_n_and_rows_above_the_limit_are_refused_and_the_server_lives(server):
     message = refusal(server, "/generate", {"input_ids": [5, 6], "sampling_params": {"max_new_tokens": 0, "n": 20000}})
     assert message.startswith("sampling_params.n") and "--max-rows" in message

@@ -114,6 +114,36 @@ def check_rows(engine: Any, prompts: list[list[int]], samplings: list, openai: b
                 "tokens in the input messages or the completion to fit within the limit.")
 
 
+# Normalizers (NFC, accent stripping) may shorten a text before it is split into tokens; a text
+# longer than this many times (context x longest token) is refused without being tokenized.
+NORMALIZE_SLACK = 4
+
+
+def _max_token_chars(engine: Any) -> int:
+    """The longest vocabulary entry in characters: its raw form is never shorter than its text
+    (byte-level BPE spells each byte as one character, SentencePiece each character as itself)."""
+    cached = getattr(engine, "_max_token_chars", None)
+    if cached is None:
+        cached = max((len(token) for token in engine.tokenizer.get_vocab()), default=1)
+        engine._max_token_chars = cached
+    return cached
+
+
+def check_text_length(engine: Any, text: Any, field: str) -> None:
+    """Refuse, before tokenizing it, a prompt text too long to fit the context whatever its tokens
+    (tokenizing megabytes takes the model thread tens of seconds)."""
+    context = int(getattr(engine, "max_length", 0) or 0)
+    texts = [text] if isinstance(text, str) else text if isinstance(text, list) else []
+    if not context:
+        return
+    per_token = _max_token_chars(engine) * NORMALIZE_SLACK
+    for k, one in enumerate(texts):
+        if isinstance(one, str) and len(one) >= context * per_token:
+            where = f"{field}[{k}]" if isinstance(text, list) else field
+            raise RequestError(f"{where}: The input ({len(one)} characters, so at least {len(one) // per_token} "
+                               f"tokens) is longer than the model's context length ({context} tokens).")
+
+
 # ----------------------------------------------------------------------------- the worker
 
 

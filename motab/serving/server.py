@@ -394,6 +394,7 @@ def parse_generate(engine: Engine, body: Any, default_seed: int) -> tuple[list[R
     if (text is None) == (input_ids is None):
         raise RequestError("text/input_ids: give exactly one of `text` or `input_ids`")
     if text is not None:
+        limits.check_text_length(engine, text, "text")
         if isinstance(text, str):
             prompts, batch = [engine.encode(text)], False
         elif isinstance(text, list) and text and all(isinstance(t, str) for t in text):
@@ -521,9 +522,11 @@ def parse_openai(engine: Engine, body: Any, default_seed: int, chat: bool) -> tu
                 for m in messages)):
             raise RequestError("messages: expected a non-empty list of {role, content} objects with string content")
         text = engine.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        limits.check_text_length(engine, text, "messages")
         prompts = [engine.encode(text)]
     else:
         prompt = body.get("prompt")
+        limits.check_text_length(engine, prompt, "prompt")
         if isinstance(prompt, str):
             prompts = [engine.encode(prompt)]
         elif isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
@@ -617,8 +620,10 @@ def build_app(engine: Engine, seed: int = 0, request_limits: limits.Limits | Non
     async def read_body(request):
         return limits.parse_body(await request.read())
 
-    async def in_worker(request, rows):
-        return await worker.run(request, engine.run, rows, rows=len(rows))
+    async def in_worker(request, fn, *args, rows: int = 0):
+        # the model thread also tokenizes: a huge prompt never blocks /health, and the tokenizer is
+        # never used by two threads at once
+        return await worker.run(request, fn, *args, rows=rows)
 
     async def health(_request):
         status, body = worker.health()
@@ -636,11 +641,11 @@ def build_app(engine: Engine, seed: int = 0, request_limits: limits.Limits | Non
     async def generate(request):
         try:
             body = await read_body(request)
-            rows, batch = parse_generate(engine, body, seed)
+            rows, batch = await in_worker(request, parse_generate, engine, body, seed)
         except RequestError as exc:
             return error(400, str(exc))
         try:
-            results = await in_worker(request, rows)
+            results = await in_worker(request, engine.run, rows, rows=len(rows))
         except Exception as exc:  # noqa: BLE001 - report any generation failure as a 500
             return error(500, f"generation failed: {type(exc).__name__}: {exc}")
         out = format_generate(engine, body, rows, results)
@@ -652,11 +657,11 @@ def build_app(engine: Engine, seed: int = 0, request_limits: limits.Limits | Non
                 body = await read_body(request)
                 if isinstance(body, dict) and body.get("stream"):
                     raise RequestError("stream: streaming is not supported by the embedded server")
-                rows, prompt_lens = parse_openai(engine, body, seed, chat)
+                rows, prompt_lens = await in_worker(request, parse_openai, engine, body, seed, chat)
             except RequestError as exc:
                 return error(400, str(exc))
             try:
-                results = await in_worker(request, rows)
+                results = await in_worker(request, engine.run, rows, rows=len(rows))
             except Exception as exc:  # noqa: BLE001
                 return error(500, f"generation failed: {type(exc).__name__}: {exc}")
             return fast_json(format_openai(engine, body, rows, results, prompt_lens, chat))
