@@ -50,6 +50,9 @@ def _describe(error) -> list[tuple[str, str]]:
         return [(key, f"missing required key(s) {', '.join(missing)}")]
     if kind == "type":
         return [(key, f"expected {want if isinstance(want, str) else ' or '.join(want)}, found {_short(found)}")]
+    if "propertyNames" in error.schema_path:  # a mapping's key itself is not an allowed name
+        return [(_key([*error.absolute_path, found]), f"unknown name (expected one of {', '.join(map(str, want))})"
+                 if kind == "enum" else f"not an allowed name ({error.message})")]
     if kind == "enum":
         return [(key, f"expected one of {', '.join(map(str, want))}, found {_short(found)}")]
     if kind == "const":
@@ -58,7 +61,8 @@ def _describe(error) -> list[tuple[str, str]]:
         sign = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[kind]
         return [(key, f"expected a number {sign} {want}, found {_short(found)}")]
     if kind in ("minItems", "maxItems", "minProperties"):
-        return [(key, f"expected {kind.replace('min', 'at least ').replace('max', 'at most ')} {want}, "
+        bound = "at least" if kind.startswith("min") else "at most"
+        return [(key, f"expected {bound} {want} {'entries' if kind == 'minProperties' else 'items'}, "
                       f"found {len(found)}")]
     if kind == "pattern":
         return [(key, f"expected text matching {want}, found {_short(found)}")]

@@ -132,3 +132,28 @@ def test_schema_errors_take_one_line_each(tmp_path):
     for line in expected:
         assert sum(line in row for row in message.splitlines()) == 1, (line, message[-3000:])
     assert "Failed validating" not in message and "schema[" not in message
+
+
+def test_schema_error_lines_for_each_kind_of_mistake():
+    import copy
+
+    from motab.config_check import schema_errors
+
+    schema = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text())
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    assert schema_errors(config, schema) == []
+    bad = copy.deepcopy(config)
+    bad["select"] = "toy"
+    bad["models"]["Qwen3-4B"] = {"source": "hub"}
+    bad["datasets"]["toy"]["source"] = "tyo"
+    bad["studies"]["toy"]["synth"]["teacher_onyl"] = {"num_responses": 1}
+    bad["studies"]["toy"]["eval"]["top_p"] = 0
+    bad["studies"]["toy"]["eval"]["benchmarks"] = []
+    assert schema_errors(bad, schema) == [
+        "datasets.toy.source: expected one of toy, limo, file, found 'tyo'",
+        "models.Qwen3-4B: missing required key(s) path",
+        "select: expected array, found 'toy'",
+        "studies.toy.eval.benchmarks: expected at least 1 items, found 0",
+        "studies.toy.eval.top_p: expected a number > 0, found 0",
+        "studies.toy.synth.teacher_onyl: unknown name (expected one of teacher_only, motab, skd)",
+    ]
