@@ -13,8 +13,9 @@ Each finding is one line naming the config key and what was expected:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 SELF = "self"  # a teacher that is the student itself (self-distillation)
 FILTERED = ".filtered"  # an sft source may name a synthesis method's filtered file
@@ -62,8 +63,8 @@ def _describe(error) -> list[tuple[str, str]]:
         return [(key, f"expected a number {sign} {want}, found {_short(found)}")]
     if kind in ("minItems", "maxItems", "minProperties"):
         bound = "at least" if kind.startswith("min") else "at most"
-        return [(key, f"expected {bound} {want} {'entries' if kind == 'minProperties' else 'items'}, "
-                      f"found {len(found)}")]
+        unit = "entries" if kind == "minProperties" else "items"
+        return [(key, f"expected {bound} {want} {unit}, found {len(found)}")]
     if kind == "pattern":
         return [(key, f"expected text matching {want}, found {_short(found)}")]
     if kind == "oneOf" and all(isinstance(s, dict) and set(s) == {"required"} for s in want):

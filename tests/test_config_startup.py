@@ -4,6 +4,7 @@ with one line each naming the config key."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shlex
@@ -12,9 +13,9 @@ import sys
 from pathlib import Path
 
 import yaml
+from dryrun import copy_workflow
 
 from motab.config_check import looks_local
-from dryrun import copy_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -27,7 +28,7 @@ def snakemake(overlay: dict, tmp_path: Path, *args: str, cwd: Path = REPO) -> su
     extra.write_text(yaml.safe_dump(overlay))
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.run([SNAKEMAKE, *args, "--configfile", "config.yaml", str(extra)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, check=False)
 
 
 def hostile_paths(tmp_path: Path) -> tuple[dict, set[str]]:
@@ -63,7 +64,7 @@ def test_every_path_reaches_the_shell_as_one_quoted_word(tmp_path):
         # no path split into words: each "$(" sits in a word holding a whole path (itself, or JSON params)
         assert all(any(p in w for p in paths) for w in words if "$(" in w), command
         subcommand = words[words.index("motab") + 1] if "motab" in words else words[0]
-        for flag, value in zip(words, words[1:]):
+        for flag, value in itertools.pairwise(words):
             if flag in PATH_FLAGS and value in paths:
                 seen.add((subcommand, flag))
     assert {("prepare", "--input"), ("benchmark", "--input"), ("eval-generate", "--model"), ("synth", "--teacher"),

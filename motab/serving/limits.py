@@ -20,8 +20,9 @@ import json
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 MAX_DEPTH = 64  # SGLang's requests nest 4 deep; the stdlib encoder recurses (request ids)
 

@@ -30,6 +30,9 @@ into --max-batch-size chunks in order). Each row samples from its own generator 
 request with the same seed and prompt (the n copies, or a prompt listed twice). A row's draws
 therefore never depend on which other rows share its request (as with SGLang's per-request
 `sampling_seed` under deterministic inference). The same request gives the same bytes.
+
+What is refused (400 naming the field), what /health reports and how a disconnected client's
+generation stops: limits.py (`--max-rows`, `--stall-timeout-s`).
 """
 
 from __future__ import annotations
@@ -46,7 +49,6 @@ from typing import Any
 
 from motab.serving import limits
 from motab.serving.limits import RequestError  # re-exported: the 400 of every refusal
-
 
 # ----------------------------------------------------------------------------- request parsing
 
