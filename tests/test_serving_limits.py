@@ -64,6 +64,12 @@ def test_prompt_and_completion_beyond_the_context_are_refused(server):
     status, _ = post_raw(server, "/generate", json.dumps(
         {"input_ids": [5] * 1000, "sampling_params": {"max_new_tokens": 0}}).encode())
     assert status == 200
+    # as in SGLang, a max_new_tokens the client did not give is not checked: generation stops at the context
+    status, body = post_raw(server, "/generate", json.dumps(
+        {"input_ids": [5] * 1000, "sampling_params": {"ignore_eos": True}}).encode())
+    assert status == 200 and json.loads(body)["meta_info"]["completion_tokens"] <= CONTEXT - 1000
+    status, body = post_raw(server, "/v1/completions", json.dumps({"prompt": [5] * 1000}).encode())
+    assert status == 200
 
 
 def test_a_megabytes_prompt_is_refused_at_once(server):

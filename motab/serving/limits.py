@@ -5,8 +5,9 @@ Refusals are HTTP 400s whose message starts with the field at fault:
   JSON reader accepts `NaN`, `Infinity` and `1e999`; a NaN temperature would sample garbage);
 - `n`, or the rows of a request (prompts x n), above `Limits.max_rows` (checked before any row is
   built: `n = 10**9` once raised a MemoryError that killed the event loop);
-- a prompt that does not fit the model's context, or prompt + max_new_tokens that does not, with
-  SGLang's tokenizer-manager rule and wording (both refused when they reach the context length).
+- a prompt that does not fit the model's context, or prompt + a requested max_new_tokens that does
+  not, with SGLang's tokenizer-manager rule and wording (both refused when they reach the context
+  length; a prompt text too long whatever its tokens is refused before it is tokenized).
 
 `Worker` runs generation on the single model thread, tells `/health` whether it is idle, busy (and
 since when, with how many requests waiting) or dead (the thread is gone, or no decode step for
@@ -83,9 +84,12 @@ def check_values(body: Any) -> None:
 # ----------------------------------------------------------------------------- rows and context
 
 
-def check_rows(engine: Any, prompts: list[list[int]], samplings: list, openai: bool = False) -> None:
+def check_rows(engine: Any, prompts: list[list[int]], samplings: list, openai: bool = False,
+               max_given: list[bool] | None = None) -> None:
     """Refuse before building rows: n or prompts x n above the limit, prompts that do not fit the
-    context. `samplings[k]` is prompt k's Sampling; `openai` names OpenAI's fields in messages."""
+    context. `samplings[k]` is prompt k's Sampling; `openai` names OpenAI's fields in messages.
+    As SGLang, prompt + max_new_tokens is checked only where the request gave max_new_tokens
+    (`max_given[k]`); a default is cut at the context instead."""
     limits: Limits = getattr(engine, "limits", None) or Limits()
     n_field, max_field = ("n", "max_tokens") if openai else ("sampling_params.n", "sampling_params.max_new_tokens")
     prompt_field = "prompt" if openai else "text/input_ids"
@@ -106,7 +110,7 @@ def check_rows(engine: Any, prompts: list[list[int]], samplings: list, openai: b
         if len(prompt) >= context:
             raise RequestError(f"{where}: The input ({len(prompt)} tokens) is longer than the model's context "
                                f"length ({context} tokens).")
-        if len(prompt) + sampling.max_new_tokens >= context:
+        if (max_given is None or max_given[k]) and len(prompt) + sampling.max_new_tokens >= context:
             total_tokens = len(prompt) + sampling.max_new_tokens
             raise RequestError(
                 f"{max_field}: Requested token count exceeds the model's maximum context length of {context} "

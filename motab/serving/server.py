@@ -434,7 +434,9 @@ def parse_generate(engine: Engine, body: Any, default_seed: int) -> tuple[list[R
     if not isinstance(body.get("return_text_in_logprobs", False), bool):
         raise RequestError("return_text_in_logprobs: expected a boolean")
 
-    limits.check_rows(engine, prompts, samplings)
+    raw_list = raw_sampling if isinstance(raw_sampling, list) else [raw_sampling] * len(prompts)
+    limits.check_rows(engine, prompts, samplings,
+                      max_given=[isinstance(r, dict) and r.get("max_new_tokens") is not None for r in raw_list])
     rows: list[Row] = []
     seeds = RowSeeds()
     for prompt, sampling in zip(prompts, samplings):
@@ -543,7 +545,8 @@ def parse_openai(engine: Engine, body: Any, default_seed: int, chat: bool) -> tu
     max_default = max(1, engine.max_length - longest) if engine.max_length else 1024
     sampling = _openai_sampling(body, default_seed, max_default)
     want, top = _openai_logprob_args(body, chat)
-    limits.check_rows(engine, prompts, [sampling] * len(prompts), openai=True)
+    given = body.get("max_tokens") is not None or body.get("max_completion_tokens") is not None
+    limits.check_rows(engine, prompts, [sampling] * len(prompts), openai=True, max_given=[given] * len(prompts))
     rows: list[Row] = []
     seeds = RowSeeds()
     for prompt in prompts:
