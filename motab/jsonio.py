@@ -29,8 +29,9 @@ def dumps(obj: Any) -> str:
 
 
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
-    """Yield (line_number, object) for each non-empty line; a bad line raises DataError."""
-    with open(path, encoding="utf-8") as handle:
+    """Yield (line_number, object) for each non-empty line; a bad line raises DataError.
+    A UTF-8 byte-order mark at the start (as some Windows editors write) is skipped."""
+    with open(path, encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue

@@ -6,8 +6,17 @@ import shlex
 import sys
 from pathlib import Path
 
+import yaml
 from snakemake.utils import validate
 
+from motab.config_check import startup_errors
+
+# One line per finding (key path and what was expected), before Snakemake's own validation (which
+# dumps the failing sub-schema) and before any input function can stop on a bare KeyError.
+with open(Path(workflow.basedir) / "schemas" / "config.schema.yaml", encoding="utf-8") as _handle:
+    _CONFIG_ERRORS = startup_errors(config, yaml.safe_load(_handle))
+if _CONFIG_ERRORS:
+    raise ValueError("config:\n  " + "\n  ".join(_CONFIG_ERRORS))
 validate(config, "../schemas/config.schema.yaml")
 
 
@@ -19,7 +28,7 @@ def _python():
 
 
 PY = _python()
-MOTAB = f"{PY} -m motab"
+MOTAB = f"{shlex.quote(PY)} -m motab"  # quoted: a venv path may hold spaces
 
 
 def study_cfg(study):

@@ -37,7 +37,7 @@ def raw_train_location(wildcards):
     return raw_location(wildcards.study, study_cfg(wildcards.study)["train_data"])
 
 
-PREPARE = "{MOTAB} prepare --input {params.raw} --source {params.source}{params.format} --output {output} > {log} 2>&1"
+PREPARE = "{MOTAB} prepare --input {params.raw:q} --source {params.source}{params.format} --output {output} > {log} 2>&1"
 
 
 def format_args(dataset):
@@ -45,7 +45,7 @@ def format_args(dataset):
     data = config["datasets"][dataset]
     if "format" not in data and "split" not in data:
         return ""
-    return f" --format {data.get('format', 'limo')} --split {data.get('split', 'train')}"
+    return f" --format {shlex.quote(data.get('format', 'limo'))} --split {shlex.quote(data.get('split', 'train'))}"
 
 
 rule prepare:
@@ -132,9 +132,9 @@ rule benchmark:
     resources:
         **stage_resources("data"),
     shell:
-        "{MOTAB} benchmark --input {params.location} --format {params.format} --name {wildcards.bench}"
-        " --output {output} --count {params.expected} --limit {params.limit} --split {params.split}"
-        " --question-field {params.question} --answer-field {params.answer} > {log} 2>&1"
+        "{MOTAB} benchmark --input {params.location:q} --format {params.format:q} --name {wildcards.bench}"
+        " --output {output} --count {params.expected} --limit {params.limit} --split {params.split:q}"
+        " --question-field {params.question:q} --answer-field {params.answer:q} > {log} 2>&1"
 
 
 rule kd_prompts:

@@ -32,7 +32,7 @@ rule eval_generate:
     resources:
         **stage_resources("eval_generate"),
     shell:
-        "{MOTAB} eval-generate --model {params.model} --problems {input.problems} --output {output}"
+        "{MOTAB} eval-generate --model {params.model:q} --problems {input.problems} --output {output}"
         " --n {params.cfg[n]} --temperature {params.cfg[temperature]} --top-p {params.cfg[top_p]}"
         " --max-tokens {params.cfg[max_tokens]} --seed {params.cfg[seed]}"
         " --batch-problems {params.cfg[batch_problems]} --server-command {params.server:q}"
@@ -91,8 +91,8 @@ rule eval_evalscope:
     resources:
         **stage_resources("eval_generate"),
     shell:
-        "{params.python} -m motab eval-evalscope --model {params.model} --benchmark-file {params.location}"
-        " --format {params.format} --name {wildcards.bench} --dataset {params.dataset}"
+        "{params.python:q} -m motab eval-evalscope --model {params.model:q} --benchmark-file {params.location:q}"
+        " --format {params.format:q} --name {wildcards.bench} --dataset {params.dataset:q}"
         " --dataset-args {params.dataset_args:q}"
         " --output {output.responses} --work-dir {output.work_dir} --limit {params.limit}"
         " --n {params.cfg[n]} --temperature {params.cfg[temperature]} --top-p {params.cfg[top_p]}"
@@ -158,7 +158,7 @@ rule eval_critic:
     resources:
         **stage_resources("eval_generate"),
     shell:
-        "{MOTAB} eval-critic --eval {input.eval} --problems {input.problems} --model {params.judge}"
+        "{MOTAB} eval-critic --eval {input.eval} --problems {input.problems} --model {params.judge:q}"
         " --output {output} --rubric {params.cfg[rubric]:q} --scale-min {params.cfg[scale][0]}"
         " --scale-max {params.cfg[scale][1]} --max-tokens {params.cfg[max_tokens]}"
         " --temperature {params.cfg[temperature]} --seed {wildcards.seed} --server-command {params.server:q}"

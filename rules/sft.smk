@@ -41,5 +41,5 @@ rule sft:
         **stage_resources("sft"),
         nodes=sft_nodes,
     shell:
-        "{params.launcher}{MOTAB} sft --model {params.start} --dataset-dir results/{wildcards.study}/sft_data/{params.method}"
+        "{params.launcher}{MOTAB} sft --model {params.start:q} --dataset-dir results/{wildcards.study}/sft_data/{params.method}"
         " --dataset {params.method} --output {output} --params-json {params.sft:q} > {log} 2>&1"

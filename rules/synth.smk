@@ -19,7 +19,7 @@ def synth_student_args(wildcards):
         return ""
     student = study_cfg(wildcards.study)["student"]
     log = f"logs/{wildcards.study}/synth/{wildcards.method}.student.server.log"
-    return f"--student {model_location(wildcards.study, student)} --student-log {log}"
+    return f"--student {shlex.quote(model_location(wildcards.study, student))} --student-log {log}"
 
 
 rule synth:
@@ -48,7 +48,7 @@ rule synth:
     resources:
         **stage_resources("synth"),
     shell:
-        "{MOTAB} synth --method {wildcards.method} --problems {input.problems} --teacher {params.teacher}"
+        "{MOTAB} synth --method {wildcards.method} --problems {input.problems} --teacher {params.teacher:q}"
         " {params.student} --output {output.rows} --stats {output.stats} --params-json {params.synth:q}"
         " --server-command {params.server:q} --max-in-flight {params.max_in_flight}"
         " --server-log logs/{wildcards.study}/synth/{wildcards.method}.server.log > {log} 2>&1"

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from motab.jsonio import read_jsonl, write_jsonl
+from motab.synthesis.resume import header_line, resume_key
 from motab.synthesis.run import main as synth_main
 
 PARAMS = json.dumps({"num_responses": 2, "temperature": 1.0, "max_new_tokens": 12, "seed": 0,
@@ -39,6 +40,7 @@ def test_teacher_only_contract_resume_and_determinism(problems, tiny_model_dir, 
     partial = second.with_name(second.name + ".partial")
     partial.parent.mkdir(parents=True)
     done = [{k: v for k, v in r.items() if k not in ("answer_pred", "correct", "meta")} for r in rows[:3]]
-    partial.write_text("".join(json.dumps(r) + "\n" for r in done) + '{"id": "p1", "sam')
+    key = resume_key("teacher_only", json.loads(PARAMS), str(tiny_model_dir), None, problems)
+    partial.write_text(header_line(key) + "".join(json.dumps(r) + "\n" for r in done) + '{"id": "p1", "sam')
     assert run_synth(problems, tiny_model_dir, second, tmp_path / "b.log") == 0
     assert second.read_bytes() == first.read_bytes()

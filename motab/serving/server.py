@@ -30,6 +30,9 @@ into --max-batch-size chunks in order). Each row samples from its own generator 
 request with the same seed and prompt (the n copies, or a prompt listed twice). A row's draws
 therefore never depend on which other rows share its request (as with SGLang's per-request
 `sampling_seed` under deterministic inference). The same request gives the same bytes.
+
+What is refused (400 naming the field), what /health reports and how a disconnected client's
+generation stops: limits.py (`--max-rows`, `--stall-timeout-s`).
 """
 
 from __future__ import annotations
@@ -40,15 +43,12 @@ import hashlib
 import json
 import sys
 from array import array
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
-class RequestError(ValueError):
-    """A bad request: answered with HTTP 400 and this message."""
-
+from motab.serving import limits
+from motab.serving.limits import RequestError  # re-exported: the 400 of every refusal
 
 # ----------------------------------------------------------------------------- request parsing
 
@@ -322,6 +322,7 @@ class Engine:
             live = list(range(B))
             want_lp = any(r.return_logprob for r in rows)
             for _step in range(max_new):
+                limits.tick(self)  # /health's progress; stops here once the client has gone
                 if not any(active[i] for i in live):
                     break
                 live_rows = [rows[i] for i in live]
@@ -395,6 +396,7 @@ def parse_generate(engine: Engine, body: Any, default_seed: int) -> tuple[list[R
     if (text is None) == (input_ids is None):
         raise RequestError("text/input_ids: give exactly one of `text` or `input_ids`")
     if text is not None:
+        limits.check_text_length(engine, text, "text")
         if isinstance(text, str):
             prompts, batch = [engine.encode(text)], False
         elif isinstance(text, list) and text and all(isinstance(t, str) for t in text):
@@ -432,6 +434,9 @@ def parse_generate(engine: Engine, body: Any, default_seed: int) -> tuple[list[R
     if not isinstance(body.get("return_text_in_logprobs", False), bool):
         raise RequestError("return_text_in_logprobs: expected a boolean")
 
+    raw_list = raw_sampling if isinstance(raw_sampling, list) else [raw_sampling] * len(prompts)
+    limits.check_rows(engine, prompts, samplings,
+                      max_given=[isinstance(r, dict) and r.get("max_new_tokens") is not None for r in raw_list])
     rows: list[Row] = []
     seeds = RowSeeds()
     for prompt, sampling in zip(prompts, samplings):
@@ -521,9 +526,11 @@ def parse_openai(engine: Engine, body: Any, default_seed: int, chat: bool) -> tu
                 for m in messages)):
             raise RequestError("messages: expected a non-empty list of {role, content} objects with string content")
         text = engine.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        limits.check_text_length(engine, text, "messages")
         prompts = [engine.encode(text)]
     else:
         prompt = body.get("prompt")
+        limits.check_text_length(engine, prompt, "prompt")
         if isinstance(prompt, str):
             prompts = [engine.encode(prompt)]
         elif isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
@@ -538,6 +545,8 @@ def parse_openai(engine: Engine, body: Any, default_seed: int, chat: bool) -> tu
     max_default = max(1, engine.max_length - longest) if engine.max_length else 1024
     sampling = _openai_sampling(body, default_seed, max_default)
     want, top = _openai_logprob_args(body, chat)
+    given = body.get("max_tokens") is not None or body.get("max_completion_tokens") is not None
+    limits.check_rows(engine, prompts, [sampling] * len(prompts), openai=True, max_given=[given] * len(prompts))
     rows: list[Row] = []
     seeds = RowSeeds()
     for prompt in prompts:
@@ -594,11 +603,13 @@ def format_openai(engine: Engine, body: dict, rows: list[Row], results: list[Row
 # ----------------------------------------------------------------------------- HTTP
 
 
-def build_app(engine: Engine, seed: int = 0):
+def build_app(engine: Engine, seed: int = 0, request_limits: limits.Limits | None = None):
     import orjson
     from aiohttp import web
 
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="motab-model")
+    engine.limits = request_limits or limits.Limits()
+    worker = engine.worker = limits.Worker(engine.limits)
+    worker.start()
 
     def dump(obj: Any) -> str:
         return json.dumps(obj, ensure_ascii=False)
@@ -612,16 +623,16 @@ def build_app(engine: Engine, seed: int = 0):
         return web.Response(body=orjson.dumps(obj), content_type="application/json")
 
     async def read_body(request):
-        try:
-            return await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RequestError(f"body: not valid JSON ({exc})") from None
+        return limits.parse_body(await request.read())
 
-    async def in_worker(fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+    async def in_worker(request, fn, *args, rows: int = 0):
+        # the model thread also tokenizes: a huge prompt never blocks /health, and the tokenizer is
+        # never used by two threads at once
+        return await worker.run(request, fn, *args, rows=rows)
 
     async def health(_request):
-        return web.Response(text="OK")
+        status, body = worker.health()
+        return web.json_response(body, status=status, dumps=dump)
 
     async def model_info(_request):
         return web.json_response({"model_path": engine.model_dir, "tokenizer_path": engine.model_dir,
@@ -635,11 +646,11 @@ def build_app(engine: Engine, seed: int = 0):
     async def generate(request):
         try:
             body = await read_body(request)
-            rows, batch = parse_generate(engine, body, seed)
+            rows, batch = await in_worker(request, parse_generate, engine, body, seed)
         except RequestError as exc:
             return error(400, str(exc))
         try:
-            results = await in_worker(engine.run, rows)
+            results = await in_worker(request, engine.run, rows, rows=len(rows))
         except Exception as exc:  # noqa: BLE001 - report any generation failure as a 500
             return error(500, f"generation failed: {type(exc).__name__}: {exc}")
         out = format_generate(engine, body, rows, results)
@@ -651,11 +662,11 @@ def build_app(engine: Engine, seed: int = 0):
                 body = await read_body(request)
                 if isinstance(body, dict) and body.get("stream"):
                     raise RequestError("stream: streaming is not supported by the embedded server")
-                rows, prompt_lens = parse_openai(engine, body, seed, chat)
+                rows, prompt_lens = await in_worker(request, parse_openai, engine, body, seed, chat)
             except RequestError as exc:
                 return error(400, str(exc))
             try:
-                results = await in_worker(engine.run, rows)
+                results = await in_worker(request, engine.run, rows, rows=len(rows))
             except Exception as exc:  # noqa: BLE001
                 return error(500, f"generation failed: {type(exc).__name__}: {exc}")
             return fast_json(format_openai(engine, body, rows, results, prompt_lens, chat))
@@ -670,16 +681,17 @@ def build_app(engine: Engine, seed: int = 0):
     app.router.add_post("/v1/chat/completions", openai_handler(chat=True))
 
     async def on_cleanup(_app):
-        executor.shutdown(wait=False, cancel_futures=True)
+        worker.close()
 
     app.on_cleanup.append(on_cleanup)
     return app
 
 
-async def _serve(engine: Engine, host: str, port: int, port_file: str | None, seed: int) -> None:
+async def _serve(engine: Engine, host: str, port: int, port_file: str | None, seed: int,
+                 request_limits: limits.Limits | None = None) -> None:
     from aiohttp import web
 
-    runner = web.AppRunner(build_app(engine, seed), access_log=None)
+    runner = web.AppRunner(build_app(engine, seed, request_limits), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -702,6 +714,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed of requests that give none")
     parser.add_argument("--max-batch-size", type=int, default=64, help="rows per forward pass")
+    parser.add_argument("--max-rows", type=int, default=limits.Limits.max_rows,
+                        help="refuse requests of more rows (prompts x n) than this")
+    parser.add_argument("--stall-timeout-s", type=float, default=limits.Limits.stall_s,
+                        help="/health says dead after this long without a decode step")
     args = parser.parse_args(argv)
     if args.max_batch_size < 1:
         parser.error("--max-batch-size must be at least 1")
@@ -717,7 +733,8 @@ def main(argv: list[str]) -> int:
     print(f"loaded {args.model} ({sum(p.numel() for p in engine.model.parameters())} parameters, "
           f"torch threads {torch.get_num_threads()})", flush=True)
     try:
-        asyncio.run(_serve(engine, args.host, args.port, args.port_file, args.seed))
+        asyncio.run(_serve(engine, args.host, args.port, args.port_file, args.seed,
+                           limits.Limits(max_rows=args.max_rows, stall_s=args.stall_timeout_s)))
     except KeyboardInterrupt:
         pass
     return 0

@@ -1,7 +1,8 @@
 """`python -m motab synth`: run a synthesis method over HTTP, resumably.
 
 Rows are appended to `<output>.partial` as each chunk of problems completes; a rerun after a
-kill skips the (id, sample) pairs already there. When every problem is done the rows are graded
+kill skips the (id, sample) pairs already there. The partial file starts with a resume key (see
+resume.py): a rerun with other parameters, models or problems stops at start, naming the change. When every problem is done the rows are graded
 against gold, sorted by (id, sample) and written to the declared output in one atomic rename,
 so Snakemake never sees (or deletes) a half-written output.
 """
@@ -23,7 +24,7 @@ from motab.evaluation.grading import grade_many
 from motab.jsonio import append_jsonl, dumps, read_jsonl, write_json, write_text
 from motab.serving.client import ServerClient
 from motab.serving.launch import LOCAL_SERVER, serving
-from motab.synthesis import motab_method, skd
+from motab.synthesis import motab_method, resume, skd
 from motab.synthesis.context import SynthContext
 from motab.provenance import provenance
 from motab.synthesis.stats import synth_stats
@@ -46,28 +47,17 @@ STUDENT_METHODS = {"motab", "skd"}  # methods that draft with a student server
 
 def completed_pairs(partial: Path) -> dict[tuple[str, int], dict]:
     """Rows already written by an earlier (possibly killed) attempt; a torn last line is dropped."""
-    done: dict[tuple[str, int], dict] = {}
-    if not partial.exists():
-        return done
-    with open(partial, encoding="utf-8") as handle:
-        lines = handle.readlines()
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # the line a SIGKILL cut short; its chunk is redone
-        done[(row["id"], row["sample"])] = row
-    return done
+    return resume.read_partial(partial)[1]
 
 
 async def synthesize(method: str, problems: list[dict], tokenizer, url: str, params, partial: Path,
-                     max_in_flight: int, student_url: str | None = None) -> None:
+                     max_in_flight: int, student_url: str | None = None, key: dict | None = None) -> None:
     from motab.chat import build_prompt
 
     _, chunk_fn = METHODS[method]
     done = completed_pairs(partial)
-    # Rewrite the partial file with only complete rows so a torn line cannot be read twice.
-    write_text(partial, "".join(dumps(row) + "\n" for row in done.values()))
+    # Rewrite the partial file with its key and only complete rows so a torn line cannot be read twice.
+    write_text(partial, (resume.header_line(key) if key else "") + "".join(dumps(row) + "\n" for row in done.values()))
     # Chunks are cut from the full problem list, never from what is left, so a resumed run sends
     # exactly the requests (and seeds) an uninterrupted run would: the same bytes either way.
     chunks = [problems[i: i + params.batch_problems] for i in range(0, len(problems), params.batch_problems)]
@@ -149,8 +139,10 @@ def main(argv: list[str]) -> int:
     problems = read_jsonl(args.problems)
     output = Path(args.output)
     partial = output.with_name(output.name + ".partial")
+    key = resume.resume_key(args.method, json.loads(args.params_json), args.teacher, args.student, args.problems)
+    done = resume.check_resumable(partial, key, problems, params.num_responses, args.problems)
     if partial.exists():
-        print(f"resuming from {partial}: {len(completed_pairs(partial))} rows already done (the partial file "
+        print(f"resuming from {partial}: {len(done)} rows already done (the partial file "
               "is not a declared output, so Snakemake keeps it across attempts)", flush=True)
     else:
         print(f"appending rows to {partial} as problems complete; a rerun after a kill resumes from it",
@@ -169,7 +161,7 @@ def main(argv: list[str]) -> int:
             student_url = args.student_url or stack.enter_context(
                 serving(args.server_command, args.student, args.student_log))
         asyncio.run(synthesize(args.method, problems, tokenizer, url, params, partial, args.max_in_flight,
-                               student_url))
+                               student_url, key))
     meta = {"method": args.method, "teacher": args.teacher, "params": json.loads(args.params_json)}
     if needs_student:
         meta["student"] = args.student

@@ -99,4 +99,5 @@ def load_training_state(path: str | os.PathLike, model, optimizer) -> dict[str, 
     path = Path(path)
     model.load_state_dict(torch.load(path / "model.pt", weights_only=True))
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
-    return torch.load(path / "state.pt", weights_only=False)
+    # weights_only: tensors and plain containers only, so a tampered state.pt cannot run code
+    return torch.load(path / "state.pt", weights_only=True)
