@@ -10,8 +10,8 @@ Extraction modes (`extract_answer(text, mode)`, named in each eval JSON and unde
               final-answer phrase ("The answer is x", "Final answer: x", "Answer: x"), else the last
               `A: x` line (GPT-3-era GSM8K outputs).
 - `flexible`: `strict`, else the last number in the text (lm-evaluation-harness's flexible-extract).
-- `first_hash`: the CoT-filter seed's generation script and score.py: the FIRST `#### x` of the
-              generation (its line), else the last non-empty line of the text.
+- `first_hash`: the CoT-filter seed's generation script and score.py: the FIRST `#### x` line of the
+              generation (what follows its last "####"), else the last non-empty line of the text.
 """
 
 from __future__ import annotations
@@ -140,15 +140,16 @@ def _last_number(text: str) -> str | None:
 
 
 def _first_hash(text: str) -> str | None:
-    """The seed's split_prediction (first `####\\s*x`), then score.py's extract_final_answer on it."""
+    """The seed's generation script keeps "#### x" for the first `####\\s*x` line (its split_prediction),
+    else the whole generation; score.py's extract_final_answer then takes what follows the LAST "####"
+    of that, and when nothing does, the last non-empty line."""
     m = _FIRST_HASH_RE.search(text)
-    if m:
-        return m.group(1).strip() or None
-    if "####" in text:  # "####" then only whitespace: score.py's rsplit tail is empty, it falls through
-        tail = text.rsplit("####", 1)[1].strip()
+    content = f"#### {m.group(1).strip()}" if m else text
+    if "####" in content:
+        tail = content.rsplit("####", 1)[1].strip()
         if tail:
             return tail
-    for line in reversed(text.splitlines()):
+    for line in reversed(content.splitlines()):
         if line.strip():
             return line.strip()
     return None
