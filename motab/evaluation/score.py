@@ -112,14 +112,15 @@ def cluster_answers(preds_per_problem: Sequence[Sequence[str | None]], equivalen
                     placed[p] += 1
                     continue
                 verdicts = [known(pred, rep) for rep in reps[p]]
-                if any(v is None for v in verdicts[:next((i for i, v in enumerate(verdicts) if v), len(verdicts))]):
-                    for rep, v in zip(reps[p], verdicts):
-                        if v is None:
-                            needed[(pred, rep)] = None
-                            if both_ways:
-                                needed[(rep, pred)] = None
+                first_true = next((i for i, v in enumerate(verdicts) if v), len(verdicts))
+                unknown = [rep for rep, v in zip(reps[p][:first_true], verdicts) if v is None]
+                if unknown:  # the reps before the first known match must all be judged first
+                    for rep in unknown:
+                        needed[(pred, rep)] = None
+                        if both_ways:
+                            needed[(rep, pred)] = None
                     break
-                if not any(verdicts):
+                if first_true == len(verdicts):
                     reps[p].append(pred)
                 placed[p] += 1
         if not needed:
