@@ -62,3 +62,20 @@ def test_default_grading_differs_from_the_release(tmp_path):
     assert result["metrics"]["avg@12"] > RELEASE_METRICS["avg@12"]
     assert result["extraction"] == "strict"
     assert sorted(result["metrics_by_extraction"]) == ["boxed", "flexible", "strict"]
+
+
+def test_paper_studies_plan_their_grading_and_eval_prompt():
+    """The plan's commands carry each study's extraction, equivalence and eval prompt (config.yaml)."""
+    import subprocess
+
+    from dryrun import REPO, SNAKEMAKE
+
+    proc = subprocess.run([SNAKEMAKE, "-n", "-p", "--profile", "profiles/slurm", "all"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "--benchmark math500 --seed 0 --processes 1 --extraction boxed --equivalence pwopsd" in out
+    assert "--top-p 0.95" in out and "--enable-thinking true" in out
+    assert "put your final answer within \\boxed{}." in out
+    assert "--benchmark gsm8k --seed 0 --processes 1 --extraction first_hash,strict,flexible --equivalence cis5300" in out
+    assert "--benchmark amc23 --seed 0 --processes 1 --extraction first_hash --equivalence cis5300" in out

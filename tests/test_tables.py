@@ -75,6 +75,15 @@ def test_footnote_names_the_extraction_per_benchmark(tmp_path):
             "also graded: flexible.") in md.replace("\n", " ")
 
 
+def test_metric_under_another_extraction_mode(tmp_path):
+    """GSM8K-style: strict in one table, flexible (graded beside it) in another."""
+    grading = {bench: {"extraction": "strict", "equivalence": "motab",
+                       "metrics_by_extraction": {"flexible": {"avg@4": 0.5}}} for bench in ("toy", "b2")}
+    spec = {key: value for key, value in SPEC.items() if key != "reference"} | {"metric": "avg@4/flexible"}
+    md = _main(tmp_path, spec, _write_evals(tmp_path, grading=grading))["md"].decode("utf-8")
+    assert "| Teacher | 50.00 ± 0.00 | 50.00 ± 0.00 | 50.00 |" in md
+
+
 def test_csv_columns(tmp_path):
     text = _main(tmp_path, SPEC, _write_evals(tmp_path))["csv"].decode("utf-8")
     lines = text.split("\n")

@@ -159,10 +159,13 @@ def load_evals(paths: Sequence[str | os.PathLike], spec: Spec) -> dict[tuple[str
         if bench not in names:
             raise DataError(path, None, "benchmark", f"benchmark {bench!r} is not a column of the table spec "
                                                      f"(benchmarks: {names})")
-        metric = obj["metrics"].get(spec.metric)
+        # "avg@1/flexible": the metric under another extraction mode graded beside the first
+        name, _, mode = spec.metric.partition("/")
+        metrics = obj.get("metrics_by_extraction", {}).get(mode, {}) if mode else obj["metrics"]
+        metric = metrics.get(name)
         if not isinstance(metric, (int, float)) or isinstance(metric, bool) or not math.isfinite(metric):
-            raise DataError(path, None, f"metrics.{spec.metric}",
-                            f"expected a finite number, found {metric!r} (metrics: {sorted(obj['metrics'])})")
+            field = f"metrics_by_extraction.{mode}.{name}" if mode else f"metrics.{name}"
+            raise DataError(path, None, field, f"expected a finite number, found {metric!r} (metrics: {sorted(metrics)})")
         key = (run, bench, seed)
         if key in origin:
             raise TableError(f"duplicate eval for run {run!r}, benchmark {bench!r}, seed {seed}: "
