@@ -32,9 +32,10 @@ RELEASE_CORRECT = [
     [T, T, T, F, F, F, F, F, F, F, F, F],
     [T, T, F, F, F, T, F, T, T, F, F, T],
     [F, F, T, T, F, T, F, T, F, F, F, F],
+    [T, F, F, F, T, F, F, F, T, F, F, F],
 ]
-RELEASE_MAJ = [T, F, T, F, T, F, T, F]
-RELEASE_METRICS = {"pass@12": 1.0, "avg@12": 0.416667, "maj@12": 0.5}  # 100%, 41.67%, 50.00% in its JSON
+RELEASE_MAJ = [T, F, T, F, T, F, T, F, F]
+RELEASE_METRICS = {"pass@12": 1.0, "avg@12": 0.398148, "maj@12": 0.444444}  # 100%, 39.81%, 44.44% in its JSON
 
 
 def run_eval_grade(tmp_path, *extra: str) -> dict:
