@@ -28,6 +28,15 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
 
 
+_INT_DIGITS_MAX = 4300  # Python's default int-string limit (sys.get_int_max_str_digits)
+
+
+def _parse_int(text: str) -> int | str:
+    """A JSON integer; one too long for Python's int() is kept as its digit string (a 5,000-digit
+    gold answer stays gradable instead of crashing the reader)."""
+    return int(text) if len(text) <= _INT_DIGITS_MAX else text
+
+
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     """Yield (line_number, object) for each non-empty line; a bad line raises DataError.
     A UTF-8 byte-order mark at the start (as some Windows editors write) is skipped."""
@@ -36,9 +45,11 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = json.loads(line, parse_int=_parse_int)
             except json.JSONDecodeError as exc:
                 raise DataError(path, number, None, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+            except RecursionError:
+                raise DataError(path, number, None, "JSON nested too deeply to read") from None
             if not isinstance(obj, dict):
                 raise DataError(path, number, None, f"expected a JSON object, found {type(obj).__name__}")
             yield number, obj

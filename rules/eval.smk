@@ -9,7 +9,27 @@ def eval_cfg(wildcards):
 def generation_params(wildcards):
     cfg = eval_cfg(wildcards)
     keys = ("n", "temperature", "top_p", "max_tokens", "batch_problems")
-    return {key: cfg[key] for key in keys} | {"seed": int(wildcards.seed)}
+    optional = {key: cfg[key] for key in ("prompt", "enable_thinking") if key in cfg}
+    return {key: cfg[key] for key in keys} | optional | {"seed": int(wildcards.seed)}
+
+
+def prompt_args(wildcards):
+    """eval-generate flags for the study's eval prompt and thinking switch (absent: the defaults)."""
+    cfg = eval_cfg(wildcards)
+    args = ["--prompt-template", cfg["prompt"]] if "prompt" in cfg else []
+    if "enable_thinking" in cfg:
+        args += ["--enable-thinking", "true" if cfg["enable_thinking"] else "false"]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def grading_params(wildcards):
+    """Answer extraction (a mode, or modes side by side; per benchmark or for the study) and comparison."""
+    cfg = eval_cfg(wildcards)
+    spec = cfg.get("extraction", "strict")
+    if isinstance(spec, dict):
+        spec = spec.get(wildcards.bench, spec.get("default", "strict"))
+    modes = [spec] if isinstance(spec, str) else list(spec)
+    return {"extraction": ",".join(modes), "equivalence": cfg.get("equivalence", "motab")}
 
 
 rule eval_generate:
@@ -26,6 +46,7 @@ rule eval_generate:
         cfg=generation_params,
         model=lambda wc: checkpoint_location(wc.study, wc.run),
         server=lambda wc: server_command(wc.study, run_model_name(wc.study, wc.run)),
+        prompt=prompt_args,
     log:
         "logs/{study}/eval/{run}/{bench}/seed{seed}.generate.log",
     threads: stage_threads("eval_generate")
@@ -35,7 +56,7 @@ rule eval_generate:
         "{MOTAB} eval-generate --model {params.model:q} --problems {input.problems} --output {output}"
         " --n {params.cfg[n]} --temperature {params.cfg[temperature]} --top-p {params.cfg[top_p]}"
         " --max-tokens {params.cfg[max_tokens]} --seed {params.cfg[seed]}"
-        " --batch-problems {params.cfg[batch_problems]} --server-command {params.server:q}"
+        " --batch-problems {params.cfg[batch_problems]} --server-command {params.server:q} {params.prompt}"
         " --server-log logs/{wildcards.study}/eval/{wildcards.run}/{wildcards.bench}/seed{wildcards.seed}.server.log"
         " > {log} 2>&1"
 
@@ -115,8 +136,10 @@ rule eval_grade:
             {"run": {k: v for k, v in run_cfg(wc.study, wc.run).items() if k != "label"},
              "benchmark": bench_data_cfg(wc.bench),
              "generation": generation_params(wc),
+             "grading": grading_params(wc),
              **({"engine": eval_engine(wc)} if eval_engine(wc) != "native" else {})}
         ),
+        grading=grading_params,
     log:
         "logs/{study}/eval/{run}/{bench}/seed{seed}.grade.log",
     threads: stage_threads("eval_grade")
@@ -125,6 +148,7 @@ rule eval_grade:
     shell:
         "{MOTAB} eval-grade --responses {input.responses} --output {output} --run {wildcards.run}"
         " --benchmark {wildcards.bench} --seed {wildcards.seed} --processes 1"
+        " --extraction {params.grading[extraction]} --equivalence {params.grading[equivalence]}"
         " --params-json {params.provenance:q} > {log} 2>&1"
 
 

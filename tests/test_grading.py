@@ -100,11 +100,11 @@ def test_timeout_adversarial_answer(processes):
 
 def _blocking_judge(original):
     """A judge that hangs with SIGALRM blocked (as C code would) for the answer 'hang'."""
-    def judge(pred, gold, timeout_s):
+    def judge(pred, gold, timeout_s, *rest):
         if pred == "hang":
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
             time.sleep(60)
-        return original(pred, gold, timeout_s)
+        return original(pred, gold, timeout_s, *rest)
     return judge
 
 

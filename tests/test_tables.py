@@ -36,17 +36,19 @@ EXPECTED_MD = """## Tiny
 
 Cells are avg@4 × 100, mean ± sample std (ddof=1) over 1–3 seeds (see the CSV for each cell); \
 Avg is the equal-weight mean of the per-benchmark means. † 1 seed: mean only, no std. \
-Rows marked (published) give published values; Δ rows give ours − published.
+Rows marked (published) give published values; Δ rows give ours − published. \
+Answers: strict extraction, motab comparison.
 """
 
 
-def _write_evals(folder, values=VALUES, extra_metrics=None):
+def _write_evals(folder, values=VALUES, extra_metrics=None, grading=None):
     paths = []
     for (run, bench), seeds in values.items():
         for seed, value in seeds.items():
             path = folder / f"{run}__{bench}__{seed}.json"
             metrics = {"avg@4": value, "pass@4": 1.0, **(extra_metrics or {})}
-            path.write_text(json.dumps({"run": run, "benchmark": bench, "seed": seed, "metrics": metrics}))
+            how = (grading or {}).get(bench, {"extraction": "strict", "equivalence": "motab"})
+            path.write_text(json.dumps({"run": run, "benchmark": bench, "seed": seed, "metrics": metrics, **how}))
             paths.append(str(path))
     return paths
 
@@ -62,6 +64,24 @@ def _main(tmp_path, spec, evals, prefix="out"):
 def test_exact_markdown(tmp_path):
     files = _main(tmp_path, SPEC, _write_evals(tmp_path))
     assert files["md"].decode("utf-8") == EXPECTED_MD
+
+
+def test_footnote_names_the_extraction_per_benchmark(tmp_path):
+    grading = {"toy": {"extraction": "strict", "equivalence": "motab",
+                       "metrics_by_extraction": {"strict": {}, "flexible": {}}},
+               "b2": {"extraction": "boxed", "equivalence": "pwopsd"}}
+    md = _main(tmp_path, SPEC, _write_evals(tmp_path, grading=grading))["md"].decode("utf-8")
+    assert ("Answers: b2: boxed extraction, pwopsd comparison; toy: strict extraction, motab comparison; "
+            "also graded: flexible.") in md.replace("\n", " ")
+
+
+def test_metric_under_another_extraction_mode(tmp_path):
+    """GSM8K-style: strict in one table, flexible (graded beside it) in another."""
+    grading = {bench: {"extraction": "strict", "equivalence": "motab",
+                       "metrics_by_extraction": {"flexible": {"avg@4": 0.5}}} for bench in ("toy", "b2")}
+    spec = {key: value for key, value in SPEC.items() if key != "reference"} | {"metric": "avg@4/flexible"}
+    md = _main(tmp_path, spec, _write_evals(tmp_path, grading=grading))["md"].decode("utf-8")
+    assert "| Teacher | 50.00 ± 0.00 | 50.00 ± 0.00 | 50.00 |" in md
 
 
 def test_csv_columns(tmp_path):

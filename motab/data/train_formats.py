@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterator
 from motab.jsonio import DataError, iter_jsonl
 
 _GSM8K_RE = re.compile(r"####\s*(\S[^\n]*?)\s*$")
+_BOXED_RE = re.compile(r"\\boxed\{")
+_BRACE_RE = re.compile(r"[{}]")
 
 Row = dict
 Reader = Callable[[dict, str, int], tuple[str, str, str]]  # raw line -> (input, answer, solution)
@@ -36,15 +38,21 @@ Reader = Callable[[dict, str, int], tuple[str, str, str]]  # raw line -> (input,
 
 def last_boxed(text: str) -> str | None:
     """Content of the last complete \\boxed{...} (braces may nest), or None. Kept here rather than
-    imported from motab.evaluation.answers, so editing grading does not rerun data preparation."""
-    pos = text.rfind("\\boxed{")
-    while pos != -1:
-        start, depth = pos + len("\\boxed{"), 1
-        for i in range(start, len(text)):
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            if depth == 0:
-                return text[start:i].strip() or None
-        pos = text.rfind("\\boxed{", 0, pos)
+    imported from motab.evaluation.answers, so editing grading does not rerun data preparation.
+
+    One pass over the braces (a stack of open positions), so a 1 MB run of unclosed `\\boxed{` is linear.
+    """
+    closing: dict[int, int] = {}
+    stack: list[int] = []
+    for m in _BRACE_RE.finditer(text):
+        if m.group(0) == "{":
+            stack.append(m.start())
+        elif stack:
+            closing[stack.pop()] = m.start()
+    for m in reversed(list(_BOXED_RE.finditer(text))):
+        start = m.end() - 1  # the "{"
+        if start in closing:
+            return text[start + 1:closing[start]].strip() or None
     return None
 
 

@@ -99,6 +99,11 @@ async def generate_all(url: str, problems: list[dict], prompts: list[str], args)
     return [row for row in rows if row is not None]
 
 
+def user_turn(template: str, problem: str) -> str:
+    """The user message: the template with the problem in place of {problem} (other braces kept)."""
+    return template.replace("{problem}", problem)
+
+
 def main(argv: list[str]) -> int:
     from motab.serving.launch import LOCAL_SERVER
 
@@ -121,7 +126,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--server-startup-timeout", type=float, default=300.0)
     parser.add_argument("--system", default=None, help="system prompt (default: the template's own)")
     parser.add_argument("--close-think", action="store_true", help="close an unclosed trailing <think>")
+    parser.add_argument("--prompt-template", default="{problem}",
+                        help="the user turn, with {problem} where the problem goes (PW-OPSD's evaluator adds "
+                             "'Please reason step by step, and put your final answer within \\boxed{}.')")
+    parser.add_argument("--enable-thinking", choices=["true", "false"], default=None,
+                        help="passed to the chat template (default: the template's own)")
     args = parser.parse_args(argv)
+    if "{problem}" not in args.prompt_template:
+        parser.error(f"--prompt-template must contain {{problem}}, found {args.prompt_template!r}")
     for name in ("n", "batch_problems", "max_in_flight"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, found {getattr(args, name)}")
@@ -135,8 +147,9 @@ def main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     problems = load_problems(args.problems)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    prompts = [build_prompt(tokenizer, p["input"], system=args.system, close_think=args.close_think)
-               for p in problems]
+    thinking = None if args.enable_thinking is None else args.enable_thinking == "true"
+    prompts = [build_prompt(tokenizer, user_turn(args.prompt_template, p["input"]), system=args.system,
+                            enable_thinking=thinking, close_think=args.close_think) for p in problems]
     _log(f"{len(problems)} problems x {args.n} samples from {args.problems}")
 
     log_path = args.server_log or str(args.output) + ".server.log"

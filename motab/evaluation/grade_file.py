@@ -8,13 +8,18 @@ from __future__ import annotations
 import argparse
 import os
 
-from motab.evaluation.answers import extract_answer, gold_text
-from motab.evaluation.grading import Grade, grade_many
+from motab.evaluation.answers import DEFAULT_MODE, MODES, extract_answer, gold_text
+from motab.evaluation.grading import EQUIVALENCES, Grade, grade_many
 from motab.jsonio import DataError, iter_jsonl, require, write_jsonl
 
 
-def grade_rows(path: str | os.PathLike, processes: int = 1, timeout_s: float = 5.0) -> list[dict]:
-    """Validated, graded output rows for the input file, in input order."""
+def grade_rows(path: str | os.PathLike, processes: int = 1, timeout_s: float = 5.0,
+               extraction: str = DEFAULT_MODE, equivalence: str = "motab") -> list[dict]:
+    """Validated, graded output rows for the input file, in input order.
+
+    Extraction is linear in the response length and each comparison is bounded by `timeout_s`, so
+    any file gets a verdict per line in about lines x timeout at worst.
+    """
     ids, pairs = [], []
     for line, obj in iter_jsonl(path):
         pid = require(obj, "id", (str, int), path, line)
@@ -23,8 +28,8 @@ def grade_rows(path: str | os.PathLike, processes: int = 1, timeout_s: float = 5
         if isinstance(gold, bool):
             raise DataError(path, line, "gold", "expected str/int/float, found bool")
         ids.append(pid)
-        pairs.append((extract_answer(response) if response is not None else None, gold_text(gold)))
-    grades: list[Grade] = grade_many(pairs, processes=processes, timeout_s=timeout_s)
+        pairs.append((extract_answer(response, extraction) if response is not None else None, gold_text(gold)))
+    grades: list[Grade] = grade_many(pairs, processes=processes, timeout_s=timeout_s, equivalence=equivalence)
     return [{"id": pid, "pred": g.pred, "correct": g.correct, "reason": g.reason} for pid, g in zip(ids, grades)]
 
 
@@ -34,13 +39,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--output", required=True, help='JSONL of {"id", "pred", "correct", "reason"}')
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--timeout-s", type=float, default=5.0)
+    parser.add_argument("--extraction", default=DEFAULT_MODE, choices=MODES, help="answer-extraction mode")
+    parser.add_argument("--equivalence", default="motab", choices=sorted(EQUIVALENCES), help="answer comparison")
     args = parser.parse_args(argv)
-    rows = grade_rows(args.input, processes=args.processes, timeout_s=args.timeout_s)
+    rows = grade_rows(args.input, processes=args.processes, timeout_s=args.timeout_s, extraction=args.extraction,
+                      equivalence=args.equivalence)
     write_jsonl(args.output, rows)
     n = len(rows)
     correct = sum(r["correct"] for r in rows)
     accuracy = correct / n if n else 0.0
     counts = {reason: sum(r["reason"] == reason for r in rows) for reason in ("no_answer", "timeout", "error")}
     extra = " ".join(f"{k}={v}" for k, v in counts.items() if v)
-    print(f"graded n={n} correct={correct} accuracy={accuracy:.4f}" + (f" ({extra})" if extra else ""))
+    print(f"graded n={n} correct={correct} accuracy={accuracy:.4f} extraction={args.extraction} "
+          f"equivalence={args.equivalence}" + (f" ({extra})" if extra else ""))
     return 0

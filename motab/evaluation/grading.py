@@ -30,7 +30,6 @@ from multiprocessing.connection import wait
 REASONS = ("correct", "wrong", "no_answer", "timeout", "error")
 HARD_GRACE_S = 1.0  # parent kills a worker this long after its soft limit
 
-_INT_RE = re.compile(r"[+-]?\d+")
 _NUM_RE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
 _WRAPPERS = ("\\boxed{", "\\fbox{")
 
@@ -53,18 +52,24 @@ def _normalize(text: str) -> str:
 
 
 def _fast_number(text: str) -> str | None:
-    """Canonical form of a plain decimal number ("025" -> "25", "10.0" -> "10"), else None."""
+    """Canonical form of a plain decimal number ("025" -> "25", "10.0" -> "10", "-0" -> "0"), else None.
+
+    Pure string work, so numbers of any length (Python's int() refuses strings of 4,301+ digits)
+    compare in linear time.
+    """
     t = text.strip().replace("{,}", "").replace("\\!", "")
     if t.startswith("$") and t.endswith("$") and len(t) >= 2:
         t = t[1:-1].strip()
     if not _NUM_RE.fullmatch(t):
         return None
-    if _INT_RE.fullmatch(t):
-        return str(int(t))
-    from decimal import Decimal
-
-    value = Decimal(t).normalize()
-    return format(value, "f") if value != value.to_integral_value() else str(int(value))
+    sign = "-" if t[0] == "-" else ""
+    t = t.lstrip("+-")
+    whole, _, frac = t.partition(".")
+    whole = whole.lstrip("0") or "0"
+    frac = frac.rstrip("0")
+    if whole == "0" and not frac:
+        sign = ""
+    return sign + whole + ("." + frac if frac else "")
 
 
 def _as_latex(answer: str) -> str:
@@ -116,6 +121,45 @@ def is_equivalent(pred: str | None, gold: str | None) -> bool:
     return verdict if verdict is not None else math_equal(pred, gold)
 
 
+def pwopsd_equal(pred: str, gold: str) -> bool:
+    """PW-OPSD's eval/evaluate_math.py grade_answer: each side wrapped in $...$ unless it holds a $,
+    parse(no_fallback), verify(gold, pred); if math-verify raises, compare the strings with $ and
+    spaces removed, lower-cased. Identical strings are NOT equal when math-verify parses neither."""
+    from math_verify import parse, verify
+
+    p = pred if "$" in pred else f"${pred}$"
+    g = gold if "$" in gold else f"${gold}$"
+    try:
+        return bool(verify(parse(g, fallback_mode="no_fallback", parsing_timeout=None),
+                           parse(p, fallback_mode="no_fallback", parsing_timeout=None), timeout_seconds=None))
+    except Exception:  # noqa: BLE001 - the release's own fallback
+        def norm(s: str) -> str:
+            return s.replace("$", "").replace(" ", "").lower().strip()
+        return norm(p) == norm(g)
+
+
+def cis5300_equal(pred: str, gold: str) -> bool:
+    """The CoT-filter seed's score.py: verify(parse(gold), parse(pred)) on the raw strings; if
+    math-verify raises, stripped lower-cased string equality."""
+    from math_verify import parse, verify
+
+    try:
+        return bool(verify(parse(gold, parsing_timeout=None), parse(pred, parsing_timeout=None),
+                           timeout_seconds=None))
+    except Exception:  # noqa: BLE001 - the seed's own fallback
+        return gold.strip().lower() == pred.strip().lower()
+
+
+# equivalence name -> (comparison, whether identical strings are equal without asking math-verify)
+EQUIVALENCES = {"motab": (is_equivalent, True), "pwopsd": (pwopsd_equal, False), "cis5300": (cis5300_equal, False)}
+
+
+def check_equivalence(name: str) -> str:
+    if name not in EQUIVALENCES:
+        raise ValueError(f"unknown equivalence {name!r}; known: {', '.join(EQUIVALENCES)}")
+    return name
+
+
 # ----------------------------------------------------------------------------------------------
 # worker pool
 
@@ -126,7 +170,7 @@ def _silence_math_verify() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _judge(pred: str, gold: str, timeout_s: float) -> tuple[bool, str]:
+def _judge(pred: str, gold: str, timeout_s: float, equivalence: str = "motab") -> tuple[bool, str]:
     """(correct, reason) for one comparison under the soft timer; runs on a main thread."""
     use_timer = (timeout_s > 0 and hasattr(signal, "setitimer")
                  and threading.current_thread() is threading.main_thread())
@@ -138,7 +182,8 @@ def _judge(pred: str, gold: str, timeout_s: float) -> tuple[bool, str]:
         signal.setitimer(signal.ITIMER_REAL, timeout_s)
     try:
         try:
-            ok = is_equivalent(pred, gold)
+            verdict = _shortcut(pred, gold, equivalence)
+            ok = verdict if verdict is not None else EQUIVALENCES[equivalence][0](pred, gold)
         finally:
             if use_timer:
                 signal.setitimer(signal.ITIMER_REAL, 0)
@@ -165,8 +210,7 @@ def _worker_loop(conn) -> None:
                 return
             if task is None:
                 return
-            pred, gold, timeout_s = task
-            conn.send(_judge(pred, gold, timeout_s))
+            conn.send(_judge(*task))
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         return
 
@@ -180,10 +224,10 @@ class _Worker:
         self.task: int | None = None
         self.deadline = 0.0
 
-    def submit(self, index: int, pred: str, gold: str, timeout_s: float) -> None:
+    def submit(self, index: int, pred: str, gold: str, timeout_s: float, equivalence: str) -> None:
         self.task = index
         self.deadline = time.monotonic() + timeout_s + HARD_GRACE_S if timeout_s > 0 else float("inf")
-        self.conn.send((pred, gold, timeout_s))
+        self.conn.send((pred, gold, timeout_s, equivalence))
 
     def kill(self) -> None:
         try:
@@ -210,7 +254,8 @@ def _context():
     return multiprocessing.get_context("fork" if "fork" in methods and os.name == "posix" else "spawn")
 
 
-def _judge_pairs(pairs: Sequence[tuple[str, str]], processes: int, timeout_s: float) -> list[tuple[bool, str]]:
+def _judge_pairs(pairs: Sequence[tuple[str, str]], processes: int, timeout_s: float,
+                 equivalence: str) -> list[tuple[bool, str]]:
     """(correct, reason) for each (pred, gold) pair with both strings present, in worker processes."""
     results: list[tuple[bool, str] | None] = [None] * len(pairs)
     if not pairs:
@@ -227,7 +272,7 @@ def _judge_pairs(pairs: Sequence[tuple[str, str]], processes: int, timeout_s: fl
         index = next(queue, None)
         worker.task = None
         if index is not None:
-            worker.submit(index, pairs[index][0], pairs[index][1], timeout_s)
+            worker.submit(index, pairs[index][0], pairs[index][1], timeout_s, equivalence)
 
     try:
         for worker in workers:
@@ -263,9 +308,10 @@ def _replace(worker: _Worker, ctx) -> _Worker:
     return _Worker(ctx)
 
 
-def _shortcut(pred: str, gold: str) -> bool | None:
-    """Verdict without sympy where one is certain, else None."""
-    if _normalize(pred) == _normalize(gold):
+def _shortcut(pred: str, gold: str, equivalence: str = "motab") -> bool | None:
+    """Verdict without sympy where one is certain, else None. Plain numbers compare as numbers under
+    every equivalence (math-verify agrees); identical strings only where the equivalence says so."""
+    if EQUIVALENCES[equivalence][1] and _normalize(pred) == _normalize(gold):
         return True
     pn, gn = _fast_number(pred), _fast_number(gold)
     if pn is not None and gn is not None:
@@ -274,13 +320,14 @@ def _shortcut(pred: str, gold: str) -> bool | None:
 
 
 def judge_many(pairs: Iterable[tuple[str | None, str | None]], processes: int = 1,
-               timeout_s: float = 5.0) -> list[tuple[bool, str]]:
+               timeout_s: float = 5.0, equivalence: str = "motab") -> list[tuple[bool, str]]:
     """(equivalent, reason) for each (pred, gold) string pair; reasons as in `Grade`.
 
     Duplicate pairs are judged once; trivially decided pairs never reach a worker.
     processes <= 0 judges in this process (soft timer only, and only on the main thread: a hang in
-    C code cannot be interrupted there).
+    C code cannot be interrupted there). `equivalence` names the comparison (EQUIVALENCES).
     """
+    check_equivalence(equivalence)
     pairs = list(pairs)
     out: list[tuple[bool, str] | None] = [None] * len(pairs)
     todo: dict[tuple[str, str], list[int]] = {}
@@ -290,7 +337,7 @@ def judge_many(pairs: Iterable[tuple[str | None, str | None]], processes: int = 
         elif gold is None or not str(gold).strip():
             out[i] = (False, "error")
         else:
-            verdict = _shortcut(str(pred), str(gold))
+            verdict = _shortcut(str(pred), str(gold), equivalence)
             if verdict is not None:
                 out[i] = (verdict, "correct" if verdict else "wrong")
             else:
@@ -298,16 +345,17 @@ def judge_many(pairs: Iterable[tuple[str | None, str | None]], processes: int = 
     keys = sorted(todo)  # fixed order: results do not depend on input order
     if processes <= 0:
         _silence_math_verify()
-        verdicts = [_judge(p, g, timeout_s) for p, g in keys]
+        verdicts = [_judge(p, g, timeout_s, equivalence) for p, g in keys]
     else:
-        verdicts = _judge_pairs(keys, processes, timeout_s)
+        verdicts = _judge_pairs(keys, processes, timeout_s, equivalence)
     for key, verdict in zip(keys, verdicts):
         for i in todo[key]:
             out[i] = verdict
     return [v for v in out if v is not None]
 
 
-def grade_many(pairs: Iterable[tuple[str | None, str]], processes: int = 1, timeout_s: float = 5.0) -> list[Grade]:
+def grade_many(pairs: Iterable[tuple[str | None, str]], processes: int = 1, timeout_s: float = 5.0,
+               equivalence: str = "motab") -> list[Grade]:
     """Grade (pred, gold) pairs, where pred is an extracted answer or None; one Grade per pair, in order.
 
     Each comparison costs at most `timeout_s` (+ HARD_GRACE_S when a worker must be killed) and is
@@ -315,5 +363,5 @@ def grade_many(pairs: Iterable[tuple[str | None, str]], processes: int = 1, time
     hang in C code is bounded; processes=0 judges in-process with the soft timer only.
     """
     pairs = list(pairs)
-    verdicts = judge_many(pairs, processes=processes, timeout_s=timeout_s)
+    verdicts = judge_many(pairs, processes=processes, timeout_s=timeout_s, equivalence=equivalence)
     return [Grade(pred=p, correct=ok, reason=reason) for (p, _), (ok, reason) in zip(pairs, verdicts)]

@@ -4,7 +4,8 @@ Input (--responses, JSONL): {"id", "input", "gold", "prompt", "responses": [str,
 "finish_reasons": [...], "completion_tokens": [...]} per problem (the evalscope engine adds
 "evalscope": {"scores": [...]}: EvalScope's own verdicts, averaged into metrics.evalscope_acc).
 Output (--output, JSON): {"run", "benchmark", "seed", "n_samples", "num_problems", "metrics",
-"samples", "provenance"}; see DESIGN.md "File contracts". Equal inputs give equal bytes.
+"samples", "extraction", "equivalence", "provenance"} (+ "metrics_by_extraction" when several
+extraction modes are asked for); see DESIGN.md "File contracts". Equal inputs give equal bytes.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import json
 import os
 from collections.abc import Sequence
 
-from motab.evaluation.answers import extract_answer, gold_text
-from motab.evaluation.grading import judge_many
+from motab.evaluation.answers import DEFAULT_MODE, MODES, extract_answer, gold_text
+from motab.evaluation.grading import EQUIVALENCES, judge_many
 from motab.evaluation.metrics import majority_vote, summarize
 from motab.jsonio import DataError, iter_jsonl, require, write_json
 from motab.provenance import provenance
@@ -69,31 +70,91 @@ def read_responses(path: str | os.PathLike) -> list[dict]:
     return rows
 
 
-def score(rows: Sequence[dict], k: int, processes: int = 1, timeout_s: float = 5.0) -> tuple[dict, list[dict]]:
-    """(metrics, samples) for validated problem rows; metrics rounded once to DECIMALS."""
-    preds = [[extract_answer(r) for r in row["responses"]] for row in rows]
-    # one batch for all grading and all clustering comparisons, so the worker pool stays busy
-    grade_pairs = [(p, row["gold"]) for row, ps in zip(rows, preds) for p in ps]
-    cluster_pairs: list[tuple[str, str]] = []
-    for ps in preds:
-        distinct = list(dict.fromkeys(p for p in ps if p is not None))
-        cluster_pairs += [(distinct[j], distinct[i]) for j in range(len(distinct)) for i in range(j)]
-    verdicts = judge_many(grade_pairs + cluster_pairs, processes=processes, timeout_s=timeout_s)
-    grades = verdicts[:len(grade_pairs)]
-    equal = {pair: ok for pair, (ok, _) in zip(cluster_pairs, verdicts[len(grade_pairs):])}
+def cluster_answers(preds_per_problem: Sequence[Sequence[str | None]], equivalence: str, both_ways: bool,
+                    skip: set[str], processes: int, timeout_s: float) -> list[list[int]]:
+    """Maj@k cluster labels for each problem's answers, as `majority_vote` assigns them.
+
+    Each answer is compared only with the representatives of the clusters before it (never all
+    pairs), every (answer, representative) verdict is cached for the whole file (a pair seen in
+    another problem is not judged again), and the comparisons of one round (the next answer of
+    every problem) go to the worker pool together. Answers in `skip` (their grading against gold
+    timed out) are compared with nothing, so one slow answer costs one timeout, not one per pair.
+    `both_ways`: equivalent when either direction says so (PW-OPSD's evaluator).
+    """
+    cache: dict[tuple[str, str], bool] = {}
+
+    def known(a: str, b: str) -> bool | None:
+        if not a.strip() or not b.strip():  # empty boxes: one cluster of their own (PW-OPSD's evaluator)
+            return not a.strip() and not b.strip()
+        if a == b and EQUIVALENCES[equivalence][1]:
+            return True
+        if a in skip or b in skip:
+            return False
+        keys = [(a, b), (b, a)] if both_ways else [(a, b)]
+        if any(cache.get(key) is True for key in keys):
+            return True
+        if all(key in cache for key in keys):
+            return False
+        return None
 
     def equivalent(a: str, b: str) -> bool:
-        return a == b or equal.get((a, b), False)
+        verdict = known(a, b)
+        if verdict is None:
+            raise KeyError((a, b))  # every needed pair is judged before the vote
+        return verdict
 
+    placed = [0] * len(preds_per_problem)  # answers placed so far, per problem
+    reps: list[list[str]] = [[] for _ in preds_per_problem]
+    while True:
+        needed: dict[tuple[str, str], None] = {}
+        for p, preds in enumerate(preds_per_problem):
+            while placed[p] < len(preds):  # place answers whose verdicts are all known
+                pred = preds[placed[p]]
+                if pred is None:
+                    placed[p] += 1
+                    continue
+                verdicts = [known(pred, rep) for rep in reps[p]]
+                first_true = next((i for i, v in enumerate(verdicts) if v), len(verdicts))
+                unknown = [rep for rep, v in zip(reps[p][:first_true], verdicts) if v is None]
+                if unknown:  # the reps before the first known match must all be judged first
+                    for rep in unknown:
+                        needed[(pred, rep)] = None
+                        if both_ways:
+                            needed[(rep, pred)] = None
+                    break
+                if first_true == len(verdicts):
+                    reps[p].append(pred)
+                placed[p] += 1
+        if not needed:
+            break
+        todo = [key for key in needed if key not in cache]
+        for key, (ok, _) in zip(todo, judge_many(todo, processes=processes, timeout_s=timeout_s,
+                                                 equivalence=equivalence)):
+            cache[key] = ok
+    return [majority_vote(list(preds), equivalent)[1] for preds in preds_per_problem]
+
+
+def score(rows: Sequence[dict], k: int, processes: int = 1, timeout_s: float = 5.0,
+          extraction: str = DEFAULT_MODE, equivalence: str = "motab") -> tuple[dict, list[dict]]:
+    """(metrics, samples) for validated problem rows; metrics rounded once to DECIMALS.
+
+    `extraction` names the answer-extraction mode (answers.MODES) and `equivalence` the comparison
+    (grading.EQUIVALENCES); clustering for Maj@k checks both directions under `pwopsd`.
+    """
+    preds = [[extract_answer(r, extraction) for r in row["responses"]] for row in rows]
+    grade_pairs = [(p, row["gold"]) for row, ps in zip(rows, preds) for p in ps]
+    grades = judge_many(grade_pairs, processes=processes, timeout_s=timeout_s, equivalence=equivalence)
+    slow = {p for (p, _), (_, reason) in zip(grade_pairs, grades) if reason == "timeout" and p is not None}
+    clusters = cluster_answers(preds, equivalence, both_ways=equivalence == "pwopsd", skip=slow,
+                               processes=processes, timeout_s=timeout_s)
     samples = []
     offset = 0
-    for row, ps in zip(rows, preds):
+    for row, ps, labels in zip(rows, preds, clusters):
         g = grades[offset:offset + len(ps)]
         offset += len(ps)
-        _, clusters = majority_vote(ps, equivalent)
         samples.append({"id": row["id"], "gold": row["gold"], "responses": row["responses"], "preds": ps,
                         "correct": [ok for ok, _ in g], "reasons": [reason for _, reason in g],
-                        "cluster": clusters})
+                        "cluster": labels})
     metrics = summarize(samples, k)
     if k != 1:
         metrics.update({key.replace(f"@{k}", "@1"): value
@@ -114,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--k", type=int, default=None, help="k of pass@k/avg@k/maj@k (default: n samples)")
     parser.add_argument("--processes", type=int, default=1, help="grading worker processes")
     parser.add_argument("--timeout-s", type=float, default=5.0, help="per-answer grading timeout")
+    parser.add_argument("--extraction", default=DEFAULT_MODE,
+                        help=f"answer-extraction mode, or several comma-separated ({', '.join(MODES)}): the first "
+                             "gives `metrics`, each one its entry in `metrics_by_extraction`")
+    parser.add_argument("--equivalence", default="motab", choices=sorted(EQUIVALENCES),
+                        help="answer comparison: motab (math-verify with number shortcuts), pwopsd "
+                             "(PW-OPSD's evaluate_math.py), cis5300 (the CoT-filter seed's score.py)")
     parser.add_argument("--params-json", default="{}", help="config values this output depends on (provenance)")
     return parser
 
@@ -131,10 +198,20 @@ def main(argv: list[str]) -> int:
     k = n if args.k is None else args.k
     if not 1 <= k <= n:
         raise SystemExit(f"--k must be between 1 and the {n} samples per problem, got {k}")
-    metrics, samples = score(rows, k, processes=args.processes, timeout_s=args.timeout_s)
-    write_json(args.output, {"run": args.run, "benchmark": args.benchmark, "seed": args.seed, "n_samples": n,
-                             "num_problems": len(rows), "metrics": metrics, "samples": samples,
-                             "provenance": provenance(params)})
+    modes = [m.strip() for m in args.extraction.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in MODES]
+    if not modes or unknown:
+        raise SystemExit(f"--extraction: unknown mode(s) {unknown or args.extraction!r}; known: {', '.join(MODES)}")
+    by_mode = {mode: score(rows, k, processes=args.processes, timeout_s=args.timeout_s, extraction=mode,
+                           equivalence=args.equivalence) for mode in dict.fromkeys(modes)}
+    metrics, samples = by_mode[modes[0]]
+    out = {"run": args.run, "benchmark": args.benchmark, "seed": args.seed, "n_samples": n,
+           "num_problems": len(rows), "metrics": metrics, "samples": samples, "extraction": modes[0],
+           "equivalence": args.equivalence, "provenance": provenance(params)}
+    if len(by_mode) > 1:
+        out["metrics_by_extraction"] = {mode: m for mode, (m, _) in by_mode.items()}
+    write_json(args.output, out)
     shown = ", ".join(f"{key}={value:.4f}" for key, value in sorted(metrics.items()))
-    print(f"{args.run}/{args.benchmark}/seed{args.seed}: {len(rows)} problems x {n} samples: {shown}")
+    print(f"{args.run}/{args.benchmark}/seed{args.seed}: {len(rows)} problems x {n} samples "
+          f"({modes[0]} extraction, {args.equivalence} equivalence): {shown}")
     return 0

@@ -159,10 +159,13 @@ def load_evals(paths: Sequence[str | os.PathLike], spec: Spec) -> dict[tuple[str
         if bench not in names:
             raise DataError(path, None, "benchmark", f"benchmark {bench!r} is not a column of the table spec "
                                                      f"(benchmarks: {names})")
-        metric = obj["metrics"].get(spec.metric)
+        # "avg@1/flexible": the metric under another extraction mode graded beside the first
+        name, _, mode = spec.metric.partition("/")
+        metrics = obj.get("metrics_by_extraction", {}).get(mode, {}) if mode else obj["metrics"]
+        metric = metrics.get(name)
         if not isinstance(metric, (int, float)) or isinstance(metric, bool) or not math.isfinite(metric):
-            raise DataError(path, None, f"metrics.{spec.metric}",
-                            f"expected a finite number, found {metric!r} (metrics: {sorted(obj['metrics'])})")
+            field = f"metrics_by_extraction.{mode}.{name}" if mode else f"metrics.{name}"
+            raise DataError(path, None, field, f"expected a finite number, found {metric!r} (metrics: {sorted(metrics)})")
         key = (run, bench, seed)
         if key in origin:
             raise TableError(f"duplicate eval for run {run!r}, benchmark {bench!r}, seed {seed}: "
@@ -354,12 +357,29 @@ def render_latex(spec: Spec, lines: list[Line], footnote: str) -> str:
     return "\n".join(out)
 
 
+def _grading_note(eval_paths: Sequence[str | os.PathLike]) -> str:
+    """How the answers were read and compared, from the eval files (answers.py modes): one phrase
+    for the whole table, or one per benchmark when they differ; modes graded beside it are named."""
+    by_bench: dict[str, set[str]] = {}
+    for path in eval_paths:
+        with open(path, encoding="utf-8") as handle:
+            obj = json.load(handle)
+        mode = f"{obj.get('extraction', 'strict (unrecorded)')} extraction, {obj.get('equivalence', 'motab')} comparison"
+        also = sorted(set(obj.get("metrics_by_extraction", {})) - {obj.get("extraction")})
+        by_bench.setdefault(str(obj.get("benchmark")), set()).add(mode + (f"; also graded: {', '.join(also)}"
+                                                                          if also else ""))
+    phrases = sorted({m for modes in by_bench.values() for m in modes})
+    if len(phrases) == 1:
+        return f" Answers: {phrases[0]}."
+    return " Answers: " + "; ".join(f"{bench}: {' / '.join(sorted(modes))}" for bench, modes in sorted(by_bench.items())) + "."
+
+
 def build_tables(spec_obj: dict, eval_paths: Sequence[str | os.PathLike]) -> dict[str, str]:
     """{"md", "csv", "tex"} texts for a spec (already parsed JSON) and eval files."""
     spec = parse_spec(spec_obj)
     values = load_evals(eval_paths, spec)
     lines = build_lines(spec, values)
-    footnote = _footnote(spec, values)
+    footnote = _footnote(spec, values) + _grading_note(eval_paths)
     return {"md": render_markdown(spec, lines, footnote), "csv": render_csv(spec, lines),
             "tex": render_latex(spec, lines, footnote)}
 
