@@ -16,7 +16,8 @@ def generation_params(wildcards):
 def prompt_args(wildcards):
     """eval-generate flags for the study's eval prompt and thinking switch (absent: the defaults)."""
     cfg = eval_cfg(wildcards)
-    args = ["--prompt-template", cfg["prompt"]] if "prompt" in cfg else []
+    # as JSON: a template's newlines would otherwise split the printed shell command over lines
+    args = ["--prompt-template-json", json.dumps(cfg["prompt"])] if "prompt" in cfg else []
     if "enable_thinking" in cfg:
         args += ["--enable-thinking", "true" if cfg["enable_thinking"] else "false"]
     return " ".join(shlex.quote(a) for a in args)

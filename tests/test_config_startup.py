@@ -127,12 +127,14 @@ def test_schema_errors_take_one_line_each(tmp_path):
     message = proc.stdout + proc.stderr
     assert proc.returncode != 0
     expected = ["studies.toy.eval.n: expected integer, found 'zero'",
-                "studies.toy.sft.learning_rat: unknown key (known: cutoff_len, deepspeed,",
+                "studies.toy.sft.learning_rat: unknown key (known: ",
                 "studies.toy.runs.bad: expected exactly one of the keys model, sft, kd",
                 "models.toy-teacher.tp: expected a number >= 1, found 0"]
     for line in expected:
         assert sum(line in row for row in message.splitlines()) == 1, (line, message[-3000:])
     assert "Failed validating" not in message and "schema[" not in message
+    unknown = next(row for row in message.splitlines() if "learning_rat:" in row)
+    assert "cutoff_len" in unknown and "learning_rate" in unknown   # the known keys, to spot the typo
 
 
 def test_schema_error_lines_for_each_kind_of_mistake():

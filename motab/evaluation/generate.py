@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import json
 import shlex
 import sys
 import time
@@ -129,9 +130,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--prompt-template", default="{problem}",
                         help="the user turn, with {problem} where the problem goes (PW-OPSD's evaluator adds "
                              "'Please reason step by step, and put your final answer within \\boxed{}.')")
+    parser.add_argument("--prompt-template-json", default=None,
+                        help="--prompt-template as a JSON string (what the workflow passes: one line)")
     parser.add_argument("--enable-thinking", choices=["true", "false"], default=None,
                         help="passed to the chat template (default: the template's own)")
     args = parser.parse_args(argv)
+    if args.prompt_template_json is not None:
+        try:
+            args.prompt_template = json.loads(args.prompt_template_json)
+        except json.JSONDecodeError as exc:
+            parser.error(f"--prompt-template-json is not a JSON string: {exc}")
+        if not isinstance(args.prompt_template, str):
+            parser.error(f"--prompt-template-json must hold a JSON string, found {args.prompt_template!r}")
     if "{problem}" not in args.prompt_template:
         parser.error(f"--prompt-template must contain {{problem}}, found {args.prompt_template!r}")
     for name in ("n", "batch_problems", "max_in_flight"):
