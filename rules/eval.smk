@@ -7,9 +7,26 @@ def eval_cfg(wildcards):
 
 
 def generation_params(wildcards):
-    cfg = eval_cfg(wildcards)
-    keys = ("n", "temperature", "top_p", "max_tokens", "batch_problems")
-    return {key: cfg[key] for key in keys} | {"seed": int(wildcards.seed)}
+    """Sampling settings of one benchmark: the study's, with its `per_benchmark` entry on top
+    (the MOTAB release's per-dataset TaskConfigs); top_k only where config sets it."""
+    from motab.evaluation.settings import generation_settings
+
+    return generation_settings(eval_cfg(wildcards), wildcards.bench, wildcards.seed)
+
+
+def top_k_arg(wildcards):
+    top_k = generation_params(wildcards).get("top_k")
+    return "" if top_k is None else f" --top-k {top_k}"
+
+
+def grade_args(wildcards):
+    """eval-grade's answer options: EvalScope's remove_until filter, the multiple-choice grader."""
+    args = ""
+    if eval_cfg(wildcards).get("remove_until"):
+        args += f" --remove-until {shlex.quote(eval_cfg(wildcards)['remove_until'])}"
+    if config["benchmarks"][wildcards.bench].get("format") == "gpqa_diamond":
+        args += " --grader multiple_choice"
+    return args
 
 
 rule eval_generate:
@@ -24,6 +41,7 @@ rule eval_generate:
     params:
         generation=lambda wc: as_json(generation_params(wc)),
         cfg=generation_params,
+        top_k=top_k_arg,
         model=lambda wc: checkpoint_location(wc.study, wc.run),
         server=lambda wc: server_command(wc.study, run_model_name(wc.study, wc.run)),
     log:
@@ -34,7 +52,7 @@ rule eval_generate:
     shell:
         "{MOTAB} eval-generate --model {params.model} --problems {input.problems} --output {output}"
         " --n {params.cfg[n]} --temperature {params.cfg[temperature]} --top-p {params.cfg[top_p]}"
-        " --max-tokens {params.cfg[max_tokens]} --seed {params.cfg[seed]}"
+        " --max-tokens {params.cfg[max_tokens]} --seed {params.cfg[seed]}{params.top_k}"
         " --batch-problems {params.cfg[batch_problems]} --server-command {params.server:q}"
         " --server-log logs/{wildcards.study}/eval/{wildcards.run}/{wildcards.bench}/seed{wildcards.seed}.server.log"
         " > {log} 2>&1"
@@ -62,6 +80,12 @@ def evalscope_dataset(wildcards):
     return name
 
 
+def evalscope_args(wildcards):
+    from motab.evaluation.settings import evalscope_dataset_args
+
+    return evalscope_dataset_args(eval_cfg(wildcards), config["benchmarks"][wildcards.bench])
+
+
 rule eval_evalscope:
     # EvalScope's TaskConfig against the server's OpenAI endpoint; its reviews become the native
     # responses file (task_config.json, reviews and EvalScope's own report stay in the work dir).
@@ -81,7 +105,8 @@ rule eval_evalscope:
         format=lambda wc: bench_cfg(wc).get("format", "generic"),
         limit=lambda wc: bench_cfg(wc).get("limit", 0),
         dataset=evalscope_dataset,
-        dataset_args=lambda wc: as_json(config["benchmarks"][wc.bench].get("evalscope_args", {})),
+        dataset_args=lambda wc: as_json(evalscope_args(wc)),
+        top_k=top_k_arg,
         python=evalscope_python,
         model=lambda wc: checkpoint_location(wc.study, wc.run),
         server=lambda wc: server_command(wc.study, run_model_name(wc.study, wc.run)),
@@ -97,6 +122,7 @@ rule eval_evalscope:
         " --output {output.responses} --work-dir {output.work_dir} --limit {params.limit}"
         " --n {params.cfg[n]} --temperature {params.cfg[temperature]} --top-p {params.cfg[top_p]}"
         " --max-tokens {params.cfg[max_tokens]} --seed {params.cfg[seed]} --batch-size {params.cfg[batch_problems]}"
+        "{params.top_k}"
         " --server-command {params.server:q}"
         " --server-log logs/{wildcards.study}/eval/{wildcards.run}/{wildcards.bench}/seed{wildcards.seed}.server.log"
         " > {log} 2>&1"
@@ -115,8 +141,10 @@ rule eval_grade:
             {"run": {k: v for k, v in run_cfg(wc.study, wc.run).items() if k != "label"},
              "benchmark": bench_data_cfg(wc.bench),
              "generation": generation_params(wc),
-             **({"engine": eval_engine(wc)} if eval_engine(wc) != "native" else {})}
+             **({"engine": eval_engine(wc)} if eval_engine(wc) != "native" else {}),
+             **({"grade": grade_args(wc)} if grade_args(wc) else {})}
         ),
+        grade=grade_args,
     log:
         "logs/{study}/eval/{run}/{bench}/seed{seed}.grade.log",
     threads: stage_threads("eval_grade")
@@ -124,7 +152,7 @@ rule eval_grade:
         **stage_resources("eval_grade"),
     shell:
         "{MOTAB} eval-grade --responses {input.responses} --output {output} --run {wildcards.run}"
-        " --benchmark {wildcards.bench} --seed {wildcards.seed} --processes 1"
+        " --benchmark {wildcards.bench} --seed {wildcards.seed} --processes 1{params.grade}"
         " --params-json {params.provenance:q} > {log} 2>&1"
 
 

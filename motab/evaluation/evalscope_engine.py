@@ -48,9 +48,11 @@ def _log(message: str) -> None:
 
 def task_config_dict(url: str, dataset: str, dataset_dir: str, work_dir: str, temperature: float,
                      top_p: float, max_tokens: int, seed: int, limit: int | None, batch_size: int,
-                     model: str = SERVED_MODEL, timeout_s: float = 3600.0, extra_args: dict | None = None) -> dict:
-    """The TaskConfig fields of one EvalScope run (one sample per problem): plain JSON values."""
-    return {
+                     model: str = SERVED_MODEL, timeout_s: float = 3600.0, extra_args: dict | None = None,
+                     top_k: int | None = None) -> dict:
+    """The TaskConfig fields of one EvalScope run (one sample per problem): plain JSON values.
+    top_k enters generation_config only when given (the MOTAB release sets it for some datasets)."""
+    config = {
         "model": model,
         "eval_type": "openai_api",
         "api_url": url.rstrip("/") + "/v1",
@@ -67,6 +69,9 @@ def task_config_dict(url: str, dataset: str, dataset_dir: str, work_dir: str, te
         "no_timestamp": True,
         "timeout": timeout_s,
     }
+    if top_k is not None:
+        config["generation_config"]["top_k"] = top_k
+    return config
 
 
 def _text(content) -> str:
@@ -194,6 +199,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--temperature", type=float, default=0.6)
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--top-k", type=int, default=None, help="top-k sampling (unset: not sent)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=0, help="first N problems of the dataset (0 = all)")
     parser.add_argument("--dataset-args", default="{}",
@@ -234,7 +240,7 @@ def main(argv: list[str]) -> int:
             run_dir = work_dir / f"sample{repeat}"
             config = task_config_dict(url, args.dataset, dataset_id, str(run_dir), args.temperature, args.top_p,
                                       args.max_tokens, repeat_seed(args.seed, repeat), args.limit or None,
-                                      args.batch_size, extra_args=extra_args)
+                                      args.batch_size, extra_args=extra_args, top_k=args.top_k)
             run_dir.mkdir(parents=True, exist_ok=True)
             write_json(run_dir / "task_config.json", config)
             _log(f"server at {url}; EvalScope {args.dataset} from {dataset_id}, sample {repeat + 1}/{args.n} "

@@ -69,9 +69,21 @@ def read_responses(path: str | os.PathLike) -> list[dict]:
     return rows
 
 
-def score(rows: Sequence[dict], k: int, processes: int = 1, timeout_s: float = 5.0) -> tuple[dict, list[dict]]:
-    """(metrics, samples) for validated problem rows; metrics rounded once to DECIMALS."""
-    preds = [[extract_answer(r) for r in row["responses"]] for row in rows]
+def remove_until(text: str, delimiter: str | None) -> str:
+    """EvalScope's remove_until filter: the text after the first delimiter (all of it without one)."""
+    return text.split(delimiter, 1)[-1] if delimiter else text
+
+
+def score(rows: Sequence[dict], k: int, processes: int = 1, timeout_s: float = 5.0,
+          grader: str = "math", until: str | None = None) -> tuple[dict, list[dict]]:
+    """(metrics, samples) for validated problem rows; metrics rounded once to DECIMALS.
+    grader "multiple_choice": the letter grader (motab.evaluation.multiple_choice); until: grade
+    only the text after it (EvalScope's remove_until, e.g. "</think>")."""
+    if until:
+        rows = [row | {"graded": [remove_until(r, until) for r in row["responses"]]} for row in rows]
+    if grader == "multiple_choice":
+        return _score_choices(rows, k)
+    preds = [[extract_answer(r) for r in row.get("graded", row["responses"])] for row in rows]
     # one batch for all grading and all clustering comparisons, so the worker pool stays busy
     grade_pairs = [(p, row["gold"]) for row, ps in zip(rows, preds) for p in ps]
     cluster_pairs: list[tuple[str, str]] = []
@@ -94,6 +106,24 @@ def score(rows: Sequence[dict], k: int, processes: int = 1, timeout_s: float = 5
         samples.append({"id": row["id"], "gold": row["gold"], "responses": row["responses"], "preds": ps,
                         "correct": [ok for ok, _ in g], "reasons": [reason for _, reason in g],
                         "cluster": clusters})
+    return _metrics(rows, samples, k)
+
+
+def _score_choices(rows: Sequence[dict], k: int) -> tuple[dict, list[dict]]:
+    from motab.evaluation.multiple_choice import grade_choice
+
+    samples = []
+    for row in rows:
+        graded = [grade_choice(r, row["gold"]) for r in row.get("graded", row["responses"])]
+        preds = [pred for pred, _, _ in graded]
+        _, clusters = majority_vote(preds, lambda a, b: a == b)  # letters: equal or not
+        samples.append({"id": row["id"], "gold": row["gold"], "responses": row["responses"], "preds": preds,
+                        "correct": [ok for _, ok, _ in graded], "reasons": [reason for _, _, reason in graded],
+                        "cluster": clusters})
+    return _metrics(rows, samples, k)
+
+
+def _metrics(rows: Sequence[dict], samples: list[dict], k: int) -> tuple[dict, list[dict]]:
     metrics = summarize(samples, k)
     if k != 1:
         metrics.update({key.replace(f"@{k}", "@1"): value
@@ -114,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--k", type=int, default=None, help="k of pass@k/avg@k/maj@k (default: n samples)")
     parser.add_argument("--processes", type=int, default=1, help="grading worker processes")
     parser.add_argument("--timeout-s", type=float, default=5.0, help="per-answer grading timeout")
+    parser.add_argument("--grader", choices=["math", "multiple_choice"], default="math",
+                        help="multiple_choice: the letter of the last \\boxed{} or 'Answer: X' (GPQA-Diamond)")
+    parser.add_argument("--remove-until", default=None,
+                        help="grade the text after the first occurrence only (EvalScope's filter), e.g. </think>")
     parser.add_argument("--params-json", default="{}", help="config values this output depends on (provenance)")
     return parser
 
@@ -131,7 +165,8 @@ def main(argv: list[str]) -> int:
     k = n if args.k is None else args.k
     if not 1 <= k <= n:
         raise SystemExit(f"--k must be between 1 and the {n} samples per problem, got {k}")
-    metrics, samples = score(rows, k, processes=args.processes, timeout_s=args.timeout_s)
+    metrics, samples = score(rows, k, processes=args.processes, timeout_s=args.timeout_s, grader=args.grader,
+                             until=args.remove_until)
     write_json(args.output, {"run": args.run, "benchmark": args.benchmark, "seed": args.seed, "n_samples": n,
                              "num_problems": len(rows), "metrics": metrics, "samples": samples,
                              "provenance": provenance(params)})
