@@ -103,6 +103,7 @@ rule eval_evalscope:
         cfg=generation_params,
         location=lambda wc: bench_location(wc),
         format=lambda wc: bench_cfg(wc).get("format", "generic"),
+        split=lambda wc: bench_cfg(wc).get("split", "test"),
         limit=lambda wc: bench_cfg(wc).get("limit", 0),
         dataset=evalscope_dataset,
         dataset_args=lambda wc: as_json(evalscope_args(wc)),
@@ -117,7 +118,7 @@ rule eval_evalscope:
         **stage_resources("eval_generate"),
     shell:
         "{params.python} -m motab eval-evalscope --model {params.model} --benchmark-file {params.location}"
-        " --format {params.format} --name {wildcards.bench} --dataset {params.dataset}"
+        " --format {params.format} --name {wildcards.bench} --dataset {params.dataset} --split {params.split}"
         " --dataset-args {params.dataset_args:q}"
         " --output {output.responses} --work-dir {output.work_dir} --limit {params.limit}"
         " --n {params.cfg[n]} --temperature {params.cfg[temperature]} --top-p {params.cfg[top_p]}"

@@ -159,7 +159,9 @@ def load_evals(paths: Sequence[str | os.PathLike], spec: Spec) -> dict[tuple[str
         if bench not in names:
             raise DataError(path, None, "benchmark", f"benchmark {bench!r} is not a column of the table spec "
                                                      f"(benchmarks: {names})")
-        metric = obj["metrics"].get(spec.metric)
+        # "avg@n": each file's own n (the MOTAB release samples 1 for MATH-500, 8 for the others)
+        name = f"{spec.metric[:-2]}@{obj.get('n_samples')}" if spec.metric.endswith("@n") else spec.metric
+        metric = obj["metrics"].get(name)
         if not isinstance(metric, (int, float)) or isinstance(metric, bool) or not math.isfinite(metric):
             raise DataError(path, None, f"metrics.{spec.metric}",
                             f"expected a finite number, found {metric!r} (metrics: {sorted(obj['metrics'])})")
