@@ -96,6 +96,11 @@ def train_args(model: str, dataset_dir: str, dataset: str, output_dir: str, para
     return args
 
 
+def train_yaml(train_cfg: dict) -> str:
+    """The training YAML as written into the checkpoint folder (llamafactory_train.yaml)."""
+    return yaml.safe_dump(train_cfg, sort_keys=True)
+
+
 def export_args(model: str, adapter_dir: str, export_dir: str, template: str) -> dict:
     """Arguments for `llamafactory-cli export`: merge a LoRA adapter into a loadable checkpoint."""
     return {"model_name_or_path": model, "adapter_name_or_path": adapter_dir, "template": template,
@@ -223,8 +228,7 @@ def main(argv: list[str]) -> int:
         print(f"resuming from {resume}", flush=True)
     # other nodes keep their copy of the YAML off the shared folder, which node 0 owns
     launch_path = config_path if leader else Path(tempfile.mkdtemp()) / config_path.name
-    launch_path.write_text(yaml.safe_dump(train_cfg | ({"resume_from_checkpoint": str(resume)} if resume else {}),
-                                          sort_keys=True))
+    launch_path.write_text(train_yaml(train_cfg | ({"resume_from_checkpoint": str(resume)} if resume else {})))
     run_cli("train", launch_path, env)
     if not leader:
         return 0
@@ -233,7 +237,7 @@ def main(argv: list[str]) -> int:
         export_path.write_text(yaml.safe_dump(export_args(args.model, str(trained), str(work),
                                                           train_cfg["template"]), sort_keys=True))
         run_cli("export", export_path, env)
-    config_path.write_text(yaml.safe_dump(train_cfg, sort_keys=True))   # the YAML that reruns it by hand
+    config_path.write_text(train_yaml(train_cfg))   # the YAML that reruns it by hand
     if train_cfg.get("save_strategy") == "epoch":
         keep_epoch_checkpoints(Path(trained))
     for folder in Path(trained).glob(CHECKPOINT + "*"):
