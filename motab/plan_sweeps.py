@@ -137,8 +137,6 @@ def expand_epochs(study: str, runs: Mapping, sft: Mapping | None) -> tuple[dict,
         if not sft or sft.get("save_strategy") != "epoch":
             raise SweepError(f"{where}: needs studies.{study}.sft.save_strategy: epoch (found "
                              f"{(sft or {}).get('save_strategy')!r})")
-        if sft.get("finetuning_type") == "lora":
-            raise SweepError(f"{where}: per-epoch checkpoints are full fine-tuning only (LoRA epochs are not merged)")
         total = sft.get("num_train_epochs", 0)
         if not epochs or any(not isinstance(e, int) or isinstance(e, bool) or not 1 <= e <= total for e in epochs) \
                 or len(set(epochs)) != len(epochs):

@@ -69,7 +69,6 @@ def test_swept_run_with_eval_epochs_gets_epochs_per_value():
     ({"synth": {"sdk": {"gamma": 0.7}}}, "studies.s.synth.sdk: synthesis entry 'sdk'"),
     ({"sft": SFT | {"save_strategy": "no"}}, "studies.s.runs.sft_motab.eval_epochs: needs studies.s.sft.save_strategy"),
     ({"sft": SFT | {"num_train_epochs": 2}}, "between 1 and num_train_epochs (2), found [1, 3]"),
-    ({"sft": SFT | {"finetuning_type": "lora"}}, "full fine-tuning only"),
 ])
 def test_bad_sweeps_and_epochs_name_the_config_key(change, message):
     with pytest.raises(SweepError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")

@@ -8,8 +8,8 @@ Resume: with `save_steps` in config, LLaMA-Factory saves <tmp>/checkpoint-N ever
 that finds the `.tmp` folder of a killed run with the same training YAML resumes from its newest
 checkpoint (resume_from_checkpoint); any other leftover is discarded. The checkpoint-N folders
 are removed from the finished output, except with `save_strategy: epoch` (the MOTAB release's):
-then the one saved at the end of epoch k stays as <output>/epoch<k> (keep_epoch_checkpoints), the
-checkpoint a run's `eval_epochs` evaluates.
+then the one saved at the end of epoch k stays as <output>/epoch<k> (keep_epoch_checkpoints; for
+LoRA its adapter merged like the final one), the checkpoint a run's `eval_epochs` evaluates.
 
 Training log: LLaMA-Factory's trainer_log.jsonl (one entry per logging_steps) becomes
 training_log.csv (`step,loss`) in the output; entries logged twice (steps between the last save
@@ -239,7 +239,12 @@ def main(argv: list[str]) -> int:
         run_cli("export", export_path, env)
     config_path.write_text(train_yaml(train_cfg))   # the YAML that reruns it by hand
     if train_cfg.get("save_strategy") == "epoch":
-        keep_epoch_checkpoints(Path(trained))
+        for epoch_dir in keep_epoch_checkpoints(Path(trained)):
+            if lora:  # each epoch's adapter merged into loadable weights, as the final one is
+                export_path = work / f"llamafactory_export_{epoch_dir.name}.yaml"
+                export_path.write_text(yaml.safe_dump(export_args(args.model, str(epoch_dir), str(work / epoch_dir.name),
+                                                                  train_cfg["template"]), sort_keys=True))
+                run_cli("export", export_path, env)
     for folder in Path(trained).glob(CHECKPOINT + "*"):
         shutil.rmtree(folder)
     (work / LOG_FILE).write_text(trainer_log_to_csv(Path(trained) / "trainer_log.jsonl"), encoding="utf-8")
