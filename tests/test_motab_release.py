@@ -132,3 +132,23 @@ def test_the_table_has_the_papers_columns():
     spec = table_spec("motab", STUDY, CONFIG["benchmarks"], "main")
     assert [b["label"] for b in spec["benchmarks"]] == ["MATH-500", "AIME24", "AIME25", "AMC", "GPQA-Diamond"]
     assert spec["metric"] == "avg@n"
+
+
+def test_avg_at_n_reads_each_benchmarks_own_n(tmp_path):
+    """MATH-500 sampled once, AIME 8 times: `avg@n` takes avg@1 from the one and avg@8 from the other."""
+    import json
+
+    from motab.tables.build import build_tables
+
+    spec = {"title": "t", "metric": "avg@n", "scale": 100, "decimals": 2,
+            "rows": [{"run": "r", "label": "R"}],
+            "benchmarks": [{"name": "math500", "label": "MATH-500"}, {"name": "aime24", "label": "AIME24"}]}
+    paths = []
+    for bench, n, value in (("math500", 1, 0.9), ("aime24", 8, 0.25)):
+        path = tmp_path / f"{bench}.json"
+        path.write_text(json.dumps({"run": "r", "benchmark": bench, "seed": 0, "n_samples": n,
+                                    "metrics": {f"avg@{n}": value, "avg@4": 0.0}}))
+        paths.append(path)
+    markdown = build_tables(spec, paths)["md"]
+    row = next(line for line in markdown.splitlines() if line.startswith("| R "))
+    assert "90.00" in row and "25.00" in row and "57.50" in row  # Avg = (90 + 25) / 2
