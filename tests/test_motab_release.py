@@ -152,3 +152,19 @@ def test_avg_at_n_reads_each_benchmarks_own_n(tmp_path):
     markdown = build_tables(spec, paths)["md"]
     row = next(line for line in markdown.splitlines() if line.startswith("| R "))
     assert "90.00" in row and "25.00" in row and "57.50" in row  # Avg = (90 + 25) / 2
+
+
+def test_dry_run_plans_the_whole_grid():
+    """2 students x (5 SKD gammas + MOTAB) synthesized and trained, MOTAB evaluated at epochs 1-5, plus the
+    teacher-only SFT: 13 synthesis and 13 SFT jobs; 25 table rows x 5 benchmarks x 1 seed evaluations."""
+    from collections import Counter
+
+    from dryrun import planned
+
+    jobs = planned(REPO, [REPO / "config.yaml"], targets=("results/motab/tables/main.md",))
+    counts = Counter(rule for rule, _ in jobs)
+    assert (counts["synth"], counts["sft"], counts["eval_evalscope"], counts["eval_grade"]) == (13, 13, 125, 125)
+    evaluated = {dict(wildcards)["run"] for rule, wildcards in jobs if rule == "eval_grade"}
+    assert {f"sft_motab{s}_ep{e}" for s in ("", "_7b") for e in range(1, 6)} <= evaluated
+    assert {f"sft_skd{s}_gamma{g}" for s in ("", "_7b") for g in ("0p6", "0p7", "0p8", "0p9", "1p0")} <= evaluated
+    assert not {"sft_motab", "sft_motab_7b"} & evaluated  # the final (6th) epoch is not a row, as in eval_all.sh
