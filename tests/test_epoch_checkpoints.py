@@ -42,6 +42,26 @@ def test_a_checkpoint_without_trainer_state_is_an_error(tmp_path):
         keep_epoch_checkpoints(tmp_path)
 
 
+def test_llamafactory_saves_one_loadable_checkpoint_per_epoch(tiny_model_dir, tmp_path):
+    import torch
+    from test_sft import PARAMS, write_data
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from motab.training.sft import main as sft_main
+
+    write_data(tmp_path / "data")
+    out = tmp_path / "ckpt"
+    params = PARAMS | {"num_train_epochs": 2, "save_strategy": "epoch", "save_only_model": True}
+    assert sft_main(["--model", str(tiny_model_dir), "--dataset-dir", str(tmp_path / "data"), "--dataset", "toy",
+                     "--output", str(out), "--params-json", json.dumps(params)]) == 0
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["epoch1", "epoch2"]  # no checkpoint-N left
+    weights = {name: AutoModelForCausalLM.from_pretrained(out / name).state_dict() for name in ("epoch1", "epoch2")}
+    final = AutoModelForCausalLM.from_pretrained(out).state_dict()
+    assert all(torch.equal(weights["epoch2"][k], final[k]) for k in final)
+    assert any(not torch.equal(weights["epoch1"][k], final[k]) for k in final)
+    assert AutoTokenizer.from_pretrained(out / "epoch1").encode("1 + 1") == AutoTokenizer.from_pretrained(out).encode("1 + 1")
+
+
 SMALL = "studies:\n  toy:\n    tables:\n      main: {rows: [base_student, sft_motab]}\n"
 
 
