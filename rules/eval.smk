@@ -19,14 +19,18 @@ def top_k_arg(wildcards):
     return "" if top_k is None else f" --top-k {top_k}"
 
 
-def grade_args(wildcards):
-    """eval-grade's answer options: EvalScope's remove_until filter, the multiple-choice grader."""
-    args = ""
+def grade_settings(wildcards):
+    """eval-grade's answer options, where set: EvalScope's remove_until filter, the multiple-choice grader."""
+    settings = {}
     if eval_cfg(wildcards).get("remove_until"):
-        args += f" --remove-until {shlex.quote(eval_cfg(wildcards)['remove_until'])}"
+        settings["remove_until"] = eval_cfg(wildcards)["remove_until"]
     if config["benchmarks"][wildcards.bench].get("format") == "gpqa_diamond":
-        args += " --grader multiple_choice"
-    return args
+        settings["grader"] = "multiple_choice"
+    return settings
+
+
+def grade_args(wildcards):
+    return "".join(f" --{key.replace('_', '-')} {shlex.quote(value)}" for key, value in grade_settings(wildcards).items())
 
 
 rule eval_generate:
@@ -143,7 +147,7 @@ rule eval_grade:
              "benchmark": bench_data_cfg(wc.bench),
              "generation": generation_params(wc),
              **({"engine": eval_engine(wc)} if eval_engine(wc) != "native" else {}),
-             **({"grade": grade_args(wc)} if grade_args(wc) else {})}
+             **({"grade": grade_settings(wc)} if grade_settings(wc) else {})}
         ),
         grade=grade_args,
     log:
