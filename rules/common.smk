@@ -14,6 +14,11 @@ from motab.plan_sweeps import expand_config, synth_algorithm
 
 config.update(expand_config(config))
 validate(config, "../schemas/config.schema.yaml")
+from motab.evaluation.settings import per_benchmark_errors
+
+for _errors in [per_benchmark_errors(name, study["eval"]) for name, study in config["studies"].items()]:
+    if _errors:
+        raise ValueError("; ".join(_errors))
 
 
 def _python():

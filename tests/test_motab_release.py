@@ -168,3 +168,13 @@ def test_dry_run_plans_the_whole_grid():
     assert {f"sft_motab{s}_ep{e}" for s in ("", "_7b") for e in range(1, 6)} <= evaluated
     assert {f"sft_skd{s}_gamma{g}" for s in ("", "_7b") for g in ("0p6", "0p7", "0p8", "0p9", "1p0")} <= evaluated
     assert not {"sft_motab", "sft_motab_7b"} & evaluated  # the final (6th) epoch is not a row, as in eval_all.sh
+
+
+def test_a_per_benchmark_entry_for_no_benchmark_is_named():
+    from motab.evaluation.settings import per_benchmark_errors
+
+    assert per_benchmark_errors("motab", STUDY["eval"]) == []
+    bad = dict(STUDY["eval"], per_benchmark={"math_500": {"n": 1}})
+    assert per_benchmark_errors("motab", bad) == [
+        "studies.motab.eval.per_benchmark.math_500: not a benchmark of the study's eval "
+        "(benchmarks: ['math500', 'aime24', 'aime25', 'amc', 'gpqa_diamond'])"]
