@@ -9,6 +9,12 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
+# Sweep lists of synthesis parameters and runs' eval_epochs become plain runs (motab/plan_sweeps.py)
+# before validation, so the schema checks every expanded value.
+from motab.plan_sweeps import expand_config, synth_algorithm
+
+config.update(expand_config(config))
+
 from motab.config_check import startup_errors
 
 # One line per finding (key path and what was expected), before Snakemake's own validation (which
@@ -18,6 +24,11 @@ with open(Path(workflow.basedir) / "schemas" / "config.schema.yaml", encoding="u
 if _CONFIG_ERRORS:
     raise ValueError("config:\n  " + "\n  ".join(_CONFIG_ERRORS))
 validate(config, "../schemas/config.schema.yaml")
+from motab.evaluation.settings import per_benchmark_errors
+
+for _errors in [per_benchmark_errors(name, study["eval"]) for name, study in config["studies"].items()]:
+    if _errors:
+        raise ValueError("; ".join(_errors))
 
 
 def _python():
@@ -45,7 +56,7 @@ wildcard_constraints:
     run=r"[A-Za-z0-9_.-]+",
     bench=r"[A-Za-z0-9_.-]+",
     seed=r"\d+",
-    method=r"[a-z_]+(\.filtered)?",
+    method=r"[a-z0-9_]+(\.filtered)?",
     model=r"[A-Za-z0-9_.-]+",
     dataset="|".join(re.escape(name) for name in sorted(config["datasets"])),
     # only the configured tables: keeps report/{table}.png from matching report/training_curves.png
@@ -111,6 +122,8 @@ def run_cfg(study, run):
 def checkpoint_location(study, run):
     """Where the weights of a run live: its base model, or the SFT / KD checkpoint it trains."""
     spec = run_cfg(study, run)
+    if "epoch" in spec:  # an eval_epochs run: the SFT run's checkpoint saved at that epoch
+        return f"results/{study}/ckpt/sft/{spec['epoch_of']}/epoch{spec['epoch']}"
     if "model" in spec:
         return model_location(study, spec["model"])
     if "sft" in spec:
@@ -123,6 +136,8 @@ def checkpoint_inputs(study, run):
     spec = run_cfg(study, run)
     if "model" in spec and not is_toy_model(spec["model"]):
         return []
+    if "epoch" in spec:
+        return [f"results/{study}/ckpt/sft/{spec['epoch_of']}"]
     return [checkpoint_location(study, run)]
 
 
@@ -159,7 +174,8 @@ def run_model_name(study, run):
     spec = run_cfg(study, run)
     if "model" in spec:
         return spec["model"]
-    return study_cfg(study)["student"]
+    source = spec.get("from", study_cfg(study)["student"])  # a second student: `from: Qwen2-7B`
+    return run_model_name(study, source) if source in study_cfg(study)["runs"] else source
 
 
 def bench_data_cfg(name):

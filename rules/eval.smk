@@ -7,10 +7,32 @@ def eval_cfg(wildcards):
 
 
 def generation_params(wildcards):
+    """Sampling settings of one benchmark: the study's, with its `per_benchmark` entry on top
+    (the MOTAB release's per-dataset TaskConfigs); top_k only where config sets it."""
+    from motab.evaluation.settings import generation_settings
+
     cfg = eval_cfg(wildcards)
-    keys = ("n", "temperature", "top_p", "max_tokens", "batch_problems")
     optional = {key: cfg[key] for key in ("prompt", "enable_thinking") if key in cfg}
-    return {key: cfg[key] for key in keys} | optional | {"seed": int(wildcards.seed)}
+    return generation_settings(cfg, wildcards.bench, wildcards.seed) | optional
+
+
+def top_k_arg(wildcards):
+    top_k = generation_params(wildcards).get("top_k")
+    return "" if top_k is None else f" --top-k {top_k}"
+
+
+def grade_settings(wildcards):
+    """eval-grade's answer options, where set: EvalScope's remove_until filter, the multiple-choice grader."""
+    settings = {}
+    if eval_cfg(wildcards).get("remove_until"):
+        settings["remove_until"] = eval_cfg(wildcards)["remove_until"]
+    if config["benchmarks"][wildcards.bench].get("format") == "gpqa_diamond":
+        settings["grader"] = "multiple_choice"
+    return settings
+
+
+def grade_args(wildcards):
+    return "".join(f" --{key.replace('_', '-')} {shlex.quote(value)}" for key, value in grade_settings(wildcards).items())
 
 
 def prompt_args(wildcards):
@@ -45,6 +67,7 @@ rule eval_generate:
     params:
         generation=lambda wc: as_json(generation_params(wc)),
         cfg=generation_params,
+        top_k=top_k_arg,
         model=lambda wc: checkpoint_location(wc.study, wc.run),
         server=lambda wc: server_command(wc.study, run_model_name(wc.study, wc.run)),
         prompt=prompt_args,
@@ -56,7 +79,7 @@ rule eval_generate:
     shell:
         "{MOTAB} eval-generate --model {params.model:q} --problems {input.problems} --output {output}"
         " --n {params.cfg[n]} --temperature {params.cfg[temperature]} --top-p {params.cfg[top_p]}"
-        " --max-tokens {params.cfg[max_tokens]} --seed {params.cfg[seed]}"
+        " --max-tokens {params.cfg[max_tokens]} --seed {params.cfg[seed]}{params.top_k}"
         " --batch-problems {params.cfg[batch_problems]} --server-command {params.server:q} {params.prompt}"
         " --server-log logs/{wildcards.study}/eval/{wildcards.run}/{wildcards.bench}/seed{wildcards.seed}.server.log"
         " > {log} 2>&1"
@@ -84,6 +107,12 @@ def evalscope_dataset(wildcards):
     return name
 
 
+def evalscope_args(wildcards):
+    from motab.evaluation.settings import evalscope_dataset_args
+
+    return evalscope_dataset_args(eval_cfg(wildcards), config["benchmarks"][wildcards.bench])
+
+
 rule eval_evalscope:
     # EvalScope's TaskConfig against the server's OpenAI endpoint; its reviews become the native
     # responses file (task_config.json, reviews and EvalScope's own report stay in the work dir).
@@ -101,9 +130,11 @@ rule eval_evalscope:
         cfg=generation_params,
         location=lambda wc: bench_location(wc),
         format=lambda wc: bench_cfg(wc).get("format", "generic"),
+        split=lambda wc: bench_cfg(wc).get("split", "test"),
         limit=lambda wc: bench_cfg(wc).get("limit", 0),
         dataset=evalscope_dataset,
-        dataset_args=lambda wc: as_json(config["benchmarks"][wc.bench].get("evalscope_args", {})),
+        dataset_args=lambda wc: as_json(evalscope_args(wc)),
+        top_k=top_k_arg,
         python=evalscope_python,
         model=lambda wc: checkpoint_location(wc.study, wc.run),
         server=lambda wc: server_command(wc.study, run_model_name(wc.study, wc.run)),
@@ -114,11 +145,12 @@ rule eval_evalscope:
         **stage_resources("eval_generate"),
     shell:
         "{params.python:q} -m motab eval-evalscope --model {params.model:q} --benchmark-file {params.location:q}"
-        " --format {params.format:q} --name {wildcards.bench} --dataset {params.dataset:q}"
+        " --format {params.format:q} --name {wildcards.bench} --dataset {params.dataset:q} --split {params.split:q}"
         " --dataset-args {params.dataset_args:q}"
         " --output {output.responses} --work-dir {output.work_dir} --limit {params.limit}"
         " --n {params.cfg[n]} --temperature {params.cfg[temperature]} --top-p {params.cfg[top_p]}"
         " --max-tokens {params.cfg[max_tokens]} --seed {params.cfg[seed]} --batch-size {params.cfg[batch_problems]}"
+        "{params.top_k}"
         " --server-command {params.server:q}"
         " --server-log logs/{wildcards.study}/eval/{wildcards.run}/{wildcards.bench}/seed{wildcards.seed}.server.log"
         " > {log} 2>&1"
@@ -138,9 +170,11 @@ rule eval_grade:
              "benchmark": bench_data_cfg(wc.bench),
              "generation": generation_params(wc),
              "grading": grading_params(wc),
-             **({"engine": eval_engine(wc)} if eval_engine(wc) != "native" else {})}
+             **({"engine": eval_engine(wc)} if eval_engine(wc) != "native" else {}),
+             **({"grade": grade_settings(wc)} if grade_settings(wc) else {})}
         ),
         grading=grading_params,
+        grade=grade_args,
     log:
         "logs/{study}/eval/{run}/{bench}/seed{seed}.grade.log",
     threads: stage_threads("eval_grade")
@@ -148,7 +182,7 @@ rule eval_grade:
         **stage_resources("eval_grade"),
     shell:
         "{MOTAB} eval-grade --responses {input.responses} --output {output} --run {wildcards.run}"
-        " --benchmark {wildcards.bench} --seed {wildcards.seed} --processes 1"
+        " --benchmark {wildcards.bench} --seed {wildcards.seed} --processes 1{params.grade}"
         " --extraction {params.grading[extraction]} --equivalence {params.grading[equivalence]}"
         " --params-json {params.provenance:q} > {log} 2>&1"
 

@@ -7,6 +7,7 @@ def trained_table_runs(study):
     runs = []
     for table in sorted(cfg["tables"]):
         for run in cfg["tables"][table]["rows"]:
+            run = run_cfg(study, run).get("epoch_of", run)  # an epoch row: the curve of its SFT run
             if "model" not in run_cfg(study, run) and run not in runs:
                 runs.append(run)
     return runs

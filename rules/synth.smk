@@ -8,16 +8,27 @@ def synth_cfg(wildcards):
     return study_cfg(wildcards.study)["synth"][wildcards.method]
 
 
+def synth_params(wildcards):
+    """The entry's algorithm parameters (without `student`, which goes to --student)."""
+    return {k: v for k, v in synth_cfg(wildcards).items() if k != "student"}
+
+
+def synth_student(wildcards):
+    """The drafting student: the entry's own `student` (a second student's runs), else the study's."""
+    return synth_cfg(wildcards).get("student", study_cfg(wildcards.study)["student"])
+
+
 def synth_models(wildcards):
     """Config names of the models a synthesis method talks to."""
     study = study_cfg(wildcards.study)
-    return [study["teacher"]] + ([study["student"]] if wildcards.method in STUDENT_METHODS else [])
+    drafts = synth_algorithm(wildcards.method) in STUDENT_METHODS
+    return [study["teacher"]] + ([synth_student(wildcards)] if drafts else [])
 
 
 def synth_student_args(wildcards):
-    if wildcards.method not in STUDENT_METHODS:
+    if synth_algorithm(wildcards.method) not in STUDENT_METHODS:
         return ""
-    student = study_cfg(wildcards.study)["student"]
+    student = synth_student(wildcards)
     log = f"logs/{wildcards.study}/synth/{wildcards.method}.student.server.log"
     return f"--student {shlex.quote(model_location(wildcards.study, student))} --student-log {log}"
 
@@ -33,9 +44,10 @@ rule synth:
         rows="results/{study}/synth/{method}.jsonl",
         stats="results/{study}/synth/{method}.stats.json",
     wildcard_constraints:
-        method=r"[a-z_]+",
+        method=r"[a-z0-9_]+",
     params:
-        synth=lambda wc: as_json(synth_cfg(wc)),
+        synth=lambda wc: as_json(synth_params(wc)),
+        algorithm=lambda wc: synth_algorithm(wc.method),
         teacher=lambda wc: model_location(wc.study, study_cfg(wc.study)["teacher"]),
         student=synth_student_args,
         server=lambda wc: server_command(wc.study, study_cfg(wc.study)["teacher"]),
@@ -48,7 +60,7 @@ rule synth:
     resources:
         **stage_resources("synth"),
     shell:
-        "{MOTAB} synth --method {wildcards.method} --problems {input.problems} --teacher {params.teacher:q}"
+        "{MOTAB} synth --method {params.algorithm} --problems {input.problems} --teacher {params.teacher:q}"
         " {params.student} --output {output.rows} --stats {output.stats} --params-json {params.synth:q}"
         " --server-command {params.server:q} --max-in-flight {params.max_in_flight}"
         " --server-log logs/{wildcards.study}/synth/{wildcards.method}.server.log > {log} 2>&1"
@@ -73,7 +85,7 @@ rule synth_filter:
         stats="results/{study}/synth/{method}.filtered.stats.json",
         counts="results/{study}/synth/{method}.filter_counts.json",
     wildcard_constraints:
-        method=r"[a-z_]+",
+        method=r"[a-z0-9_]+",
     params:
         filter=lambda wc: as_json(study_cfg(wc.study)["filter"]),
         args=filter_args,

@@ -36,7 +36,7 @@ def test_slurm_profile_plans_the_paper_studies_with_gpus_from_config():
         assert f"results/{table}.md" in out, table
     assert "toy_model" not in out and "results/toy/" not in out  # the toy study does not leak in
     assert "gpu=8" in rule_resources(out, "sft") and "runtime=2880" in rule_resources(out, "sft")
-    assert "gpu=4" in rule_resources(out, "eval_generate")
+    assert "gpu=4" in rule_resources(out, "eval_evalscope")  # the motab study evaluates through EvalScope
     assert "gpu=0" in rule_resources(out, "eval_grade")
     assert "gpu=1," in rule_resources(out, "sft", "cotfilter")  # the CoT-filter seed's one-GPU LoRA SFT
     assert "gpu=8" in rule_resources(out, "kd", "pwopsd") and "gpu=1," in rule_resources(out, "eval_generate", "pwopsd")

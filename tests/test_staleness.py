@@ -19,6 +19,8 @@ import pytest
 import yaml
 from dryrun import REPO, copy_workflow, make_up_to_date, plan_many
 
+from motab.plan_sweeps import expand_study, synth_algorithm
+
 STUDY = "toy"
 STUDENT_METHODS = {"motab", "skd"}  # synthesis methods in which the student drafts
 
@@ -35,7 +37,8 @@ class ToyDag:
 
     def __init__(self, config: dict):
         self.config = config
-        self.study = config["studies"][STUDY]
+        self.raw = config["studies"][STUDY]
+        self.study = expand_study(STUDY, self.raw)  # sweeps and eval_epochs as the workflow plans them
         self.deps: dict[tuple, set[tuple]] = defaultdict(set)
         s = {"study": STUDY}
         self.problems, self.prepare, self.tokenizer = node("toy_problems", **s), node("prepare", **s), \
@@ -58,8 +61,8 @@ class ToyDag:
             self.add(chart, node("table", table=table, **s), *self.deps[node("table", table=table, **s)])
             self.add(node("all"), chart)
         # the report's training curves read every trained checkpoint of the tables' runs
-        trained = sorted({run for spec in self.study["tables"].values() for run in spec["rows"]
-                          if "model" not in self.study["runs"][run]})
+        trained = sorted({self.study["runs"][run].get("epoch_of", run) for spec in self.study["tables"].values()
+                          for run in spec["rows"] if "model" not in self.study["runs"][run]})
         self.add(node("training_curves", **s), *[job for run in trained for job in self.checkpoint(run)])
         self.add(node("all"), node("training_curves", **s))
 
@@ -78,7 +81,8 @@ class ToyDag:
     def synth_output(self, method: str) -> tuple:
         base = method.removesuffix(".filtered")
         synth = node("synth", method=base, study=STUDY)
-        students = [self.study["student"]] if base in STUDENT_METHODS else []
+        drafter = self.study["synth"][base].get("student", self.study["student"])
+        students = [drafter] if synth_algorithm(base) in STUDENT_METHODS else []
         self.add(synth, self.prepare, *[m for name in [self.study["teacher"], *students] for m in self.model(name)])
         if method.endswith(".filtered"):
             job = node("synth_filter", method=base, study=STUDY)
@@ -100,6 +104,8 @@ class ToyDag:
 
     def checkpoint(self, run: str) -> list[tuple]:
         spec = self.study["runs"][run]
+        if "epoch" in spec:  # an eval_epochs run reads its SFT run's checkpoint folder
+            return self.checkpoint(spec["epoch_of"])
         if "model" in spec:
             return self.model(spec["model"])
         if "sft" in spec:
@@ -176,6 +182,28 @@ def runs_with(study: dict, key: str, value: str | None = None) -> list[str]:
     return [r for r, spec in study["runs"].items() if key in spec and (value is None or spec[key] == value)]
 
 
+ORIGINAL = expand_study(STUDY, yaml.safe_load((REPO / "config.yaml").read_text())["studies"][STUDY])
+
+
+def changed_synth(dag: ToyDag, key: tuple) -> set[tuple]:
+    """Synthesis jobs of entry key[3] (or its sweep's entries) whose expanded parameters changed."""
+    return set().union(set(), *[dag.jobs("synth", method=name) for name, params in dag.study["synth"].items()
+                                if (name == key[3] or name.startswith(key[3] + "_"))
+                                and ORIGINAL["synth"].get(name) != params])
+
+
+def new_epoch_evals(dag: ToyDag, key: tuple) -> set[tuple]:
+    """Eval jobs of the epoch runs that a changed eval_epochs adds (the others keep their files)."""
+    return {job for job in dag.jobs("eval_generate") if dag.study["runs"][dict(job[1])["run"]].get("epoch_of") == key[3]
+            and dict(job[1])["run"] not in ORIGINAL["runs"]}
+
+
+def table_rows_of(dag: ToyDag, run: str) -> set[str]:
+    """A run's rows in the expanded tables: itself, its sweep variants or its epoch runs."""
+    return {name for name, spec in dag.study["runs"].items()
+            if name == run or spec.get("epoch_of") == run or (name.startswith(run + "_") and name not in dag.raw["runs"])}
+
+
 FEEDS = [
     # Values of other studies, other models and datasets feed nothing of the toy study; nor do
     # resources (where a job runs, not what it computes) or the study selection's other entries.
@@ -190,17 +218,19 @@ FEEDS = [
      if dag.config["datasets"][key[1]]["source"] == "toy" else dag.jobs("prepare_dataset", dataset=key[1])),
     ("benchmarks.*.label", lambda dag, key: dag.jobs("table") if key[1] in dag.study["eval"]["benchmarks"]
      else set()),
-    ("studies.toy.synth.*.*", lambda dag, key: dag.jobs("synth", method=key[3])),
+    ("studies.toy.synth.*.*", changed_synth),
     ("studies.toy.filter.*", lambda dag, key: dag.jobs("synth_filter")),
     ("studies.toy.sft.*", lambda dag, key: dag.jobs("sft")),
     ("studies.toy.kd.*.*", lambda dag, key: set().union(*[dag.jobs("kd", run=r)
                                                           for r in runs_with(dag.study, "kd", key[3])])),
     ("studies.toy.eval.seeds", lambda dag, key: dag.jobs("eval_generate", seed=max(dag.study["eval"]["seeds"]))),
     ("studies.toy.eval.*", lambda dag, key: dag.jobs("eval_generate")),
+    # a new epoch adds its eval jobs only (the SFT run, the other epochs' evals stay)
+    ("studies.toy.runs.*.eval_epochs", new_epoch_evals),
     ("studies.toy.runs.*.label", lambda dag, key: {node("table", study=STUDY, table=t)
                                                    for t, spec in dag.study["tables"].items()
-                                                   if key[3] in spec["rows"]}
-     | (dag.jobs("training_curves") if "model" not in dag.study["runs"][key[3]] else set())),
+                                                   if table_rows_of(dag, key[3]) & set(spec["rows"])}
+     | (dag.jobs("training_curves") if "model" not in dag.raw["runs"][key[3]] else set())),
     ("studies.toy.tables.*.**", lambda dag, key: dag.jobs("table", table=key[3])),
 ]
 # Values that name other config entries change the DAG's shape, not only what is stale; changing
@@ -212,8 +242,11 @@ REFERENCES = ["select", "models.*.source", "datasets.*.source", "benchmarks.*.so
               "studies.toy.kd.*.prompts", "studies.toy.kd.*.teachers",   # datasets and models by name
               "studies.toy.tables.*.rows",
               # the engine picks another trainer (KDFlow) with its own schema: a different study too
-              "studies.toy.kd.*.engine", "studies.toy.eval.engine"]
+              "studies.toy.kd.*.engine", "studies.toy.eval.engine",
+              # per-epoch checkpoints are what eval_epochs reads: another strategy is another study
+              "studies.toy.sft.save_strategy"]
 ENUM_ALTERNATIVES = {"rule": {"nucleus": "topk", "topk": "nucleus"}, "finetuning_type": {"full": "lora", "lora": "full"},
+                     "flash_attn": {"fa2": "sdpa", "sdpa": "fa2"},
                      "loss": {"rkl_onpolicy": "rkl", "rkl": "fkl", "fkl": "rkl", "jsd": "rkl",
                               "opsd": "pwopsd", "pwopsd": "opsd"},
                      "compat": {"released": "paper", "paper": "released"},
@@ -246,6 +279,10 @@ def changed(key: tuple, value):
         return ENUM_ALTERNATIVES[key[-1]][value]
     if key[-1] == "seeds":
         return value + [max(value) + 1]
+    if key[-1] == "eval_epochs":  # one more epoch, the first not listed (within num_train_epochs)
+        return value + [next(e for e in range(1, 100) if e not in value)]
+    if isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
+        return value[:-1] + [changed(key, value[-1])]  # a sweep: its last value changed
     if key[-1] == "scale" and isinstance(value, list):  # a critic's score range [low, high]
         return [value[0], value[1] + 1]
     if isinstance(value, bool):
@@ -355,7 +392,8 @@ def test_values_of_other_studies_rerun_nothing_of_the_toy_study(complete_study):
     count = 0
     for key, value in leaves(other):
         if key[-1] in ("source", "teacher", "student", "train_data", "server", "model", "sft", "kd", "from",
-                       "benchmarks", "rows", "path", "deepspeed", "engine", "loss", "format", "prompts", "teachers"):
+                       "benchmarks", "rows", "path", "deepspeed", "engine", "loss", "format", "prompts", "teachers",
+                       "save_strategy", "split"):
             continue  # references to files and other entries keep their meaning; enums whose valid
             # values depend on another key (a KDFlow loss, a benchmark file's format) stay too
         get(new, key[:-1])[key[-1]] = changed(key, value)

@@ -49,8 +49,10 @@ def study(tmp_path_factory) -> Path:
 @pytest.mark.e2e
 def test_table_has_every_run_with_mean_and_std(study):
     table = (study / "results/toy/tables/main.md").read_text()
+    # sft_motab's eval_epochs [1, 2] (the reduced study) and the SKD gamma sweep [0.9, 0.8] give two rows each
     labels = ("Student (base)", "Teacher", "SFT on teacher-only data", "SFT on filtered teacher CoT",
-              "SFT on MOTAB data", "SFT on SKD data", "SFT + KD (RKL)", "SFT + KD (FKL)", "SFT + KD (OPSD loss)",
+              "SFT on MOTAB data (epoch 1)", "SFT on MOTAB data (epoch 2)", "SFT on SKD data (gamma 0.9)",
+              "SFT on SKD data (gamma 0.8)", "SFT + KD (RKL)", "SFT + KD (FKL)", "SFT + KD (OPSD loss)",
               "SFT + KD (PW-OPSD loss)")
     rows = {}
     for label in labels:
@@ -68,7 +70,8 @@ def test_table_has_every_run_with_mean_and_std(study):
     assert share("SFT + KD (RKL)") == 1.0  # KD rows report the share of the data their SFT start used
     # MOTAB and SKD mix both models; the table rounds (the reduced study's weak student gets
     # nearly every MOTAB step rejected: 0.999 prints as 1.00), so the exact shares come from stats.
-    for label, method in (("SFT on MOTAB data", "motab"), ("SFT on SKD data", "skd")):
+    for label, method in (("SFT on MOTAB data (epoch 2)", "motab"), ("SFT on SKD data (gamma 0.9)", "skd_gamma0p9"),
+                          ("SFT on SKD data (gamma 0.8)", "skd_gamma0p8")):
         exact = json.loads((study / f"results/toy/synth/{method}.stats.json").read_text())["teacher_share"]
         assert 0.0 < exact < 1.0 and last_cell(label) == f"{exact:.2f}", (label, exact)
     assert last_cell("Teacher") == ""  # no synthesized data behind the teacher's row
@@ -87,6 +90,13 @@ def test_stages_are_real(study):
     assert any(not torch.equal(base[k], sft[k]) for k in base)
     assert any(not torch.equal(sft[k], kd[k]) for k in sft)
     assert (study / "results/toy/ckpt/sft/sft_teacher_only/llamafactory_train.yaml").exists()
+    # save_strategy epoch: one loadable checkpoint per epoch; the last epoch's weights are the final ones
+    motab = study / "results/toy/ckpt/sft/sft_motab"
+    assert sorted(p.name for p in motab.glob("epoch*")) == ["epoch1", "epoch2"]
+    first = AutoModelForCausalLM.from_pretrained(motab / "epoch1").state_dict()
+    last = AutoModelForCausalLM.from_pretrained(motab / "epoch2").state_dict()
+    final = AutoModelForCausalLM.from_pretrained(motab).state_dict()
+    assert all(torch.equal(last[k], final[k]) for k in final) and any(not torch.equal(first[k], final[k]) for k in final)
 
     def responses(run):
         data = json.loads((study / f"results/toy/eval/{run}/toy_test/seed0.json").read_text())
@@ -110,7 +120,8 @@ def test_tables_rebuild_byte_identical(study, tmp_path):
     shares = [f"sft_teacher_only={synth / 'teacher_only.stats.json'}",
               f"sft_teacher_only_filtered={synth / 'teacher_only.filtered.stats.json'}",
               *(f"sft_teacher_only_kd_{loss}={synth / 'teacher_only.stats.json'}" for loss in ("rkl", "fkl", "opsd", "pwopsd")),
-              f"sft_motab={synth / 'motab.stats.json'}", f"sft_skd={synth / 'skd.stats.json'}"]
+              *(f"sft_motab_ep{epoch}={synth / 'motab.stats.json'}" for epoch in (1, 2)),
+              *(f"sft_skd_gamma{g}={synth / f'skd_gamma{g}.stats.json'}" for g in ("0p9", "0p8"))]
     subprocess.run([sys.executable, "-m", "motab", "tables", "--spec", str(study / "results/toy/tables/main.spec.json"),
                     "--evals", *reversed(evals), "--teacher-share", *reversed(shares), "--output-prefix", str(prefix)],
                    check=True, cwd=study)
@@ -131,8 +142,8 @@ def test_eval_only_change_reruns_only_eval_and_tables(study):
     changed.write_text("studies:\n  toy:\n    eval: {temperature: 0.7}\n")
     plan = planned_jobs(subprocess.run([SNAKEMAKE, "-n", "--configfile", "config.yaml", str(REDUCED), str(changed)],
                                        cwd=study, capture_output=True, text=True, check=True).stdout)
-    # 10 table rows x 2 eval seeds; training curves read checkpoints only, so they stay
-    assert plan == {"eval_generate": 20, "eval_grade": 20, "table": 1, "table_chart": 1, "all": 1}
+    # 12 table rows x 2 eval seeds; training curves read checkpoints only, so they stay
+    assert plan == {"eval_generate": 24, "eval_grade": 24, "table": 1, "table_chart": 1, "all": 1}
 
 
 @pytest.mark.e2e

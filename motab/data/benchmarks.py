@@ -14,6 +14,9 @@ Formats (fields as in the files under ../shared/data, see its README):
 - amc23:   id, problem, answer (a number, 27.0 for 27)
 - gsm8k:   question, answer = reasoning ending "#### N" (gold = N, commas dropped; solution = reasoning)
 - hmmt25:  problem, answer; problem_idx or id when present (MathArena's HMMT February 2025 release)
+- amc:     problem, answer, year (EvalScope's `amc`: AMC 2022-24, evalscope/amc_22-24); url, solution optional
+- gpqa_diamond: Question, Correct Answer, Incorrect Answer 1-3 (motab.evaluation.multiple_choice:
+           choices shuffled by EvalScope's seeded rule, gold = the correct letter)
 - generic: --question-field / --answer-field (the toy test split, other LIMO-shaped files)
 Output: {"id", "input", "answer", "solution", "source"}, sorted by id (ids from the file, else
 "<name>-<line-1:05d>").
@@ -45,8 +48,10 @@ FORMATS: dict[str, Format] = {
     "aime": Format("problem", "answer", ("problem", "answer"), ("id",), "integer", "solution"),
     "amc23": Format("problem", "answer", ("id", "problem", "answer"), ("id",), "number"),
     "gsm8k": Format("question", "answer", ("question", "answer"), (), "gsm8k"),
+    "amc": Format("problem", "answer", ("problem", "answer", "year"), ("id",), "text", "solution"),
     "hmmt25": Format("problem", "answer", ("problem", "answer"), ("problem_idx", "id"), "text", "solution"),
 }
+MULTIPLE_CHOICE = "gpqa_diamond"  # read by motab.evaluation.multiple_choice
 _GSM8K_RE = re.compile(r"####\s*(\S[^\n]*?)\s*$")
 
 
@@ -80,6 +85,10 @@ def _answer(value, kind: str, path, line: int, field: str) -> tuple[str, str | N
 def load_benchmark(path: str | Path, fmt: str, name: str, count: int = 0, limit: int = 0,
                    question_field: str = "question", answer_field: str = "answer") -> list[dict]:
     """Checked problems.jsonl rows of a benchmark file; count > 0 demands exactly that many lines."""
+    if fmt == MULTIPLE_CHOICE:
+        from motab.evaluation.multiple_choice import load_gpqa
+
+        return load_gpqa(path, name, count, limit)
     if fmt == "generic":
         spec = Format(question_field, answer_field, (question_field, answer_field), ("id", "unique_id", "idx"),
                       "text", "solution")
@@ -124,7 +133,7 @@ def load_benchmark(path: str | Path, fmt: str, name: str, count: int = 0, limit:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m motab benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("--input", required=True, help="local JSONL file, or a hub dataset id")
-    parser.add_argument("--format", required=True, choices=["generic", *sorted(FORMATS)])
+    parser.add_argument("--format", required=True, choices=["generic", MULTIPLE_CHOICE, *sorted(FORMATS)])
     parser.add_argument("--name", required=True, help="benchmark name (row source, default id prefix)")
     parser.add_argument("--output", required=True)
     parser.add_argument("--count", type=int, default=0, help="expected number of problems (0: no check)")

@@ -70,14 +70,17 @@ def load_rows(path: str, source: str, fmt: str = "limo", limit: int = 0) -> list
 
 
 def load_hub_dataset(name: str, split: str = "train") -> str:
-    """Materialise a hub dataset (e.g. GAIR/LIMO) as a local JSONL file and return its path."""
+    """Materialise a hub dataset (e.g. GAIR/LIMO) as a local JSONL file and return its path.
+    `owner/name:config` names a configuration (Idavidrein/gpqa:gpqa_diamond); split may join
+    splits with "+" (the datasets library's syntax: amc22+amc23+amc24)."""
     from datasets import load_dataset
 
     from motab.jsonio import write_jsonl as _write
 
-    out = Path("results") / "hub_cache" / (name.replace("/", "__") + f".{split}.jsonl")
+    hub_id, _, subset = name.partition(":")
+    out = Path("results") / "hub_cache" / (name.replace("/", "__").replace(":", "__") + f".{split}.jsonl")
     if not out.exists():
-        _write(out, (dict(row) for row in load_dataset(name, split=split)))
+        _write(out, (dict(row) for row in load_dataset(hub_id, subset or None, split=split)))
     return str(out)
 
 

@@ -48,15 +48,18 @@ def _log(message: str) -> None:
 
 def task_config_dict(url: str, dataset: str, dataset_dir: str, work_dir: str, temperature: float,
                      top_p: float, max_tokens: int, seed: int, limit: int | None, batch_size: int,
-                     model: str = SERVED_MODEL, timeout_s: float = 3600.0, extra_args: dict | None = None) -> dict:
-    """The TaskConfig fields of one EvalScope run (one sample per problem): plain JSON values."""
-    return {
+                     model: str = SERVED_MODEL, timeout_s: float = 3600.0, extra_args: dict | None = None,
+                     top_k: int | None = None) -> dict:
+    """The TaskConfig fields of one EvalScope run (one sample per problem): plain JSON values.
+    top_k enters generation_config only when given (the MOTAB release sets it for some datasets)."""
+    config = {
         "model": model,
         "eval_type": "openai_api",
         "api_url": url.rstrip("/") + "/v1",
         "api_key": "EMPTY",
         "datasets": [dataset],
-        "dataset_args": {dataset: {"dataset_id": dataset_dir, **(extra_args or {})}},
+        # dataset_dir None: EvalScope's own copy of the benchmark (its default dataset_id)
+        "dataset_args": {dataset: ({"dataset_id": dataset_dir} if dataset_dir else {}) | (extra_args or {})},
         "repeats": 1,
         "generation_config": {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens,
                               "seed": seed, "n": 1},
@@ -67,6 +70,9 @@ def task_config_dict(url: str, dataset: str, dataset_dir: str, work_dir: str, te
         "no_timestamp": True,
         "timeout": timeout_s,
     }
+    if top_k is not None:
+        config["generation_config"]["top_k"] = top_k
+    return config
 
 
 def _text(content) -> str:
@@ -194,6 +200,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--temperature", type=float, default=0.6)
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--top-k", type=int, default=None, help="top-k sampling (unset: not sent)")
+    parser.add_argument("--split", default="test", help="hub split of --benchmark-file when it is a hub id")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=0, help="first N problems of the dataset (0 = all)")
     parser.add_argument("--dataset-args", default="{}",
@@ -220,7 +228,10 @@ def main(argv: list[str]) -> int:
         parser.error("--dataset-args: expected a JSON object")
     local = Path(args.benchmark_file).is_file()
     problems = load_benchmark(args.benchmark_file, args.format, args.name) if local else None
-    dataset_id = str(Path(args.benchmark_file).resolve().parent) if local else args.benchmark_file
+    # a hub id with a configuration (Idavidrein/gpqa:gpqa_diamond) is not an EvalScope dataset_id:
+    # EvalScope then reads its own copy (same fields), our loader the hub id for the matching
+    dataset_id = str(Path(args.benchmark_file).resolve().parent) if local else \
+        (None if ":" in args.benchmark_file else args.benchmark_file)
     work_dir = Path(args.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     for stale in sorted(work_dir.glob("sample*")):  # a rerun never mixes old samples in
@@ -234,7 +245,7 @@ def main(argv: list[str]) -> int:
             run_dir = work_dir / f"sample{repeat}"
             config = task_config_dict(url, args.dataset, dataset_id, str(run_dir), args.temperature, args.top_p,
                                       args.max_tokens, repeat_seed(args.seed, repeat), args.limit or None,
-                                      args.batch_size, extra_args=extra_args)
+                                      args.batch_size, extra_args=extra_args, top_k=args.top_k)
             run_dir.mkdir(parents=True, exist_ok=True)
             write_json(run_dir / "task_config.json", config)
             _log(f"server at {url}; EvalScope {args.dataset} from {dataset_id}, sample {repeat + 1}/{args.n} "
@@ -244,7 +255,7 @@ def main(argv: list[str]) -> int:
     if problems is None:  # a hub id: EvalScope downloaded it; our loader reads the same rows
         from motab.data.prepare import load_hub_dataset
 
-        problems = load_benchmark(load_hub_dataset(args.benchmark_file, split="test"), args.format, args.name)
+        problems = load_benchmark(load_hub_dataset(args.benchmark_file, split=args.split), args.format, args.name)
     rows = to_responses(reviews, problems, args.n)
     write_jsonl(args.output, rows)
     _log(f"wrote {args.output} ({len(rows)} problems x {args.n}) in {time.perf_counter() - t0:.1f} s")

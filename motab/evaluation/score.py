@@ -134,14 +134,26 @@ def cluster_answers(preds_per_problem: Sequence[Sequence[str | None]], equivalen
     return [majority_vote(list(preds), equivalent)[1] for preds in preds_per_problem]
 
 
+def remove_until(text: str, delimiter: str | None) -> str:
+    """EvalScope's remove_until filter: the text after the first delimiter (all of it without one)."""
+    return text.split(delimiter, 1)[-1] if delimiter else text
+
+
 def score(rows: Sequence[dict], k: int, processes: int = 1, timeout_s: float = 5.0,
-          extraction: str = DEFAULT_MODE, equivalence: str = "motab") -> tuple[dict, list[dict]]:
+          extraction: str = DEFAULT_MODE, equivalence: str = "motab", grader: str = "math",
+          until: str | None = None) -> tuple[dict, list[dict]]:
     """(metrics, samples) for validated problem rows; metrics rounded once to DECIMALS.
 
     `extraction` names the answer-extraction mode (answers.MODES) and `equivalence` the comparison
     (grading.EQUIVALENCES); clustering for Maj@k checks both directions under `pwopsd`.
+    grader "multiple_choice": the letter grader (motab.evaluation.multiple_choice); until: grade
+    only the text after it (EvalScope's remove_until, e.g. "</think>").
     """
-    preds = [[extract_answer(r, extraction) for r in row["responses"]] for row in rows]
+    if until:
+        rows = [row | {"graded": [remove_until(r, until) for r in row["responses"]]} for row in rows]
+    if grader == "multiple_choice":
+        return _score_choices(rows, k)
+    preds = [[extract_answer(r, extraction) for r in row.get("graded", row["responses"])] for row in rows]
     grade_pairs = [(p, row["gold"]) for row, ps in zip(rows, preds) for p in ps]
     grades = judge_many(grade_pairs, processes=processes, timeout_s=timeout_s, equivalence=equivalence)
     slow = {p for (p, _), (_, reason) in zip(grade_pairs, grades) if reason == "timeout" and p is not None}
@@ -155,6 +167,24 @@ def score(rows: Sequence[dict], k: int, processes: int = 1, timeout_s: float = 5
         samples.append({"id": row["id"], "gold": row["gold"], "responses": row["responses"], "preds": ps,
                         "correct": [ok for ok, _ in g], "reasons": [reason for _, reason in g],
                         "cluster": labels})
+    return _metrics(rows, samples, k)
+
+
+def _score_choices(rows: Sequence[dict], k: int) -> tuple[dict, list[dict]]:
+    from motab.evaluation.multiple_choice import grade_choice
+
+    samples = []
+    for row in rows:
+        graded = [grade_choice(r, row["gold"]) for r in row.get("graded", row["responses"])]
+        preds = [pred for pred, _, _ in graded]
+        _, clusters = majority_vote(preds, lambda a, b: a == b)  # letters: equal or not
+        samples.append({"id": row["id"], "gold": row["gold"], "responses": row["responses"], "preds": preds,
+                        "correct": [ok for _, ok, _ in graded], "reasons": [reason for _, _, reason in graded],
+                        "cluster": clusters})
+    return _metrics(rows, samples, k)
+
+
+def _metrics(rows: Sequence[dict], samples: list[dict], k: int) -> tuple[dict, list[dict]]:
     metrics = summarize(samples, k)
     if k != 1:
         metrics.update({key.replace(f"@{k}", "@1"): value
@@ -181,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--equivalence", default="motab", choices=sorted(EQUIVALENCES),
                         help="answer comparison: motab (math-verify with number shortcuts), pwopsd "
                              "(PW-OPSD's evaluate_math.py), cis5300 (the CoT-filter seed's score.py)")
+    parser.add_argument("--grader", choices=["math", "multiple_choice"], default="math",
+                        help="multiple_choice: the letter of the last \\boxed{} or 'Answer: X' (GPQA-Diamond)")
+    parser.add_argument("--remove-until", default=None,
+                        help="grade the text after the first occurrence only (EvalScope's filter), e.g. </think>")
     parser.add_argument("--params-json", default="{}", help="config values this output depends on (provenance)")
     return parser
 
@@ -203,7 +237,8 @@ def main(argv: list[str]) -> int:
     if not modes or unknown:
         raise SystemExit(f"--extraction: unknown mode(s) {unknown or args.extraction!r}; known: {', '.join(MODES)}")
     by_mode = {mode: score(rows, k, processes=args.processes, timeout_s=args.timeout_s, extraction=mode,
-                           equivalence=args.equivalence) for mode in dict.fromkeys(modes)}
+                           equivalence=args.equivalence, grader=args.grader, until=args.remove_until)
+               for mode in dict.fromkeys(modes)}
     metrics, samples = by_mode[modes[0]]
     out = {"run": args.run, "benchmark": args.benchmark, "seed": args.seed, "n_samples": n,
            "num_problems": len(rows), "metrics": metrics, "samples": samples, "extraction": modes[0],

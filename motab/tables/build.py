@@ -159,9 +159,12 @@ def load_evals(paths: Sequence[str | os.PathLike], spec: Spec) -> dict[tuple[str
         if bench not in names:
             raise DataError(path, None, "benchmark", f"benchmark {bench!r} is not a column of the table spec "
                                                      f"(benchmarks: {names})")
-        # "avg@1/flexible": the metric under another extraction mode graded beside the first
+        # "avg@1/flexible": the metric under another extraction mode graded beside the first;
+        # "avg@n": each file's own n (the MOTAB release samples 1 for MATH-500, 8 for the others)
         name, _, mode = spec.metric.partition("/")
         metrics = obj.get("metrics_by_extraction", {}).get(mode, {}) if mode else obj["metrics"]
+        if name.endswith("@n"):
+            name = f"{name[:-2]}@{obj.get('n_samples')}"
         metric = metrics.get(name)
         if not isinstance(metric, (int, float)) or isinstance(metric, bool) or not math.isfinite(metric):
             field = f"metrics_by_extraction.{mode}.{name}" if mode else f"metrics.{name}"

@@ -7,7 +7,9 @@ output; the folder is renamed only when training (and, for LoRA, the merge) has 
 Resume: with `save_steps` in config, LLaMA-Factory saves <tmp>/checkpoint-N every N steps. A rerun
 that finds the `.tmp` folder of a killed run with the same training YAML resumes from its newest
 checkpoint (resume_from_checkpoint); any other leftover is discarded. The checkpoint-N folders
-are removed from the finished output.
+are removed from the finished output, except with `save_strategy: epoch` (the MOTAB release's):
+then the one saved at the end of epoch k stays as <output>/epoch<k> (keep_epoch_checkpoints; for
+LoRA its adapter merged like the final one), the checkpoint a run's `eval_epochs` evaluates.
 
 Training log: LLaMA-Factory's trainer_log.jsonl (one entry per logging_steps) becomes
 training_log.csv (`step,loss`) in the output; entries logged twice (steps between the last save
@@ -49,6 +51,15 @@ CHECKPOINT = "checkpoint-"
 PASS_THROUGH = ("finetuning_type", "cutoff_len", "per_device_train_batch_size", "gradient_accumulation_steps",
                 "learning_rate", "num_train_epochs", "lr_scheduler_type", "warmup_ratio", "seed", "deepspeed",
                 "lora_rank", "lora_alpha", "lora_target", "logging_steps", "adam_beta2", "max_grad_norm")
+# --- motab study (issue 18): the keys of the MOTAB release's SFT/sft_config.yaml that the block above
+# lacks; `save_strategy: epoch` keeps a checkpoint per epoch (epoch<k>/ in the output, EPOCH_DIR)
+PASS_THROUGH += ("enable_liger_kernel", "flash_attn", "ddp_timeout", "packing", "preprocessing_num_workers",
+                 "save_strategy", "save_only_model", "plot_loss", "adam_beta1", "adam_epsilon", "weight_decay",
+                 "lr_scheduler_kwargs", "bf16")
+EPOCH_DIR = "epoch"
+# what a finished epoch folder drops: optimizer and RNG states serve only a resume of the training
+_RESUME_ONLY = ("optimizer.pt", "scheduler.pt", "rng_state*.pth", "global_step*", "zero_to_fp32.py", "latest")
+# --- end motab study
 
 
 def train_args(model: str, dataset_dir: str, dataset: str, output_dir: str, params: dict, cpu: bool) -> dict:
@@ -76,11 +87,18 @@ def train_args(model: str, dataset_dir: str, dataset: str, output_dir: str, para
     if params.get("save_steps"):
         args |= {"save_steps": params["save_steps"], "save_total_limit": 1, "save_only_model": False}
     args |= {key: params[key] for key in PASS_THROUGH if key in params}
+    if cpu:
+        args["bf16"] = False  # bf16 (the release's) needs a GPU; the toy trains in fp32 on CPU
     if args["lr_scheduler_type"] == "cosine_with_min_lr":
         args.setdefault("lr_scheduler_kwargs", {"min_lr_rate": params.get("min_lr_rate", 0.1)})
     if params["finetuning_type"] == "lora":
         args.setdefault("lora_target", "all")
     return args
+
+
+def train_yaml(train_cfg: dict) -> str:
+    """The training YAML as written into the checkpoint folder (llamafactory_train.yaml)."""
+    return yaml.safe_dump(train_cfg, sort_keys=True)
 
 
 def export_args(model: str, adapter_dir: str, export_dir: str, template: str) -> dict:
@@ -139,6 +157,37 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
+def keep_epoch_checkpoints(folder: Path) -> list[Path]:
+    """Rename each <folder>/checkpoint-N saved at the end of an epoch to <folder>/epoch<k>.
+
+    k is the epoch in its trainer_state.json (LLaMA-Factory's `save_strategy: epoch`). Each epoch
+    folder gets the tokenizer and generation files of the final model where it lacks them (so the
+    eval server loads it alone) and loses the optimizer and RNG states (resume only)."""
+    kept = []
+    for step, checkpoint in sorted((int(p.name[len(CHECKPOINT):]), p) for p in folder.glob(CHECKPOINT + "*")
+                                   if p.name[len(CHECKPOINT):].isdigit()):
+        state_file = checkpoint / "trainer_state.json"
+        if not state_file.is_file():
+            raise ValueError(f"{state_file}: missing; cannot tell which epoch checkpoint-{step} is")
+        epoch = json.loads(state_file.read_text())["epoch"]
+        if abs(epoch - round(epoch)) > 1e-3:
+            continue  # a save that is not at an epoch's end (e.g. a final partial epoch)
+        target = folder / f"{EPOCH_DIR}{round(epoch)}"
+        if target.exists():
+            raise ValueError(f"{checkpoint}: epoch {epoch} was already saved as {target}")
+        os.replace(checkpoint, target)
+        for pattern in _RESUME_ONLY:
+            for path in target.glob(pattern):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        for path in folder.iterdir():
+            if path.is_file() and (path.name.startswith(("tokenizer", "special_tokens", "vocab", "merges", "added_tokens",
+                                                         "chat_template", "generation_config"))) \
+                    and not (target / path.name).exists():
+                shutil.copy2(path, target / path.name)
+        kept.append(target)
+    return kept
+
+
 def resumable_checkpoint(work: Path, train_cfg: dict) -> Path | None:
     """The checkpoint to resume from: a killed run's newest one, if its YAML equals this run's."""
     config_path = work / "llamafactory_train.yaml"
@@ -179,8 +228,7 @@ def main(argv: list[str]) -> int:
         print(f"resuming from {resume}", flush=True)
     # other nodes keep their copy of the YAML off the shared folder, which node 0 owns
     launch_path = config_path if leader else Path(tempfile.mkdtemp()) / config_path.name
-    launch_path.write_text(yaml.safe_dump(train_cfg | ({"resume_from_checkpoint": str(resume)} if resume else {}),
-                                          sort_keys=True))
+    launch_path.write_text(train_yaml(train_cfg | ({"resume_from_checkpoint": str(resume)} if resume else {})))
     run_cli("train", launch_path, env)
     if not leader:
         return 0
@@ -189,7 +237,14 @@ def main(argv: list[str]) -> int:
         export_path.write_text(yaml.safe_dump(export_args(args.model, str(trained), str(work),
                                                           train_cfg["template"]), sort_keys=True))
         run_cli("export", export_path, env)
-    config_path.write_text(yaml.safe_dump(train_cfg, sort_keys=True))   # the YAML that reruns it by hand
+    config_path.write_text(train_yaml(train_cfg))   # the YAML that reruns it by hand
+    if train_cfg.get("save_strategy") == "epoch":
+        for epoch_dir in keep_epoch_checkpoints(Path(trained)):
+            if lora:  # each epoch's adapter merged into loadable weights, as the final one is
+                export_path = work / f"llamafactory_export_{epoch_dir.name}.yaml"
+                export_path.write_text(yaml.safe_dump(export_args(args.model, str(epoch_dir), str(work / epoch_dir.name),
+                                                                  train_cfg["template"]), sort_keys=True))
+                run_cli("export", export_path, env)
     for folder in Path(trained).glob(CHECKPOINT + "*"):
         shutil.rmtree(folder)
     (work / LOG_FILE).write_text(trainer_log_to_csv(Path(trained) / "trainer_log.jsonl"), encoding="utf-8")
