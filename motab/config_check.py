@@ -13,6 +13,8 @@ Each finding is one line naming the config key and what was expected:
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -42,8 +44,10 @@ def _describe(error) -> list[tuple[str, str]]:
     key, kind, want, found = _key(error.absolute_path), error.validator, error.validator_value, error.instance
     if kind == "additionalProperties" and isinstance(found, dict):
         known = sorted(error.schema.get("properties", {}))
-        extra = sorted(set(found) - set(known))
-        hint = f"known: {', '.join(known)}" if known else "this mapping takes names, not these keys"
+        patterns = list(error.schema.get("patternProperties", {}))
+        extra = sorted(name for name in set(found) - set(known) if not any(re.search(p, name) for p in patterns))
+        names = known + [f"names matching {p}" for p in patterns]
+        hint = f"known: {', '.join(names)}" if names else "this mapping takes names, not these keys"
         return [(_key([*error.absolute_path, name]), f"unknown key ({hint})") for name in extra] or \
             [(key, error.message)]
     if kind == "required":

@@ -113,7 +113,7 @@ def test_unknown_names_stop_the_run_naming_the_config_field(tmp_path):
     message = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "studies.toy.teacher: no model 'toy-teachr'; known: " in message
-    assert "studies.toy.runs.sft_skd.sft: no synth method 'skdd'; known: motab, motab.filtered, skd," in message
+    assert "studies.toy.runs.sft_skd.sft: no synth method 'skdd'; known: motab, motab.filtered, " in message
     assert "studies.toy.runs.kd_x.kd: no kd block 'rkll'; known: fkl, opsd, pwopsd, rkl" in message
     assert "studies.toy.eval.benchmarks[0]: no benchmark 'toy_tset'; known: " in message
     assert "KeyError" not in message and "InputFunctionException" not in message
@@ -143,7 +143,9 @@ def test_schema_error_lines_for_each_kind_of_mistake():
     from motab.config_check import schema_errors
 
     schema = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text())
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    from motab.plan_sweeps import expand_config
+
+    config = expand_config(yaml.safe_load((REPO / "config.yaml").read_text()))   # as common.smk checks it
     assert schema_errors(config, schema) == []
     bad = copy.deepcopy(config)
     bad["select"] = "toy"
@@ -152,11 +154,14 @@ def test_schema_error_lines_for_each_kind_of_mistake():
     bad["studies"]["toy"]["synth"]["teacher_onyl"] = {"num_responses": 1}
     bad["studies"]["toy"]["eval"]["top_p"] = 0
     bad["studies"]["toy"]["eval"]["benchmarks"] = []
-    assert schema_errors(bad, schema) == [
+    errors = schema_errors(bad, schema)
+    assert errors[:5] == [
         "datasets.toy.source: expected one of toy, limo, file, found 'tyo'",
         "models.Qwen3-4B: missing required key(s) path",
         "select: expected array, found 'toy'",
         "studies.toy.eval.benchmarks: expected at least 1 items, found 0",
         "studies.toy.eval.top_p: expected a number > 0, found 0",
-        "studies.toy.synth.teacher_onyl: unknown name (expected one of teacher_only, motab, skd)",
     ]
+    # synthesis entries are named by their algorithm, optionally suffixed (sweeps, a second student)
+    assert len(errors) == 6 and errors[5].startswith("studies.toy.synth.teacher_onyl: unknown key (known: motab, ")
+    assert "teacher_only" in errors[5] and "names matching ^skd_" in errors[5]

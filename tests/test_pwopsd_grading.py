@@ -77,6 +77,6 @@ def test_paper_studies_plan_their_grading_and_eval_prompt():
     out = proc.stdout
     assert "--benchmark math500 --seed 0 --processes 1 --extraction boxed --equivalence pwopsd" in out
     assert "--top-p 0.95" in out and "--enable-thinking true" in out
-    assert "put your final answer within \\boxed{}." in out
+    assert "put your final answer within \\\\boxed{}." in out   # the template as one-line JSON
     assert "--benchmark gsm8k --seed 0 --processes 1 --extraction first_hash,strict,flexible --equivalence cis5300" in out
     assert "--benchmark amc23 --seed 0 --processes 1 --extraction first_hash --equivalence cis5300" in out
