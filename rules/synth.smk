@@ -1,7 +1,7 @@
 # Trajectory synthesis over HTTP: the job starts the servers it needs (teacher, and the student
 # for draft-and-verify methods) and always stops them. Then the teacher-CoT filter.
 
-STUDENT_METHODS = {"motab", "skd"}  # methods in which the student drafts and the teacher verifies
+STUDENT_METHODS = {"motab", "skd", "skd_tokens"}  # methods in which the student drafts and the teacher verifies
 
 
 def synth_cfg(wildcards):
