@@ -90,3 +90,57 @@ def test_released_mode_writes_the_release_scripts_rows(golden_servers, case):
             assert stats["step_source"] == ref["step_source"], pid
             assert stats["step_finish"] == ref["step_finish"], pid
             assert stats["teacher_tokens"] + stats["student_tokens"] == ref["total_tokens"], pid
+
+
+def synth(g, case_name: str, method: str, params: dict) -> list[dict]:
+    out = g["root"] / f"{case_name}.jsonl"
+    argv = ["--method", method, "--problems", str(g["problems"]), "--teacher", str(g["teacher"]),
+            "--output", str(out), "--params-json", json.dumps(params), "--server-url", g["turl"]]
+    if method != "teacher_only":
+        argv += ["--student", str(g["student"]), "--student-url", g["surl"]]
+    assert synth_main(argv) == 0
+    return read_jsonl(out)
+
+
+def test_paper_mode_fixes_the_released_quirks(golden_servers):
+    """compat: paper on the same models and contexts: a step that stopped on ".\n\n" keeps its
+    "."; every scored token counts (released: the first is read as p = 1); the entropy is the top-k
+    one (released: ~0, so the boundary is always epsilon0); EOS ends a trajectory (released rows go
+    on past it); the prompt is the chat template (another text)."""
+    import asyncio
+
+    from transformers import AutoTokenizer
+
+    from motab.serving.client import ServerClient
+    from motab.synthesis.steps import STEP_STOP, Compat, generate_steps, score_steps, teacher_entropies
+
+    g = golden_servers
+    tok = AutoTokenizer.from_pretrained(g["teacher"])
+    questions = [p["input"] for p in golden_models.problems(10)]
+
+    async def both():
+        async with ServerClient(g["turl"]) as client:
+            out = {}
+            for mode in ("released", "paper"):
+                compat = Compat(mode)
+                steps = await generate_steps(client, questions, [24] * 10, 0.0, list(range(10)), STEP_STOP, compat)
+                scores = await score_steps(client, tok, questions, [s.text or "x" for s in steps], compat)
+                out[mode] = (steps, scores, await teacher_entropies(client, questions, 20, compat))
+            return out
+
+    got = asyncio.run(both())
+    (rel_steps, rel_scores, rel_h), (pap_steps, pap_scores, pap_h) = got["released"], got["paper"]
+    stopped = [k for k, s in enumerate(rel_steps) if s.finish_type == "stop" and not s.hit_eos]
+    assert stopped
+    for k in range(10):
+        want = rel_steps[k].text + "." if k in stopped else rel_steps[k].text
+        assert pap_steps[k].text == want
+    assert all(sc[0] == 0.0 for sc in rel_scores) and all(pap[0] < 0.0 for pap in pap_scores)
+    assert all(abs(h) < 1e-9 for h in rel_h) and all(h > 1e-6 for h in pap_h)
+
+    ours_released = synth(g, "teacher_only_released", "teacher_only", CASES["teacher_only"][1])
+    assert any(True in row["stats"]["step_eos"][:-1] for row in ours_released)   # went on past an EOS
+    paper = synth(g, "teacher_only_paper", "teacher_only", CASES["teacher_only"][1] | {"compat": "paper"})
+    assert all(True not in row["stats"]["step_eos"][:-1] for row in paper)
+    released = {r["id"]: r for r in ours_released}
+    assert any(row["output"] != released[row["id"]]["output"] for row in paper)

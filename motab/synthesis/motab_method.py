@@ -115,7 +115,7 @@ async def motab_lockstep(ctx: SynthContext, trajectories: list[_Trajectory], par
             oracle = 1.0 if logprobs is None else geo_mean_prob(logprobs)   # a failed call counts as accept
             boundary = params.epsilon0 * math.exp(-params.theta * t.entropy)
             t.steps.append({"text": draft.text, "tokens": draft.tokens, "finish": draft.finish_type,
-                            "context_before": t.context, "oracle": round(oracle, 8), "boundary": round(boundary, 8),
+                            "eos": draft.hit_eos, "context_before": t.context, "oracle": round(oracle, 8), "boundary": round(boundary, 8),
                             "entropy": round(t.entropy, 8)})
             t.total_tokens += draft.tokens
             if oracle < boundary:
@@ -159,7 +159,7 @@ def trajectory_row(t: _Trajectory) -> tuple[str, dict]:
              "accepted_steps": len(t.steps) - int(t.breach), "rejected_steps": int(t.breach),
              "breach": t.breach, "bifurcation_step": t.bifurcation,
              "step_oracle": [s["oracle"] for s in t.steps], "step_boundary": [s["boundary"] for s in t.steps],
-             "step_finish": [s["finish"] for s in t.steps]}
+             "step_finish": [s["finish"] for s in t.steps], "step_eos": [s["eos"] for s in t.steps]}
     return text, stats
 
 

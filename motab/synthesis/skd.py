@@ -99,8 +99,8 @@ async def skd_lockstep(ctx: SynthContext, trajectories: list[_Trajectory], param
                 kept[k] = (step if step.success and step.text else live[k][1], "teacher", probs)
         for k, (t, _draft) in enumerate(live):
             step, source, probs = kept[k]
-            t.steps.append({"text": step.text, "source": source, "tokens": step.tokens, "finish": step.finish_type}
-                           | probs)
+            t.steps.append({"text": step.text, "source": source, "tokens": step.tokens, "finish": step.finish_type,
+                            "eos": step.hit_eos} | probs)
             t.context = t.context + step.text + STEP_JOIN
             t.total_tokens += step.tokens
             if step.finish_type != "stop" or (step.hit_eos and not compat.released):
@@ -118,7 +118,7 @@ def steps_row(t, teacher_only: bool = False) -> tuple[str, dict]:
              "accepted_steps": 0 if teacher_only else steps_by["student"],
              "rejected_steps": 0 if teacher_only else steps_by["teacher"],
              "total_steps": len(t.steps), "step_source": [s["source"] for s in t.steps],
-             "step_finish": [s["finish"] for s in t.steps]}
+             "step_finish": [s["finish"] for s in t.steps], "step_eos": [s["eos"] for s in t.steps]}
     return STEP_JOIN.join(s["text"] for s in t.steps), stats
 
 

@@ -53,7 +53,7 @@ async def stepwise_lockstep(ctx: SynthContext, trajectories: list[_Trajectory], 
                 t.done = True
                 continue
             t.steps.append({"text": step.text, "source": "teacher", "tokens": step.tokens,
-                            "finish": step.finish_type})
+                            "finish": step.finish_type, "eos": step.hit_eos})
             t.context = t.context + step.text + STEP_JOIN
             t.total_tokens += step.tokens
             if step.finish_type != "stop" or (step.hit_eos and not compat.released):
