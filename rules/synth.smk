@@ -58,7 +58,8 @@ def filter_args(wildcards):
     cfg = study_cfg(wildcards.study)["filter"]
     banned = " ".join(f"--banned {shlex.quote(phrase)}" for phrase in cfg.get("banned", []))
     return (f"{banned} --max-words {cfg['max_words']} --ngram {cfg['ngram']}"
-            f" --max-ngram-repeats {cfg['max_ngram_repeats']}")
+            f" --max-ngram-repeats {cfg['max_ngram_repeats']} --mode {cfg.get('mode', 'ours')}"
+            + (" --repetition-check" if cfg.get("repetition_check") else ""))
 
 
 rule synth_filter:
