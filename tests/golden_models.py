@@ -16,10 +16,10 @@ FAVOURED = [STOP_TOKEN, ".", "1", "2", "3", "4", "5", "6", "+", "=", " ", "<|im_
 
 
 def build_tokenizer(out: Path):
+    from tokenizers import AddedToken
+
     from motab.toy.tasks import TaskSpec, generate_problems
     from motab.toy.tokenizer import chat_text, train_tokenizer
-
-    from tokenizers import AddedToken
 
     rows = generate_problems(TaskSpec(), n=300, seed=0)
     tok = train_tokenizer([chat_text(r["question"], r["solution"]) for r in rows], vocab_size=300, out_dir=out)

@@ -33,7 +33,7 @@ from motab.serving.launch import LOCAL_SERVER, serving
 from motab.synthesis.run import main as synth_main
 
 sys.path.insert(0, str(Path(__file__).parent))
-import golden_models  # noqa: E402
+import golden_models
 
 FIXTURE = Path(__file__).parent / "fixtures" / "synth_golden.jsonl"
 COMMON = {"seed": 0, "num_responses": 1, "temperature": 0.0, "compat": "released"}
@@ -112,7 +112,13 @@ def test_paper_mode_fixes_the_released_quirks(golden_servers):
     from transformers import AutoTokenizer
 
     from motab.serving.client import ServerClient
-    from motab.synthesis.steps import STEP_STOP, Compat, generate_steps, score_steps, teacher_entropies
+    from motab.synthesis.steps import (
+        STEP_STOP,
+        Compat,
+        generate_steps,
+        score_steps,
+        teacher_entropies,
+    )
 
     g = golden_servers
     tok = AutoTokenizer.from_pretrained(g["teacher"])

@@ -17,7 +17,7 @@ from motab.chat import build_prompt
 from motab.jsonio import read_jsonl, write_jsonl
 from motab.serving.client import ServerClient
 from motab.serving.launch import LOCAL_SERVER, serving
-from motab.synthesis import motab_method, skd, skd_tokens
+from motab.synthesis import motab_method, skd
 from motab.synthesis.context import (
     SynthContext,
     generate_ids,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-_BEFORE_LAST_HASH = re.compile(r"(.*)####", re.S)
+_BEFORE_LAST_HASH = re.compile(r"(.*)####", re.DOTALL)
 _FIRST_HASH_ANSWER = re.compile(r"####\s*([^\n]+)")
 _NUMBER = re.compile(r"-?\d+(\.\d+)?")
 

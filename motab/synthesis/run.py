@@ -21,14 +21,12 @@ from tqdm import tqdm
 from motab.evaluation.answers import extract_answer
 from motab.evaluation.grading import grade_many
 from motab.jsonio import append_jsonl, dumps, read_jsonl, write_json, write_text
+from motab.provenance import provenance
 from motab.serving.client import ServerClient
 from motab.serving.launch import LOCAL_SERVER, serving
-from motab.synthesis import motab_method, skd, skd_tokens
+from motab.synthesis import motab_method, skd, skd_tokens, teacher_only
 from motab.synthesis.context import SynthContext
-from motab.provenance import provenance
 from motab.synthesis.stats import synth_stats
-from motab.synthesis import teacher_only
-
 
 # name -> (params dataclass built from --params-json, async chunk_fn(ctx, problems, prompts, params) -> rows)
 METHODS = {

@@ -69,8 +69,8 @@ async def skd_lockstep(ctx: SynthContext, trajectories: list[_Trajectory], param
             break
         wants = [min(params.block_size, params.max_new_tokens - len(t.generated)) for t in active]
         seeds = [request_seed(params.seed, t.problem_id, t.sample, t.block, "student") for t in active]
-        contexts, drafts, live, scores = await draft_and_score(ctx, student, active, wants, params.temperature,
-                                                               seeds, params.top_k)
+        _contexts, drafts, live, scores = await draft_and_score(ctx, student, active, wants, params.temperature,
+                                                                seeds, params.top_k)
         if not live:
             continue
         last: dict[int, object] = {}

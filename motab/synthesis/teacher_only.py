@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from motab.serving.client import completion_tokens
 from motab.synthesis.context import SynthContext, request_seed
 from motab.synthesis.skd import _Trajectory, steps_row
-from motab.synthesis.steps import STEP_JOIN, STEP_STOP, Compat, generate_steps, question_context
+from motab.synthesis.steps import (
+    STEP_JOIN,
+    STEP_STOP,
+    Compat,
+    generate_steps,
+    question_context,
+)
 
 
 @dataclass(frozen=True)
