@@ -25,7 +25,7 @@ import copy
 import itertools
 from collections.abc import Mapping
 
-ALGORITHMS = ("teacher_only", "motab", "skd")  # synthesis algorithms (motab.synthesis.run's methods)
+ALGORITHMS = ("teacher_only", "motab", "skd", "skd_tokens")  # motab.synthesis.run's methods
 FILTERED = ".filtered"
 
 

@@ -1,7 +1,7 @@
 # Trajectory synthesis over HTTP: the job starts the servers it needs (teacher, and the student
 # for draft-and-verify methods) and always stops them. Then the teacher-CoT filter.
 
-STUDENT_METHODS = {"motab", "skd"}  # methods in which the student drafts and the teacher verifies
+STUDENT_METHODS = {"motab", "skd", "skd_tokens"}  # methods in which the student drafts and the teacher verifies
 
 
 def synth_cfg(wildcards):
@@ -70,7 +70,8 @@ def filter_args(wildcards):
     cfg = study_cfg(wildcards.study)["filter"]
     banned = " ".join(f"--banned {shlex.quote(phrase)}" for phrase in cfg.get("banned", []))
     return (f"{banned} --max-words {cfg['max_words']} --ngram {cfg['ngram']}"
-            f" --max-ngram-repeats {cfg['max_ngram_repeats']}")
+            f" --max-ngram-repeats {cfg['max_ngram_repeats']} --mode {cfg.get('mode', 'ours')}"
+            + (" --repetition-check" if cfg.get("repetition_check") else ""))
 
 
 rule synth_filter:

@@ -70,3 +70,45 @@ def test_cli_writes_kept_rows_and_counts(gsm8k, tmp_path):
     assert counts["total"] == 9 and counts["kept"] == 6
     assert counts["dropped"] == {"banned_phrase": 1, "repetition": 0, "no_answer": 1, "too_long": 0,
                                  "wrong_answer": 1}
+
+
+# --------------------------------------------------------------------------- mode seed
+# Rules of ShiboJin/CIS5300-Final-Project @ fa67766c, extension1/filter-teacher-cot.py, checked on
+# rows written here (the seed's own outputs cannot be committed).
+
+SEED_BANNED = ["let me", "okay", "hmm"]
+
+
+def seed_filter(rows, gold, **kw):
+    from motab.synthesis.cot_filter import filter_rows
+
+    return filter_rows(rows, gold, SEED_BANNED, kw.get("max_words", 250), 3, kw.get("ngram", 3), mode="seed",
+                       repetition_check=kw.get("repetition_check", False))
+
+
+def test_seed_mode_follows_filter_teacher_cot():
+    gold = {f"r{i}": "18" for i in range(9)} | {"g": "1,200", "nogold": ""}
+    rows = [
+        {"id": "r0", "output": "3 + 15 = 18\n#### 18"},                        # kept
+        {"id": "r1", "output": "   \n"},                                        # empty
+        {"id": "r2", "output": "Okay, 3 + 15 = 18\n#### 18"},                  # banned, in the CoT
+        {"id": "r3", "output": "3 + 15 = 18\n#### 18\nhmm"},                   # banned text after the last #### is not CoT
+        {"id": "r4", "output": "3 + 15 = 18. The answer is \\boxed{18}."},     # no "#### x": dropped
+        {"id": "r5", "output": "#### 17\n3 + 15 = 18\n#### 18"},               # the FIRST #### answer counts
+        {"id": "r6", "output": "3 + 15 = 18\n#### 18.0"},                      # "18.0" vs "18": mismatch (the seed's)
+        {"id": "r7", "output": "3 + 15 = 18\n#### eighteen"},                  # no number: kept
+        {"id": "r8", "output": " ".join(["w"] * 251) + "\n#### 18"},           # > 250 words
+        {"id": "g", "output": "so $1,200\n#### $1,200"},                       # commas and $ dropped
+        {"id": "nogold", "output": "no hash at all"},                          # gold empty: not checked
+    ]
+    kept, counts = seed_filter(rows, gold)
+    assert [r["id"] for r in kept] == ["r0", "r3", "r7", "g", "nogold"]
+    assert counts["dropped"] == {"empty": 1, "banned_phrase": 1, "repetition": 0, "no_answer": 1, "too_long": 1,
+                                 "wrong_answer": 2}
+
+
+def test_seed_mode_repetition_is_a_switch():
+    rows = [{"id": "a", "output": "a b c a b c a b c a b c a b c\n#### 18"}]
+    assert len(seed_filter(rows, {"a": "18"})[0]) == 1
+    kept, counts = seed_filter(rows, {"a": "18"}, repetition_check=True)
+    assert not kept and counts["dropped"]["repetition"] == 1

@@ -68,6 +68,16 @@ def test_kd_prompts_deduplicate_and_keep_the_solution(tmp_path):
     assert len(to_prompts(str(tmp_path / "p.jsonl"), deduplicate=False)) == 3
 
 
+def test_kd_prompts_as_prepare_onpolicy_data(tmp_path):
+    """The release's prepare_onpolicy_data.py: the question stripped, duplicates (after stripping)
+    dropped, then at most max_samples kept."""
+    problems = [{"id": f"p{i}", "input": q, "answer": "1", "solution": None, "source": "t"}
+                for i, q in enumerate(["  a \n", "b", "a", "c"])]
+    write_jsonl(tmp_path / "p.jsonl", problems)
+    prompts = to_prompts(str(tmp_path / "p.jsonl"), deduplicate=True, max_samples=2)
+    assert [(p["id"], p["messages"][0]["content"]) for p in prompts] == [("p0", "a"), ("p1", "b")]
+
+
 def test_reorganize_writes_alpaca_and_dataset_info_keeping_selection_to_the_filter(tmp_path):
     synth = [{"id": "a", "sample": 0, "input": "Q1", "output": "S1", "correct": True},
              {"id": "a", "sample": 1, "input": "Q1", "output": "bad", "correct": False},
@@ -82,4 +92,5 @@ def test_reorganize_writes_alpaca_and_dataset_info_keeping_selection_to_the_filt
         {"instruction": "Q1", "input": "", "output": "S1"}, {"instruction": "Q2", "input": "", "output": "S2"}]
     info = json.loads((tmp_path / "out" / "dataset_info.json").read_text())
     assert info["teacher_only"]["file_name"] == "train.jsonl"
-    assert info["teacher_only"]["columns"] == {"prompt": "instruction", "query": "input", "response": "output"}
+    assert info["teacher_only"] == {"file_name": "train.jsonl",
+                                    "columns": {"prompt": "instruction", "response": "output"}}  # the release's

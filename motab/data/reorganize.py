@@ -4,7 +4,8 @@ With --problems instead of --input, the rows of a prepared training set (problem
 SFT data: instruction = the problem, output = its reference solution (SFT on GSM8K's own solutions,
 on OpenThoughts3's traces). Every row must carry a solution.
 
-Every trajectory is kept by default: selecting data is the filter stage's job (synth-filter), so
+One row per trajectory, as the MOTAB release's 4-reorganize-*.py (one record per response, the
+question and the response text, empty responses included). Every trajectory is kept by default: selecting data is the filter stage's job (synth-filter), so
 "SFT on teacher data" and "SFT on filtered teacher CoT" differ exactly by that filter.
 --drop-incorrect keeps only rows graded correct (ungraded rows, correct=None, stay).
 Rows keep the synth order (sorted by id, sample).
@@ -43,8 +44,10 @@ def problems_to_alpaca(path: str) -> list[dict]:
 
 
 def dataset_info(name: str, file_name: str) -> dict:
-    return {name: {"file_name": file_name, "formatting": "alpaca",
-                   "columns": {"prompt": "instruction", "query": "input", "response": "output"}}}
+    """The MOTAB release's registration (README, "Dataset Registration"): alpaca, prompt ->
+    instruction, response -> output. (Its 4-reorganize-*.py write the question under "input",
+    which that registration does not read; here the question is the instruction, as it intends.)"""
+    return {name: {"file_name": file_name, "columns": {"prompt": "instruction", "response": "output"}}}
 
 
 def main(argv: list[str]) -> int:

@@ -6,7 +6,10 @@
 Endpoints (field names as in SGLang's `GenerateReqInput` and its tokenizer manager's meta_info):
   GET  /health, /get_model_info, /v1/models
   POST /generate                (SGLang native: text | input_ids, sampling_params, return_logprob,
-                                 top_logprobs_num, logprob_start_len, return_text_in_logprobs)
+                                 top_logprobs_num, logprob_start_len (each of these three once or
+                                 as a per-prompt list), return_text_in_logprobs, rid,
+                                 sampling_params.no_stop_trim; refused with a 400 that names
+                                 them: stream, token_ids_logprob, sampling_params.min_new_tokens > 0)
   POST /v1/completions, /v1/chat/completions   (OpenAI shapes, with logprobs and usage)
 
 Semantics copied from SGLang (checked in its source, not its code):
@@ -65,6 +68,7 @@ class Sampling:
     sampling_seed: int | None = None
     skip_special_tokens: bool = True
     ignore_eos: bool = False
+    no_stop_trim: bool = False   # SGLang: keep a matched stop string (or stop token's text) in `text`
 
 
 @dataclass
@@ -138,12 +142,19 @@ def parse_sampling(raw: Any, default_seed: int, where: str = "sampling_params.")
         s.stop_token_ids = list(ids)
     else:
         raise RequestError(f"{where}stop_token_ids: expected a list of integers, found {ids!r:.60}")
-    for key in ("skip_special_tokens", "ignore_eos"):
+    refuse_unsupported_sampling(raw, where)
+    for key in ("skip_special_tokens", "ignore_eos", "no_stop_trim"):
         value = raw.get(key, getattr(s, key))
         if not isinstance(value, bool):
             raise RequestError(f"{where}{key}: expected a boolean, found {value!r:.60}")
         setattr(s, key, value)
     return s
+
+
+def refuse_unsupported_sampling(raw: dict, where: str) -> None:
+    """SGLang sampling fields this server does not implement: refused by name, never ignored."""
+    if raw.get("min_new_tokens") not in (None, 0):
+        raise RequestError(f"{where}min_new_tokens: not supported by the embedded server (only 0)")
 
 
 def row_seed(seed: int, prompt_ids: list[int], occurrence: int) -> int:
@@ -370,7 +381,9 @@ class Engine:
             res = results[i]
             s = r.sampling
             matched = res.finish_reason.get("matched")
-            if res.finish_reason.get("type") == "stop" and _is_int(matched):
+            if s.no_stop_trim:
+                res.text = self.decode(res.output_ids, s.skip_special_tokens)
+            elif res.finish_reason.get("type") == "stop" and _is_int(matched):
                 res.text = self.decode(res.output_ids[:-1], s.skip_special_tokens)
             else:
                 res.text = self.decode(res.output_ids, s.skip_special_tokens)
@@ -426,11 +439,12 @@ def parse_generate(engine: Engine, body: Any, default_seed: int) -> tuple[list[R
     else:
         samplings = [parse_sampling(raw_sampling, default_seed)] * len(prompts)
 
-    return_logprob = body.get("return_logprob", False)
-    if not isinstance(return_logprob, bool):
-        raise RequestError(f"return_logprob: expected a boolean, found {return_logprob!r:.60}")
-    top_n = _number(body, "top_logprobs_num", "", int, 0, 0)
-    start = _number(body, "logprob_start_len", "", int, -1, -1)
+    refuse_unsupported_fields(body)
+    n_prompts = len(prompts)
+    return_logprob = per_prompt(body, "return_logprob", n_prompts, lambda v, where: _boolean(v, where), False)
+    top_n = per_prompt(body, "top_logprobs_num", n_prompts, lambda v, where: _number({where: v}, where, "", int, 0, 0), 0)
+    starts = per_prompt(body, "logprob_start_len", n_prompts,
+                        lambda v, where: _number({where: v}, where, "", int, -1, -1), -1)
     if not isinstance(body.get("return_text_in_logprobs", False), bool):
         raise RequestError("return_text_in_logprobs: expected a boolean")
 
@@ -439,22 +453,57 @@ def parse_generate(engine: Engine, body: Any, default_seed: int) -> tuple[list[R
                       max_given=[isinstance(r, dict) and r.get("max_new_tokens") is not None for r in raw_list])
     rows: list[Row] = []
     seeds = RowSeeds()
-    for prompt, sampling in zip(prompts, samplings):
+    for k, (prompt, sampling) in enumerate(zip(prompts, samplings)):
+        start = starts[k]
         row_start = len(prompt) - 1 if start == -1 else start
         if row_start >= len(prompt):
-            raise RequestError(f"logprob_start_len: {start} must be smaller than the prompt length {len(prompt)}")
+            where = "logprob_start_len" + (f"[{k}]" if isinstance(body.get("logprob_start_len"), list) else "")
+            raise RequestError(f"{where}: {start} must be smaller than the prompt length {len(prompt)}")
         for _ in range(sampling.n):
             rows.append(Row(input_ids=prompt, sampling=sampling, seed=seeds(sampling.sampling_seed, prompt),
-                            return_logprob=return_logprob, top_logprobs_num=top_n, logprob_start_len=row_start))
+                            return_logprob=return_logprob[k], top_logprobs_num=top_n[k], logprob_start_len=row_start))
     return rows, batch or len(rows) > 1
+
+
+def _boolean(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise RequestError(f"{where}: expected a boolean, found {value!r:.60}")
+    return value
+
+
+def per_prompt(body: dict, key: str, n_prompts: int, check, default: Any) -> list:
+    """A logprob setting given once or, as SGLang allows, as a list with one entry per prompt."""
+    value = body.get(key)
+    if value is None:
+        return [default] * n_prompts
+    if isinstance(value, list):
+        if len(value) != n_prompts:
+            raise RequestError(f"{key}: {len(value)} entries for {n_prompts} prompts")
+        return [default if v is None else check(v, f"{key}[{k}]") for k, v in enumerate(value)]
+    return [check(value, key)] * n_prompts
+
+
+def refuse_unsupported_fields(body: dict) -> None:
+    """SGLang /generate fields the embedded server does not implement: a 400 naming them, so a
+    script that relies on one learns it here instead of getting silently different answers."""
+    if body.get("stream"):
+        raise RequestError("stream: streaming is not supported by the embedded server")
+    if body.get("token_ids_logprob") is not None:
+        raise RequestError("token_ids_logprob: not supported by the embedded server")
+    rid = body.get("rid")
+    if rid is not None and not (isinstance(rid, str) or (isinstance(rid, list) and all(isinstance(r, str) for r in rid))):
+        raise RequestError(f"rid: expected a string or a list of strings, found {rid!r:.60}")
 
 
 def format_generate(engine: Engine, body: dict, rows: list[Row], results: list[RowResult]) -> list[dict]:
     with_text = bool(body.get("return_text_in_logprobs", False))
     out = []
+    rid = body.get("rid")
     for index, (row, res) in enumerate(zip(rows, results)):
+        # SGLang answers with the caller's rid (one per prompt when a list); else a deterministic id
+        given = rid[index] if isinstance(rid, list) and index < len(rid) else rid if isinstance(rid, str) else None
         meta: dict[str, Any] = {
-            "id": request_id(body, index),
+            "id": given or request_id(body, index),
             "finish_reason": res.finish_reason,
             "prompt_tokens": len(row.input_ids),
             "completion_tokens": len(res.output_ids),

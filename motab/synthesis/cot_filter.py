@@ -1,6 +1,8 @@
-"""`python -m motab synth-filter`: the CoT-filter seed's quality filter over a synth file.
+"""`python -m motab synth-filter`: the teacher-CoT quality filter over a synth file.
 
-An output is dropped, for the first reason that applies in this order, if it
+--mode seed (the cotfilter study's default) is the CoT-filter seed's filter-teacher-cot.py exactly
+(motab.synthesis.cot_filter_seed); --repetition-check adds our degenerate-repetition check to it.
+--mode ours: an output is dropped, for the first reason that applies in this order, if it
   banned_phrase  contains a banned word/phrase (case-insensitive substring),
   repetition     repeats some word n-gram more than max_ngram_repeats times (degenerate loops),
   no_answer      has no final answer (\\boxed{x}, "#### x", "The answer is x"),
@@ -9,8 +11,8 @@ An output is dropped, for the first reason that applies in this order, if it
 Kept rows are written unchanged; the counts file says how many rows were dropped for each reason.
 
     python -m motab synth-filter --input synth.jsonl --gold problems.jsonl --output kept.jsonl \\
-        --counts counts.json [--banned "As an AI" --banned ...] [--max-words 2048] \\
-        [--ngram 10 --max-ngram-repeats 3]
+        --counts counts.json [--mode seed|ours] [--banned "As an AI" --banned ...] [--max-words 2048] \\
+        [--ngram 10 --max-ngram-repeats 3] [--repetition-check]
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from motab.jsonio import read_jsonl, write_json, write_jsonl
 from motab.provenance import provenance
 
 REASONS = ("banned_phrase", "repetition", "no_answer", "too_long", "wrong_answer")
+SEED_REASONS = ("empty", "banned_phrase", "too_long", "repetition", "no_answer", "wrong_answer")
+MODES = ("seed", "ours")
 DEFAULT_MAX_WORDS = 2048
 DEFAULT_NGRAM = 10
 DEFAULT_MAX_NGRAM_REPEATS = 3
@@ -67,21 +71,39 @@ def filter_reason(output: str, gold: str, banned: Sequence[str] = (), max_words:
 
 
 def filter_rows(rows: list[dict], gold: dict[str, str], banned: Sequence[str], max_words: int | None,
-                max_ngram_repeats: int, ngram: int, processes: int = 1) -> tuple[list[dict], dict]:
-    """(kept rows, counts); answers are compared by grade_many, so a pathological answer times out."""
-    reasons: list[str | None] = []
+                max_ngram_repeats: int, ngram: int, processes: int = 1, mode: str = "ours",
+                repetition_check: bool = False) -> tuple[list[dict], dict]:
+    """(kept rows, counts). mode "ours": answers compared by grade_many (a pathological answer
+    times out); mode "seed": the seed's rules (cot_filter_seed), repetition only if asked."""
+    if mode not in MODES:
+        raise ValueError(f"mode: expected one of {MODES}, found {mode!r}")
     for index, row in enumerate(rows):
         if row.get("id") not in gold:
             raise ValueError(f"row {index + 1}: id {row.get('id')!r} not in the gold problems")
+    reasons: list[str | None] = []
+    if mode == "seed":
+        from motab.synthesis.cot_filter_seed import seed_reason
+
+        def repeats(cot: str) -> bool:
+            return max_ngram_count(cot, ngram) > max_ngram_repeats
+
+        reasons = [seed_reason(row.get("output") or "", str(gold[row["id"]]), banned, max_words,
+                               repeats if repetition_check else None) for row in rows]
+        return _tally(rows, reasons, SEED_REASONS)
+    for row in rows:
         reasons.append(pre_grade_reason(row.get("output") or "", banned, max_words, max_ngram_repeats, ngram))
     pending = [i for i, reason in enumerate(reasons) if reason is None]
     grades = grade_many([(extract_answer(rows[i]["output"]), str(gold[rows[i]["id"]])) for i in pending],
                         processes=processes)
     for i, grade in zip(pending, grades):
         reasons[i] = "kept" if grade.correct else "wrong_answer"
+    return _tally(rows, reasons, REASONS)
+
+
+def _tally(rows: list[dict], reasons: list, names: tuple[str, ...]) -> tuple[list[dict], dict]:
     kept = [row for row, reason in zip(rows, reasons) if reason == "kept"]
     tally = Counter(reasons)
-    counts = {"total": len(rows), "kept": len(kept), "dropped": {reason: tally.get(reason, 0) for reason in REASONS}}
+    counts = {"total": len(rows), "kept": len(kept), "dropped": {reason: tally.get(reason, 0) for reason in names}}
     return kept, counts
 
 
@@ -96,6 +118,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--ngram", type=int, default=DEFAULT_NGRAM)
     parser.add_argument("--max-ngram-repeats", type=int, default=DEFAULT_MAX_NGRAM_REPEATS)
     parser.add_argument("--processes", type=int, default=1, help="grading worker processes")
+    parser.add_argument("--mode", choices=MODES, default="ours",
+                        help="seed: the CoT-filter seed's filter-teacher-cot.py exactly; ours: the rules above")
+    parser.add_argument("--repetition-check", action="store_true",
+                        help="mode seed: also drop degenerate repetition (our addition)")
     parser.add_argument("--stats", help="also write the kept rows' summary (teacher share, ...) here")
     parser.add_argument("--params-json", default="{}", help="config values this output depends on (provenance)")
     args = parser.parse_args(argv)
@@ -104,7 +130,7 @@ def main(argv: list[str]) -> int:
     gold = {p["id"]: p["answer"] for p in read_jsonl(args.gold)}
     rows = read_jsonl(args.input)
     kept, counts = filter_rows(rows, gold, args.banned, args.max_words or None, args.max_ngram_repeats, args.ngram,
-                               args.processes)
+                               args.processes, args.mode, args.repetition_check)
     if args.stats:
         from motab.synthesis.stats import synth_stats
 

@@ -1,33 +1,43 @@
-"""MOTAB synthesis: step-wise, entropy-gated mixing of student drafts and teacher steps.
+"""MOTAB synthesis, as the release's 1-generate-ours.py (wangbing1416/MOTAB).
 
-For each step the student drafts up to max_step_tokens, stopping at the step boundary (a blank
-line by default); the teacher scores the draft in one prefill (log p_T of each drafted token and
-its top-k there); the step is accepted if d <= eps (motab.synthesis.acceptance.motab_accept),
-otherwise the teacher generates that step itself from the same context. The trajectory ends at a
-final answer (a complete \\boxed{...} outside an open <think> block), at EOS, at max_total_tokens,
-or when the model's context window is full.
+Per trajectory, from the context s = the question:
+  1. the student writes one step (stop ".\\n\\n", up to max_step_tokens);
+  2. the teacher scores it: V_T = exp(mean log p_T(step tokens | s)) (geometric mean);
+  3. boundary eps(s) = epsilon0 * exp(-theta * H), H = entropy of the teacher's renormalised top-k
+     next-token distribution at s (computed when s was reached);
+  4. V_T >= eps: accept, s += step + "\\n\\n"; stop when the student tokens reach max_total_tokens
+     or the step did not finish with type "stop";
+     V_T < eps (a breach): t* = argmin over k of V_T[k] - V_T[k-1] among k whose previous step was
+     above its boundary (else the step with the smallest V_T); the teacher writes the whole rest
+     (no stop string, max(256, min(max_total - student tokens before t*, max_total)) tokens) from
+     the context before step t*, and the row is
+         "\\n\\n".join(all student steps) + "\\n\\n" + "However," + "\\n\\n" + teacher continuation.
+  No breach: the row is the student's steps joined by "\\n\\n".
 
-A chunk's trajectories advance in lockstep rounds: one batched request per role per round (the
-embedded server runs one request at a time, so per-trajectory requests would be serialized).
-Each row carries its own seed from (seed, problem id, sample, step, role), and the server derives
-a row's generator from that seed and the row's own prompt, never from its position in the
-request, so a trajectory's tokens do not depend on which others share its chunk (batch_problems).
+`compat` (motab.synthesis.steps) chooses between the released code's behaviour and the paper's.
+A chunk's trajectories advance in lockstep rounds, one batched request per role per round; each
+row's sampling seed comes from (seed, problem id, sample, step, role).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
-from motab.evaluation.answers import last_boxed
-from motab.synthesis.acceptance import motab_accept
-from motab.synthesis.context import (
-    SynthContext,
-    draft_and_score,
-    generate_ids_batch,
-    lockstep_rows,
-    request_seed,
-    unfinished,
+from motab.synthesis.context import SynthContext, request_seed
+from motab.synthesis.steps import (
+    STEP_JOIN,
+    STEP_STOP,
+    Compat,
+    generate_steps,
+    geo_mean_prob,
+    question_context,
+    score_steps,
+    teacher_entropies,
 )
+
+REVISE_TOKEN = "However,"   # the script's transition between the student's steps and the teacher's rest
+MIN_TEACHER_TOKENS = 256    # the script's floor on the teacher continuation's budget
 
 
 @dataclass(frozen=True)
@@ -40,107 +50,130 @@ class MotabParams:
     temperature: float = 0.6
     max_step_tokens: int = 8192
     max_total_tokens: int = 32768
-    step_boundary: str = "\n\n"
+    compat: str = "released"
     batch_problems: int = 16
 
     def __post_init__(self):
+        Compat(self.compat)
         if self.epsilon0 < 0 or self.theta < 0:
             raise ValueError(f"epsilon0 and theta must be >= 0, found {self.epsilon0}, {self.theta}")
         if self.top_k_entropy < 1 or self.max_step_tokens < 1 or self.max_total_tokens < 1:
             raise ValueError("top_k_entropy, max_step_tokens and max_total_tokens must be at least 1")
 
 
-def answer_reached(prompt: str, output: str) -> bool:
-    """A complete \\boxed{...} in the output, not inside a still-open <think> block."""
-    text = prompt + output
-    if text.rfind("<think>") > text.rfind("</think>"):
-        return False
-    tail = output[output.rfind("</think>") + len("</think>"):] if "</think>" in output else output
-    return last_boxed(tail) is not None
+def find_bifurcation(oracle: list[float], boundary: list[float]) -> int:
+    """t* (0-based) by TD-error backtracking, as the script's find_bifurcation_node."""
+    n = len(oracle)
+    if n <= 1:
+        return 0
+    candidates = [(k, oracle[k] - oracle[k - 1]) for k in range(1, n) if oracle[k - 1] >= boundary[k - 1]]
+    if candidates:
+        return min(candidates, key=lambda c: c[1])[0]   # first k on ties, as min() does
+    return min(range(n), key=lambda i: oracle[i])
 
 
 @dataclass
 class _Trajectory:
-    prompt: str
-    prompt_ids: list[int]
     problem_id: str
     sample: int
-    generated: list[int] = field(default_factory=list)
-    step: int = 0
+    context: str
+    entropy: float = 0.0
+    steps: list[dict] = field(default_factory=list)   # text, tokens, finish, context_before, oracle, boundary
+    total_tokens: int = 0
     done: bool = False
-    stats: dict = field(default_factory=lambda: {
-        "teacher_tokens": 0, "student_tokens": 0, "accepted_steps": 0, "rejected_steps": 0,
-        "finish": "length", "step_d": [], "step_eps": []})
+    breach: bool = False
+    bifurcation: int | None = None
+    correction: str | None = None
+    correction_tokens: int = 0
 
 
 async def motab_lockstep(ctx: SynthContext, trajectories: list[_Trajectory], params: MotabParams) -> None:
-    """Run trajectories to their end in rounds: per round one batched student draft, teacher
-    scoring (one request per group of nearby context lengths) and one batched teacher regeneration
-    for the rejected rows. Each row keeps its own seed from (seed, problem id, sample, step, role)."""
+    compat = Compat(params.compat)
     student = ctx.require_student("motab")
+    for t, h in zip(trajectories, await teacher_entropies(ctx.teacher, [t.context for t in trajectories],
+                                                          params.top_k_entropy, compat)):
+        t.entropy = h
     while True:
-        active = unfinished(trajectories, params.max_total_tokens)
+        active = [t for t in trajectories if not t.done and t.total_tokens < params.max_total_tokens]
+        for t in trajectories:
+            t.done = t.done or t.total_tokens >= params.max_total_tokens
         if not active:
             break
-        wants = [min(params.max_step_tokens, params.max_total_tokens - len(t.generated)) for t in active]
-        seeds = [request_seed(params.seed, t.problem_id, t.sample, t.step, "student") for t in active]
-        contexts, drafts, live, scores = await draft_and_score(ctx, student, active, wants, params.temperature,
-                                                               seeds, params.top_k_entropy, params.step_boundary)
-        if not live:
-            continue
-        chosen: dict[int, object] = {}
-        rejected = []
-        for k, (logprobs, tops) in zip(live, scores):
-            t = active[k]
-            accepted, d, eps, _hbar = motab_accept(logprobs, tops, params.epsilon0, params.theta,
-                                                   params.top_k_entropy)
-            t.stats["step_d"].append(round(d, 6))
-            t.stats["step_eps"].append(round(eps, 6))
-            if accepted:
-                chosen[k] = drafts[k]
+        seeds = [request_seed(params.seed, t.problem_id, t.sample, len(t.steps), "student") for t in active]
+        drafts = await generate_steps(student, [t.context for t in active], [params.max_step_tokens] * len(active),
+                                      params.temperature, seeds, STEP_STOP, compat)
+        live = []
+        for t, draft in zip(active, drafts):
+            if not draft.success or not draft.text:
+                t.done = True   # a failed call or an empty step (direct EOS) ends the trajectory
             else:
-                rejected.append(k)
-        if rejected:
-            teacher_steps = await generate_ids_batch(
-                ctx.teacher, [contexts[k] for k in rejected], [wants[k] for k in rejected], params.temperature,
-                [request_seed(params.seed, active[k].problem_id, active[k].sample, active[k].step, "teacher")
-                 for k in rejected],
-                params.step_boundary)
-            chosen.update(zip(rejected, teacher_steps))
-        for k in live:
-            t, step_ids = active[k], chosen[k]
-            if k in rejected:
-                t.stats["teacher_tokens"] += len(step_ids.ids)
-                t.stats["rejected_steps"] += 1
+                live.append((t, draft))
+        scores = await score_steps(ctx.teacher, ctx.tokenizer, [t.context for t, _ in live],
+                                   [d.text for _, d in live], compat)
+        breached, continuing = [], []
+        for (t, draft), logprobs in zip(live, scores):
+            oracle = 1.0 if logprobs is None else geo_mean_prob(logprobs)   # a failed call counts as accept
+            boundary = params.epsilon0 * math.exp(-params.theta * t.entropy)
+            t.steps.append({"text": draft.text, "tokens": draft.tokens, "finish": draft.finish_type,
+                            "eos": draft.hit_eos, "context_before": t.context, "oracle": round(oracle, 8), "boundary": round(boundary, 8),
+                            "entropy": round(t.entropy, 8)})
+            t.total_tokens += draft.tokens
+            if oracle < boundary:
+                t.breach, t.done = True, True
+                t.bifurcation = find_bifurcation([s["oracle"] for s in t.steps], [s["boundary"] for s in t.steps])
+                breached.append(t)
+                continue
+            t.context = t.context + draft.text + STEP_JOIN
+            ended = draft.finish_type != "stop" or (draft.hit_eos and not compat.released)
+            if t.total_tokens >= params.max_total_tokens or ended:
+                t.done = True
             else:
-                t.stats["student_tokens"] += len(step_ids.ids)
-                t.stats["accepted_steps"] += 1
-            t.generated += step_ids.ids
-            t.step += 1
-            if step_ids.hit_eos:
-                t.stats["finish"] = "eos"
-                t.done = True
-            elif not step_ids.ids or (step_ids.finish.get("type") == "length" and len(step_ids.ids) < wants[k]):
-                t.stats["finish"] = "context"  # the server stopped short: the context window is full
-                t.done = True
-            elif answer_reached(t.prompt, ctx.tokenizer.decode(t.generated, skip_special_tokens=False)):
-                t.stats["finish"] = "answer"
-                t.done = True
-    for t in trajectories:
-        t.stats["total_tokens"] = len(t.generated)
+                continuing.append(t)
+        if breached:
+            wants = []
+            for t in breached:
+                safe = sum(s["tokens"] for s in t.steps[:t.bifurcation])
+                wants.append(max(MIN_TEACHER_TOKENS, min(params.max_total_tokens - safe, params.max_total_tokens)))
+            rests = await generate_steps(
+                ctx.teacher, [t.steps[t.bifurcation]["context_before"] for t in breached], wants, params.temperature,
+                [request_seed(params.seed, t.problem_id, t.sample, len(t.steps), "teacher") for t in breached],
+                None, compat)
+            for t, rest in zip(breached, rests):
+                if rest.success and rest.text:
+                    t.correction, t.correction_tokens = rest.text, rest.tokens
+                else:   # the script's fallback: the student's own steps from t* on
+                    t.correction = STEP_JOIN.join(s["text"] for s in t.steps[t.bifurcation:])
+        for t, h in zip(continuing, await teacher_entropies(ctx.teacher, [t.context for t in continuing],
+                                                            params.top_k_entropy, compat)):
+            t.entropy = h
 
 
-async def motab_trajectory(ctx: SynthContext, prompt: str, prompt_ids: list[int], problem_id: str, sample: int,
-                           params: MotabParams) -> tuple[list[int], dict]:
-    """One trajectory's token ids and its stats (a lockstep run of one row)."""
-    t = _Trajectory(prompt, list(prompt_ids), problem_id, sample)
-    await motab_lockstep(ctx, [t], params)
-    return t.generated, t.stats
+def trajectory_row(t: _Trajectory) -> tuple[str, dict]:
+    """The row's text (the script's sft_text) and its stats."""
+    student_text = STEP_JOIN.join(s["text"] for s in t.steps)
+    if t.breach and t.correction is not None:
+        text = student_text + STEP_JOIN + REVISE_TOKEN + STEP_JOIN + t.correction
+    else:
+        text = student_text
+    stats = {"teacher_tokens": t.correction_tokens, "student_tokens": t.total_tokens,
+             "accepted_steps": len(t.steps) - int(t.breach), "rejected_steps": int(t.breach),
+             "breach": t.breach, "bifurcation_step": t.bifurcation,
+             "step_oracle": [s["oracle"] for s in t.steps], "step_boundary": [s["boundary"] for s in t.steps],
+             "step_finish": [s["finish"] for s in t.steps], "step_eos": [s["eos"] for s in t.steps]}
+    return text, stats
 
 
 async def synthesize_chunk(ctx: SynthContext, problems: list[dict], prompts: list[str],
                            params: MotabParams) -> list[dict]:
-    """num_responses MOTAB trajectories per problem; the chunk's trajectories advance in lockstep
-    rounds, one batched request per role per round."""
-    return await lockstep_rows(ctx, problems, prompts, params.num_responses, _Trajectory,
-                               lambda rows: motab_lockstep(ctx, rows, params))
+    """num_responses MOTAB trajectories per problem (the prompt is the question itself in released
+    mode, the chat prompt in paper mode; `prompts` is not used)."""
+    compat = Compat(params.compat)
+    jobs = [(p, _Trajectory(p["id"], s, question_context(ctx.tokenizer, p["input"], compat)))
+            for p in problems for s in range(params.num_responses)]
+    await motab_lockstep(ctx, [t for _, t in jobs], params)
+    rows = []
+    for problem, t in jobs:
+        text, stats = trajectory_row(t)
+        rows.append({"id": problem["id"], "sample": t.sample, "input": problem["input"], "output": text,
+                     "stats": stats})
+    return rows

@@ -22,27 +22,21 @@ from tqdm import tqdm
 from motab.evaluation.answers import extract_answer
 from motab.evaluation.grading import grade_many
 from motab.jsonio import append_jsonl, dumps, read_jsonl, write_json, write_text
+from motab.provenance import provenance
 from motab.serving.client import ServerClient
 from motab.serving.launch import LOCAL_SERVER, serving
-from motab.synthesis import motab_method, resume, skd
+from motab.synthesis import motab_method, resume, skd, skd_tokens, teacher_only
 from motab.synthesis.context import SynthContext
-from motab.provenance import provenance
 from motab.synthesis.stats import synth_stats
-from motab.synthesis.teacher_only import TeacherOnlyParams, synthesize_chunk
-
-
-async def teacher_only_chunk(ctx: SynthContext, problems: list[dict], prompts: list[str],
-                             params: TeacherOnlyParams) -> list[dict]:
-    return await synthesize_chunk(ctx.teacher, problems, prompts, params)
-
 
 # name -> (params dataclass built from --params-json, async chunk_fn(ctx, problems, prompts, params) -> rows)
 METHODS = {
-    "teacher_only": (TeacherOnlyParams, teacher_only_chunk),
+    "teacher_only": (teacher_only.TeacherOnlyParams, teacher_only.synthesize_chunk),
     "motab": (motab_method.MotabParams, motab_method.synthesize_chunk),
     "skd": (skd.SkdParams, skd.synthesize_chunk),
+    "skd_tokens": (skd_tokens.SkdTokensParams, skd_tokens.synthesize_chunk),
 }
-STUDENT_METHODS = {"motab", "skd"}  # methods that draft with a student server
+STUDENT_METHODS = {"motab", "skd", "skd_tokens"}  # methods that draft with a student server
 
 
 def completed_pairs(partial: Path) -> dict[tuple[str, int], dict]:

@@ -1,159 +1,138 @@
-"""SKD synthesis (Xu et al. 2024), block form: the student drafts, the teacher verifies and repairs.
+"""SKD baseline, as the MOTAB release's 2-generate-baseline.py (gamma 0.9): the MOTAB study's SKD row.
 
-Loop: the student samples a block of up to block_size tokens; the teacher scores the block in one
-prefill with its top logprobs; the first token the teacher rejects (motab.synthesis.acceptance:
-nucleus of mass gamma, or top-K) and everything after it are discarded, and the rejected token
-is replaced by ONE TEACHER SAMPLE: a 1-token teacher generate at that position (an exact sample
-from p_T at `temperature`, including tokens outside the returned top logprobs; it costs one extra
-request per rejection). Drafting resumes after the replacement. Ends at EOS, at max_new_tokens,
-or when the context window is full.
+Per trajectory, from the context s = the question, step by step (stop ".\\n\\n"):
+  the student writes a step; the teacher scores it; keep the student's step iff
+      teacher geometric-mean prob of the step > gamma x the student's own geometric-mean prob
+  (and the scoring call succeeded); otherwise the teacher writes that step from s (its own text;
+  if that fails or comes back empty, the student's step stands, still counted as the teacher's).
+  s += step + "\\n\\n"; the budget counts the kept steps' tokens; stop at max_total_tokens, or
+  when the kept step did not finish with type "stop". The row is the steps joined by "\\n\\n".
 
-A chunk's trajectories advance in lockstep rounds, one batched request per role per round; each
-row's draws depend only on its own seed and context (see motab.synthesis.motab_method).
-
-Stats: student_tokens = drafted tokens kept, teacher_tokens = replacements; accepted_steps =
-blocks kept whole, rejected_steps = blocks cut by a rejection (= teacher_tokens).
+The script prefetches the student's next step while the teacher scores; that changes timing,
+never the rows, so it is not reproduced. Xu et al.'s token-level top-K SKD is `skd_tokens`.
+`compat` (motab.synthesis.steps) chooses the released code's behaviour or the paper's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from motab.synthesis.acceptance import RULES, first_rejection, first_undecided
-from motab.synthesis.context import (
-    SynthContext,
-    draft_and_score,
-    generate_ids_batch,
-    lockstep_rows,
-    request_seed,
-    score_continuations,
-    unfinished,
+from motab.synthesis.context import SynthContext, request_seed
+from motab.synthesis.steps import (
+    STEP_JOIN,
+    STEP_STOP,
+    Compat,
+    generate_steps,
+    geo_mean_prob,
+    question_context,
+    score_steps,
 )
-
-FIRST_PASS_TOP_N = 8
 
 
 @dataclass(frozen=True)
 class SkdParams:
     seed: int
     gamma: float = 0.9
-    rule: str = "nucleus"
-    top_k: int = 25
-    block_size: int = 16
-    temperature: float = 0.6
-    max_new_tokens: int = 32768
     num_responses: int = 5
+    temperature: float = 0.6
+    max_step_tokens: int = 8192
+    max_total_tokens: int = 32768
+    compat: str = "released"
     batch_problems: int = 16
-    verify_top_n: int = 64   # top logprobs asked of the teacher under rule "nucleus" (should cover gamma)
 
     def __post_init__(self):
-        if self.rule not in RULES:
-            raise ValueError(f"rule: expected one of {RULES}, found {self.rule!r}")
-        if not 0.0 < self.gamma <= 1.0:
-            raise ValueError(f"gamma must lie in (0, 1], found {self.gamma}")
-        if min(self.top_k, self.block_size, self.max_new_tokens, self.verify_top_n) < 1:
-            raise ValueError("top_k, block_size, max_new_tokens and verify_top_n must be at least 1")
-
-    @property
-    def top_logprobs_num(self) -> int:
-        return self.top_k if self.rule == "topk" else self.verify_top_n
-
-    @property
-    def first_pass_top_n(self) -> int:
-        """Top logprobs asked in the first verification pass: nucleus blocks are first checked on a
-        short list (FIRST_PASS_TOP_N) and only the ones it cannot decide are rescored with
-        verify_top_n (acceptance.skd_decide), so the JSON per round shrinks ~8x."""
-        return self.top_logprobs_num if self.rule == "topk" else min(FIRST_PASS_TOP_N, self.verify_top_n)
+        Compat(self.compat)
+        if self.gamma < 0:
+            raise ValueError(f"gamma must be >= 0, found {self.gamma}")
+        if self.max_step_tokens < 1 or self.max_total_tokens < 1:
+            raise ValueError("max_step_tokens and max_total_tokens must be at least 1")
 
 
 @dataclass
 class _Trajectory:
-    prompt_ids: list[int]
     problem_id: str
     sample: int
-    generated: list[int] = field(default_factory=list)
-    block: int = 0
+    context: str
+    steps: list[dict] = field(default_factory=list)   # text, source, tokens, finish, probs
+    total_tokens: int = 0
     done: bool = False
-    stats: dict = field(default_factory=lambda: {
-        "teacher_tokens": 0, "student_tokens": 0, "accepted_steps": 0, "rejected_steps": 0, "finish": "length"})
 
 
 async def skd_lockstep(ctx: SynthContext, trajectories: list[_Trajectory], params: SkdParams) -> None:
-    """Run trajectories to their end in rounds: per round one batched student block, teacher
-    verification (one request per group of nearby context lengths) and one batched 1-token teacher
-    generate for the rejected rows. Each row keeps its own seed from (seed, id, sample, block, role)."""
+    compat = Compat(params.compat)
     student = ctx.require_student("skd")
     while True:
-        active = unfinished(trajectories, params.max_new_tokens)
+        for t in trajectories:
+            t.done = t.done or t.total_tokens >= params.max_total_tokens
+        active = [t for t in trajectories if not t.done]
         if not active:
             break
-        wants = [min(params.block_size, params.max_new_tokens - len(t.generated)) for t in active]
-        seeds = [request_seed(params.seed, t.problem_id, t.sample, t.block, "student") for t in active]
-        contexts, drafts, live, scores = await draft_and_score(ctx, student, active, wants, params.temperature,
-                                                               seeds, params.first_pass_top_n)
-        if not live:
-            continue
-        if params.first_pass_top_n < params.top_logprobs_num:
-            # Blocks whose first undecided position comes before any rejection are verified again
-            # with the full top list: the same decisions as verifying every block with it.
-            again = [j for j, k in enumerate(live) if first_undecided(drafts[k].ids, scores[j][1], params.gamma)]
-            if again:
-                rescored = await score_continuations(ctx.teacher, [contexts[live[j]] for j in again],
-                                                     [drafts[live[j]].ids for j in again], params.top_logprobs_num)
-                for j, score in zip(again, rescored):
-                    scores[j] = score
-        last: dict[int, object] = {}
-        rejects: dict[int, int] = {}
-        for k, (_logprobs, tops) in zip(live, scores):
-            t, draft = active[k], drafts[k]
-            reject = first_rejection(draft.ids, tops, params.rule, params.gamma, params.top_k)
-            if reject is None:
-                t.generated += draft.ids
-                t.stats["student_tokens"] += len(draft.ids)
-                t.stats["accepted_steps"] += 1
-                last[k] = draft
+        drafts = await generate_steps(
+            student, [t.context for t in active], [params.max_step_tokens] * len(active), params.temperature,
+            [request_seed(params.seed, t.problem_id, t.sample, len(t.steps), "student") for t in active],
+            STEP_STOP, compat)
+        live = []
+        for t, draft in zip(active, drafts):
+            if not draft.success or not draft.text:
+                t.done = True
             else:
-                t.generated += draft.ids[:reject]
-                t.stats["student_tokens"] += reject
-                rejects[k] = reject
-        if rejects:
-            repairs = await generate_ids_batch(
-                ctx.teacher, [active[k].prompt_ids + active[k].generated for k in rejects], [1] * len(rejects),
+                live.append((t, draft))
+        scores = await score_steps(ctx.teacher, ctx.tokenizer, [t.context for t, _ in live],
+                                   [d.text for _, d in live], compat)
+        kept, rewrite = {}, []
+        for k, ((t, draft), logprobs) in enumerate(zip(live, scores)):
+            student_p = geo_mean_prob(draft.logprobs)
+            teacher_p = None if logprobs is None else geo_mean_prob(logprobs)
+            probs = {"student_avg_prob": round(student_p, 8),
+                     "teacher_avg_prob": None if teacher_p is None else round(teacher_p, 8)}
+            if teacher_p is not None and teacher_p > params.gamma * student_p:
+                kept[k] = (draft, "student", probs)
+            else:
+                rewrite.append((k, probs))
+        if rewrite:
+            steps = await generate_steps(
+                ctx.teacher, [live[k][0].context for k, _ in rewrite], [params.max_step_tokens] * len(rewrite),
                 params.temperature,
-                [request_seed(params.seed, active[k].problem_id, active[k].sample, active[k].block, "teacher")
-                 for k in rejects])
-            for k, repair in zip(rejects, repairs):
-                t = active[k]
-                t.generated += repair.ids
-                t.stats["teacher_tokens"] += len(repair.ids)
-                t.stats["rejected_steps"] += 1
-                last[k] = repair
-        for k in live:
-            t, step_last = active[k], last[k]
-            t.block += 1
-            if step_last.hit_eos:
-                t.stats["finish"] = "eos"
+                [request_seed(params.seed, live[k][0].problem_id, live[k][0].sample, len(live[k][0].steps), "teacher")
+                 for k, _ in rewrite], STEP_STOP, compat)
+            for (k, probs), step in zip(rewrite, steps):
+                kept[k] = (step if step.success and step.text else live[k][1], "teacher", probs)
+        for k, (t, _draft) in enumerate(live):
+            step, source, probs = kept[k]
+            t.steps.append({"text": step.text, "source": source, "tokens": step.tokens, "finish": step.finish_type,
+                            "eos": step.hit_eos} | probs)
+            t.context = t.context + step.text + STEP_JOIN
+            t.total_tokens += step.tokens
+            if step.finish_type != "stop" or (step.hit_eos and not compat.released):
                 t.done = True
-            elif not step_last.ids or (k not in rejects and step_last.finish.get("type") == "length"
-                                       and len(step_last.ids) < wants[k]):
-                t.stats["finish"] = "context"
-                t.done = True
-    for t in trajectories:
-        t.stats["total_tokens"] = len(t.generated)
 
 
-async def skd_trajectory(ctx: SynthContext, prompt_ids: list[int], problem_id: str, sample: int,
-                         params: SkdParams) -> tuple[list[int], dict]:
-    """One trajectory's token ids and its stats (a lockstep run of one row)."""
-    t = _Trajectory(list(prompt_ids), problem_id, sample)
-    await skd_lockstep(ctx, [t], params)
-    return t.generated, t.stats
+def steps_row(t, teacher_only: bool = False) -> tuple[str, dict]:
+    """The row's text (the script's `response`) and its stats, for SKD and teacher-only."""
+    by = {"student": 0, "teacher": 0}
+    steps_by = {"student": 0, "teacher": 0}
+    for s in t.steps:
+        by[s["source"]] += s["tokens"]
+        steps_by[s["source"]] += 1
+    stats = {"teacher_tokens": by["teacher"], "student_tokens": by["student"],
+             "accepted_steps": 0 if teacher_only else steps_by["student"],
+             "rejected_steps": 0 if teacher_only else steps_by["teacher"],
+             "total_steps": len(t.steps), "step_source": [s["source"] for s in t.steps],
+             "step_finish": [s["finish"] for s in t.steps], "step_eos": [s["eos"] for s in t.steps]}
+    return STEP_JOIN.join(s["text"] for s in t.steps), stats
 
 
 async def synthesize_chunk(ctx: SynthContext, problems: list[dict], prompts: list[str],
                            params: SkdParams) -> list[dict]:
-    """num_responses SKD trajectories per problem; the chunk's trajectories advance in lockstep
-    rounds, one batched request per role per round."""
-    return await lockstep_rows(ctx, problems, prompts, params.num_responses,
-                               lambda _prompt, ids, problem_id, sample: _Trajectory(ids, problem_id, sample),
-                               lambda rows: skd_lockstep(ctx, rows, params))
+    """num_responses SKD trajectories per problem (raw question in released mode, chat prompt in
+    paper mode; `prompts` is not used)."""
+    compat = Compat(params.compat)
+    jobs = [(p, _Trajectory(p["id"], s, question_context(ctx.tokenizer, p["input"], compat)))
+            for p in problems for s in range(params.num_responses)]
+    await skd_lockstep(ctx, [t for _, t in jobs], params)
+    rows = []
+    for problem, t in jobs:
+        text, stats = steps_row(t)
+        rows.append({"id": problem["id"], "sample": t.sample, "input": problem["input"], "output": text,
+                     "stats": stats})
+    return rows
