@@ -12,6 +12,16 @@ def generation_params(wildcards):
     return {key: cfg[key] for key in keys} | {"seed": int(wildcards.seed)}
 
 
+def eval_servers(wildcards):
+    """The one server of a run's evaluation: the run's weights on its model's tp/dp."""
+    return [("model", run_model_name(wildcards.study, wildcards.run))]
+
+
+def eval_gpus(wildcards, servers):
+    """GPUs an evaluation job asks for: its server's tp x dp (at most the stage's gpus), 0 on CPU."""
+    return stage_placement(wildcards.study, "eval_generate", servers)[1]
+
+
 rule eval_generate:
     conda:
         "../envs/eval.yaml"
@@ -25,17 +35,19 @@ rule eval_generate:
         generation=lambda wc: as_json(generation_params(wc)),
         cfg=generation_params,
         model=lambda wc: checkpoint_location(wc.study, wc.run),
-        server=lambda wc: server_command(wc.study, run_model_name(wc.study, wc.run)),
+        server=lambda wc: server_command(wc.study, run_model_name(wc.study, wc.run), "eval_generate", "model"),
+        placement=lambda wc: placement_arg(wc.study, "eval_generate", eval_servers(wc)),
     log:
         "logs/{study}/eval/{run}/{bench}/seed{seed}.generate.log",
     threads: stage_threads("eval_generate")
     resources:
-        **stage_resources("eval_generate"),
+        **stage_resources("eval_generate", gpu=lambda wc: eval_gpus(wc, eval_servers(wc))),
     shell:
         "{MOTAB} eval-generate --model {params.model} --problems {input.problems} --output {output}"
         " --n {params.cfg[n]} --temperature {params.cfg[temperature]} --top-p {params.cfg[top_p]}"
         " --max-tokens {params.cfg[max_tokens]} --seed {params.cfg[seed]}"
         " --batch-problems {params.cfg[batch_problems]} --server-command {params.server:q}"
+        " --placement {params.placement:q}"
         " --server-log logs/{wildcards.study}/eval/{wildcards.run}/{wildcards.bench}/seed{wildcards.seed}.server.log"
         " > {log} 2>&1"
 
@@ -84,12 +96,13 @@ rule eval_evalscope:
         dataset_args=lambda wc: as_json(config["benchmarks"][wc.bench].get("evalscope_args", {})),
         python=evalscope_python,
         model=lambda wc: checkpoint_location(wc.study, wc.run),
-        server=lambda wc: server_command(wc.study, run_model_name(wc.study, wc.run)),
+        server=lambda wc: server_command(wc.study, run_model_name(wc.study, wc.run), "eval_generate", "model"),
+        placement=lambda wc: placement_arg(wc.study, "eval_generate", eval_servers(wc)),
     log:
         "logs/{study}/eval/{run}/{bench}/seed{seed}.evalscope.log",
     threads: stage_threads("eval_generate")
     resources:
-        **stage_resources("eval_generate"),
+        **stage_resources("eval_generate", gpu=lambda wc: eval_gpus(wc, eval_servers(wc))),
     shell:
         "{params.python} -m motab eval-evalscope --model {params.model} --benchmark-file {params.location}"
         " --format {params.format} --name {wildcards.bench} --dataset {params.dataset}"
@@ -97,7 +110,7 @@ rule eval_evalscope:
         " --output {output.responses} --work-dir {output.work_dir} --limit {params.limit}"
         " --n {params.cfg[n]} --temperature {params.cfg[temperature]} --top-p {params.cfg[top_p]}"
         " --max-tokens {params.cfg[max_tokens]} --seed {params.cfg[seed]} --batch-size {params.cfg[batch_problems]}"
-        " --server-command {params.server:q}"
+        " --server-command {params.server:q} --placement {params.placement:q}"
         " --server-log logs/{wildcards.study}/eval/{wildcards.run}/{wildcards.bench}/seed{wildcards.seed}.server.log"
         " > {log} 2>&1"
 
@@ -151,16 +164,18 @@ rule eval_critic:
         critic=lambda wc: as_json(critic_cfg(wc)),
         cfg=critic_cfg,
         judge=lambda wc: model_location(wc.study, critic_cfg(wc)["model"]),
-        server=lambda wc: server_command(wc.study, critic_cfg(wc)["model"]),
+        server=lambda wc: server_command(wc.study, critic_cfg(wc)["model"], "eval_generate", "judge"),
+        placement=lambda wc: placement_arg(wc.study, "eval_generate", [("judge", critic_cfg(wc)["model"])]),
     log:
         "logs/{study}/eval/{run}/{bench}/seed{seed}.critic.log",
     threads: stage_threads("eval_generate")
     resources:
-        **stage_resources("eval_generate"),
+        **stage_resources("eval_generate", gpu=lambda wc: eval_gpus(wc, [("judge", critic_cfg(wc)["model"])])),
     shell:
         "{MOTAB} eval-critic --eval {input.eval} --problems {input.problems} --model {params.judge}"
         " --output {output} --rubric {params.cfg[rubric]:q} --scale-min {params.cfg[scale][0]}"
         " --scale-max {params.cfg[scale][1]} --max-tokens {params.cfg[max_tokens]}"
         " --temperature {params.cfg[temperature]} --seed {wildcards.seed} --server-command {params.server:q}"
+        " --placement {params.placement:q}"
         " --server-log logs/{wildcards.study}/eval/{wildcards.run}/{wildcards.bench}/seed{wildcards.seed}.critic.server.log"
         " --params-json {params.critic:q} > {log} 2>&1"

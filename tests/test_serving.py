@@ -267,7 +267,7 @@ def test_render_command_sglang_example():
     argv = render_command(SGLANG_SERVER_EXAMPLE, python="/usr/bin/python3", model="/models/Qwen 7B",
                           host="0.0.0.0", port=30000)
     assert argv == ["python", "-m", "sglang.launch_server", "--model-path", "/models/Qwen 7B", "--host", "0.0.0.0",
-                    "--port", "30000", "--tp-size", "4"]
+                    "--port", "30000", "--tp-size", "4", "--dp-size", "1", "--enable-deterministic-inference"]
     with pytest.raises(ValueError, match="gpus"):
         render_command("x --n {gpus}", model="m")
 

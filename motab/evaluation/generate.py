@@ -117,6 +117,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--server-command", default=LOCAL_SERVER,
                         help="server command template with {python} {model} {host} {port}")
     parser.add_argument("--server-log", default=None, help="server log (default: OUTPUT.server.log)")
+    parser.add_argument("--placement", default=None,
+                        help="the job GPUs each server sees (role model), JSON of motab.serving.placement")
     parser.add_argument("--server-url", default=None, help="use this running server instead of starting one")
     parser.add_argument("--server-startup-timeout", type=float, default=300.0)
     parser.add_argument("--system", default=None, help="system prompt (default: the template's own)")
@@ -130,6 +132,7 @@ def main(argv: list[str]) -> int:
 
     from motab.chat import build_prompt
     from motab.serving.launch import serving
+    from motab.serving.placement import from_json
 
     _log("command: python -m motab eval-generate " + shlex.join(argv))
     t0 = time.perf_counter()
@@ -141,7 +144,8 @@ def main(argv: list[str]) -> int:
 
     log_path = args.server_log or str(args.output) + ".server.log"
     context = nullcontext(args.server_url) if args.server_url else serving(
-        args.server_command, args.model, log_path, startup_timeout_s=args.server_startup_timeout)
+        args.server_command, args.model, log_path, startup_timeout_s=args.server_startup_timeout,
+        placement=from_json(args.placement).get("model"))
     with context as url:
         t1 = time.perf_counter()
         _log(f"server at {url} ready after {t1 - t0:.1f} s" + ("" if args.server_url else f" (log: {log_path})"))
