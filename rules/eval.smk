@@ -34,6 +34,7 @@ rule eval_generate:
     params:
         generation=lambda wc: as_json(generation_params(wc)),
         cfg=generation_params,
+        top_k=lambda wc: eval_cfg(wc).get("top_k", -1),
         model=lambda wc: checkpoint_location(wc.study, wc.run),
         server=lambda wc: server_command(wc.study, run_model_name(wc.study, wc.run), "eval_generate", "model"),
         placement=lambda wc: placement_arg(wc.study, "eval_generate", eval_servers(wc)),
@@ -45,7 +46,7 @@ rule eval_generate:
     shell:
         "{MOTAB} eval-generate --model {params.model} --problems {input.problems} --output {output}"
         " --n {params.cfg[n]} --temperature {params.cfg[temperature]} --top-p {params.cfg[top_p]}"
-        " --max-tokens {params.cfg[max_tokens]} --seed {params.cfg[seed]}"
+        " --top-k {params.top_k} --max-tokens {params.cfg[max_tokens]} --seed {params.cfg[seed]}"
         " --batch-problems {params.cfg[batch_problems]} --server-command {params.server:q}"
         " --placement {params.placement:q}"
         " --server-log logs/{wildcards.study}/eval/{wildcards.run}/{wildcards.bench}/seed{wildcards.seed}.server.log"

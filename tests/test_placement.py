@@ -122,3 +122,14 @@ def test_a_stage_with_too_few_gpus_stops_the_plan(tmp_path):
     proc = _plan("--configfile", "config.yaml", str(override), "--config", "select=[motab]")
     assert proc.returncode != 0
     assert "studies.motab.resources.synth.gpus: gpus is 4, but the job's servers need 8" in proc.stdout + proc.stderr
+
+
+def test_paper_plan_seeds_reproduce_and_eval_sampling_is_explicit(paper_plan):
+    lines = paper_plan.splitlines()
+    servers = [line for line in lines if "sglang.launch_server" in line]
+    assert servers and all("--enable-deterministic-inference" in line for line in servers)
+    generate = [line for line in lines if "motab eval-generate" in line]
+    assert generate
+    for line in generate:
+        for flag in ("--temperature", "--top-p", "--top-k", "--max-tokens", "--seed"):
+            assert f"{flag} " in line, (flag, line[:200])

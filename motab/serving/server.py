@@ -146,6 +146,30 @@ def parse_sampling(raw: Any, default_seed: int, where: str = "sampling_params.")
     return s
 
 
+# --- sampling defaults (motab-gpupath): as SGLang's --sampling-defaults model (its default), a
+# request that leaves out temperature, top_p or top_k gets the value in the model's
+# generation_config.json (SGLang's ModelConfig.get_default_sampling_params also reads min_p and
+# repetition_penalty, which this server does not implement). Our own clients send all of them.
+MODEL_DEFAULT_KEYS = ("temperature", "top_p", "top_k")
+
+
+def model_sampling_defaults(model_dir: str | Path) -> dict[str, Any]:
+    """The sampling defaults the model's generation_config.json sets (none: the protocol's)."""
+    path = Path(model_dir) / "generation_config.json"
+    if not path.is_file():
+        return {}
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    return {key: raw[key] for key in MODEL_DEFAULT_KEYS if raw.get(key) is not None}
+
+
+def with_defaults(raw: Any, defaults: dict[str, Any]) -> Any:
+    """A request's sampling_params with the model's defaults under the keys it leaves out."""
+    if not defaults or not (raw is None or isinstance(raw, dict)):
+        return raw
+    return {**defaults, **{k: v for k, v in (raw or {}).items() if v is not None}}
+# --- end sampling defaults
+
+
 def row_seed(seed: int, prompt_ids: list[int], occurrence: int) -> int:
     """The generator seed of a row: its sampling seed, its prompt and how many earlier rows of the
     request had the same seed and prompt (stable across runs; not its position in the batch)."""
@@ -185,6 +209,7 @@ class Engine:
 
         self.torch = torch
         self.model_dir = str(model_dir)
+        self.sampling_defaults = model_sampling_defaults(model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         self.model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
         self.model.eval()
@@ -420,9 +445,10 @@ def parse_generate(engine: Engine, body: Any, default_seed: int) -> tuple[list[R
     if isinstance(raw_sampling, list):
         if len(raw_sampling) != len(prompts):
             raise RequestError(f"sampling_params: {len(raw_sampling)} entries for {len(prompts)} prompts")
-        samplings = [parse_sampling(s, default_seed, f"sampling_params[{k}].") for k, s in enumerate(raw_sampling)]
+        samplings = [parse_sampling(with_defaults(s, engine.sampling_defaults), default_seed, f"sampling_params[{k}].")
+                     for k, s in enumerate(raw_sampling)]
     else:
-        samplings = [parse_sampling(raw_sampling, default_seed)] * len(prompts)
+        samplings = [parse_sampling(with_defaults(raw_sampling, engine.sampling_defaults), default_seed)] * len(prompts)
 
     return_logprob = body.get("return_logprob", False)
     if not isinstance(return_logprob, bool):
@@ -470,8 +496,8 @@ def format_generate(engine: Engine, body: dict, rows: list[Row], results: list[R
 # ----------------------------------------------------------------------------- protocol: OpenAI
 
 
-def _openai_sampling(body: dict, default_seed: int, max_default: int) -> Sampling:
-    raw: dict[str, Any] = {}
+def _openai_sampling(body: dict, default_seed: int, max_default: int, defaults: dict | None = None) -> Sampling:
+    raw: dict[str, Any] = dict(defaults or {})
     for ours, theirs in (("temperature", "temperature"), ("top_p", "top_p"), ("top_k", "top_k"), ("n", "n"),
                          ("stop", "stop"), ("sampling_seed", "seed"), ("max_new_tokens", "max_tokens"),
                          ("stop_token_ids", "stop_token_ids")):
@@ -536,7 +562,7 @@ def parse_openai(engine: Engine, body: Any, default_seed: int, chat: bool) -> tu
         raise RequestError("prompt: a prompt encodes to no tokens")
     longest = max(len(p) for p in prompts)
     max_default = max(1, engine.max_length - longest) if engine.max_length else 1024
-    sampling = _openai_sampling(body, default_seed, max_default)
+    sampling = _openai_sampling(body, default_seed, max_default, engine.sampling_defaults)
     want, top = _openai_logprob_args(body, chat)
     rows: list[Row] = []
     seeds = RowSeeds()
