@@ -1,5 +1,6 @@
 # Evaluation in two rules: generation (GPU hours on a cluster) and grading (CPU seconds), so a
 # change to answer extraction or metrics regrades without regenerating.
+from types import SimpleNamespace
 
 
 def eval_cfg(wildcards):
@@ -22,9 +23,27 @@ def eval_gpus(wildcards, servers):
     return stage_placement(wildcards.study, "eval_generate", servers)[1]
 
 
+def eval_group(study):
+    """run (default): one eval_generate_run job per run serves all its benchmarks and seeds on one
+    server; file: one eval_generate job per (run, benchmark, seed), so a new seed generates only it."""
+    return study_cfg(study)["eval"].get("group", "run")
+
+
+def _study_regex(studies):
+    return "|".join(re.escape(s) for s in sorted(studies)) or "(?!)"  # (?!) never matches
+
+
+PER_FILE_EVAL = [s for s in config["studies"] if eval_group(s) == "file"]
+# native-engine studies whose runs generate in one job each (EvalScope runs per file, rule eval_evalscope)
+PER_RUN_EVAL = [s for s in config["studies"] if eval_group(s) == "run"
+                and study_cfg(s)["eval"].get("engine", "native") == "native"]
+
+
 rule eval_generate:
     conda:
         "../envs/eval.yaml"
+    wildcard_constraints:
+        study=_study_regex(PER_FILE_EVAL),
     input:
         problems="results/{study}/benchmarks/{bench}.jsonl",
         model=lambda wc: checkpoint_inputs(wc.study, wc.run),
@@ -40,6 +59,8 @@ rule eval_generate:
         placement=lambda wc: placement_arg(wc.study, "eval_generate", eval_servers(wc)),
     log:
         "logs/{study}/eval/{run}/{bench}/seed{seed}.generate.log",
+    benchmark:
+        "logs/{study}/eval/{run}/{bench}/seed{seed}.generate.benchmark.tsv"
     threads: stage_threads("eval_generate")
     resources:
         **stage_resources("eval_generate", gpu=lambda wc: eval_gpus(wc, eval_servers(wc))),
@@ -51,6 +72,56 @@ rule eval_generate:
         " --placement {params.placement:q}"
         " --server-log logs/{wildcards.study}/eval/{wildcards.run}/{wildcards.bench}/seed{wildcards.seed}.server.log"
         " > {log} 2>&1"
+
+
+def run_generation_jobs(study, run):
+    """The generation jobs of one run, one per (benchmark, seed), each with its own sampling."""
+    cfg = study_cfg(study)["eval"]
+    jobs = []
+    for bench in cfg["benchmarks"]:
+        for seed in cfg["seeds"]:
+            wc = SimpleNamespace(study=study, run=run, bench=bench, seed=str(seed))
+            jobs.append({"problems": f"results/{study}/benchmarks/{bench}.jsonl",
+                         "output": f"results/{study}/eval/{run}/{bench}/seed{seed}.responses.jsonl",
+                         "top_k": cfg.get("top_k", -1), **generation_params(wc)})
+    return jobs
+
+
+for _study in PER_RUN_EVAL:
+    _eval = study_cfg(_study)["eval"]
+
+    rule:
+        # One server start for all of a run's benchmarks x seeds (the server is the slow part to
+        # start: minutes for a 32B model under SGLang); grading stays one job per file (eval_grade).
+        name:
+            "eval_generate_run_" + re.sub(r"\W", "_", _study)
+        conda:
+            "../envs/eval.yaml"
+        wildcard_constraints:
+            study=re.escape(_study),
+        input:
+            problems=[f"results/{{study}}/benchmarks/{bench}.jsonl" for bench in _eval["benchmarks"]],
+            model=lambda wc: checkpoint_inputs(wc.study, wc.run),
+            code=code_inputs("eval-generate", "serve"),
+        output:
+            [f"results/{{study}}/eval/{{run}}/{bench}/seed{seed}.responses.jsonl"
+             for bench in _eval["benchmarks"] for seed in _eval["seeds"]],
+        params:
+            jobs=lambda wc: as_json(run_generation_jobs(wc.study, wc.run)),
+            model=lambda wc: checkpoint_location(wc.study, wc.run),
+            server=lambda wc: server_command(wc.study, run_model_name(wc.study, wc.run), "eval_generate", "model"),
+            placement=lambda wc: placement_arg(wc.study, "eval_generate", eval_servers(wc)),
+        log:
+            "logs/{study}/eval/{run}/generate.log",
+        benchmark:
+            "logs/{study}/eval/{run}/generate.benchmark.tsv"
+        threads: stage_threads("eval_generate")
+        resources:
+            **stage_resources("eval_generate", gpu=lambda wc: eval_gpus(wc, eval_servers(wc))),
+        shell:
+            "{MOTAB} eval-generate --model {params.model} --jobs-json {params.jobs:q}"
+            " --server-command {params.server:q} --placement {params.placement:q}"
+            " --server-log logs/{wildcards.study}/eval/{wildcards.run}/generate.server.log > {log} 2>&1"
 
 
 def eval_engine(wildcards):

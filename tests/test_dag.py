@@ -37,11 +37,12 @@ def test_slurm_profile_plans_the_paper_studies_with_gpus_from_config():
     assert "toy_model" not in out and "results/toy/" not in out  # the toy study does not leak in
     assert "gpu=8" in rule_resources(out, "sft") and "runtime=2880" in rule_resources(out, "sft")
     # an eval job asks for its model's tp: the Qwen3-32B teacher 4 GPUs, the Qwen3-4B student 1
-    assert "gpu=4," in rule_resources(out, "eval_generate", run="teacher")
-    assert "gpu=1," in rule_resources(out, "eval_generate", run="base_student")
+    assert "gpu=4," in rule_resources(out, "eval_generate_run_motab", run="teacher")
+    assert "gpu=1," in rule_resources(out, "eval_generate_run_motab", run="base_student")
     assert "gpu=0" in rule_resources(out, "eval_grade")
     assert "gpu=1," in rule_resources(out, "sft", "cotfilter")  # the CoT-filter seed's one-GPU LoRA SFT
-    assert "gpu=8" in rule_resources(out, "kd", "pwopsd") and "gpu=1," in rule_resources(out, "eval_generate", "pwopsd")
+    assert "gpu=8" in rule_resources(out, "kd", "pwopsd")
+    assert "gpu=1," in rule_resources(out, "eval_generate_run_pwopsd", "pwopsd")
     # PW-OPSD and its baselines self-distil: 3 students x 5 losses, each from the student's own weights
     selfdistill = re.findall(r"motab kd-train --student (\S+) --teacher self --prompts results/pwopsd/", out)
     assert len(selfdistill) == 15 and len(set(selfdistill)) == 3

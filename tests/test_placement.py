@@ -130,6 +130,32 @@ def test_paper_plan_seeds_reproduce_and_eval_sampling_is_explicit(paper_plan):
     assert servers and all("--enable-deterministic-inference" in line for line in servers)
     generate = [line for line in lines if "motab eval-generate" in line]
     assert generate
-    for line in generate:
-        for flag in ("--temperature", "--top-p", "--top-k", "--max-tokens", "--seed"):
-            assert f"{flag} " in line, (flag, line[:200])
+    for line in generate:  # a run's jobs each state their sampling in --jobs-json
+        for job in json.loads(re.search(r"--jobs-json '([^']*)'", line).group(1)):
+            assert {"temperature", "top_p", "top_k", "max_tokens", "seed", "n"} <= set(job), line[:200]
+
+
+def test_paper_plan_starts_one_eval_server_per_run(paper_plan):
+    """Each evaluated run of a paper study is one eval-generate job (one server start) holding all its
+    benchmarks x seeds, sized to its model's tp; grading stays one job per (run, benchmark, seed)."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    for study in ("motab", "pwopsd", "cotfilter", "opd"):
+        cfg = config["studies"][study]
+        runs = sorted({run for table in cfg["tables"].values() for run in table["rows"]})
+        per_run = len(cfg["eval"]["benchmarks"]) * len(cfg["eval"]["seeds"])
+        starts = [line for line in paper_plan.splitlines()
+                  if "motab eval-generate" in line and f"logs/{study}/eval/" in line]
+        assert len(starts) == len(runs), study
+        seen = set()
+        for line in starts:
+            jobs = json.loads(re.search(r"--jobs-json '([^']*)'", line).group(1))
+            assert len(jobs) == per_run
+            run = re.search(rf"logs/{study}/eval/([^/]+)/generate.server.log", line).group(1)
+            seen.add(run)
+            assert {job["output"] for job in jobs} == {
+                f"results/{study}/eval/{run}/{bench}/seed{seed}.responses.jsonl"
+                for bench in cfg["eval"]["benchmarks"] for seed in cfg["eval"]["seeds"]}
+        assert seen == set(runs)
+        assert paper_plan.count(f"motab eval-grade --responses results/{study}/") == len(runs) * per_run
