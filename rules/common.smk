@@ -148,7 +148,14 @@ def server_parallel(study, model_name, stage=None, role=None):
 
 def server_command(study, model_name, stage=None, role=None):
     """The study's server launch command, with the model's tensor- and data-parallel sizes filled in."""
-    template = config["servers"][study_cfg(study)["server"]]
+    from motab.passthrough import extend_command
+
+    name = study_cfg(study)["server"]
+    template = config["servers"][name]
+    if study_cfg(study).get("sglang"):  # the study's `sglang:` options, passed to launch_server unchanged
+        if "sglang" not in template:
+            raise ValueError(f"studies.{study}.sglang: the study's server {name!r} is not SGLang ({template})")
+        template = extend_command(template, study_cfg(study)["sglang"], f"studies.{study}.sglang")
     parallel = server_parallel(study, model_name, stage, role)
     return template.replace("{tp}", str(parallel["tp"])).replace("{dp}", str(parallel["dp"]))
 

@@ -39,6 +39,7 @@ import yaml
 
 from motab.jobenv import child_env, thread_env, tool
 from motab.jsonio import write_json
+from motab.passthrough import merge_options
 from motab.provenance import provenance
 from motab.training.slurm_env import torchrun_env
 
@@ -49,6 +50,10 @@ CHECKPOINT = "checkpoint-"
 PASS_THROUGH = ("finetuning_type", "cutoff_len", "per_device_train_batch_size", "gradient_accumulation_steps",
                 "learning_rate", "num_train_epochs", "lr_scheduler_type", "warmup_ratio", "seed", "deepspeed",
                 "lora_rank", "lora_alpha", "lora_target", "logging_steps", "adam_beta2", "max_grad_norm")
+
+
+# LLaMA-Factory keys the pipeline decides (the files of the DAG); `llamafactory:` may set any other
+OWNED = ("model_name_or_path", "stage", "do_train", "dataset", "dataset_dir", "output_dir", "overwrite_output_dir")
 
 
 def train_args(model: str, dataset_dir: str, dataset: str, output_dir: str, params: dict, cpu: bool) -> dict:
@@ -80,7 +85,9 @@ def train_args(model: str, dataset_dir: str, dataset: str, output_dir: str, para
         args.setdefault("lr_scheduler_kwargs", {"min_lr_rate": params.get("min_lr_rate", 0.1)})
     if params["finetuning_type"] == "lora":
         args.setdefault("lora_target", "all")
-    return args
+    # the sft block's `llamafactory:` options reach the YAML unchanged (report_to, flash_attn,
+    # enable_liger_kernel, packing, ...), over the defaults above
+    return merge_options(args, params.get("llamafactory"), OWNED, "sft.llamafactory")
 
 
 def export_args(model: str, adapter_dir: str, export_dir: str, template: str) -> dict:
