@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from motab.serving.client import ServerClient, explicit_sampling
-from motab.serving.server import model_sampling_defaults, parse_sampling, with_defaults
+from motab.serving.server import _openai_sampling, model_sampling_defaults, parse_sampling
 
 EXPLICIT = {"temperature", "top_p", "top_k", "max_new_tokens", "min_p", "repetition_penalty"}
 
@@ -92,20 +92,26 @@ def test_a_request_without_temperature_or_budget_is_refused_before_sending():
     assert explicit_sampling({"temperature": 1.0, "max_new_tokens": 0, "top_k": 5})["top_k"] == 5
 
 
-def test_embedded_defaults_come_from_the_models_generation_config(tmp_path):
-    # Qwen3-4B's generation_config.json (huggingface.co/Qwen/Qwen3-4B): SGLang's --sampling-defaults
-    # model takes temperature, top_p, top_k (and min_p, repetition_penalty) from it
+def test_embedded_chat_defaults_equal_sglangs_for_the_model(tmp_path):
+    """SGLang 0.5.9 (sglang/srt/entrypoints/openai/protocol.py, to_sampling_params; configs/
+    model_config.py, get_default_sampling_params) fills a chat request's left-out temperature /
+    top_p / top_k from GenerationConfig.from_pretrained(model).to_dict() under its transformers
+    4.57.1, whose own defaults are 1.0 / 1.0 / 50; native /generate keeps 1.0 / 1.0 / -1."""
+    # Qwen3-4B's generation_config.json (huggingface.co/Qwen/Qwen3-4B)
     (tmp_path / "generation_config.json").write_text(json.dumps(
         {"bos_token_id": 151643, "do_sample": True, "eos_token_id": [151645, 151643], "pad_token_id": 151643,
          "temperature": 0.6, "top_k": 20, "top_p": 0.95, "transformers_version": "4.51.0"}))
-    defaults = model_sampling_defaults(tmp_path)
-    assert defaults == {"temperature": 0.6, "top_p": 0.95, "top_k": 20}
-    left_out = parse_sampling(with_defaults({"max_new_tokens": 5}, defaults), 0)
+    assert model_sampling_defaults(tmp_path) == {"temperature": 0.6, "top_p": 0.95, "top_k": 20}
+    left_out = _openai_sampling({"max_tokens": 5}, 0, 128, model_sampling_defaults(tmp_path))
     assert (left_out.temperature, left_out.top_p, left_out.top_k) == (0.6, 0.95, 20)
-    stated = parse_sampling(with_defaults({"max_new_tokens": 5, "temperature": 1.0, "top_p": 1.0, "top_k": -1},
-                                          defaults), 0)
+    stated = _openai_sampling({"max_tokens": 5, "temperature": 1.0, "top_p": 1.0, "top_k": -1}, 0, 128,
+                              model_sampling_defaults(tmp_path))
     assert (stated.temperature, stated.top_p, stated.top_k) == (1.0, 1.0, -1)
-    # no generation_config.json (the toy models): the protocol's own defaults, as SGLang
+    # a generation_config.json without sampling keys (DeepSeek-R1-Distill sets only temperature and
+    # top_p; the toy models none): transformers 4.57.1's top_k 50 fills in, as on SGLang
+    (tmp_path / "generation_config.json").write_text(json.dumps({"temperature": 0.6, "top_p": 0.95}))
+    assert model_sampling_defaults(tmp_path) == {"temperature": 0.6, "top_p": 0.95, "top_k": 50}
+    # no generation_config.json: the protocol's own defaults, as SGLang's native /generate always
     assert model_sampling_defaults(tmp_path / "none") == {}
-    bare = parse_sampling(with_defaults({}, {}), 0)
+    bare = parse_sampling({}, 0)
     assert (bare.temperature, bare.top_p, bare.top_k, bare.max_new_tokens) == (1.0, 1.0, -1, 128)

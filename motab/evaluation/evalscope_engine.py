@@ -58,8 +58,10 @@ def task_config_dict(url: str, dataset: str, dataset_dir: str, work_dir: str, te
         "datasets": [dataset],
         "dataset_args": {dataset: {"dataset_id": dataset_dir, **(extra_args or {})}},
         "repeats": 1,
-        "generation_config": {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens,
-                              "seed": seed, "n": 1},
+        # top_k and the rest stated too: SGLang's chat endpoint fills left-out keys from the model's
+        # generation_config.json (EvalScope sends top_k and extra_body to an OpenAI server as extras)
+        "generation_config": {"temperature": temperature, "top_p": top_p, "top_k": -1, "max_tokens": max_tokens,
+                              "seed": seed, "n": 1, "extra_body": {"min_p": 0.0, "repetition_penalty": 1.0}},
         "seed": seed,
         "limit": limit,
         "eval_batch_size": batch_size,

@@ -146,27 +146,26 @@ def parse_sampling(raw: Any, default_seed: int, where: str = "sampling_params.")
     return s
 
 
-# --- sampling defaults (motab-gpupath): as SGLang's --sampling-defaults model (its default), a
-# request that leaves out temperature, top_p or top_k gets the value in the model's
-# generation_config.json (SGLang's ModelConfig.get_default_sampling_params also reads min_p and
-# repetition_penalty, which this server does not implement). Our own clients send all of them.
+# --- sampling defaults (motab-gpupath), as SGLang 0.5.9 (envs/*.yaml) with --sampling-defaults
+# model, its default: a /v1/chat/completions request that leaves out temperature, top_p or top_k
+# gets ModelConfig.get_default_sampling_params(), i.e. GenerationConfig.from_pretrained(model)
+# .to_dict() under transformers 4.57.1 (SGLang's pin): the file's values over transformers'
+# defaults 1.0 / 1.0 / 50, and nothing without a generation_config.json. Native /generate and
+# /v1/completions keep the protocol's defaults (1.0, 1.0, -1) there. min_p and repetition_penalty,
+# also read by SGLang, are not implemented here. Our own clients send every key (client.py).
 MODEL_DEFAULT_KEYS = ("temperature", "top_p", "top_k")
+TRANSFORMERS_4_57_DEFAULTS = {"temperature": 1.0, "top_p": 1.0, "top_k": 50}
 
 
 def model_sampling_defaults(model_dir: str | Path) -> dict[str, Any]:
-    """The sampling defaults the model's generation_config.json sets (none: the protocol's)."""
+    """SGLang's chat sampling defaults for the model in `model_dir` (see above)."""
     path = Path(model_dir) / "generation_config.json"
     if not path.is_file():
         return {}
     raw = json.loads(path.read_text(encoding="utf-8"))
-    return {key: raw[key] for key in MODEL_DEFAULT_KEYS if raw.get(key) is not None}
+    return TRANSFORMERS_4_57_DEFAULTS | {key: raw[key] for key in MODEL_DEFAULT_KEYS if raw.get(key) is not None}
 
 
-def with_defaults(raw: Any, defaults: dict[str, Any]) -> Any:
-    """A request's sampling_params with the model's defaults under the keys it leaves out."""
-    if not defaults or not (raw is None or isinstance(raw, dict)):
-        return raw
-    return {**defaults, **{k: v for k, v in (raw or {}).items() if v is not None}}
 # --- end sampling defaults
 
 
@@ -445,10 +444,9 @@ def parse_generate(engine: Engine, body: Any, default_seed: int) -> tuple[list[R
     if isinstance(raw_sampling, list):
         if len(raw_sampling) != len(prompts):
             raise RequestError(f"sampling_params: {len(raw_sampling)} entries for {len(prompts)} prompts")
-        samplings = [parse_sampling(with_defaults(s, engine.sampling_defaults), default_seed, f"sampling_params[{k}].")
-                     for k, s in enumerate(raw_sampling)]
+        samplings = [parse_sampling(s, default_seed, f"sampling_params[{k}].") for k, s in enumerate(raw_sampling)]
     else:
-        samplings = [parse_sampling(with_defaults(raw_sampling, engine.sampling_defaults), default_seed)] * len(prompts)
+        samplings = [parse_sampling(raw_sampling, default_seed)] * len(prompts)
 
     return_logprob = body.get("return_logprob", False)
     if not isinstance(return_logprob, bool):
@@ -562,7 +560,7 @@ def parse_openai(engine: Engine, body: Any, default_seed: int, chat: bool) -> tu
         raise RequestError("prompt: a prompt encodes to no tokens")
     longest = max(len(p) for p in prompts)
     max_default = max(1, engine.max_length - longest) if engine.max_length else 1024
-    sampling = _openai_sampling(body, default_seed, max_default, engine.sampling_defaults)
+    sampling = _openai_sampling(body, default_seed, max_default, engine.sampling_defaults if chat else None)
     want, top = _openai_logprob_args(body, chat)
     rows: list[Row] = []
     seeds = RowSeeds()
