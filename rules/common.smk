@@ -229,6 +229,11 @@ def synth_method_of(study, run):
     return None
 
 
+def stage_container(stage):
+    """The stage's image (config `containers`), used under --software-deployment-method apptainer."""
+    return config.get("containers", {}).get(stage)
+
+
 # --- resources: one place in config per stage ------------------------------------------------
 
 

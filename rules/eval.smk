@@ -42,6 +42,8 @@ PER_RUN_EVAL = [s for s in config["studies"] if eval_group(s) == "run"
 rule eval_generate:
     conda:
         "../envs/eval.yaml"
+    container:
+        stage_container("eval")
     wildcard_constraints:
         study=_study_regex(PER_FILE_EVAL),
     input:
@@ -97,6 +99,8 @@ for _study in PER_RUN_EVAL:
             "eval_generate_run_" + re.sub(r"\W", "_", _study)
         conda:
             "../envs/eval.yaml"
+        container:
+            stage_container("eval")
         wildcard_constraints:
             study=re.escape(_study),
         input:
@@ -151,6 +155,8 @@ rule eval_evalscope:
     # responses file (task_config.json, reviews and EvalScope's own report stay in the work dir).
     conda:
         "../envs/eval.yaml"
+    container:
+        stage_container("eval")
     input:
         benchmark=bench_input,
         model=lambda wc: checkpoint_inputs(wc.study, wc.run),
@@ -224,6 +230,8 @@ rule eval_critic:
     # The optional critic score: a judge model behind the same server client scores each response.
     conda:
         "../envs/eval.yaml"
+    container:
+        stage_container("eval")
     input:
         eval="results/{study}/eval/{run}/{bench}/seed{seed}.json",
         problems="results/{study}/benchmarks/{bench}.jsonl",

@@ -63,6 +63,8 @@ def kd_command(wildcards, threads):
 rule kd:
     conda:
         "../envs/kd.yaml"
+    container:
+        stage_container("kd")
     input:
         prompts=kd_prompt_files,
         start=lambda wc: start_inputs(wc.study, wc.run),

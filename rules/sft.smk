@@ -20,6 +20,8 @@ def sft_launcher(wildcards):
 rule sft:
     conda:
         "../envs/sft.yaml"
+    container:
+        stage_container("sft")
     input:
         data=lambda wc: f"results/{wc.study}/sft_data/{sft_method(wc)}/train.jsonl",
         info=lambda wc: f"results/{wc.study}/sft_data/{sft_method(wc)}/dataset_info.json",

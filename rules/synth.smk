@@ -34,6 +34,8 @@ def synth_student_args(wildcards):
 rule synth:
     conda:
         "../envs/synth.yaml"
+    container:
+        stage_container("synth")
     input:
         problems="results/{study}/data/problems.jsonl",
         models=lambda wc: [model_location(wc.study, m) for m in synth_models(wc) if is_toy_model(m)],
