@@ -7,6 +7,16 @@ def sft_method(wildcards):
     return sft_data_folder(wildcards.study, wildcards.run)
 
 
+def sft_params(wildcards):
+    """The study's sft block; with `tracking:`, LLaMA-Factory's report_to/run_name under its
+    `llamafactory:` pass-through (the block's own values win)."""
+    from motab.tracking import llamafactory_options
+
+    cfg = study_cfg(wildcards.study)["sft"]
+    options = llamafactory_options(study_cfg(wildcards.study).get("tracking"), wildcards.run)
+    return cfg | {"llamafactory": options | cfg.get("llamafactory", {})} if options else cfg
+
+
 def sft_nodes(wildcards):
     return study_cfg(wildcards.study)["resources"].get("sft", {}).get("nodes", 1)
 
@@ -30,7 +40,7 @@ rule sft:
     output:
         directory("results/{study}/ckpt/sft/{run}"),
     params:
-        sft=lambda wc: as_json(study_cfg(wc.study)["sft"]),
+        sft=lambda wc: as_json(sft_params(wc)),
         start=lambda wc: start_location(wc.study, wc.run),
         method=sft_method,
         launcher=sft_launcher,
