@@ -3,7 +3,9 @@
     python benchmarks/plan_cost.py [--csv results/plan_cost.csv] [-- extra snakemake args]
 
 GPU-hours requested = the job's gpu x its runtime limit (minutes / 60): what SLURM reserves, an
-upper bound on what the job uses. Run from the repository root."""
+upper bound on what the job uses. Run from the repository root. paper_plan_cost.csv beside this
+script is its output for the paper studies (the slurm profile); paper_plan_cost.before.csv the same
+at 2630ee4, before one eval server per run and per-model GPU counts."""
 
 from __future__ import annotations
 

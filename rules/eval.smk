@@ -178,6 +178,8 @@ rule eval_evalscope:
         placement=lambda wc: placement_arg(wc.study, "eval_generate", eval_servers(wc)),
     log:
         "logs/{study}/eval/{run}/{bench}/seed{seed}.evalscope.log",
+    benchmark:
+        "logs/{study}/eval/{run}/{bench}/seed{seed}.evalscope.benchmark.tsv"
     threads: stage_threads("eval_generate")
     resources:
         **stage_resources("eval_generate", gpu=lambda wc: eval_gpus(wc, eval_servers(wc))),
@@ -248,6 +250,8 @@ rule eval_critic:
         placement=lambda wc: placement_arg(wc.study, "eval_generate", [("judge", critic_cfg(wc)["model"])]),
     log:
         "logs/{study}/eval/{run}/{bench}/seed{seed}.critic.log",
+    benchmark:
+        "logs/{study}/eval/{run}/{bench}/seed{seed}.critic.benchmark.tsv"
     threads: stage_threads("eval_generate")
     resources:
         **stage_resources("eval_generate", gpu=lambda wc: eval_gpus(wc, [("judge", critic_cfg(wc)["model"])])),
