@@ -156,6 +156,9 @@ def server_command(study, model_name, stage=None, role=None):
         if "sglang" not in template:
             raise ValueError(f"studies.{study}.sglang: the study's server {name!r} is not SGLang ({template})")
         template = extend_command(template, study_cfg(study)["sglang"], f"studies.{study}.sglang")
+    revision = config["models"].get(model_name, {}).get("revision")
+    if revision and "sglang" in template:  # the hub model's pinned revision (models.<name>.revision)
+        template = extend_command(template, {"revision": revision}, f"models.{model_name}.revision")
     parallel = server_parallel(study, model_name, stage, role)
     return template.replace("{tp}", str(parallel["tp"])).replace("{dp}", str(parallel["dp"]))
 

@@ -23,6 +23,12 @@ def eval_gpus(wildcards, servers):
     return stage_placement(wildcards.study, "eval_generate", servers)[1]
 
 
+def run_model_revision(wildcards):
+    """The hub revision of a run's weights when they are a pinned hub model (else None)."""
+    spec = run_cfg(wildcards.study, wildcards.run)
+    return config["models"].get(spec.get("model"), {}).get("revision") if "model" in spec else None
+
+
 def eval_group(study):
     """run (default): one eval_generate_run job per run serves all its benchmarks and seeds on one
     server; file: one eval_generate job per (run, benchmark, seed), so a new seed generates only it."""
@@ -207,6 +213,7 @@ rule eval_grade:
         provenance=lambda wc: as_json(
             {"run": {k: v for k, v in run_cfg(wc.study, wc.run).items() if k != "label"},
              "benchmark": bench_data_cfg(wc.bench),
+             **({"model": {"revision": run_model_revision(wc)}} if run_model_revision(wc) else {}),
              "generation": generation_params(wc),
              **({"engine": eval_engine(wc)} if eval_engine(wc) != "native" else {})}
         ),

@@ -14,6 +14,10 @@ def sft_params(wildcards):
 
     cfg = study_cfg(wildcards.study)["sft"]
     options = llamafactory_options(study_cfg(wildcards.study).get("tracking"), wildcards.run)
+    start = start_of(wildcards.study, wildcards.run)
+    revision = config["models"].get(start, {}).get("revision")
+    if revision:  # a hub base model pinned to a revision (models.<name>.revision)
+        options = options | {"model_revision": revision}
     return cfg | {"llamafactory": options | cfg.get("llamafactory", {})} if options else cfg
 
 
