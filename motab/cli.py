@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tables": ("motab.tables.build", "aggregate eval JSON into markdown/CSV/LaTeX tables"),
     "report-chart": ("motab.report.chart", "a table as a bar chart with error bars (PNG)"),
     "training-curves": ("motab.report.curves", "training curves from checkpoint folders (PNG)"),
+    "cost": ("motab.report.cost", "a study's wall, CPU and GPU hours per stage from its benchmark files"),
 }
 
 

@@ -46,5 +46,23 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def revisions(params) -> dict[str, str]:
+    """Every hub `revision` the params name, by its dotted path (e.g. benchmark.revision)."""
+    found: dict[str, str] = {}
+
+    def walk(value, path: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key in ("revision", "model_revision") and isinstance(item, str):
+                    found[path + key] = item
+                else:
+                    walk(item, f"{path}{key}.")
+
+    walk(params, "")
+    return dict(sorted(found.items()))
+
+
 def provenance(params: dict) -> dict:
-    return {"config_hash": config_hash(params), "code_version": code_version(), "packages": package_versions()}
+    record = {"config_hash": config_hash(params), "code_version": code_version(), "packages": package_versions()}
+    pinned = revisions(params)
+    return record | {"revisions": pinned} if pinned else record

@@ -162,11 +162,54 @@ def start_inputs(study, run):
     return [model_location(study, source)] if is_toy_model(source) else []
 
 
-def server_command(study, model_name):
-    """The study's server launch command, with the model's tensor-parallel size filled in."""
-    template = config["servers"][study_cfg(study)["server"]]
-    tp = config["models"].get(model_name, {}).get("tp", 1)
-    return template.replace("{tp}", str(tp))
+def server_parallel(study, model_name, stage=None, role=None):
+    """tp and dp of a model's server: the model's (default 1), overridden for one stage's role by
+    studies.<study>.resources.<stage>.servers.<role> (e.g. the synthesis student on 4 GPUs)."""
+    base = config["models"].get(model_name, {})
+    over = study_cfg(study)["resources"].get(stage, {}).get("servers", {}).get(role, {}) if stage else {}
+    return {"tp": over.get("tp", base.get("tp", 1)), "dp": over.get("dp", base.get("dp", 1))}
+
+
+def server_command(study, model_name, stage=None, role=None):
+    """The study's server launch command, with the model's tensor- and data-parallel sizes filled in."""
+    from motab.passthrough import extend_command
+
+    name = study_cfg(study)["server"]
+    template = config["servers"][name]
+    if study_cfg(study).get("sglang"):  # the study's `sglang:` options, passed to launch_server unchanged
+        if "sglang" not in template:
+            raise ValueError(f"studies.{study}.sglang: the study's server {name!r} is not SGLang ({template})")
+        template = extend_command(template, study_cfg(study)["sglang"], f"studies.{study}.sglang")
+    revision = config["models"].get(model_name, {}).get("revision")
+    if revision and "sglang" in template:  # the hub model's pinned revision (models.<name>.revision)
+        template = extend_command(template, {"revision": revision}, f"models.{model_name}.revision")
+    parallel = server_parallel(study, model_name, stage, role)
+    return template.replace("{tp}", str(parallel["tp"])).replace("{dp}", str(parallel["dp"]))
+
+
+# --- GPU placement of a job's servers (motab.serving.placement) ------------------------------
+
+
+def stage_placement(study, stage, servers):
+    """(placements, GPUs the job asks for) of a job of `stage` starting `servers` [(role, model)]:
+    disjoint GPU blocks in order (or shared with share_gpus: true) within the stage's gpus. A job
+    whose servers need more GPUs than that stops the plan (`snakemake -n`) with the config key."""
+    from motab.serving.placement import ServerNeed, job_gpus, place
+
+    resources = study_cfg(study)["resources"]
+    own = resources.get(stage, {})
+    budget = own.get("gpus", resources["default"]["gpus"])
+    where = f"studies.{study}.resources.{stage if 'gpus' in own else 'default'}.gpus"
+    needs = [ServerNeed(role, model, **server_parallel(study, model, stage, role)) for role, model in servers]
+    placements = place(needs, budget, own.get("share_gpus", False), where=where)
+    return placements, (job_gpus(needs, own.get("share_gpus", False)) if budget else 0)
+
+
+def placement_arg(study, stage, servers):
+    from motab.serving.placement import to_json
+
+    placements, gpus = stage_placement(study, stage, servers)
+    return to_json(placements) if gpus else ""
 
 
 def run_model_name(study, run):
@@ -214,6 +257,11 @@ def synth_method_of(study, run):
     return None
 
 
+def stage_container(stage):
+    """The stage's image (config `containers`), used under --software-deployment-method apptainer."""
+    return config.get("containers", {}).get(stage)
+
+
 # --- resources: one place in config per stage ------------------------------------------------
 
 
@@ -231,9 +279,11 @@ def stage_threads(stage):
     return stage_resource(stage, "cpus_per_task")
 
 
-def stage_resources(stage):
+def stage_resources(stage, gpu=None):
+    """A rule's resources from its stage's config; `gpu` (a function of wildcards) replaces the
+    stage's GPU count where the job's servers decide it (stage_placement)."""
     return dict(
-        gpu=stage_resource(stage, "gpus"),
+        gpu=gpu or stage_resource(stage, "gpus"),
         cpus_per_task=stage_resource(stage, "cpus_per_task"),
         mem_mb=stage_resource(stage, "mem_mb"),
         runtime=stage_resource(stage, "runtime"),

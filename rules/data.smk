@@ -43,9 +43,10 @@ PREPARE = "{MOTAB} prepare --input {params.raw:q} --source {params.source}{param
 def format_args(dataset):
     """--format/--split of a dataset in another release's fields (none for toy and LIMO files)."""
     data = config["datasets"][dataset]
+    revision = f" --revision {shlex.quote(data['revision'])}" if data.get("revision") else ""
     if "format" not in data and "split" not in data:
-        return ""
-    return f" --format {shlex.quote(data.get('format', 'limo'))} --split {shlex.quote(data.get('split', 'train'))}"
+        return revision
+    return f" --format {shlex.quote(data.get('format', 'limo'))} --split {shlex.quote(data.get('split', 'train'))}{revision}"
 
 
 rule prepare:
@@ -126,6 +127,7 @@ rule benchmark:
         question=lambda wc: bench_cfg(wc).get("question_field", "question"),
         answer=lambda wc: bench_cfg(wc).get("answer_field", "answer"),
         limit=lambda wc: bench_cfg(wc).get("limit", 0),
+        revision=lambda wc: f" --revision {shlex.quote(bench_cfg(wc)['revision'])}" if bench_cfg(wc).get("revision") else "",
     log:
         "logs/{study}/benchmark/{bench}.log",
     threads: stage_threads("data")
@@ -134,7 +136,7 @@ rule benchmark:
     shell:
         "{MOTAB} benchmark --input {params.location:q} --format {params.format:q} --name {wildcards.bench}"
         " --output {output} --count {params.expected} --limit {params.limit} --split {params.split:q}"
-        " --question-field {params.question:q} --answer-field {params.answer:q} > {log} 2>&1"
+        " --question-field {params.question:q} --answer-field {params.answer:q}{params.revision} > {log} 2>&1"
 
 
 rule kd_prompts:

@@ -1,5 +1,6 @@
 # Evaluation in two rules: generation (GPU hours on a cluster) and grading (CPU seconds), so a
 # change to answer extraction or metrics regrades without regenerating.
+from types import SimpleNamespace
 
 
 def eval_cfg(wildcards):
@@ -55,9 +56,45 @@ def grading_params(wildcards):
     return {"extraction": ",".join(modes), "equivalence": cfg.get("equivalence", "motab")}
 
 
+def eval_servers(wildcards):
+    """The one server of a run's evaluation: the run's weights on its model's tp/dp."""
+    return [("model", run_model_name(wildcards.study, wildcards.run))]
+
+
+def eval_gpus(wildcards, servers):
+    """GPUs an evaluation job asks for: its server's tp x dp (at most the stage's gpus), 0 on CPU."""
+    return stage_placement(wildcards.study, "eval_generate", servers)[1]
+
+
+def run_model_revision(wildcards):
+    """The hub revision of a run's weights when they are a pinned hub model (else None)."""
+    spec = run_cfg(wildcards.study, wildcards.run)
+    return config["models"].get(spec.get("model"), {}).get("revision") if "model" in spec else None
+
+
+def eval_group(study):
+    """run (default): one eval_generate_run job per run serves all its benchmarks and seeds on one
+    server; file: one eval_generate job per (run, benchmark, seed), so a new seed generates only it."""
+    return study_cfg(study)["eval"].get("group", "run")
+
+
+def _study_regex(studies):
+    return "|".join(re.escape(s) for s in sorted(studies)) or "(?!)"  # (?!) never matches
+
+
+PER_FILE_EVAL = [s for s in config["studies"] if eval_group(s) == "file"]
+# native-engine studies whose runs generate in one job each (EvalScope runs per file, rule eval_evalscope)
+PER_RUN_EVAL = [s for s in config["studies"] if eval_group(s) == "run"
+                and study_cfg(s)["eval"].get("engine", "native") == "native"]
+
+
 rule eval_generate:
     conda:
         "../envs/eval.yaml"
+    container:
+        stage_container("eval")
+    wildcard_constraints:
+        study=_study_regex(PER_FILE_EVAL),
     input:
         problems="results/{study}/benchmarks/{bench}.jsonl",
         model=lambda wc: checkpoint_inputs(wc.study, wc.run),
@@ -67,22 +104,81 @@ rule eval_generate:
     params:
         generation=lambda wc: as_json(generation_params(wc)),
         cfg=generation_params,
-        top_k=top_k_arg,
+        top_k=lambda wc: generation_params(wc).get("top_k", -1),
         model=lambda wc: checkpoint_location(wc.study, wc.run),
-        server=lambda wc: server_command(wc.study, run_model_name(wc.study, wc.run)),
+        server=lambda wc: server_command(wc.study, run_model_name(wc.study, wc.run), "eval_generate", "model"),
+        placement=lambda wc: placement_arg(wc.study, "eval_generate", eval_servers(wc)),
         prompt=prompt_args,
     log:
         "logs/{study}/eval/{run}/{bench}/seed{seed}.generate.log",
+    benchmark:
+        "logs/{study}/eval/{run}/{bench}/seed{seed}.generate.benchmark.tsv"
     threads: stage_threads("eval_generate")
     resources:
-        **stage_resources("eval_generate"),
+        **stage_resources("eval_generate", gpu=lambda wc: eval_gpus(wc, eval_servers(wc))),
     shell:
         "{MOTAB} eval-generate --model {params.model:q} --problems {input.problems} --output {output}"
         " --n {params.cfg[n]} --temperature {params.cfg[temperature]} --top-p {params.cfg[top_p]}"
-        " --max-tokens {params.cfg[max_tokens]} --seed {params.cfg[seed]}{params.top_k}"
+        " --top-k {params.top_k} --max-tokens {params.cfg[max_tokens]} --seed {params.cfg[seed]}"
         " --batch-problems {params.cfg[batch_problems]} --server-command {params.server:q} {params.prompt}"
+        " --placement {params.placement:q}"
         " --server-log logs/{wildcards.study}/eval/{wildcards.run}/{wildcards.bench}/seed{wildcards.seed}.server.log"
         " > {log} 2>&1"
+
+
+def run_generation_jobs(study, run):
+    """The generation jobs of one run, one per (benchmark, seed), each with its own sampling."""
+    cfg = study_cfg(study)["eval"]
+    jobs = []
+    for bench in cfg["benchmarks"]:
+        for seed in cfg["seeds"]:
+            wc = SimpleNamespace(study=study, run=run, bench=bench, seed=str(seed))
+            jobs.append({"problems": f"results/{study}/benchmarks/{bench}.jsonl",
+                         "output": f"results/{study}/eval/{run}/{bench}/seed{seed}.responses.jsonl",
+                         "top_k": cfg.get("top_k", -1),
+                         # the eval prompt and thinking switch are the study's: flags (prompt_args)
+                         **{k: v for k, v in generation_params(wc).items() if k not in ("prompt", "enable_thinking")}})
+    return jobs
+
+
+for _study in PER_RUN_EVAL:
+    _eval = study_cfg(_study)["eval"]
+
+    rule:
+        # One server start for all of a run's benchmarks x seeds (the server is the slow part to
+        # start: minutes for a 32B model under SGLang); grading stays one job per file (eval_grade).
+        name:
+            "eval_generate_run_" + re.sub(r"\W", "_", _study)
+        conda:
+            "../envs/eval.yaml"
+        container:
+            stage_container("eval")
+        wildcard_constraints:
+            study=re.escape(_study),
+        input:
+            problems=[f"results/{{study}}/benchmarks/{bench}.jsonl" for bench in _eval["benchmarks"]],
+            model=lambda wc: checkpoint_inputs(wc.study, wc.run),
+            code=code_inputs("eval-generate", "serve"),
+        output:
+            [f"results/{{study}}/eval/{{run}}/{bench}/seed{seed}.responses.jsonl"
+             for bench in _eval["benchmarks"] for seed in _eval["seeds"]],
+        params:
+            jobs=lambda wc: as_json(run_generation_jobs(wc.study, wc.run)),
+            model=lambda wc: checkpoint_location(wc.study, wc.run),
+            server=lambda wc: server_command(wc.study, run_model_name(wc.study, wc.run), "eval_generate", "model"),
+            placement=lambda wc: placement_arg(wc.study, "eval_generate", eval_servers(wc)),
+            prompt=prompt_args,
+        log:
+            "logs/{study}/eval/{run}/generate.log",
+        benchmark:
+            "logs/{study}/eval/{run}/generate.benchmark.tsv"
+        threads: stage_threads("eval_generate")
+        resources:
+            **stage_resources("eval_generate", gpu=lambda wc: eval_gpus(wc, eval_servers(wc))),
+        shell:
+            "{MOTAB} eval-generate --model {params.model:q} --jobs-json {params.jobs:q}"
+            " --server-command {params.server:q} --placement {params.placement:q} {params.prompt}"
+            " --server-log logs/{wildcards.study}/eval/{wildcards.run}/generate.server.log > {log} 2>&1"
 
 
 def eval_engine(wildcards):
@@ -118,6 +214,8 @@ rule eval_evalscope:
     # responses file (task_config.json, reviews and EvalScope's own report stay in the work dir).
     conda:
         "../envs/eval.yaml"
+    container:
+        stage_container("eval")
     input:
         benchmark=bench_input,
         model=lambda wc: checkpoint_inputs(wc.study, wc.run),
@@ -137,12 +235,15 @@ rule eval_evalscope:
         top_k=top_k_arg,
         python=evalscope_python,
         model=lambda wc: checkpoint_location(wc.study, wc.run),
-        server=lambda wc: server_command(wc.study, run_model_name(wc.study, wc.run)),
+        server=lambda wc: server_command(wc.study, run_model_name(wc.study, wc.run), "eval_generate", "model"),
+        placement=lambda wc: placement_arg(wc.study, "eval_generate", eval_servers(wc)),
     log:
         "logs/{study}/eval/{run}/{bench}/seed{seed}.evalscope.log",
+    benchmark:
+        "logs/{study}/eval/{run}/{bench}/seed{seed}.evalscope.benchmark.tsv"
     threads: stage_threads("eval_generate")
     resources:
-        **stage_resources("eval_generate"),
+        **stage_resources("eval_generate", gpu=lambda wc: eval_gpus(wc, eval_servers(wc))),
     shell:
         "{params.python:q} -m motab eval-evalscope --model {params.model:q} --benchmark-file {params.location:q}"
         " --format {params.format:q} --name {wildcards.bench} --dataset {params.dataset:q} --split {params.split:q}"
@@ -151,7 +252,7 @@ rule eval_evalscope:
         " --n {params.cfg[n]} --temperature {params.cfg[temperature]} --top-p {params.cfg[top_p]}"
         " --max-tokens {params.cfg[max_tokens]} --seed {params.cfg[seed]} --batch-size {params.cfg[batch_problems]}"
         "{params.top_k}"
-        " --server-command {params.server:q}"
+        " --server-command {params.server:q} --placement {params.placement:q}"
         " --server-log logs/{wildcards.study}/eval/{wildcards.run}/{wildcards.bench}/seed{wildcards.seed}.server.log"
         " > {log} 2>&1"
 
@@ -168,6 +269,7 @@ rule eval_grade:
         provenance=lambda wc: as_json(
             {"run": {k: v for k, v in run_cfg(wc.study, wc.run).items() if k != "label"},
              "benchmark": bench_data_cfg(wc.bench),
+             **({"model": {"revision": run_model_revision(wc)}} if run_model_revision(wc) else {}),
              "generation": generation_params(wc),
              "grading": grading_params(wc),
              **({"engine": eval_engine(wc)} if eval_engine(wc) != "native" else {}),
@@ -198,6 +300,8 @@ rule eval_critic:
     # The optional critic score: a judge model behind the same server client scores each response.
     conda:
         "../envs/eval.yaml"
+    container:
+        stage_container("eval")
     input:
         eval="results/{study}/eval/{run}/{bench}/seed{seed}.json",
         problems="results/{study}/benchmarks/{bench}.jsonl",
@@ -210,16 +314,20 @@ rule eval_critic:
         critic=lambda wc: as_json(critic_cfg(wc)),
         cfg=critic_cfg,
         judge=lambda wc: model_location(wc.study, critic_cfg(wc)["model"]),
-        server=lambda wc: server_command(wc.study, critic_cfg(wc)["model"]),
+        server=lambda wc: server_command(wc.study, critic_cfg(wc)["model"], "eval_generate", "judge"),
+        placement=lambda wc: placement_arg(wc.study, "eval_generate", [("judge", critic_cfg(wc)["model"])]),
     log:
         "logs/{study}/eval/{run}/{bench}/seed{seed}.critic.log",
+    benchmark:
+        "logs/{study}/eval/{run}/{bench}/seed{seed}.critic.benchmark.tsv"
     threads: stage_threads("eval_generate")
     resources:
-        **stage_resources("eval_generate"),
+        **stage_resources("eval_generate", gpu=lambda wc: eval_gpus(wc, [("judge", critic_cfg(wc)["model"])])),
     shell:
         "{MOTAB} eval-critic --eval {input.eval} --problems {input.problems} --model {params.judge:q}"
         " --output {output} --rubric {params.cfg[rubric]:q} --scale-min {params.cfg[scale][0]}"
         " --scale-max {params.cfg[scale][1]} --max-tokens {params.cfg[max_tokens]}"
         " --temperature {params.cfg[temperature]} --seed {wildcards.seed} --server-command {params.server:q}"
+        " --placement {params.placement:q}"
         " --server-log logs/{wildcards.study}/eval/{wildcards.run}/{wildcards.bench}/seed{wildcards.seed}.critic.server.log"
         " --params-json {params.critic:q} > {log} 2>&1"

@@ -45,8 +45,24 @@ def kd_launcher(wildcards):
     return f"srun --nodes={nodes} --ntasks-per-node=1 " if nodes > 1 else ""
 
 
+def kd_tracking_args(wildcards, cfg):
+    """The study's `tracking:` for this run: KDFlow's wandb flags (in its pass-through block) or
+    kd-train's --tracking flags; (cfg, extra kd-train flags)."""
+    from motab.tracking import kdflow_options
+
+    tracking = study_cfg(wildcards.study).get("tracking")
+    if not tracking:
+        return cfg, ""
+    if cfg["engine"] == "kdflow":
+        options = kdflow_options(tracking, wildcards.run, f"studies.{wildcards.study}.tracking")
+        return cfg | {"kdflow": options | cfg.get("kdflow", {})}, ""
+    project = f" --tracking-project {shlex.quote(tracking['project'])}" if tracking.get("project") else ""
+    return cfg, (f" --tracking {tracking['backend']}"
+                 f" --tracking-dir logs/{wildcards.study}/kd/{wildcards.run}.tracking{project}")
+
+
 def kd_command(wildcards, threads):
-    cfg = kd_cfg(wildcards)
+    cfg, tracking = kd_tracking_args(wildcards, kd_cfg(wildcards))
     sources = " ".join(
         f"--teacher {shlex.quote(teacher_location(wildcards.study, teacher))}"
         f" --prompts results/{wildcards.study}/kd_data/{dataset}.jsonl"
@@ -57,12 +73,15 @@ def kd_command(wildcards, threads):
               f" --output results/{wildcards.study}/ckpt/kd/{wildcards.run} --params-json {shlex.quote(as_json(cfg))}")
     if cfg["engine"] == "kdflow":
         return f"{MOTAB} kdflow {common}"
-    return f"{kd_launcher(wildcards)}{MOTAB} kd-train {common} --threads {threads} {shlex.join(config_argv(cfg))}"
+    return (f"{kd_launcher(wildcards)}{MOTAB} kd-train {common} --threads {threads} {shlex.join(config_argv(cfg))}"
+            f"{tracking}")
 
 
 rule kd:
     conda:
         "../envs/kd.yaml"
+    container:
+        stage_container("kd")
     input:
         prompts=kd_prompt_files,
         start=lambda wc: start_inputs(wc.study, wc.run),

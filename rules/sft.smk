@@ -7,6 +7,20 @@ def sft_method(wildcards):
     return sft_data_folder(wildcards.study, wildcards.run)
 
 
+def sft_params(wildcards):
+    """The study's sft block; with `tracking:`, LLaMA-Factory's report_to/run_name under its
+    `llamafactory:` pass-through (the block's own values win)."""
+    from motab.tracking import llamafactory_options
+
+    cfg = study_cfg(wildcards.study)["sft"]
+    options = llamafactory_options(study_cfg(wildcards.study).get("tracking"), wildcards.run)
+    start = start_of(wildcards.study, wildcards.run)
+    revision = config["models"].get(start, {}).get("revision")
+    if revision:  # a hub base model pinned to a revision (models.<name>.revision)
+        options = options | {"model_revision": revision}
+    return cfg | {"llamafactory": options | cfg.get("llamafactory", {})} if options else cfg
+
+
 def sft_nodes(wildcards):
     return study_cfg(wildcards.study)["resources"].get("sft", {}).get("nodes", 1)
 
@@ -20,6 +34,8 @@ def sft_launcher(wildcards):
 rule sft:
     conda:
         "../envs/sft.yaml"
+    container:
+        stage_container("sft")
     input:
         data=lambda wc: f"results/{wc.study}/sft_data/{sft_method(wc)}/train.jsonl",
         info=lambda wc: f"results/{wc.study}/sft_data/{sft_method(wc)}/dataset_info.json",
@@ -28,7 +44,7 @@ rule sft:
     output:
         directory("results/{study}/ckpt/sft/{run}"),
     params:
-        sft=lambda wc: as_json(study_cfg(wc.study)["sft"]),
+        sft=lambda wc: as_json(sft_params(wc)),
         start=lambda wc: start_location(wc.study, wc.run),
         method=sft_method,
         launcher=sft_launcher,

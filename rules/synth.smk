@@ -25,17 +25,28 @@ def synth_models(wildcards):
     return [study["teacher"]] + ([synth_student(wildcards)] if drafts else [])
 
 
+def synth_servers(wildcards):
+    """[(role, model)] of the servers a synthesis job starts, in GPU order (teacher first)."""
+    study = study_cfg(wildcards.study)
+    roles = ["teacher"] + (["student"] if wildcards.method in STUDENT_METHODS else [])
+    return [(role, study[role]) for role in roles]
+
+
 def synth_student_args(wildcards):
     if synth_algorithm(wildcards.method) not in STUDENT_METHODS:
         return ""
     student = synth_student(wildcards)
     log = f"logs/{wildcards.study}/synth/{wildcards.method}.student.server.log"
-    return f"--student {shlex.quote(model_location(wildcards.study, student))} --student-log {log}"
+    command = server_command(wildcards.study, student, "synth", "student")
+    return (f"--student {shlex.quote(model_location(wildcards.study, student))} --student-log {log}"
+            f" --student-server-command {shlex.quote(command)}")
 
 
 rule synth:
     conda:
         "../envs/synth.yaml"
+    container:
+        stage_container("synth")
     input:
         problems="results/{study}/data/problems.jsonl",
         models=lambda wc: [model_location(wc.study, m) for m in synth_models(wc) if is_toy_model(m)],
@@ -50,7 +61,8 @@ rule synth:
         algorithm=lambda wc: synth_algorithm(wc.method),
         teacher=lambda wc: model_location(wc.study, study_cfg(wc.study)["teacher"]),
         student=synth_student_args,
-        server=lambda wc: server_command(wc.study, study_cfg(wc.study)["teacher"]),
+        server=lambda wc: server_command(wc.study, study_cfg(wc.study)["teacher"], "synth", "teacher"),
+        placement=lambda wc: placement_arg(wc.study, "synth", synth_servers(wc)),
         max_in_flight=lambda wc: study_cfg(wc.study).get("max_in_flight", 8),
     log:
         "logs/{study}/synth/{method}.log",
@@ -58,11 +70,11 @@ rule synth:
         "logs/{study}/synth/{method}.benchmark.tsv"
     threads: stage_threads("synth")
     resources:
-        **stage_resources("synth"),
+        **stage_resources("synth", gpu=lambda wc: stage_placement(wc.study, "synth", synth_servers(wc))[1]),
     shell:
         "{MOTAB} synth --method {params.algorithm} --problems {input.problems} --teacher {params.teacher:q}"
         " {params.student} --output {output.rows} --stats {output.stats} --params-json {params.synth:q}"
-        " --server-command {params.server:q} --max-in-flight {params.max_in_flight}"
+        " --server-command {params.server:q} --placement {params.placement:q} --max-in-flight {params.max_in_flight}"
         " --server-log logs/{wildcards.study}/synth/{wildcards.method}.server.log > {log} 2>&1"
 
 

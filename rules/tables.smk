@@ -26,11 +26,12 @@ rule table:
         shares=lambda wc: list(table_teacher_shares(wc).values()),
         code=code_inputs("tables"),
     output:
-        md=report("results/{study}/tables/{table}.md", caption="../report/table.rst", category="Tables",
-                  subcategory="{study}", labels={"study": "{study}", "figure": "{table} (markdown)"}),
-        csv=report("results/{study}/tables/{table}.csv", caption="../report/table.rst", category="Tables",
-                   subcategory="{study}", labels={"study": "{study}", "figure": "{table} (CSV)"}),
+        md="results/{study}/tables/{table}.md",
+        csv="results/{study}/tables/{table}.csv",
         tex="results/{study}/tables/{table}.tex",
+        # the report shows the table itself (an HTML page), not a file to download
+        html=report("results/{study}/tables/{table}.html", caption="../report/table.rst", category="Tables",
+                    subcategory="{study}", labels={"study": "{study}", "figure": "{table}"}),
         spec="results/{study}/tables/{table}.spec.json",
     params:
         spec=table_spec,

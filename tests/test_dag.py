@@ -16,11 +16,11 @@ def dry_run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([SNAKEMAKE, "-n", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
-def rule_resources(output: str, rule: str, study: str = "motab") -> str:
-    """The resources of the first planned job of `rule` in `study`."""
+def rule_resources(output: str, rule: str, study: str = "motab", run: str = "") -> str:
+    """The resources of the first planned job of `rule` in `study` (and `run`, if given)."""
     for block in output.split(f"\nrule {rule}:")[1:]:
         block = block.split("\n\n", 1)[0]
-        if re.search(rf"wildcards: .*\bstudy={study}\b", block):
+        if re.search(rf"wildcards: .*\bstudy={study}\b", block) and (not run or re.search(rf"\brun={run}\b", block)):
             return re.search(r"resources: (.*)", block).group(1) + ","
     raise AssertionError(f"no {rule} job of study {study} in the plan")
 
@@ -36,10 +36,14 @@ def test_slurm_profile_plans_the_paper_studies_with_gpus_from_config():
         assert f"results/{table}.md" in out, table
     assert "toy_model" not in out and "results/toy/" not in out  # the toy study does not leak in
     assert "gpu=8" in rule_resources(out, "sft") and "runtime=2880" in rule_resources(out, "sft")
-    assert "gpu=4" in rule_resources(out, "eval_evalscope")  # the motab study evaluates through EvalScope
+    assert "gpu=4" in rule_resources(out, "eval_evalscope", run="teacher")  # the motab study evaluates through EvalScope
+    # an eval job asks for its model's tp: the Qwen3-32B teacher 4 GPUs, the Qwen3-4B student 1
+    assert "gpu=4," in rule_resources(out, "eval_generate_run_motab", run="teacher")
+    assert "gpu=1," in rule_resources(out, "eval_generate_run_motab", run="base_student")
     assert "gpu=0" in rule_resources(out, "eval_grade")
     assert "gpu=1," in rule_resources(out, "sft", "cotfilter")  # the CoT-filter seed's one-GPU LoRA SFT
-    assert "gpu=8" in rule_resources(out, "kd", "pwopsd") and "gpu=1," in rule_resources(out, "eval_generate", "pwopsd")
+    assert "gpu=8" in rule_resources(out, "kd", "pwopsd")
+    assert "gpu=1," in rule_resources(out, "eval_generate_run_pwopsd", "pwopsd")
     # PW-OPSD and its baselines self-distil: 3 students x 5 losses, each from the student's own weights
     selfdistill = re.findall(r"motab kd-train --student (\S+) --teacher self --prompts results/pwopsd/", out)
     assert len(selfdistill) == 15 and len(set(selfdistill)) == 3

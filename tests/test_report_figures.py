@@ -71,3 +71,17 @@ def test_bad_training_log_names_file_line_field(tmp_path):
     (tmp_path / "training_log.csv").write_text("epoch,value\n1,0.5\n")
     with pytest.raises(DataError, match=r"training_log\.csv:1: expected a header with step and loss"):
         read_training_log(tmp_path / "training_log.csv")
+
+
+def test_sft_and_kd_curves_never_share_an_axis():
+    from motab.report.curves import curve_panels
+
+    sft = {"step": [1.0], "loss": [2.0]}
+    kd = {"step": [1.0], "loss": [0.9], "kl_to_teacher": [0.5], "rollout_tokens": [100.0]}
+    panels = curve_panels([("SFT", sft), ("KD", kd)])
+    assert [(title, series) for title, _, series in panels] == [
+        ("SFT: cross-entropy", [("SFT", "loss")]),
+        ("On-policy KD: distillation loss", [("KD", "loss")]),
+        ("On-policy KD: KL to the teacher", [("KD", "kl_to_teacher")])]
+    assert [title for title, _, _ in curve_panels([("SFT", sft)])] == ["SFT: cross-entropy"]
+    assert curve_panels([]) == []

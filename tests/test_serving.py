@@ -216,6 +216,9 @@ async def _flaky_app(fail_times: int):
     return runner, f"http://127.0.0.1:{port}", calls
 
 
+SAMPLING = {"temperature": 0.6, "max_new_tokens": 8}
+
+
 def test_client_retries_5xx_then_succeeds():
     from motab.serving.client import ServerClient
 
@@ -223,12 +226,15 @@ def test_client_retries_5xx_then_succeeds():
         runner, url, calls = await _flaky_app(fail_times=2)
         try:
             async with ServerClient(url, max_retries=3, backoff_s=0.01) as client:
-                return await client.generate({"text": "hi"}), calls["n"]
+                return await client.generate({"text": "hi", "sampling_params": SAMPLING}), calls["n"]
         finally:
             await runner.cleanup()
 
     resp, calls = asyncio.run(scenario())
-    assert resp["text"] == "ok" and resp["echo"] == {"text": "hi"} and calls == 3
+    # the sampling reaches the server explicit: full-vocabulary values where the caller gave none
+    assert resp["text"] == "ok" and calls == 3
+    assert resp["echo"] == {"text": "hi", "sampling_params": {"temperature": 0.6, "max_new_tokens": 8, "top_p": 1.0,
+                                                              "top_k": -1, "min_p": 0.0, "repetition_penalty": 1.0}}
 
 
 def test_client_gives_up_naming_the_server():
@@ -239,7 +245,7 @@ def test_client_gives_up_naming_the_server():
         try:
             async with ServerClient(url, max_retries=2, backoff_s=0.01) as client:
                 with pytest.raises(ServerError) as info:
-                    await client.generate({"text": "hi"})
+                    await client.generate({"text": "hi", "sampling_params": SAMPLING})
             return url, str(info.value), calls["n"]
         finally:
             await runner.cleanup()
@@ -255,7 +261,7 @@ def test_client_does_not_retry_4xx(server):
         async with ServerClient(server, backoff_s=0.01) as client:
             assert await client.health()
             with pytest.raises(RequestRejected, match="temperature"):
-                await client.generate({"text": "x", "sampling_params": {"temperature": "hot"}})
+                await client.generate({"text": "x", "sampling_params": {"temperature": "hot", "max_new_tokens": 4}})
 
     asyncio.run(scenario())
 
@@ -267,7 +273,7 @@ def test_render_command_sglang_example():
     argv = render_command(SGLANG_SERVER_EXAMPLE, python="/usr/bin/python3", model="/models/Qwen 7B",
                           host="0.0.0.0", port=30000)
     assert argv == ["python", "-m", "sglang.launch_server", "--model-path", "/models/Qwen 7B", "--host", "0.0.0.0",
-                    "--port", "30000", "--tp-size", "4"]
+                    "--port", "30000", "--tp-size", "4", "--dp-size", "1", "--enable-deterministic-inference"]
     with pytest.raises(ValueError, match="gpus"):
         render_command("x --n {gpus}", model="m")
 

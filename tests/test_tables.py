@@ -183,7 +183,8 @@ BENCHMARKS = {"toy": {"label": "Toy_set"}, "b2": {"label": "B2 {x}"}}
 
 def _tabular_rows(tex: str) -> list[str]:
     body = tex.split(r"\begin{tabular}{", 1)[1].split(r"\end{tabular}", 1)[0]
-    return [line for line in body.splitlines()[1:] if line.strip() and line.strip() != r"\hline"]
+    rules = {r"\toprule", r"\midrule", r"\bottomrule"}  # booktabs
+    return [line for line in body.splitlines()[1:] if line.strip() and line.strip() not in rules]
 
 
 def assert_valid_tabular(tex: str, columns: int) -> None:
@@ -240,3 +241,22 @@ def test_config_reference_errors_name_the_key():
     bad["tables"]["main"]["reference"]["rows"]["student"]["gsm8k"] = 1
     with pytest.raises(SpecError, match=r"reference\.rows\.student: \['gsm8k'\] are not benchmarks"):
         table_spec("s", bad, BENCHMARKS, "main")
+
+
+def test_one_benchmark_has_no_avg_column_and_the_latex_is_booktabs(tmp_path):
+    spec = {"title": "AIME", "metric": "avg@4", "scale": 100, "decimals": 2,
+            "rows": [{"run": "teacher", "label": "Teacher"}], "benchmarks": [{"name": "toy", "label": "Toy"}]}
+    texts = build.build_tables(spec, _write_evals(tmp_path, {("teacher", "toy"): {0: 0.5, 1: 0.6, 2: 0.7}}))
+    assert texts["md"].splitlines()[2] == "| Run | Toy |" and "| Teacher | 60.00 ± 10.00 |" in texts["md"]
+    assert "Avg" not in texts["md"] and "Avg" not in texts["csv"] and "Avg" not in texts["tex"]
+    assert texts["csv"].splitlines()[0] == "row,kind,Toy,Toy std,Toy seeds"
+    assert r"\toprule" in texts["tex"] and r"\midrule" in texts["tex"] and r"\bottomrule" in texts["tex"]
+    assert r"\hline" not in texts["tex"]
+    assert_valid_tabular(texts["tex"], 2)
+
+
+def test_the_html_table_shows_the_numbers(tmp_path):
+    html = build.build_tables(SPEC, _write_evals(tmp_path))["html"]
+    assert html.startswith("<!DOCTYPE html>") and "<th>Avg</th>" in html
+    assert "<td>Teacher</td><td>60.00 ± 10.00</td><td>30.00 ± 14.14</td>" in html
+    assert '<tr class="reference">' in html and "Cells are avg@4 × 100" in html

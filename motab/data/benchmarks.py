@@ -139,6 +139,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--count", type=int, default=0, help="expected number of problems (0: no check)")
     parser.add_argument("--limit", type=int, default=0, help="keep the first N problems by id (0 = all)")
     parser.add_argument("--split", default="test", help="hub split when --input is a hub id")
+    parser.add_argument("--revision", default=None, help="hub revision (commit sha or tag) when --input is a hub id")
     parser.add_argument("--question-field", default="question", help="generic format only")
     parser.add_argument("--answer-field", default="answer", help="generic format only")
     args = parser.parse_args(argv)
@@ -149,7 +150,7 @@ def main(argv: list[str]) -> int:
                              "a hub id looks like owner/name)")
         from motab.data.prepare import load_hub_dataset
 
-        path = load_hub_dataset(args.input, split=args.split)
+        path = load_hub_dataset(args.input, split=args.split, revision=args.revision)
     rows = load_benchmark(path, args.format, args.name, args.count, args.limit, args.question_field,
                           args.answer_field)
     write_jsonl(args.output, rows)

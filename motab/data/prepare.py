@@ -69,18 +69,25 @@ def load_rows(path: str, source: str, fmt: str = "limo", limit: int = 0) -> list
     return rows[:limit] if limit else rows
 
 
-def load_hub_dataset(name: str, split: str = "train") -> str:
+def hub_cache_path(name: str, split: str = "train", revision: str | None = None) -> Path:
+    """Where a hub dataset is materialised: one file per (id[:config], split, revision)."""
+    pinned = f"@{revision}" if revision else ""
+    return Path("results") / "hub_cache" / (name.replace("/", "__").replace(":", "__") + f"{pinned}.{split}.jsonl")
+
+
+def load_hub_dataset(name: str, split: str = "train", revision: str | None = None) -> str:
     """Materialise a hub dataset (e.g. GAIR/LIMO) as a local JSONL file and return its path.
     `owner/name:config` names a configuration (Idavidrein/gpqa:gpqa_diamond); split may join
-    splits with "+" (the datasets library's syntax: amc22+amc23+amc24)."""
+    splits with "+" (the datasets library's syntax: amc22+amc23+amc24); `revision` (config
+    `revision:`, a commit sha or tag) pins the dataset's version on the hub."""
     from datasets import load_dataset
 
     from motab.jsonio import write_jsonl as _write
 
     hub_id, _, subset = name.partition(":")
-    out = Path("results") / "hub_cache" / (name.replace("/", "__").replace(":", "__") + f".{split}.jsonl")
+    out = hub_cache_path(name, split, revision)
     if not out.exists():
-        _write(out, (dict(row) for row in load_dataset(hub_id, subset or None, split=split)))
+        _write(out, (dict(row) for row in load_dataset(hub_id, subset or None, split=split, revision=revision)))
     return str(out)
 
 
@@ -92,12 +99,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--format", default="limo", choices=FORMATS, help="the release's fields (limo: "
                         "question/answer/solution, renamable with the --*-field flags)")
     parser.add_argument("--split", default="train", help="hub split when --input is a hub id")
+    parser.add_argument("--revision", default=None, help="hub revision (commit sha or tag) when --input is a hub id")
     parser.add_argument("--question-field", default="question")
     parser.add_argument("--answer-field", default="answer")
     parser.add_argument("--solution-field", default="solution")
     parser.add_argument("--limit", type=int, default=0, help="keep the first N problems by id (0 = all)")
     args = parser.parse_args(argv)
-    path = args.input if Path(args.input).is_file() else load_hub_dataset(args.input, args.split)
+    path = args.input if Path(args.input).is_file() else load_hub_dataset(args.input, args.split, args.revision)
     if args.format == "limo":
         rows = normalize_rows(path, args.source, args.question_field, args.answer_field, args.solution_field,
                               args.limit)

@@ -27,6 +27,7 @@ import sys
 from contextlib import nullcontext
 
 from motab.jsonio import DataError, write_json
+from motab.serving.placement import from_json
 
 _NUMBER_RE = re.compile(r"[-+]?\d+(?:\.\d+)?")
 
@@ -114,6 +115,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max-in-flight", type=int, default=4)
     parser.add_argument("--server-command", default=LOCAL_SERVER)
     parser.add_argument("--server-log", default=None)
+    parser.add_argument("--placement", default=None,
+                        help="the job GPUs each server sees (role judge), JSON of motab.serving.placement")
     parser.add_argument("--server-url", default=None)
     parser.add_argument("--params-json", default="{}", help="config values this output depends on (provenance)")
     args = parser.parse_args(argv)
@@ -129,7 +132,8 @@ def main(argv: list[str]) -> int:
     if args.problems:
         problems = {str(obj.get("id")): str(obj.get("input", "")) for _, obj in iter_jsonl(args.problems)}
     log_path = args.server_log or str(args.output) + ".server.log"
-    context = nullcontext(args.server_url) if args.server_url else serving(args.server_command, args.model, log_path)
+    context = nullcontext(args.server_url) if args.server_url else serving(
+        args.server_command, args.model, log_path, placement=from_json(args.placement).get("judge"))
     with context as url:
         rows = asyncio.run(judge_all(url, problems, evaluation, args))
     metrics = summarize([row["critic"] for row in rows])

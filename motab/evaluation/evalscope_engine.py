@@ -61,8 +61,10 @@ def task_config_dict(url: str, dataset: str, dataset_dir: str, work_dir: str, te
         # dataset_dir None: EvalScope's own copy of the benchmark (its default dataset_id)
         "dataset_args": {dataset: ({"dataset_id": dataset_dir} if dataset_dir else {}) | (extra_args or {})},
         "repeats": 1,
-        "generation_config": {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens,
-                              "seed": seed, "n": 1},
+        # top_k and the rest stated too: SGLang's chat endpoint fills left-out keys from the model's
+        # generation_config.json (EvalScope sends top_k and extra_body to an OpenAI server as extras)
+        "generation_config": {"temperature": temperature, "top_p": top_p, "top_k": -1, "max_tokens": max_tokens,
+                              "seed": seed, "n": 1, "extra_body": {"min_p": 0.0, "repetition_penalty": 1.0}},
         "seed": seed,
         "limit": limit,
         "eval_batch_size": batch_size,
@@ -209,6 +211,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--batch-size", type=int, default=4, help="EvalScope's concurrent requests")
     parser.add_argument("--server-command", default=LOCAL_SERVER)
     parser.add_argument("--server-log", default=None)
+    parser.add_argument("--placement", default=None,
+                        help="the job GPUs each server sees (role model), JSON of motab.serving.placement")
     parser.add_argument("--server-url", default=None, help="use this running server instead of starting one")
     parser.add_argument("--server-startup-timeout", type=float, default=300.0)
     args = parser.parse_args(argv)
@@ -217,6 +221,7 @@ def main(argv: list[str]) -> int:
 
     from motab.data.benchmarks import load_benchmark
     from motab.serving.launch import serving
+    from motab.serving.placement import from_json
 
     _log("command: python -m motab eval-evalscope " + shlex.join(argv))
     t0 = time.perf_counter()
@@ -238,7 +243,8 @@ def main(argv: list[str]) -> int:
         shutil.rmtree(stale)
     log_path = args.server_log or str(args.output) + ".server.log"
     context = nullcontext(args.server_url) if args.server_url else serving(
-        args.server_command, args.model, log_path, startup_timeout_s=args.server_startup_timeout)
+        args.server_command, args.model, log_path, startup_timeout_s=args.server_startup_timeout,
+        placement=from_json(args.placement).get("model"))
     reviews = []
     with context as url:
         for repeat in range(args.n):

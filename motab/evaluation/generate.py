@@ -1,6 +1,6 @@
 """Sample n responses per problem from a model over HTTP (SGLang native /generate).
 
-`python -m motab eval-generate --model DIR --problems problems.jsonl --output responses.jsonl
+`python -m motab eval-generate --model DIR (--problems problems.jsonl --output responses.jsonl | --jobs-json JOBS)
  --n 4 --temperature 0.6 --top-p 1.0 --top-k -1 --max-tokens 128 --seed 0 --batch-problems 16
  --max-in-flight 4 [--server-command TEMPLATE] [--server-log LOG] [--server-url URL]
  [--system SYSTEM] [--close-think]`
@@ -105,13 +105,57 @@ def user_turn(template: str, problem: str) -> str:
     return template.replace("{problem}", problem)
 
 
+# What one generation job states (its own benchmark file, output and sampling); --jobs-json lists
+# several, all served by ONE server start (a run's benchmarks x seeds in one SLURM job).
+JOB_KEYS = ("problems", "output", "n", "temperature", "top_p", "top_k", "max_tokens", "seed", "batch_problems")
+
+
+def parse_jobs(text: str, defaults: argparse.Namespace) -> list[argparse.Namespace]:
+    """--jobs-json: a list of {problems, output, and any sampling key}; unset keys take the flags'."""
+    raw = json.loads(text)
+    if not isinstance(raw, list) or not raw:
+        raise ValueError("--jobs-json: expected a non-empty list of {problems, output, ...} objects")
+    jobs = []
+    for index, job in enumerate(raw):
+        unknown = sorted(set(job) - set(JOB_KEYS)) if isinstance(job, dict) else ["(not an object)"]
+        if unknown or "problems" not in job or "output" not in job:
+            raise ValueError(f"--jobs-json[{index}]: needs problems and output, known keys {', '.join(JOB_KEYS)}; "
+                             f"unknown {unknown}")
+        jobs.append(argparse.Namespace(**{**vars(defaults), **job}))
+    outputs = [job.output for job in jobs]
+    if len(set(outputs)) != len(outputs):
+        raise ValueError("--jobs-json: two jobs write the same output")
+    return jobs
+
+
+def run_job(url: str, job: argparse.Namespace, tokenizer) -> None:
+    """One benchmark file at one seed against a running server; the output is written atomically."""
+    from motab.chat import build_prompt
+
+    t0 = time.perf_counter()
+    problems = load_problems(job.problems)
+    thinking = None if job.enable_thinking is None else job.enable_thinking == "true"
+    prompts = [build_prompt(tokenizer, user_turn(job.prompt_template, p["input"]), system=job.system,
+                            enable_thinking=thinking, close_think=job.close_think) for p in problems]
+    _log(f"{len(problems)} problems x {job.n} samples from {job.problems} (seed {job.seed})")
+    rows = asyncio.run(generate_all(url, problems, prompts, job))
+    t1 = time.perf_counter()
+    tokens = sum(sum(r["completion_tokens"]) for r in rows)
+    _log(f"generated {tokens} tokens in {t1 - t0:.1f} s ({tokens / max(t1 - t0, 1e-9):.0f} tokens/s)")
+    write_jsonl(job.output, rows)
+    _log(f"wrote {job.output} ({len(rows)} rows)")
+
+
 def main(argv: list[str]) -> int:
     from motab.serving.launch import LOCAL_SERVER
 
     parser = argparse.ArgumentParser(prog="motab eval-generate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="checkpoint folder (its tokenizer builds the prompts)")
-    parser.add_argument("--problems", required=True, help="problems.jsonl: {id, input, answer, solution, source}")
-    parser.add_argument("--output", required=True, help="responses.jsonl")
+    parser.add_argument("--problems", help="problems.jsonl: {id, input, answer, solution, source}")
+    parser.add_argument("--output", help="responses.jsonl")
+    parser.add_argument("--jobs-json", default=None,
+                        help="instead of --problems/--output: a JSON list of {problems, output, n, temperature, "
+                             "top_p, top_k, max_tokens, seed, batch_problems}, all on one server")
     parser.add_argument("--n", type=int, default=4, help="responses per problem")
     parser.add_argument("--temperature", type=float, default=0.6)
     parser.add_argument("--top-p", type=float, default=1.0)
@@ -123,6 +167,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--server-command", default=LOCAL_SERVER,
                         help="server command template with {python} {model} {host} {port}")
     parser.add_argument("--server-log", default=None, help="server log (default: OUTPUT.server.log)")
+    parser.add_argument("--placement", default=None,
+                        help="the job GPUs each server sees (role model), JSON of motab.serving.placement")
     parser.add_argument("--server-url", default=None, help="use this running server instead of starting one")
     parser.add_argument("--server-startup-timeout", type=float, default=300.0)
     parser.add_argument("--system", default=None, help="system prompt (default: the template's own)")
@@ -144,34 +190,38 @@ def main(argv: list[str]) -> int:
             parser.error(f"--prompt-template-json must hold a JSON string, found {args.prompt_template!r}")
     if "{problem}" not in args.prompt_template:
         parser.error(f"--prompt-template must contain {{problem}}, found {args.prompt_template!r}")
-    for name in ("n", "batch_problems", "max_in_flight"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1, found {getattr(args, name)}")
+    if args.jobs_json:
+        if args.problems or args.output:
+            parser.error("give --jobs-json or --problems/--output, not both")
+        try:
+            jobs = parse_jobs(args.jobs_json, args)
+        except ValueError as exc:
+            parser.error(str(exc))
+    elif not (args.problems and args.output):
+        parser.error("--problems and --output are required (or --jobs-json)")
+    else:
+        jobs = [args]
+    for job in jobs:
+        for name in ("n", "batch_problems", "max_in_flight"):
+            if getattr(job, name) < 1:
+                parser.error(f"--{name.replace('_', '-')} must be at least 1, found {getattr(job, name)}")
 
     from transformers import AutoTokenizer
 
-    from motab.chat import build_prompt
     from motab.serving.launch import serving
+    from motab.serving.placement import from_json
 
     _log("command: python -m motab eval-generate " + shlex.join(argv))
     t0 = time.perf_counter()
-    problems = load_problems(args.problems)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    thinking = None if args.enable_thinking is None else args.enable_thinking == "true"
-    prompts = [build_prompt(tokenizer, user_turn(args.prompt_template, p["input"]), system=args.system,
-                            enable_thinking=thinking, close_think=args.close_think) for p in problems]
-    _log(f"{len(problems)} problems x {args.n} samples from {args.problems}")
-
-    log_path = args.server_log or str(args.output) + ".server.log"
+    log_path = args.server_log or str(jobs[0].output) + ".server.log"
     context = nullcontext(args.server_url) if args.server_url else serving(
-        args.server_command, args.model, log_path, startup_timeout_s=args.server_startup_timeout)
+        args.server_command, args.model, log_path, startup_timeout_s=args.server_startup_timeout,
+        placement=from_json(args.placement).get("model"))
     with context as url:
-        t1 = time.perf_counter()
-        _log(f"server at {url} ready after {t1 - t0:.1f} s" + ("" if args.server_url else f" (log: {log_path})"))
-        rows = asyncio.run(generate_all(url, problems, prompts, args))
-        t2 = time.perf_counter()
-    tokens = sum(sum(r["completion_tokens"]) for r in rows)
-    _log(f"generated {tokens} tokens in {t2 - t1:.1f} s ({tokens / max(t2 - t1, 1e-9):.0f} tokens/s)")
-    write_jsonl(args.output, rows)
-    _log(f"wrote {args.output} ({len(rows)} rows) in {time.perf_counter() - t0:.1f} s total")
+        _log(f"server at {url} ready after {time.perf_counter() - t0:.1f} s"
+             + ("" if args.server_url else f" (log: {log_path})") + f"; {len(jobs)} job(s) on it")
+        for job in jobs:
+            run_job(url, job, tokenizer)
+    _log(f"{len(jobs)} job(s) in {time.perf_counter() - t0:.1f} s total")
     return 0

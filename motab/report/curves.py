@@ -3,8 +3,8 @@
     python -m motab training-curves --run LABEL=CKPT_DIR ... --output curves.png
 
 Each folder's training_log.csv (SFT: step,loss; on-policy KD: step,loss,kl_to_teacher,
-rollout_tokens): loss per step, and KL to the teacher where logged. A folder without the file
-is named in a note on the figure, never silently dropped.
+rollout_tokens): SFT's cross-entropy, KD's loss and KD's KL to the teacher each on its own axes
+(curve_panels). A folder without the file is named in a note on the figure, never silently dropped.
 """
 
 from __future__ import annotations
@@ -37,6 +37,21 @@ def read_training_log(path: str | os.PathLike) -> dict[str, list[float]]:
     return columns
 
 
+def curve_panels(logs: Sequence[tuple[str, dict[str, list[float]]]]) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """(title, y label, [(run label, column)]) of each panel. SFT's cross-entropy and KD's
+    divergences are different quantities, so they never share an axis: SFT runs (no
+    kl_to_teacher column) get one panel, KD runs their loss and their KL to the teacher."""
+    sft = [label for label, columns in logs if "kl_to_teacher" not in columns]
+    kd = [label for label, columns in logs if "kl_to_teacher" in columns]
+    panels = []
+    if sft:
+        panels.append(("SFT: cross-entropy", "cross-entropy (nats / token)", [(label, "loss") for label in sft]))
+    if kd:
+        panels.append(("On-policy KD: distillation loss", "KD loss", [(label, "loss") for label in kd]))
+        panels.append(("On-policy KD: KL to the teacher", "KL to teacher", [(label, "kl_to_teacher") for label in kd]))
+    return panels
+
+
 def training_curves(runs: Sequence[tuple[str, str | os.PathLike]], output: str | os.PathLike) -> list[str]:
     """Plot each (label, checkpoint folder)'s training log; returns the labels whose log is missing."""
     logs, missing = [], []
@@ -46,25 +61,20 @@ def training_curves(runs: Sequence[tuple[str, str | os.PathLike]], output: str |
             logs.append((label, read_training_log(path)))
         else:
             missing.append(label)
-    has_kl = any("kl_to_teacher" in columns for _, columns in logs)
+    panels = curve_panels(logs) or [("Training", "loss", [])]
+    by_label = dict(logs)
+    color = {label: f"C{i % 10}" for i, (label, _) in enumerate(logs)}  # a run keeps its colour across panels
     matplotlib, plt = pyplot()
     with matplotlib.rc_context(matplotlib.rcParamsDefault):
-        fig, axes = plt.subplots(1, 2 if has_kl else 1, figsize=(11 if has_kl else 6.5, 4.2), squeeze=False)
-        loss_ax = axes[0][0]
-        for i, (label, columns) in enumerate(logs):
-            loss_ax.plot(columns["step"], columns["loss"], label=label, color=f"C{i % 10}")
-            if has_kl and "kl_to_teacher" in columns:
-                axes[0][1].plot(columns["step"], columns["kl_to_teacher"], label=label, color=f"C{i % 10}")
-        loss_ax.set_xlabel("step")
-        loss_ax.set_ylabel("training loss")
-        loss_ax.set_title("Training loss", fontsize=10)
-        if has_kl:
-            axes[0][1].set_xlabel("step")
-            axes[0][1].set_ylabel("KL to teacher")
-            axes[0][1].set_title("On-policy KD: KL to the teacher", fontsize=10)
-            axes[0][1].legend(fontsize=8)
-        if logs:
-            loss_ax.legend(fontsize=8)
+        fig, axes = plt.subplots(1, len(panels), figsize=(1.0 + 5.0 * len(panels), 4.2), squeeze=False)
+        for ax, (title, ylabel, series) in zip(axes[0], panels):
+            for label, column in series:
+                ax.plot(by_label[label]["step"], by_label[label][column], label=label, color=color[label])
+            ax.set_xlabel("step")
+            ax.set_ylabel(ylabel)
+            ax.set_title(title, fontsize=10)
+            if series:
+                ax.legend(fontsize=8)
         note = []
         if not runs:
             note.append("no trained runs in this study's tables")

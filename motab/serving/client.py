@@ -19,6 +19,34 @@ import orjson
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
+# --- explicit sampling (motab-gpupath) -------------------------------------------------------
+# SGLang fills every sampling key a request leaves out from the model's generation_config.json
+# (--sampling-defaults model, its default; Qwen3: top_p 0.95, top_k 20), so a request that sends
+# only a temperature samples a truncated distribution on the cluster and the full one on the
+# embedded server. Every request therefore states the whole sampling it means: temperature and the
+# token budget from its caller (required), and where the caller gives none, full-vocabulary values.
+FULL_VOCABULARY = {"top_p": 1.0, "top_k": -1, "min_p": 0.0, "repetition_penalty": 1.0}
+
+
+def explicit_sampling(sampling: dict, budget_key: str = "max_new_tokens") -> dict:
+    """`sampling` with the full-vocabulary values under the keys it leaves out; a request without a
+    temperature or a token budget is a bug in its caller, so it raises instead of taking a default."""
+    missing = [key for key in ("temperature", budget_key) if sampling.get(key) is None]
+    if missing:
+        raise ValueError(f"sampling {sampling!r:.200}: {', '.join(missing)} missing "
+                         "(every request states its sampling)")
+    return {**FULL_VOCABULARY, **sampling}
+
+
+def explicit_payload(payload: dict) -> dict:
+    """A /generate payload whose sampling_params (one dict, or one per prompt) are explicit."""
+    params = payload.get("sampling_params")
+    if isinstance(params, list):
+        return {**payload, "sampling_params": [explicit_sampling(p) for p in params]}
+    return {**payload, "sampling_params": explicit_sampling(params or {})}
+# --- end explicit sampling
+
+
 class ServerError(RuntimeError):
     """A request failed for good: names the server, the attempts and the last error."""
 
@@ -84,16 +112,18 @@ class ServerClient:
         raise ServerError(f"{method} {url} failed after {attempts} attempts; last error: {last}")
 
     async def generate(self, payload: dict) -> dict | list:
-        """POST /generate (SGLang native); a dict for one prompt, a list for a batch."""
-        return await self._request("POST", "/generate", payload)
+        """POST /generate (SGLang native); a dict for one prompt, a list for a batch. The sampling
+        is sent explicitly (explicit_payload)."""
+        return await self._request("POST", "/generate", explicit_payload(payload))
 
     async def chat(self, payload: dict) -> dict:
-        """POST /v1/chat/completions (OpenAI)."""
-        return await self._request("POST", "/v1/chat/completions", payload)
+        """POST /v1/chat/completions (OpenAI), with explicit sampling (SGLang takes top_k, min_p and
+        repetition_penalty as extra fields)."""
+        return await self._request("POST", "/v1/chat/completions", explicit_sampling(payload, "max_tokens"))
 
     async def completions(self, payload: dict) -> dict:
-        """POST /v1/completions (OpenAI)."""
-        return await self._request("POST", "/v1/completions", payload)
+        """POST /v1/completions (OpenAI), with explicit sampling."""
+        return await self._request("POST", "/v1/completions", explicit_sampling(payload, "max_tokens"))
 
     async def model_info(self) -> dict:
         return await self._request("GET", "/get_model_info")

@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Iterator
 
 from motab.jobenv import child_env
+from motab.serving.placement import Placement, server_args, visible_devices
 
 LOCAL_SERVER = "{python} -m motab serve --model {model} --host {host} --port {port}"
-SGLANG_SERVER_EXAMPLE = "python -m sglang.launch_server --model-path {model} --host {host} --port {port} --tp-size 4"
+SGLANG_SERVER_EXAMPLE = ("python -m sglang.launch_server --model-path {model} --host {host} --port {port}"
+                         " --tp-size 4 --dp-size 1 --enable-deterministic-inference")
 
 
 class ServerStartError(RuntimeError):
@@ -103,20 +105,36 @@ def stop_process_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
         time.sleep(0.05)
 
 
+def server_env(placement: Placement | None, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The server's environment: the job's tools first on PATH, and only its placed GPUs visible."""
+    env = child_env(env)
+    if placement is not None:
+        devices = visible_devices(placement, env.get("CUDA_VISIBLE_DEVICES"))
+        if devices is not None:
+            env["CUDA_VISIBLE_DEVICES"] = devices
+    return env
+
+
 @contextmanager
 def serving(command: str, model: str, log_path: str | os.PathLike, host: str = "127.0.0.1",
-            startup_timeout_s: float = 300.0) -> Iterator[str]:
-    """Run the server `command` for `model` and yield its base URL once /health answers 200."""
+            startup_timeout_s: float = 300.0, placement: Placement | None = None) -> Iterator[str]:
+    """Run the server `command` for `model` and yield its base URL once /health answers 200.
+    `placement` (motab.serving.placement) picks the job's GPUs it sees and, where servers share
+    GPUs, SGLang's --mem-fraction-static."""
     port = free_port(host)
     argv = render_command(command, python=sys.executable, model=model, host=host, port=port)
+    if placement is not None:
+        argv += server_args(argv, placement)
+    env = server_env(placement)
     url = f"http://{host}:{port}"
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        log.write(f"[motab] starting: {shlex.join(argv)}\n".encode())
+        gpus = f" (CUDA_VISIBLE_DEVICES={env['CUDA_VISIBLE_DEVICES']})" if "CUDA_VISIBLE_DEVICES" in env else ""
+        log.write(f"[motab] starting: {shlex.join(argv)}{gpus}\n".encode())
         log.flush()
         # child_env: a server command that names `python` or a console script gets this environment's
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=child_env(),
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                 start_new_session=True, preexec_fn=_die_with_parent)
     try:
         deadline = time.monotonic() + startup_timeout_s

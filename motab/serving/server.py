@@ -155,6 +155,35 @@ def refuse_unsupported_sampling(raw: dict, where: str) -> None:
     """SGLang sampling fields this server does not implement: refused by name, never ignored."""
     if raw.get("min_new_tokens") not in (None, 0):
         raise RequestError(f"{where}min_new_tokens: not supported by the embedded server (only 0)")
+    # our clients state these at their neutral values (client.FULL_VOCABULARY); anything else would
+    # silently sample differently from SGLang
+    if raw.get("min_p") not in (None, 0, 0.0):
+        raise RequestError(f"{where}min_p: not supported by the embedded server (only 0)")
+    if raw.get("repetition_penalty") not in (None, 1, 1.0):
+        raise RequestError(f"{where}repetition_penalty: not supported by the embedded server (only 1)")
+
+
+# --- sampling defaults (motab-gpupath), as SGLang 0.5.9 (envs/*.yaml) with --sampling-defaults
+# model, its default: a /v1/chat/completions request that leaves out temperature, top_p or top_k
+# gets ModelConfig.get_default_sampling_params(), i.e. GenerationConfig.from_pretrained(model)
+# .to_dict() under transformers 4.57.1 (SGLang's pin): the file's values over transformers'
+# defaults 1.0 / 1.0 / 50, and nothing without a generation_config.json. Native /generate and
+# /v1/completions keep the protocol's defaults (1.0, 1.0, -1) there. min_p and repetition_penalty,
+# also read by SGLang, are not implemented here. Our own clients send every key (client.py).
+MODEL_DEFAULT_KEYS = ("temperature", "top_p", "top_k")
+TRANSFORMERS_4_57_DEFAULTS = {"temperature": 1.0, "top_p": 1.0, "top_k": 50}
+
+
+def model_sampling_defaults(model_dir: str | Path) -> dict[str, Any]:
+    """SGLang's chat sampling defaults for the model in `model_dir` (see above)."""
+    path = Path(model_dir) / "generation_config.json"
+    if not path.is_file():
+        return {}
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    return TRANSFORMERS_4_57_DEFAULTS | {key: raw[key] for key in MODEL_DEFAULT_KEYS if raw.get(key) is not None}
+
+
+# --- end sampling defaults
 
 
 def row_seed(seed: int, prompt_ids: list[int], occurrence: int) -> int:
@@ -196,6 +225,7 @@ class Engine:
 
         self.torch = torch
         self.model_dir = str(model_dir)
+        self.sampling_defaults = model_sampling_defaults(model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         self.model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
         self.model.eval()
@@ -524,8 +554,8 @@ def format_generate(engine: Engine, body: dict, rows: list[Row], results: list[R
 # ----------------------------------------------------------------------------- protocol: OpenAI
 
 
-def _openai_sampling(body: dict, default_seed: int, max_default: int) -> Sampling:
-    raw: dict[str, Any] = {}
+def _openai_sampling(body: dict, default_seed: int, max_default: int, defaults: dict | None = None) -> Sampling:
+    raw: dict[str, Any] = dict(defaults or {})
     for ours, theirs in (("temperature", "temperature"), ("top_p", "top_p"), ("top_k", "top_k"), ("n", "n"),
                          ("stop", "stop"), ("sampling_seed", "seed"), ("max_new_tokens", "max_tokens"),
                          ("stop_token_ids", "stop_token_ids")):
@@ -592,7 +622,7 @@ def parse_openai(engine: Engine, body: Any, default_seed: int, chat: bool) -> tu
         raise RequestError("prompt: a prompt encodes to no tokens")
     longest = max(len(p) for p in prompts)
     max_default = max(1, engine.max_length - longest) if engine.max_length else 1024
-    sampling = _openai_sampling(body, default_seed, max_default)
+    sampling = _openai_sampling(body, default_seed, max_default, engine.sampling_defaults if chat else None)
     want, top = _openai_logprob_args(body, chat)
     given = body.get("max_tokens") is not None or body.get("max_completion_tokens") is not None
     limits.check_rows(engine, prompts, [sampling] * len(prompts), openai=True, max_given=[given] * len(prompts))

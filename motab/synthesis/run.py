@@ -25,6 +25,7 @@ from motab.jsonio import append_jsonl, dumps, read_jsonl, write_json, write_text
 from motab.provenance import provenance
 from motab.serving.client import ServerClient
 from motab.serving.launch import LOCAL_SERVER, serving
+from motab.serving.placement import from_json
 from motab.synthesis import motab_method, resume, skd, skd_tokens, teacher_only
 from motab.synthesis.context import SynthContext
 from motab.synthesis.stats import synth_stats
@@ -118,10 +119,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--server-command", default=LOCAL_SERVER)
     parser.add_argument("--server-url", help="use a running teacher server instead of starting one")
     parser.add_argument("--server-log", default="logs/synth.server.log")
+    parser.add_argument("--placement", default=None,
+                        help="the job GPUs each server sees (roles teacher, student), JSON of motab.serving.placement")
     parser.add_argument("--student", help="student checkpoint folder or hub id (methods that draft: "
                         + ", ".join(sorted(STUDENT_METHODS)) + "); must share the teacher's vocabulary")
     parser.add_argument("--student-url", help="use a running student server instead of starting one")
     parser.add_argument("--student-log", default="logs/synth.student.server.log")
+    parser.add_argument("--student-server-command", default=None,
+                        help="the student's server command (its own tp/dp; default: --server-command)")
     parser.add_argument("--max-in-flight", type=int, default=4)
     parser.add_argument("--stats", help="also write a JSON summary (teacher share, steps, accuracy) here")
     args = parser.parse_args(argv)
@@ -147,13 +152,16 @@ def main(argv: list[str]) -> int:
         if not args.student:
             parser.error(f"--method {args.method} drafts with a student: give --student")
         check_shared_vocab(tokenizer, AutoTokenizer.from_pretrained(args.student), args.teacher, args.student)
+    placement = from_json(args.placement)
     start = time.time()
     with ExitStack() as stack:
-        url = args.server_url or stack.enter_context(serving(args.server_command, args.teacher, args.server_log))
+        url = args.server_url or stack.enter_context(
+            serving(args.server_command, args.teacher, args.server_log, placement=placement.get("teacher")))
         student_url = None
         if needs_student:
             student_url = args.student_url or stack.enter_context(
-                serving(args.server_command, args.student, args.student_log))
+                serving(args.student_server_command or args.server_command, args.student, args.student_log,
+                        placement=placement.get("student")))
         asyncio.run(synthesize(args.method, problems, tokenizer, url, params, partial, args.max_in_flight,
                                student_url, key))
     meta = {"method": args.method, "teacher": args.teacher, "params": json.loads(args.params_json)}

@@ -9,8 +9,9 @@ SPEC: {"title", "metric" (e.g. "avg@4"), "scale" (e.g. 100), "decimals",
 
 Rows are the spec's runs in spec order, columns its benchmarks in spec order. A cell is the mean
 ± sample standard deviation (ddof=1) over the eval seeds of that (run, benchmark), after scaling;
-a single seed shows the mean alone, marked † and explained in the footnote. "Avg" is the
-equal-weight mean over benchmarks of the per-benchmark means. A run with a reference row is
+a single seed shows the mean alone, marked † and explained in the footnote. "Avg" (only
+over two or more benchmarks) is the equal-weight mean of the per-benchmark means. The LaTeX uses
+booktabs rules; the HTML page is what the Snakemake report shows. A run with a reference row is
 followed by the published values and the difference (ours - published).
 
 The output is a function of the spec and the set of evals only: files are read and sorted, floats
@@ -275,11 +276,16 @@ def _seed_note(values: dict[tuple[str, str], dict[int, float]]) -> tuple[str, bo
     return text, single
 
 
+def show_avg(spec: Spec) -> bool:
+    """An Avg column only over two or more benchmarks (over one it repeats the column beside it)."""
+    return len(spec.benchmarks) > 1
+
+
 def _footnote(spec: Spec, values: dict[tuple[str, str], dict[int, float]]) -> str:
     seeds, single = _seed_note(values)
     scale = f" × {fmt_scale(spec.scale)}" if spec.scale != 1 else ""
-    note = (f"Cells are {spec.metric}{scale}, mean ± sample std (ddof=1) over {seeds}; "
-            "Avg is the equal-weight mean of the per-benchmark means.")
+    note = f"Cells are {spec.metric}{scale}, mean ± sample std (ddof=1) over {seeds}"
+    note += "; Avg is the equal-weight mean of the per-benchmark means." if show_avg(spec) else "."
     if single:
         note += f" {SINGLE_SEED_MARK} 1 seed: mean only, no std."
     if spec.reference:
@@ -305,12 +311,21 @@ def _display(cell: tuple[str, str, str], pm: str, mark: str) -> str:
     return mean
 
 
+def _header(spec: Spec) -> list[str]:
+    return (["Run"] + [b["label"] for b in spec.benchmarks] + (["Avg"] if show_avg(spec) else [])
+            + [c["label"] for c in spec.extra_columns])
+
+
+def _avg(spec: Spec, line: Line) -> list[str]:
+    return [line.avg] if show_avg(spec) else []
+
+
 def render_markdown(spec: Spec, lines: list[Line], footnote: str) -> str:
-    header = ["Run"] + [b["label"] for b in spec.benchmarks] + ["Avg"] + [c["label"] for c in spec.extra_columns]
+    header = _header(spec)
     out = [f"## {spec.title}", "", _md_row(header), "| :--- |" + " ---: |" * (len(header) - 1)]
     for line in lines:
         out.append(_md_row([line.label] + [_display(c, " ± ", " " + SINGLE_SEED_MARK) for c in line.cells]
-                           + [line.avg] + line.extras))
+                           + _avg(spec, line) + line.extras))
     out += ["", footnote, ""]
     return "\n".join(out)
 
@@ -325,13 +340,13 @@ def render_csv(spec: Spec, lines: list[Line]) -> str:
     header = ["row", "kind"]
     for bench in spec.benchmarks:
         header += [bench["label"], f"{bench['label']} std", f"{bench['label']} seeds"]
-    header += ["Avg"] + [c["label"] for c in spec.extra_columns]
+    header += (["Avg"] if show_avg(spec) else []) + [c["label"] for c in spec.extra_columns]
     writer.writerow(header)
     for line in lines:
         row = [line.label, line.kind]
         for cell in line.cells:
             row += list(cell)
-        writer.writerow(row + [line.avg] + line.extras)
+        writer.writerow(row + _avg(spec, line) + line.extras)
     return buffer.getvalue()
 
 
@@ -347,15 +362,16 @@ def latex_escape(text: str) -> str:
 
 
 def render_latex(spec: Spec, lines: list[Line], footnote: str) -> str:
-    header = ["Run"] + [b["label"] for b in spec.benchmarks] + ["Avg"] + [c["label"] for c in spec.extra_columns]
+    """A booktabs table (\\usepackage{booktabs}): top, mid and bottom rules, no vertical lines."""
+    header = _header(spec)
     out = [r"\begin{table}[t]", r"\centering",
-           r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\hline",
-           " & ".join(latex_escape(h) for h in header) + r" \\", r"\hline"]
+           r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule",
+           " & ".join(latex_escape(h) for h in header) + r" \\", r"\midrule"]
     for line in lines:
         cells = [latex_escape(_display(c, " ± ", SINGLE_SEED_MARK)) for c in line.cells]
-        out.append(" & ".join([latex_escape(line.label)] + cells + [latex_escape(line.avg)]
+        out.append(" & ".join([latex_escape(line.label)] + cells + [latex_escape(a) for a in _avg(spec, line)]
                               + [latex_escape(e) for e in line.extras]) + r" \\")
-    out += [r"\hline", r"\end{tabular}", r"\caption{" + latex_escape(f"{spec.title}. {footnote}") + "}",
+    out += [r"\bottomrule", r"\end{tabular}", r"\caption{" + latex_escape(f"{spec.title}. {footnote}") + "}",
             r"\end{table}", ""]
     return "\n".join(out)
 
@@ -377,14 +393,36 @@ def _grading_note(eval_paths: Sequence[str | os.PathLike]) -> str:
     return " Answers: " + "; ".join(f"{bench}: {' / '.join(sorted(modes))}" for bench, modes in sorted(by_bench.items())) + "."
 
 
+def render_html(spec: Spec, lines: list[Line], footnote: str) -> str:
+    """A standalone HTML page of the table: what `snakemake --report` shows when the entry is opened."""
+    from html import escape
+
+    header = _header(spec)
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = []
+    for line in lines:
+        cells = [line.label] + [_display(c, " ± ", " " + SINGLE_SEED_MARK) for c in line.cells] \
+            + _avg(spec, line) + line.extras
+        body.append(f'<tr class="{escape(line.kind)}">' + "".join(
+            f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
+    style = ("body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
+             "th,td{padding:.3em .8em;text-align:right;border-bottom:1px solid #ddd}"
+             "th:first-child,td:first-child{text-align:left}tr.reference,tr.difference{color:#555}"
+             "p{max-width:60em;color:#333;font-size:.9em}")
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{escape(spec.title)}</title>"
+            f"<style>{style}</style></head><body>\n<h2>{escape(spec.title)}</h2>\n"
+            f"<table><thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(body)
+            + f"\n</tbody></table>\n<p>{escape(footnote)}</p>\n</body></html>\n")
+
+
 def build_tables(spec_obj: dict, eval_paths: Sequence[str | os.PathLike]) -> dict[str, str]:
-    """{"md", "csv", "tex"} texts for a spec (already parsed JSON) and eval files."""
+    """{"md", "csv", "tex", "html"} texts for a spec (already parsed JSON) and eval files."""
     spec = parse_spec(spec_obj)
     values = load_evals(eval_paths, spec)
     lines = build_lines(spec, values)
     footnote = _footnote(spec, values) + _grading_note(eval_paths)
     return {"md": render_markdown(spec, lines, footnote), "csv": render_csv(spec, lines),
-            "tex": render_latex(spec, lines, footnote)}
+            "tex": render_latex(spec, lines, footnote), "html": render_html(spec, lines, footnote)}
 
 
 def teacher_shares(pairs: list[str]) -> dict[str, float]:
@@ -423,6 +461,6 @@ def main(argv: list[str]) -> int:
         raise TableError(f"{args.spec}: {exc}") from None
     for ext, text in texts.items():
         write_text(f"{args.output_prefix}.{ext}", text)
-    print(f"wrote {args.output_prefix}.md/.csv/.tex ({len(spec_obj['rows'])} runs x "
+    print(f"wrote {args.output_prefix}.md/.csv/.tex/.html ({len(spec_obj['rows'])} runs x "
           f"{len(spec_obj['benchmarks'])} benchmarks)")
     return 0

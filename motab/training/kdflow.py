@@ -48,6 +48,7 @@ from pathlib import Path
 
 from motab.jobenv import child_env
 from motab.jsonio import write_json
+from motab.passthrough import merge_options
 from motab.training.slurm_env import expand_hostlist
 
 ENTRY = ("python", "-m", "kdflow.cli.train_kd_on_policy")
@@ -72,7 +73,10 @@ DSKD_FLAGS = {"dskd_topk_vocab": -1, "dskd_projector_lr": 1e-4}   # _dskd.sh onl
 # config keys that are not KDFlow flags of the same name (or have no script value)
 OWN_KEYS = {"engine": None, "loss": None, "akl_mu": 0.5, "seed": 42, "use_dynamic_bsz": False,
             "max_token_len_per_gpu": 8192, "lora_rank": 0, "lora_alpha": None, "dskd_token_align": None,
-            "checkpoint_epoch": None}
+            "checkpoint_epoch": None, "kdflow": None}
+# flags the pipeline decides (files, nodes, GPUs); a recipe's `kdflow:` block may set any other
+OWNED_FLAGS = ("num_nodes", "num_gpus_per_node", "save_path", "student_name_or_path", "teacher_name_or_path",
+               "rollout_num_engines", "train_dataset_path", "teacher_dp_size")
 MAX_TOKENS_PER_GPU = 8192
 RAY_PORT = 6379
 WEIGHTS = re.compile(r"^(model|pytorch_model|adapter_model)(-\d+-of-\d+)?\.(safetensors|bin)$")
@@ -124,6 +128,8 @@ def kdflow_argv(cfg: dict, *, student: str, teacher: str, prompts: str, save_pat
             flags["dskd_token_align"] = c["dskd_token_align"]
     if c["lora_rank"]:
         flags |= {"lora_rank": c["lora_rank"], "lora_alpha": c["lora_alpha"] or 2 * c["lora_rank"]}
+    # the recipe's `kdflow:` options: any KDFlow flag by its own name, passed unchanged
+    flags = merge_options(flags, c["kdflow"], OWNED_FLAGS, "kd.<recipe>.kdflow")
     return [*ENTRY, *(part for key, value in flags.items() for part in (f"--{key}", _flag(value)))]
 
 

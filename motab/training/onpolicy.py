@@ -103,6 +103,7 @@ from motab.provenance import provenance
 from motab.training.checkpoint import (atomic_save, atomic_state_dict, latest_training_state, load_training_state,
                                        save_training_state)
 from motab.training.processes import Processes, accelerate_command, current_processes, default_device
+from motab.tracking import Tracker
 from motab.training.slurm_env import torchrun_env
 from motab.training.selfdistill_prompts import pwopsd_student_messages, pwopsd_teacher_messages, render
 
@@ -123,7 +124,8 @@ LOG_FILE = "training_log.csv"
 CSV_COLUMNS = (*LOG_COLUMNS, "seconds")                              # --log-csv (progress)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 # arguments that may change between a run and its resumption without changing the result
-RESUME_FREE = ("threads", "save_steps", "log_csv", "output", "gradient_checkpointing")
+RESUME_FREE = ("threads", "save_steps", "log_csv", "output", "gradient_checkpointing", "tracking", "tracking_dir",
+               "tracking_project")
 
 
 # ----------------------------------------------------------------------------- data
@@ -502,6 +504,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--gradient-checkpointing", type=yes_no, default=False,
                    help="true: recompute each student layer in backward (activation memory of one layer)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--tracking", choices=("tensorboard", "wandb"), default=None,
+                   help="also log each step's scalars to TensorBoard or wandb (motab.tracking)")
+    p.add_argument("--tracking-dir", default=None, help="TensorBoard event / wandb folder")
+    p.add_argument("--tracking-project", default=None, help="wandb project")
     p.add_argument("--dtype", choices=tuple(DTYPES), default="float32",
                    help="weights and activations of both models (bfloat16 on GPUs; losses stay float32)")
     p.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0 = no clipping)")
@@ -743,6 +749,8 @@ def train(args: argparse.Namespace) -> dict:
     if args.log_csv and processes.main:
         Path(args.log_csv).parent.mkdir(parents=True, exist_ok=True)
         progress = open(args.log_csv, "w", newline="", encoding="utf-8")
+    tracker = Tracker(args.tracking if processes.main else None, args.tracking_dir, Path(args.output).name,
+                      args.tracking_project)
     with progress if progress is not None else contextlib.nullcontext():
         per_teacher = [f"kl_to_teacher_{i}" for i in range(1, len(sources) + 1)] if len(sources) > 1 else []
         writer = None if progress is None else csv.DictWriter(progress, fieldnames=[*CSV_COLUMNS, *per_teacher])
@@ -766,6 +774,7 @@ def train(args: argparse.Namespace) -> dict:
                    "seconds": f"{time.perf_counter() - start:.3f}"}
             row.update({column: f"{kl:.6f}" for column, kl in zip(per_teacher, kls)})
             rows.append(row)
+            tracker.log(step, row)
             if processes.main:
                 print(",".join(str(row[c]) for c in [*CSV_COLUMNS, *per_teacher]), flush=True)
             if writer is not None:
@@ -781,6 +790,7 @@ def train(args: argparse.Namespace) -> dict:
                     save_training_state(partial, step, student, optimizer,
                                         {"rng": rng, "cuda_rng": cuda_rng, "rows": rows, "resume_key": resume_key})
 
+    tracker.close()
     processes.check_replicas(student.parameters(), f"after step {args.steps}")
     evaluated = args.eval_step or args.steps
     record = {"args": run_config(args), "params": args.params, "processes": processes.world,

@@ -41,6 +41,7 @@ import yaml
 
 from motab.jobenv import child_env, thread_env, tool
 from motab.jsonio import write_json
+from motab.passthrough import merge_options
 from motab.provenance import provenance
 from motab.training.slurm_env import torchrun_env
 
@@ -60,6 +61,10 @@ EPOCH_DIR = "epoch"
 # what a finished epoch folder drops: optimizer and RNG states serve only a resume of the training
 _RESUME_ONLY = ("optimizer.pt", "scheduler.pt", "rng_state*.pth", "global_step*", "zero_to_fp32.py", "latest")
 # --- end motab study
+
+
+# LLaMA-Factory keys the pipeline decides (the files of the DAG); `llamafactory:` may set any other
+OWNED = ("model_name_or_path", "stage", "do_train", "dataset", "dataset_dir", "output_dir", "overwrite_output_dir")
 
 
 def train_args(model: str, dataset_dir: str, dataset: str, output_dir: str, params: dict, cpu: bool) -> dict:
@@ -93,7 +98,9 @@ def train_args(model: str, dataset_dir: str, dataset: str, output_dir: str, para
         args.setdefault("lr_scheduler_kwargs", {"min_lr_rate": params.get("min_lr_rate", 0.1)})
     if params["finetuning_type"] == "lora":
         args.setdefault("lora_target", "all")
-    return args
+    # the sft block's `llamafactory:` options reach the YAML unchanged (report_to, flash_attn,
+    # enable_liger_kernel, packing, ...), over the defaults above
+    return merge_options(args, params.get("llamafactory"), OWNED, "sft.llamafactory")
 
 
 def train_yaml(train_cfg: dict) -> str:
