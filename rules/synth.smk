@@ -27,9 +27,7 @@ def synth_models(wildcards):
 
 def synth_servers(wildcards):
     """[(role, model)] of the servers a synthesis job starts, in GPU order (teacher first)."""
-    study = study_cfg(wildcards.study)
-    roles = ["teacher"] + (["student"] if wildcards.method in STUDENT_METHODS else [])
-    return [(role, study[role]) for role in roles]
+    return list(zip(("teacher", "student"), synth_models(wildcards)))   # the entry's own drafting student
 
 
 def synth_student_args(wildcards):

@@ -38,8 +38,8 @@ def test_slurm_profile_plans_the_paper_studies_with_gpus_from_config():
     assert "gpu=8" in rule_resources(out, "sft") and "runtime=2880" in rule_resources(out, "sft")
     assert "gpu=4" in rule_resources(out, "eval_evalscope", run="teacher")  # the motab study evaluates through EvalScope
     # an eval job asks for its model's tp: the Qwen3-32B teacher 4 GPUs, the Qwen3-4B student 1
-    assert "gpu=4," in rule_resources(out, "eval_generate_run_motab", run="teacher")
-    assert "gpu=1," in rule_resources(out, "eval_generate_run_motab", run="base_student")
+    assert "gpu=4," in rule_resources(out, "eval_evalscope", run="teacher")
+    assert "gpu=1," in rule_resources(out, "eval_evalscope", run="base_student")
     assert "gpu=0" in rule_resources(out, "eval_grade")
     assert "gpu=1," in rule_resources(out, "sft", "cotfilter")  # the CoT-filter seed's one-GPU LoRA SFT
     assert "gpu=8" in rule_resources(out, "kd", "pwopsd")

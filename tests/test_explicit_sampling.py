@@ -52,7 +52,7 @@ def _sampling_entries(requests: list) -> list[dict]:
 
 def test_synthesis_and_eval_requests_carry_every_sampling_key():
     from motab.evaluation.generate import generate_all
-    from motab.synthesis.context import generate_ids, generate_ids_batch, score_continuation
+    from motab.synthesis.context import SynthContext, generate_ids, generate_ids_batch, score_continuation
     from motab.synthesis.teacher_only import TeacherOnlyParams, synthesize_chunk
 
     requests: list = []
@@ -62,7 +62,7 @@ def test_synthesis_and_eval_requests_carry_every_sampling_key():
         try:
             async with ServerClient(url) as client:
                 problems = [{"id": "a", "input": "1+0", "answer": "1"}]
-                await synthesize_chunk(client, problems, ["p"], TeacherOnlyParams(
+                await synthesize_chunk(SynthContext(client, None, None), problems, ["p"], TeacherOnlyParams(
                     num_responses=2, temperature=0.6, max_new_tokens=8, seed=0))
                 await generate_ids(client, [1, 2], 4, 0.6, seed=3)
                 await generate_ids_batch(client, [[1, 2], [3]], [4, 4], 0.6, [1, 2])
