@@ -206,10 +206,11 @@ def stage_placement(study, stage, servers):
 
 
 def placement_arg(study, stage, servers):
+    """`--placement JSON` for a job with GPUs; nothing on CPU (an empty value would swallow the next flag)."""
     from motab.serving.placement import to_json
 
     placements, gpus = stage_placement(study, stage, servers)
-    return to_json(placements) if gpus else ""
+    return f"--placement {shlex.quote(to_json(placements))}" if gpus else ""
 
 
 def run_model_name(study, run):

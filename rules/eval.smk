@@ -121,7 +121,7 @@ rule eval_generate:
         " --n {params.cfg[n]} --temperature {params.cfg[temperature]} --top-p {params.cfg[top_p]}"
         " --top-k {params.top_k} --max-tokens {params.cfg[max_tokens]} --seed {params.cfg[seed]}"
         " --batch-problems {params.cfg[batch_problems]} --server-command {params.server:q} {params.prompt}"
-        " --placement {params.placement:q}"
+        " {params.placement}"
         " --server-log logs/{wildcards.study}/eval/{wildcards.run}/{wildcards.bench}/seed{wildcards.seed}.server.log"
         " > {log} 2>&1"
 
@@ -177,7 +177,7 @@ for _study in PER_RUN_EVAL:
             **stage_resources("eval_generate", gpu=lambda wc: eval_gpus(wc, eval_servers(wc))),
         shell:
             "{MOTAB} eval-generate --model {params.model:q} --jobs-json {params.jobs:q}"
-            " --server-command {params.server:q} --placement {params.placement:q} {params.prompt}"
+            " --server-command {params.server:q} {params.placement} {params.prompt}"
             " --server-log logs/{wildcards.study}/eval/{wildcards.run}/generate.server.log > {log} 2>&1"
 
 
@@ -252,7 +252,7 @@ rule eval_evalscope:
         " --n {params.cfg[n]} --temperature {params.cfg[temperature]} --top-p {params.cfg[top_p]}"
         " --max-tokens {params.cfg[max_tokens]} --seed {params.cfg[seed]} --batch-size {params.cfg[batch_problems]}"
         "{params.top_k}"
-        " --server-command {params.server:q} --placement {params.placement:q}"
+        " --server-command {params.server:q} {params.placement}"
         " --server-log logs/{wildcards.study}/eval/{wildcards.run}/{wildcards.bench}/seed{wildcards.seed}.server.log"
         " > {log} 2>&1"
 
@@ -328,6 +328,6 @@ rule eval_critic:
         " --output {output} --rubric {params.cfg[rubric]:q} --scale-min {params.cfg[scale][0]}"
         " --scale-max {params.cfg[scale][1]} --max-tokens {params.cfg[max_tokens]}"
         " --temperature {params.cfg[temperature]} --seed {wildcards.seed} --server-command {params.server:q}"
-        " --placement {params.placement:q}"
+        " {params.placement}"
         " --server-log logs/{wildcards.study}/eval/{wildcards.run}/{wildcards.bench}/seed{wildcards.seed}.critic.server.log"
         " --params-json {params.critic:q} > {log} 2>&1"

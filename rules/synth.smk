@@ -72,7 +72,7 @@ rule synth:
     shell:
         "{MOTAB} synth --method {params.algorithm} --problems {input.problems} --teacher {params.teacher:q}"
         " {params.student} --output {output.rows} --stats {output.stats} --params-json {params.synth:q}"
-        " --server-command {params.server:q} --placement {params.placement:q} --max-in-flight {params.max_in_flight}"
+        " --server-command {params.server:q} {params.placement} --max-in-flight {params.max_in_flight}"
         " --server-log logs/{wildcards.study}/synth/{wildcards.method}.server.log > {log} 2>&1"
 
 
