@@ -163,3 +163,26 @@ def test_paper_plan_starts_one_eval_server_per_run(paper_plan):
                 for bench in cfg["eval"]["benchmarks"] for seed in cfg["eval"]["seeds"]}
         assert seen == set(runs)
         assert paper_plan.count(f"motab eval-grade --responses results/{study}/") == len(runs) * per_run
+
+
+def test_server_flags_of_the_cpu_and_gpu_plans_each_carry_their_value(paper_plan):
+    """In the toy plan (CPU: no placement) and the paper plan (GPUs) every server-starting `motab`
+    command gives each value flag its value: an empty --placement once swallowed the next flag."""
+    import shlex
+
+    toy = subprocess.run([SNAKEMAKE, "-n", "-p", "all"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert toy.returncode == 0, toy.stderr[-2000:]
+    valued = ("--placement", "--server-command", "--student-server-command", "--max-in-flight", "--model")
+    checked = {"toy": 0, "paper": 0}
+    for plan, text in (("toy", toy.stdout), ("paper", paper_plan)):
+        for line in text.splitlines():
+            if "Shell command: " not in line or not re.search(r" -m motab (eval-generate|synth|eval-critic) ", line):
+                continue
+            words = shlex.split(line.split("Shell command: ", 1)[1].split(" > ", 1)[0])
+            for i, word in enumerate(words):
+                if word in valued:
+                    assert i + 1 < len(words) and not words[i + 1].startswith("--"), (word, line)
+            if "--placement" in words:
+                assert plan == "paper" and words[words.index("--placement") + 1].startswith("{"), line
+            checked[plan] += 1
+    assert checked["toy"] > 10 and checked["paper"] > 50, checked
