@@ -1,0 +1,34 @@
+"""Smoke tests of the peer benchmarks (benchmarks/peer_*.py): each runs at a tiny size in a few seconds
+and prints its figures for both sides and the ours/peer ratio line."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_benchmark(name: str, *args: str, timeout: int = 120) -> str:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / name), *args], capture_output=True, text=True,
+                          env=env, timeout=timeout)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def ratios(out: str) -> list[float]:
+    return [float(x) for x in re.findall(r"^ratio ours/peer.*?: ([0-9.]+)x", out, re.M)]
+
+
+def test_grading_benchmark_prints_both_sides_and_ratio(shared_data):
+    out = run_benchmark("peer_grading.py", "--limit", "30", "--runs", "1", "--processes", "1", "2")
+    for side in ("ours", "peer"):
+        for processes in (1, 2):
+            assert re.search(rf"^{side} processes={processes}: +[0-9.]+ s +[0-9.]+ answers/s", out, re.M), out
+    # both sides grade the same answers the same way
+    assert len(set(re.findall(r"correct=(\d+)", out))) == 1, out
+    assert len(ratios(out)) == 2 and all(r > 0 for r in ratios(out)), out
