@@ -32,3 +32,11 @@ def test_grading_benchmark_prints_both_sides_and_ratio(shared_data):
     # both sides grade the same answers the same way
     assert len(set(re.findall(r"correct=(\d+)", out))) == 1, out
     assert len(ratios(out)) == 2 and all(r > 0 for r in ratios(out)), out
+
+
+def test_kd_step_benchmark_runs_ours_and_trl_gkd():
+    out = run_benchmark("peer_kd_step.py", "--prompts", "2", "--samples", "1", "--new-tokens", "4", "--steps", "2",
+                        "--runs", "1", "--hidden", "32", "--layers", "2", "--threads", "1", "--losses", "fkl")
+    assert re.search(r"^ours kd-train fkl: step +[0-9.]+ s +peak RSS +\d+ MB", out, re.M), out
+    assert re.search(r"^peer TRL GKD fkl: step +[0-9.]+ s +peak RSS +\d+ MB", out, re.M), out
+    assert re.search(r"^ratio ours/peer fkl: [0-9.]+x step time, [0-9.]+x peak memory", out, re.M), out
