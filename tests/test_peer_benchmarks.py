@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -40,3 +42,12 @@ def test_kd_step_benchmark_runs_ours_and_trl_gkd():
     assert re.search(r"^ours kd-train fkl: step +[0-9.]+ s +peak RSS +\d+ MB", out, re.M), out
     assert re.search(r"^peer TRL GKD fkl: step +[0-9.]+ s +peak RSS +\d+ MB", out, re.M), out
     assert re.search(r"^ratio ours/peer fkl: [0-9.]+x step time, [0-9.]+x peak memory", out, re.M), out
+
+
+def test_eval_generate_benchmark_runs_ours_and_evalscope_client(shared_data):
+    pytest.importorskip("evalscope", reason="evalscope is not installed (requirements.lock.txt pins it)")
+    out = run_benchmark("peer_eval_generate.py", "--problems", "2", "--max-tokens", "4", "--runs", "1",
+                        "--hidden", "32")
+    for label in ("ours eval-generate -> motab serve", "peer EvalScope -> motab serve"):
+        assert re.search(rf"^{label}: +[0-9.]+ s +[0-9.]+ tokens/s +\(tokens [1-9]", out, re.M), out
+    assert re.search(r"^ratio ours/peer EvalScope client: [0-9.]+x tokens/s", out, re.M), out
