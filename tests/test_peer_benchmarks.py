@@ -51,3 +51,25 @@ def test_eval_generate_benchmark_runs_ours_and_evalscope_client(shared_data):
     for label in ("ours eval-generate -> motab serve", "peer EvalScope -> motab serve"):
         assert re.search(rf"^{label}: +[0-9.]+ s +[0-9.]+ tokens/s +\(tokens [1-9]", out, re.M), out
     assert re.search(r"^ratio ours/peer EvalScope client: [0-9.]+x tokens/s", out, re.M), out
+
+
+def test_synth_benchmark_ours_only_without_released_dir():
+    out = run_benchmark("peer_synth.py", "--problems", "2", "--runs", "1", "--methods", "skd", "--timeout-s", "60")
+    for method in ("skd",):
+        assert re.search(rf"^ours motab synth {method}: +[0-9.]+ s +[0-9.]+ rows/s +\(rows 2\)", out, re.M), out
+    assert "released scripts: not measured (no --released-dir given), so no ratio" in out
+    assert not ratios(out)
+
+
+def test_synth_benchmark_against_the_released_scripts():
+    released = os.environ.get("MOTAB_RELEASED_DIR")
+    if not released:
+        pytest.skip("no --released-dir: set MOTAB_RELEASED_DIR to a local checkout of github.com/wangbing1416/MOTAB "
+                    "(the project ships none of its code); the ours-only path is tested above")
+    out = run_benchmark("peer_synth.py", "--released-dir", released, "--problems", "2", "--runs", "1",
+                        "--released-workers", "teacher_only=1", "skd=2", "--timeout-s", "60", timeout=300)
+    for method, script in (("motab", "1-generate-ours.py"), ("skd", "2-generate-baseline.py"),
+                           ("teacher_only", "3-generate-teacher-only.py")):
+        assert re.search(rf"^peer released {script} \(workers \d+\): +[0-9.]+ s +[0-9.]+ rows/s +\(rows 2\)", out,
+                         re.M), out
+    assert len(ratios(out)) == 3, out
