@@ -73,3 +73,19 @@ def test_synth_benchmark_against_the_released_scripts():
         assert re.search(rf"^peer released {script} \(workers \d+\): +[0-9.]+ s +[0-9.]+ rows/s +\(rows 2\)", out,
                          re.M), out
     assert len(ratios(out)) == 3, out
+
+
+def test_liger_jsd_benchmark_measures_on_cuda_or_says_why_not():
+    import importlib.util
+
+    import torch
+
+    out = run_benchmark("peer_liger_jsd.py", "--device", "cuda", "--tokens", "256", "--hidden", "64", "--vocab", "1000",
+                        "--runs", "2")
+    if torch.cuda.is_available() and importlib.util.find_spec("liger_kernel") is not None:
+        assert re.search(r"^ours chunked_token_divergence: +[0-9.]+ ms", out, re.M), out
+        assert re.search(r"^peer LigerFusedLinearJSD: +[0-9.]+ ms", out, re.M), out
+        assert len(ratios(out)) == 1, out
+    else:
+        assert re.fullmatch(r"skipped: (--device cuda but torch sees no CUDA device|liger-kernel is not installed .*)\n",
+                            out), out
