@@ -9,7 +9,8 @@ model ends with ("So the answer is $\\boxed{...}$." or a sentence without an ans
   plain-number pairs decided without sympy, duplicates judged once, the rest in worker processes with
   a hard per-answer timeout);
 - peer: what a user writes without the pipeline: for every pair `verify(parse(gold), parse(text))`
-  (gold written as \\boxed{gold}), in this process (1) or a multiprocessing fork Pool of 2 (chunks of 10).
+  (gold written as \\boxed{gold}), in this process (1) or a multiprocessing fork Pool (chunks of 10).
+Process counts: --processes, by default 1 (per core) and os.cpu_count() (all cores).
 Runs interleaved (ours, peer, ours, peer, ...) per process count; worker start-up counted on both
 sides. Printed: median seconds and answers/s per side and process count, how many each judged
 correct, and the ratio ours/peer of answers/s (above 1: ours is faster).
@@ -73,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout-s", type=float, default=5.0)
     parser.add_argument("--limit", type=int, default=0, help="first N golds only (0: all 500)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--processes", type=int, nargs="+", default=sorted({1, os.cpu_count() or 1}),
+                        help="process counts to measure (default: 1 and every core)")
     args = parser.parse_args(argv)
     import math_verify  # noqa: F401  - loaded once before timing, inherited by forked workers on both sides
 
