@@ -77,7 +77,11 @@ def run_ours(root: Path, cfg: dict, tag: str) -> tuple[float, int]:
 def run_evalscope(root: Path, cfg: dict, tag: str) -> tuple[float, int]:
     from evalscope import TaskConfig, run_task
 
-    from motab.evaluation.evalscope_engine import read_reviews, review_files, task_config_dict
+    from motab.evaluation.evalscope_engine import (
+        read_reviews,
+        review_files,
+        task_config_dict,
+    )
 
     work = root / f"evalscope-{os.getpid()}-{tag}"
     config = task_config_dict(cfg["url"], "math_500", str(root / "math500"), str(work), temperature=1.0, top_p=1.0,
@@ -111,9 +115,10 @@ def llamafactory(root: Path, threads: int) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "API_PORT": str(port), "API_HOST": "127.0.0.1", "CUDA_VISIBLE_DEVICES": "",
            "OMP_NUM_THREADS": str(threads), "DISABLE_VERSION_CHECK": "1"}
     log = root / "llamafactory.log"
-    proc = subprocess.Popen([cli, "api", "--model_name_or_path", str(root / "model"), "--template", "default",
-                             "--infer_backend", "huggingface", "--trust_remote_code", "true"],
-                            stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    with open(log, "wb") as out:   # the child keeps its own copy of the file descriptor
+        proc = subprocess.Popen([cli, "api", "--model_name_or_path", str(root / "model"), "--template", "default",
+                                 "--infer_backend", "huggingface", "--trust_remote_code", "true"],
+                                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     wait_healthy(url, proc, 300, log)
     return proc, url
@@ -137,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads of each server")
     p.add_argument("--concurrency", type=int, default=4, help="requests in flight (both clients)")
     p.add_argument("--llamafactory", action="store_true", help="also serve with `llamafactory-cli api`")
+    p.add_argument("--timeout-s", type=float, default=1800.0, help="per client process")
     p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -168,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                                "problems": args.problems, "max_tokens": args.max_tokens,
                                "concurrency": args.concurrency}
                         done = subprocess.run([sys.executable, __file__, "--child", str(root), json.dumps(cfg)],
-                                              capture_output=True, text=True, env=env)
+                                              capture_output=True, text=True, env=env, timeout=args.timeout_s,
+                                              check=False)
                         if done.returncode:
                             sys.exit(f"{name} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
                         got[name].append(json.loads(done.stdout.strip().splitlines()[-1]))

@@ -30,11 +30,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from grader import mixed_pairs  # noqa: E402  - the shared mix generator
+from grader import mixed_pairs
 
-from motab.data.benchmarks import load_benchmark  # noqa: E402
-from motab.evaluation import grading  # noqa: E402
-from motab.evaluation.answers import extract_answer  # noqa: E402
+from motab.data.benchmarks import load_benchmark
+from motab.evaluation import grading
+from motab.evaluation.answers import extract_answer
 
 NO_ANSWER = "I could not finish this one."
 
@@ -56,7 +56,7 @@ def _plain(pair: tuple[str, str]) -> bool:
     text, gold = pair
     try:
         return bool(verify(parse(f"\\boxed{{{gold}}}"), parse(text)))
-    except Exception:   # a plain loop must survive a bad parse too
+    except Exception:   # noqa: BLE001  - a plain loop must survive a bad parse too
         return False
 
 

@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--losses", nargs="+", default=["jsd", "fkl"], choices=tuple(BETAS))
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--timeout-s", type=float, default=1800.0, help="per fresh process")
     p.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -164,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
                            "samples": args.samples, "new_tokens": args.new_tokens, "threads": args.threads,
                            "device": args.device}
                     done = subprocess.run([sys.executable, __file__, "--child", str(root), json.dumps(cfg)],
-                                          capture_output=True, text=True, env=env)
+                                          capture_output=True, text=True, env=env, timeout=args.timeout_s,
+                                          check=False)
                     if done.returncode:
                         sys.exit(f"{side} {loss} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
                     got.setdefault((side, loss), []).append(json.loads(done.stdout.strip().splitlines()[-1]))

@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-total-tokens", type=int, default=64)
     p.add_argument("--max-in-flight", type=int, default=4, help="ours: requests in flight per server")
     p.add_argument("--released-workers", type=worker_setting, nargs="*", default=[], metavar="METHOD=N",
-                   help="override a script's worker setting (default: the release's own, %s)" % RELEASE_WORKERS)
+                   help=f"override a script's worker setting (default: the release's own, {RELEASE_WORKERS})")
     p.add_argument("--methods", nargs="+", default=list(SCRIPTS), choices=list(SCRIPTS))
     p.add_argument("--threads", type=int, default=1, help="torch threads of each server")
     p.add_argument("--runs", type=int, default=3)
