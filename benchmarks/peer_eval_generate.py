@@ -14,7 +14,8 @@ samples eos, so every response is about --max-tokens long on every side).
   /v1/chat/completions: one request per problem; its run also reviews (grades) the answers;
 - peer LLaMA-Factory (--llamafactory): `llamafactory-cli api` (LLaMA-Factory's OpenAI server,
   huggingface backend, template "default", its MAX_CONCURRENT 1) on the same model, driven by the same
-  EvalScope client: a server against a server, the client held fixed.
+  EvalScope client, and by a thin OpenAI chat client (aiohttp, one request per problem, --concurrency in
+  flight, next to no client cost): a server against a server, the client held fixed.
 Each client run is a fresh process that runs its client twice: cold (its lazy imports, transformers for
 ours and EvalScope's benchmark modules, inside the clock) and then warm, the figure compared; runs
 interleave (ours, EvalScope[, EvalScope->LLaMA-Factory], ...). Tokens: the completion tokens each client
@@ -93,6 +94,32 @@ def run_evalscope(root: Path, cfg: dict, tag: str) -> tuple[float, int]:
     return seconds, sum(r["tokens"] for r in read_reviews(review_files(work, "math_500")))
 
 
+def run_openai(root: Path, cfg: dict, tag: str) -> tuple[float, int]:
+    """A thin OpenAI chat client (aiohttp, --concurrency requests in flight, one per problem): it costs
+    next to nothing itself, so it compares servers."""
+    import asyncio
+
+    import aiohttp
+
+    problems = [json.loads(line)["input"] for line in (root / "problems.jsonl").read_text().splitlines()]
+
+    async def ask(session, gate, i: int, problem: str) -> int:
+        body = {"model": "model", "messages": [{"role": "user", "content": problem}], "max_tokens": cfg["max_tokens"],
+                "temperature": 1.0, "top_p": 1.0, "seed": i}
+        async with gate, session.post(cfg["url"] + "/v1/chat/completions", json=body) as resp:
+            resp.raise_for_status()
+            return (await resp.json())["usage"]["completion_tokens"]
+
+    async def every() -> int:
+        gate = asyncio.Semaphore(cfg["concurrency"])
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3600)) as session:
+            return sum(await asyncio.gather(*(ask(session, gate, i, q) for i, q in enumerate(problems))))
+
+    start = time.perf_counter()
+    tokens = asyncio.run(every())
+    return time.perf_counter() - start, tokens
+
+
 def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float, log: Path) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -126,7 +153,7 @@ def llamafactory(root: Path, threads: int) -> tuple[subprocess.Popen, str]:
 
 def child(root: Path, cfg: dict) -> None:
     """Two passes in one process: cold (the client's lazy imports inside the clock), then warm."""
-    run = run_ours if cfg["side"] == "ours" else run_evalscope
+    run = {"ours": run_ours, "evalscope": run_evalscope, "openai": run_openai}[cfg["side"]]
     (cold, _), (seconds, tokens) = run(root, cfg, "cold"), run(root, cfg, "warm")
     print(json.dumps({"seconds": seconds, "tokens": tokens, "cold": cold}))
 
@@ -161,7 +188,11 @@ def main(argv: list[str] | None = None) -> int:
             urls["ours"] = urls["evalscope"] = url
             if args.llamafactory:
                 lf, urls["llamafactory"] = llamafactory(root, args.threads)
-                rows.append(("peer EvalScope -> llamafactory-cli api", "llamafactory"))
+                urls["openai-llamafactory"] = urls["llamafactory"]
+                urls["openai-motab"] = url
+                rows += [("peer EvalScope -> llamafactory-cli api", "llamafactory"),
+                         ("thin OpenAI client -> motab serve", "openai-motab"),
+                         ("thin OpenAI client -> llamafactory-cli api", "openai-llamafactory")]
             print(f"eval generation: {args.problems} MATH-500 problems x 1 sample x {args.max_tokens} max tokens, "
                   f"model hidden {args.hidden} x {args.layers} layers (vocab 300), servers on {args.threads} "
                   f"thread(s), {args.concurrency} requests in flight; median of {args.runs} interleaved runs; "
@@ -170,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 for _ in range(args.runs):
                     for _, name in rows:
-                        cfg = {"side": "ours" if name == "ours" else "evalscope", "url": urls[name],
+                        side = "ours" if name == "ours" else "openai" if name.startswith("openai") else "evalscope"
+                        cfg = {"side": side, "url": urls[name],
                                "problems": args.problems, "max_tokens": args.max_tokens,
                                "concurrency": args.concurrency}
                         done = subprocess.run([sys.executable, __file__, "--child", str(root), json.dumps(cfg)],
@@ -191,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"cold pass {cold:.2f} s)", flush=True)
         print(f"ratio ours/peer EvalScope client: {rate['ours'] / rate['evalscope']:.2f}x tokens/s", flush=True)
         if "llamafactory" in rate:
+            print(f"ratio ours/peer llamafactory-cli api server (thin OpenAI client on both): "
+                  f"{rate['openai-motab'] / rate['openai-llamafactory']:.2f}x tokens/s", flush=True)
             print(f"ratio ours/peer llamafactory-cli api server (EvalScope client on both): "
                   f"{rate['evalscope'] / rate['llamafactory']:.2f}x tokens/s", flush=True)
     return 0
