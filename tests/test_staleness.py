@@ -245,6 +245,7 @@ REFERENCES = ["select", "models.*.source", "datasets.*.source", "benchmarks.*.so
               "studies.toy.kd.*.engine", "studies.toy.eval.engine",
               # per-epoch checkpoints are what eval_epochs reads: another strategy is another study
               "studies.toy.sft.save_strategy"]
+EXTRACTION_ALTERNATIVES = {"boxed": "strict", "strict": "boxed", "flexible": "strict", "first_hash": "strict"}
 ENUM_ALTERNATIVES = {"rule": {"nucleus": "topk", "topk": "nucleus"}, "finetuning_type": {"full": "lora", "lora": "full"},
                      "flash_attn": {"fa2": "sdpa", "sdpa": "fa2"},
                      "loss": {"rkl_onpolicy": "rkl", "rkl": "fkl", "fkl": "rkl", "jsd": "rkl",
@@ -254,7 +255,12 @@ ENUM_ALTERNATIVES = {"rule": {"nucleus": "topk", "topk": "nucleus"}, "finetuning
                      "loss_average": {"step": "micro_batch", "micro_batch": "step"},
                      "prompt_style": {"opsd": "pwopsd", "pwopsd": "opsd"},
                      "dtype": {"float32": "bfloat16", "bfloat16": "float32"},
-                     "dskd_token_align": {"eta": "cma", "cma": "eta"}}
+                     "dskd_token_align": {"eta": "cma", "cma": "eta"},
+                     "equivalence": {"motab": "pwopsd", "pwopsd": "motab", "cis5300": "motab"},
+                     "extraction": EXTRACTION_ALTERNATIVES, "default": EXTRACTION_ALTERNATIVES,  # extraction.default
+                     "mode": {"seed": "ours", "ours": "seed"},  # the CoT filter's
+                     "lora_init": {"fresh": "sft_adapter", "sft_adapter": "fresh"},
+                     "prompt_order": {"shuffled": "file", "file": "shuffled"}}
 
 
 def leaves(tree, prefix=()):
@@ -275,6 +281,8 @@ def matches(pattern: str, key: tuple) -> bool:
 
 def changed(key: tuple, value):
     """A different valid value for a leaf."""
+    if len(key) >= 2 and key[-2] == "extraction" and isinstance(value, list):
+        return value[::-1]   # modes side by side: another first mode (the one the table shows)
     if key[-1] in ENUM_ALTERNATIVES and value in ENUM_ALTERNATIVES[key[-1]]:
         return ENUM_ALTERNATIVES[key[-1]][value]
     if key[-1] == "seeds":
