@@ -243,6 +243,8 @@ REFERENCES = ["select", "models.*.source", "datasets.*.source", "benchmarks.*.so
               "studies.toy.tables.*.rows",
               # the engine picks another trainer (KDFlow) with its own schema: a different study too
               "studies.toy.kd.*.engine", "studies.toy.eval.engine",
+              # how eval generation is grouped into jobs (one per file or one per run) renames the rule
+              "studies.toy.eval.group",
               # per-epoch checkpoints are what eval_epochs reads: another strategy is another study
               "studies.toy.sft.save_strategy"]
 EXTRACTION_ALTERNATIVES = {"boxed": "strict", "strict": "boxed", "flexible": "strict", "first_hash": "strict"}
