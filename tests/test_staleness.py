@@ -207,6 +207,11 @@ def table_rows_of(dag: ToyDag, run: str) -> set[str]:
 FEEDS = [
     # Values of other studies, other models and datasets feed nothing of the toy study; nor do
     # resources (where a job runs, not what it computes) or the study selection's other entries.
+    # except a GPU count: the jobs that start servers get their GPU placement as a param (a known gap:
+    # where a job runs then reruns it)
+    ("studies.toy.resources.*.gpus", lambda dag, key: set().union(set(), *[
+        dag.jobs(stage) for stage in {"default": ("synth", "eval_generate"), "synth": ("synth",),
+                                      "eval_generate": ("eval_generate",)}.get(key[3], ())])),
     ("studies.toy.resources.**", lambda dag, key: set()),
     ("servers.*", lambda dag, key: dag.jobs("synth") | dag.jobs("eval_generate") if key[1] == dag.study["server"]
      else set()),
@@ -287,6 +292,8 @@ def changed(key: tuple, value):
         return value[::-1]   # modes side by side: another first mode (the one the table shows)
     if key[-1] in ENUM_ALTERNATIVES and value in ENUM_ALTERNATIVES[key[-1]]:
         return ENUM_ALTERNATIVES[key[-1]][value]
+    if key[-1] == "gpus":   # enough for a synthesis job's teacher and student on disjoint GPUs
+        return value + 2
     if key[-1] == "seeds":
         return value + [max(value) + 1]
     if key[-1] == "eval_epochs":  # one more epoch, the first not listed (within num_train_epochs)
