@@ -25,13 +25,12 @@ import math
 from dataclasses import dataclass, field
 
 from motab.synthesis.context import SynthContext, request_seed
-from motab.synthesis.steps import (
+from motab.synthesis.steps import (lockstep_rows, 
     STEP_JOIN,
     STEP_STOP,
     Compat,
     generate_steps,
     geo_mean_prob,
-    question_context,
     score_steps,
     teacher_entropies,
 )
@@ -167,13 +166,4 @@ async def synthesize_chunk(ctx: SynthContext, problems: list[dict], prompts: lis
                            params: MotabParams) -> list[dict]:
     """num_responses MOTAB trajectories per problem (the prompt is the question itself in released
     mode, the chat prompt in paper mode; `prompts` is not used)."""
-    compat = Compat(params.compat)
-    jobs = [(p, _Trajectory(p["id"], s, question_context(ctx.tokenizer, p["input"], compat)))
-            for p in problems for s in range(params.num_responses)]
-    await motab_lockstep(ctx, [t for _, t in jobs], params)
-    rows = []
-    for problem, t in jobs:
-        text, stats = trajectory_row(t)
-        rows.append({"id": problem["id"], "sample": t.sample, "input": problem["input"], "output": text,
-                     "stats": stats})
-    return rows
+    return await lockstep_rows(ctx, problems, params, _Trajectory, motab_lockstep, trajectory_row)

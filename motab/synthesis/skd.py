@@ -18,13 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from motab.synthesis.context import SynthContext, request_seed
-from motab.synthesis.steps import (
+from motab.synthesis.steps import (lockstep_rows, 
     STEP_JOIN,
     STEP_STOP,
     Compat,
     generate_steps,
     geo_mean_prob,
-    question_context,
     score_steps,
 )
 
@@ -126,13 +125,4 @@ async def synthesize_chunk(ctx: SynthContext, problems: list[dict], prompts: lis
                            params: SkdParams) -> list[dict]:
     """num_responses SKD trajectories per problem (raw question in released mode, chat prompt in
     paper mode; `prompts` is not used)."""
-    compat = Compat(params.compat)
-    jobs = [(p, _Trajectory(p["id"], s, question_context(ctx.tokenizer, p["input"], compat)))
-            for p in problems for s in range(params.num_responses)]
-    await skd_lockstep(ctx, [t for _, t in jobs], params)
-    rows = []
-    for problem, t in jobs:
-        text, stats = steps_row(t)
-        rows.append({"id": problem["id"], "sample": t.sample, "input": problem["input"], "output": text,
-                     "stats": stats})
-    return rows
+    return await lockstep_rows(ctx, problems, params, _Trajectory, skd_lockstep, steps_row)

@@ -214,3 +214,19 @@ def question_context(tokenizer, question: str, compat: Compat) -> str:
     from motab.chat import build_prompt
 
     return build_prompt(tokenizer, question)
+
+
+async def lockstep_rows(ctx, problems: list[dict], params, trajectory, lockstep, row) -> list[dict]:
+    """The rows of a step method's chunk: num_responses trajectories per problem, started from the
+    question (raw in released mode, the chat prompt in paper mode), advanced together by `lockstep`
+    and written by `row(t) -> (text, stats)`. `trajectory(problem_id, sample, context)` makes one."""
+    compat = Compat(params.compat)
+    jobs = [(p, trajectory(p["id"], s, question_context(ctx.tokenizer, p["input"], compat)))
+            for p in problems for s in range(params.num_responses)]
+    await lockstep(ctx, [t for _, t in jobs], params)
+    rows = []
+    for problem, t in jobs:
+        text, stats = row(t)
+        rows.append({"id": problem["id"], "sample": t.sample, "input": problem["input"], "output": text,
+                     "stats": stats})
+    return rows

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from motab.serving.client import completion_tokens
 from motab.synthesis.context import SynthContext, request_seed
 from motab.synthesis.skd import _Trajectory, steps_row
-from motab.synthesis.steps import (
+from motab.synthesis.steps import (lockstep_rows, 
     STEP_JOIN,
     STEP_STOP,
     Compat,
     generate_steps,
-    question_context,
 )
 
 
@@ -71,16 +70,8 @@ async def synthesize_chunk(ctx: SynthContext, problems: list[dict], prompts: lis
     """Trajectories for one chunk of problems; each row's seed comes from (seed, problem id,
     sample), so a trajectory does not depend on which problems share its chunk."""
     if params.stepwise:
-        compat = Compat(params.compat)
-        jobs = [(p, _Trajectory(p["id"], s, question_context(ctx.tokenizer, p["input"], compat)))
-                for p in problems for s in range(params.num_responses)]
-        await stepwise_lockstep(ctx, [t for _, t in jobs], params)
-        rows = []
-        for problem, t in jobs:
-            text, stats = steps_row(t, teacher_only=True)
-            rows.append({"id": problem["id"], "sample": t.sample, "input": problem["input"], "output": text,
-                         "stats": stats})
-        return rows
+        return await lockstep_rows(ctx, problems, params, _Trajectory, stepwise_lockstep,
+                                   lambda t: steps_row(t, teacher_only=True))
     texts = [prompt for prompt in prompts for _ in range(params.num_responses)]
     samplings = [{"temperature": params.temperature, "max_new_tokens": params.max_new_tokens,
                   "sampling_seed": request_seed(params.seed, problem["id"], sample, 0, "teacher")}
