@@ -3,10 +3,19 @@
 # runs the paper studies on a SLURM cluster. The logic lives in the `motab` package; rules are thin.
 from snakemake.utils import min_version
 
+from motab.plan import study_files
+
 min_version("9.0")
 
 
+# The catalogue, then one file per study (studies/<study>.yaml). Each `configfile:` merges key by key
+# and Snakemake re-applies --configfile/--config after each, so the command line always wins.
 configfile: "config.yaml"
+
+
+for _study_file in study_files():
+
+    configfile: _study_file
 
 
 report: "report/workflow.rst"

@@ -14,7 +14,6 @@ Each finding is one line naming the config key and what was expected:
 from __future__ import annotations
 
 import re
-
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any

@@ -10,11 +10,9 @@ def eval_cfg(wildcards):
 def generation_params(wildcards):
     """Sampling settings of one benchmark: the study's, with its `per_benchmark` entry on top
     (the MOTAB release's per-dataset TaskConfigs); top_k only where config sets it."""
-    from motab.evaluation.settings import generation_settings
-
     cfg = eval_cfg(wildcards)
     optional = {key: cfg[key] for key in ("prompt", "enable_thinking") if key in cfg}
-    return generation_settings(cfg, wildcards.bench, wildcards.seed) | optional
+    return plan.generation_settings(cfg, wildcards.bench, wildcards.seed) | optional
 
 
 def top_k_arg(wildcards):
@@ -68,8 +66,7 @@ def eval_gpus(wildcards, servers):
 
 def run_model_revision(wildcards):
     """The hub revision of a run's weights when they are a pinned hub model (else None)."""
-    spec = run_cfg(wildcards.study, wildcards.run)
-    return config["models"].get(spec.get("model"), {}).get("revision") if "model" in spec else None
+    return STUDIES[wildcards.study].run_model_revision(wildcards.run)
 
 
 def eval_group(study):
@@ -204,9 +201,7 @@ def evalscope_dataset(wildcards):
 
 
 def evalscope_args(wildcards):
-    from motab.evaluation.settings import evalscope_dataset_args
-
-    return evalscope_dataset_args(eval_cfg(wildcards), config["benchmarks"][wildcards.bench])
+    return plan.evalscope_dataset_args(eval_cfg(wildcards), config["benchmarks"][wildcards.bench])
 
 
 rule eval_evalscope:

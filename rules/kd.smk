@@ -8,25 +8,22 @@
 # the study's train_data); with `teachers`, one (teacher, prompts, prompts per step) triple each.
 import shlex
 
-from motab.training.kd_config import SELF, config_argv, kd_config_errors, kd_sources
-
-if kd_config_errors(config):
-    raise ValueError("config: " + "\n  ".join(kd_config_errors(config)))
+from motab.plan import SELF
+from motab.plan import kd_argv as config_argv  # kd-train's flags of a kd block (kd_command)
 
 
 def kd_cfg(wildcards):
-    spec = run_cfg(wildcards.study, wildcards.run)
-    return study_cfg(wildcards.study)["kd"][spec["kd"]]
+    return STUDIES[wildcards.study].kd_cfg(wildcards.run)
 
 
 def kd_run_sources(wildcards):
     """(teacher, prompt dataset, prompts per step or None) of each teacher of the run."""
-    return kd_sources(study_cfg(wildcards.study), run_cfg(wildcards.study, wildcards.run))
+    return STUDIES[wildcards.study].kd_sources(wildcards.run)
 
 
 def teacher_location(study, teacher):
     """A teacher's folder or hub id, or "self" (self-distillation from the starting weights)."""
-    return teacher if teacher == SELF else model_location(study, teacher)
+    return STUDIES[study].teacher_location(teacher)
 
 
 def kd_prompt_files(wildcards):

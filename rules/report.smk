@@ -3,14 +3,7 @@
 
 def trained_table_runs(study):
     """The runs of the study's tables that train a checkpoint (SFT or KD), in table order."""
-    cfg = study_cfg(study)
-    runs = []
-    for table in sorted(cfg["tables"]):
-        for run in cfg["tables"][table]["rows"]:
-            run = run_cfg(study, run).get("epoch_of", run)  # an epoch row: the curve of its SFT run
-            if "model" not in run_cfg(study, run) and run not in runs:
-                runs.append(run)
-    return runs
+    return plan.trained_table_runs(STUDIES[study])
 
 
 rule table_chart:

@@ -10,10 +10,8 @@ def sft_method(wildcards):
 def sft_params(wildcards):
     """The study's sft block; with `tracking:`, LLaMA-Factory's report_to/run_name under its
     `llamafactory:` pass-through (the block's own values win)."""
-    from motab.tracking import llamafactory_options
-
     cfg = study_cfg(wildcards.study)["sft"]
-    options = llamafactory_options(study_cfg(wildcards.study).get("tracking"), wildcards.run)
+    options = plan.llamafactory_options(study_cfg(wildcards.study).get("tracking"), wildcards.run)
     start = start_of(wildcards.study, wildcards.run)
     revision = config["models"].get(start, {}).get("revision")
     if revision:  # a hub base model pinned to a revision (models.<name>.revision)

@@ -1,9 +1,6 @@
 # Trajectory synthesis over HTTP: the job starts the servers it needs (teacher, and the student
 # for draft-and-verify methods) and always stops them. Then the teacher-CoT filter.
 
-STUDENT_METHODS = {"motab", "skd", "skd_tokens"}  # methods in which the student drafts and the teacher verifies
-
-
 def synth_cfg(wildcards):
     return study_cfg(wildcards.study)["synth"][wildcards.method]
 
@@ -14,15 +11,12 @@ def synth_params(wildcards):
 
 
 def synth_student(wildcards):
-    """The drafting student: the entry's own `student` (a second student's runs), else the study's."""
-    return synth_cfg(wildcards).get("student", study_cfg(wildcards.study)["student"])
+    return STUDIES[wildcards.study].synth_student(wildcards.method)
 
 
 def synth_models(wildcards):
-    """Config names of the models a synthesis method talks to."""
-    study = study_cfg(wildcards.study)
-    drafts = synth_algorithm(wildcards.method) in STUDENT_METHODS
-    return [study["teacher"]] + ([synth_student(wildcards)] if drafts else [])
+    """Config names of the models a synthesis method talks to (the teacher, and a drafting student)."""
+    return STUDIES[wildcards.study].synth_models(wildcards.method)
 
 
 def synth_servers(wildcards):
@@ -31,7 +25,7 @@ def synth_servers(wildcards):
 
 
 def synth_student_args(wildcards):
-    if synth_algorithm(wildcards.method) not in STUDENT_METHODS:
+    if plan.synth_algorithm(wildcards.method) not in plan.STUDENT_METHODS:
         return ""
     student = synth_student(wildcards)
     log = f"logs/{wildcards.study}/synth/{wildcards.method}.student.server.log"
@@ -56,7 +50,7 @@ rule synth:
         method=r"[a-z0-9_]+",
     params:
         synth=lambda wc: as_json(synth_params(wc)),
-        algorithm=lambda wc: synth_algorithm(wc.method),
+        algorithm=lambda wc: plan.synth_algorithm(wc.method),
         teacher=lambda wc: model_location(wc.study, study_cfg(wc.study)["teacher"]),
         student=synth_student_args,
         server=lambda wc: server_command(wc.study, study_cfg(wc.study)["teacher"], "synth", "teacher"),

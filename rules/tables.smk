@@ -2,20 +2,13 @@
 
 
 def table_spec(wildcards):
-    from motab.tables.spec import table_spec as build_spec
-
     cfg = study_cfg(wildcards.study)
-    return as_json(build_spec(wildcards.study, cfg, config["benchmarks"], wildcards.table))
+    return as_json(plan.table_spec(wildcards.study, cfg, config["benchmarks"], wildcards.table))
 
 
 def table_teacher_shares(wildcards):
     """{run: synth stats file} for the table's rows that were trained on synthesized data."""
-    shares = {}
-    for run in study_cfg(wildcards.study)["tables"][wildcards.table]["rows"]:
-        method = synth_method_of(wildcards.study, run)
-        if method:
-            shares[run] = f"results/{wildcards.study}/synth/{method}.stats.json"
-    return shares
+    return plan.table_teacher_shares(STUDIES[wildcards.study], wildcards.table)
 
 
 rule table:

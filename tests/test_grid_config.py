@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from motab.tables.build import _published_mean, parse_spec
-from motab.tables.spec import table_spec
+from motab.plan.tables import table_spec
 
 CONFIG = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
 TABLES = [(study, table) for study, cfg in CONFIG["studies"].items() for table in cfg["tables"]]

@@ -14,7 +14,7 @@ from dryrun import REPO
 from motab.data.reorganize import dataset_info
 from motab.evaluation.evalscope_engine import task_config_dict
 from motab.evaluation.settings import evalscope_dataset_args, generation_settings
-from motab.plan_sweeps import expand_config
+from motab.plan.sweeps import expand_config
 from motab.training.sft import train_args, train_yaml
 
 CONFIG = expand_config(yaml.safe_load((REPO / "config.yaml").read_text()))
@@ -128,7 +128,7 @@ def test_native_engine_gets_the_same_settings(bench):
 
 
 def test_the_table_has_the_papers_columns():
-    from motab.tables.spec import table_spec
+    from motab.plan.tables import table_spec
 
     spec = table_spec("motab", STUDY, CONFIG["benchmarks"], "main")
     assert [b["label"] for b in spec["benchmarks"]] == ["MATH-500", "AIME24", "AIME25", "AMC", "GPQA-Diamond"]

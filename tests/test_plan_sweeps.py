@@ -1,11 +1,11 @@
-"""Sweep and per-epoch forms of config (motab/plan_sweeps.py): what a user writes, what gets planned."""
+"""Sweep and per-epoch forms of config (motab/plan/sweeps.py): what a user writes, what gets planned."""
 
 from __future__ import annotations
 
 import pytest
 import yaml
 
-from motab.plan_sweeps import SweepError, expand_config, expand_study, synth_algorithm, value_token
+from motab.plan.sweeps import SweepError, expand_config, expand_study, synth_algorithm, value_token
 from dryrun import REPO
 
 SFT = {"finetuning_type": "full", "num_train_epochs": 6, "save_strategy": "epoch"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from motab.codedeps import module_files
+from motab.plan.codedeps import module_files
 from motab.jsonio import write_jsonl
 from motab.provenance import config_hash
 from motab.synthesis.cot_filter import main as filter_main

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from dryrun import REPO, copy_workflow, make_up_to_date, plan_many
 
-from motab.plan_sweeps import expand_study, synth_algorithm
+from motab.plan.sweeps import expand_study, synth_algorithm
 
 STUDY = "toy"
 STUDENT_METHODS = {"motab", "skd"}  # synthesis methods in which the student drafts

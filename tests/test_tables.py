@@ -206,7 +206,7 @@ def assert_valid_tabular(tex: str, columns: int) -> None:
 
 
 def test_config_reference_stands_beside_ours_with_difference(tmp_path):
-    from motab.tables.spec import table_spec
+    from motab.plan.tables import table_spec
 
     spec = table_spec("s", STUDY, BENCHMARKS, "main")
     assert spec["reference"]["rows"] == {"Student_1 & co": {"avg": "70", "b2": "88.5±0.5", "toy": 52.5},
@@ -231,7 +231,7 @@ def test_config_reference_stands_beside_ours_with_difference(tmp_path):
 
 
 def test_config_reference_errors_name_the_key():
-    from motab.tables.spec import SpecError, table_spec
+    from motab.plan.tables import SpecError, table_spec
 
     bad = json.loads(json.dumps(STUDY))
     bad["tables"]["main"]["reference"]["rows"]["nobody"] = {"toy": 1}

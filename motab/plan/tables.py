@@ -1,6 +1,7 @@
 """A table's spec (the input of `python -m motab tables`) from a study's config.
 
-Published numbers sit in config per (run, benchmark), keyed by run names a user edits:
+Published numbers sit in config per (run, benchmark), keyed by run names a user edits (read from
+studies/<study>.reference.tsv by motab.plan.compose):
 
     tables:
       main:

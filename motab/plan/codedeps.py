@@ -2,7 +2,7 @@
 everything it imports from the package, found by reading the files (nothing is imported).
 
 The rules list these files as inputs, so editing motab/synthesis/skd.py reruns synthesis and what
-follows from it, and nothing else. Standard library only: Snakemake loads this file by path.
+follows from it, and nothing else. Standard library only.
 """
 
 from __future__ import annotations

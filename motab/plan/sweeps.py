@@ -1,6 +1,6 @@
 """Sweep and per-epoch forms of a study's config, expanded into plain runs before planning.
 
-Two short forms a user writes in config.yaml (rules/common.smk expands them before validation):
+Two short forms a user writes in config.yaml (motab.plan.compose expands them before validation):
 
 - **Synthesis sweep.** A list given for a numeric parameter of a synthesis entry,
   `skd: {gamma: [0.6, 0.7, 0.8, 0.9, 1.0], ...}`, becomes one entry per value, named
@@ -179,7 +179,7 @@ def expand_study(study: str, cfg: Mapping) -> dict:
 
 
 def expand_config(config: Mapping) -> dict:
-    """The whole config with every study expanded (what rules/common.smk plans from)."""
+    """The whole config with every study expanded (what the plan is made from)."""
     out = dict(config)
     out["studies"] = {name: expand_study(name, study) for name, study in config["studies"].items()}
     return out

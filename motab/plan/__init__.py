@@ -1,0 +1,74 @@
+"""Planning: what the workflow builds, from the config, without torch and without Snakemake.
+
+The one way the rules (rules/*.smk) reach the package: they import from here only.
+
+- compose:  config.yaml + studies/*.yaml (+ reference TSVs) -> the expanded config;
+- sweeps:   the sweep and eval_epochs forms written out as plain runs;
+- study:    typed Study / Run, run kinds, the `from` chain, training data, KD sources;
+- targets:  eval files, tables and figures a study is made of;
+- servers:  server commands and GPU placement of a job's servers;
+- tables:   a table's spec (the input of `motab tables`);
+- codedeps: the package files each `motab` command runs (the rules' code inputs).
+"""
+
+from __future__ import annotations
+
+from motab.config_check import startup_errors
+from motab.evaluation.settings import (
+    evalscope_dataset_args,
+    generation_settings,
+    per_benchmark_errors,
+)
+from motab.passthrough import extend_command
+from motab.plan.codedeps import module_files
+from motab.plan.compose import ComposeError, compose, study_files, workflow_config
+from motab.plan.servers import (
+    placement_arg,
+    server_command,
+    server_parallel,
+    stage_placement,
+)
+from motab.plan.study import (
+    RUN_KINDS,
+    SELF,
+    STUDENT_METHODS,
+    TRAIN_DATA_SFT,
+    PlanError,
+    Run,
+    Study,
+    kd_sources,
+)
+from motab.plan.sweeps import SweepError, synth_algorithm
+from motab.plan.tables import table_spec
+from motab.plan.targets import (
+    eval_json,
+    final_outputs,
+    table_evals,
+    table_teacher_shares,
+    trained_table_runs,
+)
+from motab.tracking import kdflow_options, llamafactory_options
+
+
+def kd_argv(cfg: dict) -> list[str]:
+    """kd-train flags of a kd block (motab.training.kd_config, imported when a KD job is planned)."""
+    from motab.training.kd_config import config_argv
+
+    return config_argv(cfg)
+
+
+def kd_config_errors(config: dict) -> list[str]:
+    """What the schema cannot say about kd blocks and KD runs (motab.training.kd_config)."""
+    from motab.training.kd_config import kd_config_errors as errors
+
+    return errors(config)
+
+
+__all__ = [
+    "RUN_KINDS", "SELF", "STUDENT_METHODS", "TRAIN_DATA_SFT", "ComposeError", "PlanError", "Run", "Study",
+    "SweepError", "compose", "eval_json", "evalscope_dataset_args", "extend_command", "final_outputs",
+    "generation_settings", "kd_argv", "kd_config_errors", "kd_sources", "kdflow_options", "llamafactory_options",
+    "module_files", "per_benchmark_errors", "placement_arg", "server_command", "server_parallel",
+    "stage_placement", "startup_errors", "study_files", "synth_algorithm", "table_evals", "table_spec",
+    "table_teacher_shares", "trained_table_runs", "workflow_config",
+]

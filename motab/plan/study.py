@@ -1,0 +1,205 @@
+"""Typed views of a planned study: its runs, where each run's weights live, what it starts from and
+what data it trained on. Everything here reads the expanded config (motab.plan.compose) and nothing
+else: no files, no torch, so the whole run logic is unit-testable without Snakemake.
+
+A run is one of four kinds, told apart by its keys:
+- model: `model: <config model>`, the weights as published (or built, for toy models);
+- sft:   `sft: <synthesis method>[.filtered]` or `sft: <the study's train_data>`, SFT from `from`
+         (default: the study's student);
+- kd:    `kd: <kd block>`, on-policy distillation from `from` (a run or a model; default the student);
+- epoch: `epoch: k, epoch_of: <sft run>`, the checkpoint that SFT run saved at the end of epoch k.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+
+from motab.plan.sweeps import FILTERED, synth_algorithm
+
+RUN_KINDS = ("model", "sft", "kd", "epoch")
+STUDENT_METHODS = frozenset({"motab", "skd", "skd_tokens"})  # synthesis algorithms in which the student drafts
+TRAIN_DATA_SFT = "train-data"  # sft_data folder of SFT on the train set's own solutions
+SELF = "self"  # a teacher that is the starting student itself (self-distillation)
+
+
+class PlanError(ValueError):
+    """A study whose runs cannot be planned; the message names the config key."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a study: its name, kind and config entry (label included)."""
+
+    name: str
+    spec: Mapping
+
+    @property
+    def kind(self) -> str:
+        # an epoch run also carries its SFT run's `sft`, so `epoch` is looked at first
+        for kind in ("epoch", "model", "sft"):
+            if kind in self.spec:
+                return kind
+        return "kd"
+
+    @property
+    def label(self) -> str:
+        return self.spec.get("label", self.name)
+
+    @property
+    def trains(self) -> bool:
+        """True for runs that train a checkpoint of their own (SFT and KD)."""
+        return self.kind in ("sft", "kd")
+
+
+@dataclass(frozen=True)
+class Study:
+    """A study of the expanded config, with the catalogue (models, datasets, benchmarks) it names."""
+
+    name: str
+    cfg: Mapping
+    models: Mapping
+    datasets: Mapping
+    benchmarks: Mapping
+    servers: Mapping
+
+    @classmethod
+    def of(cls, config: Mapping, name: str) -> Study:
+        return cls(name, config["studies"][name], config["models"], config["datasets"], config["benchmarks"],
+                   config.get("servers", {}))
+
+    def resource(self, stage: str, key: str):
+        """A stage's resource value: studies.<s>.resources.<stage>.<key>, else the study's default."""
+        resources = self.cfg["resources"]
+        return resources.get(stage, {}).get(key, resources["default"][key])
+
+    @cached_property
+    def runs(self) -> dict[str, Run]:
+        return {name: Run(name, spec) for name, spec in self.cfg["runs"].items()}
+
+    def run(self, name: str) -> Run:
+        return self.runs[name]
+
+    # --- models and checkpoints ------------------------------------------------------------
+
+    def is_toy_model(self, model: str) -> bool:
+        return self.models[model]["source"] == "toy"
+
+    def model_location(self, model: str) -> str:
+        """Folder of a model: built by the pipeline for toy models, a hub id or path otherwise."""
+        if self.is_toy_model(model):
+            return f"results/{self.name}/models/{model}"
+        return self.models[model]["path"]
+
+    def checkpoint_location(self, run: str) -> str:
+        """Where the weights of a run live: its base model, or the SFT / KD checkpoint it trains."""
+        spec = self.run(run).spec
+        kind = self.run(run).kind
+        if kind == "epoch":
+            return f"results/{self.name}/ckpt/sft/{spec['epoch_of']}/epoch{spec['epoch']}"
+        if kind == "model":
+            return self.model_location(spec["model"])
+        return f"results/{self.name}/ckpt/{kind}/{run}"
+
+    def checkpoint_inputs(self, run: str) -> list[str]:
+        """The pipeline-built files a run's weights depend on (none for a hub model)."""
+        spec = self.run(run).spec
+        if "model" in spec and not self.is_toy_model(spec["model"]):
+            return []
+        if "epoch" in spec:
+            return [f"results/{self.name}/ckpt/sft/{spec['epoch_of']}"]
+        return [self.checkpoint_location(run)]
+
+    # --- the `from` chain ------------------------------------------------------------------
+
+    def start_of(self, run: str) -> str:
+        """The run or model a trained run starts from: `from`, else the study's student."""
+        return self.run(run).spec.get("from", self.cfg["student"])
+
+    def start_location(self, run: str) -> str:
+        source = self.start_of(run)
+        return self.checkpoint_location(source) if source in self.runs else self.model_location(source)
+
+    def start_inputs(self, run: str) -> list[str]:
+        source = self.start_of(run)
+        if source in self.runs:
+            return self.checkpoint_inputs(source)
+        return [self.model_location(source)] if self.is_toy_model(source) else []
+
+    def run_model_name(self, run: str) -> str:
+        """The config model a run's architecture comes from (for its server's tp), following `from`."""
+        spec = self.run(run).spec
+        if "model" in spec:
+            return spec["model"]
+        source = spec.get("from", self.cfg["student"])  # a second student: `from: Qwen2-7B`
+        return self.run_model_name(source) if source in self.runs else source
+
+    def run_model_revision(self, run: str) -> str | None:
+        """The hub revision of a run's weights when they are a pinned hub model (else None)."""
+        spec = self.run(run).spec
+        return self.models.get(spec.get("model"), {}).get("revision") if "model" in spec else None
+
+    # --- training data ---------------------------------------------------------------------
+
+    def sft_on_train_data(self, run: str) -> bool:
+        """True when a run's `sft` names the study's train_data (SFT on that set's own reference
+        solutions, e.g. GSM8K's or OpenThoughts3's) rather than a synthesis method's file."""
+        name = self.run(run).spec["sft"]
+        if name.removesuffix(FILTERED) in self.cfg.get("synth", {}) or name not in self.datasets:
+            return False
+        if name != self.cfg["train_data"]:
+            raise PlanError(f"studies.{self.name}.runs.{run}.sft: {name!r} is a dataset but not the study's "
+                            f"train_data ({self.cfg['train_data']!r}); SFT reads a synthesis method or the train data")
+        return True
+
+    def sft_data_folder(self, run: str) -> str:
+        """The sft_data/<folder> a run trains on: a synthesis method's, or the train data's own."""
+        return TRAIN_DATA_SFT if self.sft_on_train_data(run) else self.run(run).spec["sft"]
+
+    def synth_method_of(self, run: str) -> str | None:
+        """The synthesis file a run's training data came from (following `from`), or None."""
+        spec = self.run(run).spec
+        if "sft" in spec:
+            return None if self.sft_on_train_data(run) else spec["sft"]
+        source = spec.get("from")
+        if "kd" in spec and source in self.runs:
+            return self.synth_method_of(source)
+        return None
+
+    # --- synthesis -------------------------------------------------------------------------
+
+    def synth_student(self, method: str) -> str:
+        """The drafting student: the entry's own `student` (a second student's runs), else the study's."""
+        return self.cfg["synth"][method].get("student", self.cfg["student"])
+
+    def synth_models(self, method: str) -> list[str]:
+        """Config names of the models a synthesis method talks to: the teacher, and the drafting student."""
+        drafts = synth_algorithm(method) in STUDENT_METHODS
+        return [self.cfg["teacher"]] + ([self.synth_student(method)] if drafts else [])
+
+    # --- KD --------------------------------------------------------------------------------
+
+    def kd_cfg(self, run: str) -> Mapping:
+        return self.cfg["kd"][self.run(run).spec["kd"]]
+
+    def kd_sources(self, run: str) -> list[tuple[str, str, int | None]]:
+        """(teacher, prompt dataset, prompts per step or None) of each teacher of a KD run."""
+        return kd_sources(self.cfg, self.run(run).spec)
+
+    def teacher_location(self, teacher: str) -> str:
+        """A teacher's folder or hub id, or "self" (self-distillation from the starting weights)."""
+        return teacher if teacher == SELF else self.model_location(teacher)
+
+
+def kd_sources(study: Mapping, run: Mapping) -> list[tuple[str, str, int | None]]:
+    """(teacher, prompt dataset, prompts per step) of each teacher of a KD run.
+
+    A kd block with `teachers` (Tinker's multi-teacher form) lists them; otherwise the one teacher is
+    the run's `teacher` (else the study's), its prompts the block's `prompts` dataset (else the study's
+    train_data), and its prompts per step the block's own prompts_per_step (None here: a kd-train flag).
+    """
+    cfg = study["kd"][run["kd"]]
+    if "teachers" in cfg:
+        return [(t["model"], t["prompts"], t["prompts_per_step"]) for t in cfg["teachers"]]
+    return [(run.get("teacher", study["teacher"]), cfg.get("prompts", study["train_data"]), None)]

@@ -1,0 +1,59 @@
+"""The files a study is made of: the eval JSON of each table cell, the tables and figures `all`
+builds, and the synthesis stats a table reads for its teacher-share column."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from motab.plan.study import Study
+
+TABLE_FORMATS = ("md", "csv", "tex")
+
+
+def eval_json(study: str, run: str, bench: str, seed) -> str:
+    return f"results/{study}/eval/{run}/{bench}/seed{seed}.json"
+
+
+def table_evals(study: Study, table: str) -> list[str]:
+    """The eval JSON files of a table; a table of the critic score reads the critic files instead."""
+    cfg = study.cfg
+    critic = cfg["tables"][table]["metric"].startswith("critic")
+    files = [eval_json(study.name, run, bench, seed)
+             for run in cfg["tables"][table]["rows"]
+             for bench in cfg["eval"]["benchmarks"]
+             for seed in cfg["eval"]["seeds"]]
+    return [f.replace(".json", ".critic.json") for f in files] if critic else files
+
+
+def table_teacher_shares(study: Study, table: str) -> dict[str, str]:
+    """{run: synth stats file} for the table's rows that were trained on synthesized data."""
+    shares = {}
+    for run in study.cfg["tables"][table]["rows"]:
+        method = study.synth_method_of(run)
+        if method:
+            shares[run] = f"results/{study.name}/synth/{method}.stats.json"
+    return shares
+
+
+def trained_table_runs(study: Study) -> list[str]:
+    """The runs of the study's tables that train a checkpoint (SFT or KD), in table order; an epoch
+    row stands for its SFT run (whose training log the curves read)."""
+    runs: list[str] = []
+    for table in sorted(study.cfg["tables"]):
+        for row in study.cfg["tables"][table]["rows"]:
+            run = study.run(row).spec.get("epoch_of", row)
+            if "model" not in study.run(run).spec and run not in runs:
+                runs.append(run)
+    return runs
+
+
+def final_outputs(config: Mapping) -> list[str]:
+    """What `snakemake` (rule all) builds for the selected studies: each table in every format, its
+    chart, and the study's training curves."""
+    outputs = []
+    for name in config["select"]:
+        for table in sorted(config["studies"][name]["tables"]):
+            outputs += [f"results/{name}/tables/{table}.{ext}" for ext in TABLE_FORMATS]
+            outputs.append(f"results/{name}/report/{table}.png")
+        outputs.append(f"results/{name}/report/training_curves.png")
+    return outputs
