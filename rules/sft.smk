@@ -10,7 +10,7 @@ def sft_method(wildcards):
 def sft_params(wildcards):
     """The study's sft block; with `tracking:`, LLaMA-Factory's report_to/run_name under its
     `llamafactory:` pass-through (the block's own values win)."""
-    cfg = study_cfg(wildcards.study)["sft"]
+    cfg = STUDIES[wildcards.study].sft_cfg(wildcards.run)  # with the run's training seed
     options = plan.llamafactory_options(study_cfg(wildcards.study).get("tracking"), wildcards.run)
     start = start_of(wildcards.study, wildcards.run)
     revision = config["models"].get(start, {}).get("revision")

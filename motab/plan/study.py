@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
-from motab.plan.sweeps import FILTERED, synth_algorithm
+from motab.plan.sweeps import FILTERED, row_runs, synth_algorithm, training_seed
 
 RUN_KINDS = ("model", "sft", "kd", "epoch")
 STUDENT_METHODS = frozenset({"motab", "skd", "skd_tokens"})  # synthesis algorithms in which the student drafts
@@ -52,6 +52,16 @@ class Run:
         """True for runs that train a checkpoint of their own (SFT and KD)."""
         return self.kind in ("sft", "kd")
 
+    @property
+    def train_seed(self) -> int | None:
+        """A training-seed replica's own seed (studies.<s>.train_seeds); None for the run itself."""
+        return self.spec.get("train_seed")
+
+    @property
+    def base(self) -> str:
+        """The run a training-seed replica repeats (`<run>_ts<seed>` -> `<run>`); the run itself otherwise."""
+        return self.spec.get("replica_of", self.name)
+
 
 @dataclass(frozen=True)
 class Study:
@@ -80,6 +90,19 @@ class Study:
 
     def run(self, name: str) -> Run:
         return self.runs[name]
+
+    def training_seed(self, run: str, block_seed: int | None) -> int | None:
+        """The seed a run trains with: its replica's, else the study's first train_seeds, else the block's."""
+        return training_seed(self.cfg, run, block_seed)
+
+    def with_training_seed(self, run: str, block: Mapping) -> Mapping:
+        """An SFT or KD block with the run's training seed (studies.<s>.train_seeds, a replica's own)."""
+        seed = self.training_seed(run, block.get("seed"))
+        return block if seed is None or seed == block.get("seed") else block | {"seed": seed}
+
+    def row_runs(self, row: str) -> list[str]:
+        """A table row's runs: the run itself, then its training-seed replicas in train_seeds order."""
+        return row_runs(self.cfg, row)
 
     # --- models and checkpoints ------------------------------------------------------------
 
@@ -181,7 +204,12 @@ class Study:
     # --- KD --------------------------------------------------------------------------------
 
     def kd_cfg(self, run: str) -> Mapping:
-        return self.cfg["kd"][self.run(run).spec["kd"]]
+        """The run's kd block, with the run's training seed."""
+        return self.with_training_seed(run, self.cfg["kd"][self.run(run).spec["kd"]])
+
+    def sft_cfg(self, run: str) -> Mapping:
+        """The study's sft block, with the run's training seed."""
+        return self.with_training_seed(run, self.cfg["sft"])
 
     def kd_sources(self, run: str) -> list[tuple[str, str, int | None]]:
         """(teacher, prompt dataset, prompts per step or None) of each teacher of a KD run."""

@@ -19,7 +19,8 @@ def table_evals(study: Study, table: str) -> list[str]:
     cfg = study.cfg
     critic = cfg["tables"][table]["metric"].startswith("critic")
     files = [eval_json(study.name, run, bench, seed)
-             for run in cfg["tables"][table]["rows"]
+             for row in cfg["tables"][table]["rows"]
+             for run in study.row_runs(row)  # with train_seeds: the row's training-seed replicas too
              for bench in cfg["eval"]["benchmarks"]
              for seed in cfg["eval"]["seeds"]]
     return [f.replace(".json", ".critic.json") for f in files] if critic else files
