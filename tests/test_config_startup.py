@@ -143,9 +143,9 @@ def test_schema_error_lines_for_each_kind_of_mistake():
     from motab.config_check import schema_errors
 
     schema = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text())
-    from motab.plan.sweeps import expand_config
+    from motab.plan import compose, workflow_config
 
-    config = expand_config(yaml.safe_load((REPO / "config.yaml").read_text()))   # as common.smk checks it
+    config = compose(workflow_config(REPO), REPO)   # as common.smk checks it
     assert schema_errors(config, schema) == []
     bad = copy.deepcopy(config)
     bad["select"] = "toy"

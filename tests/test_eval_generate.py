@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+from dryrun import REPO
+
 from motab.evaluation.generate import build_payload, main, problem_seed
 from motab.jsonio import write_jsonl
+from motab.plan import workflow_config
 from motab.serving.launch import LOCAL_SERVER
-from dryrun import REPO
 
 PROBLEMS = [
     {"id": "p-2", "input": "Compute 7 - 3.", "answer": "4", "solution": "7 - 3 = 4.", "source": "toy"},
@@ -63,11 +65,9 @@ def test_each_row_carries_its_problems_seed():
 
 
 def test_prompt_template_puts_the_problem_in_the_pwopsd_user_turn():
-    import yaml
-
     from motab.evaluation.generate import user_turn
 
-    template = yaml.safe_load((REPO / "config.yaml").read_text())["studies"]["pwopsd"]["eval"]["prompt"]
+    template = workflow_config(REPO)["studies"]["pwopsd"]["eval"]["prompt"]
     assert user_turn(template, "What is {x}?") == (
         "What is {x}?\n\nPlease reason step by step, and put your final answer within \\boxed{}.")
 

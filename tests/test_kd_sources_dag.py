@@ -12,6 +12,8 @@ import yaml
 from dryrun import REPO, copy_workflow, make_up_to_date, plan_many, planned
 from test_staleness import STUDY, ToyDag, node
 
+from motab.plan import workflow_config
+
 OVERLAY = "kd_sources.yaml"   # tests/configs/kd_sources.yaml: a second toy dataset, two KD recipes
 HARD_ONLY = {"studies": {STUDY: {"tables": {"main": {"rows": ["kd_hard_prompts"]}}}}}
 
@@ -30,7 +32,7 @@ def workflow(tmp_path_factory):
     (workdir / OVERLAY).write_text((REPO / "tests" / "configs" / OVERLAY).read_text())
     (workdir / "hard_only.yaml").write_text(yaml.safe_dump(HARD_ONLY))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(workdir), str(REPO / "tests")]))
-    config = merged(*(yaml.safe_load((workdir / name).read_text()) for name in ("config.yaml", OVERLAY)))
+    config = merged(workflow_config(workdir), yaml.safe_load((workdir / OVERLAY).read_text()))
     return workdir, env, config
 
 

@@ -14,10 +14,10 @@ from dryrun import REPO
 from motab.data.reorganize import dataset_info
 from motab.evaluation.evalscope_engine import task_config_dict
 from motab.evaluation.settings import evalscope_dataset_args, generation_settings
-from motab.plan.sweeps import expand_config
+from motab.plan import compose, workflow_config
 from motab.training.sft import train_args, train_yaml
 
-CONFIG = expand_config(yaml.safe_load((REPO / "config.yaml").read_text()))
+CONFIG = compose(workflow_config(REPO), REPO)
 STUDY = CONFIG["studies"]["motab"]
 
 # SFT/sft_config.yaml, every key but the run's own paths (model_name_or_path, output_dir, dataset)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from motab.jsonio import write_jsonl
 from motab.losses.divergences import chunked_token_logprobs
+from motab.plan import workflow_config
 from motab.training import onpolicy
 from motab.training.checkpoint import atomic_save
 
@@ -210,7 +210,7 @@ def test_atomic_save_replaces_a_finished_folder_and_leaves_no_temporary(kd_setup
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
 
 
-TOY_KD = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())["studies"]["toy"]["kd"]
+TOY_KD = workflow_config(Path(__file__).resolve().parents[1])["studies"]["toy"]["kd"]
 BUDGET = ("engine", "loss", "steps", "prompts_per_step", "samples_per_prompt", "max_new_tokens", "temperature", "lr",
           "seed")
 

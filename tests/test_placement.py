@@ -140,9 +140,9 @@ def test_paper_plan_seeds_reproduce_and_eval_sampling_is_explicit(paper_plan):
 def test_paper_plan_starts_one_eval_server_per_run(paper_plan):
     """Each evaluated run of a paper study is one eval-generate job (one server start) holding all its
     benchmarks x seeds, sized to its model's tp; grading stays one job per (run, benchmark, seed)."""
-    import yaml
+    from motab.plan import workflow_config
 
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config = workflow_config(REPO)
     # the motab study evaluates through EvalScope as its release does: one eval_evalscope job (and
     # server start) per (run, benchmark, seed) there, not grouped (a known gap)
     for study in ("pwopsd", "cotfilter", "opd"):

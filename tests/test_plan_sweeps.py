@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import pytest
-import yaml
-
-from motab.plan.sweeps import SweepError, expand_config, expand_study, synth_algorithm, value_token
 from dryrun import REPO
+
+from motab.plan import compose, workflow_config
+from motab.plan.sweeps import (
+    SweepError,
+    expand_study,
+    synth_algorithm,
+    value_token,
+)
 
 SFT = {"finetuning_type": "full", "num_train_epochs": 6, "save_strategy": "epoch"}
 
@@ -84,7 +89,7 @@ def test_names_read_back_and_values_become_name_tokens():
 
 def test_the_motab_study_plans_the_released_grid():
     """eval_all.sh: per student (Qwen3-4B, Qwen2-7B), SKD at gamma 0.6..1.0 and MOTAB at epochs 1..5."""
-    config = expand_config(yaml.safe_load((REPO / "config.yaml").read_text()))
+    config = compose(workflow_config(REPO), REPO)
     motab = config["studies"]["motab"]
     rows = motab["tables"]["main"]["rows"]
     for student in ("", "_7b"):

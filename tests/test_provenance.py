@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import re
 
-from motab.plan.codedeps import module_files
+from dryrun import REPO
+
 from motab.jsonio import write_jsonl
+from motab.plan.codedeps import module_files
 from motab.provenance import config_hash
 from motab.synthesis.cot_filter import main as filter_main
 from motab.synthesis.run import finalize
-from dryrun import REPO
 
 
 def assert_provenance(obj: dict, params: dict) -> None:

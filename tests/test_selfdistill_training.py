@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-import yaml
 
+from motab.plan import workflow_config
 from motab.training import onpolicy
 from motab.training.kd_config import config_argv
 from motab.training.selfdistill_prompts import PWOPSD_TRANSITION, render
@@ -20,7 +20,7 @@ BASE = ["--student", "s", "--teacher", "self", "--prompts", "p", "--output", "o"
 
 
 def pwopsd_blocks() -> dict:
-    return yaml.safe_load((ROOT / "config.yaml").read_text())["studies"]["pwopsd"]["kd"]
+    return workflow_config(ROOT)["studies"]["pwopsd"]["kd"]
 
 
 @pytest.mark.parametrize("name", sorted(pwopsd_blocks()))

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from dryrun import REPO, copy_workflow, make_up_to_date, plan_many
 
+from motab.plan import workflow_config
 from motab.plan.sweeps import expand_study, synth_algorithm
 
 STUDY = "toy"
@@ -182,7 +183,7 @@ def runs_with(study: dict, key: str, value: str | None = None) -> list[str]:
     return [r for r, spec in study["runs"].items() if key in spec and (value is None or spec[key] == value)]
 
 
-ORIGINAL = expand_study(STUDY, yaml.safe_load((REPO / "config.yaml").read_text())["studies"][STUDY])
+ORIGINAL = expand_study(STUDY, workflow_config(REPO)["studies"][STUDY])
 
 
 def changed_synth(dag: ToyDag, key: tuple) -> set[tuple]:
@@ -367,7 +368,7 @@ def complete_study(tmp_path_factory):
 @pytest.mark.slow
 def test_every_config_value_reruns_exactly_what_it_feeds(complete_study):
     workdir, env = complete_study
-    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config = workflow_config(workdir)
     changes, unmatched = [], []
     for key in toy_leaves(config):
         if any(matches(p, key) for p in REFERENCES):
@@ -398,7 +399,7 @@ def test_every_config_value_reruns_exactly_what_it_feeds(complete_study):
 @pytest.mark.slow
 def test_values_of_other_studies_rerun_nothing_of_the_toy_study(complete_study):
     workdir, env = complete_study
-    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config = workflow_config(workdir)
     study = config["studies"][STUDY]
     used_models = {study["teacher"], study["student"]}
     other = {"studies": {s: v for s, v in config["studies"].items() if s != STUDY},
@@ -410,7 +411,7 @@ def test_values_of_other_studies_rerun_nothing_of_the_toy_study(complete_study):
     for key, value in leaves(other):
         if key[-1] in ("source", "teacher", "student", "train_data", "server", "model", "sft", "kd", "from",
                        "benchmarks", "rows", "path", "deepspeed", "engine", "loss", "format", "prompts", "teachers",
-                       "save_strategy", "split"):
+                       "save_strategy", "split", "kd_suffix"):
             continue  # references to files and other entries keep their meaning; enums whose valid
             # values depend on another key (a KDFlow loss, a benchmark file's format) stay too
         get(new, key[:-1])[key[-1]] = changed(key, value)
@@ -423,7 +424,7 @@ def test_values_of_other_studies_rerun_nothing_of_the_toy_study(complete_study):
 @pytest.mark.slow
 def test_code_change_reruns_its_stage_and_descendants_only(complete_study):
     workdir, env = complete_study
-    dag = ToyDag(yaml.safe_load((workdir / "config.yaml").read_text()))
+    dag = ToyDag(workflow_config(workdir))
     edits = {"motab/synthesis/skd.py": dag.jobs("synth"),  # every synthesis job runs synthesis/run.py
              "motab/training/onpolicy.py": dag.jobs("kd"),
              "motab/evaluation/metrics.py": dag.jobs("eval_grade"),

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from motab.chat import build_prompt
 from motab.jsonio import write_jsonl
+from motab.plan import workflow_config
 from motab.training import onpolicy
 from motab.training.kd_config import config_argv
 from motab.training.sft import train_args
 
-OPD = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())["studies"]["opd"]
+OPD = workflow_config(Path(__file__).resolve().parents[1])["studies"]["opd"]
 # Qwen3's chat template in its single-turn form (enable_thinking left at its default, True): no
 # system turn unless one is given; the generation prompt is "<|im_start|>assistant\n". Tinker's
 # qwen3 renderer writes the same text.

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from motab.plan.sweeps import SweepError, expand_study, row_runs, training_seed
-from motab.tables import build
 from motab.plan.tables import table_spec
+from motab.tables import build
 
 SFT = {"finetuning_type": "full", "num_train_epochs": 4, "save_strategy": "epoch", "seed": 0}
 
