@@ -31,7 +31,7 @@ def copy_workflow(dest: Path, with_package: bool = False) -> Path:
     return dest
 
 
-def _dag(workdir: Path, configfiles: list[Path], targets: tuple[str, ...] = ()):
+def _dag(workdir: Path, configfiles: list[Path], targets: tuple[str, ...] = (), config: dict | None = None):
     from snakemake.api import SnakemakeApi
     from snakemake.settings.types import (
         ConfigSettings,
@@ -44,7 +44,7 @@ def _dag(workdir: Path, configfiles: list[Path], targets: tuple[str, ...] = ()):
     api = SnakemakeApi(OutputSettings(quiet={Quietness.ALL}))
     with api:
         workflow_api = api.workflow(resource_settings=ResourceSettings(cores=1),
-                                    config_settings=ConfigSettings(configfiles=list(configfiles)),
+                                    config_settings=ConfigSettings(configfiles=list(configfiles), config=config or {}),
                                     snakefile=workdir / "Snakefile", workdir=workdir)
         dag_api = workflow_api.dag(DAGSettings(targets=set(targets)))
         workflow = workflow_api._workflow
@@ -54,11 +54,11 @@ def _dag(workdir: Path, configfiles: list[Path], targets: tuple[str, ...] = ()):
         return list(workflow.dag.needrun_jobs())
 
 
-def planned(workdir: Path, configfiles: list[Path], targets: tuple[str, ...] = ()) -> set[Job]:
-    """The jobs `snakemake -n` would run, as (rule, wildcards) pairs."""
+def planned(workdir: Path, configfiles: list[Path], targets: tuple[str, ...] = (), config: dict | None = None) -> set[Job]:
+    """The jobs `snakemake -n` would run, as (rule, wildcards) pairs (`config`: as --config)."""
     cwd = os.getcwd()
     try:
-        jobs = _dag(workdir, configfiles, targets)
+        jobs = _dag(workdir, configfiles, targets, config)
     finally:
         os.chdir(cwd)
     return {(job.rule.name, tuple(sorted(job.wildcards_dict.items()))) for job in jobs}
