@@ -12,22 +12,34 @@ from snakemake.utils import validate
 
 from motab import plan
 
+# Each finding names the file and line its key was written on (an override file, the study's file
+# or config.yaml: motab/plan/locate.py), then the key path and what was expected.
+_OVERRIDES = tuple(str(path) for path in workflow.config_settings.configfiles)
+
+
+def _located(errors):
+    return [plan.locate(error, ".", _OVERRIDES) for error in errors]
+
+
 # Defaults, run grids, published numbers (studies/<study>.reference.tsv), sweeps and eval_epochs are
 # filled in (motab/plan/compose.py) before validation, so the schema checks every expanded value.
-config.update(plan.compose(config))
+try:
+    config.update(plan.compose(config))
+except (plan.ComposeError, plan.SweepError) as _error:
+    raise ValueError("config: " + _located([str(_error)])[0]) from None
 
 # One line per finding (key path and what was expected), before Snakemake's own validation (which
 # dumps the failing sub-schema) and before any input function can stop on a bare KeyError.
 with open(Path(workflow.basedir) / "schemas" / "config.schema.yaml", encoding="utf-8") as _handle:
-    _CONFIG_ERRORS = plan.startup_errors(config, yaml.safe_load(_handle))
+    _CONFIG_ERRORS = _located(plan.startup_errors(config, yaml.safe_load(_handle)))
 if _CONFIG_ERRORS:
     raise ValueError("config:\n  " + "\n  ".join(_CONFIG_ERRORS))
 validate(config, "../schemas/config.schema.yaml")
 for _errors in [plan.per_benchmark_errors(name, study["eval"]) for name, study in config["studies"].items()]:
     if _errors:
-        raise ValueError("; ".join(_errors))
+        raise ValueError("; ".join(_located(_errors)))
 if plan.kd_config_errors(config):
-    raise ValueError("config: " + "\n  ".join(plan.kd_config_errors(config)))
+    raise ValueError("config: " + "\n  ".join(_located(plan.kd_config_errors(config))))
 
 STUDIES = {name: plan.Study.of(config, name) for name in config["studies"]}
 

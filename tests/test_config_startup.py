@@ -133,6 +133,9 @@ def test_schema_errors_take_one_line_each(tmp_path):
     for line in expected:
         assert sum(line in row for row in message.splitlines()) == 1, (line, message[-3000:])
     assert "Failed validating" not in message and "schema[" not in message
+    # each line names the file and line the key was written on: here the override file (yaml.safe_dump
+    # sorts keys: models first, then studies.toy.eval.n on line 7)
+    assert f"{tmp_path / 'overlay.yaml'}:7: studies.toy.eval.n: expected integer" in message
     unknown = next(row for row in message.splitlines() if "learning_rat:" in row)
     assert "cutoff_len" in unknown and "learning_rate" in unknown   # the known keys, to spot the typo
 

@@ -246,3 +246,24 @@ def test_configfile_and_config_overrides_beat_the_study_files(tmp_path):
     assert by_file == {job for job in base if dict(job[1]).get("seed") != "1"}
     by_config = planned(REPO, [override], config={"studies": {"toy": {"eval": {"seeds": [1]}}}})
     assert seeds_of(by_config) == {"1"} and len(by_config) == len(by_file)  # --config beats --configfile
+
+
+# --- findings name the file and line of their key --------------------------------------------
+
+
+def test_a_finding_names_the_file_and_line_its_key_came_from(tmp_path):
+    (tmp_path / "studies").mkdir()
+    write(tmp_path / "config.yaml", "select: [s]\nmodels:\n  Qwen2-1.5B:\n    source: hub\n    tp: 0\n")
+    write(tmp_path / "studies" / "s.yaml", "studies:\n  s:\n    eval:\n      benchmarks: [a, b]\n"
+          "      n: zero\n    runs:\n      sft: {sft: skd}\n")
+    override = write(tmp_path / "over.yaml", "studies:\n  s:\n    eval:\n      n: -1\n")
+    assert plan.locate("models.Qwen2-1.5B.tp: expected >= 1", tmp_path) == \
+        "config.yaml:5: models.Qwen2-1.5B.tp: expected >= 1"   # a key with a dot in it
+    assert plan.locate("studies.s.eval.benchmarks[1]: no benchmark 'b'", tmp_path).startswith("studies/s.yaml:4: ")
+    # a run the sweep expansion made: the line of its closest written ancestor (`runs:`)
+    assert plan.locate("studies.s.runs.sft_gamma0p6.sft: x", tmp_path).startswith("studies/s.yaml:6: ")
+    # the command line wins, so a key an override file sets is reported there
+    assert plan.locate("studies.s.eval.n: expected integer", tmp_path).startswith("studies/s.yaml:5: ")
+    assert plan.locate("studies.s.eval.n: expected integer", tmp_path, (str(override),)) == \
+        f"{override}:4: studies.s.eval.n: expected integer"
+    assert plan.locate("no key here", tmp_path) == "no key here"

@@ -8,7 +8,8 @@ The one way the rules (rules/*.smk) reach the package: they import from here onl
 - targets:  eval files, tables and figures a study is made of;
 - servers:  server commands and GPU placement of a job's servers;
 - tables:   a table's spec (the input of `motab tables`);
-- codedeps: the package files each `motab` command runs (the rules' code inputs).
+- codedeps: the package files each `motab` command runs (the rules' code inputs);
+- locate:   the file and line a config key was written on, for error messages.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from motab.evaluation.settings import (
 from motab.passthrough import extend_command
 from motab.plan.codedeps import module_files
 from motab.plan.compose import ComposeError, compose, study_files, workflow_config
+from motab.plan.locate import locate
 from motab.plan.servers import (
     placement_arg,
     server_command,
@@ -67,7 +69,7 @@ def kd_config_errors(config: dict) -> list[str]:
 __all__ = [
     "RUN_KINDS", "SELF", "STUDENT_METHODS", "TRAIN_DATA_SFT", "ComposeError", "PlanError", "Run", "Study",
     "SweepError", "compose", "eval_json", "evalscope_dataset_args", "extend_command", "final_outputs",
-    "generation_settings", "kd_argv", "kd_config_errors", "kd_sources", "kdflow_options", "llamafactory_options",
+    "generation_settings", "kd_argv", "kd_config_errors", "kd_sources", "kdflow_options", "llamafactory_options", "locate",
     "module_files", "per_benchmark_errors", "placement_arg", "server_command", "server_parallel",
     "stage_placement", "startup_errors", "study_files", "synth_algorithm", "table_evals", "table_spec",
     "table_teacher_shares", "trained_table_runs", "workflow_config",
