@@ -425,7 +425,7 @@ def test_code_change_reruns_its_stage_and_descendants_only(complete_study):
     workdir, env = complete_study
     dag = ToyDag(yaml.safe_load((workdir / "config.yaml").read_text()))
     edits = {"motab/synthesis/skd.py": dag.jobs("synth"),  # every synthesis job runs synthesis/run.py
-             "motab/training/onpolicy.py": dag.jobs("kd"),
+             "motab/training/kd/objectives.py": dag.jobs("kd"),
              "motab/evaluation/metrics.py": dag.jobs("eval_grade"),
              "motab/tables/build.py": dag.jobs("table")}
     plans = plan_many(workdir, [{"configfiles": ["config.yaml"], "edit": path} for path in edits], env)
