@@ -87,7 +87,8 @@ def test_prompt_batches_cycle_through_the_shuffled_order():
 def test_smoke_run_writes_log_and_a_changed_checkpoint(kd_setup, tmp_path, loss):
     from transformers import AutoModelForCausalLM
 
-    output, log = run(kd_setup, tmp_path, "--kl-discount", "0.5", "--params-json", '{"study": "toy"}', loss=loss)
+    own = ["--kl-discount", "0.5"] if loss == "rkl_onpolicy" else ["--jsd-beta", "0.3"]   # each loss's own setting
+    output, log = run(kd_setup, tmp_path, *own, "--params-json", '{"study": "toy"}', loss=loss)
     with open(log, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         assert tuple(reader.fieldnames) == kd_loop.CSV_COLUMNS
