@@ -370,6 +370,19 @@ def test_token_clip_stops_gradients_of_far_tokens(kd_setup, tmp_path):
     assert any(not torch.equal(before[k], v) for k, v in weights(released).items())
 
 
+def test_a_checkpoints_kd_config_reruns_its_training_by_hand(kd_setup, tmp_path):
+    """kd_config.json in the checkpoint + the runtime flags (where, not how) = the same run, byte for byte."""
+    output, _ = run(kd_setup, tmp_path / "first", "--distill-temperature", "1.1", loss="fkl", steps=2)
+    settings = json.loads((output / "kd_config.json").read_text())
+    assert (settings["loss"], settings["distill_temperature"], settings["steps"]) == ("fkl", 1.1, 2)
+    again = tmp_path / "again"
+    assert kd_command.main(["--config", str(output / "kd_config.json"), "--student", str(kd_setup["student"]),
+                            "--teacher", str(kd_setup["teacher"]), "--prompts", str(kd_setup["prompts"]),
+                            "--output", str(again), "--threads", "1"]) == 0
+    for name in ("model.safetensors", kd_loop.LOG_FILE, "kd_config.json"):
+        assert (again / name).read_bytes() == (output / name).read_bytes(), name
+
+
 def test_every_config_key_is_read_from_the_kd_block_and_from_its_flag(tmp_path):
     """The rule hands kd-train the kd block as JSON (--config-json); the checkpoint's kd_config.json
     holds the same settings, --config reads it back, and every setting also has its own flag."""
