@@ -21,7 +21,7 @@ from motab.training.kd import prompts as kd_prompts
 from motab.training.kd import rollouts as kd_rollouts
 from motab.training.kd import step as kd_step
 
-SHAPE = dict(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64)
+SHAPE = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 64}
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,7 @@ def test_student_as_its_own_teacher_has_zero_kl(kd_setup, tmp_path):
 def test_rerun_with_same_seed_is_identical(kd_setup, tmp_path):
     out_a, log_a = run(kd_setup, tmp_path / "a", loss="fkl")
     out_b, log_b = run(kd_setup, tmp_path / "b", loss="fkl")
-    out_c, log_c = run(kd_setup, tmp_path / "c", loss="fkl", seed=1)
+    _, log_c = run(kd_setup, tmp_path / "c", loss="fkl", seed=1)
     assert read_csv(log_a) == read_csv(log_b) != read_csv(log_c)
     assert (out_a / kd_loop.LOG_FILE).read_bytes() == (out_b / kd_loop.LOG_FILE).read_bytes()
     wa, wb = weights(out_a), weights(out_b)
@@ -183,7 +183,7 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_weights(kd_setup, tmp_path):
     import sys
     import time
 
-    options = dict(loss="fkl", steps=20, lr=3e-3)
+    options = {"loss": "fkl", "steps": 20, "lr": 3e-3}
     full_out, _ = run(kd_setup, tmp_path / "full", **options)
     argv = kd_argv(kd_setup, tmp_path / "killed", "--save-steps", "4", **options)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
