@@ -78,3 +78,14 @@ def test_a_loss_added_through_the_registry_trains(kd_setup, tmp_path):  # noqa: 
         del LOSSES["half_fkl_rkl"]   # the registry is the process's: leave it as the other tests expect
     assert first["half_fkl_rkl"] == pytest.approx((first["fkl"] + first["rkl"]) / 2, abs=2e-6)
     assert (tmp_path / "half_fkl_rkl" / "model" / "kd_config.json").is_file()
+
+
+def test_the_config_check_reads_the_registry_without_torch():
+    """The Snakefile imports kd_config at parse time: the registry and KDConfig must not load torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys, motab.training.kd_config, motab.config_check; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
