@@ -70,8 +70,10 @@ def cost_gpus(study):
     for method in sorted(cfg.get("synth", {})):  # a synthesis job for its teacher (and drafting student)
         wc = SimpleNamespace(study=study, method=method)
         gpus[f"synth/{method}.benchmark.tsv"] = stage_placement(study, "synth", synth_servers(wc))[1]
-    for stage in ("sft", "kd", "toy_model"):
-        gpus[stage] = stage_resource(stage, "gpus")(SimpleNamespace(study=study))
+    for stage in ("sft", "kd", "toy_model"):  # a stage left out asks for none
+        count = stage_resource(stage, "gpus")(SimpleNamespace(study=study))
+        if count:
+            gpus[stage] = count
     return gpus
 
 
