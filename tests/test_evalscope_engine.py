@@ -140,3 +140,26 @@ def test_engine_evalscope_plans_evalscope_runs_graded_natively(tmp_path):
     assert "/opt/evalscope/bin/python -m motab eval-evalscope" in out and "--dataset math_500" in out
     assert "--benchmark-file ../shared/data/math500/test.jsonl --format math500" in out
     assert "results/toy/eval/teacher/math500/seed0.evalscope.responses.jsonl" in out
+
+
+def test_engine_evalscope_with_group_run_plans_one_job_per_run(tmp_path):
+    """`group: run` with EvalScope: one eval_evalscope_run job per run, one command (one server)
+    for all its benchmarks x seeds, the per-file outputs and grading unchanged."""
+    override = tmp_path / "evalscope.yaml"
+    override.write_text("studies:\n  toy:\n    eval: {engine: evalscope, group: run, benchmarks: [math500, gsm8k],"
+                        " per_benchmark: {gsm8k: {n: 2}}}\n")
+    snakemake = str(Path(sys.executable).with_name("snakemake"))
+    proc = subprocess.run([snakemake, "-n", "-p", "--configfile", "config.yaml", str(override)], check=False,
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "rule eval_evalscope:" not in out and "rule eval_generate" not in out
+    commands = [line for line in out.splitlines() if " -m motab eval-evalscope " in line]
+    runs = {line.split("results/toy/eval/")[1].split("/")[0] for line in commands}
+    assert len(commands) == len(runs) == out.count("rule eval_evalscope_run_toy:") > 1
+    jobs = json.loads(commands[0].split("--jobs-json '")[1].split("'")[0])
+    assert [(job["name"], job["seed"], job["n"]) for job in jobs] == [
+        ("math500", 0, 4), ("math500", 1, 4), ("gsm8k", 0, 2), ("gsm8k", 1, 2)]
+    assert jobs[2]["dataset"] == "gsm8k" and jobs[2]["dataset_args"] == {"subset_list": ["default"]}
+    assert all(job["output"] == job["work_dir"] + ".responses.jsonl" for job in jobs)
+    assert out.count("rule eval_grade:") == 4 * len(runs)
