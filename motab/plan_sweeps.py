@@ -15,6 +15,13 @@ Two short forms a user writes in config.yaml (rules/common.smk expands them befo
   row naming the run lists its epoch rows instead. The epoch runs carry only `epoch` and
   `epoch_of`, never the list, so adding an epoch reruns only its evaluation and the tables.
 
+- **Training seeds.** `train_seeds: [0, 1, 2]` on a study trains every SFT and KD run once per seed:
+  the run itself with the first seed (its SFT/KD `seed` set to it, see `training_seed`), and one
+  replica per further seed, `<run>_ts<seed>`, carrying `train_seed` and `replica_of`. A replica
+  starts from its start run's replica of the same seed (KD from SFT seed 1 is `kd_ts1` from
+  `sft_ts1`); epoch runs follow their SFT run. Synthesis data and base models are shared. Table rows
+  keep the runs' names; `row_runs` lists a row's replicas, which the tables aggregate over.
+
 Synthesis entry names are an algorithm, optionally followed by `_<anything>` (`skd_7b`: SKD with
 another drafting `student`); `synth_algorithm` reads it back.
 """
@@ -153,6 +160,56 @@ def expand_epochs(study: str, runs: Mapping, sft: Mapping | None) -> tuple[dict,
     return out, rows
 
 
+TRAIN_SEED_SUFFIX = "_ts"
+
+
+def _trains(runs: Mapping, run: str) -> bool:
+    """A run that trains weights (SFT or KD), or an epoch checkpoint of one."""
+    spec = runs[run]
+    return "sft" in spec or "kd" in spec or "epoch_of" in spec
+
+
+def expand_train_seeds(study: str, runs: Mapping, seeds: list[int] | None) -> dict:
+    """Runs with one `<run>_ts<seed>` replica per training seed after the first (see the module doc)."""
+    if not seeds:
+        return dict(runs)
+    where = f"studies.{study}.train_seeds"
+    if len(set(seeds)) != len(seeds):
+        raise SweepError(f"{where}: a seed appears twice in {seeds!r}")
+    out = dict(runs)
+    for seed in seeds[1:]:
+        for run, spec in runs.items():
+            if not _trains(runs, run):
+                continue
+            name = f"{run}{TRAIN_SEED_SUFFIX}{seed}"
+            if name in runs:
+                raise SweepError(f"studies.{study}.runs.{name}: the name is taken by training seed {seed} of {run!r}")
+            new = dict(spec) | {"train_seed": seed, "replica_of": run}
+            for key in ("from", "epoch_of"):
+                if spec.get(key) in runs and _trains(runs, spec[key]):
+                    new[key] = f"{spec[key]}{TRAIN_SEED_SUFFIX}{seed}"
+            new["label"] = f"{spec.get('label', run)} (training seed {seed})"
+            out[name] = new
+    return out
+
+
+def training_seed(study_cfg: Mapping, run: str, block_seed: int | None) -> int | None:
+    """The seed an SFT or KD run trains with: its replica's, else the study's first training seed,
+    else its SFT/KD block's own."""
+    spec = study_cfg["runs"][run]
+    if "train_seed" in spec:
+        return spec["train_seed"]
+    seeds = study_cfg.get("train_seeds")
+    return seeds[0] if seeds else block_seed
+
+
+def row_runs(study_cfg: Mapping, row: str) -> list[str]:
+    """A table row's runs: the run itself, then its training-seed replicas in train_seeds order."""
+    runs = study_cfg["runs"]
+    replicas = {spec["train_seed"]: name for name, spec in runs.items() if spec.get("replica_of") == row}
+    return [row] + [replicas[seed] for seed in (study_cfg.get("train_seeds") or [])[1:] if seed in replicas]
+
+
 def _replace_rows(rows: list[str], *mappings: Mapping[str, list[str]]) -> list[str]:
     for mapping in mappings:
         rows = [new for row in rows for new in mapping.get(row, [row])]
@@ -172,7 +229,7 @@ def expand_study(study: str, cfg: Mapping) -> dict:
         cfg["synth"], synth_variants = expand_synth(study, cfg["synth"])
     runs, swept_rows = expand_runs(study, cfg["runs"], synth_variants)
     runs, epoch_rows = expand_epochs(study, runs, cfg.get("sft"))
-    cfg["runs"] = runs
+    cfg["runs"] = expand_train_seeds(study, runs, cfg.get("train_seeds"))
     for table in cfg.get("tables", {}).values():
         table["rows"] = _replace_rows(list(table["rows"]), swept_rows, epoch_rows)
     return cfg

@@ -11,7 +11,7 @@ from snakemake.utils import validate
 
 # Sweep lists of synthesis parameters and runs' eval_epochs become plain runs (motab/plan_sweeps.py)
 # before validation, so the schema checks every expanded value.
-from motab.plan_sweeps import expand_config, synth_algorithm
+from motab.plan_sweeps import expand_config, row_runs, synth_algorithm, training_seed
 
 config.update(expand_config(config))
 
@@ -117,6 +117,12 @@ def model_location(study, name):
 
 def run_cfg(study, run):
     return study_cfg(study)["runs"][run]
+
+
+def with_training_seed(study, run, block):
+    """An SFT or KD block with the run's training seed (studies.<s>.train_seeds, a replica's own)."""
+    seed = training_seed(study_cfg(study), run, block.get("seed"))
+    return block if seed is None or seed == block.get("seed") else block | {"seed": seed}
 
 
 def checkpoint_location(study, run):
@@ -304,7 +310,8 @@ def table_evals(study, table):
     critic = cfg["tables"][table]["metric"].startswith("critic")
     return [
         eval_json(study, run, bench, seed).replace(".json", ".critic.json") if critic else eval_json(study, run, bench, seed)
-        for run in cfg["tables"][table]["rows"]
+        for row in cfg["tables"][table]["rows"]
+        for run in row_runs(cfg, row)
         for bench in cfg["eval"]["benchmarks"]
         for seed in cfg["eval"]["seeds"]
     ]

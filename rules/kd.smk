@@ -16,7 +16,7 @@ if kd_config_errors(config):
 
 def kd_cfg(wildcards):
     spec = run_cfg(wildcards.study, wildcards.run)
-    return study_cfg(wildcards.study)["kd"][spec["kd"]]
+    return with_training_seed(wildcards.study, wildcards.run, study_cfg(wildcards.study)["kd"][spec["kd"]])
 
 
 def kd_run_sources(wildcards):

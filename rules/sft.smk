@@ -12,7 +12,7 @@ def sft_params(wildcards):
     `llamafactory:` pass-through (the block's own values win)."""
     from motab.tracking import llamafactory_options
 
-    cfg = study_cfg(wildcards.study)["sft"]
+    cfg = with_training_seed(wildcards.study, wildcards.run, study_cfg(wildcards.study)["sft"])
     options = llamafactory_options(study_cfg(wildcards.study).get("tracking"), wildcards.run)
     start = start_of(wildcards.study, wildcards.run)
     revision = config["models"].get(start, {}).get("revision")

@@ -3,13 +3,15 @@
     python -m motab tables --spec SPEC.json --evals E1.json E2.json ... --output-prefix PREFIX
 
 SPEC: {"title", "metric" (e.g. "avg@4"), "scale" (e.g. 100), "decimals",
-       "rows": [{"run", "label"}], "benchmarks": [{"name", "label"}],
+       "rows": [{"run", "label", "replicas" (optional)}], "benchmarks": [{"name", "label"}],
        "extra_columns": [{"label", "values": {run: value}}] (optional),
        "reference": {"label", "rows": {row label: {benchmark name | "avg": "95.33±0.08"}}} (optional)}
 
 Rows are the spec's runs in spec order, columns its benchmarks in spec order. A cell is the mean
 ± sample standard deviation (ddof=1) over the eval seeds of that (run, benchmark), after scaling;
-a single seed shows the mean alone, marked † and explained in the footnote. "Avg" (only
+a single seed shows the mean alone, marked † and explained in the footnote. A row with training-seed
+replicas (spec row "replicas": its runs, one per training seed) is the mean over all its evals, ±
+the sample std across training seeds of each seed's mean over the eval seeds. "Avg" (only
 over two or more benchmarks) is the equal-weight mean of the per-benchmark means. The LaTeX uses
 booktabs rules; the HTML page is what the Snakemake report shows. A run with a reference row is
 followed by the published values and the difference (ours - published).
@@ -46,6 +48,10 @@ class Cell:
     mean: float
     std: float | None  # None with a single seed
     seeds: int
+    train_seeds: int = 1  # >1: std is across training seeds (each the mean over `seeds` eval seeds)
+
+    def count_text(self) -> str:
+        return str(self.seeds) if self.train_seeds == 1 else f"{self.train_seeds}x{self.seeds}"
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,14 @@ def parse_spec(obj: dict, where: str = "spec") -> Spec:
     for i, row in enumerate(rows):
         _need(row, "run", str, f"{where}.rows[{i}]")
         _need(row, "label", str, f"{where}.rows[{i}]")
+        replicas = row.get("replicas", [row["run"]])
+        if not isinstance(replicas, list) or not replicas or replicas[0] != row["run"] \
+                or not all(isinstance(r, str) for r in replicas):
+            raise TableError(f"{where}.rows[{i}].replicas: expected a list of run names starting with "
+                             f"{row['run']!r}, found {replicas!r}")
+    every = [r for row in rows for r in row.get("replicas", [row["run"]])]
+    if len(set(every)) != len(every):
+        raise TableError(f"{where}.rows: a run is the replica of two rows ({sorted({r for r in every if every.count(r) > 1})})")
     for i, bench in enumerate(benchmarks):
         _need(bench, "name", str, f"{where}.benchmarks[{i}]")
         _need(bench, "label", str, f"{where}.benchmarks[{i}]")
@@ -136,8 +150,11 @@ def _published_mean(text: str | float) -> float | None:
 
 
 def load_evals(paths: Sequence[str | os.PathLike], spec: Spec) -> dict[tuple[str, str], dict[int, float]]:
-    """{(run, benchmark): {seed: metric value}} from the eval JSON files, checked against the spec."""
-    runs = [row["run"] for row in spec.rows]
+    """{(row run, benchmark): {seed: metric value}} from the eval JSON files, checked against the
+    spec; a row with replicas is keyed {(replica index, seed): value}."""
+    row_of = {run: (row["run"], i) for row in spec.rows for i, run in enumerate(row.get("replicas", [row["run"]]))}
+    replicated = {row["run"] for row in spec.rows if "replicas" in row}
+    runs = list(row_of)
     names = [bench["name"] for bench in spec.benchmarks]
     values: dict[tuple[str, str], dict[int, float]] = {}
     origin: dict[tuple[str, str, int], str] = {}
@@ -175,23 +192,46 @@ def load_evals(paths: Sequence[str | os.PathLike], spec: Spec) -> dict[tuple[str
             raise TableError(f"duplicate eval for run {run!r}, benchmark {bench!r}, seed {seed}: "
                              f"{origin[key]} and {path}")
         origin[key] = path
-        values.setdefault((run, bench), {})[seed] = float(metric)
-    missing = [f"({run!r}, {bench!r})" for run in runs for bench in names if (run, bench) not in values]
+        row, replica = row_of[run]
+        values.setdefault((row, bench), {})[(replica, seed) if row in replicated else seed] = float(metric)
+    missing = [f"({run!r}, {bench!r})" for run in runs for bench in names if not _has_eval(values, row_of[run], bench,
+                                                                                     run in replicated or row_of[run][0] in replicated)]
     if missing:
         raise TableError(f"no eval file for (run, benchmark) {', '.join(missing)}")
     return values
+
+
+def _has_eval(values: dict, row_replica: tuple[str, int], bench: str, replicated: bool) -> bool:
+    row, replica = row_replica
+    cell = values.get((row, bench), {})
+    return any(key[0] == replica for key in cell) if replicated else bool(cell)
 
 
 # ----------------------------------------------------------------------------------------------
 # numbers
 
 
-def aggregate(seed_values: dict[int, float], scale: float) -> Cell:
-    """Mean and sample std (ddof=1) of the scaled values, in seed order, summed exactly."""
+def aggregate(seed_values: dict, scale: float) -> Cell:
+    """Mean and sample std (ddof=1) of the scaled values, in seed order, summed exactly. Keys
+    (replica, seed): the mean over all values, the std across the replicas' means."""
+    if seed_values and isinstance(next(iter(seed_values)), tuple):
+        return _aggregate_replicas(seed_values, scale)
     xs = [seed_values[s] * scale for s in sorted(seed_values)]
     mean = math.fsum(xs) / len(xs)
     std = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else None
     return Cell(mean, std, len(xs))
+
+
+def _aggregate_replicas(values: dict[tuple[int, int], float], scale: float) -> Cell:
+    by_replica: dict[int, list[float]] = {}
+    for replica, seed in sorted(values):
+        by_replica.setdefault(replica, []).append(values[(replica, seed)] * scale)
+    means = [math.fsum(xs) / len(xs) for xs in by_replica.values()]
+    mean = math.fsum(x for xs in by_replica.values() for x in xs) / len(values)
+    std = math.sqrt(math.fsum((m - math.fsum(means) / len(means)) ** 2 for m in means) / (len(means) - 1)) \
+        if len(means) > 1 else None
+    eval_seeds = sorted({len(xs) for xs in by_replica.values()})
+    return Cell(mean, std, eval_seeds[0] if len(eval_seeds) == 1 else len(values), len(means))
 
 
 def fmt(x: float, decimals: int, sign: bool = False) -> str:
@@ -222,7 +262,7 @@ def build_lines(spec: Spec, values: dict[tuple[str, str], dict[int, float]]) -> 
         cells = [aggregate(values[(run, bench["name"])], spec.scale) for bench in spec.benchmarks]
         avg = math.fsum(c.mean for c in cells) / len(cells)
         extras = [_extra_text(column["values"].get(run), d) for column in spec.extra_columns]
-        lines.append(Line(label, [(fmt(c.mean, d), fmt(c.std, d) if c.std is not None else "", str(c.seeds))
+        lines.append(Line(label, [(fmt(c.mean, d), fmt(c.std, d) if c.std is not None else "", c.count_text())
                                   for c in cells], fmt(avg, d), extras, "ours"))
         if label not in references:
             continue
@@ -265,7 +305,20 @@ def _extra_text(value: Any, decimals: int) -> str:
     return str(value)
 
 
-def _seed_note(values: dict[tuple[str, str], dict[int, float]]) -> tuple[str, bool]:
+def _seed_note(values: dict[tuple[str, str], dict]) -> tuple[str, bool]:
+    plain = {k: v for k, v in values.items() if not isinstance(next(iter(v)), tuple)}
+    if len(plain) == len(values):
+        return _plain_seed_note(plain)
+    cells = [aggregate(v, 1.0) for k, v in values.items() if k not in plain]
+    trained = sorted({(c.train_seeds, c.seeds) for c in cells})
+    text = "; ".join(f"{t} training seeds (± across their means, each over {e} eval seeds)" for t, e in trained)
+    if not plain:
+        return text, any(t == 1 for t, _ in trained)
+    rest, single = _plain_seed_note(plain)
+    return f"{text}; rows that train nothing: {rest} (eval seeds)", single
+
+
+def _plain_seed_note(values: dict[tuple[str, str], dict[int, float]]) -> tuple[str, bool]:
     counts = sorted({len(v) for v in values.values()})
     single = 1 in counts
     if len(counts) == 1:

@@ -15,9 +15,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from motab.plan_sweeps import row_runs
+
 
 class SpecError(ValueError):
     """A table entry of config that cannot make a spec; the message names the config key."""
+
+
+def _row(study_cfg: Mapping, run: str) -> dict:
+    """A spec row; with training-seed replicas (train_seeds), the runs the row aggregates over."""
+    row = {"run": run, "label": study_cfg["runs"][run].get("label", run)}
+    replicas = row_runs(study_cfg, run)
+    return row | {"replicas": replicas} if len(replicas) > 1 else row
 
 
 def table_spec(study: str, study_cfg: Mapping, benchmarks_cfg: Mapping, table: str) -> dict:
@@ -32,7 +41,7 @@ def table_spec(study: str, study_cfg: Mapping, benchmarks_cfg: Mapping, table: s
         "metric": cfg["metric"],
         "scale": cfg.get("scale", 100),
         "decimals": cfg.get("decimals", 2),
-        "rows": [{"run": run, "label": runs[run].get("label", run)} for run in cfg["rows"]],
+        "rows": [_row(study_cfg, run) for run in cfg["rows"]],
         "benchmarks": [{"name": bench, "label": benchmarks_cfg[bench].get("label", bench)}
                        for bench in study_cfg["eval"]["benchmarks"]],
     }
