@@ -26,15 +26,6 @@ class Codec:
         self.vocab_size = vocab_size
         self.max_length = max_length   # the context length; 0 when the config gives none
 
-    @classmethod
-    def load(cls, model_dir: str) -> Codec:
-        """Tokenizer and config only, no weights (protocol tests, tools)."""
-        from transformers import AutoConfig, AutoTokenizer
-
-        config = AutoConfig.from_pretrained(model_dir)
-        return cls(model_dir, AutoTokenizer.from_pretrained(model_dir), int(config.vocab_size),
-                   int(getattr(config, "max_position_embeddings", 0) or 0))
-
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
