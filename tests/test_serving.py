@@ -50,7 +50,7 @@ def test_generate_single_and_batch_shapes(tiny_server):
     many = post_ok(tiny_server, "/generate", {"text": ["a", "Compute 3 - 1."],
                                          "sampling_params": {"max_new_tokens": 3, "n": 2}})
     assert isinstance(many, list) and len(many) == 4  # 2 prompts x n=2, prompt-major
-    assert [r["meta_info"]["prompt_tokens"] for r in many][0] == many[1]["meta_info"]["prompt_tokens"]
+    assert many[0]["meta_info"]["prompt_tokens"] == many[1]["meta_info"]["prompt_tokens"]
 
     by_ids = post_ok(tiny_server, "/generate", {"input_ids": [[5, 6, 7], [8]], "sampling_params": {"max_new_tokens": 2}})
     assert [r["meta_info"]["prompt_tokens"] for r in by_ids] == [3, 1]
@@ -124,7 +124,7 @@ def test_scoring_prefill_matches_transformers(tiny_server, reference):
         assert len(top) == 4 and values == sorted(values, reverse=True)
         assert values == pytest.approx(torch.topk(logp[j - 1], 4).values.tolist(), abs=1e-4)
         if ids[j] in [t[1] for t in top]:
-            assert dict((t[1], t[0]) for t in top)[ids[j]] == pytest.approx(entries[j - start][0], abs=1e-6)
+            assert {t[1]: t[0] for t in top}[ids[j]] == pytest.approx(entries[j - start][0], abs=1e-6)
 
 
 def test_output_logprobs_and_top_lists(tiny_server):
@@ -137,7 +137,7 @@ def test_output_logprobs_and_top_lists(tiny_server):
         values = [t[0] for t in top]
         assert values == sorted(values, reverse=True)
         if tid in [t[1] for t in top]:
-            assert lp == pytest.approx(dict((t[1], t[0]) for t in top)[tid])
+            assert lp == pytest.approx({t[1]: t[0] for t in top}[tid])
         else:
             assert lp <= values[-1]
 
@@ -285,14 +285,13 @@ def _alive(pid: int) -> bool:
 def test_launcher_kills_the_process_group_on_exception(tmp_path):
     script, pid_file = tmp_path / "fake_server.py", tmp_path / "pids"
     script.write_text(FAKE_SERVER)
-    with pytest.raises(RuntimeError, match="boom"):
-        with serving(f"{{python}} {script} {{port}} {pid_file}", "unused", tmp_path / "server.log",
-                     startup_timeout_s=60) as url:
-            with urllib.request.urlopen(url + "/health", timeout=10) as resp:
-                assert resp.status == 200
-            pids = [int(x) for x in pid_file.read_text().split()]
-            assert all(_alive(pid) for pid in pids)
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), serving(
+            f"{{python}} {script} {{port}} {pid_file}", "unused", tmp_path / "server.log", startup_timeout_s=60) as url:
+        with urllib.request.urlopen(url + "/health", timeout=10) as resp:
+            assert resp.status == 200
+        pids = [int(x) for x in pid_file.read_text().split()]
+        assert all(_alive(pid) for pid in pids)
+        raise RuntimeError("boom")
     deadline = time.monotonic() + 5  # an orphaned child is reaped by init a moment later
     while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -303,10 +302,9 @@ def test_launcher_kills_the_process_group_on_exception(tmp_path):
 
 def test_launcher_reports_a_dead_server(tmp_path):
     log = tmp_path / "server.log"
-    with pytest.raises(ServerStartError, match="exited with code"):
-        with serving("{python} -c 'import sys; print(\"no such model {model}\"); sys.exit(3)'", "m", log,
-                     startup_timeout_s=30):
-            pass
+    with pytest.raises(ServerStartError, match="exited with code"), serving(
+            "{python} -c 'import sys; print(\"no such model {model}\"); sys.exit(3)'", "m", log, startup_timeout_s=30):
+        pass
     assert "no such model m" in log.read_text()
 
 
