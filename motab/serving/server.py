@@ -53,12 +53,6 @@ from motab.serving import limits
 from motab.serving.app import serve
 from motab.serving.engine import Engine
 
-# names that callers imported from here before the split (tests/test_explicit_sampling.py)
-from motab.serving.protocol_openai import openai_sampling as _openai_sampling
-from motab.serving.request import model_sampling_defaults, parse_sampling
-
-__all__ = ["_openai_sampling", "main", "model_sampling_defaults", "parse_sampling"]
-
 
 def main(argv: list[str]) -> int:
     """`motab serve`: load the model, listen until interrupted; 2 when --model is not a folder."""
