@@ -202,5 +202,10 @@ def table_evals(study, table):
     return plan.table_evals(STUDIES[study], table)
 
 
+def row_runs(cfg, row):
+    """A table row's runs: the run itself, then its training-seed replicas (motab.plan.sweeps)."""
+    return plan.row_runs(cfg, row)
+
+
 def final_outputs():
     return plan.final_outputs(config)

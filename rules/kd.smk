@@ -1,7 +1,8 @@
 # On-policy distillation from a trained (or base) student: the built-in trainer (`motab kd-train`,
-# every config key is its --flag) or, with `engine: kdflow`, KDFlow on the cluster (`motab kdflow`
-# writes KDFlow's command line into the checkpoint folder, starts Ray on the allocation, and makes
-# KDFlow's save_path/epoch_N the checkpoint; unset keys take run_onpolicy_kd*.sh's values).
+# handed the kd block as JSON: a KDConfig, written back as kd_config.json into the checkpoint) or,
+# with `engine: kdflow`, KDFlow on the cluster (`motab kdflow` writes KDFlow's command line into the
+# checkpoint folder, starts Ray on the allocation, and makes KDFlow's save_path/epoch_N the
+# checkpoint; unset keys take run_onpolicy_kd*.sh's values).
 # Both write the finished HF checkpoint (with training_log.csv for the built-in trainer) atomically.
 # A SLURM job with several GPUs runs the built-in trainer on each (motab/training/processes.py).
 # The prompts: results/{study}/kd_data/{dataset}.jsonl of the kd block's `prompts` dataset (default
@@ -9,7 +10,6 @@
 import shlex
 
 from motab.plan import SELF
-from motab.plan import kd_argv as config_argv  # kd-train's flags of a kd block (kd_command)
 
 
 def kd_cfg(wildcards):
@@ -59,6 +59,7 @@ def kd_tracking_args(wildcards, cfg):
 
 
 def kd_command(wildcards, threads):
+    """kd-train (the kd block as --config-json) or kdflow (as --params-json), with the run's locations."""
     cfg, tracking = kd_tracking_args(wildcards, kd_cfg(wildcards))
     sources = " ".join(
         f"--teacher {shlex.quote(teacher_location(wildcards.study, teacher))}"
@@ -67,11 +68,11 @@ def kd_command(wildcards, threads):
         for teacher, dataset, per_step in kd_run_sources(wildcards)
     )
     common = (f"--student {shlex.quote(start_location(wildcards.study, wildcards.run))} {sources}"
-              f" --output results/{wildcards.study}/ckpt/kd/{wildcards.run} --params-json {shlex.quote(as_json(cfg))}")
+              f" --output results/{wildcards.study}/ckpt/kd/{wildcards.run}")
     if cfg["engine"] == "kdflow":
-        return f"{MOTAB} kdflow {common}"
-    return (f"{kd_launcher(wildcards)}{MOTAB} kd-train {common} --threads {threads} {shlex.join(config_argv(cfg))}"
-            f"{tracking}")
+        return f"{MOTAB} kdflow {common} --params-json {shlex.quote(as_json(cfg))}"
+    return (f"{kd_launcher(wildcards)}{MOTAB} kd-train {common} --threads {threads}"
+            f" --config-json {shlex.quote(as_json(cfg))}{tracking}")
 
 
 rule kd:

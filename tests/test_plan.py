@@ -120,7 +120,8 @@ def test_targets_of_a_study():
     assert plan.final_outputs(config) == [
         "results/s/tables/judge.md", "results/s/tables/judge.csv", "results/s/tables/judge.tex",
         "results/s/report/judge.png", "results/s/tables/main.md", "results/s/tables/main.csv",
-        "results/s/tables/main.tex", "results/s/report/main.png", "results/s/report/training_curves.png"]
+        "results/s/tables/main.tex", "results/s/report/main.png", "results/s/report/training_curves.png",
+        "results/s/report/cost.html"]
 
 
 def test_the_planning_module_imports_no_torch():

@@ -40,7 +40,7 @@ from motab.plan.study import (
     Study,
     kd_sources,
 )
-from motab.plan.sweeps import SweepError, synth_algorithm
+from motab.plan.sweeps import SweepError, row_runs, synth_algorithm
 from motab.plan.tables import table_spec
 from motab.plan.targets import (
     eval_json,
@@ -50,13 +50,6 @@ from motab.plan.targets import (
     trained_table_runs,
 )
 from motab.tracking import kdflow_options, llamafactory_options
-
-
-def kd_argv(cfg: dict) -> list[str]:
-    """kd-train flags of a kd block (motab.training.kd_config, imported when a KD job is planned)."""
-    from motab.training.kd_config import config_argv
-
-    return config_argv(cfg)
 
 
 def kd_config_errors(config: dict) -> list[str]:
@@ -69,8 +62,8 @@ def kd_config_errors(config: dict) -> list[str]:
 __all__ = [
     "RUN_KINDS", "SELF", "STUDENT_METHODS", "TRAIN_DATA_SFT", "ComposeError", "PlanError", "Run", "Study",
     "SweepError", "compose", "eval_json", "evalscope_dataset_args", "extend_command", "final_outputs",
-    "generation_settings", "kd_argv", "kd_config_errors", "kd_sources", "kdflow_options", "llamafactory_options", "locate",
-    "module_files", "per_benchmark_errors", "placement_arg", "server_command", "server_parallel",
+    "generation_settings", "kd_config_errors", "kd_sources", "kdflow_options", "llamafactory_options", "locate",
+    "module_files", "per_benchmark_errors", "placement_arg", "row_runs", "server_command", "server_parallel",
     "stage_placement", "startup_errors", "study_files", "synth_algorithm", "table_evals", "table_spec",
     "table_teacher_shares", "trained_table_runs", "workflow_config",
 ]

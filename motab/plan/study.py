@@ -17,11 +17,14 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from motab.plan.sweeps import FILTERED, row_runs, synth_algorithm, training_seed
+from motab.training.kd_config import (  # torch-free: the kd blocks' teachers and prompts
+    SELF,
+    kd_sources,
+)
 
 RUN_KINDS = ("model", "sft", "kd", "epoch")
 STUDENT_METHODS = frozenset({"motab", "skd", "skd_tokens"})  # synthesis algorithms in which the student drafts
 TRAIN_DATA_SFT = "train-data"  # sft_data folder of SFT on the train set's own solutions
-SELF = "self"  # a teacher that is the starting student itself (self-distillation)
 
 
 class PlanError(ValueError):
@@ -219,15 +222,3 @@ class Study:
         """A teacher's folder or hub id, or "self" (self-distillation from the starting weights)."""
         return teacher if teacher == SELF else self.model_location(teacher)
 
-
-def kd_sources(study: Mapping, run: Mapping) -> list[tuple[str, str, int | None]]:
-    """(teacher, prompt dataset, prompts per step) of each teacher of a KD run.
-
-    A kd block with `teachers` (Tinker's multi-teacher form) lists them; otherwise the one teacher is
-    the run's `teacher` (else the study's), its prompts the block's `prompts` dataset (else the study's
-    train_data), and its prompts per step the block's own prompts_per_step (None here: a kd-train flag).
-    """
-    cfg = study["kd"][run["kd"]]
-    if "teachers" in cfg:
-        return [(t["model"], t["prompts"], t["prompts_per_step"]) for t in cfg["teachers"]]
-    return [(run.get("teacher", study["teacher"]), cfg.get("prompts", study["train_data"]), None)]

@@ -50,11 +50,12 @@ def trained_table_runs(study: Study) -> list[str]:
 
 def final_outputs(config: Mapping) -> list[str]:
     """What `snakemake` (rule all) builds for the selected studies: each table in every format, its
-    chart, and the study's training curves."""
+    chart, the study's training curves, and its cost table (after all of the study's jobs)."""
     outputs = []
     for name in config["select"]:
         for table in sorted(config["studies"][name]["tables"]):
             outputs += [f"results/{name}/tables/{table}.{ext}" for ext in TABLE_FORMATS]
             outputs.append(f"results/{name}/report/{table}.png")
         outputs.append(f"results/{name}/report/training_curves.png")
+        outputs.append(f"results/{name}/report/cost.html")  # rule cost_table
     return outputs
