@@ -45,13 +45,11 @@ def kd_launcher(wildcards):
 def kd_tracking_args(wildcards, cfg):
     """The study's `tracking:` for this run: KDFlow's wandb flags (in its pass-through block) or
     kd-train's --tracking flags; (cfg, extra kd-train flags)."""
-    from motab.tracking import kdflow_options
-
     tracking = study_cfg(wildcards.study).get("tracking")
     if not tracking:
         return cfg, ""
     if cfg["engine"] == "kdflow":
-        options = kdflow_options(tracking, wildcards.run, f"studies.{wildcards.study}.tracking")
+        options = plan.kdflow_options(tracking, wildcards.run, f"studies.{wildcards.study}.tracking")
         return cfg | {"kdflow": options | cfg.get("kdflow", {})}, ""
     project = f" --tracking-project {shlex.quote(tracking['project'])}" if tracking.get("project") else ""
     return cfg, (f" --tracking {tracking['backend']}"

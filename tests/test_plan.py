@@ -136,8 +136,7 @@ def test_rules_reach_the_package_only_through_motab_plan():
         text = path.read_text(encoding="utf-8")
         assert "spec_from_file_location" not in text, path
         modules = {a or b for a, b in imports.findall(text)}
-        # kd_tracking_args (owned by the KD rewrite) still imports motab.tracking itself
-        assert modules <= {"motab", "motab.plan", "motab.tracking"}, (path.name, modules)
+        assert modules <= {"motab", "motab.plan"}, (path.name, modules)
         assert "from motab import" not in text or "from motab import plan" in text, path
 
 
