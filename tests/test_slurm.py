@@ -22,7 +22,7 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 SCRIPT = REPO / "scripts" / "slurm_local.sh"
 MARK = "# written by motab scripts/slurm_local.sh"
 # A reduced toy study with one job (or a few) of every rule: tests/configs/toy_slurm.yaml on top of the
-# e2e test's reduced budgets. SFT and KD ask for a (fake) GPU in config.yaml, so their jobs carry --gpus.
+# e2e test's reduced budgets. SFT and KD ask for a (fake) GPU in studies/toy.yaml, so their jobs carry --gpus.
 CONFIGS = ("config.yaml", "toy_reduced.yaml", "toy_slurm.yaml", "math500_path.yaml")
 EVALSCOPE_TARGET = "results/toy/eval/base_student/math500/seed0.evalscope.responses.jsonl"
 RULES = {"toy_problems", "toy_dataset", "toy_tokenizer", "toy_model", "prepare", "prepare_dataset", "benchmark",
@@ -100,7 +100,7 @@ def test_every_rule_of_the_toy_study_runs_as_an_sbatch_job(slurm, tmp_path):
     print("\n".join(f"{rule}: {flags[0]}" for rule, flags in sorted(calls.items())))  # shown with -s
     assert set(calls) == RULES
     for rule, flags in calls.items():
-        gpu = rule in ("sft", "kd")   # config.yaml: studies.toy.resources.{sft,kd}.gpus = 1
+        gpu = rule in ("sft", "kd")   # studies/toy.yaml: studies.toy.resources.{sft,kd}.gpus = 1
         assert all(("--gpus=1" in f) == gpu and "-p gpu" in f for f in flags), (rule, flags)
         cpus = "2" if gpu else "1"    # and cpus_per_task 2: their threads, here as locally
         assert all(re.search(rf"--cpus-per-task[= ]{cpus}\b", f) for f in flags), (rule, flags)
