@@ -15,7 +15,11 @@ from motab.synthesis.run import needs_chat_template, uses_prompts
 from motab.synthesis.skd import SkdParams
 from motab.synthesis.skd_tokens import SkdTokensParams
 from motab.synthesis.teacher_only import TeacherOnlyParams
-from motab.synthesis.tokenizer import FileTokenizer, file_tokenizer_problem, load_tokenizer
+from motab.synthesis.tokenizer import (
+    FileTokenizer,
+    file_tokenizer_problem,
+    load_tokenizer,
+)
 
 sys.path.insert(0, str(Path(__file__).parent))
 import golden_models
@@ -67,12 +71,12 @@ def test_file_tokenizer_encodes_and_lists_the_vocabulary_as_autotokenizer(tok_di
 
 def test_autotokenizer_where_the_file_alone_could_differ(tok_dir, tmp_path):
     cases = {
-        "rebuilt": dict(config=lambda c: c.update(tokenizer_class="Qwen2Tokenizer")),
-        "missing special": dict(config=lambda c: c.update(extra_special_tokens=["<|im_start|>", "<|tool|>"])),
-        "padding": dict(tokenizer=lambda t: t.update(padding={"strategy": "BatchLongest", "direction": "Left",
-                                                              "pad_to_multiple_of": None, "pad_id": 0,
-                                                              "pad_type_id": 0, "pad_token": "<|endoftext|>"})),
-        "split special": dict(config=lambda c: c.update(split_special_tokens=True)),
+        "rebuilt": {"config": lambda c: c.update(tokenizer_class="Qwen2Tokenizer")},
+        "missing special": {"config": lambda c: c.update(extra_special_tokens=["<|im_start|>", "<|tool|>"])},
+        "padding": {"tokenizer": lambda t: t.update(padding={"strategy": "BatchLongest", "direction": "Left",
+                                                             "pad_to_multiple_of": None, "pad_id": 0,
+                                                             "pad_type_id": 0, "pad_token": "<|endoftext|>"})},
+        "split special": {"config": lambda c: c.update(split_special_tokens=True)},
     }
     for name, edits in cases.items():
         folder = variant(tok_dir, tmp_path / name.replace(" ", "_"), **edits)
