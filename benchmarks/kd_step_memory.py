@@ -50,10 +50,10 @@ def build(root: Path, prompts: int) -> None:
 
 
 def child(argv: list[str]) -> None:
-    from motab.training import onpolicy
+    from motab.training.kd import command as kd_command
 
     start = time.perf_counter()
-    onpolicy.main(argv)
+    kd_command.main(argv)
     print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
                       "seconds": time.perf_counter() - start}))
 

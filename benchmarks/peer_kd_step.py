@@ -9,7 +9,7 @@ as tests/conftest.py builds them; --hidden x --layers), the same prompt batch (-
 samples rows), fully on-policy (GKD lmbda=1, seq_kd off), sampling at temperature 1 to at most
 --new-tokens tokens (a random student seldom samples eos, so both sides train on about that many),
 then the loss over the response tokens, backward and one AdamW step (lr 1e-4, constant).
-- ours: `motab kd-train --loss jsd|fkl` (motab.training.onpolicy.main in-process: rollouts, teacher and
+- ours: `motab kd-train --loss jsd|fkl` (motab.training.kd.command.main in-process: rollouts, teacher and
   student hidden states, the divergence over the vocabulary in token chunks from the lm_head);
 - peer: trl.GKDTrainer.train (its training_step: generate_on_policy_outputs, then compute_loss with
   generalized_jsd_loss over full logits) with beta 0.5 for jsd and 0 for fkl (both: the teacher's
@@ -66,10 +66,10 @@ def peak_mb(device: str) -> float:
 
 
 def run_ours(root: Path, cfg: dict) -> list[float]:
-    from motab.training import onpolicy
+    from motab.training.kd import command as kd_command
 
     log = root / f"ours-{os.getpid()}.csv"
-    onpolicy.main(["--student", str(root / "student"), "--teacher", str(root / "teacher"),
+    kd_command.main(["--student", str(root / "student"), "--teacher", str(root / "teacher"),
                    "--prompts", str(root / "prompts.jsonl"), "--loss", cfg["loss"],
                    "--jsd-beta", str(BETAS["jsd"]), "--steps", str(cfg["steps"]),
                    "--prompts-per-step", str(cfg["prompts"]), "--samples-per-prompt", str(cfg["samples"]),

@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth-filter": ("motab.synthesis.cot_filter", "drop bad CoTs from a synth file (CoT-filter rules)"),
     "reorganize": ("motab.data.reorganize", "synth file -> LLaMA-Factory alpaca data + dataset_info"),
     "sft": ("motab.training.sft", "write the LLaMA-Factory YAML and run llamafactory-cli train"),
-    "kd-train": ("motab.training.onpolicy", "built-in on-policy distillation trainer"),
+    "kd-train": ("motab.training.kd.command", "built-in on-policy distillation trainer"),
     "kdflow": ("motab.training.kdflow", "write KDFlow's command line, start Ray on the allocation, run KDFlow"),
     "serve": ("motab.serving.server", "embedded SGLang/OpenAI-compatible inference server"),
     "eval-generate": ("motab.evaluation.generate", "sample n responses per problem over HTTP"),

@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-SELF = "self"  # a teacher that is the student itself (self-distillation)
+from motab.training.kd.config import SELF
+
 FILTERED = ".filtered"  # an sft source may name a synthesis method's filtered file
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".jsonl.gz", ".json.gz", ".arrow")
 

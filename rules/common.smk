@@ -324,4 +324,5 @@ def final_outputs():
             outputs += [f"results/{study}/tables/{table}.{ext}" for ext in ("md", "csv", "tex")]
             outputs.append(f"results/{study}/report/{table}.png")
         outputs.append(f"results/{study}/report/training_curves.png")
+        outputs.append(f"results/{study}/report/cost.html")  # after all of the study's jobs (rule cost_table)
     return outputs

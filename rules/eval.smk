@@ -83,9 +83,12 @@ def _study_regex(studies):
 
 
 PER_FILE_EVAL = [s for s in config["studies"] if eval_group(s) == "file"]
-# native-engine studies whose runs generate in one job each (EvalScope runs per file, rule eval_evalscope)
+# studies whose runs generate in one job each, per engine (native: eval_generate_run_<study>,
+# evalscope: eval_evalscope_run_<study>)
 PER_RUN_EVAL = [s for s in config["studies"] if eval_group(s) == "run"
                 and study_cfg(s)["eval"].get("engine", "native") == "native"]
+PER_RUN_EVALSCOPE = [s for s in config["studies"] if eval_group(s) == "run"
+                     and study_cfg(s)["eval"].get("engine", "native") == "evalscope"]
 
 
 rule eval_generate:
@@ -212,10 +215,13 @@ def evalscope_args(wildcards):
 rule eval_evalscope:
     # EvalScope's TaskConfig against the server's OpenAI endpoint; its reviews become the native
     # responses file (task_config.json, reviews and EvalScope's own report stay in the work dir).
+    # Studies with eval.group: file (one job per file); group: run is eval_evalscope_run_<study>.
     conda:
         "../envs/eval.yaml"
     container:
         stage_container("eval")
+    wildcard_constraints:
+        study=_study_regex(PER_FILE_EVAL),
     input:
         benchmark=bench_input,
         model=lambda wc: checkpoint_inputs(wc.study, wc.run),
@@ -255,6 +261,73 @@ rule eval_evalscope:
         " --server-command {params.server:q} {params.placement}"
         " --server-log logs/{wildcards.study}/eval/{wildcards.run}/{wildcards.bench}/seed{wildcards.seed}.server.log"
         " > {log} 2>&1"
+
+
+def evalscope_run_jobs(study, run):
+    """The EvalScope jobs of one run, one per (benchmark, seed), each with its benchmark's own
+    EvalScope name, dataset_args and sampling (what eval_evalscope passes as flags)."""
+    cfg = study_cfg(study)["eval"]
+    jobs = []
+    for bench in cfg["benchmarks"]:
+        for seed in cfg["seeds"]:
+            wc = SimpleNamespace(study=study, run=run, bench=bench, seed=str(seed))
+            gen, stem = generation_params(wc), f"results/{study}/eval/{run}/{bench}/seed{seed}"
+            jobs.append({"benchmark_file": bench_location(wc), "format": bench_cfg(wc).get("format", "generic"),
+                         "name": bench, "dataset": evalscope_dataset(wc), "split": bench_cfg(wc).get("split", "test"),
+                         "limit": bench_cfg(wc).get("limit", 0), "dataset_args": evalscope_args(wc),
+                         "output": f"{stem}.evalscope.responses.jsonl", "work_dir": f"{stem}.evalscope",
+                         "n": gen["n"], "temperature": gen["temperature"], "top_p": gen["top_p"],
+                         "top_k": gen.get("top_k"), "max_tokens": gen["max_tokens"], "seed": gen["seed"],
+                         "batch_size": gen["batch_problems"]})
+    return jobs
+
+
+def evalscope_bench_inputs(study):
+    """The local benchmark files of a study's eval (a hub id is read by the job: no input)."""
+    files = [bench_input(SimpleNamespace(study=study, bench=bench)) for bench in study_cfg(study)["eval"]["benchmarks"]]
+    return [f for f in files if f]
+
+
+for _study in PER_RUN_EVALSCOPE:
+    _eval = study_cfg(_study)["eval"]
+
+    rule:
+        # One server start for all of a run's benchmarks x seeds through EvalScope (as
+        # eval_generate_run_<study> for the native engine); the files are eval_evalscope's.
+        name:
+            "eval_evalscope_run_" + re.sub(r"\W", "_", _study)
+        conda:
+            "../envs/eval.yaml"
+        container:
+            stage_container("eval")
+        wildcard_constraints:
+            study=re.escape(_study),
+        input:
+            benchmarks=lambda wc: evalscope_bench_inputs(wc.study),
+            model=lambda wc: checkpoint_inputs(wc.study, wc.run),
+            code=code_inputs("eval-evalscope", "serve"),
+        output:
+            responses=[f"results/{{study}}/eval/{{run}}/{bench}/seed{seed}.evalscope.responses.jsonl"
+                       for bench in _eval["benchmarks"] for seed in _eval["seeds"]],
+            work_dirs=[directory(f"results/{{study}}/eval/{{run}}/{bench}/seed{seed}.evalscope")
+                       for bench in _eval["benchmarks"] for seed in _eval["seeds"]],
+        params:
+            jobs=lambda wc: as_json(evalscope_run_jobs(wc.study, wc.run)),
+            python=evalscope_python,
+            model=lambda wc: checkpoint_location(wc.study, wc.run),
+            server=lambda wc: server_command(wc.study, run_model_name(wc.study, wc.run), "eval_generate", "model"),
+            placement=lambda wc: placement_arg(wc.study, "eval_generate", eval_servers(wc)),
+        log:
+            "logs/{study}/eval/{run}/evalscope.log",
+        benchmark:
+            "logs/{study}/eval/{run}/evalscope.benchmark.tsv"
+        threads: stage_threads("eval_generate")
+        resources:
+            **stage_resources("eval_generate", gpu=lambda wc: eval_gpus(wc, eval_servers(wc))),
+        shell:
+            "{params.python:q} -m motab eval-evalscope --model {params.model:q} --jobs-json {params.jobs:q}"
+            " --server-command {params.server:q} {params.placement}"
+            " --server-log logs/{wildcards.study}/eval/{wildcards.run}/evalscope.server.log > {log} 2>&1"
 
 
 rule eval_grade:

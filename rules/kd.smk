@@ -1,14 +1,15 @@
 # On-policy distillation from a trained (or base) student: the built-in trainer (`motab kd-train`,
-# every config key is its --flag) or, with `engine: kdflow`, KDFlow on the cluster (`motab kdflow`
-# writes KDFlow's command line into the checkpoint folder, starts Ray on the allocation, and makes
-# KDFlow's save_path/epoch_N the checkpoint; unset keys take run_onpolicy_kd*.sh's values).
+# handed the kd block as JSON: a KDConfig, written back as kd_config.json into the checkpoint) or,
+# with `engine: kdflow`, KDFlow on the cluster (`motab kdflow` writes KDFlow's command line into the
+# checkpoint folder, starts Ray on the allocation, and makes KDFlow's save_path/epoch_N the
+# checkpoint; unset keys take run_onpolicy_kd*.sh's values).
 # Both write the finished HF checkpoint (with training_log.csv for the built-in trainer) atomically.
 # A SLURM job with several GPUs runs the built-in trainer on each (motab/training/processes.py).
 # The prompts: results/{study}/kd_data/{dataset}.jsonl of the kd block's `prompts` dataset (default
 # the study's train_data); with `teachers`, one (teacher, prompts, prompts per step) triple each.
 import shlex
 
-from motab.training.kd_config import SELF, config_argv, kd_config_errors, kd_sources
+from motab.training.kd_config import SELF, kd_config_errors, kd_sources
 
 if kd_config_errors(config):
     raise ValueError("config: " + "\n  ".join(kd_config_errors(config)))
@@ -62,6 +63,7 @@ def kd_tracking_args(wildcards, cfg):
 
 
 def kd_command(wildcards, threads):
+    """kd-train (the kd block as --config-json) or kdflow (as --params-json), with the run's locations."""
     cfg, tracking = kd_tracking_args(wildcards, kd_cfg(wildcards))
     sources = " ".join(
         f"--teacher {shlex.quote(teacher_location(wildcards.study, teacher))}"
@@ -70,11 +72,11 @@ def kd_command(wildcards, threads):
         for teacher, dataset, per_step in kd_run_sources(wildcards)
     )
     common = (f"--student {shlex.quote(start_location(wildcards.study, wildcards.run))} {sources}"
-              f" --output results/{wildcards.study}/ckpt/kd/{wildcards.run} --params-json {shlex.quote(as_json(cfg))}")
+              f" --output results/{wildcards.study}/ckpt/kd/{wildcards.run}")
     if cfg["engine"] == "kdflow":
-        return f"{MOTAB} kdflow {common}"
-    return (f"{kd_launcher(wildcards)}{MOTAB} kd-train {common} --threads {threads} {shlex.join(config_argv(cfg))}"
-            f"{tracking}")
+        return f"{MOTAB} kdflow {common} --params-json {shlex.quote(as_json(cfg))}"
+    return (f"{kd_launcher(wildcards)}{MOTAB} kd-train {common} --threads {threads}"
+            f" --config-json {shlex.quote(as_json(cfg))}{tracking}")
 
 
 rule kd:

@@ -51,3 +51,15 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"shared data folder not found at {SHARED_DATA} (tests expect ../shared/data)")
     return SHARED_DATA
+
+
+
+@pytest.fixture(scope="session")
+def tiny_server(tiny_model_dir, tmp_path_factory) -> str:
+    """The URL of one embedded server (the pipeline's `motab serve` command, one thread, seed 0) on
+    the tiny model, shared by the serving tests: their requests are independent of each other."""
+    from motab.serving.launch import LOCAL_SERVER, serving
+
+    log = tmp_path_factory.mktemp("tiny_server") / "server.log"
+    with serving(LOCAL_SERVER + " --threads 1 --seed 0", str(tiny_model_dir), log, startup_timeout_s=120) as url:
+        yield url

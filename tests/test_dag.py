@@ -36,10 +36,11 @@ def test_slurm_profile_plans_the_paper_studies_with_gpus_from_config():
         assert f"results/{table}.md" in out, table
     assert "toy_model" not in out and "results/toy/" not in out  # the toy study does not leak in
     assert "gpu=8" in rule_resources(out, "sft") and "runtime=2880" in rule_resources(out, "sft")
-    assert "gpu=4" in rule_resources(out, "eval_evalscope", run="teacher")  # the motab study evaluates through EvalScope
-    # an eval job asks for its model's tp: the Qwen3-32B teacher 4 GPUs, the Qwen3-4B student 1
-    assert "gpu=4," in rule_resources(out, "eval_evalscope", run="teacher")
-    assert "gpu=1," in rule_resources(out, "eval_evalscope", run="base_student")
+    # the motab study evaluates through EvalScope, one job per run; an eval job asks for its model's
+    # tp: the Qwen3-32B teacher 4 GPUs, the Qwen3-4B student 1
+    assert "gpu=4," in rule_resources(out, "eval_evalscope_run_motab", run="teacher")
+    assert "gpu=1," in rule_resources(out, "eval_evalscope_run_motab", run="base_student")
+    assert "\nrule eval_evalscope:" not in out
     assert "gpu=0" in rule_resources(out, "eval_grade")
     assert "gpu=1," in rule_resources(out, "sft", "cotfilter")  # the CoT-filter seed's one-GPU LoRA SFT
     assert "gpu=8" in rule_resources(out, "kd", "pwopsd")

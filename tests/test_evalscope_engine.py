@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from motab.evaluation.evalscope_engine import to_responses
+from motab.evaluation.evalscope_engine import main, to_responses
 from motab.jsonio import DataError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,6 +82,50 @@ def test_evalscope_against_embedded_server_gives_native_eval_json(tiny_model_dir
     assert "evalscope_acc" in result["metrics"]  # EvalScope's own verdicts, beside ours
 
 
+def test_jobs_json_names_a_bad_entry(capsys):
+    job = {"benchmark_file": "b.jsonl", "format": "math500", "name": "math500", "dataset": "math_500",
+           "output": "o.jsonl", "work_dir": "w"}
+    for jobs, message in (([dict(job, wrok_dir="w")], "--jobs-json[0]: needs benchmark_file"),
+                          ([job, dict(job, output="p.jsonl", dataset_args=[1])], "--dataset-args: expected a JSON object"),
+                          ([job, dict(job, seed=1)], "two jobs write the same output"),
+                          ([dict(job, output="p.jsonl", n=0)], "--n must be at least 1, found 0")):
+        with pytest.raises(SystemExit):
+            main(["--model", "m", "--jobs-json", json.dumps(jobs)])
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--model", "m", "--jobs-json", json.dumps([job]), "--output", "x.jsonl"])
+    assert "give --jobs-json or" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_one_server_serves_a_runs_evalscope_jobs_with_the_same_bytes(tiny_model_dir, shared_data, tmp_path):
+    """--jobs-json: two seeds of MATH-500 through EvalScope on ONE server start give the bytes that a
+    separate start gives for that seed (grouping a run's benchmarks x seeds changes no result)."""
+    python = evalscope_python()
+    if python is None:
+        pytest.skip("evalscope is not installed: pip install evalscope==1.14.1 (requirements.lock.txt)")
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    common = ["--model", str(tiny_model_dir), "--limit", "1", "--n", "1", "--max-tokens", "8", "--batch-size", "2"]
+    job = {"benchmark_file": str(shared_data / "math500" / "test.jsonl"), "format": "math500", "name": "math500",
+           "dataset": "math_500"}
+    jobs = [dict(job, output=str(tmp_path / f"seed{s}.jsonl"), work_dir=str(tmp_path / f"seed{s}"), seed=s)
+            for s in (0, 1)]
+    grouped = [python, "-m", "motab", "eval-evalscope", *common, "--jobs-json", json.dumps(jobs),
+               "--server-log", str(tmp_path / "grouped.log")]
+    alone = [python, "-m", "motab", "eval-evalscope", *common, "--benchmark-file", job["benchmark_file"],
+             "--format", "math500", "--name", "math500", "--dataset", "math_500", "--seed", "1",
+             "--output", str(tmp_path / "alone1.jsonl"), "--work-dir", str(tmp_path / "alone1")]
+    for argv in (grouped, alone):
+        proc = subprocess.run(argv, check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+    assert (tmp_path / "grouped.log").read_text().count("[motab] starting:") == 1
+    assert (tmp_path / "seed1.jsonl").read_bytes() == (tmp_path / "alone1.jsonl").read_bytes()
+    assert (tmp_path / "seed0.jsonl").read_bytes() != (tmp_path / "seed1.jsonl").read_bytes()
+    seeds = [json.loads((tmp_path / f"seed{s}" / "sample0" / "task_config.json").read_text())["seed"] for s in (0, 1)]
+    assert seeds[0] != seeds[1]
+
+
 def test_engine_evalscope_plans_evalscope_runs_graded_natively(tmp_path):
     """`engine: evalscope` swaps generation for EvalScope runs; grading and tables stay as they are."""
     override = tmp_path / "evalscope.yaml"
@@ -96,3 +140,26 @@ def test_engine_evalscope_plans_evalscope_runs_graded_natively(tmp_path):
     assert "/opt/evalscope/bin/python -m motab eval-evalscope" in out and "--dataset math_500" in out
     assert "--benchmark-file ../shared/data/math500/test.jsonl --format math500" in out
     assert "results/toy/eval/teacher/math500/seed0.evalscope.responses.jsonl" in out
+
+
+def test_engine_evalscope_with_group_run_plans_one_job_per_run(tmp_path):
+    """`group: run` with EvalScope: one eval_evalscope_run job per run, one command (one server)
+    for all its benchmarks x seeds, the per-file outputs and grading unchanged."""
+    override = tmp_path / "evalscope.yaml"
+    override.write_text("studies:\n  toy:\n    eval: {engine: evalscope, group: run, benchmarks: [math500, gsm8k],"
+                        " per_benchmark: {gsm8k: {n: 2}}}\n")
+    snakemake = str(Path(sys.executable).with_name("snakemake"))
+    proc = subprocess.run([snakemake, "-n", "-p", "--configfile", "config.yaml", str(override)], check=False,
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "rule eval_evalscope:" not in out and "rule eval_generate" not in out
+    commands = [line for line in out.splitlines() if " -m motab eval-evalscope " in line]
+    runs = {line.split("results/toy/eval/")[1].split("/")[0] for line in commands}
+    assert len(commands) == len(runs) == out.count("rule eval_evalscope_run_toy:") > 1
+    jobs = json.loads(commands[0].split("--jobs-json '")[1].split("'")[0])
+    assert [(job["name"], job["seed"], job["n"]) for job in jobs] == [
+        ("math500", 0, 4), ("math500", 1, 4), ("gsm8k", 0, 2), ("gsm8k", 1, 2)]
+    assert jobs[2]["dataset"] == "gsm8k" and jobs[2]["dataset_args"] == {"subset_list": ["default"]}
+    assert all(job["output"] == job["work_dir"] + ".responses.jsonl" for job in jobs)
+    assert out.count("rule eval_grade:") == 4 * len(runs)

@@ -11,7 +11,8 @@ from types import SimpleNamespace
 import pytest
 
 from motab.serving.client import ServerClient, explicit_sampling
-from motab.serving.server import _openai_sampling, model_sampling_defaults, parse_sampling
+from motab.serving.protocol_openai import openai_sampling as _openai_sampling
+from motab.serving.request import model_sampling_defaults, parse_sampling
 
 EXPLICIT = {"temperature", "top_p", "top_k", "max_new_tokens", "min_p", "repetition_penalty"}
 

@@ -164,8 +164,11 @@ def test_dry_run_plans_the_whole_grid():
 
     jobs = planned(REPO, [REPO / "config.yaml"], targets=("results/motab/tables/main.md",))
     counts = Counter(rule for rule, _ in jobs)
-    assert (counts["synth"], counts["sft"], counts["eval_evalscope"], counts["eval_grade"]) == (13, 13, 125, 125)
+    assert (counts["synth"], counts["sft"], counts["eval_grade"]) == (13, 13, 125)
     evaluated = {dict(wildcards)["run"] for rule, wildcards in jobs if rule == "eval_grade"}
+    # one EvalScope job per evaluated run (its 5 benchmarks on one server), none per file
+    assert counts["eval_evalscope"] == 0 and counts["eval_evalscope_run_motab"] == len(evaluated) == 25
+    assert {dict(wc)["run"] for rule, wc in jobs if rule == "eval_evalscope_run_motab"} == evaluated
     assert {f"sft_motab{s}_ep{e}" for s in ("", "_7b") for e in range(1, 6)} <= evaluated
     assert {f"sft_skd{s}_gamma{g}" for s in ("", "_7b") for g in ("0p6", "0p7", "0p8", "0p9", "1p0")} <= evaluated
     assert not {"sft_motab", "sft_motab_7b"} & evaluated  # the final (6th) epoch is not a row, as in eval_all.sh
@@ -179,3 +182,30 @@ def test_a_per_benchmark_entry_for_no_benchmark_is_named():
     assert per_benchmark_errors("motab", bad) == [
         "studies.motab.eval.per_benchmark.math_500: not a benchmark of the study's eval "
         "(benchmarks: ['math500', 'aime24', 'aime25', 'amc', 'gpqa_diamond'])"]
+
+
+def test_one_server_start_per_runs_eval_in_the_slurm_plan():
+    """The slurm plan starts one server per evaluated run: one eval-evalscope command (one server
+    command, GPUs of the run's model tp) writing all 5 benchmarks' files, each with its own settings."""
+    import json
+    import re
+    import subprocess
+    import sys
+
+    snakemake = str(Path(sys.executable).with_name("snakemake"))
+    proc = subprocess.run([snakemake, "-n", "-p", "--profile", "profiles/slurm", "results/motab/tables/main.md"],
+                          check=False, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    commands = [line for line in proc.stdout.splitlines() if " -m motab eval-evalscope " in line]
+    assert len(commands) == 25 and all(c.count("--server-command") == 1 for c in commands)
+    runs = set()
+    for command in commands:
+        jobs = json.loads(re.search(r"--jobs-json '(.*?)' --server-command", command).group(1))
+        assert [job["name"] for job in jobs] == ["math500", "aime24", "aime25", "amc", "gpqa_diamond"]
+        run = re.search(r"results/motab/eval/([^/]+)/math500/seed0\.evalscope\.responses\.jsonl", command).group(1)
+        runs.add(run)
+        # each benchmark keeps its own EvalScope settings (n = 1 and top_k -1 on MATH-500, top_k 20 on AIME)
+        assert (jobs[0]["n"], jobs[0]["top_k"], jobs[1]["n"], jobs[1]["top_k"]) == (1, -1, 8, 20)
+        gpus = json.loads(re.search(r"--placement '(.*?)'", command).group(1))["model"]["gpus"]
+        assert len(gpus) == (4 if run == "teacher" else 1)  # Qwen3-32B on tp 4, the students on 1
+    assert len(runs) == 25

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,15 @@ import yaml
 
 from motab.jsonio import write_jsonl
 from motab.losses.divergences import chunked_token_logprobs
-from motab.training import onpolicy
 from motab.training.checkpoint import atomic_save
+from motab.training.kd import command as kd_command
+from motab.training.kd import loop as kd_loop
+from motab.training.kd import models as kd_models
+from motab.training.kd import prompts as kd_prompts
+from motab.training.kd import rollouts as kd_rollouts
+from motab.training.kd import step as kd_step
 
-SHAPE = dict(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64)
+SHAPE = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 64}
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +61,7 @@ def kd_argv(kd_setup, out: Path, *extra: str, teacher: str = "teacher", loss: st
 
 
 def run(kd_setup, out: Path, *extra: str, **options) -> tuple[Path, Path]:
-    assert onpolicy.main(kd_argv(kd_setup, out, *extra, **options)) == 0
+    assert kd_command.main(kd_argv(kd_setup, out, *extra, **options)) == 0
     return out / "model", out / "log.csv"
 
 
@@ -73,18 +79,19 @@ def weights(folder: Path) -> dict[str, torch.Tensor]:
 
 def test_prompt_batches_cycle_through_the_shuffled_order():
     order = [3, 0, 2, 1]
-    assert onpolicy.prompt_batch(order, 1, 3) == [3, 0, 2]
-    assert onpolicy.prompt_batch(order, 2, 3) == [1, 3, 0]
+    assert kd_prompts.prompt_batch(order, 1, 3) == [3, 0, 2]
+    assert kd_prompts.prompt_batch(order, 2, 3) == [1, 3, 0]
 
 
 @pytest.mark.parametrize("loss", ["rkl_onpolicy", "jsd"])
 def test_smoke_run_writes_log_and_a_changed_checkpoint(kd_setup, tmp_path, loss):
     from transformers import AutoModelForCausalLM
 
-    output, log = run(kd_setup, tmp_path, "--kl-discount", "0.5", "--params-json", '{"study": "toy"}', loss=loss)
+    own = ["--kl-discount", "0.5"] if loss == "rkl_onpolicy" else ["--jsd-beta", "0.3"]   # each loss's own setting
+    output, log = run(kd_setup, tmp_path, *own, "--params-json", '{"study": "toy"}', loss=loss)
     with open(log, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        assert tuple(reader.fieldnames) == onpolicy.CSV_COLUMNS
+        assert tuple(reader.fieldnames) == kd_loop.CSV_COLUMNS
         rows = list(reader)
     assert [r["step"] for r in rows] == ["1", "2", "3"]
     for r in rows:
@@ -99,9 +106,9 @@ def test_smoke_run_writes_log_and_a_changed_checkpoint(kd_setup, tmp_path, loss)
     assert set(record["provenance"]) >= {"config_hash", "code_version"}
     assert not (tmp_path / ".model.tmp").exists() and not (tmp_path / "model.partial").exists()
     # the checkpoint's training_log.csv: the progress rows without seconds, exactly these columns
-    lines = (output / onpolicy.LOG_FILE).read_text().splitlines()
+    lines = (output / kd_loop.LOG_FILE).read_text().splitlines()
     assert lines[0] == "step,loss,kl_to_teacher,rollout_tokens"
-    assert lines[1:] == [",".join(r[c] for c in onpolicy.LOG_COLUMNS) for r in rows]
+    assert lines[1:] == [",".join(r[c] for c in kd_loop.LOG_COLUMNS) for r in rows]
 
 
 def test_student_as_its_own_teacher_has_zero_kl(kd_setup, tmp_path):
@@ -113,9 +120,9 @@ def test_student_as_its_own_teacher_has_zero_kl(kd_setup, tmp_path):
 def test_rerun_with_same_seed_is_identical(kd_setup, tmp_path):
     out_a, log_a = run(kd_setup, tmp_path / "a", loss="fkl")
     out_b, log_b = run(kd_setup, tmp_path / "b", loss="fkl")
-    out_c, log_c = run(kd_setup, tmp_path / "c", loss="fkl", seed=1)
+    _, log_c = run(kd_setup, tmp_path / "c", loss="fkl", seed=1)
     assert read_csv(log_a) == read_csv(log_b) != read_csv(log_c)
-    assert (out_a / onpolicy.LOG_FILE).read_bytes() == (out_b / onpolicy.LOG_FILE).read_bytes()
+    assert (out_a / kd_loop.LOG_FILE).read_bytes() == (out_b / kd_loop.LOG_FILE).read_bytes()
     wa, wb = weights(out_a), weights(out_b)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
@@ -126,7 +133,7 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(kd_setup, tmp_path, m
     def crash(*args, **kwargs):
         raise RuntimeError("simulated crash before the final save")
 
-    monkeypatch.setattr(onpolicy, "atomic_save", crash)
+    monkeypatch.setattr(kd_loop, "atomic_save", crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
         run(kd_setup, tmp_path / "resumed", "--save-steps", "3", steps=4)
     assert (tmp_path / "resumed" / "model.partial" / "step-3").is_dir()
@@ -145,13 +152,13 @@ def test_eval_step_checkpoint_holds_that_steps_weights_and_survives_a_resume(kd_
     two_out, two_log = run(kd_setup, tmp_path / "two", steps=2)
     out, log = run(kd_setup, tmp_path / "four", "--eval-step", "2", steps=4)
     assert read_csv(log)[:2] == read_csv(two_log) and len(read_csv(log)) == 4
-    assert len((out / onpolicy.LOG_FILE).read_text().splitlines()) == 1 + 4
+    assert len((out / kd_loop.LOG_FILE).read_text().splitlines()) == 1 + 4
     w2, w4 = weights(two_out), weights(out)
     assert all(torch.equal(w2[k], w4[k]) for k in w2)
     assert json.loads((out / "kd_run.json").read_text())["final"]["checkpoint_step"] == 2
 
     # killed after step 3 (state saved at 3, step 2's weights kept aside): the rerun still exports step 2
-    monkeypatch.setattr(onpolicy, "atomic_save", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("crash")))
+    monkeypatch.setattr(kd_loop, "atomic_save", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("crash")))
     with pytest.raises(RuntimeError, match="crash"):
         run(kd_setup, tmp_path / "resumed", "--eval-step", "2", "--save-steps", "3", steps=4)
     monkeypatch.undo()
@@ -160,7 +167,7 @@ def test_eval_step_checkpoint_holds_that_steps_weights_and_survives_a_resume(kd_
     assert all(torch.equal(w2[k], w[k]) for k in w2)
     assert not (tmp_path / "resumed" / "model.partial").exists()
     with pytest.raises(SystemExit):
-        onpolicy.parse_args(kd_argv(kd_setup, tmp_path / "bad", "--eval-step", "5", steps=4))
+        kd_command.parse_args(kd_argv(kd_setup, tmp_path / "bad", "--eval-step", "5", steps=4))
 
 
 @pytest.mark.slow
@@ -176,23 +183,23 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_weights(kd_setup, tmp_path):
     import sys
     import time
 
-    options = dict(loss="fkl", steps=20, lr=3e-3)
+    options = {"loss": "fkl", "steps": 20, "lr": 3e-3}
     full_out, _ = run(kd_setup, tmp_path / "full", **options)
     argv = kd_argv(kd_setup, tmp_path / "killed", "--save-steps", "4", **options)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     proc = subprocess.Popen([sys.executable, "-m", "motab", "kd-train", *argv], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     partial, deadline = tmp_path / "killed" / "model.partial", time.time() + 120
-    while onpolicy.latest_training_state(partial) is None:
+    while kd_loop.latest_training_state(partial) is None:
         assert proc.poll() is None and time.time() < deadline, "kd-train ended or stalled before its first save"
         time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    saved = onpolicy.latest_training_state(partial)
+    saved = kd_loop.latest_training_state(partial)
     assert not (tmp_path / "killed" / "model").exists() and saved.name != "step-20"
 
     out, _ = run(kd_setup, tmp_path / "killed", "--save-steps", "4", **options)
-    assert (out / onpolicy.LOG_FILE).read_bytes() == (full_out / onpolicy.LOG_FILE).read_bytes()
+    assert (out / kd_loop.LOG_FILE).read_bytes() == (full_out / kd_loop.LOG_FILE).read_bytes()
     wa, wb = weights(full_out), weights(out)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert not partial.exists()
@@ -219,14 +226,12 @@ BUDGET = ("engine", "loss", "steps", "prompts_per_step", "samples_per_prompt", "
 def test_toy_kd_losses_bring_the_student_towards_the_teacher(kd_setup, tmp_path, name):
     """Each KD recipe of the toy study (its loss and loss options from config.yaml; this test's own small
     budget) lowers the KL to a different teacher in the checkpoint's training_log.csv."""
-    from motab.training.kd_config import config_argv
-
     # rkl_onpolicy is not checked here: its sampled one-token estimate is unbiased (see test_losses) but far
     # too noisy to move a near-uniform random student over a 300-token vocabulary in 20 tiny steps
     cfg = TOY_KD[name]
-    options = config_argv({k: v for k, v in cfg.items() if k not in BUDGET})
+    options = ["--config-json", json.dumps({k: v for k, v in cfg.items() if k not in BUDGET} | {"loss": cfg["loss"]})]
     output, _ = run(kd_setup, tmp_path, *options, loss=cfg["loss"], steps=20, lr=3e-2, new_tokens=12)
-    lines = (output / onpolicy.LOG_FILE).read_text().splitlines()
+    lines = (output / kd_loop.LOG_FILE).read_text().splitlines()
     kl = [float(line.split(",")[2]) for line in lines[1:]]
     start, end = sum(kl[:3]) / 3, sum(kl[-4:]) / 4
     assert len(kl) == 20 and end < 0.5 * start, kl
@@ -262,7 +267,7 @@ def test_reopold_phase_one_drops_tokens_below_the_reward_floor(kd_setup, tmp_pat
 
 def test_teacher_prompt_follows_opsd_wording():
     messages = [{"role": "system", "content": "sys"}, {"role": "user", "content": "What is 2+3?"}]
-    got = onpolicy.teacher_messages(messages, "2+3 = 5. \\boxed{5}")
+    got = kd_prompts.teacher_messages(messages, "2+3 = 5. \\boxed{5}")
     assert got[0] == messages[0] and len(got) == 2
     assert got[1]["content"] == (
         "What is 2+3?\n\nHere is a reference solution to this problem:\n2+3 = 5. \\boxed{5}\n\n\n"
@@ -276,12 +281,12 @@ def test_self_teacher_scores_the_same_response_after_the_privileged_prompt(kd_se
 
     tok = AutoTokenizer.from_pretrained(kd_setup["student"])
     tok.padding_side = "left"
-    conversations, privileged = onpolicy.read_prompts(kd_setup["prompts"], need_solution=True)
+    conversations, privileged = kd_prompts.read_prompts(kd_setup["prompts"], need_solution=True)
     response = torch.tensor([[5, 6, tok.eos_token_id, tok.pad_token_id]] * 4)
     mask = torch.tensor([[True, True, True, False]] * 4)
-    rollouts = onpolicy.Rollouts(input_ids=response, attention_mask=mask.long(), prompt_len=0, response=response,
+    rollouts = kd_rollouts.Rollouts(input_ids=response, attention_mask=mask.long(), prompt_len=0, response=response,
                                  response_mask=mask)
-    teacher = onpolicy.with_prompts(rollouts, tok, privileged[:2], n=2)
+    teacher = kd_rollouts.with_prompts(rollouts, tok, privileged[:2], n=2)
     assert torch.equal(teacher.input_ids[:, teacher.prompt_len:], response)
     prompt = tok.decode(teacher.input_ids[0, :teacher.prompt_len], skip_special_tokens=True)
     solution = json.loads(kd_setup["prompts"].read_text().splitlines()[0])["solution"]
@@ -294,17 +299,17 @@ def test_prompts_without_solution_are_refused_for_self_distillation(tmp_path):
 
     write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "messages": [{"role": "user", "content": "q"}], "solution": None}])
     with pytest.raises(DataError, match="solution"):
-        onpolicy.read_prompts(tmp_path / "p.jsonl", need_solution=True)
+        kd_prompts.read_prompts(tmp_path / "p.jsonl", need_solution=True)
 
 
 def test_lora_teacher_is_the_student_with_adapters_disabled(kd_setup):
     from transformers import AutoModelForCausalLM
 
-    args = onpolicy.parse_args(["--student", str(kd_setup["student"]), "--teacher", "self", "--prompts", "x",
+    args = kd_command.parse_args(["--student", str(kd_setup["student"]), "--teacher", "self", "--prompts", "x",
                                 "--output", "o", "--log-csv", "l", "--loss", "opsd", "--steps", "1",
                                 "--prompts-per-step", "1", "--samples-per-prompt", "1", "--max-new-tokens", "1",
                                 "--temperature", "1", "--lr", "1", "--seed", "0", "--lora-rank", "4"])
-    student, (teacher,), _ = onpolicy.load_models(args)
+    student, (teacher,), _ = kd_models.load_models(*args)
     assert teacher is student
     with torch.no_grad():
         for name, param in student.named_parameters():
@@ -314,7 +319,7 @@ def test_lora_teacher_is_the_student_with_adapters_disabled(kd_setup):
     ids = torch.tensor([[3, 4, 5, 6]])
     with torch.no_grad():
         adapted = student(input_ids=ids).logits
-        with onpolicy.teacher_scoring(student, teacher):
+        with kd_step.teacher_scoring(student, teacher):
             frozen = teacher(input_ids=ids).logits
         reference = base(input_ids=ids).logits
     torch.testing.assert_close(frozen, reference)
@@ -365,25 +370,49 @@ def test_token_clip_stops_gradients_of_far_tokens(kd_setup, tmp_path):
     assert any(not torch.equal(before[k], v) for k, v in weights(released).items())
 
 
-def test_every_config_key_is_a_kd_train_flag():
-    from motab.training.kd_config import CONFIG_FLAGS, config_argv
+def test_a_checkpoints_kd_config_reruns_its_training_by_hand(kd_setup, tmp_path):
+    """kd_config.json in the checkpoint + the runtime flags (where, not how) = the same run, byte for byte."""
+    output, _ = run(kd_setup, tmp_path / "first", "--distill-temperature", "1.1", loss="fkl", steps=2)
+    settings = json.loads((output / "kd_config.json").read_text())
+    assert (settings["loss"], settings["distill_temperature"], settings["steps"]) == ("fkl", 1.1, 2)
+    again = tmp_path / "again"
+    assert kd_command.main(["--config", str(output / "kd_config.json"), "--student", str(kd_setup["student"]),
+                            "--teacher", str(kd_setup["teacher"]), "--prompts", str(kd_setup["prompts"]),
+                            "--output", str(again), "--threads", "1"]) == 0
+    for name in ("model.safetensors", kd_loop.LOG_FILE, "kd_config.json"):
+        assert (again / name).read_bytes() == (output / name).read_bytes(), name
+
+
+def test_every_config_key_is_read_from_the_kd_block_and_from_its_flag(tmp_path):
+    """The rule hands kd-train the kd block as JSON (--config-json); the checkpoint's kd_config.json
+    holds the same settings, --config reads it back, and every setting also has its own flag."""
+    from motab.training.kd.command import setting_fields
 
     values = {"loss": "pwopsd", "compat": "paper", "dtype": "bfloat16", "lr": 0.001, "temperature": 0.6,
-              "distill_temperature": 1.1, "clip": 1.0, "w_min": 0.25, "pw_tau": 0.3, "pw_s": 0.1, "kl_discount": 0.5,
-              "jsd_beta": 0.5, "skew_lambda": 0.1, "akl_mu": 0.5, "reopold_lambda": 0.2, "reopold_beta": 0.5,
+              "distill_temperature": 1.1, "clip": 1.0, "w_min": 0.25, "pw_tau": 0.3, "pw_s": 0.1,
+              "reopold_lambda": 0.2, "reopold_beta": 0.5,
               "top_p": 0.95, "top_k": 20, "student_thinking": False, "teacher_thinking": True,
               "prompt_style": "pwopsd", "lr_schedule": "linear", "loss_average": "micro_batch",
               "mask_pad_tokens": True,
               "grad_clip": 1.0, "lora_alpha": 8.0, "gradient_checkpointing": True, "lora_unembed": True,
               "lora_init": "sft_adapter", "adam_beta2": 0.95, "prompt_order": "file", "max_prompt_tokens": 1024}
-    cfg = {key: values.get(key, 3) for key in CONFIG_FLAGS}
-    args = onpolicy.parse_args(["--student", "s", "--teacher", "t", "--prompts", "p", "--output", "o",
-                                *config_argv({"engine": "builtin", **cfg})])
-    assert args.prompts_per_step == [cfg["prompts_per_step"]]   # one per teacher (repeatable flag)
-    assert {key: getattr(args, key) for key in CONFIG_FLAGS if key != "prompts_per_step"} == \
-        {key: value for key, value in cfg.items() if key != "prompts_per_step"}
-    with pytest.raises(ValueError, match="num_epochs"):
-        config_argv({"engine": "builtin", "loss": "rkl", "num_epochs": 2})
+    own = {"kl_discount", "jsd_beta", "skew_lambda", "akl_mu"}   # other losses' settings
+    block = {key: values.get(key, 3) for key in setting_fields() if key not in own} | {"prompts_per_step": 3}
+    runtime = ["--student", "s", "--teacher", "t", "--prompts", "p", "--output", "o"]
+    config, options = kd_command.parse_args([*runtime, "--config-json", json.dumps({"engine": "builtin", **block})])
+    assert options.prompts_per_step == (3,) and options.params == {"engine": "builtin", **block}
+    assert config.as_dict() == block
+    (tmp_path / "kd_config.json").write_text(json.dumps(config.as_dict()))
+    assert kd_command.parse_args([*runtime, "--config", str(tmp_path / "kd_config.json")])[0] == config
+    flags = [part for key, value in block.items() for part in (f"--{key.replace('_', '-')}", str(value))]
+    assert kd_command.parse_args([*runtime, *flags])[0] == config
+    # a flag overrides the config; a key of no loss, or of another loss, is an error naming it
+    assert kd_command.parse_args([*runtime, "--config-json", json.dumps(block), "--clip", "2"])[0].loss_params.clip == 2
+    for bad, field in (({**block, "num_epochs": 2}, "num_epochs"), ({**block, "jsd_beta": 0.5}, "jsd_beta"),
+                       ({**block, "steps": "3"}, "steps"), ({**block, "loss": "nope"}, "loss")):
+        args = vars(kd_command.parser().parse_args([*runtime, "--config-json", json.dumps(bad)]))
+        with pytest.raises(ValueError, match=re.escape(f"--config-json + flags: {field}: ")):
+            kd_command.read_run(args)
 
 
 def test_student_logprobs_at_the_sampling_temperature_equal_generates_scores(kd_setup):
@@ -395,7 +424,7 @@ def test_student_logprobs_at_the_sampling_temperature_equal_generates_scores(kd_
     tok = AutoTokenizer.from_pretrained(kd_setup["student"])
     tok.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(kd_setup["student"])
-    conversations = onpolicy.read_prompts(kd_setup["prompts"])[:2]
+    conversations = kd_prompts.read_prompts(kd_setup["prompts"])[:2]
     prompt = tok(tok.apply_chat_template(conversations[0], add_generation_prompt=True, tokenize=False),
                  return_tensors="pt", add_special_tokens=False)
     with torch.no_grad():   # make eos likely at the first response token, so some rollouts stop early
@@ -404,12 +433,12 @@ def test_student_logprobs_at_the_sampling_temperature_equal_generates_scores(kd_
     n, new_tokens, temperature = 3, 12, 0.7
     model.train()
     torch.manual_seed(2)
-    got = onpolicy.sample_rollouts(model, tok, conversations, n, new_tokens, temperature)
+    got = kd_rollouts.sample_rollouts(model, tok, conversations, n, new_tokens, temperature)
     assert model.training   # sample_rollouts puts the mode back
     with torch.no_grad():
         mask = got.response_mask
         student = torch.zeros(mask.shape).masked_scatter(mask, chunked_token_logprobs(
-            onpolicy.response_hidden(model, got)[mask], model.lm_head, got.response[mask], tau=temperature,
+            kd_rollouts.response_hidden(model, got)[mask], model.lm_head, got.response[mask], tau=temperature,
             chunk_tokens=5))
 
     texts = [tok.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]

@@ -11,8 +11,12 @@ import pytest
 import torch
 import yaml
 
-from motab.training import onpolicy
-from motab.training.kd_config import config_argv
+from motab.training.kd import command as kd_command
+from motab.training.kd import loop as kd_loop
+from motab.training.kd import prompts as kd_prompts
+from motab.training.kd import rollouts as kd_rollouts
+from motab.training.kd import step as kd_step
+from motab.training.kd.config import KDConfig
 from motab.training.selfdistill_prompts import PWOPSD_TRANSITION, render
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,28 +32,30 @@ def test_pwopsd_study_trains_with_the_launchers_values(name):
     """launchers/run_*_train.sh of SaFo-Lab/PW-OPSD: lr 5e-6 (linear decay), max_grad_norm 0.1, 150 steps of
     32 prompts, temperature 1.1, top_p 0.95, top_k 20, 1,024 new tokens, LoRA 64/128, clip 0.05,
     checkpoint-100; per-device batch 4 (Qwen3-4B) or 2 (the 8B/7B launchers)."""
-    args = onpolicy.parse_args([*BASE, *config_argv(pwopsd_blocks()[name])])
-    expected = {"lr": 5e-6, "lr_schedule": "linear", "grad_clip": 0.1, "steps": 150, "prompts_per_step": [32],
+    config, options = kd_command.parse_args([*BASE, "--config-json", json.dumps(pwopsd_blocks()[name])])
+    settings = config.as_dict()
+    expected = {"lr": 5e-6, "lr_schedule": "linear", "grad_clip": 0.1, "steps": 150, "prompts_per_step": 32,
                 "samples_per_prompt": 1, "temperature": 1.1, "top_p": 0.95, "top_k": 20, "max_new_tokens": 1024,
                 "distill_temperature": 1.1, "clip": 0.05, "compat": "released", "lora_rank": 64,
                 "lora_alpha": 128.0, "eval_step": 100, "save_steps": 25, "student_thinking": False,
                 "teacher_thinking": True, "prompt_style": "pwopsd", "mask_pad_tokens": True,
                 "loss_average": "micro_batch",
                 "micro_batch_prompts": 2 if name.endswith("_mb2") else 4}
-    assert {key: getattr(args, key) for key in expected} == expected
-    if args.loss == "reopold":
-        assert (args.reopold_lambda, args.reopold_beta, args.reopold_t_switch) == (0.1, 0.2, 50)
-    if args.loss == "pwopsd":
-        assert (args.w_min, args.pw_tau, args.pw_s) == ((0.10 if "aggressive" in name else 0.25), 0.30, 0.10)
+    assert {key: settings[key] for key in expected} == expected and options.prompts_per_step == (32,)
+    if config.loss == "reopold":
+        assert (settings["reopold_lambda"], settings["reopold_beta"], settings["reopold_t_switch"]) == (0.1, 0.2, 50)
+    if config.loss == "pwopsd":
+        assert (settings["w_min"], settings["pw_tau"], settings["pw_s"]) == \
+            ((0.10 if "aggressive" in name else 0.25), 0.30, 0.10)
 
 
 def test_linear_schedule_is_transformers_default():
     """get_linear_schedule_with_warmup(0 warmup, 150 steps): lr * (150 - k) / 150 at the k-th update (0-based)."""
     args = SimpleNamespace(lr=5e-6, steps=150, lr_schedule="linear")
-    assert onpolicy.learning_rate(args, 1) == 5e-6
-    assert onpolicy.learning_rate(args, 101) == pytest.approx(5e-6 * 50 / 150)
-    assert onpolicy.learning_rate(args, 150) == pytest.approx(5e-6 / 150)
-    assert onpolicy.learning_rate(SimpleNamespace(lr=1e-3, steps=9, lr_schedule="constant"), 9) == 1e-3
+    assert kd_loop.learning_rate(args, 1) == 5e-6
+    assert kd_loop.learning_rate(args, 101) == pytest.approx(5e-6 * 50 / 150)
+    assert kd_loop.learning_rate(args, 150) == pytest.approx(5e-6 / 150)
+    assert kd_loop.learning_rate(SimpleNamespace(lr=1e-3, steps=9, lr_schedule="constant"), 9) == 1e-3
 
 
 def test_micro_batch_average_weighs_every_micro_batch_alike():
@@ -57,14 +63,14 @@ def test_micro_batch_average_weighs_every_micro_batch_alike():
     short[:, :1] = True
     step = SimpleNamespace(loss="opsd", loss_average="step")
     micro = SimpleNamespace(loss="opsd", loss_average="micro_batch")
-    assert [onpolicy.micro_batch_units(step, m) for m in (long, short)] == [12, 2]    # token shares 12/14, 2/14
-    assert [onpolicy.micro_batch_units(micro, m) for m in (long, short)] == [1, 1]   # the release: 1/2 each
+    assert [kd_step.micro_batch_units(step, m) for m in (long, short)] == [12, 2]    # token shares 12/14, 2/14
+    assert [kd_step.micro_batch_units(micro, m) for m in (long, short)] == [1, 1]   # the release: 1/2 each
 
 
 def test_pwopsd_prompts_and_thinking(tmp_path):
     rows = [{"id": "a", "messages": [{"role": "user", "content": "What is 2+3?"}], "solution": "2+3=5. \\boxed{5}"}]
     (tmp_path / "p.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    student, teacher = onpolicy.read_prompts(tmp_path / "p.jsonl", need_solution=True, style="pwopsd")
+    student, teacher = kd_prompts.read_prompts(tmp_path / "p.jsonl", need_solution=True, style="pwopsd")
     assert student[0][0]["content"] == ("Problem: What is 2+3?\n\nPlease reason step by step, and put your final "
                                         "answer within \\boxed{}.")
     assert teacher[0][0]["content"] == (
@@ -111,11 +117,11 @@ def test_rkl_onpolicy_learner_at_temperature_one_with_tinkers_ratio():
     student, teacher = TinyLM(0), TinyLM(1)
     ids = torch.tensor([[1, 2, 3, 4, 5], [1, 6, 7, 0, 0]])
     response_mask = torch.tensor([[True, True, True], [True, True, False]])
-    rollouts = onpolicy.Rollouts(input_ids=ids, attention_mask=torch.ones_like(ids), prompt_len=2,
+    rollouts = kd_rollouts.Rollouts(input_ids=ids, attention_mask=torch.ones_like(ids), prompt_len=2,
                                  response=ids[:, 2:], response_mask=response_mask)
-    args = SimpleNamespace(loss="rkl_onpolicy", distill_temperature=1.0, chunk_tokens=2, temperature=0.6,
-                           kl_discount=0.0)
-    loss, _ = onpolicy.distillation_loss(student, teacher, rollouts, args)
+    config = KDConfig(loss="rkl_onpolicy", steps=1, samples_per_prompt=1, max_new_tokens=1, temperature=0.6, lr=1.0,
+                      seed=0, chunk_tokens=2)
+    loss, _ = kd_step.distillation_loss(student, teacher, rollouts, config)
     loss.backward()
     got = student.lm_head.weight.grad.clone()
 
@@ -136,9 +142,9 @@ def test_rkl_onpolicy_refuses_truncated_sampling():
     argv = [*BASE[:2], "--teacher", "t", *BASE[4:], "--loss", "rkl_onpolicy", "--steps", "1", "--prompts-per-step",
             "1", "--samples-per-prompt", "1", "--max-new-tokens", "1", "--temperature", "0.6", "--lr", "1",
             "--seed", "0"]
-    onpolicy.parse_args(argv)
+    kd_command.parse_args(argv)
     with pytest.raises(SystemExit):
-        onpolicy.parse_args([*argv, "--top-p", "0.95"])
+        kd_command.parse_args([*argv, "--top-p", "0.95"])
 
 
 def test_response_mask_leaves_pad_tokens_out_when_asked():
@@ -146,7 +152,7 @@ def test_response_mask_leaves_pad_tokens_out_when_asked():
     which is the eos itself for a tokenizer whose pad is its eos."""
     eos = 2
     response = torch.tensor([[5, 6, eos, eos], [5, eos, 7, eos]])
-    assert onpolicy.response_mask(response, eos).tolist() == [[True, True, True, False], [True, True, False, False]]
-    assert onpolicy.response_mask(response, eos, pad_id=eos).tolist() == [[True, True, False, False],
+    assert kd_rollouts.response_mask(response, eos).tolist() == [[True, True, True, False], [True, True, False, False]]
+    assert kd_rollouts.response_mask(response, eos, pad_id=eos).tolist() == [[True, True, False, False],
                                                                             [True, False, False, False]]
-    assert onpolicy.response_mask(response, eos, pad_id=9).tolist() == onpolicy.response_mask(response, eos).tolist()
+    assert kd_rollouts.response_mask(response, eos, pad_id=9).tolist() == kd_rollouts.response_mask(response, eos).tolist()

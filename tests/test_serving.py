@@ -5,37 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import urllib.error
 import urllib.request
 
 import pytest
+from serving_http import post, post_ok
 
-from motab.serving.launch import LOCAL_SERVER, SGLANG_SERVER_EXAMPLE, ServerStartError, render_command, serving
-
-SERVER = LOCAL_SERVER + " --threads 1 --seed 0"
-
-
-def post(url: str, path: str, payload: dict) -> tuple[int, bytes]:
-    request = urllib.request.Request(url + path, data=json.dumps(payload).encode(),
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=120) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def post_ok(url: str, path: str, payload: dict):
-    status, body = post(url, path, payload)
-    assert status == 200, body
-    return json.loads(body)
-
-
-@pytest.fixture(scope="module")
-def server(tiny_model_dir, tmp_path_factory):
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    with serving(SERVER, str(tiny_model_dir), log, startup_timeout_s=120) as url:
-        yield url
+from motab.serving.launch import (
+    SGLANG_SERVER_EXAMPLE,
+    ServerStartError,
+    render_command,
+    serving,
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,45 +31,45 @@ def reference(tiny_model_dir):
 # ----------------------------------------------------------------------------- /generate
 
 
-def test_health_and_model_info(server, tiny_model_dir):
-    with urllib.request.urlopen(server + "/health", timeout=10) as resp:
+def test_health_and_model_info(tiny_server, tiny_model_dir):
+    with urllib.request.urlopen(tiny_server + "/health", timeout=10) as resp:
         assert resp.status == 200
-    with urllib.request.urlopen(server + "/get_model_info", timeout=10) as resp:
+    with urllib.request.urlopen(tiny_server + "/get_model_info", timeout=10) as resp:
         info = json.loads(resp.read())
     assert info["model_path"] == str(tiny_model_dir) and info["is_generation"] is True
 
 
-def test_generate_single_and_batch_shapes(server):
-    one = post_ok(server, "/generate", {"text": "Compute 1 + 2.", "sampling_params": {"max_new_tokens": 5,
+def test_generate_single_and_batch_shapes(tiny_server):
+    one = post_ok(tiny_server, "/generate", {"text": "Compute 1 + 2.", "sampling_params": {"max_new_tokens": 5,
                                                                                     "temperature": 0}})
     assert isinstance(one, dict) and set(one) == {"text", "output_ids", "meta_info"}
     meta = one["meta_info"]
     assert {"id", "prompt_tokens", "completion_tokens", "finish_reason"} <= set(meta)
     assert meta["completion_tokens"] == len(one["output_ids"]) <= 5
 
-    many = post_ok(server, "/generate", {"text": ["a", "Compute 3 - 1."],
+    many = post_ok(tiny_server, "/generate", {"text": ["a", "Compute 3 - 1."],
                                          "sampling_params": {"max_new_tokens": 3, "n": 2}})
     assert isinstance(many, list) and len(many) == 4  # 2 prompts x n=2, prompt-major
-    assert [r["meta_info"]["prompt_tokens"] for r in many][0] == many[1]["meta_info"]["prompt_tokens"]
+    assert many[0]["meta_info"]["prompt_tokens"] == many[1]["meta_info"]["prompt_tokens"]
 
-    by_ids = post_ok(server, "/generate", {"input_ids": [[5, 6, 7], [8]], "sampling_params": {"max_new_tokens": 2}})
+    by_ids = post_ok(tiny_server, "/generate", {"input_ids": [[5, 6, 7], [8]], "sampling_params": {"max_new_tokens": 2}})
     assert [r["meta_info"]["prompt_tokens"] for r in by_ids] == [3, 1]
 
 
-def test_max_new_tokens_and_finish_reasons(server, reference):
+def test_max_new_tokens_and_finish_reasons(tiny_server, reference):
     tok, _ = reference
-    out = post_ok(server, "/generate", {"text": "Compute 1 + 2.",
+    out = post_ok(tiny_server, "/generate", {"text": "Compute 1 + 2.",
                                         "sampling_params": {"max_new_tokens": 7, "temperature": 1.0,
                                                             "ignore_eos": True}})
     assert out["meta_info"]["completion_tokens"] == 7
     assert out["meta_info"]["finish_reason"] == {"type": "length", "length": 7}
 
     # Stop on a token id: pick the token greedy decoding emits second, so it must stop there.
-    greedy = post_ok(server, "/generate", {"text": "x", "sampling_params": {"max_new_tokens": 4, "temperature": 0,
+    greedy = post_ok(tiny_server, "/generate", {"text": "x", "sampling_params": {"max_new_tokens": 4, "temperature": 0,
                                                                             "ignore_eos": True}})
     second = greedy["output_ids"][1]
     first_hit = greedy["output_ids"].index(second)
-    stopped = post_ok(server, "/generate", {"text": "x", "sampling_params": {
+    stopped = post_ok(tiny_server, "/generate", {"text": "x", "sampling_params": {
         "max_new_tokens": 4, "temperature": 0, "stop_token_ids": [second]}})
     assert stopped["meta_info"]["finish_reason"] == {"type": "stop", "matched": second}
     assert stopped["output_ids"] == greedy["output_ids"][:first_hit + 1]
@@ -97,33 +77,33 @@ def test_max_new_tokens_and_finish_reasons(server, reference):
     # Stop on a string: it is cut from the text, like SGLang.
     stop_text = tok.decode([second])
     if stop_text.strip():
-        cut = post_ok(server, "/generate", {"text": "x", "sampling_params": {
+        cut = post_ok(tiny_server, "/generate", {"text": "x", "sampling_params": {
             "max_new_tokens": 4, "temperature": 0, "stop": [stop_text]}})
         assert cut["meta_info"]["finish_reason"] == {"type": "stop", "matched": stop_text}
         assert stop_text not in cut["text"]
 
 
-def test_same_request_same_bytes_and_seeds_differ(server):
+def test_same_request_same_bytes_and_seeds_differ(tiny_server):
     payload = {"text": ["Compute 4 + 4.", "Compute 9 - 2."],
                "sampling_params": {"max_new_tokens": 12, "temperature": 1.0, "sampling_seed": 7, "n": 2},
                "return_logprob": True, "top_logprobs_num": 3}
-    first, second = post(server, "/generate", payload), post(server, "/generate", payload)
+    first, second = post(tiny_server, "/generate", payload), post(tiny_server, "/generate", payload)
     assert first == second and first[0] == 200
     texts = [r["text"] for r in json.loads(first[1])]
     assert texts[0] != texts[1]  # the n copies of a prompt sample differently
 
     other = dict(payload, sampling_params=dict(payload["sampling_params"], sampling_seed=8))
-    assert [r["text"] for r in post_ok(server, "/generate", other)] != texts
+    assert [r["text"] for r in post_ok(tiny_server, "/generate", other)] != texts
 
 
-def test_scoring_prefill_matches_transformers(server, reference):
+def test_scoring_prefill_matches_transformers(tiny_server, reference):
     import torch
 
     tok, model = reference
     ids = tok("<|im_start|>user\nCompute 12 + 30.<|im_end|>\n<|im_start|>assistant\n12 + 30 = 42.",
               add_special_tokens=False)["input_ids"]
     start = 5
-    out = post_ok(server, "/generate", {"input_ids": ids, "sampling_params": {"max_new_tokens": 0},
+    out = post_ok(tiny_server, "/generate", {"input_ids": ids, "sampling_params": {"max_new_tokens": 0},
                                         "return_logprob": True, "top_logprobs_num": 4,
                                         "logprob_start_len": start, "return_text_in_logprobs": True})
     meta = out["meta_info"]
@@ -144,11 +124,11 @@ def test_scoring_prefill_matches_transformers(server, reference):
         assert len(top) == 4 and values == sorted(values, reverse=True)
         assert values == pytest.approx(torch.topk(logp[j - 1], 4).values.tolist(), abs=1e-4)
         if ids[j] in [t[1] for t in top]:
-            assert dict((t[1], t[0]) for t in top)[ids[j]] == pytest.approx(entries[j - start][0], abs=1e-6)
+            assert {t[1]: t[0] for t in top}[ids[j]] == pytest.approx(entries[j - start][0], abs=1e-6)
 
 
-def test_output_logprobs_and_top_lists(server):
-    out = post_ok(server, "/generate", {"text": "Compute 5 + 5.", "sampling_params": {
+def test_output_logprobs_and_top_lists(tiny_server):
+    out = post_ok(tiny_server, "/generate", {"text": "Compute 5 + 5.", "sampling_params": {
         "max_new_tokens": 6, "temperature": 1.0, "ignore_eos": True}, "return_logprob": True, "top_logprobs_num": 5})
     meta = out["meta_info"]
     assert [e[1] for e in meta["output_token_logprobs"]] == out["output_ids"]
@@ -157,27 +137,27 @@ def test_output_logprobs_and_top_lists(server):
         values = [t[0] for t in top]
         assert values == sorted(values, reverse=True)
         if tid in [t[1] for t in top]:
-            assert lp == pytest.approx(dict((t[1], t[0]) for t in top)[tid])
+            assert lp == pytest.approx({t[1]: t[0] for t in top}[tid])
         else:
             assert lp <= values[-1]
 
 
-def test_bad_requests_are_400_naming_the_field(server):
-    status, body = post(server, "/generate", {"text": "x", "sampling_params": {"temperature": "hot"}})
+def test_bad_requests_are_400_naming_the_field(tiny_server):
+    status, body = post(tiny_server, "/generate", {"text": "x", "sampling_params": {"temperature": "hot"}})
     assert status == 400 and "temperature" in json.loads(body)["error"]["message"]
-    status, body = post(server, "/generate", {"sampling_params": {}})
+    status, body = post(tiny_server, "/generate", {"sampling_params": {}})
     assert status == 400 and "text" in json.loads(body)["error"]["message"]
-    status, body = post(server, "/generate", {"input_ids": [1, 2], "return_logprob": True, "logprob_start_len": 9})
+    status, body = post(tiny_server, "/generate", {"input_ids": [1, 2], "return_logprob": True, "logprob_start_len": 9})
     assert status == 400 and "logprob_start_len" in json.loads(body)["error"]["message"]
-    status, body = post(server, "/v1/chat/completions", {"messages": "hi"})
+    status, body = post(tiny_server, "/v1/chat/completions", {"messages": "hi"})
     assert status == 400 and "messages" in json.loads(body)["error"]["message"]
 
 
 # ----------------------------------------------------------------------------- OpenAI
 
 
-def test_openai_chat_and_completions(server):
-    chat = post_ok(server, "/v1/chat/completions", {
+def test_openai_chat_and_completions(tiny_server):
+    chat = post_ok(tiny_server, "/v1/chat/completions", {
         "model": "m", "messages": [{"role": "user", "content": "Compute 2 + 2."}], "max_tokens": 4, "n": 2,
         "temperature": 0.7, "seed": 1, "logprobs": True, "top_logprobs": 2})
     assert chat["object"] == "chat.completion" and len(chat["choices"]) == 2
@@ -188,7 +168,7 @@ def test_openai_chat_and_completions(server):
     usage = chat["usage"]
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0
 
-    comp = post_ok(server, "/v1/completions", {"prompt": ["a", "b"], "max_tokens": 3, "temperature": 0})
+    comp = post_ok(tiny_server, "/v1/completions", {"prompt": ["a", "b"], "max_tokens": 3, "temperature": 0})
     assert comp["object"] == "text_completion" and [c["index"] for c in comp["choices"]] == [0, 1]
 
 
@@ -254,11 +234,11 @@ def test_client_gives_up_naming_the_server():
     assert url in message and "3 attempts" in message and "503" in message and calls == 3
 
 
-def test_client_does_not_retry_4xx(server):
+def test_client_does_not_retry_4xx(tiny_server):
     from motab.serving.client import RequestRejected, ServerClient
 
     async def scenario():
-        async with ServerClient(server, backoff_s=0.01) as client:
+        async with ServerClient(tiny_server, backoff_s=0.01) as client:
             assert await client.health()
             with pytest.raises(RequestRejected, match="temperature"):
                 await client.generate({"text": "x", "sampling_params": {"temperature": "hot", "max_new_tokens": 4}})
@@ -305,14 +285,13 @@ def _alive(pid: int) -> bool:
 def test_launcher_kills_the_process_group_on_exception(tmp_path):
     script, pid_file = tmp_path / "fake_server.py", tmp_path / "pids"
     script.write_text(FAKE_SERVER)
-    with pytest.raises(RuntimeError, match="boom"):
-        with serving(f"{{python}} {script} {{port}} {pid_file}", "unused", tmp_path / "server.log",
-                     startup_timeout_s=60) as url:
-            with urllib.request.urlopen(url + "/health", timeout=10) as resp:
-                assert resp.status == 200
-            pids = [int(x) for x in pid_file.read_text().split()]
-            assert all(_alive(pid) for pid in pids)
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), serving(
+            f"{{python}} {script} {{port}} {pid_file}", "unused", tmp_path / "server.log", startup_timeout_s=60) as url:
+        with urllib.request.urlopen(url + "/health", timeout=10) as resp:
+            assert resp.status == 200
+        pids = [int(x) for x in pid_file.read_text().split()]
+        assert all(_alive(pid) for pid in pids)
+        raise RuntimeError("boom")
     deadline = time.monotonic() + 5  # an orphaned child is reaped by init a moment later
     while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -323,10 +302,9 @@ def test_launcher_kills_the_process_group_on_exception(tmp_path):
 
 def test_launcher_reports_a_dead_server(tmp_path):
     log = tmp_path / "server.log"
-    with pytest.raises(ServerStartError, match="exited with code"):
-        with serving("{python} -c 'import sys; print(\"no such model {model}\"); sys.exit(3)'", "m", log,
-                     startup_timeout_s=30):
-            pass
+    with pytest.raises(ServerStartError, match="exited with code"), serving(
+            "{python} -c 'import sys; print(\"no such model {model}\"); sys.exit(3)'", "m", log, startup_timeout_s=30):
+        pass
     assert "no such model m" in log.read_text()
 
 
@@ -365,16 +343,16 @@ def test_build_prompt_closes_an_open_think(tiny_model_dir):
     assert build_prompt(tok, "q", enable_thinking=True) == "<user>q<assistant><think>\n"
 
 
-def test_batched_greedy_equals_one_by_one(server):
+def test_batched_greedy_equals_one_by_one(tiny_server):
     """Left padding, the KV cache and dropping finished rows do not change what a row generates."""
     prompts = ["Compute 12 + 30 - 7.", "x", "Compute 3 + 3."]
-    alone = [post_ok(server, "/generate", {"text": p, "sampling_params": {
+    alone = [post_ok(tiny_server, "/generate", {"text": p, "sampling_params": {
         "max_new_tokens": 10, "temperature": 0, "ignore_eos": True}, "return_logprob": True}) for p in prompts]
     early = alone[1]["output_ids"][2]  # row 1 stops early, so the batch shrinks mid-way
     params = [{"max_new_tokens": 10, "temperature": 0, "ignore_eos": True},
               {"max_new_tokens": 10, "temperature": 0, "stop_token_ids": [early]},
               {"max_new_tokens": 10, "temperature": 0, "ignore_eos": True}]
-    batch = post_ok(server, "/generate", {"text": prompts, "sampling_params": params, "return_logprob": True})
+    batch = post_ok(tiny_server, "/generate", {"text": prompts, "sampling_params": params, "return_logprob": True})
     assert batch[0]["output_ids"] == alone[0]["output_ids"]
     assert batch[2]["output_ids"] == alone[2]["output_ids"]
     cut = alone[1]["output_ids"].index(early) + 1

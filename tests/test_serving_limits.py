@@ -13,107 +13,74 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from serving_http import health, post, refusal
 
-from motab.serving.launch import LOCAL_SERVER, serving
 from motab.serving.limits import Limits, Worker
 
-SERVER = LOCAL_SERVER + " --threads 1 --seed 0"
 CONTEXT = 1024  # the tiny model's max_position_embeddings (motab.toy.model.ModelShape)
 
 
-def post_raw(url: str, path: str, data: bytes) -> tuple[int, bytes]:
-    request = urllib.request.Request(url + path, data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=120) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-def refusal(url: str, path: str, payload) -> str:
-    """The message of a 400 (fails the test on any other status)."""
-    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    status, body = post_raw(url, path, data)
-    assert status == 400, (status, body[:300])
-    return json.loads(body)["error"]["message"]
-
-
-def health(url: str) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(url + "/health", timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
-@pytest.fixture(scope="module")
-def server(tiny_model_dir, tmp_path_factory):
-    log = tmp_path_factory.mktemp("server_limits") / "server.log"
-    with serving(SERVER, str(tiny_model_dir), log, startup_timeout_s=120) as url:
-        yield url
-
-
-def test_prompt_and_completion_beyond_the_context_are_refused(server):
-    message = refusal(server, "/generate", {"input_ids": [5] * (CONTEXT + 10), "sampling_params": {"max_new_tokens": 1}})
+def test_prompt_and_completion_beyond_the_context_are_refused(tiny_server):
+    message = refusal(tiny_server, "/generate", {"input_ids": [5] * (CONTEXT + 10), "sampling_params": {"max_new_tokens": 1}})
     assert message.startswith("text/input_ids") and "longer than the model's context length (1024" in message
-    message = refusal(server, "/generate", {"input_ids": [5] * 1000, "sampling_params": {"max_new_tokens": 100}})
+    message = refusal(tiny_server, "/generate", {"input_ids": [5] * 1000, "sampling_params": {"max_new_tokens": 100}})
     assert message.startswith("sampling_params.max_new_tokens") and "1100 tokens: 1000 tokens from the input" in message
-    message = refusal(server, "/v1/completions", {"prompt": [5] * 1000, "max_tokens": 100})
+    message = refusal(tiny_server, "/v1/completions", {"prompt": [5] * 1000, "max_tokens": 100})
     assert message.startswith("max_tokens")
     # what fits is served, scoring a long prompt included
-    status, _ = post_raw(server, "/generate", json.dumps(
+    status, _ = post(tiny_server, "/generate", json.dumps(
         {"input_ids": [5] * 1000, "sampling_params": {"max_new_tokens": 0}}).encode())
     assert status == 200
     # as in SGLang, a max_new_tokens the client did not give is not checked: generation stops at the context
-    status, body = post_raw(server, "/generate", json.dumps(
+    status, body = post(tiny_server, "/generate", json.dumps(
         {"input_ids": [5] * 1000, "sampling_params": {"ignore_eos": True}}).encode())
     assert status == 200 and json.loads(body)["meta_info"]["completion_tokens"] <= CONTEXT - 1000
-    status, body = post_raw(server, "/v1/completions", json.dumps({"prompt": [5] * 1000}).encode())
+    status, body = post(tiny_server, "/v1/completions", json.dumps({"prompt": [5] * 1000}).encode())
     assert status == 200
 
 
-def test_a_megabytes_prompt_is_refused_at_once(server):
+def test_a_megabytes_prompt_is_refused_at_once(tiny_server):
     text = "Compute 12 + 7 and explain. " * (5_000_000 // 28)
     started = time.monotonic()
-    request = urllib.request.Request(server + "/generate", data=json.dumps({"text": text}).encode(),
+    request = urllib.request.Request(tiny_server + "/generate", data=json.dumps({"text": text}).encode(),
                                      headers={"Content-Type": "application/json"})
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=60)
     assert refused.value.code == 400 and time.monotonic() - started < 10
     message = json.loads(refused.value.read())["error"]["message"]
     assert message.startswith("text: The input (4999988 characters") and "context length (1024 tokens)" in message
-    assert health(server)[0] == 200
+    assert health(tiny_server)[0] == 200
 
 
-def test_n_and_rows_above_the_limit_are_refused_and_the_server_lives(server):
-    message = refusal(server, "/generate", {"input_ids": [5, 6], "sampling_params": {"max_new_tokens": 0, "n": 20000}})
+def test_n_and_rows_above_the_limit_are_refused_and_the_server_lives(tiny_server):
+    message = refusal(tiny_server, "/generate", {"input_ids": [5, 6], "sampling_params": {"max_new_tokens": 0, "n": 20000}})
     assert message.startswith("sampling_params.n") and "--max-rows" in message
-    message = refusal(server, "/generate", {"input_ids": [5, 6], "sampling_params": {"max_new_tokens": 1, "n": 10**9}})
+    message = refusal(tiny_server, "/generate", {"input_ids": [5, 6], "sampling_params": {"max_new_tokens": 1, "n": 10**9}})
     assert message.startswith("sampling_params.n")
-    message = refusal(server, "/generate", {"input_ids": [[5, 6]] * 200, "sampling_params": {"max_new_tokens": 0,
+    message = refusal(tiny_server, "/generate", {"input_ids": [[5, 6]] * 200, "sampling_params": {"max_new_tokens": 0,
                                                                                            "n": 100}})
     assert message.startswith("text/input_ids") and "20000 rows" in message
-    assert refusal(server, "/v1/completions", {"prompt": "a", "n": 10**9, "max_tokens": 1}).startswith("n:")
-    assert health(server) == (200, {"status": "idle", "waiting": 0})
-    status, _ = post_raw(server, "/generate", json.dumps({"text": "a", "sampling_params": {"max_new_tokens": 2}}).encode())
+    assert refusal(tiny_server, "/v1/completions", {"prompt": "a", "n": 10**9, "max_tokens": 1}).startswith("n:")
+    assert health(tiny_server) == (200, {"status": "idle", "waiting": 0})
+    status, _ = post(tiny_server, "/generate", json.dumps({"text": "a", "sampling_params": {"max_new_tokens": 2}}).encode())
     assert status == 200
 
 
 @pytest.mark.parametrize("field,value", [("temperature", "NaN"), ("top_p", "NaN"), ("temperature", "Infinity"),
                                          ("max_new_tokens", "1e999")])
-def test_non_finite_numbers_are_refused_naming_the_field(server, field, value):
+def test_non_finite_numbers_are_refused_naming_the_field(tiny_server, field, value):
     body = '{"text": "a", "sampling_params": {"' + field + '": ' + value + "}}"
-    message = refusal(server, "/generate", body.encode())
+    message = refusal(tiny_server, "/generate", body.encode())
     assert message.startswith(f"sampling_params.{field}:") and "not a finite number" in message
 
 
-def test_absurd_nesting_is_a_400(server):
+def test_absurd_nesting_is_a_400(tiny_server):
     deep = 200_000
-    message = refusal(server, "/generate", ('{"text": ' + "[" * deep + "]" * deep + "}").encode())
+    message = refusal(tiny_server, "/generate", ('{"text": ' + "[" * deep + "]" * deep + "}").encode())
     assert message.startswith(("body", "text")), message
-    message = refusal(server, "/generate", ('{"text": "a", "x": ' + "[" * 500 + "]" * 500 + "}").encode())
+    message = refusal(tiny_server, "/generate", ('{"text": "a", "x": ' + "[" * 500 + "]" * 500 + "}").encode())
     assert "nested deeper" in message
-    assert health(server)[0] == 200
+    assert health(tiny_server)[0] == 200
 
 
 def _open_generation(url: str, payload: dict) -> socket.socket:
@@ -135,18 +102,18 @@ def _wait_for(url: str, status: str, timeout_s: float) -> tuple[int, dict]:
         time.sleep(0.1)
 
 
-def test_health_says_busy_and_a_disconnect_stops_the_generation(server):
+def test_health_says_busy_and_a_disconnect_stops_the_generation(tiny_server):
     # 1024 rows x 900 tokens: over a minute of decoding for the tiny model on one thread
     long_job = {"input_ids": [5, 6, 7], "sampling_params": {"max_new_tokens": 900, "n": 1024, "ignore_eos": True}}
-    sock = _open_generation(server, long_job)
-    code, body = _wait_for(server, "busy", 30)
+    sock = _open_generation(tiny_server, long_job)
+    code, body = _wait_for(tiny_server, "busy", 30)
     assert code == 200 and body["status"] == "busy" and body["rows"] == 1024, body
     assert body["running_s"] >= 0 and body["last_step_s"] < 30
     sock.close()  # the client goes away
-    code, body = _wait_for(server, "idle", 15)
+    code, body = _wait_for(tiny_server, "idle", 15)
     assert (code, body["status"]) == (200, "idle"), body
     started = time.monotonic()
-    status, _ = post_raw(server, "/generate", json.dumps({"text": "a", "sampling_params": {"max_new_tokens": 2}}).encode())
+    status, _ = post(tiny_server, "/generate", json.dumps({"text": "a", "sampling_params": {"max_new_tokens": 2}}).encode())
     assert status == 200 and time.monotonic() - started < 10
 
 

@@ -3,40 +3,22 @@ logprob settings, no_stop_trim, rid; stream, token_ids_logprob and min_new_token
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
-
 import pytest
-
-from motab.serving.launch import LOCAL_SERVER, serving
+from serving_http import post_json
 
 
 def post(url: str, payload: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(url + "/generate", data=json.dumps(payload).encode(),
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=120) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    return post_json(url, "/generate", payload)
 
 
-@pytest.fixture(scope="module")
-def server(tiny_model_dir, tmp_path_factory):
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    with serving(LOCAL_SERVER + " --threads 1", str(tiny_model_dir), log, startup_timeout_s=120) as url:
-        yield url
-
-
-def test_per_prompt_logprob_settings_equal_one_prompt_requests(server):
+def test_per_prompt_logprob_settings_equal_one_prompt_requests(tiny_server):
     texts = ["Compute 3 + 4.", "What is 12 times 12?"]
     sampling = {"temperature": 0.0, "max_new_tokens": 2}
-    status, batch = post(server, {"text": texts, "sampling_params": sampling, "return_logprob": [True, True],
+    status, batch = post(tiny_server, {"text": texts, "sampling_params": sampling, "return_logprob": [True, True],
                                   "logprob_start_len": [2, 4], "top_logprobs_num": [0, 3]})
     assert status == 200
     for text, start, top, got in zip(texts, [2, 4], [0, 3], batch):
-        status, one = post(server, {"text": text, "sampling_params": sampling, "return_logprob": True,
+        status, one = post(tiny_server, {"text": text, "sampling_params": sampling, "return_logprob": True,
                                     "logprob_start_len": start, "top_logprobs_num": top})
         assert status == 200
         assert [e[1] for e in got["meta_info"]["input_token_logprobs"]] == \
@@ -44,25 +26,25 @@ def test_per_prompt_logprob_settings_equal_one_prompt_requests(server):
         assert got["meta_info"]["input_token_logprobs"][1][0] == pytest.approx(
             one["meta_info"]["input_token_logprobs"][1][0], abs=1e-5)
         assert ("input_top_logprobs" in got["meta_info"]) == (top > 0)
-    status, mixed = post(server, {"text": texts, "sampling_params": sampling, "return_logprob": [True, False]})
+    status, mixed = post(tiny_server, {"text": texts, "sampling_params": sampling, "return_logprob": [True, False]})
     assert status == 200 and "output_token_logprobs" in mixed[0]["meta_info"]
     assert "output_token_logprobs" not in mixed[1]["meta_info"]
 
 
-def test_per_prompt_list_of_the_wrong_length_is_refused(server):
-    status, body = post(server, {"text": ["a b", "c d"], "logprob_start_len": [0], "return_logprob": True})
+def test_per_prompt_list_of_the_wrong_length_is_refused(tiny_server):
+    status, body = post(tiny_server, {"text": ["a b", "c d"], "logprob_start_len": [0], "return_logprob": True})
     assert status == 400 and "logprob_start_len" in body["error"]["message"]
 
 
-def test_no_stop_trim_keeps_the_stop_string_and_rid_is_echoed(server):
+def test_no_stop_trim_keeps_the_stop_string_and_rid_is_echoed(tiny_server):
     base = {"text": "Compute 3 + 4.", "rid": "row-7",
             "sampling_params": {"temperature": 0.0, "max_new_tokens": 16, "ignore_eos": True}}
-    status, free = post(server, base)
+    status, free = post(tiny_server, base)
     assert status == 200 and free["meta_info"]["id"] == "row-7"
     stop = free["text"][3:5]   # a stop string the greedy text contains
     assert stop
-    trimmed = post(server, base | {"sampling_params": base["sampling_params"] | {"stop": [stop]}})[1]
-    kept = post(server, base | {"sampling_params": base["sampling_params"] | {"stop": [stop], "no_stop_trim": True}})[1]
+    trimmed = post(tiny_server, base | {"sampling_params": base["sampling_params"] | {"stop": [stop]}})[1]
+    kept = post(tiny_server, base | {"sampling_params": base["sampling_params"] | {"stop": [stop], "no_stop_trim": True}})[1]
     assert trimmed["meta_info"]["finish_reason"]["matched"] == stop
     assert kept["text"].startswith(trimmed["text"] + stop) and kept["output_ids"] == trimmed["output_ids"]
 
@@ -72,6 +54,6 @@ def test_no_stop_trim_keeps_the_stop_string_and_rid_is_echoed(server):
     ("token_ids_logprob", {"token_ids_logprob": [1, 2]}),
     ("min_new_tokens", {"sampling_params": {"min_new_tokens": 3}}),
 ])
-def test_unsupported_fields_are_refused_by_name(server, field, payload):
-    status, body = post(server, {"text": "Compute 3 + 4."} | payload)
+def test_unsupported_fields_are_refused_by_name(tiny_server, field, payload):
+    status, body = post(tiny_server, {"text": "Compute 3 + 4."} | payload)
     assert status == 400 and field in body["error"]["message"]

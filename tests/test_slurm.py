@@ -27,7 +27,8 @@ CONFIGS = ("config.yaml", "toy_reduced.yaml", "toy_slurm.yaml", "math500_path.ya
 EVALSCOPE_TARGET = "results/toy/eval/base_student/math500/seed0.evalscope.responses.jsonl"
 RULES = {"toy_problems", "toy_dataset", "toy_tokenizer", "toy_model", "prepare", "prepare_dataset", "benchmark",
          "kd_prompts", "synth", "synth_filter", "reorganize", "train_data_sft", "sft", "kd", "eval_generate",
-         "eval_evalscope", "eval_grade", "eval_critic", "table", "table_chart", "training_curves"}
+         "eval_evalscope", "eval_grade", "eval_critic", "table", "table_chart", "training_curves",
+         "cost_table"}
 # Without slurmdbd, sacct fails; squeue sees finished jobs because MinJobAge is an hour.
 LOCAL_SLURM_FLAGS = ("--slurm-status-command", "squeue", "--slurm-no-account",
                      "--slurm-init-seconds-before-status-checks", "1")

@@ -65,6 +65,11 @@ class ToyDag:
                           for run in spec["rows"] if "model" not in self.study["runs"][run]})
         self.add(node("training_curves", **s), *[job for run in trained for job in self.checkpoint(run)])
         self.add(node("all"), node("training_curves", **s))
+        # the cost table reads the benchmark files of every job: it comes after the tables and figures
+        cost = node("cost_table", **s)
+        self.add(cost, *tables, *[node("table_chart", table=t, **s) for t in sorted(self.study["tables"])],
+                 node("training_curves", **s))
+        self.add(node("all"), cost)
 
     def add(self, job: tuple, *deps: tuple) -> None:
         self.deps[job].update(deps)
@@ -208,8 +213,8 @@ FEEDS = [
     # Values of other studies, other models and datasets feed nothing of the toy study; nor do
     # resources (where a job runs, not what it computes) or the study selection's other entries.
     # except a GPU count: the jobs that start servers get their GPU placement as a param (a known gap:
-    # where a job runs then reruns it)
-    ("studies.toy.resources.*.gpus", lambda dag, key: set().union(set(), *[
+    # where a job runs then reruns it), and the cost table the GPUs each job asks for
+    ("studies.toy.resources.*.gpus", lambda dag, key: dag.jobs("cost_table") | set().union(set(), *[
         dag.jobs(stage) for stage in {"default": ("synth", "eval_generate"), "synth": ("synth",),
                                       "eval_generate": ("eval_generate",)}.get(key[3], ())])),
     ("studies.toy.resources.**", lambda dag, key: set()),
@@ -425,7 +430,7 @@ def test_code_change_reruns_its_stage_and_descendants_only(complete_study):
     workdir, env = complete_study
     dag = ToyDag(yaml.safe_load((workdir / "config.yaml").read_text()))
     edits = {"motab/synthesis/skd.py": dag.jobs("synth"),  # every synthesis job runs synthesis/run.py
-             "motab/training/onpolicy.py": dag.jobs("kd"),
+             "motab/training/kd/objectives.py": dag.jobs("kd"),
              "motab/evaluation/metrics.py": dag.jobs("eval_grade"),
              "motab/tables/build.py": dag.jobs("table")}
     plans = plan_many(workdir, [{"configfiles": ["config.yaml"], "edit": path} for path in edits], env)

@@ -10,7 +10,8 @@ import pytest
 
 from motab.jsonio import DataError
 from motab.tables import build
-from motab.tables.build import TableError, latex_escape
+from motab.tables.build import TableError
+from motab.tables.render import latex_escape
 
 SPEC = {
     "title": "Tiny", "metric": "avg@4", "scale": 100, "decimals": 2,

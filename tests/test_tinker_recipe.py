@@ -7,6 +7,8 @@ prompts in file order cut at 1,024 tokens, step 80 evaluated, Qwen3-8B teacher.
 The training bits run on a tiny random Qwen3 (tests/conftest.py); LLaMA-Factory's templates are its own.
 """
 
+import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -15,8 +17,9 @@ import yaml
 
 from motab.chat import build_prompt
 from motab.jsonio import write_jsonl
-from motab.training import onpolicy
-from motab.training.kd_config import config_argv
+from motab.training.kd import command as kd_command
+from motab.training.kd import models as kd_models
+from motab.training.kd import prompts as kd_prompts
 from motab.training.sft import train_args
 
 OPD = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())["studies"]["opd"]
@@ -33,8 +36,8 @@ QWEN3_TEMPLATE = (
 
 def kd_args(student: Path, *extra: str, teacher: str = "t", prompts: str = "p"):
     """kd-train's arguments for the opd study's kd block (then `extra` flags)."""
-    return onpolicy.parse_args(["--student", str(student), "--teacher", teacher, "--prompts", prompts, "--output", "o",
-                                *config_argv(OPD["kd"]["opd"]), *extra])
+    return kd_command.parse_args(["--student", str(student), "--teacher", teacher, "--prompts", prompts, "--output", "o",
+                                  "--config-json", json.dumps(OPD["kd"]["opd"]), *extra])
 
 
 def test_both_stages_use_tinkers_lora_optimizer_and_chat_settings():
@@ -42,12 +45,12 @@ def test_both_stages_use_tinkers_lora_optimizer_and_chat_settings():
     assert (sft["lora_rank"], sft["lora_alpha"], sft["template"]) == (128, 32, "qwen3")
     assert "lm_head" in sft["lora_target"].split(",")   # LLaMA-Factory's "all" leaves lm_head out
     assert (sft["adam_beta2"], sft["max_grad_norm"]) == (0.95, 0.0)
-    kd = kd_args(Path("s"))
+    kd, options = kd_args(Path("s"))
     assert (kd.lora_rank, kd.lora_alpha, kd.lora_unembed, kd.lora_init) == (128, 32.0, True, "sft_adapter")
     assert (kd.adam_beta2, kd.grad_clip, kd.prompt_order, kd.max_prompt_tokens) == (0.95, 0.0, "file", 1024)
-    assert (kd.steps, kd.eval_step, kd.prompts_per_step, kd.samples_per_prompt) == (100, 80, [512], 4)
+    assert (kd.steps, kd.eval_step, options.prompts_per_step, kd.samples_per_prompt) == (100, 80, (512,), 4)
     assert OPD["teacher"] == "Qwen3-8B" and OPD["runs"]["teacher"]["model"] == "Qwen3-8B"
-    optimizer = onpolicy.make_optimizer([torch.nn.Parameter(torch.zeros(2))], kd)
+    optimizer = kd_models.make_optimizer([torch.nn.Parameter(torch.zeros(2))], kd)
     assert optimizer.param_groups[0]["betas"] == (0.9, 0.95) and optimizer.param_groups[0]["weight_decay"] == 0.0
 
 
@@ -91,7 +94,7 @@ def sft_output(tiny_model_dir: Path, root: Path, rank: int, alpha: int) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
-                           LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(onpolicy.LORA_TARGETS) + ["lm_head"],
+                           LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(kd_models.LORA_TARGETS) + ["lm_head"],
                                       init_lora_weights=False, lora_dropout=0.0, task_type="CAUSAL_LM"))
     with torch.no_grad():   # a trained adapter: B no longer zero
         for name, param in model.named_parameters():
@@ -117,7 +120,7 @@ def test_onpolicy_continues_the_sft_adapter_at_scale_alpha_over_rank(untied_mode
     with torch.no_grad():
         merged = AutoModelForCausalLM.from_pretrained(sft)(input_ids=ids).logits
     args = kd_args(sft, "--lora-rank", "8", "--lora-alpha", "2", "--dtype", "float32", teacher=str(sft))
-    student, _, _ = onpolicy.load_models(args, torch.device("cpu"))
+    student, _, _ = kd_models.load_models(*args, torch.device("cpu"))
     saved = lora_b(PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(untied_model_dir),
                                              str(sft / "adapter")))
     continued = lora_b(student)
@@ -130,16 +133,16 @@ def test_onpolicy_continues_the_sft_adapter_at_scale_alpha_over_rank(untied_mode
     trainable = {n for n, p in student.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n for n in trainable)
 
-    fresh, _, _ = onpolicy.load_models(kd_args(sft, "--lora-rank", "8", "--lora-alpha", "2", "--dtype", "float32",
+    fresh, _, _ = kd_models.load_models(*kd_args(sft, "--lora-rank", "8", "--lora-alpha", "2", "--dtype", "float32",
                                                "--lora-init", "fresh", teacher=str(sft)), torch.device("cpu"))
     assert all(not p.any() for p in lora_b(fresh).values())   # the old start: new zero adapters on merged weights
     with pytest.raises(ValueError, match="the SFT adapter has .*'r': 8.*asks for .*'r': 128"):
-        onpolicy.load_models(kd_args(sft, "--dtype", "float32", teacher=str(sft)), torch.device("cpu"))
+        kd_models.load_models(*kd_args(sft, "--dtype", "float32", teacher=str(sft)), torch.device("cpu"))
     with pytest.raises(ValueError, match="untied"):   # a LoRA on a tied lm_head would change the embeddings
-        onpolicy.load_models(kd_args(tiny_model_dir, "--lora-rank", "8", "--lora-alpha", "2", "--lora-init", "fresh",
+        kd_models.load_models(*kd_args(tiny_model_dir, "--lora-rank", "8", "--lora-alpha", "2", "--lora-init", "fresh",
                                      teacher=str(tiny_model_dir)), torch.device("cpu"))
     with pytest.raises(ValueError, match="adapter_config.json not found"):
-        onpolicy.load_models(kd_args(untied_model_dir, "--lora-rank", "8", "--lora-alpha", "2", "--dtype", "float32",
+        kd_models.load_models(*kd_args(untied_model_dir, "--lora-rank", "8", "--lora-alpha", "2", "--dtype", "float32",
                                      teacher=str(sft)), torch.device("cpu"))
 
 
@@ -151,11 +154,11 @@ def test_prompts_in_file_order_each_cut_to_its_first_tokens(tiny_model_dir, tmp_
     write_jsonl(tmp_path / "p.jsonl", [{"id": f"q{i}", "messages": [{"role": "user", "content": q}]}
                                        for i, q in enumerate(["1 + 2?", long_question, "3 + 4?", "5 + 6?"])])
     args = kd_args(Path("s"), prompts=str(tmp_path / "p.jsonl"))
-    sources = onpolicy.prompt_sources(args)
+    sources = kd_prompts.prompt_sources(*args)
     assert sources[0].order == [0, 1, 2, 3]   # Tinker's PromptOnlyDataset: batches are slices of the file
-    assert onpolicy.prompt_sources(onpolicy.argparse.Namespace(**{**vars(args), "prompt_order": "shuffled"}))[0] \
+    assert kd_prompts.prompt_sources(dataclasses.replace(args[0], prompt_order="shuffled"), args[1])[0] \
         .order != [0, 1, 2, 3]
-    onpolicy.cut_prompts(sources, tokenizer, 10)
+    kd_prompts.cut_prompts(sources, tokenizer, 10)
     cut = sources[0].conversations[1][0]["content"]
     assert cut == tokenizer.decode(tokenizer.encode(long_question, add_special_tokens=False)[:10])
     assert cut != long_question and sources[0].conversations[0][0]["content"] == "1 + 2?"
@@ -189,7 +192,7 @@ def test_llamafactory_lora_sft_with_tinkers_settings_is_continued_by_kd_train(un
     ids = torch.tensor([[5, 6, 7, 8, 9]])
     with torch.no_grad():
         merged = AutoModelForCausalLM.from_pretrained(out)(input_ids=ids).logits
-    student, _, _ = onpolicy.load_models(kd_args(out, "--lora-rank", "8", "--lora-alpha", "2", "--dtype", "float32",
+    student, _, _ = kd_models.load_models(*kd_args(out, "--lora-rank", "8", "--lora-alpha", "2", "--dtype", "float32",
                                                  teacher=str(out)), torch.device("cpu"))
     with torch.no_grad():
         assert torch.allclose(student(input_ids=ids).logits, merged, atol=1e-4)

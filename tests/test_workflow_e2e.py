@@ -142,8 +142,9 @@ def test_eval_only_change_reruns_only_eval_and_tables(study):
     changed.write_text("studies:\n  toy:\n    eval: {temperature: 0.7}\n")
     plan = planned_jobs(subprocess.run([SNAKEMAKE, "-n", "--configfile", "config.yaml", str(REDUCED), str(changed)],
                                        cwd=study, capture_output=True, text=True, check=True).stdout)
-    # 12 table rows x 2 eval seeds; training curves read checkpoints only, so they stay
-    assert plan == {"eval_generate": 24, "eval_grade": 24, "table": 1, "table_chart": 1, "all": 1}
+    # 12 table rows x 2 eval seeds; training curves read checkpoints only, so they stay; the cost
+    # table reads every job's benchmark file, so it follows
+    assert plan == {"eval_generate": 24, "eval_grade": 24, "table": 1, "table_chart": 1, "cost_table": 1, "all": 1}
 
 
 @pytest.mark.e2e
@@ -151,7 +152,7 @@ def test_report_has_tables_chart_and_curves(study):
     snakemake(study, "--report", "report.html")
     html = (study / "report.html").read_text()
     # the table is an HTML page in the report (its numbers show when opened); md/CSV are plain outputs
-    for name in ("main.html", "main.png", "training_curves.png"):
+    for name in ("main.html", "main.png", "training_curves.png", "cost.html"):
         assert name in html, name
     assert html.count("data:image/png") >= 2  # the chart and the curves are embedded in the page
 

@@ -5,6 +5,11 @@
         --work-dir results/<study>/eval/<run>/math500/seed0.evalscope
         --n 4 --temperature 0.6 --top-p 1.0 --max-tokens 128 --seed 0 [--limit N]
         [--server-command TEMPLATE | --server-url URL]
+    python -m motab eval-evalscope --model DIR --jobs-json '[{"benchmark_file": ..., "format": ...,
+        "name": ..., "dataset": ..., "output": ..., "work_dir": ..., "n": 8, "top_k": 20, ...}, ...]'
+
+--jobs-json runs several (benchmark, seed) jobs, each with its own files, dataset_args and
+sampling, against ONE server start: a run's whole eval in one SLURM job (eval_evalscope_run_<study>).
 
 EvalScope (the `evalscope` engine of a study's eval) runs its own TaskConfig: eval_type
 "openai_api" with api_url = <server>/v1, the benchmark's EvalScope name with dataset_args
@@ -187,17 +192,28 @@ def run_evalscope(config: dict) -> None:
     run_task(task_cfg=TaskConfig(**config))
 
 
-def main(argv: list[str]) -> int:
+# What one EvalScope job states (its benchmark, files and sampling); --jobs-json lists several,
+# all against ONE server start (a run's benchmarks x seeds in one SLURM job).
+JOB_KEYS = ("benchmark_file", "format", "name", "dataset", "output", "work_dir", "split", "limit", "dataset_args",
+            "n", "temperature", "top_p", "top_k", "max_tokens", "seed", "batch_size")
+JOB_REQUIRED = ("benchmark_file", "format", "name", "dataset", "output", "work_dir")
+
+
+def build_parser() -> argparse.ArgumentParser:
     from motab.serving.launch import LOCAL_SERVER
 
     parser = argparse.ArgumentParser(prog="python -m motab eval-evalscope", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="checkpoint folder or hub id (served by the server)")
-    parser.add_argument("--benchmark-file", required=True, help="the benchmark's JSONL file, or a hub id")
-    parser.add_argument("--format", required=True, help="its format (motab.data.benchmarks)")
-    parser.add_argument("--name", required=True, help="the benchmark's name in config")
-    parser.add_argument("--dataset", required=True, help="EvalScope benchmark name, e.g. math_500")
-    parser.add_argument("--output", required=True, help="responses.jsonl (the native engine's form)")
-    parser.add_argument("--work-dir", required=True, help="EvalScope's work_dir (task config, reviews, report)")
+    parser.add_argument("--benchmark-file", help="the benchmark's JSONL file, or a hub id")
+    parser.add_argument("--format", help="its format (motab.data.benchmarks)")
+    parser.add_argument("--name", help="the benchmark's name in config")
+    parser.add_argument("--dataset", help="EvalScope benchmark name, e.g. math_500")
+    parser.add_argument("--output", help="responses.jsonl (the native engine's form)")
+    parser.add_argument("--work-dir", help="EvalScope's work_dir (task config, reviews, report)")
+    parser.add_argument("--jobs-json", default=None,
+                        help="instead of the six flags above: a JSON list of {benchmark_file, format, name, dataset, "
+                             "output, work_dir, and any of split, limit, dataset_args and the sampling keys}, all on "
+                             "one server (unset keys take the flags' values)")
     parser.add_argument("--n", type=int, default=1, help="samples per problem (EvalScope repeats)")
     parser.add_argument("--temperature", type=float, default=0.6)
     parser.add_argument("--top-p", type=float, default=1.0)
@@ -215,54 +231,104 @@ def main(argv: list[str]) -> int:
                         help="the job GPUs each server sees (role model), JSON of motab.serving.placement")
     parser.add_argument("--server-url", default=None, help="use this running server instead of starting one")
     parser.add_argument("--server-startup-timeout", type=float, default=300.0)
-    args = parser.parse_args(argv)
-    if args.n < 1:
-        parser.error(f"--n must be at least 1, found {args.n}")
+    return parser
 
+
+def _dataset_args(value) -> dict:
+    """A job's extra dataset_args: a JSON object (the flag's string, or already parsed from --jobs-json)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--dataset-args: not valid JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise TypeError("--dataset-args: expected a JSON object")
+    return value
+
+
+def _jobs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[argparse.Namespace]:
+    """The jobs to run: those of --jobs-json, or the one the flags state; each checked."""
+    from motab.evaluation.jobs import parse_jobs
+
+    flags = ["--" + key.replace("_", "-") for key in JOB_REQUIRED]
+    try:
+        if args.jobs_json:
+            if any(getattr(args, key) for key in JOB_REQUIRED):
+                parser.error(f"give --jobs-json or {'/'.join(flags)}, not both")
+            jobs = parse_jobs(args.jobs_json, args, JOB_KEYS, JOB_REQUIRED)
+        elif not all(getattr(args, key) for key in JOB_REQUIRED):
+            parser.error(f"{', '.join(flags)} are required (or --jobs-json)")
+        else:
+            jobs = [args]
+        for job in jobs:
+            job.dataset_args = _dataset_args(job.dataset_args)
+            if job.n < 1:
+                raise ValueError(f"--n must be at least 1, found {job.n}")
+    except (ValueError, TypeError) as exc:
+        parser.error(str(exc))
+    return jobs
+
+
+def local_problems(job: argparse.Namespace) -> list[dict] | None:
+    """The problems of a job's local benchmark file (read and checked before the server starts);
+    None for a hub id, which EvalScope downloads first."""
     from motab.data.benchmarks import load_benchmark
+
+    return load_benchmark(job.benchmark_file, job.format, job.name) if Path(job.benchmark_file).is_file() else None
+
+
+def run_job(url: str, job: argparse.Namespace, problems: list[dict] | None) -> None:
+    """One benchmark at one seed: n EvalScope runs against the server, converted into job.output."""
+    t0 = time.perf_counter()
+    local = problems is not None
+    # a hub id with a configuration (Idavidrein/gpqa:gpqa_diamond) is not an EvalScope dataset_id:
+    # EvalScope then reads its own copy (same fields), our loader the hub id for the matching
+    dataset_id = str(Path(job.benchmark_file).resolve().parent) if local else \
+        (None if ":" in job.benchmark_file else job.benchmark_file)
+    work_dir = Path(job.work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    for stale in sorted(work_dir.glob("sample*")):  # a rerun never mixes old samples in
+        shutil.rmtree(stale)
+    reviews = []
+    for repeat in range(job.n):
+        run_dir = work_dir / f"sample{repeat}"
+        config = task_config_dict(url, job.dataset, dataset_id, str(run_dir), job.temperature, job.top_p,
+                                  job.max_tokens, repeat_seed(job.seed, repeat), job.limit or None,
+                                  job.batch_size, extra_args=job.dataset_args, top_k=job.top_k)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / "task_config.json", config)
+        _log(f"server at {url}; EvalScope {job.dataset} from {dataset_id}, sample {repeat + 1}/{job.n} "
+             f"(seed {config['seed']})")
+        run_evalscope(config)
+        reviews += read_reviews(review_files(run_dir, job.dataset), repeat)
+    if problems is None:  # a hub id: EvalScope downloaded it; our loader reads the same rows
+        from motab.data.benchmarks import load_benchmark
+        from motab.data.prepare import load_hub_dataset
+
+        problems = load_benchmark(load_hub_dataset(job.benchmark_file, split=job.split), job.format, job.name)
+    rows = to_responses(reviews, problems, job.n)
+    write_jsonl(job.output, rows)
+    _log(f"wrote {job.output} ({len(rows)} problems x {job.n}) in {time.perf_counter() - t0:.1f} s")
+
+
+def main(argv: list[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    jobs = _jobs(parser, args)
+
     from motab.serving.launch import serving
     from motab.serving.placement import from_json
 
     _log("command: python -m motab eval-evalscope " + shlex.join(argv))
     t0 = time.perf_counter()
-    try:
-        extra_args = json.loads(args.dataset_args)
-    except json.JSONDecodeError as exc:
-        parser.error(f"--dataset-args: not valid JSON ({exc.msg})")
-    if not isinstance(extra_args, dict):
-        parser.error("--dataset-args: expected a JSON object")
-    local = Path(args.benchmark_file).is_file()
-    problems = load_benchmark(args.benchmark_file, args.format, args.name) if local else None
-    # a hub id with a configuration (Idavidrein/gpqa:gpqa_diamond) is not an EvalScope dataset_id:
-    # EvalScope then reads its own copy (same fields), our loader the hub id for the matching
-    dataset_id = str(Path(args.benchmark_file).resolve().parent) if local else \
-        (None if ":" in args.benchmark_file else args.benchmark_file)
-    work_dir = Path(args.work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    for stale in sorted(work_dir.glob("sample*")):  # a rerun never mixes old samples in
-        shutil.rmtree(stale)
-    log_path = args.server_log or str(args.output) + ".server.log"
+    problems = [local_problems(job) for job in jobs]
+    log_path = args.server_log or str(jobs[0].output) + ".server.log"
     context = nullcontext(args.server_url) if args.server_url else serving(
         args.server_command, args.model, log_path, startup_timeout_s=args.server_startup_timeout,
         placement=from_json(args.placement).get("model"))
-    reviews = []
     with context as url:
-        for repeat in range(args.n):
-            run_dir = work_dir / f"sample{repeat}"
-            config = task_config_dict(url, args.dataset, dataset_id, str(run_dir), args.temperature, args.top_p,
-                                      args.max_tokens, repeat_seed(args.seed, repeat), args.limit or None,
-                                      args.batch_size, extra_args=extra_args, top_k=args.top_k)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            write_json(run_dir / "task_config.json", config)
-            _log(f"server at {url}; EvalScope {args.dataset} from {dataset_id}, sample {repeat + 1}/{args.n} "
-                 f"(seed {config['seed']})")
-            run_evalscope(config)
-            reviews += read_reviews(review_files(run_dir, args.dataset), repeat)
-    if problems is None:  # a hub id: EvalScope downloaded it; our loader reads the same rows
-        from motab.data.prepare import load_hub_dataset
-
-        problems = load_benchmark(load_hub_dataset(args.benchmark_file, split=args.split), args.format, args.name)
-    rows = to_responses(reviews, problems, args.n)
-    write_jsonl(args.output, rows)
-    _log(f"wrote {args.output} ({len(rows)} problems x {args.n}) in {time.perf_counter() - t0:.1f} s")
+        _log(f"server at {url} ready after {time.perf_counter() - t0:.1f} s; {len(jobs)} job(s) on it")
+        for job, own in zip(jobs, problems):
+            run_job(url, job, own)
+    _log(f"{len(jobs)} job(s) in {time.perf_counter() - t0:.1f} s total")
     return 0

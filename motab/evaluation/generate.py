@@ -112,20 +112,9 @@ JOB_KEYS = ("problems", "output", "n", "temperature", "top_p", "top_k", "max_tok
 
 def parse_jobs(text: str, defaults: argparse.Namespace) -> list[argparse.Namespace]:
     """--jobs-json: a list of {problems, output, and any sampling key}; unset keys take the flags'."""
-    raw = json.loads(text)
-    if not isinstance(raw, list) or not raw:
-        raise ValueError("--jobs-json: expected a non-empty list of {problems, output, ...} objects")
-    jobs = []
-    for index, job in enumerate(raw):
-        unknown = sorted(set(job) - set(JOB_KEYS)) if isinstance(job, dict) else ["(not an object)"]
-        if unknown or "problems" not in job or "output" not in job:
-            raise ValueError(f"--jobs-json[{index}]: needs problems and output, known keys {', '.join(JOB_KEYS)}; "
-                             f"unknown {unknown}")
-        jobs.append(argparse.Namespace(**{**vars(defaults), **job}))
-    outputs = [job.output for job in jobs]
-    if len(set(outputs)) != len(outputs):
-        raise ValueError("--jobs-json: two jobs write the same output")
-    return jobs
+    from motab.evaluation.jobs import parse_jobs as parse
+
+    return parse(text, defaults, JOB_KEYS, ("problems", "output"))
 
 
 def run_job(url: str, job: argparse.Namespace, tokenizer) -> None:
@@ -146,7 +135,7 @@ def run_job(url: str, job: argparse.Namespace, tokenizer) -> None:
     _log(f"wrote {job.output} ({len(rows)} rows)")
 
 
-def main(argv: list[str]) -> int:
+def build_parser() -> argparse.ArgumentParser:
     from motab.serving.launch import LOCAL_SERVER
 
     parser = argparse.ArgumentParser(prog="motab eval-generate", description=__doc__.split("\n\n")[0])
@@ -180,7 +169,11 @@ def main(argv: list[str]) -> int:
                         help="--prompt-template as a JSON string (what the workflow passes: one line)")
     parser.add_argument("--enable-thinking", choices=["true", "false"], default=None,
                         help="passed to the chat template (default: the template's own)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _prompt_template(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--prompt-template-json into args.prompt_template; the template must hold {problem}."""
     if args.prompt_template_json is not None:
         try:
             args.prompt_template = json.loads(args.prompt_template_json)
@@ -190,6 +183,10 @@ def main(argv: list[str]) -> int:
             parser.error(f"--prompt-template-json must hold a JSON string, found {args.prompt_template!r}")
     if "{problem}" not in args.prompt_template:
         parser.error(f"--prompt-template must contain {{problem}}, found {args.prompt_template!r}")
+
+
+def _jobs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[argparse.Namespace]:
+    """The jobs to run: those of --jobs-json, or the one of --problems/--output; counts checked."""
     if args.jobs_json:
         if args.problems or args.output:
             parser.error("give --jobs-json or --problems/--output, not both")
@@ -205,6 +202,14 @@ def main(argv: list[str]) -> int:
         for name in ("n", "batch_problems", "max_in_flight"):
             if getattr(job, name) < 1:
                 parser.error(f"--{name.replace('_', '-')} must be at least 1, found {getattr(job, name)}")
+    return jobs
+
+
+def main(argv: list[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _prompt_template(parser, args)
+    jobs = _jobs(parser, args)
 
     from transformers import AutoTokenizer
 

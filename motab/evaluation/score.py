@@ -70,6 +70,31 @@ def read_responses(path: str | os.PathLike) -> list[dict]:
     return rows
 
 
+def _place_answers(preds: Sequence[str | None], placed: int, reps: list[str], known, both_ways: bool,
+                   needed: dict[tuple[str, str], None]) -> int:
+    """Place one problem's answers, from index `placed` on, while their verdicts are all known: a
+    new cluster representative goes into `reps`; the first answer with an unknown verdict stops the
+    walk and its pairs still to judge go into `needed`. Returns the new count of placed answers."""
+    while placed < len(preds):
+        pred = preds[placed]
+        if pred is None:
+            placed += 1
+            continue
+        verdicts = [known(pred, rep) for rep in reps]
+        first_true = next((i for i, v in enumerate(verdicts) if v), len(verdicts))
+        unknown = [rep for rep, v in zip(reps[:first_true], verdicts) if v is None]
+        if unknown:  # the reps before the first known match must all be judged first
+            for rep in unknown:
+                needed[(pred, rep)] = None
+                if both_ways:
+                    needed[(rep, pred)] = None
+            break
+        if first_true == len(verdicts):
+            reps.append(pred)
+        placed += 1
+    return placed
+
+
 def cluster_answers(preds_per_problem: Sequence[Sequence[str | None]], equivalence: str, both_ways: bool,
                     skip: set[str], processes: int, timeout_s: float) -> list[list[int]]:
     """Maj@k cluster labels for each problem's answers, as `majority_vote` assigns them.
@@ -108,23 +133,7 @@ def cluster_answers(preds_per_problem: Sequence[Sequence[str | None]], equivalen
     while True:
         needed: dict[tuple[str, str], None] = {}
         for p, preds in enumerate(preds_per_problem):
-            while placed[p] < len(preds):  # place answers whose verdicts are all known
-                pred = preds[placed[p]]
-                if pred is None:
-                    placed[p] += 1
-                    continue
-                verdicts = [known(pred, rep) for rep in reps[p]]
-                first_true = next((i for i, v in enumerate(verdicts) if v), len(verdicts))
-                unknown = [rep for rep, v in zip(reps[p][:first_true], verdicts) if v is None]
-                if unknown:  # the reps before the first known match must all be judged first
-                    for rep in unknown:
-                        needed[(pred, rep)] = None
-                        if both_ways:
-                            needed[(rep, pred)] = None
-                    break
-                if first_true == len(verdicts):
-                    reps[p].append(pred)
-                placed[p] += 1
+            placed[p] = _place_answers(preds, placed[p], reps[p], known, both_ways, needed)
         if not needed:
             break
         todo = [key for key in needed if key not in cache]

@@ -40,7 +40,7 @@ chunk of fp32 logits per model is alive, never the full [tokens, |V|] tensors. T
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

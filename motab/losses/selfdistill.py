@@ -28,34 +28,23 @@ here has an unchunked form the golden tests compare with the release.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from motab.losses.divergences import kl, log_probs
+from motab.losses.selfdistill_defaults import (  # noqa: F401 (re-exported)
+    COMPATS,
+    PW_PRESETS,
+    REOPOLD_BETA,
+    REOPOLD_LAMBDA,
+    REOPOLD_T_SWITCH,
+    PositionSchedule,
+)
 
-COMPATS = ("released", "paper")
 EOPD_ENTROPY_THRESHOLD = 0.8   # the release's tau, hard-coded in ea_opsd_trainer.py
 EOPD_TOP_K = 16
 EOPD_PPO_EPS = 0.2
-REOPOLD_LAMBDA, REOPOLD_BETA, REOPOLD_T_SWITCH = 0.1, 0.2, 50   # the REOPOLD launchers' values
-
-
-@dataclass(frozen=True)
-class PositionSchedule:
-    """PW-OPSD position weight w(u) = w_min + (1 - w_min) * sigmoid((u - tau) / s)."""
-
-    w_min: float
-    tau: float
-    s: float
-
-
-PW_PRESETS = {
-    "moderate": PositionSchedule(w_min=0.25, tau=0.30, s=0.10),    # the release's launchers and paper
-    # no launcher or README gives the Aggressive w_min: 0.10 is our choice (config marks it as ours)
-    "aggressive": PositionSchedule(w_min=0.10, tau=0.30, s=0.10),
-}
 
 
 def _check_compat(compat: str) -> None:

@@ -11,10 +11,26 @@ from dataclasses import dataclass
 
 import torch
 
-from motab.losses.divergences import Head, chunked_token_entropy, chunked_token_logprobs, chunked_token_loss
-from motab.losses.selfdistill import (PW_PRESETS, REOPOLD_BETA, REOPOLD_LAMBDA, REOPOLD_T_SWITCH, PositionSchedule,
-                                      eopd_fkl_token_loss, eopd_sampled_token_loss, opsd_token_loss,
-                                      per_sequence_token_weights, position_weights, reopold_loss, reopold_phase_mask)
+from motab.losses.divergences import (
+    Head,
+    chunked_token_entropy,
+    chunked_token_logprobs,
+    chunked_token_loss,
+)
+from motab.losses.selfdistill import (
+    PW_PRESETS,
+    REOPOLD_BETA,
+    REOPOLD_LAMBDA,
+    REOPOLD_T_SWITCH,
+    PositionSchedule,
+    eopd_fkl_token_loss,
+    eopd_sampled_token_loss,
+    opsd_token_loss,
+    per_sequence_token_weights,
+    position_weights,
+    reopold_loss,
+    reopold_phase_mask,
+)
 
 SELF_DISTILL_LOSSES = ("opsd", "eopd", "pwopsd", "reopold")
 

@@ -11,7 +11,7 @@ the bottom read SGLang /generate responses without knowing which server produced
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Self
 
 import orjson
 
@@ -68,7 +68,7 @@ class ServerClient:
         self._semaphore: asyncio.Semaphore | None = None
         self._session = None
 
-    async def __aenter__(self) -> "ServerClient":
+    async def __aenter__(self) -> Self:
         import aiohttp
 
         self._semaphore = asyncio.Semaphore(self.max_in_flight)
@@ -105,7 +105,7 @@ class ServerClient:
                         last = f"HTTP {resp.status}: {text[:500]}"
                 except RequestRejected:
                     raise
-                except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+                except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
                     last = f"{type(exc).__name__}: {exc}"
                 if attempt < attempts:
                     await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
@@ -138,7 +138,7 @@ class ServerClient:
             async with self._session.get(self.base_url + "/health",
                                          timeout=aiohttp.ClientTimeout(total=10)) as resp:
                 return resp.status == 200
-        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
+        except (TimeoutError, aiohttp.ClientError, ConnectionError):
             return False
 
 

@@ -1,24 +1,21 @@
-"""A kd block of config -> `motab kd-train` flags (kept free of torch: the Snakefile imports it)."""
+"""kd blocks of config: their teachers and prompt sources, and their checks (torch-free: the Snakefile imports it)."""
 
 from __future__ import annotations
 
-CONFIG_FLAGS = ("loss", "steps", "prompts_per_step", "samples_per_prompt", "max_new_tokens", "temperature", "top_p",
-                "top_k", "student_thinking", "teacher_thinking", "prompt_style", "mask_pad_tokens", "lr",
-                "lr_schedule", "seed", "kl_discount", "jsd_beta", "distill_temperature", "skew_lambda", "akl_mu",
-                "clip", "compat", "w_min", "pw_tau", "pw_s", "reopold_lambda", "reopold_beta", "reopold_t_switch",
-                "lora_rank", "lora_alpha", "chunk_tokens", "grad_clip", "save_steps", "dtype", "eval_step",
-                "micro_batch_prompts", "loss_average", "gradient_checkpointing",
-                "lora_unembed", "lora_init", "adam_beta2", "prompt_order", "max_prompt_tokens")
-RULE_KEYS = ("engine", "prompts", "teachers")   # read by rules/kd.smk (kd_sources), not kd-train flags
-SELF = "self"   # a teacher that is the starting student itself (self-distillation)
+from motab.training.kd.config import RULE_KEYS, SELF, ConfigError, KDConfig
+
+__all__ = ["RULE_KEYS", "SELF", "block_errors", "kd_config_errors", "kd_sources"]
 
 
-def config_argv(cfg: dict) -> list[str]:
-    """kd-train flags for a kd block of config (engine builtin): each key k becomes --k (with '-' for '_')."""
-    unknown = sorted(set(cfg) - set(CONFIG_FLAGS) - set(RULE_KEYS))
-    if cfg.get("engine", "builtin") != "builtin" or unknown:
-        raise ValueError(f"kd config for the builtin trainer: unexpected engine {cfg.get('engine')!r} or keys {unknown}")
-    return [part for key in CONFIG_FLAGS if key in cfg for part in (f"--{key.replace('_', '-')}", str(cfg[key]))]
+def block_errors(cfg: dict, where: str) -> list[str]:
+    """A builtin kd block read as a KDConfig (types, ranges, loss names from the objective registry)."""
+    if cfg.get("engine", "builtin") != "builtin":
+        return []
+    try:
+        KDConfig.from_dict(cfg, where)
+    except ConfigError as exc:
+        return [str(exc)]
+    return []
 
 
 def kd_sources(study: dict, run: dict) -> list[tuple[str, str, int | None]]:
@@ -26,7 +23,7 @@ def kd_sources(study: dict, run: dict) -> list[tuple[str, str, int | None]]:
 
     A kd block with `teachers` (Tinker's multi-teacher form) lists them; otherwise the one teacher is
     the run's `teacher` (else the study's), its prompts the block's `prompts` dataset (else the study's
-    train_data), and its prompts per step the block's own prompts_per_step (None here: a kd-train flag).
+    train_data), and its prompts per step the block's own prompts_per_step (None here: the block's prompts_per_step, part of its KDConfig).
     """
     cfg = study["kd"][run["kd"]]
     if "teachers" in cfg:
@@ -41,6 +38,7 @@ def kd_config_errors(config: dict) -> list[str]:
     for study_name, study in config.get("studies", {}).items():
         for name, cfg in study.get("kd", {}).items():
             where = f"studies.{study_name}.kd.{name}"
+            errors += block_errors(cfg, where)
             if "prompts" in cfg and cfg["prompts"] not in datasets:
                 errors.append(f"{where}.prompts: {cfg['prompts']!r} is not a dataset (datasets: {sorted(datasets)})")
             if "teachers" not in cfg:
