@@ -20,7 +20,11 @@ and --max-total-tokens; epsilon0 0.2, theta 1.0, top-k entropy 20 (MOTAB), gamma
   --student-url S --max-in-flight --max-in-flight`.
 Both are timed from process start to exit (imports and tokenizer loading included on both sides),
 interleaved per run (method by method: ours, released). Printed: median seconds and rows/s per side
-and method, and the ratio ours/peer of rows/s (above 1: ours is faster).
+and method, and the ratio ours/peer of rows/s (above 1: ours is faster). Each side also runs on the
+first problem alone (--startup-runs runs, interleaved likewise; an empty file would not do: the
+scripts return before loading their tokenizer), which is mostly start-up (imports, tokenizer), and
+the marginal rows/s, (rows - rows of one problem) / (seconds - seconds of one problem), shows the
+synthesis loops without it: at toy sizes start-up is a large share of a run.
 """
 
 from __future__ import annotations
@@ -102,6 +106,43 @@ def timed(cmd: list[str], out: Path, env: dict, timeout_s: float) -> tuple[float
     return seconds, sum(len(r["responses"]) if "responses" in r else 1 for r in rows)
 
 
+def startup(sides, methods, root: Path, urls: dict, args, env: dict) -> dict[tuple[str, str], tuple[float, int]]:
+    """Median (seconds, rows) of each side's run on the first problem alone: mostly start-up."""
+    from motab.jsonio import read_jsonl, write_jsonl
+
+    write_jsonl(root / "one.jsonl", read_jsonl(root / "problems.jsonl")[:1])
+    got: dict[tuple[str, str], list[tuple[float, int]]] = {}
+    for run in range(args.startup_runs):
+        for method in methods:
+            for side, command in sides:
+                out = root / f"one-{side}-{method}-{run}.jsonl"
+                cmd = [str(root / "one.jsonl") if part == str(root / "problems.jsonl") else part
+                       for part in command(method, root, urls, args, out)]
+                got.setdefault((side, method), []).append(timed(cmd, out, env, args.timeout_s))
+    return {key: (statistics.median(s for s, _ in runs), runs[0][1]) for key, runs in got.items()}
+
+
+def report(sides, methods, got: dict, start: dict, args) -> None:
+    """Per method: each side's median seconds, rows/s and start-up, and the ratios ours/peer."""
+    for method in methods:
+        rate, loop = {}, {}
+        for side, _ in sides:
+            runs = got[(side, method)]
+            seconds = statistics.median(s for s, _ in runs)
+            rate[side] = statistics.median(n / s for s, n in runs)
+            label = (f"ours motab synth {method}" if side == "ours" else
+                     f"peer released {SCRIPTS[method]} (workers {released_workers(method, args)})")
+            extra = ""
+            if (side, method) in start:
+                one_s, one_n = start[(side, method)]
+                loop[side] = statistics.median((n - one_n) / max(s - one_s, 1e-9) for s, n in runs)
+                extra = f"  one problem {one_s:5.2f} s, marginal {loop[side]:7.2f} rows/s"
+            print(f"{label}: {seconds:7.2f} s  {rate[side]:7.2f} rows/s  (rows {runs[0][1]}){extra}", flush=True)
+        if "peer" in rate:
+            past = f", {loop['ours'] / loop['peer']:.2f}x marginal" if len(loop) == 2 else ""
+            print(f"ratio ours/peer {method}: {rate['ours'] / rate['peer']:.2f}x rows/s{past}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--released-dir", help="local checkout of github.com/wangbing1416/MOTAB (none: ours only)")
@@ -116,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", nargs="+", default=list(SCRIPTS), choices=list(SCRIPTS))
     p.add_argument("--threads", type=int, default=1, help="torch threads of each server")
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--startup-runs", type=int, default=1, help="runs on the first problem alone per side (0: none)")
     p.add_argument("--timeout-s", type=float, default=900.0, help="per synthesis run (its process group is killed)")
     args = p.parse_args(argv)
     released = Path(args.released_dir) if args.released_dir else None
@@ -149,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"--max-in-flight {args.max_in_flight}; median of {args.runs} interleaved runs; load average "
                   f"{os.getloadavg()[0]:.1f}", flush=True)
             sides = [("ours", ours_command)] + ([("peer", released_command)] if released is not None else [])
+            start = startup(sides, args.methods, root, urls, args, env)
             got: dict[tuple[str, str], list[tuple[float, int]]] = {}
             for run in range(args.runs):
                 for method in args.methods:
@@ -156,17 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                         out = root / f"{side}-{method}-{run}.jsonl"
                         got.setdefault((side, method), []).append(timed(command(method, root, urls, args, out),
                                                                         out, env, args.timeout_s))
-        for method in args.methods:
-            rate = {}
-            for side, _ in sides:
-                runs = got[(side, method)]
-                seconds = statistics.median(s for s, _ in runs)
-                rate[side] = statistics.median(n / s for s, n in runs)
-                label = (f"ours motab synth {method}" if side == "ours" else
-                         f"peer released {SCRIPTS[method]} (workers {released_workers(method, args)})")
-                print(f"{label}: {seconds:7.2f} s  {rate[side]:7.2f} rows/s  (rows {runs[0][1]})", flush=True)
-            if "peer" in rate:
-                print(f"ratio ours/peer {method}: {rate['ours'] / rate['peer']:.2f}x rows/s", flush=True)
+        report(sides, args.methods, got, start, args)
         if released is None:
             print("released scripts: not measured (no --released-dir given), so no ratio", flush=True)
     return 0

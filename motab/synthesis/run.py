@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from motab.evaluation.answers import extract_answer
 from motab.evaluation.grading import grade_many
-from motab.jsonio import append_jsonl, dumps, read_jsonl, write_json, write_text
+from motab.jsonio import dumps, read_jsonl, write_json, write_text
 from motab.provenance import provenance
 from motab.serving.client import ServerClient
 from motab.serving.launch import LOCAL_SERVER, serving
@@ -29,6 +29,7 @@ from motab.serving.placement import from_json
 from motab.synthesis import motab_method, resume, skd, skd_tokens, teacher_only
 from motab.synthesis.context import SynthContext
 from motab.synthesis.stats import synth_stats
+from motab.synthesis.tokenizer import load_tokenizer
 
 # name -> (params dataclass built from --params-json, async chunk_fn(ctx, problems, prompts, params) -> rows)
 METHODS = {
@@ -40,16 +41,34 @@ METHODS = {
 STUDENT_METHODS = {"motab", "skd", "skd_tokens"}  # methods that draft with a student server
 
 
+def uses_prompts(method: str, params) -> bool:
+    """Whether the method's chunk function reads the chat prompts (the step methods build their own
+    starting context: the raw question in released mode)."""
+    return method == "skd_tokens" or (method == "teacher_only" and not params.stepwise)
+
+
+def needs_chat_template(method: str, params) -> bool:
+    """Whether the run renders a chat prompt, so needs transformers' tokenizer (see tokenizer.py)."""
+    return uses_prompts(method, params) or getattr(params, "compat", "released") != "released"
+
+
+def append_rows(handle, rows: list[dict]) -> None:
+    """Append a chunk's rows and flush them to disk once (one fsync per chunk, not per row: a killed
+    job keeps every finished chunk, and a torn last line is dropped on resume)."""
+    if rows:
+        handle.write("".join(dumps(row) + "\n" for row in rows))
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def completed_pairs(partial: Path) -> dict[tuple[str, int], dict]:
     """Rows already written by an earlier (possibly killed) attempt; a torn last line is dropped."""
     return resume.read_partial(partial)[1]
 
 
-async def synthesize(method: str, problems: list[dict], tokenizer, url: str, params, partial: Path,
-                     max_in_flight: int, student_url: str | None = None, key: dict | None = None) -> None:
-    from motab.chat import build_prompt
-
-    _, chunk_fn = METHODS[method]
+def synthesize(method: str, problems: list[dict], tokenizer, url: str, params, partial: Path,
+               max_in_flight: int, student_url: str | None = None, key: dict | None = None) -> None:
+    """Run the method over every chunk not yet complete in `partial`, appending each chunk's rows."""
     done = completed_pairs(partial)
     # Rewrite the partial file with its key and only complete rows so a torn line cannot be read twice.
     write_text(partial, (resume.header_line(key) if key else "") + "".join(dumps(row) + "\n" for row in done.values()))
@@ -59,27 +78,39 @@ async def synthesize(method: str, problems: list[dict], tokenizer, url: str, par
     chunks = [c for c in chunks if any((p["id"], s) not in done for p in c for s in range(params.num_responses))]
     remaining = sum(len(c) for c in chunks)
     bar = tqdm(total=len(problems), initial=len(problems) - remaining, desc=f"synth {method}", unit="problem")
-    tokens, start = 0, time.time()
     with open(partial, "a", encoding="utf-8") as handle:
-        async with AsyncExitStack() as stack:
-            teacher = await stack.enter_async_context(ServerClient(url, max_in_flight=max_in_flight))
-            student = (await stack.enter_async_context(ServerClient(student_url, max_in_flight=max_in_flight))
-                       if student_url else None)
-            ctx = SynthContext(teacher=teacher, student=student, tokenizer=tokenizer)
-
-            async def one(chunk):
-                prompts = [build_prompt(tokenizer, p["input"]) for p in chunk]
-                return chunk, await chunk_fn(ctx, chunk, prompts, params)
-
-            for future in asyncio.as_completed([one(chunk) for chunk in chunks]):
-                chunk, rows = await future
-                for row in rows:
-                    if (row["id"], row["sample"]) not in done:
-                        append_jsonl(handle, row)
-                        tokens += row["stats"]["teacher_tokens"] + row["stats"]["student_tokens"]
-                bar.update(len(chunk))
-                bar.set_postfix(tok_per_s=f"{tokens / max(time.time() - start, 1e-9):.0f}")
+        asyncio.run(_run_chunks(method, chunks, done, tokenizer, url, student_url, params, max_in_flight,
+                                handle, bar))
     bar.close()
+
+
+async def _run_chunks(method: str, chunks: list[list[dict]], done: dict, tokenizer, url: str,
+                      student_url: str | None, params, max_in_flight: int, handle, bar) -> None:
+    """All chunks at once (each server client keeps at most max_in_flight requests outstanding, so
+    the teacher and the student work on different chunks at the same time); rows are appended as
+    each chunk completes."""
+    from motab.chat import build_prompt
+
+    _, chunk_fn = METHODS[method]
+    prompted = uses_prompts(method, params)
+    tokens, start = 0, time.time()
+    async with AsyncExitStack() as stack:
+        teacher = await stack.enter_async_context(ServerClient(url, max_in_flight=max_in_flight))
+        student = (await stack.enter_async_context(ServerClient(student_url, max_in_flight=max_in_flight))
+                   if student_url else None)
+        ctx = SynthContext(teacher=teacher, student=student, tokenizer=tokenizer)
+
+        async def one(chunk):
+            prompts = [build_prompt(tokenizer, p["input"]) for p in chunk] if prompted else []
+            return chunk, await chunk_fn(ctx, chunk, prompts, params)
+
+        for future in asyncio.as_completed([one(chunk) for chunk in chunks]):
+            chunk, rows = await future
+            rows = [row for row in rows if (row["id"], row["sample"]) not in done]
+            append_rows(handle, rows)
+            tokens += sum(row["stats"]["teacher_tokens"] + row["stats"]["student_tokens"] for row in rows)
+            bar.update(len(chunk))
+            bar.set_postfix(tok_per_s=f"{tokens / max(time.time() - start, 1e-9):.0f}")
 
 
 def finalize(partial: Path, output: Path, problems: list[dict], method: str, params, meta: dict,
@@ -109,7 +140,7 @@ def check_shared_vocab(teacher_tok, student_tok, teacher: str, student: str) -> 
                          f"({len(t_vocab)} vs {len(s_vocab)} tokens; e.g. {differ}): token ids cannot be shared")
 
 
-def main(argv: list[str]) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="motab synth", description=__doc__)
     parser.add_argument("--method", required=True, choices=sorted(METHODS))
     parser.add_argument("--problems", required=True)
@@ -129,9 +160,12 @@ def main(argv: list[str]) -> int:
                         help="the student's server command (its own tp/dp; default: --server-command)")
     parser.add_argument("--max-in-flight", type=int, default=4)
     parser.add_argument("--stats", help="also write a JSON summary (teacher share, steps, accuracy) here")
-    args = parser.parse_args(argv)
+    return parser
 
-    from transformers import AutoTokenizer
+
+def main(argv: list[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
 
     param_cls, _ = METHODS[args.method]
     params = param_cls(**json.loads(args.params_json))
@@ -146,12 +180,13 @@ def main(argv: list[str]) -> int:
     else:
         print(f"appending rows to {partial} as problems complete; a rerun after a kill resumes from it",
               flush=True)
-    tokenizer = AutoTokenizer.from_pretrained(args.teacher)
+    chat = needs_chat_template(args.method, params)
+    tokenizer = load_tokenizer(args.teacher, chat)
     needs_student = args.method in STUDENT_METHODS
     if needs_student:
         if not args.student:
             parser.error(f"--method {args.method} drafts with a student: give --student")
-        check_shared_vocab(tokenizer, AutoTokenizer.from_pretrained(args.student), args.teacher, args.student)
+        check_shared_vocab(tokenizer, load_tokenizer(args.student, chat), args.teacher, args.student)
     placement = from_json(args.placement)
     start = time.time()
     with ExitStack() as stack:
@@ -162,8 +197,7 @@ def main(argv: list[str]) -> int:
             student_url = args.student_url or stack.enter_context(
                 serving(args.student_server_command or args.server_command, args.student, args.student_log,
                         placement=placement.get("student")))
-        asyncio.run(synthesize(args.method, problems, tokenizer, url, params, partial, args.max_in_flight,
-                               student_url, key))
+        synthesize(args.method, problems, tokenizer, url, params, partial, args.max_in_flight, student_url, key)
     meta = {"method": args.method, "teacher": args.teacher, "params": json.loads(args.params_json)}
     if needs_student:
         meta["student"] = args.student

@@ -18,12 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from motab.synthesis.context import SynthContext, request_seed
-from motab.synthesis.steps import (lockstep_rows, 
+from motab.synthesis.steps import (
     STEP_JOIN,
     STEP_STOP,
     Compat,
     generate_steps,
     geo_mean_prob,
+    lockstep_rows,
     score_steps,
 )
 

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from motab.serving.client import completion_tokens
 from motab.synthesis.context import SynthContext, request_seed
 from motab.synthesis.skd import _Trajectory, steps_row
-from motab.synthesis.steps import (lockstep_rows, 
+from motab.synthesis.steps import (
     STEP_JOIN,
     STEP_STOP,
     Compat,
     generate_steps,
+    lockstep_rows,
 )
 
 
