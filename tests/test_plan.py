@@ -86,7 +86,7 @@ def test_drafting_methods_start_the_student_too_and_agree_with_the_synthesis_com
     s = study()
     assert s.synth_models("teacher_only") == ["toy-t"] and s.synth_models("motab") == ["toy-t", "toy-s"]
     assert s.synth_models("skd_7b") == ["toy-t", "second"]  # the entry's own drafting student
-    assert plan.STUDENT_METHODS == frozenset(STUDENT_METHODS)
+    assert frozenset(STUDENT_METHODS) == plan.STUDENT_METHODS
 
 
 def test_kd_sources_and_teachers():
