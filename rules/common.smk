@@ -26,7 +26,7 @@ def _located(errors):
 try:
     config.update(plan.compose(config))
 except (plan.ComposeError, plan.SweepError) as _error:
-    raise ValueError("config: " + _located([str(_error)])[0]) from None
+    raise ValueError(f"config: {_located([str(_error)])[0]}") from None
 
 # One line per finding (key path and what was expected), before Snakemake's own validation (which
 # dumps the failing sub-schema) and before any input function can stop on a bare KeyError.
