@@ -19,11 +19,10 @@ import pytest
 import yaml
 from dryrun import REPO, copy_workflow, make_up_to_date, plan_many
 
-from motab.plan import workflow_config
+from motab.plan import STUDENT_METHODS, workflow_config
 from motab.plan.sweeps import expand_study, synth_algorithm
 
 STUDY = "toy"
-STUDENT_METHODS = {"motab", "skd"}  # synthesis methods in which the student drafts
 
 
 def node(rule: str, **wildcards: str) -> tuple:
@@ -88,7 +87,7 @@ class ToyDag:
         base = method.removesuffix(".filtered")
         synth = node("synth", method=base, study=STUDY)
         drafter = self.study["synth"][base].get("student", self.study["student"])
-        students = [drafter] if synth_algorithm(base) in STUDENT_METHODS else []
+        students = [drafter] if synth_algorithm(base) in STUDENT_METHODS else []  # drafting methods (motab.plan)
         self.add(synth, self.prepare, *[m for name in [self.study["teacher"], *students] for m in self.model(name)])
         if method.endswith(".filtered"):
             job = node("synth_filter", method=base, study=STUDY)
