@@ -23,6 +23,8 @@ def _located(errors):
 
 # Defaults, run grids, published numbers (studies/<study>.reference.tsv), sweeps and eval_epochs are
 # filled in (motab/plan/compose.py) before validation, so the schema checks every expanded value.
+if plan.study_file_errors():
+    raise ValueError("config:\n  " + "\n  ".join(plan.study_file_errors()))
 try:
     config.update(plan.compose(config))
 except (plan.ComposeError, plan.SweepError) as _error:

@@ -219,7 +219,14 @@ def test_the_published_numbers_keep_their_written_form():
                                                                     "sft_openthoughts3_opd": {"aime24": 65}}
 
 
-def test_every_study_file_holds_one_study_named_as_the_file():
+def test_every_study_file_holds_one_study_named_as_the_file(tmp_path):
+    assert plan.study_file_errors(REPO) == []
+    (tmp_path / "studies").mkdir()
+    write(tmp_path / "studies" / "a.yaml", "studies:\n  b: {teacher: x}\n")
+    write(tmp_path / "studies" / "c.yaml", "models: {}\n")
+    assert plan.study_file_errors(tmp_path) == [
+        "studies/a.yaml:1: expected `studies:` holding the one study 'a' (the file's name), found ['b']",
+        "studies/c.yaml:1: expected `studies:` holding the one study 'c' (the file's name), found ['models']"]
     files = plan.study_files(REPO)
     assert [f.split("/")[-1] for f in files] == [f"{s}.yaml" for s in ("cotfilter", "motab", "opd", "pwopsd", "toy")]
     for name in files:

@@ -22,7 +22,7 @@ from motab.evaluation.settings import (
 )
 from motab.passthrough import extend_command
 from motab.plan.codedeps import module_files
-from motab.plan.compose import ComposeError, compose, study_files, workflow_config
+from motab.plan.compose import ComposeError, compose, study_file_errors, study_files, workflow_config
 from motab.plan.locate import locate
 from motab.plan.servers import (
     placement_arg,
@@ -64,6 +64,6 @@ __all__ = [
     "SweepError", "compose", "eval_json", "evalscope_dataset_args", "extend_command", "final_outputs",
     "generation_settings", "kd_config_errors", "kd_sources", "kdflow_options", "llamafactory_options", "locate",
     "module_files", "per_benchmark_errors", "placement_arg", "row_runs", "server_command", "server_parallel",
-    "stage_placement", "startup_errors", "study_files", "synth_algorithm", "table_evals", "table_spec",
+    "stage_placement", "startup_errors", "study_file_errors", "study_files", "synth_algorithm", "table_evals", "table_spec",
     "table_teacher_shares", "trained_table_runs", "workflow_config",
 ]

@@ -40,6 +40,22 @@ def study_files(root: str | Path = ".") -> list[str]:
     return sorted(f"{STUDIES_DIR}/{p.name}" for p in folder.glob("*.yaml"))
 
 
+def study_file_errors(root: str | Path = ".") -> list[str]:
+    """Study files that hold anything but their own study (`studies/x.yaml` is `studies: {x: {...}}`):
+    another study's keys there would be merged silently into that study."""
+    errors = []
+    for name in study_files(root):
+        data = yaml.safe_load((Path(root) / name).read_text(encoding="utf-8"))
+        study = Path(name).stem
+        if not isinstance(data, Mapping) or list(data) != ["studies"] or not isinstance(data["studies"], Mapping) \
+                or list(data["studies"]) != [study]:
+            found = sorted(data["studies"]) if isinstance(data, Mapping) and isinstance(data.get("studies"), Mapping) \
+                else sorted(data) if isinstance(data, Mapping) else type(data).__name__
+            errors.append(f"{name}:1: expected `studies:` holding the one study {study!r} (the file's name), "
+                          f"found {found}")
+    return errors
+
+
 def merge(base: dict, update: Mapping) -> dict:
     """`base` updated key by key with `update`, as Snakemake merges config files (mappings recurse,
     anything else is replaced)."""
