@@ -22,6 +22,15 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+# input functions and parameters, apart from the rules that use them
+include: "rules/functions/toy.smk"
+include: "rules/functions/data.smk"
+include: "rules/functions/synth.smk"
+include: "rules/functions/sft.smk"
+include: "rules/functions/kd.smk"
+include: "rules/functions/eval.smk"
+include: "rules/functions/tables.smk"
+include: "rules/functions/report.smk"
 include: "rules/toy.smk"
 include: "rules/data.smk"
 include: "rules/synth.smk"
@@ -33,6 +42,6 @@ include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_outputs(),
-    default_target: True

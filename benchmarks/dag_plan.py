@@ -40,8 +40,11 @@ def grid_overrides(config: dict, students: int, seeds: int, extra_benchmarks: in
     study = config["studies"]["motab"]
     models = {f"Student-{i}": {"source": "hub", "path": f"org/student-{i}", "tp": 1} for i in range(students)}
     base_benchmarks = list(study["eval"]["benchmarks"])
-    benchmarks = {f"{name}_copy{j}": dict(config["benchmarks"][name])
-                  for j in range(extra_benchmarks) for name in base_benchmarks[:1]}
+    benchmarks = {
+        f"{name}_copy{j}": dict(config["benchmarks"][name])
+        for j in range(extra_benchmarks)
+        for name in base_benchmarks[:1]
+    }
     runs = {"teacher": study["runs"]["teacher"]}
     for student in models:
         runs[f"base_{student}"] = {"model": student}
@@ -51,11 +54,13 @@ def grid_overrides(config: dict, students: int, seeds: int, extra_benchmarks: in
     return {
         "models": models,
         "benchmarks": benchmarks,
-        "studies": {"motab": {
-            "runs": runs,
-            "eval": {"benchmarks": base_benchmarks + sorted(benchmarks), "seeds": list(range(seeds))},
-            "tables": {"main": {"rows": sorted(runs)}},
-        }},
+        "studies": {
+            "motab": {
+                "runs": runs,
+                "eval": {"benchmarks": base_benchmarks + sorted(benchmarks), "seeds": list(range(seeds))},
+                "tables": {"main": {"rows": sorted(runs)}},
+            }
+        },
     }
 
 
@@ -108,10 +113,12 @@ def main() -> None:
         for name, extra, target in (("paper studies (profiles/slurm)", None, 10.0), ("synthetic grid", grid, 30.0)):
             results = [plan(extra) for _ in range(args.repeats)]
             times, cpus, jobs = [r[0] for r in results], [r[1] for r in results], results[0][2]
-            print(f"{name:32s} {jobs:6d} jobs  wall median {statistics.median(times):6.2f} s"
-                  f" (min {min(times):.2f}, max {max(times):.2f}; {args.repeats} runs),"
-                  f" {statistics.median(times) - probe:6.2f} s without the probe"
-                  f"  CPU median {statistics.median(cpus):6.2f} s  target <= {target:.0f} s")
+            print(
+                f"{name:32s} {jobs:6d} jobs  wall median {statistics.median(times):6.2f} s"
+                f" (min {min(times):.2f}, max {max(times):.2f}; {args.repeats} runs),"
+                f" {statistics.median(times) - probe:6.2f} s without the probe"
+                f"  CPU median {statistics.median(cpus):6.2f} s  target <= {target:.0f} s"
+            )
 
 
 if __name__ == "__main__":

@@ -45,8 +45,13 @@ TOWER = "9^{9^{9^{9^{9^{9}}}}}"
 
 
 def pairs_for(golds: list[str], shift: int) -> list[tuple[str | None, str]]:
-    return [(extract_answer(f"Putting it together, so the answer is $\\boxed{{{golds[(i + shift) % len(golds)]}}}$."),
-             golds[i]) for i in range(len(golds))]
+    return [
+        (
+            extract_answer(f"Putting it together, so the answer is $\\boxed{{{golds[(i + shift) % len(golds)]}}}$."),
+            golds[i],
+        )
+        for i in range(len(golds))
+    ]
 
 
 def mixed_pairs(golds: list[str], seed: int) -> list[tuple[str | None, str]]:
@@ -58,8 +63,11 @@ def mixed_pairs(golds: list[str], seed: int) -> list[tuple[str | None, str]]:
         if r < 0.45:
             answer = gold
         elif r < 0.65:
-            answer = gold.replace("\\frac", "\\dfrac") if "\\frac" in gold else (
-                gold + ".0" if gold.isdigit() else " ".join(gold))
+            answer = (
+                gold.replace("\\frac", "\\dfrac")
+                if "\\frac" in gold
+                else (gold + ".0" if gold.isdigit() else " ".join(gold))
+            )
         elif r < 0.95:
             answer = golds[(i + 1 + rng.randrange(len(golds) - 1)) % len(golds)]
         else:
@@ -73,8 +81,10 @@ def report(name: str, pairs, processes: int, seconds: float, grades) -> None:
     reasons = {r: sum(g.reason == r for g in grades) for r in grading.REASONS}
     shown = " ".join(f"{r}={n}" for r, n in reasons.items() if n)
     rate = len(pairs) / seconds
-    print(f"{name:11s} processes={processes}: {seconds:6.2f} s  {rate:7.1f} answers/s  "
-          f"{rate / processes:7.1f} per core  ({shown})")
+    print(
+        f"{name:11s} processes={processes}: {seconds:6.2f} s  {rate:7.1f} answers/s  "
+        f"{rate / processes:7.1f} per core  ({shown})"
+    )
 
 
 def timed(pairs, processes: int, timeout_s: float, runs: int) -> tuple[float, list, float]:
@@ -95,11 +105,16 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the mixed workload")
     args = parser.parse_args()
     golds = [row["answer"] for row in load_benchmark(args.data, "math500", "math500", count=500)]
-    print(f"MATH-500 golds: {len(golds)}; cpus: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}; "
-          f"timeout {args.timeout_s} s; median of {args.runs} runs")
-    golds = golds[:args.limit] if args.limit else golds
-    workloads = [("self", pairs_for(golds, 0)), ("shifted", pairs_for(golds, 1)),
-                 ("mix", mixed_pairs(golds, args.seed))]
+    print(
+        f"MATH-500 golds: {len(golds)}; cpus: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}; "
+        f"timeout {args.timeout_s} s; median of {args.runs} runs"
+    )
+    golds = golds[: args.limit] if args.limit else golds
+    workloads = [
+        ("self", pairs_for(golds, 0)),
+        ("shifted", pairs_for(golds, 1)),
+        ("mix", mixed_pairs(golds, args.seed)),
+    ]
     for name, pairs in workloads:
         medians = {}
         for processes in (1, 2):
@@ -119,14 +134,18 @@ def main() -> int:
             times.append(time.perf_counter() - start)
         medians[processes] = statistics.median(times)
         rate = len(golds) / medians[processes]
-        print(f"self-verify processes={processes}: {medians[processes]:6.2f} s  {rate:7.1f} answers/s  "
-              f"{rate / processes:7.1f} per core  (correct={sum(verdicts)})")
+        print(
+            f"self-verify processes={processes}: {medians[processes]:6.2f} s  {rate:7.1f} answers/s  "
+            f"{rate / processes:7.1f} per core  (correct={sum(verdicts)})"
+        )
     print(f"self-verify speed-up 2 vs 1 process: {medians[1] / medians[2]:.2f}x")
     ordinary = pairs_for(golds[:9], 0)
     for processes in (1, 2):
         seconds, grades, worst = timed([(TOWER, "5")] + ordinary, processes, args.timeout_s, args.runs)
-        print(f"adversarial processes={processes}: median {seconds:.2f} s, worst {worst:.2f} s for 1 tower + 9 answers "
-              f"(tower: {grades[0].reason}; bound: timeout {args.timeout_s} s + grace {grading.HARD_GRACE_S} s)")
+        print(
+            f"adversarial processes={processes}: median {seconds:.2f} s, worst {worst:.2f} s for 1 tower + 9 answers "
+            f"(tower: {grades[0].reason}; bound: timeout {args.timeout_s} s + grace {grading.HARD_GRACE_S} s)"
+        )
     loop = "\\boxed{" * (1_000_000 // len("\\boxed{"))
     for mode in MODES:
         start = time.perf_counter()

@@ -50,7 +50,7 @@ VARIANTS = ("naive", "fused", "checkpoint")
 
 
 def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux: kilobytes
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kilobytes
 
 
 def cpu_seconds() -> float:
@@ -70,8 +70,11 @@ def child(args: argparse.Namespace) -> None:
     student_hidden = torch.randn(args.tokens, args.hidden, device=device, dtype=dtype).requires_grad_(True)
     teacher_hidden = torch.randn(args.tokens, args.hidden, device=device, dtype=dtype)
     student_head = torch.nn.Linear(args.hidden, args.vocab, bias=False, device=device, dtype=dtype)
-    teacher_head = student_head if args.teacher_head == "shared" else torch.nn.Linear(
-        args.hidden, args.vocab, bias=False, device=device, dtype=dtype).requires_grad_(False)
+    teacher_head = (
+        student_head
+        if args.teacher_head == "shared"
+        else torch.nn.Linear(args.hidden, args.vocab, bias=False, device=device, dtype=dtype).requires_grad_(False)
+    )
     mask = torch.ones(args.tokens, dtype=torch.bool, device=device)
 
     def step() -> torch.Tensor:
@@ -80,14 +83,21 @@ def child(args: argparse.Namespace) -> None:
                 teacher_logits = teacher_head(teacher_hidden)
             loss = token_divergence(student_head(student_hidden), teacher_logits, "fkl").mean()
         else:
-            loss = chunked_token_divergence(student_hidden, student_head, teacher_hidden, mask, "fkl",
-                                            teacher_head=teacher_head, chunk_tokens=int(args.chunk_tokens),
-                                            fused=args.child == "fused")
+            loss = chunked_token_divergence(
+                student_hidden,
+                student_head,
+                teacher_hidden,
+                mask,
+                "fkl",
+                teacher_head=teacher_head,
+                chunk_tokens=int(args.chunk_tokens),
+                fused=args.child == "fused",
+            )
         loss.backward()
         return loss
 
     if cuda:
-        step()                                   # warm-up: CUDA context, kernels, cuBLAS workspace
+        step()  # warm-up: CUDA context, kernels, cuBLAS workspace
         student_hidden.grad = student_head.weight.grad = None
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -100,8 +110,18 @@ def child(args: argparse.Namespace) -> None:
         torch.cuda.synchronize()
     seconds, cpu = time.perf_counter() - start, cpu_seconds() - start_cpu
     peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else rss_mb()
-    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_mb": peak, "baseline_mb": baseline, "loss": loss.item(),
-                      "grad_norm": student_head.weight.grad.float().norm().item()}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "cpu_seconds": cpu,
+                "peak_mb": peak,
+                "baseline_mb": baseline,
+                "loss": loss.item(),
+                "grad_norm": student_head.weight.grad.float().norm().item(),
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -115,26 +135,53 @@ def main() -> None:
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-    p.add_argument("--teacher-head", default="separate", choices=("separate", "shared"),
-                   help="shared: the teacher scores with the student's own head (self-distillation)")
+    p.add_argument(
+        "--teacher-head",
+        default="separate",
+        choices=("separate", "shared"),
+        help="shared: the teacher scores with the student's own head (self-distillation)",
+    )
     p.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         child(args)
         return
     memory = "peak RSS" if args.device == "cpu" else "peak CUDA allocated"
-    print(f"fkl forward+backward, {args.dtype} on {args.device} ({memory}), tokens={args.tokens} vocab={args.vocab} "
-          f"hidden={args.hidden} threads={args.threads} teacher head {args.teacher_head}, median of {args.runs} fresh "
-          f"processes per row, rows interleaved run by run")
-    rows = [(v, 0) if v == "naive" else (v, int(c)) for v in args.variants.split(",")
-            for c in (["0"] if v == "naive" else args.chunk_tokens.split(","))]
+    print(
+        f"fkl forward+backward, {args.dtype} on {args.device} ({memory}), tokens={args.tokens} vocab={args.vocab} "
+        f"hidden={args.hidden} threads={args.threads} teacher head {args.teacher_head}, median of {args.runs} fresh "
+        f"processes per row, rows interleaved run by run"
+    )
+    rows = [
+        (v, 0) if v == "naive" else (v, int(c))
+        for v in args.variants.split(",")
+        for c in (["0"] if v == "naive" else args.chunk_tokens.split(","))
+    ]
     runs: dict[tuple[str, int], list[dict]] = {row: [] for row in rows}
-    for _ in range(args.runs):          # interleaved, so a change in the machine's load hits every row alike
+    for _ in range(args.runs):  # interleaved, so a change in the machine's load hits every row alike
         for variant, chunk in rows:
-            cmd = [sys.executable, __file__, "--child", variant, "--tokens", str(args.tokens), "--vocab",
-                   str(args.vocab), "--hidden", str(args.hidden), "--chunk-tokens", str(chunk or 1),
-                   "--threads", str(args.threads), "--device", args.device, "--dtype", args.dtype,
-                   "--teacher-head", args.teacher_head]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                variant,
+                "--tokens",
+                str(args.tokens),
+                "--vocab",
+                str(args.vocab),
+                "--hidden",
+                str(args.hidden),
+                "--chunk-tokens",
+                str(chunk or 1),
+                "--threads",
+                str(args.threads),
+                "--device",
+                args.device,
+                "--dtype",
+                args.dtype,
+                "--teacher-head",
+                args.teacher_head,
+            ]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             runs[(variant, chunk)].append(json.loads(out.strip().splitlines()[-1]))
     results = {}
@@ -143,17 +190,22 @@ def main() -> None:
         med["extra_mb"] = statistics.median(r["peak_mb"] - r["baseline_mb"] for r in got)
         name = variant if variant == "naive" else f"{variant}@{chunk}"
         results[name] = med
-        print(f"{name:>16}: time {med['seconds']:7.2f} s (cpu {med['cpu_seconds']:7.2f} s)   peak {med['peak_mb']:6.0f} MB"
-              f"   above inputs {med['extra_mb']:6.0f} MB   (loss {got[0]['loss']:.6f}, |grad W| "
-              f"{got[0]['grad_norm']:.6f})", flush=True)
+        print(
+            f"{name:>16}: time {med['seconds']:7.2f} s (cpu {med['cpu_seconds']:7.2f} s)   peak {med['peak_mb']:6.0f} MB"
+            f"   above inputs {med['extra_mb']:6.0f} MB   (loss {got[0]['loss']:.6f}, |grad W| "
+            f"{got[0]['grad_norm']:.6f})",
+            flush=True,
+        )
     if "naive" in results:
         base = results["naive"]
         for name, med in results.items():
             if name != "naive":
-                print(f"{name} / naive: time {ratio(med['seconds'], base['seconds'])} (cpu "
-                      f"{ratio(med['cpu_seconds'], base['cpu_seconds'])}), peak "
-                      f"{ratio(base['peak_mb'], med['peak_mb'])} lower, memory above inputs "
-                      f"{ratio(base['extra_mb'], med['extra_mb'])} lower")
+                print(
+                    f"{name} / naive: time {ratio(med['seconds'], base['seconds'])} (cpu "
+                    f"{ratio(med['cpu_seconds'], base['cpu_seconds'])}), peak "
+                    f"{ratio(base['peak_mb'], med['peak_mb'])} lower, memory above inputs "
+                    f"{ratio(base['extra_mb'], med['extra_mb'])} lower"
+                )
 
 
 def ratio(a: float, b: float) -> str:

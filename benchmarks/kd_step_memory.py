@@ -27,8 +27,11 @@ import tempfile
 import time
 from pathlib import Path
 
-VARIANTS = {"whole": [], "micro": ["--micro-batch-prompts", "2"],
-            "micro+ckpt": ["--micro-batch-prompts", "2", "--gradient-checkpointing", "true"]}
+VARIANTS = {
+    "whole": [],
+    "micro": ["--micro-batch-prompts", "2"],
+    "micro+ckpt": ["--micro-batch-prompts", "2", "--gradient-checkpointing", "true"],
+}
 
 
 def build(root: Path, prompts: int) -> None:
@@ -45,8 +48,10 @@ def build(root: Path, prompts: int) -> None:
     shape = ModelShape(hidden_size=256, num_layers=8, num_heads=4, num_kv_heads=2, intermediate_size=1024)
     for name, seed in (("student", 0), ("teacher", 1)):
         save_checkpoint(build_qwen3(tok, shape, seed=seed), tok, root / name)
-    write_jsonl(root / "prompts.jsonl", [{"id": r["id"], "messages": [{"role": "user", "content": r["question"]}]}
-                                         for r in rows[:prompts]])
+    write_jsonl(
+        root / "prompts.jsonl",
+        [{"id": r["id"], "messages": [{"role": "user", "content": r["question"]}]} for r in rows[:prompts]],
+    )
 
 
 def child(argv: list[str]) -> None:
@@ -54,8 +59,14 @@ def child(argv: list[str]) -> None:
 
     start = time.perf_counter()
     kd_command.main(argv)
-    print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-                      "seconds": time.perf_counter() - start}))
+    print(
+        json.dumps(
+            {
+                "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+                "seconds": time.perf_counter() - start,
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -74,22 +85,55 @@ def main() -> None:
         root = Path(tmp)
         build(root, args.prompts_per_step)
         steps = 2
-        common = ["--student", str(root / "student"), "--teacher", str(root / "teacher"), "--prompts",
-                  str(root / "prompts.jsonl"), "--loss", "fkl", "--steps", str(steps), "--prompts-per-step",
-                  str(args.prompts_per_step), "--samples-per-prompt", str(args.samples), "--max-new-tokens",
-                  str(args.new_tokens), "--temperature", "1.0", "--lr", "1e-4", "--seed", "0",
-                  "--threads", str(args.threads)]
-        print(f"kd-train fkl, {steps} steps of {args.prompts_per_step} prompts x {args.samples} rollouts x "
-              f"<= {args.new_tokens} new tokens, student and teacher hidden 256 x 8 layers, CPU {args.threads} "
-              f"threads; median of {args.runs} fresh processes per row, rows interleaved")
+        common = [
+            "--student",
+            str(root / "student"),
+            "--teacher",
+            str(root / "teacher"),
+            "--prompts",
+            str(root / "prompts.jsonl"),
+            "--loss",
+            "fkl",
+            "--steps",
+            str(steps),
+            "--prompts-per-step",
+            str(args.prompts_per_step),
+            "--samples-per-prompt",
+            str(args.samples),
+            "--max-new-tokens",
+            str(args.new_tokens),
+            "--temperature",
+            "1.0",
+            "--lr",
+            "1e-4",
+            "--seed",
+            "0",
+            "--threads",
+            str(args.threads),
+        ]
+        print(
+            f"kd-train fkl, {steps} steps of {args.prompts_per_step} prompts x {args.samples} rollouts x "
+            f"<= {args.new_tokens} new tokens, student and teacher hidden 256 x 8 layers, CPU {args.threads} "
+            f"threads; median of {args.runs} fresh processes per row, rows interleaved"
+        )
         runs: dict[str, list[dict]] = {name: [] for name in VARIANTS}
         for run in range(args.runs):
             for name, extra in VARIANTS.items():
                 out = root / f"out-{name}-{run}"
-                cmd = [sys.executable, __file__, "--child", *common, "--output", str(out / "model"),
-                       "--log-csv", str(out / "log.csv"), *extra]
-                result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True)
-                                    .stdout.strip().splitlines()[-1])
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    *common,
+                    "--output",
+                    str(out / "model"),
+                    "--log-csv",
+                    str(out / "log.csv"),
+                    *extra,
+                ]
+                result = json.loads(
+                    subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+                )
                 lines = (out / "log.csv").read_text().splitlines()[1:]
                 result["step_seconds"] = statistics.median(float(line.split(",")[4]) for line in lines)
                 result["rollout_tokens"] = float(lines[-1].split(",")[3])
@@ -98,8 +142,11 @@ def main() -> None:
         for name, got in runs.items():
             peak = statistics.median(r["peak_mb"] for r in got)
             step = statistics.median(r["step_seconds"] for r in got)
-            print(f"{name:>11}: peak RSS {peak:7.0f} MB ({whole / peak:.2f}x lower than whole)   "
-                  f"step {step:6.2f} s   rollout tokens {got[0]['rollout_tokens']:.1f}", flush=True)
+            print(
+                f"{name:>11}: peak RSS {peak:7.0f} MB ({whole / peak:.2f}x lower than whole)   "
+                f"step {step:6.2f} s   rollout tokens {got[0]['rollout_tokens']:.1f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

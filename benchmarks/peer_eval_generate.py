@@ -67,9 +67,28 @@ def run_ours(root: Path, cfg: dict, tag: str) -> tuple[float, int]:
 
     out = root / f"ours-{os.getpid()}-{tag}.jsonl"
     start = time.perf_counter()
-    generate.main(["--model", str(root / "model"), "--problems", str(root / "problems.jsonl"), "--output", str(out),
-                   "--server-url", cfg["url"], "--n", "1", "--temperature", "1.0", "--max-tokens",
-                   str(cfg["max_tokens"]), "--seed", "0", "--max-in-flight", str(cfg["concurrency"])])
+    generate.main(
+        [
+            "--model",
+            str(root / "model"),
+            "--problems",
+            str(root / "problems.jsonl"),
+            "--output",
+            str(out),
+            "--server-url",
+            cfg["url"],
+            "--n",
+            "1",
+            "--temperature",
+            "1.0",
+            "--max-tokens",
+            str(cfg["max_tokens"]),
+            "--seed",
+            "0",
+            "--max-in-flight",
+            str(cfg["concurrency"]),
+        ]
+    )
     seconds = time.perf_counter() - start
     tokens = sum(sum(json.loads(line)["completion_tokens"]) for line in out.read_text().splitlines())
     return seconds, tokens
@@ -85,9 +104,18 @@ def run_evalscope(root: Path, cfg: dict, tag: str) -> tuple[float, int]:
     )
 
     work = root / f"evalscope-{os.getpid()}-{tag}"
-    config = task_config_dict(cfg["url"], "math_500", str(root / "math500"), str(work), temperature=1.0, top_p=1.0,
-                              max_tokens=cfg["max_tokens"], seed=0, limit=cfg["problems"],
-                              batch_size=cfg["concurrency"])
+    config = task_config_dict(
+        cfg["url"],
+        "math_500",
+        str(root / "math500"),
+        str(work),
+        temperature=1.0,
+        top_p=1.0,
+        max_tokens=cfg["max_tokens"],
+        seed=0,
+        limit=cfg["problems"],
+        batch_size=cfg["concurrency"],
+    )
     start = time.perf_counter()
     run_task(task_cfg=TaskConfig(**config))
     seconds = time.perf_counter() - start
@@ -104,8 +132,14 @@ def run_openai(root: Path, cfg: dict, tag: str) -> tuple[float, int]:
     problems = [json.loads(line)["input"] for line in (root / "problems.jsonl").read_text().splitlines()]
 
     async def ask(session, gate, i: int, problem: str) -> int:
-        body = {"model": "model", "messages": [{"role": "user", "content": problem}], "max_tokens": cfg["max_tokens"],
-                "temperature": 1.0, "top_p": 1.0, "seed": i}
+        body = {
+            "model": "model",
+            "messages": [{"role": "user", "content": problem}],
+            "max_tokens": cfg["max_tokens"],
+            "temperature": 1.0,
+            "top_p": 1.0,
+            "seed": i,
+        }
         async with gate, session.post(cfg["url"] + "/v1/chat/completions", json=body) as resp:
             resp.raise_for_status()
             return (await resp.json())["usage"]["completion_tokens"]
@@ -139,13 +173,34 @@ def llamafactory(root: Path, threads: int) -> tuple[subprocess.Popen, str]:
 
     cli = shutil.which("llamafactory-cli") or str(Path(sys.executable).parent / "llamafactory-cli")
     port = free_port()
-    env = {**os.environ, "API_PORT": str(port), "API_HOST": "127.0.0.1", "CUDA_VISIBLE_DEVICES": "",
-           "OMP_NUM_THREADS": str(threads), "DISABLE_VERSION_CHECK": "1"}
+    env = {
+        **os.environ,
+        "API_PORT": str(port),
+        "API_HOST": "127.0.0.1",
+        "CUDA_VISIBLE_DEVICES": "",
+        "OMP_NUM_THREADS": str(threads),
+        "DISABLE_VERSION_CHECK": "1",
+    }
     log = root / "llamafactory.log"
-    with open(log, "wb") as out:   # the child keeps its own copy of the file descriptor
-        proc = subprocess.Popen([cli, "api", "--model_name_or_path", str(root / "model"), "--template", "default",
-                                 "--infer_backend", "huggingface", "--trust_remote_code", "true"],
-                                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    with open(log, "wb") as out:  # the child keeps its own copy of the file descriptor
+        proc = subprocess.Popen(
+            [
+                cli,
+                "api",
+                "--model_name_or_path",
+                str(root / "model"),
+                "--template",
+                "default",
+                "--infer_backend",
+                "huggingface",
+                "--trust_remote_code",
+                "true",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     wait_healthy(url, proc, 300, log)
     return proc, url
@@ -177,8 +232,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from motab.serving.launch import LOCAL_SERVER, serving, stop_process_group
 
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         build(root, args.problems, args.hidden, args.layers, Path(args.data))
@@ -190,24 +250,38 @@ def main(argv: list[str] | None = None) -> int:
                 lf, urls["llamafactory"] = llamafactory(root, args.threads)
                 urls["openai-llamafactory"] = urls["llamafactory"]
                 urls["openai-motab"] = url
-                rows += [("peer EvalScope -> llamafactory-cli api", "llamafactory"),
-                         ("thin OpenAI client -> motab serve", "openai-motab"),
-                         ("thin OpenAI client -> llamafactory-cli api", "openai-llamafactory")]
-            print(f"eval generation: {args.problems} MATH-500 problems x 1 sample x {args.max_tokens} max tokens, "
-                  f"model hidden {args.hidden} x {args.layers} layers (vocab 300), servers on {args.threads} "
-                  f"thread(s), {args.concurrency} requests in flight; median of {args.runs} interleaved runs; "
-                  f"load average {os.getloadavg()[0]:.1f}", flush=True)
+                rows += [
+                    ("peer EvalScope -> llamafactory-cli api", "llamafactory"),
+                    ("thin OpenAI client -> motab serve", "openai-motab"),
+                    ("thin OpenAI client -> llamafactory-cli api", "openai-llamafactory"),
+                ]
+            print(
+                f"eval generation: {args.problems} MATH-500 problems x 1 sample x {args.max_tokens} max tokens, "
+                f"model hidden {args.hidden} x {args.layers} layers (vocab 300), servers on {args.threads} "
+                f"thread(s), {args.concurrency} requests in flight; median of {args.runs} interleaved runs; "
+                f"load average {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
             got: dict[str, list[dict]] = {name: [] for _, name in rows}
             try:
                 for _ in range(args.runs):
                     for _, name in rows:
                         side = "ours" if name == "ours" else "openai" if name.startswith("openai") else "evalscope"
-                        cfg = {"side": side, "url": urls[name],
-                               "problems": args.problems, "max_tokens": args.max_tokens,
-                               "concurrency": args.concurrency}
-                        done = subprocess.run([sys.executable, __file__, "--child", str(root), json.dumps(cfg)],
-                                              capture_output=True, text=True, env=env, timeout=args.timeout_s,
-                                              check=False)
+                        cfg = {
+                            "side": side,
+                            "url": urls[name],
+                            "problems": args.problems,
+                            "max_tokens": args.max_tokens,
+                            "concurrency": args.concurrency,
+                        }
+                        done = subprocess.run(
+                            [sys.executable, __file__, "--child", str(root), json.dumps(cfg)],
+                            capture_output=True,
+                            text=True,
+                            env=env,
+                            timeout=args.timeout_s,
+                            check=False,
+                        )
                         if done.returncode:
                             sys.exit(f"{name} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
                         got[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -219,14 +293,23 @@ def main(argv: list[str] | None = None) -> int:
             seconds = statistics.median(r["seconds"] for r in got[name])
             rate[name] = statistics.median(r["tokens"] / r["seconds"] for r in got[name])
             cold = statistics.median(r["cold"] for r in got[name])
-            print(f"{label}: {seconds:7.2f} s  {rate[name]:8.1f} tokens/s  (tokens {got[name][0]['tokens']}; "
-                  f"cold pass {cold:.2f} s)", flush=True)
+            print(
+                f"{label}: {seconds:7.2f} s  {rate[name]:8.1f} tokens/s  (tokens {got[name][0]['tokens']}; "
+                f"cold pass {cold:.2f} s)",
+                flush=True,
+            )
         print(f"ratio ours/peer EvalScope client: {rate['ours'] / rate['evalscope']:.2f}x tokens/s", flush=True)
         if "llamafactory" in rate:
-            print(f"ratio ours/peer llamafactory-cli api server (thin OpenAI client on both): "
-                  f"{rate['openai-motab'] / rate['openai-llamafactory']:.2f}x tokens/s", flush=True)
-            print(f"ratio ours/peer llamafactory-cli api server (EvalScope client on both): "
-                  f"{rate['evalscope'] / rate['llamafactory']:.2f}x tokens/s", flush=True)
+            print(
+                f"ratio ours/peer llamafactory-cli api server (thin OpenAI client on both): "
+                f"{rate['openai-motab'] / rate['openai-llamafactory']:.2f}x tokens/s",
+                flush=True,
+            )
+            print(
+                f"ratio ours/peer llamafactory-cli api server (EvalScope client on both): "
+                f"{rate['evalscope'] / rate['llamafactory']:.2f}x tokens/s",
+                flush=True,
+            )
     return 0
 
 

@@ -41,8 +41,10 @@ NO_ANSWER = "I could not finish this one."
 
 def model_texts(golds: list[str], seed: int) -> list[tuple[str, str]]:
     """(model's closing text, gold) pairs rebuilt from the mix generator's extracted answers."""
-    return [(NO_ANSWER if pred is None else f"So the answer is $\\boxed{{{pred}}}$.", gold)
-            for pred, gold in mixed_pairs(golds, seed)]
+    return [
+        (NO_ANSWER if pred is None else f"So the answer is $\\boxed{{{pred}}}$.", gold)
+        for pred, gold in mixed_pairs(golds, seed)
+    ]
 
 
 def ours(texts: list[tuple[str, str]], processes: int, timeout_s: float) -> int:
@@ -56,7 +58,7 @@ def _plain(pair: tuple[str, str]) -> bool:
     text, gold = pair
     try:
         return bool(verify(parse(f"\\boxed{{{gold}}}"), parse(text)))
-    except Exception:   # noqa: BLE001  - a plain loop must survive a bad parse too
+    except Exception:  # noqa: BLE001  - a plain loop must survive a bad parse too
         return False
 
 
@@ -74,17 +76,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout-s", type=float, default=5.0)
     parser.add_argument("--limit", type=int, default=0, help="first N golds only (0: all 500)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--processes", type=int, nargs="+", default=sorted({1, os.cpu_count() or 1}),
-                        help="process counts to measure (default: 1 and every core)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        nargs="+",
+        default=sorted({1, os.cpu_count() or 1}),
+        help="process counts to measure (default: 1 and every core)",
+    )
     args = parser.parse_args(argv)
     import math_verify  # noqa: F401  - loaded once before timing, inherited by forked workers on both sides
 
     grading._silence_math_verify()
     golds = [row["answer"] for row in load_benchmark(args.data, "math500", "math500", count=500)]
-    golds = golds[:args.limit] if args.limit else golds
+    golds = golds[: args.limit] if args.limit else golds
     texts = model_texts(golds, args.seed)
-    print(f"grading {len(texts)} MATH-500 answers (seeded mix); cpus {os.cpu_count()}; load average "
-          f"{os.getloadavg()[0]:.1f}; median of {args.runs} interleaved runs")
+    print(
+        f"grading {len(texts)} MATH-500 answers (seeded mix); cpus {os.cpu_count()}; load average "
+        f"{os.getloadavg()[0]:.1f}; median of {args.runs} interleaved runs"
+    )
     for processes in args.processes:
         times = {"ours": [], "peer": []}
         correct = {}
@@ -97,8 +106,11 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("ours", "peer"):
             seconds = statistics.median(times[name])
             rates[name] = len(texts) / seconds
-            print(f"{name} processes={processes}: {seconds:7.2f} s  {rates[name]:8.1f} answers/s  "
-                  f"correct={correct[name]}", flush=True)
+            print(
+                f"{name} processes={processes}: {seconds:7.2f} s  {rates[name]:8.1f} answers/s  "
+                f"correct={correct[name]}",
+                flush=True,
+            )
         print(f"ratio ours/peer processes={processes}: {rates['ours'] / rates['peer']:.2f}x answers/s", flush=True)
     return 0
 

@@ -53,8 +53,10 @@ def build(root: Path, prompts: int, hidden: int, layers: int) -> None:
     shape = ModelShape(hidden_size=hidden, num_layers=layers, num_heads=4, num_kv_heads=2, intermediate_size=4 * hidden)
     for name, seed in (("student", 0), ("teacher", 1)):
         save_checkpoint(build_qwen3(tok, shape, seed=seed), tok, root / name)
-    write_jsonl(root / "prompts.jsonl", [{"id": r["id"], "messages": [{"role": "user", "content": r["question"]}]}
-                                         for r in rows[:prompts]])
+    write_jsonl(
+        root / "prompts.jsonl",
+        [{"id": r["id"], "messages": [{"role": "user", "content": r["question"]}]} for r in rows[:prompts]],
+    )
 
 
 def peak_mb(device: str) -> float:
@@ -69,13 +71,40 @@ def run_ours(root: Path, cfg: dict) -> list[float]:
     from motab.training.kd import command as kd_command
 
     log = root / f"ours-{os.getpid()}.csv"
-    kd_command.main(["--student", str(root / "student"), "--teacher", str(root / "teacher"),
-                   "--prompts", str(root / "prompts.jsonl"), "--loss", cfg["loss"],
-                   "--jsd-beta", str(BETAS["jsd"]), "--steps", str(cfg["steps"]),
-                   "--prompts-per-step", str(cfg["prompts"]), "--samples-per-prompt", str(cfg["samples"]),
-                   "--max-new-tokens", str(cfg["new_tokens"]), "--temperature", "1.0", "--lr", "1e-4",
-                   "--seed", "0", "--threads", str(cfg["threads"]), "--output", str(root / f"ours-{os.getpid()}"),
-                   "--log-csv", str(log)])
+    kd_command.main(
+        [
+            "--student",
+            str(root / "student"),
+            "--teacher",
+            str(root / "teacher"),
+            "--prompts",
+            str(root / "prompts.jsonl"),
+            "--loss",
+            cfg["loss"],
+            "--jsd-beta",
+            str(BETAS["jsd"]),
+            "--steps",
+            str(cfg["steps"]),
+            "--prompts-per-step",
+            str(cfg["prompts"]),
+            "--samples-per-prompt",
+            str(cfg["samples"]),
+            "--max-new-tokens",
+            str(cfg["new_tokens"]),
+            "--temperature",
+            "1.0",
+            "--lr",
+            "1e-4",
+            "--seed",
+            "0",
+            "--threads",
+            str(cfg["threads"]),
+            "--output",
+            str(root / f"ours-{os.getpid()}"),
+            "--log-csv",
+            str(log),
+        ]
+    )
     return [float(line.split(",")[4]) for line in log.read_text().splitlines()[1:]]
 
 
@@ -91,13 +120,30 @@ def run_trl(root: Path, cfg: dict) -> list[float]:
     torch.set_num_threads(cfg["threads"])
     tok = AutoTokenizer.from_pretrained(root / "student")
     # the collator splits each conversation into prompt and completion; on-policy replaces the completion
-    rows = [{"messages": [*r["messages"], {"role": "assistant", "content": "0"}]}
-            for r in read_jsonl(root / "prompts.jsonl") for _ in range(cfg["samples"])]
-    args = GKDConfig(output_dir=str(root / f"trl-{os.getpid()}"), max_steps=cfg["steps"],
-                     per_device_train_batch_size=len(rows), learning_rate=1e-4, lr_scheduler_type="constant",
-                     lmbda=1.0, beta=BETAS[cfg["loss"]], temperature=1.0, max_new_tokens=cfg["new_tokens"],
-                     logging_steps=10**6, save_strategy="no", report_to=[], seed=0, weight_decay=0.0,
-                     use_cpu=cfg["device"] == "cpu", dataloader_num_workers=0, bf16=False)
+    rows = [
+        {"messages": [*r["messages"], {"role": "assistant", "content": "0"}]}
+        for r in read_jsonl(root / "prompts.jsonl")
+        for _ in range(cfg["samples"])
+    ]
+    args = GKDConfig(
+        output_dir=str(root / f"trl-{os.getpid()}"),
+        max_steps=cfg["steps"],
+        per_device_train_batch_size=len(rows),
+        learning_rate=1e-4,
+        lr_scheduler_type="constant",
+        lmbda=1.0,
+        beta=BETAS[cfg["loss"]],
+        temperature=1.0,
+        max_new_tokens=cfg["new_tokens"],
+        logging_steps=10**6,
+        save_strategy="no",
+        report_to=[],
+        seed=0,
+        weight_decay=0.0,
+        use_cpu=cfg["device"] == "cpu",
+        dataloader_num_workers=0,
+        bf16=False,
+    )
     times: list[float] = []
 
     class StepTimer(TrainerCallback):
@@ -109,9 +155,14 @@ def run_trl(root: Path, cfg: dict) -> list[float]:
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - self.start)
 
-    trainer = GKDTrainer(model=AutoModelForCausalLM.from_pretrained(root / "student"),
-                         teacher_model=AutoModelForCausalLM.from_pretrained(root / "teacher"), args=args,
-                         train_dataset=Dataset.from_list(rows), processing_class=tok, callbacks=[StepTimer()])
+    trainer = GKDTrainer(
+        model=AutoModelForCausalLM.from_pretrained(root / "student"),
+        teacher_model=AutoModelForCausalLM.from_pretrained(root / "teacher"),
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tok,
+        callbacks=[StepTimer()],
+    )
     trainer.train()
     return times
 
@@ -143,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     env = {**os.environ, "PYTHONPATH": str(REPO), "TRL_EXPERIMENTAL_SILENCE": "1", "TOKENIZERS_PARALLELISM": "false"}
     if args.device == "cpu":
-        env["CUDA_VISIBLE_DEVICES"] = ""   # kd-train takes CUDA by itself when it sees one
+        env["CUDA_VISIBLE_DEVICES"] = ""  # kd-train takes CUDA by itself when it sees one
     else:
         import torch
 
@@ -153,20 +204,34 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         build(root, args.prompts, args.hidden, args.layers)
-        print(f"KD step on {args.device}: {args.prompts} prompts x {args.samples} rollouts x <= {args.new_tokens} "
-              f"new tokens, student and teacher hidden {args.hidden} x {args.layers} layers (vocab 300), "
-              f"{args.threads} threads; {args.steps} steps a process (first dropped); median of {args.runs} "
-              f"fresh processes, interleaved; load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"KD step on {args.device}: {args.prompts} prompts x {args.samples} rollouts x <= {args.new_tokens} "
+            f"new tokens, student and teacher hidden {args.hidden} x {args.layers} layers (vocab 300), "
+            f"{args.threads} threads; {args.steps} steps a process (first dropped); median of {args.runs} "
+            f"fresh processes, interleaved; load average {os.getloadavg()[0]:.1f}"
+        )
         got: dict[tuple[str, str], list[dict]] = {}
         for _ in range(args.runs):
             for loss in args.losses:
                 for side in ("ours", "peer"):
-                    cfg = {"side": side, "loss": loss, "steps": args.steps, "prompts": args.prompts,
-                           "samples": args.samples, "new_tokens": args.new_tokens, "threads": args.threads,
-                           "device": args.device}
-                    done = subprocess.run([sys.executable, __file__, "--child", str(root), json.dumps(cfg)],
-                                          capture_output=True, text=True, env=env, timeout=args.timeout_s,
-                                          check=False)
+                    cfg = {
+                        "side": side,
+                        "loss": loss,
+                        "steps": args.steps,
+                        "prompts": args.prompts,
+                        "samples": args.samples,
+                        "new_tokens": args.new_tokens,
+                        "threads": args.threads,
+                        "device": args.device,
+                    }
+                    done = subprocess.run(
+                        [sys.executable, __file__, "--child", str(root), json.dumps(cfg)],
+                        capture_output=True,
+                        text=True,
+                        env=env,
+                        timeout=args.timeout_s,
+                        check=False,
+                    )
                     if done.returncode:
                         sys.exit(f"{side} {loss} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
                     got.setdefault((side, loss), []).append(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -178,10 +243,16 @@ def main(argv: list[str] | None = None) -> int:
                 mem = statistics.median(r["peak_mb"] for r in runs)
                 med[side] = (step, mem)
                 label = "ours kd-train" if side == "ours" else "peer TRL GKD"
-                print(f"{label} {loss}: step {step:7.3f} s   peak {'RSS' if args.device == 'cpu' else 'CUDA'} "
-                      f"{mem:8.0f} MB   torch threads {runs[0]['threads']}", flush=True)
-            print(f"ratio ours/peer {loss}: {med['ours'][0] / med['peer'][0]:.2f}x step time, "
-                  f"{med['ours'][1] / med['peer'][1]:.2f}x peak memory", flush=True)
+                print(
+                    f"{label} {loss}: step {step:7.3f} s   peak {'RSS' if args.device == 'cpu' else 'CUDA'} "
+                    f"{mem:8.0f} MB   torch threads {runs[0]['threads']}",
+                    flush=True,
+                )
+            print(
+                f"ratio ours/peer {loss}: {med['ours'][0] / med['peer'][0]:.2f}x step time, "
+                f"{med['ours'][1] / med['peer'][1]:.2f}x peak memory",
+                flush=True,
+            )
     return 0
 
 

@@ -75,8 +75,16 @@ def main(argv: list[str] | None = None) -> int:
     liger = LigerFusedLinearJSD(jsd_beta=0.5, temperature=1.0)
 
     def ours() -> torch.Tensor:
-        return chunked_token_divergence(student_hidden, student_head, teacher_hidden, mask, "jsd",
-                                        teacher_head=teacher_head, beta=0.5, chunk_tokens=args.chunk_tokens)
+        return chunked_token_divergence(
+            student_hidden,
+            student_head,
+            teacher_hidden,
+            mask,
+            "jsd",
+            teacher_head=teacher_head,
+            beta=0.5,
+            chunk_tokens=args.chunk_tokens,
+        )
 
     def peer() -> torch.Tensor:
         return liger(student_hidden, student_head.weight, teacher_hidden, teacher_head.weight)
@@ -90,26 +98,37 @@ def main(argv: list[str] | None = None) -> int:
         loss = fn()
         loss.backward()
         torch.cuda.synchronize()
-        return {"seconds": time.perf_counter() - start, "extra_mb": (torch.cuda.max_memory_allocated() - before) / 2**20,
-                "loss": loss.item()}
+        return {
+            "seconds": time.perf_counter() - start,
+            "extra_mb": (torch.cuda.max_memory_allocated() - before) / 2**20,
+            "loss": loss.item(),
+        }
 
     sides = {"ours": ours, "peer": peer}
     for fn in sides.values():
-        measure(fn)   # warm-up
+        measure(fn)  # warm-up
     got: dict[str, list[dict]] = {name: [] for name in sides}
     for _ in range(args.runs):
         for name, fn in sides.items():
             got[name].append(measure(fn))
-    print(f"JSD (beta 0.5) forward+backward on {torch.cuda.get_device_name()}: tokens {args.tokens}, hidden "
-          f"{args.hidden}, vocab {args.vocab}, {args.dtype}; ours chunk {args.chunk_tokens}; median of {args.runs}")
+    print(
+        f"JSD (beta 0.5) forward+backward on {torch.cuda.get_device_name()}: tokens {args.tokens}, hidden "
+        f"{args.hidden}, vocab {args.vocab}, {args.dtype}; ours chunk {args.chunk_tokens}; median of {args.runs}"
+    )
     med = {}
     for name in sides:
         med[name] = {k: statistics.median(r[k] for r in got[name]) for k in ("seconds", "extra_mb")}
         label = "ours chunked_token_divergence" if name == "ours" else "peer LigerFusedLinearJSD"
-        print(f"{label}: {med[name]['seconds'] * 1000:8.1f} ms   peak above inputs {med[name]['extra_mb']:8.0f} MB   "
-              f"loss {got[name][0]['loss']:.6f}", flush=True)
-    print(f"ratio ours/peer jsd: {med['ours']['seconds'] / med['peer']['seconds']:.2f}x time, "
-          f"{med['ours']['extra_mb'] / max(med['peer']['extra_mb'], 1e-9):.2f}x memory above inputs", flush=True)
+        print(
+            f"{label}: {med[name]['seconds'] * 1000:8.1f} ms   peak above inputs {med[name]['extra_mb']:8.0f} MB   "
+            f"loss {got[name][0]['loss']:.6f}",
+            flush=True,
+        )
+    print(
+        f"ratio ours/peer jsd: {med['ours']['seconds'] / med['peer']['seconds']:.2f}x time, "
+        f"{med['ours']['extra_mb'] / max(med['peer']['extra_mb'], 1e-9):.2f}x memory above inputs",
+        flush=True,
+    )
     return 0
 
 

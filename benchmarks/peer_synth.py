@@ -42,20 +42,49 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = {"motab": "1-generate-ours.py", "skd": "2-generate-baseline.py", "teacher_only": "3-generate-teacher-only.py"}
-RELEASE_WORKERS = {"motab": 1, "skd": 64, "teacher_only": 64}   # the release's shell scripts' NUM_WORKERS
+RELEASE_WORKERS = {"motab": 1, "skd": 64, "teacher_only": 64}  # the release's shell scripts' NUM_WORKERS
 
 
 def params(method: str, args: argparse.Namespace) -> dict:
-    common = {"seed": 0, "num_responses": args.num_responses, "temperature": args.temperature,
-              "compat": "released", "max_step_tokens": args.max_step_tokens, "max_total_tokens": args.max_total_tokens}
-    return common | {"motab": {"epsilon0": 0.2, "theta": 1.0, "top_k_entropy": 20}, "skd": {"gamma": 0.9},
-                     "teacher_only": {"stepwise": True}}[method]
+    common = {
+        "seed": 0,
+        "num_responses": args.num_responses,
+        "temperature": args.temperature,
+        "compat": "released",
+        "max_step_tokens": args.max_step_tokens,
+        "max_total_tokens": args.max_total_tokens,
+    }
+    return (
+        common
+        | {
+            "motab": {"epsilon0": 0.2, "theta": 1.0, "top_k_entropy": 20},
+            "skd": {"gamma": 0.9},
+            "teacher_only": {"stepwise": True},
+        }[method]
+    )
 
 
 def ours_command(method: str, root: Path, urls: dict, args: argparse.Namespace, out: Path) -> list[str]:
-    cmd = [sys.executable, "-m", "motab", "synth", "--method", method, "--problems", str(root / "problems.jsonl"),
-           "--teacher", str(root / "models" / "teacher"), "--output", str(out), "--params-json",
-           json.dumps(params(method, args)), "--server-url", urls["teacher"], "--max-in-flight", str(args.max_in_flight)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "motab",
+        "synth",
+        "--method",
+        method,
+        "--problems",
+        str(root / "problems.jsonl"),
+        "--teacher",
+        str(root / "models" / "teacher"),
+        "--output",
+        str(out),
+        "--params-json",
+        json.dumps(params(method, args)),
+        "--server-url",
+        urls["teacher"],
+        "--max-in-flight",
+        str(args.max_in_flight),
+    ]
     if method != "teacher_only":
         cmd += ["--student", str(root / "models" / "student"), "--student-url", urls["student"]]
     return cmd
@@ -75,15 +104,39 @@ def worker_setting(text: str) -> tuple[str, int]:
 
 def released_command(method: str, root: Path, urls: dict, args: argparse.Namespace, out: Path) -> list[str]:
     workers = released_workers(method, args)
-    cmd = [sys.executable, str(root / "released" / SCRIPTS[method]), "--input_file", str(root / "problems.jsonl"),
-           "--output_file", str(out), "--teacher_url", urls["teacher"] + "/generate", "--teacher_model_path",
-           str(root / "models" / "teacher"), "--num_responses", str(args.num_responses), "--temperature",
-           str(args.temperature), "--max_step_tokens", str(args.max_step_tokens), "--max_total_tokens",
-           str(args.max_total_tokens), "--num_workers", str(workers), "--batch_size", "10"]
+    cmd = [
+        sys.executable,
+        str(root / "released" / SCRIPTS[method]),
+        "--input_file",
+        str(root / "problems.jsonl"),
+        "--output_file",
+        str(out),
+        "--teacher_url",
+        urls["teacher"] + "/generate",
+        "--teacher_model_path",
+        str(root / "models" / "teacher"),
+        "--num_responses",
+        str(args.num_responses),
+        "--temperature",
+        str(args.temperature),
+        "--max_step_tokens",
+        str(args.max_step_tokens),
+        "--max_total_tokens",
+        str(args.max_total_tokens),
+        "--num_workers",
+        str(workers),
+        "--batch_size",
+        "10",
+    ]
     if method != "teacher_only":
         cmd += ["--student_url", urls["student"] + "/generate"]
-    return cmd + (["--epsilon0", "0.2", "--theta", "1.0", "--top_k_entropy", "20"] if method == "motab" else
-                  ["--gamma", "0.9"] if method == "skd" else [])
+    return cmd + (
+        ["--epsilon0", "0.2", "--theta", "1.0", "--top_k_entropy", "20"]
+        if method == "motab"
+        else ["--gamma", "0.9"]
+        if method == "skd"
+        else []
+    )
 
 
 def timed(cmd: list[str], out: Path, env: dict, timeout_s: float) -> tuple[float, int]:
@@ -92,8 +145,9 @@ def timed(cmd: list[str], out: Path, env: dict, timeout_s: float) -> tuple[float
     from motab.serving.launch import stop_process_group
 
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
     try:
         stdout, stderr = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -116,8 +170,10 @@ def startup(sides, methods, root: Path, urls: dict, args, env: dict) -> dict[tup
         for method in methods:
             for side, command in sides:
                 out = root / f"one-{side}-{method}-{run}.jsonl"
-                cmd = [str(root / "one.jsonl") if part == str(root / "problems.jsonl") else part
-                       for part in command(method, root, urls, args, out)]
+                cmd = [
+                    str(root / "one.jsonl") if part == str(root / "problems.jsonl") else part
+                    for part in command(method, root, urls, args, out)
+                ]
                 got.setdefault((side, method), []).append(timed(cmd, out, env, args.timeout_s))
     return {key: (statistics.median(s for s, _ in runs), runs[0][1]) for key, runs in got.items()}
 
@@ -130,8 +186,11 @@ def report(sides, methods, got: dict, start: dict, args) -> None:
             runs = got[(side, method)]
             seconds = statistics.median(s for s, _ in runs)
             rate[side] = statistics.median(n / s for s, n in runs)
-            label = (f"ours motab synth {method}" if side == "ours" else
-                     f"peer released {SCRIPTS[method]} (workers {released_workers(method, args)})")
+            label = (
+                f"ours motab synth {method}"
+                if side == "ours"
+                else f"peer released {SCRIPTS[method]} (workers {released_workers(method, args)})"
+            )
             extra = ""
             if (side, method) in start:
                 one_s, one_n = start[(side, method)]
@@ -152,8 +211,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-step-tokens", type=int, default=24)
     p.add_argument("--max-total-tokens", type=int, default=64)
     p.add_argument("--max-in-flight", type=int, default=4, help="ours: requests in flight per server")
-    p.add_argument("--released-workers", type=worker_setting, nargs="*", default=[], metavar="METHOD=N",
-                   help=f"override a script's worker setting (default: the release's own, {RELEASE_WORKERS})")
+    p.add_argument(
+        "--released-workers",
+        type=worker_setting,
+        nargs="*",
+        default=[],
+        metavar="METHOD=N",
+        help=f"override a script's worker setting (default: the release's own, {RELEASE_WORKERS})",
+    )
     p.add_argument("--methods", nargs="+", default=list(SCRIPTS), choices=list(SCRIPTS))
     p.add_argument("--threads", type=int, default=1, help="torch threads of each server")
     p.add_argument("--runs", type=int, default=3)
@@ -177,19 +242,24 @@ def main(argv: list[str] | None = None) -> int:
         golden_models.build_pair(root / "models")
         # {"id", "input"} as the release reads them, plus the "answer" ours needs (the scripts ignore it)
         write_jsonl(root / "problems.jsonl", golden_models.problems(args.problems))
-        if released is not None:   # run copies, never the checkout itself
+        if released is not None:  # run copies, never the checkout itself
             (root / "released").mkdir()
             for name in SCRIPTS.values():
                 shutil.copy(released / name, root / "released" / name)
         server = LOCAL_SERVER + f" --threads {args.threads}"
-        with serving(server, str(root / "models" / "teacher"), root / "t.log") as turl, \
-                serving(server, str(root / "models" / "student"), root / "s.log") as surl:
+        with (
+            serving(server, str(root / "models" / "teacher"), root / "t.log") as turl,
+            serving(server, str(root / "models" / "student"), root / "s.log") as surl,
+        ):
             urls = {"teacher": turl, "student": surl}
-            print(f"synthesis: {args.problems} toy problems x {args.num_responses} responses, temperature "
-                  f"{args.temperature}, steps <= {args.max_step_tokens} / total <= {args.max_total_tokens} tokens, "
-                  f"golden toy teacher and student on embedded servers ({args.threads} thread(s) each); ours "
-                  f"--max-in-flight {args.max_in_flight}; median of {args.runs} interleaved runs; load average "
-                  f"{os.getloadavg()[0]:.1f}", flush=True)
+            print(
+                f"synthesis: {args.problems} toy problems x {args.num_responses} responses, temperature "
+                f"{args.temperature}, steps <= {args.max_step_tokens} / total <= {args.max_total_tokens} tokens, "
+                f"golden toy teacher and student on embedded servers ({args.threads} thread(s) each); ours "
+                f"--max-in-flight {args.max_in_flight}; median of {args.runs} interleaved runs; load average "
+                f"{os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
             sides = [("ours", ours_command)] + ([("peer", released_command)] if released is not None else [])
             start = startup(sides, args.methods, root, urls, args, env)
             got: dict[tuple[str, str], list[tuple[float, int]]] = {}
@@ -197,8 +267,9 @@ def main(argv: list[str] | None = None) -> int:
                 for method in args.methods:
                     for side, command in sides:
                         out = root / f"{side}-{method}-{run}.jsonl"
-                        got.setdefault((side, method), []).append(timed(command(method, root, urls, args, out),
-                                                                        out, env, args.timeout_s))
+                        got.setdefault((side, method), []).append(
+                            timed(command(method, root, urls, args, out), out, env, args.timeout_s)
+                        )
         report(sides, args.methods, got, start, args)
         if released is None:
             print("released scripts: not measured (no --released-dir given), so no ratio", flush=True)

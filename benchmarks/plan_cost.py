@@ -22,8 +22,9 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 def plan_jobs(extra: list[str]) -> list[dict]:
     """(rule, study, gpu, runtime) of each planned job of `snakemake -n --profile profiles/slurm all`."""
-    proc = subprocess.run([SNAKEMAKE, "-n", "--profile", "profiles/slurm", "all", *extra], capture_output=True,
-                          text=True, timeout=900)
+    proc = subprocess.run(
+        [SNAKEMAKE, "-n", "--profile", "profiles/slurm", "all", *extra], capture_output=True, text=True, timeout=900
+    )
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-3000:])
     jobs = []
@@ -32,8 +33,14 @@ def plan_jobs(extra: list[str]) -> list[dict]:
         study = re.search(r"wildcards: .*?\bstudy=([\w.-]+)", block)
         resources = re.search(r"resources: (.*)", block)
         fields = dict(re.findall(r"(\w+)=([^,]+)", resources.group(1))) if resources else {}
-        jobs.append({"rule": rule, "study": study.group(1) if study else "",
-                     "gpu": int(fields.get("gpu", 0) or 0), "runtime": int(fields.get("runtime", 0) or 0)})
+        jobs.append(
+            {
+                "rule": rule,
+                "study": study.group(1) if study else "",
+                "gpu": int(fields.get("gpu", 0) or 0),
+                "runtime": int(fields.get("runtime", 0) or 0),
+            }
+        )
     return jobs
 
 
@@ -43,8 +50,10 @@ def cost_rows(jobs: list[dict]) -> list[dict]:
         row = table[(job["study"], job["rule"])]
         row["jobs"] += 1
         row["gpu_hours"] += job["gpu"] * job["runtime"] / 60
-    return [{"study": s, "rule": r, "jobs": v["jobs"], "gpu_hours_requested": round(v["gpu_hours"], 1)}
-            for (s, r), v in sorted(table.items())]
+    return [
+        {"study": s, "rule": r, "jobs": v["jobs"], "gpu_hours_requested": round(v["gpu_hours"], 1)}
+        for (s, r), v in sorted(table.items())
+    ]
 
 
 def main(argv: list[str]) -> int:

@@ -37,7 +37,11 @@ import urllib.request
 from pathlib import Path
 
 PAYLOAD = {"input_ids": list(range(64)), "sampling_params": {"max_new_tokens": 8}}
-ANSWER = {"text": "ok", "output_ids": [1] * 8, "meta_info": {"completion_tokens": 8, "finish_reason": {"type": "length"}}}
+ANSWER = {
+    "text": "ok",
+    "output_ids": [1] * 8,
+    "meta_info": {"completion_tokens": 8, "finish_reason": {"type": "length"}},
+}
 
 
 def serve(port: int, delay_s: float, capacity: int, mode: str) -> None:
@@ -46,7 +50,7 @@ def serve(port: int, delay_s: float, capacity: int, mode: str) -> None:
     async def main():
         loop = asyncio.get_running_loop()
         slots = asyncio.Semaphore(capacity)
-        free_at = [0.0] * capacity          # schedule mode: when each slot next frees (loop time)
+        free_at = [0.0] * capacity  # schedule mode: when each slot next frees (loop time)
         served = {"n": 0, "service_s": 0.0}
 
         async def generate(request):
@@ -123,8 +127,22 @@ def measure(mode: str, args) -> list[tuple[str, float, float, float, float]]:
     from motab.serving.launch import free_port
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--delay-ms", str(args.delay_ms),
-                             "--capacity", str(args.capacity), "--stub", mode], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--serve",
+            str(port),
+            "--delay-ms",
+            str(args.delay_ms),
+            "--capacity",
+            str(args.capacity),
+            "--stub",
+            mode,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     delay = args.delay_ms / 1000
     rows = []
     try:
@@ -135,8 +153,13 @@ def measure(mode: str, args) -> list[tuple[str, float, float, float, float]]:
         cases = [("sequential worker (urllib)", 1, lambda: sequential_rate(url, few))]
         for in_flight in (1, 8, 64):
             n = few if in_flight == 1 else args.requests
-            cases.append((f"ServerClient, {in_flight:2d} in flight", in_flight,
-                          lambda k=in_flight, n=n: asyncio.run(async_rate(url, k, n))))
+            cases.append(
+                (
+                    f"ServerClient, {in_flight:2d} in flight",
+                    in_flight,
+                    lambda k=in_flight, n=n: asyncio.run(async_rate(url, k, n)),
+                )
+            )
         for name, in_flight, run in cases:
             rates, cpus, service, stub_cpus = [], [], [], []
             for _ in range(args.repeats):
@@ -146,8 +169,16 @@ def measure(mode: str, args) -> list[tuple[str, float, float, float, float]]:
                 cpus.append(cpu)
                 service.append(served_ms)
                 stub_cpus.append(stub_cpu)
-            rows.append((name, statistics.median(rates), min(in_flight, args.capacity) / delay,
-                         statistics.median(cpus), statistics.median(service), statistics.median(stub_cpus)))
+            rows.append(
+                (
+                    name,
+                    statistics.median(rates),
+                    min(in_flight, args.capacity) / delay,
+                    statistics.median(cpus),
+                    statistics.median(service),
+                    statistics.median(stub_cpus),
+                )
+            )
     finally:
         proc.terminate()
         proc.wait()
@@ -170,14 +201,18 @@ def main() -> int:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     ceiling = args.capacity / (args.delay_ms / 1000)
-    print(f"server: {args.delay_ms:g} ms per request, {args.capacity} at once -> capacity {ceiling:.0f} req/s; "
-          f"medians over {args.repeats} runs")
+    print(
+        f"server: {args.delay_ms:g} ms per request, {args.capacity} at once -> capacity {ceiling:.0f} req/s; "
+        f"medians over {args.repeats} runs"
+    )
     for mode in args.stubs.split(","):
         print(f"stub '{mode}':")
         for name, rate, bound, cpu, service, stub_cpu in measure(mode, args):
-            print(f"  {name:28s}: {rate:7.1f} req/s = {rate / bound:6.1%} of its bound {bound:5.0f} "
-                  f"({rate / ceiling:6.1%} of capacity); CPU per request: client {cpu:4.2f} ms, "
-                  f"stub {stub_cpu:4.2f} ms; stub service {service:5.2f} ms")
+            print(
+                f"  {name:28s}: {rate:7.1f} req/s = {rate / bound:6.1%} of its bound {bound:5.0f} "
+                f"({rate / ceiling:6.1%} of capacity); CPU per request: client {cpu:4.2f} ms, "
+                f"stub {stub_cpu:4.2f} ms; stub service {service:5.2f} ms"
+            )
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     return 0
 

@@ -26,7 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "kdflow": ("motab.training.kdflow", "write KDFlow's command line, start Ray on the allocation, run KDFlow"),
     "serve": ("motab.serving.server", "embedded SGLang/OpenAI-compatible inference server"),
     "eval-generate": ("motab.evaluation.generate", "sample n responses per problem over HTTP"),
-    "eval-evalscope": ("motab.evaluation.evalscope_engine", "sample through EvalScope (OpenAI endpoint) into responses"),
+    "eval-evalscope": (
+        "motab.evaluation.evalscope_engine",
+        "sample through EvalScope (OpenAI endpoint) into responses",
+    ),
     "eval-critic": ("motab.evaluation.critic", "an LLM judge's score of every response in an eval JSON"),
     "eval-grade": ("motab.evaluation.score", "grade responses and compute Pass@k/Avg@k/Maj@k"),
     "grade": ("motab.evaluation.grade_file", "grade any {id,response,gold} JSONL file"),
@@ -52,7 +55,7 @@ def main(argv: list[str]) -> int:
     if name not in COMMANDS:
         print(f"unknown command {name!r}\n\n{usage()}")
         return 2
-    apply_job_threads()   # in a SLURM job: threads follow SLURM_CPUS_PER_TASK, before torch loads
+    apply_job_threads()  # in a SLURM job: threads follow SLURM_CPUS_PER_TASK, before torch loads
     module = importlib.import_module(COMMANDS[name][0])
     return int(module.main(rest) or 0)
 

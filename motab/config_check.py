@@ -48,16 +48,23 @@ def _describe(error) -> list[tuple[str, str]]:
         extra = sorted(name for name in set(found) - set(known) if not any(re.search(p, name) for p in patterns))
         names = known + [f"names matching {p}" for p in patterns]
         hint = f"known: {', '.join(names)}" if names else "this mapping takes names, not these keys"
-        return [(_key([*error.absolute_path, name]), f"unknown key ({hint})") for name in extra] or \
-            [(key, error.message)]
+        return [(_key([*error.absolute_path, name]), f"unknown key ({hint})") for name in extra] or [
+            (key, error.message)
+        ]
     if kind == "required":
         missing = [name for name in want if isinstance(found, dict) and name not in found]
         return [(key, f"missing required key(s) {', '.join(missing)}")]
     if kind == "type":
         return [(key, f"expected {want if isinstance(want, str) else ' or '.join(want)}, found {_short(found)}")]
     if "propertyNames" in error.schema_path:  # a mapping's key itself is not an allowed name
-        return [(_key([*error.absolute_path, found]), f"unknown name (expected one of {', '.join(map(str, want))})"
-                 if kind == "enum" else f"not an allowed name ({error.message})")]
+        return [
+            (
+                _key([*error.absolute_path, found]),
+                f"unknown name (expected one of {', '.join(map(str, want))})"
+                if kind == "enum"
+                else f"not an allowed name ({error.message})",
+            )
+        ]
     if kind == "enum":
         return [(key, f"expected one of {', '.join(map(str, want))}, found {_short(found)}")]
     if kind == "const":
@@ -129,7 +136,11 @@ def reference_errors(config: dict) -> list[str]:
             if "model" in run and run["model"] not in models:
                 errors.append(_unknown(f"{at}.model", "model", run["model"], models))
             if "sft" in run and run["sft"].removesuffix(FILTERED) not in synth and run["sft"] not in datasets:
-                known = [*synth, *(m + FILTERED for m in synth), *([study["train_data"]] if "train_data" in study else [])]
+                known = [
+                    *synth,
+                    *(m + FILTERED for m in synth),
+                    *([study["train_data"]] if "train_data" in study else []),
+                ]
                 errors.append(_unknown(f"{at}.sft", "synth method", run["sft"], known))
             if "kd" in run and run["kd"] not in kd:
                 errors.append(_unknown(f"{at}.kd", "kd block", run["kd"], kd))
@@ -156,8 +167,12 @@ def reference_errors(config: dict) -> list[str]:
 
 def looks_local(location: str) -> bool:
     """A path rather than a hub id (`org/name`): absolute, ./ ../ ~, a data-file suffix, or 2+ slashes."""
-    return (location.startswith(("/", "./", "../", "~", ".\\")) or location in (".", "..")
-            or location.lower().endswith(DATA_SUFFIXES) or location.count("/") > 1)
+    return (
+        location.startswith(("/", "./", "../", "~", ".\\"))
+        or location in (".", "..")
+        or location.lower().endswith(DATA_SUFFIXES)
+        or location.count("/") > 1
+    )
 
 
 def _used(config: dict) -> tuple[set[str], set[str], set[str]]:
@@ -191,8 +206,10 @@ def local_path_errors(config: dict, workdir: str | Path = ".") -> list[str]:
             if not isinstance(location, str) or not looks_local(location):
                 continue
             if not (Path(workdir) / Path(location).expanduser()).exists():
-                errors.append(f"{section}.{name}.path: {location!r} looks like a local path but does not exist "
-                              f"(relative to {Path(workdir).resolve()}); a hub id is written org/name")
+                errors.append(
+                    f"{section}.{name}.path: {location!r} looks like a local path but does not exist "
+                    f"(relative to {Path(workdir).resolve()}); a hub id is written org/name"
+                )
     return errors
 
 

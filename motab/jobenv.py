@@ -20,11 +20,17 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS",
-               "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "GOTO_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+)
 
 
 def env_bin() -> Path:
@@ -42,8 +48,10 @@ def tool(name: str) -> str:
         return str(beside)
     found = shutil.which(name)
     if found is None:
-        raise FileNotFoundError(f"{name!r} is neither in {env_bin()} (the environment running motab) nor on PATH; "
-                                f"install it into that environment")
+        raise FileNotFoundError(
+            f"{name!r} is neither in {env_bin()} (the environment running motab) nor on PATH; "
+            f"install it into that environment"
+        )
     return found
 
 
@@ -72,7 +80,7 @@ def thread_env(env: Mapping[str, str], processes: int = 1) -> dict[str, str]:
     if cpus is None:
         return {}
     threads = str(max(1, cpus // max(1, processes)))
-    return {name: threads for name in THREAD_VARS}
+    return dict.fromkeys(THREAD_VARS, threads)
 
 
 def apply_job_threads() -> int | None:

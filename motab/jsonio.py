@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 
 class DataError(ValueError):
@@ -59,8 +60,9 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return [obj for _, obj in iter_jsonl(path)]
 
 
-def require(obj: dict, field: str, kind: type | tuple[type, ...], path: str | os.PathLike, line: int,
-            nullable: bool = False) -> Any:
+def require(
+    obj: dict, field: str, kind: type | tuple[type, ...], path: str | os.PathLike, line: int, nullable: bool = False
+) -> Any:
     """Return obj[field], raising DataError naming file:line:field when missing or mistyped."""
     if field not in obj:
         raise DataError(path, line, field, "missing field")

@@ -10,7 +10,7 @@ the pipeline's: setting one is an error naming it, as a silent override would br
 from __future__ import annotations
 
 import shlex
-from typing import Any, Iterable
+from collections.abc import Iterable
 
 
 def merge_options(ours: dict, extra: dict | None, owned: Iterable[str], where: str) -> dict:
@@ -20,8 +20,10 @@ def merge_options(ours: dict, extra: dict | None, owned: Iterable[str], where: s
         raise ValueError(f"{where}: expected a mapping of option: value, found {type(extra).__name__}")
     clash = sorted(set(extra) & set(owned))
     if clash:
-        raise ValueError(f"{where}: {', '.join(clash)} {'is' if len(clash) == 1 else 'are'} set by the pipeline "
-                         f"(from the run's files and resources), not by a pass-through option")
+        raise ValueError(
+            f"{where}: {', '.join(clash)} {'is' if len(clash) == 1 else 'are'} set by the pipeline "
+            f"(from the run's files and resources), not by a pass-through option"
+        )
     return {**ours, **extra}
 
 
@@ -60,7 +62,8 @@ def extend_command(template: str, options: dict | None, where: str) -> str:
         return template
     clash = sorted(flag_names(extra) & flag_names(template.split()))
     if clash:
-        raise ValueError(f"{where}: {', '.join(clash)} already in the server command (servers.<name>): "
-                         f"change it there, not in the pass-through block")
+        raise ValueError(
+            f"{where}: {', '.join(clash)} already in the server command (servers.<name>): "
+            f"change it there, not in the pass-through block"
+        )
     return template + " " + " ".join(shlex.quote(word) if "{" not in word else word for word in extra)
-

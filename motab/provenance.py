@@ -11,8 +11,18 @@ from pathlib import Path
 
 import motab
 
-TRACKED_PACKAGES = ("motab-pipeline", "torch", "transformers", "tokenizers", "peft", "llamafactory",
-                    "math-verify", "snakemake", "pandas", "aiohttp")
+TRACKED_PACKAGES = (
+    "motab-pipeline",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "peft",
+    "llamafactory",
+    "math-verify",
+    "snakemake",
+    "pandas",
+    "aiohttp",
+)
 
 
 def config_hash(params: dict) -> str:
@@ -26,10 +36,12 @@ def code_version() -> str:
     """Git commit of the pipeline checkout (+ '-dirty' when it has local changes), else the package version."""
     root = Path(motab.__file__).resolve().parents[1]
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "motab"], cwd=root, capture_output=True,
-                               text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "motab"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return f"motab-{motab.__version__}"

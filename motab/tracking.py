@@ -39,14 +39,21 @@ def kdflow_options(tracking: dict | None, run: str, where: str = "tracking") -> 
     if backend != "wandb":
         raise ValueError(f"{where}: KDFlow (engine: kdflow) logs to wandb only, not {backend}")
     return {"use_wandb": True, "wandb_run_name": run} | (
-        {"wandb_project": tracking["project"]} if tracking.get("project") else {})
+        {"wandb_project": tracking["project"]} if tracking.get("project") else {}
+    )
 
 
 class Tracker:
     """Scalars of each training step to TensorBoard or wandb; `Tracker(None, ...)` does nothing."""
 
-    def __init__(self, backend: str | None, log_dir: str | None, run: str = "", project: str | None = None,
-                 config: dict | None = None):
+    def __init__(
+        self,
+        backend: str | None,
+        log_dir: str | None,
+        run: str = "",
+        project: str | None = None,
+        config: dict | None = None,
+    ):
         self.backend, self._sink = backend, None
         if backend is None:
             return
@@ -54,8 +61,9 @@ class Tracker:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError as exc:  # torch imports tensorboard lazily, here
-                raise SystemExit("--tracking tensorboard needs the tensorboard package "
-                                 f"(pip install tensorboard): {exc}") from None
+                raise SystemExit(
+                    f"--tracking tensorboard needs the tensorboard package (pip install tensorboard): {exc}"
+                ) from None
             self._sink = SummaryWriter(log_dir=log_dir)
         elif backend == "wandb":
             try:

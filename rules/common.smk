@@ -2,6 +2,7 @@
 # starts from, the parameters each rule passes on (so a changed value reruns that rule). The logic
 # is motab.plan's (torch-free, unit-tested); the rules reach the package through it alone.
 import json
+import os
 import re
 import shlex
 import sys
@@ -53,8 +54,10 @@ def _python():
     return "python" if any("conda" in m for m in methods) else sys.executable
 
 
-PY = _python()
-MOTAB = f"{shlex.quote(PY)} -m motab"  # quoted: a venv path may hold spaces
+# The rules run `scripts/motab <command>`, which starts `$MOTAB_PYTHON -m motab` (jobs inherit the
+# variable; a SLURM job re-reads this file and sets it again).
+PYTHON = _python()
+os.environ.update(MOTAB_PYTHON=PYTHON)
 
 
 def study_cfg(study):

@@ -2,12 +2,8 @@
 # arithmetic problem set, a BPE tokenizer trained on it, and Qwen3 teacher/student models.
 
 
-def toy_dataset_cfg(study):
-    return config["datasets"][study_cfg(study)["train_data"]]
-
-
 TOY_PROBLEMS = (
-    "{MOTAB} toy-problems --num-train {params.cfg[num_train]} --num-test {params.cfg[num_test]}"
+    "scripts/motab toy-problems --num-train {params.cfg[num_train]} --num-test {params.cfg[num_test]}"
     " --num-ops {params.cfg[num_ops]} --min-operand {params.cfg[min_operand]}"
     " --max-operand {params.cfg[max_operand]} --seed {params.cfg[seed]}"
     " --train-output {output.train} --test-output {output.test} > {log} 2>&1"
@@ -15,95 +11,91 @@ TOY_PROBLEMS = (
 
 
 rule toy_problems:
-    conda:
-        "../envs/synth.yaml"
     input:
         code=code_inputs("toy-problems"),
     output:
         train="results/{study}/raw/train.jsonl",
         test="results/{study}/raw/test.jsonl",
-    params:
-        data=lambda wc: as_json(toy_dataset_cfg(wc.study)),
-        cfg=lambda wc: toy_dataset_cfg(wc.study),
     log:
         "logs/{study}/toy_problems.log",
+    conda:
+        "../envs/synth.yaml"
     threads: stage_threads("toy")
     resources:
         **stage_resources("toy"),
+    params:
+        data=lambda wc: as_json(toy_dataset_cfg(wc.study)),
+        cfg=lambda wc: toy_dataset_cfg(wc.study),
     shell:
         TOY_PROBLEMS
 
 
 rule toy_dataset:
-    # another generated dataset of the study (KD prompts from their own dataset)
-    conda:
-        "../envs/synth.yaml"
     input:
         code=code_inputs("toy-problems"),
     output:
         train="results/{study}/raw/{dataset}/train.jsonl",
         test="results/{study}/raw/{dataset}/test.jsonl",
-    wildcard_constraints:
-        dataset="|".join(re.escape(d) for d in sorted(config["datasets"]) if config["datasets"][d]["source"] == "toy"),
-    params:
-        data=lambda wc: as_json(config["datasets"][wc.dataset]),
-        cfg=lambda wc: config["datasets"][wc.dataset],
     log:
         "logs/{study}/toy_problems/{dataset}.log",
+    wildcard_constraints:
+        dataset="|".join(re.escape(d) for d in sorted(config["datasets"]) if config["datasets"][d]["source"] == "toy"),
+    # another generated dataset of the study (KD prompts from their own dataset)
+    conda:
+        "../envs/synth.yaml"
     threads: stage_threads("toy")
     resources:
         **stage_resources("toy"),
+    params:
+        data=lambda wc: as_json(config["datasets"][wc.dataset]),
+        cfg=lambda wc: config["datasets"][wc.dataset],
     shell:
         TOY_PROBLEMS
 
 
 rule toy_tokenizer:
-    conda:
-        "../envs/synth.yaml"
     input:
         problems="results/{study}/data/problems.jsonl",
         code=code_inputs("toy-tokenizer"),
     output:
         directory("results/{study}/models/tokenizer"),
-    params:
-        vocab_size=512,
     log:
         "logs/{study}/toy_tokenizer.log",
+    conda:
+        "../envs/synth.yaml"
     threads: stage_threads("toy")
     resources:
         **stage_resources("toy"),
+    params:
+        vocab_size=512,
     shell:
-        "{MOTAB} toy-tokenizer --problems {input.problems} --vocab-size {params.vocab_size} --output {output} > {log} 2>&1"
-
-
-def toy_model_cfg(wildcards):
-    return config["models"][wildcards.model]
+        "scripts/motab toy-tokenizer --problems {input.problems} --vocab-size {params.vocab_size} --output {output} > {log} 2>&1"
 
 
 rule toy_model:
-    conda:
-        "../envs/synth.yaml"
     input:
         problems="results/{study}/data/problems.jsonl",
         tokenizer="results/{study}/models/tokenizer",
         code=code_inputs("toy-pretrain"),
     output:
         directory("results/{study}/models/{model}"),
-    wildcard_constraints:
-        model="|".join(sorted(m for m in config["models"] if config["models"][m]["source"] == "toy")),
-    params:
-        model=lambda wc: as_json(toy_model_cfg(wc)),
-        shape=lambda wc: toy_model_cfg(wc)["shape"],
-        train=lambda wc: toy_model_cfg(wc)["pretrain"],
     log:
         "logs/{study}/toy_model/{model}.log",
     benchmark:
         "logs/{study}/toy_model/{model}.benchmark.tsv"
+    wildcard_constraints:
+        model="|".join(sorted(m for m in config["models"] if config["models"][m]["source"] == "toy")),
+    conda:
+        "../envs/synth.yaml"
     threads: stage_threads("toy_model")
     resources:
         **stage_resources("toy_model"),
+    params:
+        model=lambda wc: as_json(toy_model_cfg(wc)),
+        shape=lambda wc: toy_model_cfg(wc)["shape"],
+        train=lambda wc: toy_model_cfg(wc)["pretrain"],
     shell:
-        "{MOTAB} toy-pretrain --problems {input.problems} --tokenizer {input.tokenizer} --output {output}"
+        "scripts/motab toy-pretrain --problems {input.problems} --tokenizer {input.tokenizer} --output {output}"
         " --hidden-size {params.shape[hidden_size]} --num-layers {params.shape[num_layers]}"
         " --num-heads {params.shape[num_heads]} --num-kv-heads {params.shape[num_kv_heads]}"
         " --intermediate-size {params.shape[intermediate_size]} --steps {params.train[steps]}"

@@ -77,15 +77,17 @@ class Page:
         return result.get("result", {}).get("value")
 
 
-async def drive(ws_url: str, url: str, clicks: list[str], output: Path, width: int, height: int,
-                timeout_s: float) -> dict:
+async def drive(
+    ws_url: str, url: str, clicks: list[str], output: Path, width: int, height: int, timeout_s: float
+) -> dict:
     import websockets
 
-    async with websockets.connect(ws_url, max_size=2 ** 28) as ws:
+    async with websockets.connect(ws_url, max_size=2**28) as ws:
         page = Page(ws)
         await page.call("Page.enable")
-        await page.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
-                        mobile=False)
+        await page.call(
+            "Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False
+        )
         await page.call("Page.navigate", url=url)
         for label in clicks:
             deadline = time.monotonic() + timeout_s
@@ -101,15 +103,35 @@ async def drive(ws_url: str, url: str, clicks: list[str], output: Path, width: i
         return json.loads(await page.evaluate(STATE_JS))
 
 
-def screenshot(report: Path, output: Path, clicks: list[str], width: int = 1400, height: int = 1000,
-               timeout_s: float = 30.0, browser: str | None = None) -> dict:
+def screenshot(
+    report: Path,
+    output: Path,
+    clicks: list[str],
+    width: int = 1400,
+    height: int = 1000,
+    timeout_s: float = 30.0,
+    browser: str | None = None,
+) -> dict:
     browser = browser or find_browser()
     if browser is None:
         raise FileNotFoundError(f"no browser found (looked for {', '.join(BROWSERS)})")
     with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.Popen([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                                 "--hide-scrollbars", "--remote-debugging-port=0", f"--user-data-dir={profile}",
-                                 "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [
+                browser,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--hide-scrollbars",
+                "--remote-debugging-port=0",
+                f"--user-data-dir={profile}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             ws_url, deadline = None, time.monotonic() + timeout_s
             port_file = Path(profile) / "DevToolsActivePort"

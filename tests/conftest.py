@@ -39,8 +39,9 @@ def tiny_model_dir(tmp_path_factory, toy_tokenizer_dir) -> Path:
     from motab.toy.model import ModelShape, build_qwen3, save_checkpoint
 
     tok = AutoTokenizer.from_pretrained(toy_tokenizer_dir)
-    model = build_qwen3(tok, ModelShape(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1,
-                                        intermediate_size=64), seed=0)
+    model = build_qwen3(
+        tok, ModelShape(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64), seed=0
+    )
     out = tmp_path_factory.mktemp("tiny_model")
     save_checkpoint(model, tok, out)
     return out
@@ -53,7 +54,6 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-
 @pytest.fixture(scope="session")
 def tiny_server(tiny_model_dir, tmp_path_factory) -> str:
     """The URL of one embedded server (the pipeline's `motab serve` command, one thread, seed 0) on
@@ -63,3 +63,47 @@ def tiny_server(tiny_model_dir, tmp_path_factory) -> str:
     log = tmp_path_factory.mktemp("tiny_server") / "server.log"
     with serving(LOCAL_SERVER + " --threads 1 --seed 0", str(tiny_model_dir), log, startup_timeout_s=120) as url:
         yield url
+
+
+# --- KD: a tiny student and a sharper tiny teacher (test_onpolicy, test_kd_*, test_multi_teacher, ...) ---
+
+KD_SHAPE = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 64}
+
+
+@pytest.fixture(scope="module")
+def kd_setup(tmp_path_factory) -> dict[str, Path]:
+    """Toy tokenizer, a tiny student, a different tiny "teacher" with peaked outputs, and prompts.
+
+    Built here rather than from conftest's tiny_model_dir so the teacher can differ from the student.
+    """
+    import torch
+    from transformers import AutoTokenizer
+
+    from motab.jsonio import write_jsonl
+    from motab.toy.model import ModelShape, build_qwen3, save_checkpoint
+    from motab.toy.tasks import TaskSpec, generate_problems
+    from motab.toy.tokenizer import chat_text, train_tokenizer
+
+    root = tmp_path_factory.mktemp("kd")
+    rows = generate_problems(TaskSpec(), n=200, seed=0)
+    train_tokenizer([chat_text(r["question"], r["solution"]) for r in rows], vocab_size=300, out_dir=root / "tok")
+    tok = AutoTokenizer.from_pretrained(root / "tok")
+    student = build_qwen3(tok, ModelShape(**KD_SHAPE), seed=0)
+    save_checkpoint(student, tok, root / "student")
+    teacher = build_qwen3(tok, ModelShape(**KD_SHAPE), seed=1)
+    with torch.no_grad():  # sharpen the random teacher so the student has something to learn
+        teacher.model.norm.weight.mul_(40.0)
+    save_checkpoint(teacher, tok, root / "teacher")
+    write_jsonl(
+        root / "prompts.jsonl",
+        [
+            {
+                "id": r["id"],
+                "messages": [{"role": "user", "content": r["question"]}],
+                "answer": r["answer"],
+                "solution": r["solution"],
+            }
+            for r in rows[:20]
+        ],
+    )
+    return {"root": root, "student": root / "student", "teacher": root / "teacher", "prompts": root / "prompts.jsonl"}

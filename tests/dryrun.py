@@ -43,9 +43,12 @@ def _dag(workdir: Path, configfiles: list[Path], targets: tuple[str, ...] = (), 
 
     api = SnakemakeApi(OutputSettings(quiet={Quietness.ALL}))
     with api:
-        workflow_api = api.workflow(resource_settings=ResourceSettings(cores=1),
-                                    config_settings=ConfigSettings(configfiles=list(configfiles), config=config or {}),
-                                    snakefile=workdir / "Snakefile", workdir=workdir)
+        workflow_api = api.workflow(
+            resource_settings=ResourceSettings(cores=1),
+            config_settings=ConfigSettings(configfiles=list(configfiles), config=config or {}),
+            snakefile=workdir / "Snakefile",
+            workdir=workdir,
+        )
         dag_api = workflow_api.dag(DAGSettings(targets=set(targets)))
         workflow = workflow_api._workflow
         workflow.dag_settings = dag_api.dag_settings
@@ -54,7 +57,9 @@ def _dag(workdir: Path, configfiles: list[Path], targets: tuple[str, ...] = (), 
         return list(workflow.dag.needrun_jobs())
 
 
-def planned(workdir: Path, configfiles: list[Path], targets: tuple[str, ...] = (), config: dict | None = None) -> set[Job]:
+def planned(
+    workdir: Path, configfiles: list[Path], targets: tuple[str, ...] = (), config: dict | None = None
+) -> set[Job]:
     """The jobs `snakemake -n` would run, as (rule, wildcards) pairs (`config`: as --config)."""
     cwd = os.getcwd()
     try:
@@ -80,18 +85,34 @@ def make_up_to_date(workdir: Path, configfiles: list[Path], env: dict[str, str])
                     path.touch()
     finally:
         os.chdir(cwd)
-    proc = subprocess.run([SNAKEMAKE, "--touch", "--forceall", "--cores", "1", "--configfile", *map(str, configfiles)], check=False,
-                          cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [SNAKEMAKE, "--touch", "--forceall", "--cores", "1", "--configfile", *map(str, configfiles)],
+        check=False,
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return len(jobs)
 
 
 def plan_many(workdir: Path, requests: list[dict], env: dict[str, str]) -> list[set[Job]]:
-    proc = subprocess.run([sys.executable, __file__, str(workdir)], input=json.dumps(requests), env=env, check=False,
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, __file__, str(workdir)],
+        input=json.dumps(requests),
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-5000:]
-    return [{(rule, tuple(tuple(pair) for pair in wildcards)) for rule, wildcards in plan}
-            for plan in json.loads(proc.stdout.splitlines()[-1])]
+    return [
+        {(rule, tuple(tuple(pair) for pair in wildcards)) for rule, wildcards in plan}
+        for plan in json.loads(proc.stdout.splitlines()[-1])
+    ]
 
 
 def _edited_plan(workdir: Path, request: dict) -> list:

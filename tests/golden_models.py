@@ -36,8 +36,11 @@ def build_model(tokenizer, out: Path, seed: int, boost: float, noise: float = 0.
 
     from motab.toy.model import ModelShape, build_qwen3, save_checkpoint
 
-    model = build_qwen3(tokenizer, ModelShape(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1,
-                                              intermediate_size=64), seed=seed)
+    model = build_qwen3(
+        tokenizer,
+        ModelShape(hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, intermediate_size=64),
+        seed=seed,
+    )
     ids = sorted({i for text in FAVOURED for i in tokenizer.encode(text, add_special_tokens=False)})
     # untied, freshly drawn output embeddings (tied random ones just repeat the last input token),
     # the favoured rows scaled by `boost`
@@ -59,8 +62,10 @@ def build_pair(root: Path) -> tuple[Path, Path]:
     tok_dir = root / "tokenizer"
     build_tokenizer(tok_dir)
     tok = AutoTokenizer.from_pretrained(tok_dir)
-    return (build_model(tok, root / "teacher", seed=22, boost=4.0),
-            build_model(tok, root / "student", seed=22, boost=4.0, noise=NOISE, noise_seed=7))
+    return (
+        build_model(tok, root / "teacher", seed=22, boost=4.0),
+        build_model(tok, root / "student", seed=22, boost=4.0, noise=NOISE, noise_seed=7),
+    )
 
 
 def problems(n: int = 10) -> list[dict]:

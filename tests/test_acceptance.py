@@ -12,7 +12,7 @@ TOP = {5: math.log(0.5), 7: math.log(0.3), 9: math.log(0.15), 11: math.log(0.05)
 def test_topk_keeps_the_k_most_likely_tokens():
     assert topk_keep(5, TOP, 1) and not topk_keep(7, TOP, 1)
     assert topk_keep(9, TOP, 3) and not topk_keep(11, TOP, 3)
-    assert not topk_keep(42, TOP, 25)   # absent from the teacher's list: outside its top-K
+    assert not topk_keep(42, TOP, 25)  # absent from the teacher's list: outside its top-K
     with pytest.raises(ValueError):
         topk_keep(5, TOP, 0)
 

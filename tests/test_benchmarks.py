@@ -21,8 +21,9 @@ def _load(shared_data, name: str) -> list[dict]:
     return load_benchmark(REPO / bench["path"], bench["format"], name, bench["count"])
 
 
-@pytest.mark.parametrize("name, count", [("math500", 500), ("aime24", 30), ("aime25", 30), ("amc23", 40),
-                                         ("gsm8k", 1319)])
+@pytest.mark.parametrize(
+    "name, count", [("math500", 500), ("aime24", 30), ("aime25", 30), ("amc23", 40), ("gsm8k", 1319)]
+)
 def test_real_files_load_with_config_counts(shared_data, name, count):
     rows = _load(shared_data, name)
     assert len(rows) == count == CONFIG["benchmarks"][name]["count"]
@@ -42,7 +43,11 @@ def test_formats_read_each_release_its_own_way(shared_data):
     assert not any(r["answer"].endswith(".0") for r in amc)  # AMC stores 27.0 for 27
     gsm = {r["id"]: r for r in _load(shared_data, "gsm8k")}
     first = gsm["gsm8k-00000"]
-    assert first["answer"] == "18" and "####" not in first["solution"] and first["solution"].endswith("18 every day at the farmer’s market.")
+    assert (
+        first["answer"] == "18"
+        and "####" not in first["solution"]
+        and first["solution"].endswith("18 every day at the farmer’s market.")
+    )
     assert all("," not in r["answer"] for r in gsm.values())  # "#### 1,234" -> "1234"
 
 
@@ -54,19 +59,26 @@ def test_count_mismatch_names_file_and_line(shared_data, tmp_path):
         load_benchmark(path, "aime", "aime25", count=30)
 
 
-@pytest.mark.parametrize("fmt, row, field", [
-    ("math500", {"problem": "p", "answer": "1", "solution": "s", "subject": "x", "level": 1}, "unique_id"),
-    ("aime", {"problem": "p", "answer": "twelve"}, "answer"),
-    ("aime", {"problem": "", "answer": "12"}, "problem"),
-    ("amc23", {"id": 0, "problem": "p", "answer": None}, "answer"),
-    ("gsm8k", {"question": "q", "answer": "so the answer is 5"}, "answer"),
-    ("gsm8k", {"answer": "x\n#### 5"}, "question"),
-    ("hmmt25", {"problem_idx": 1, "problem": "p"}, "answer"),
-])
+@pytest.mark.parametrize(
+    "fmt, row, field",
+    [
+        ("math500", {"problem": "p", "answer": "1", "solution": "s", "subject": "x", "level": 1}, "unique_id"),
+        ("aime", {"problem": "p", "answer": "twelve"}, "answer"),
+        ("aime", {"problem": "", "answer": "12"}, "problem"),
+        ("amc23", {"id": 0, "problem": "p", "answer": None}, "answer"),
+        ("gsm8k", {"question": "q", "answer": "so the answer is 5"}, "answer"),
+        ("gsm8k", {"answer": "x\n#### 5"}, "question"),
+        ("hmmt25", {"problem_idx": 1, "problem": "p"}, "answer"),
+    ],
+)
 def test_bad_line_names_file_line_field(tmp_path, fmt, row, field):
-    good = {"math500": {"problem": "p", "answer": "1", "solution": "s", "subject": "x", "level": 1, "unique_id": "a"},
-            "aime": {"problem": "p", "answer": "1"}, "amc23": {"id": 9, "problem": "p", "answer": 1.0},
-            "gsm8k": {"question": "q", "answer": "x\n#### 1"}, "hmmt25": {"problem_idx": 0, "problem": "p", "answer": "1"}}
+    good = {
+        "math500": {"problem": "p", "answer": "1", "solution": "s", "subject": "x", "level": 1, "unique_id": "a"},
+        "aime": {"problem": "p", "answer": "1"},
+        "amc23": {"id": 9, "problem": "p", "answer": 1.0},
+        "gsm8k": {"question": "q", "answer": "x\n#### 1"},
+        "hmmt25": {"problem_idx": 0, "problem": "p", "answer": "1"},
+    }
     path = tmp_path / "bench.jsonl"
     path.write_text(json.dumps(good[fmt]) + "\n" + json.dumps(row) + "\n")
     with pytest.raises(DataError) as info:
@@ -78,13 +90,30 @@ def test_bad_line_names_file_line_field(tmp_path, fmt, row, field):
 def test_hmmt25_user_file_and_missing_path(tmp_path, capsys):
     # HMMT Feb 2025 is not shipped here: a file in MathArena's shape loads; a missing path says so.
     path = tmp_path / "hmmt.jsonl"
-    path.write_text("".join(json.dumps({"problem_idx": i + 1, "problem": f"p{i}", "answer": r"\frac{1}{2}"}) + "\n"
-                            for i in range(30)))
+    path.write_text(
+        "".join(
+            json.dumps({"problem_idx": i + 1, "problem": f"p{i}", "answer": r"\frac{1}{2}"}) + "\n" for i in range(30)
+        )
+    )
     out = tmp_path / "out.jsonl"
-    assert benchmark_main(["--input", str(path), "--format", "hmmt25", "--name", "hmmt25", "--count", "30",
-                           "--output", str(out)]) == 0
+    assert (
+        benchmark_main(
+            ["--input", str(path), "--format", "hmmt25", "--name", "hmmt25", "--count", "30", "--output", str(out)]
+        )
+        == 0
+    )
     rows = read_jsonl(out)
     assert len(rows) == 30 and rows[0]["answer"] == r"\frac{1}{2}" and rows[0]["id"] == "1"
     with pytest.raises(SystemExit, match="hmmt25/test.jsonl: benchmark file not found"):
-        benchmark_main(["--input", "../shared/data/hmmt25/test.jsonl", "--format", "hmmt25",
-                        "--name", "hmmt25", "--output", str(out)])
+        benchmark_main(
+            [
+                "--input",
+                "../shared/data/hmmt25/test.jsonl",
+                "--format",
+                "hmmt25",
+                "--name",
+                "hmmt25",
+                "--output",
+                str(out),
+            ]
+        )

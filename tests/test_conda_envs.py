@@ -9,8 +9,12 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-LOCK = {name.lower(): version for name, version in
-        (line.strip().split("==") for line in (REPO / "requirements.lock.txt").read_text().splitlines() if "==" in line)}
+LOCK = {
+    name.lower(): version
+    for name, version in (
+        line.strip().split("==") for line in (REPO / "requirements.lock.txt").read_text().splitlines() if "==" in line
+    )
+}
 
 
 def rule_envs() -> dict[str, str]:
@@ -29,7 +33,12 @@ def test_every_rule_runs_in_a_stage_env_that_exists():
     missing = {rule: env for rule, env in envs.items() if env is None or not (REPO / env).is_file()}
     assert not missing, missing
     assert {envs["sft"], envs["kd"], envs["synth"], envs["eval_grade"], envs["table"]} == {
-        "envs/sft.yaml", "envs/kd.yaml", "envs/synth.yaml", "envs/eval.yaml", "envs/tables.yaml"}
+        "envs/sft.yaml",
+        "envs/kd.yaml",
+        "envs/synth.yaml",
+        "envs/eval.yaml",
+        "envs/tables.yaml",
+    }
 
 
 # envs on SGLang 0.5.9's stack: their torch/transformers follow SGLang's own pins, not the local lock
@@ -57,16 +66,23 @@ def test_env_files_agree_with_the_lock_and_do_not_install_the_repo():
                 assert requirement.endswith("==" + SGLANG_STACK[name]), f"{path.name}: {requirement}"
             elif "==" in requirement and name in LOCK:  # GPU-only packages (ray, deepspeed) are not in the lock
                 version = requirement.split("==")[1]
-                assert LOCK.get(name) == version, f"{path.name}: {requirement} but requirements.lock.txt has {LOCK.get(name)}"
+                assert LOCK.get(name) == version, (
+                    f"{path.name}: {requirement} but requirements.lock.txt has {LOCK.get(name)}"
+                )
 
 
 def test_gpu_stages_run_in_pinned_images_under_apptainer():
     """`--software-deployment-method apptainer conda`: each GPU rule names its stage's image from
     config `containers`, and every image is a fixed tag (never `latest`)."""
     texts = {path.name: path.read_text() for path in (REPO / "rules").glob("*.smk")}
-    for rule, stage, smk in (("synth", "synth", "synth.smk"), ("sft", "sft", "sft.smk"), ("kd", "kd", "kd.smk"),
-                             ("eval_generate", "eval", "eval.smk"), ("eval_evalscope", "eval", "eval.smk"),
-                             ("eval_critic", "eval", "eval.smk")):
+    for rule, stage, smk in (
+        ("synth", "synth", "synth.smk"),
+        ("sft", "sft", "sft.smk"),
+        ("kd", "kd", "kd.smk"),
+        ("eval_generate", "eval", "eval.smk"),
+        ("eval_evalscope", "eval", "eval.smk"),
+        ("eval_critic", "eval", "eval.smk"),
+    ):
         body = re.search(rf"^rule {rule}:\n((?:    .*\n|\n)*)", texts[smk], re.M).group(1)
         assert f'    container:\n        stage_container("{stage}")' in body, rule
     assert 'container:\n            stage_container("eval")' in texts["eval.smk"]  # the per-run eval rule

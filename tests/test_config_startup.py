@@ -27,8 +27,15 @@ def snakemake(overlay: dict, tmp_path: Path, *args: str, cwd: Path = REPO) -> su
     extra = tmp_path / "overlay.yaml"
     extra.write_text(yaml.safe_dump(overlay))
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([SNAKEMAKE, *args, "--configfile", "config.yaml", str(extra)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600, check=False)
+    return subprocess.run(
+        [SNAKEMAKE, *args, "--configfile", "config.yaml", str(extra)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def hostile_paths(tmp_path: Path) -> tuple[dict, set[str]]:
@@ -67,9 +74,17 @@ def test_every_path_reaches_the_shell_as_one_quoted_word(tmp_path):
         for flag, value in itertools.pairwise(words):
             if flag in PATH_FLAGS and value in paths:
                 seen.add((subcommand, flag))
-    assert {("prepare", "--input"), ("benchmark", "--input"), ("eval-generate", "--model"), ("synth", "--teacher"),
-            ("synth", "--student"), ("sft", "--model"), ("eval-critic", "--model"), ("kd-train", "--student"),
-            ("kd-train", "--teacher")} <= seen
+    assert {
+        ("prepare", "--input"),
+        ("benchmark", "--input"),
+        ("eval-generate", "--model"),
+        ("synth", "--teacher"),
+        ("synth", "--student"),
+        ("sft", "--model"),
+        ("eval-critic", "--model"),
+        ("kd-train", "--student"),
+        ("kd-train", "--teacher"),
+    } <= seen
 
 
 def test_command_substitution_in_a_path_is_not_executed(tmp_path):
@@ -77,10 +92,19 @@ def test_command_substitution_in_a_path_is_not_executed(tmp_path):
     workdir.mkdir()
     copy_workflow(workdir)
     raw = tmp_path / "raw data $(touch pwned).jsonl"
-    raw.write_text("".join(json.dumps({"question": f"What is {i} + 1?", "answer": f"so {i}+1.\n#### {i + 1}"}) + "\n"
-                           for i in range(3)))
-    proc = snakemake({"datasets": {"gsm8k_train": {"path": str(raw)}}}, tmp_path, "--cores", "1",
-                     "results/cotfilter/data/problems.jsonl", cwd=workdir)
+    raw.write_text(
+        "".join(
+            json.dumps({"question": f"What is {i} + 1?", "answer": f"so {i}+1.\n#### {i + 1}"}) + "\n" for i in range(3)
+        )
+    )
+    proc = snakemake(
+        {"datasets": {"gsm8k_train": {"path": str(raw)}}},
+        tmp_path,
+        "--cores",
+        "1",
+        "results/cotfilter/data/problems.jsonl",
+        cwd=workdir,
+    )
     assert not (workdir / "pwned").exists() and not list(tmp_path.rglob("pwned")), "the shell ran $(touch pwned)"
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = (workdir / "results/cotfilter/data/problems.jsonl").read_text().splitlines()
@@ -88,8 +112,11 @@ def test_command_substitution_in_a_path_is_not_executed(tmp_path):
 
 
 def test_local_looking_paths_must_exist_at_start_up(tmp_path):
-    overlay = {"select": ["motab"], "datasets": {"limo": {"path": "/data/limo.jsonl"}},
-               "models": {"Qwen3-4B": {"path": "./models/x"}}}
+    overlay = {
+        "select": ["motab"],
+        "datasets": {"limo": {"path": "/data/limo.jsonl"}},
+        "models": {"Qwen3-4B": {"path": "./models/x"}},
+    }
     proc = snakemake(overlay, tmp_path, "-n")
     message = proc.stdout + proc.stderr
     assert proc.returncode != 0
@@ -101,14 +128,29 @@ def test_local_looking_paths_must_exist_at_start_up(tmp_path):
 
 def test_hub_ids_and_local_paths_told_apart():
     assert not any(looks_local(p) for p in ("GAIR/LIMO", "Qwen/Qwen3-32B", "MathArena/hmmt_feb_2025"))
-    assert all(looks_local(p) for p in ("/data/limo.jsonl", "./models/x", "../shared/data/gsm8k/train.jsonl",
-                                        "data/limo.jsonl", "~/models/x", "results/a/b"))
+    assert all(
+        looks_local(p)
+        for p in (
+            "/data/limo.jsonl",
+            "./models/x",
+            "../shared/data/gsm8k/train.jsonl",
+            "data/limo.jsonl",
+            "~/models/x",
+            "results/a/b",
+        )
+    )
 
 
 def test_unknown_names_stop_the_run_naming_the_config_field(tmp_path):
-    overlay = {"studies": {"toy": {"teacher": "toy-teachr", "runs": {"sft_skd": {"sft": "skdd"},
-                                                                    "kd_x": {"kd": "rkll", "from": "sft_skd"}},
-                                   "eval": {"benchmarks": ["toy_tset"]}}}}
+    overlay = {
+        "studies": {
+            "toy": {
+                "teacher": "toy-teachr",
+                "runs": {"sft_skd": {"sft": "skdd"}, "kd_x": {"kd": "rkll", "from": "sft_skd"}},
+                "eval": {"benchmarks": ["toy_tset"]},
+            }
+        }
+    }
     proc = snakemake(overlay, tmp_path, "-n")
     message = proc.stdout + proc.stderr
     assert proc.returncode != 0
@@ -120,16 +162,25 @@ def test_unknown_names_stop_the_run_naming_the_config_field(tmp_path):
 
 
 def test_schema_errors_take_one_line_each(tmp_path):
-    overlay = {"studies": {"toy": {"eval": {"n": "zero"}, "sft": {"learning_rat": 0.1},
-                                   "runs": {"bad": {"label": "neither model, sft nor kd"}}}},
-               "models": {"toy-teacher": {"tp": 0}}}
+    overlay = {
+        "studies": {
+            "toy": {
+                "eval": {"n": "zero"},
+                "sft": {"learning_rat": 0.1},
+                "runs": {"bad": {"label": "neither model, sft nor kd"}},
+            }
+        },
+        "models": {"toy-teacher": {"tp": 0}},
+    }
     proc = snakemake(overlay, tmp_path, "-n")
     message = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    expected = ["studies.toy.eval.n: expected integer, found 'zero'",
-                "studies.toy.sft.learning_rat: unknown key (known: ",
-                "studies.toy.runs.bad: expected exactly one of the keys model, sft, kd",
-                "models.toy-teacher.tp: expected a number >= 1, found 0"]
+    expected = [
+        "studies.toy.eval.n: expected integer, found 'zero'",
+        "studies.toy.sft.learning_rat: unknown key (known: ",
+        "studies.toy.runs.bad: expected exactly one of the keys model, sft, kd",
+        "models.toy-teacher.tp: expected a number >= 1, found 0",
+    ]
     for line in expected:
         assert sum(line in row for row in message.splitlines()) == 1, (line, message[-3000:])
     assert "Failed validating" not in message and "schema[" not in message
@@ -137,7 +188,7 @@ def test_schema_errors_take_one_line_each(tmp_path):
     # sorts keys: models first, then studies.toy.eval.n on line 7)
     assert f"{tmp_path / 'overlay.yaml'}:7: studies.toy.eval.n: expected integer" in message
     unknown = next(row for row in message.splitlines() if "learning_rat:" in row)
-    assert "cutoff_len" in unknown and "learning_rate" in unknown   # the known keys, to spot the typo
+    assert "cutoff_len" in unknown and "learning_rate" in unknown  # the known keys, to spot the typo
 
 
 def test_schema_error_lines_for_each_kind_of_mistake():
@@ -148,7 +199,7 @@ def test_schema_error_lines_for_each_kind_of_mistake():
     schema = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text())
     from motab.plan import compose, workflow_config
 
-    config = compose(workflow_config(REPO), REPO)   # as common.smk checks it
+    config = compose(workflow_config(REPO), REPO)  # as common.smk checks it
     assert schema_errors(config, schema) == []
     bad = copy.deepcopy(config)
     bad["select"] = "toy"

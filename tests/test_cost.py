@@ -28,16 +28,35 @@ def test_stage_hours_from_snakemake_benchmark_files(tmp_path):
     _bench(logs / "synth" / "skd.benchmark.tsv", 1800, 800.0, 1800)
     _bench(logs / "eval" / "base" / "toy_test" / "seed0.generate.benchmark.tsv", 360, 300.0, 360)
     rows = {row["stage"]: row for row in cost_rows(logs, {"synth": 8})}
-    assert rows["synth"] == {"stage": "synth", "jobs": 2, "wall_hours": 1.5, "cpu_hours": 2.5, "gpu_hours": 12.0,
-                             "peak_rss_mb": 800.0}
+    assert rows["synth"] == {
+        "stage": "synth",
+        "jobs": 2,
+        "wall_hours": 1.5,
+        "cpu_hours": 2.5,
+        "gpu_hours": 12.0,
+        "peak_rss_mb": 800.0,
+    }
     assert rows["eval"]["gpu_hours"] == 0.0 and rows["eval"]["cpu_hours"] == 0.1
     assert rows["all"]["jobs"] == 3 and rows["all"]["wall_hours"] == 1.6
 
 
 def test_cost_cli_writes_csv_and_markdown(tmp_path):
     _bench(tmp_path / "logs" / "toy" / "sft" / "run.benchmark.tsv", 720, 100, 1440)
-    assert main(["--study", "toy", "--logs", str(tmp_path / "logs"), "--csv", str(tmp_path / "c.csv"),
-                 "--md", str(tmp_path / "c.md")]) == 0
+    assert (
+        main(
+            [
+                "--study",
+                "toy",
+                "--logs",
+                str(tmp_path / "logs"),
+                "--csv",
+                str(tmp_path / "c.csv"),
+                "--md",
+                str(tmp_path / "c.md"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "c.csv").read_text().splitlines()[1] == "sft,1,0.2,0.4,0.0,100.0"
     assert "| sft | 1 | 0.2 | 0.4 | 0.0 | 100.0 |" in (tmp_path / "c.md").read_text()
 
@@ -50,16 +69,36 @@ def test_each_job_counts_the_gpus_it_asked_for_and_the_same_logs_give_the_same_b
     _bench(logs / "eval" / "student_long_name" / "generate.benchmark.tsv", 3600, 1, 1)
     _bench(logs / "eval" / "student_long_name" / "b" / "seed0.critic.benchmark.tsv", 1800, 1, 1)
     _bench(logs / "sft" / "student_long_name.benchmark.tsv", 7200, 1, 1)
-    gpus = {"eval/student_long_name/*": 1, "eval/teacher/*": 4, "eval/teacher/*.critic.benchmark.tsv": 8,
-            "eval/student_long_name/*.critic.benchmark.tsv": 8, "sft": 2}
+    gpus = {
+        "eval/student_long_name/*": 1,
+        "eval/teacher/*": 4,
+        "eval/teacher/*.critic.benchmark.tsv": 8,
+        "eval/student_long_name/*.critic.benchmark.tsv": 8,
+        "sft": 2,
+    }
     assert job_gpus("eval/student_long_name/b/seed0.critic.benchmark.tsv", "eval", gpus) == 8
     assert job_gpus("eval/student_long_name/b/seed0.critic.benchmark.tsv", "eval", dict(reversed(gpus.items()))) == 8
     assert job_gpus("eval/other/generate.benchmark.tsv", "eval", gpus) == 0
     rows = {row["stage"]: row for row in cost_rows(logs, gpus)}
     assert rows["eval"]["gpu_hours"] == 4 + 1 + 0.5 * 8 and rows["sft"]["gpu_hours"] == 4.0
     for name in ("a", "b"):
-        assert main(["--study", "s", "--logs", str(tmp_path / "logs"), "--gpus-json", json.dumps(gpus),
-                     "--csv", str(tmp_path / f"{name}.csv"), "--html", str(tmp_path / f"{name}.html")]) == 0
+        assert (
+            main(
+                [
+                    "--study",
+                    "s",
+                    "--logs",
+                    str(tmp_path / "logs"),
+                    "--gpus-json",
+                    json.dumps(gpus),
+                    "--csv",
+                    str(tmp_path / f"{name}.csv"),
+                    "--html",
+                    str(tmp_path / f"{name}.html"),
+                ]
+            )
+            == 0
+        )
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
     assert (tmp_path / "a.html").read_bytes() == (tmp_path / "b.html").read_bytes()
     assert "<td>eval</td><td>3</td><td>2.5</td>" in (tmp_path / "a.html").read_text()
@@ -72,16 +111,26 @@ def test_each_job_counts_the_gpus_it_asked_for_and_the_same_logs_give_the_same_b
 def test_every_job_that_asks_for_gpus_writes_a_benchmark_file_and_each_study_a_cost_table():
     """In the paper studies' SLURM plan every job with gpu > 0 has a benchmark file, and each study
     ends in a cost table whose GPU counts are the ones its jobs ask for."""
-    proc = subprocess.run([SNAKEMAKE, "-n", "-p", "--profile", "profiles/slurm", "all"], check=False, cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [SNAKEMAKE, "-n", "-p", "--profile", "profiles/slurm", "all"],
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     blocks = proc.stdout.split("\nrule ")[1:]
     gpu_jobs = [b for b in blocks if re.search(r"\bgpu=[1-9]", b)]
     assert len(gpu_jobs) > 50
-    assert all("\n    benchmark: logs/" in b for b in gpu_jobs), [b.split("\n")[0] for b in gpu_jobs
-                                                             if "benchmark:" not in b][:5]
-    costs = {re.search(r"--study (\S+)", b).group(1): json.loads(re.search(r"--gpus-json '(.*?)'", b).group(1))
-             for b in blocks if b.startswith("cost_table:")}
+    assert all("\n    benchmark: logs/" in b for b in gpu_jobs), [
+        b.split("\n")[0] for b in gpu_jobs if "benchmark:" not in b
+    ][:5]
+    costs = {
+        re.search(r"--study (\S+)", b).group(1): json.loads(re.search(r"--gpus-json '(.*?)'", b).group(1))
+        for b in blocks
+        if b.startswith("cost_table:")
+    }
     assert sorted(costs) == ["cotfilter", "motab", "opd", "pwopsd"]
     assert costs["motab"]["eval/teacher/*"] == 4 and costs["motab"]["eval/base_student/*"] == 1
     assert costs["motab"]["sft"] == 8 and costs["cotfilter"]["eval/baseline/*.critic.benchmark.tsv"] == 1
@@ -89,8 +138,14 @@ def test_every_job_that_asks_for_gpus_writes_a_benchmark_file_and_each_study_a_c
 
 def test_every_gpu_rule_writes_a_benchmark_file():
     texts = {path.name: path.read_text() for path in (REPO / "rules").glob("*.smk")}
-    for rule, smk in (("synth", "synth.smk"), ("sft", "sft.smk"), ("kd", "kd.smk"), ("eval_generate", "eval.smk"),
-                      ("eval_evalscope", "eval.smk"), ("eval_critic", "eval.smk")):
+    for rule, smk in (
+        ("synth", "synth.smk"),
+        ("sft", "sft.smk"),
+        ("kd", "kd.smk"),
+        ("eval_generate", "eval.smk"),
+        ("eval_evalscope", "eval.smk"),
+        ("eval_critic", "eval.smk"),
+    ):
         body = re.search(rf"^rule {rule}:\n((?:    .*\n|\n)*)", texts[smk], re.MULTILINE).group(1)
         assert "    benchmark:\n" in body, rule
     assert '"logs/{study}/eval/{run}/generate.benchmark.tsv"' in texts["eval.smk"]  # one eval job per run

@@ -10,8 +10,6 @@ that rule gives by hand. Figures on the released outputs themselves are in METHO
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from motab.evaluation.answers import extract_answer
@@ -38,8 +36,9 @@ def test_first_hash_extraction(generation, gold, pred, correct):
 
 
 def test_cotfilter_rule_grades_the_rows(tmp_path):
-    write_jsonl(tmp_path / "in.jsonl", [{"id": i, "response": g, "gold": gold}
-                                        for i, (g, gold, _, _) in enumerate(ROWS)])
+    write_jsonl(
+        tmp_path / "in.jsonl", [{"id": i, "response": g, "gold": gold} for i, (g, gold, _, _) in enumerate(ROWS)]
+    )
     out = grade_rows(tmp_path / "in.jsonl", extraction="first_hash", equivalence="cis5300")
     assert [row["correct"] for row in out] == [correct for *_, correct in ROWS]
     # the pipeline's default (last \\boxed{}, else last ####) reads these generations differently

@@ -30,9 +30,16 @@ def test_slurm_profile_plans_the_paper_studies_with_gpus_from_config():
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "Using profiles profiles/slurm and workflow specific profile profiles/default" in out + proc.stderr
-    for table in ("motab/tables/main", "pwopsd/tables/qwen3_4b", "pwopsd/tables/dsr1_llama_8b",
-                  "pwopsd/tables/olmo3_7b_think", "cotfilter/tables/accuracy", "cotfilter/tables/words",
-                  "cotfilter/tables/critic", "opd/tables/main"):
+    for table in (
+        "motab/tables/main",
+        "pwopsd/tables/qwen3_4b",
+        "pwopsd/tables/dsr1_llama_8b",
+        "pwopsd/tables/olmo3_7b_think",
+        "cotfilter/tables/accuracy",
+        "cotfilter/tables/words",
+        "cotfilter/tables/critic",
+        "opd/tables/main",
+    ):
         assert f"results/{table}.md" in out, table
     assert "toy_model" not in out and "results/toy/" not in out  # the toy study does not leak in
     assert "gpu=8" in rule_resources(out, "sft") and "runtime=2880" in rule_resources(out, "sft")
@@ -58,8 +65,9 @@ def test_bare_profile_name_resolves_after_setup(tmp_path):
 
     env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path))
     subprocess.run(["bash", "scripts/link_profiles.sh"], cwd=REPO, env=env, check=True, capture_output=True)
-    proc = subprocess.run([SNAKEMAKE, "-n", "--profile", "slurm", "all"], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [SNAKEMAKE, "-n", "--profile", "slurm", "all"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "results/motab/tables/main.md" in proc.stdout
 

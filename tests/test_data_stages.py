@@ -13,8 +13,10 @@ from motab.jsonio import DataError, read_jsonl, write_jsonl
 
 def test_math500_rows_reshaped_as_limo_are_normalised(tmp_path, shared_data):
     # LIMO itself is not on this machine; MATH-500 rows reshaped as LIMO rows stand in.
-    limo = [{"question": r["problem"], "solution": r["solution"], "answer": r["answer"]}
-            for r in read_jsonl(shared_data / "math500" / "test.jsonl")[:40]]
+    limo = [
+        {"question": r["problem"], "solution": r["solution"], "answer": r["answer"]}
+        for r in read_jsonl(shared_data / "math500" / "test.jsonl")[:40]
+    ]
     write_jsonl(tmp_path / "limo.jsonl", limo)
     out = tmp_path / "problems.jsonl"
     assert prepare_main(["--input", str(tmp_path / "limo.jsonl"), "--source", "limo", "--output", str(out)]) == 0
@@ -33,12 +35,15 @@ def test_benchmark_files_with_their_own_field_names(shared_data):
     assert len(gsm) == 5
 
 
-@pytest.mark.parametrize("line, field", [
-    ('{"question": "", "answer": "1"}', "question"),
-    ('{"question": "q", "solution": "s"}', "answer"),
-    ('{"question": "q", "answer": "1", "solution": 3}', "solution"),
-    ('{"question": "q", "answer": null}', "answer"),
-])
+@pytest.mark.parametrize(
+    "line, field",
+    [
+        ('{"question": "", "answer": "1"}', "question"),
+        ('{"question": "q", "solution": "s"}', "answer"),
+        ('{"question": "q", "answer": "1", "solution": 3}', "solution"),
+        ('{"question": "q", "answer": null}', "answer"),
+    ],
+)
 def test_bad_lines_name_file_line_and_field(tmp_path, line, field):
     path = tmp_path / "raw.jsonl"
     path.write_text('{"question": "ok", "answer": "2"}\n' + line + "\n")
@@ -58,8 +63,10 @@ def test_invalid_json_and_duplicate_ids(tmp_path):
 
 
 def test_kd_prompts_deduplicate_and_keep_the_solution(tmp_path):
-    problems = [{"id": f"p{i}", "input": q, "answer": "1", "solution": f"sol {i}", "source": "t"}
-                for i, q in enumerate(["a", "b", "a"])]
+    problems = [
+        {"id": f"p{i}", "input": q, "answer": "1", "solution": f"sol {i}", "source": "t"}
+        for i, q in enumerate(["a", "b", "a"])
+    ]
     write_jsonl(tmp_path / "p.jsonl", problems)
     prompts = to_prompts(str(tmp_path / "p.jsonl"), deduplicate=True)
     assert [p["id"] for p in prompts] == ["p0", "p1"]
@@ -71,26 +78,57 @@ def test_kd_prompts_deduplicate_and_keep_the_solution(tmp_path):
 def test_kd_prompts_as_prepare_onpolicy_data(tmp_path):
     """The release's prepare_onpolicy_data.py: the question stripped, duplicates (after stripping)
     dropped, then at most max_samples kept."""
-    problems = [{"id": f"p{i}", "input": q, "answer": "1", "solution": None, "source": "t"}
-                for i, q in enumerate(["  a \n", "b", "a", "c"])]
+    problems = [
+        {"id": f"p{i}", "input": q, "answer": "1", "solution": None, "source": "t"}
+        for i, q in enumerate(["  a \n", "b", "a", "c"])
+    ]
     write_jsonl(tmp_path / "p.jsonl", problems)
     prompts = to_prompts(str(tmp_path / "p.jsonl"), deduplicate=True, max_samples=2)
     assert [(p["id"], p["messages"][0]["content"]) for p in prompts] == [("p0", "a"), ("p1", "b")]
 
 
 def test_reorganize_writes_alpaca_and_dataset_info_keeping_selection_to_the_filter(tmp_path):
-    synth = [{"id": "a", "sample": 0, "input": "Q1", "output": "S1", "correct": True},
-             {"id": "a", "sample": 1, "input": "Q1", "output": "bad", "correct": False},
-             {"id": "b", "sample": 0, "input": "Q2", "output": "S2", "correct": None}]
+    synth = [
+        {"id": "a", "sample": 0, "input": "Q1", "output": "S1", "correct": True},
+        {"id": "a", "sample": 1, "input": "Q1", "output": "bad", "correct": False},
+        {"id": "b", "sample": 0, "input": "Q2", "output": "S2", "correct": None},
+    ]
     write_jsonl(tmp_path / "s.jsonl", synth)
-    assert reorganize_main(["--input", str(tmp_path / "s.jsonl"), "--output-dir", str(tmp_path / "all"),
-                            "--dataset-name", "teacher_only"]) == 0
+    assert (
+        reorganize_main(
+            [
+                "--input",
+                str(tmp_path / "s.jsonl"),
+                "--output-dir",
+                str(tmp_path / "all"),
+                "--dataset-name",
+                "teacher_only",
+            ]
+        )
+        == 0
+    )
     assert [r["output"] for r in read_jsonl(tmp_path / "all" / "train.jsonl")] == ["S1", "bad", "S2"]
-    assert reorganize_main(["--input", str(tmp_path / "s.jsonl"), "--output-dir", str(tmp_path / "out"),
-                            "--dataset-name", "teacher_only", "--drop-incorrect"]) == 0
+    assert (
+        reorganize_main(
+            [
+                "--input",
+                str(tmp_path / "s.jsonl"),
+                "--output-dir",
+                str(tmp_path / "out"),
+                "--dataset-name",
+                "teacher_only",
+                "--drop-incorrect",
+            ]
+        )
+        == 0
+    )
     assert read_jsonl(tmp_path / "out" / "train.jsonl") == [
-        {"instruction": "Q1", "input": "", "output": "S1"}, {"instruction": "Q2", "input": "", "output": "S2"}]
+        {"instruction": "Q1", "input": "", "output": "S1"},
+        {"instruction": "Q2", "input": "", "output": "S2"},
+    ]
     info = json.loads((tmp_path / "out" / "dataset_info.json").read_text())
     assert info["teacher_only"]["file_name"] == "train.jsonl"
-    assert info["teacher_only"] == {"file_name": "train.jsonl",
-                                    "columns": {"prompt": "instruction", "response": "output"}}  # the release's
+    assert info["teacher_only"] == {
+        "file_name": "train.jsonl",
+        "columns": {"prompt": "instruction", "response": "output"},
+    }  # the release's

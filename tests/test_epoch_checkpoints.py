@@ -30,8 +30,13 @@ def test_each_epochs_checkpoint_becomes_epoch_k_with_tokenizer_and_without_optim
     kept = keep_epoch_checkpoints(tmp_path)
     assert [p.name for p in kept] == ["epoch1", "epoch2"]
     assert sorted(p.name for p in (tmp_path / "epoch2").iterdir()) == [
-        "config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-        "trainer_state.json"]
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "trainer_state.json",
+    ]
     assert (tmp_path / "epoch1" / "model.safetensors").read_text() == "model.safetensors at 12"
     assert (tmp_path / "checkpoint-30").is_dir() and not (tmp_path / "checkpoint-12").exists()
 
@@ -52,14 +57,31 @@ def test_llamafactory_saves_one_loadable_checkpoint_per_epoch(tiny_model_dir, tm
     write_data(tmp_path / "data")
     out = tmp_path / "ckpt"
     params = PARAMS | {"num_train_epochs": 2, "save_strategy": "epoch", "save_only_model": True}
-    assert sft_main(["--model", str(tiny_model_dir), "--dataset-dir", str(tmp_path / "data"), "--dataset", "toy",
-                     "--output", str(out), "--params-json", json.dumps(params)]) == 0
+    assert (
+        sft_main(
+            [
+                "--model",
+                str(tiny_model_dir),
+                "--dataset-dir",
+                str(tmp_path / "data"),
+                "--dataset",
+                "toy",
+                "--output",
+                str(out),
+                "--params-json",
+                json.dumps(params),
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["epoch1", "epoch2"]  # no checkpoint-N left
     weights = {name: AutoModelForCausalLM.from_pretrained(out / name).state_dict() for name in ("epoch1", "epoch2")}
     final = AutoModelForCausalLM.from_pretrained(out).state_dict()
     assert all(torch.equal(weights["epoch2"][k], final[k]) for k in final)
     assert any(not torch.equal(weights["epoch1"][k], final[k]) for k in final)
-    assert AutoTokenizer.from_pretrained(out / "epoch1").encode("1 + 1") == AutoTokenizer.from_pretrained(out).encode("1 + 1")
+    assert AutoTokenizer.from_pretrained(out / "epoch1").encode("1 + 1") == AutoTokenizer.from_pretrained(out).encode(
+        "1 + 1"
+    )
 
 
 SMALL = "studies:\n  toy:\n    tables:\n      main: {rows: [base_student, sft_motab]}\n"
@@ -74,12 +96,24 @@ def test_changing_eval_epochs_reruns_only_eval_and_tables(tmp_path):
     (workdir / "more.yaml").write_text(SMALL + "    runs:\n      sft_motab: {eval_epochs: [4, 8, 2]}\n")
     (workdir / "fewer.yaml").write_text(SMALL + "    runs:\n      sft_motab: {eval_epochs: [8]}\n")
     make_up_to_date(workdir, [workdir / "config.yaml", workdir / "small.yaml"], env)
-    same, more, fewer = plan_many(workdir, [{"configfiles": ["config.yaml", "small.yaml"]},
-                                            {"configfiles": ["config.yaml", "more.yaml"]},
-                                            {"configfiles": ["config.yaml", "fewer.yaml"]}], env)
+    same, more, fewer = plan_many(
+        workdir,
+        [
+            {"configfiles": ["config.yaml", "small.yaml"]},
+            {"configfiles": ["config.yaml", "more.yaml"]},
+            {"configfiles": ["config.yaml", "fewer.yaml"]},
+        ],
+        env,
+    )
     assert same == set()
     jobs = sorted((rule, dict(wildcards).get("run", ""), dict(wildcards).get("seed", "")) for rule, wildcards in more)
-    assert jobs == [("all", "", ""), ("eval_generate", "sft_motab_ep2", "0"), ("eval_generate", "sft_motab_ep2", "1"),
-                    ("eval_grade", "sft_motab_ep2", "0"), ("eval_grade", "sft_motab_ep2", "1"),
-                    ("table", "", ""), ("table_chart", "", "")]
+    assert jobs == [
+        ("all", "", ""),
+        ("eval_generate", "sft_motab_ep2", "0"),
+        ("eval_generate", "sft_motab_ep2", "1"),
+        ("eval_grade", "sft_motab_ep2", "0"),
+        ("eval_grade", "sft_motab_ep2", "1"),
+        ("table", "", ""),
+        ("table_chart", "", ""),
+    ]
     assert sorted(rule for rule, _ in fewer) == ["all", "table", "table_chart"]  # a dropped epoch: tables only

@@ -19,10 +19,31 @@ PROBLEMS = [
 
 
 def _run(model, problems, out, log, *extra):
-    argv = ["--model", str(model), "--problems", str(problems), "--output", str(out), "--n", "2",
-            "--temperature", "1.0", "--max-tokens", "8", "--seed", "3", "--batch-problems", "2",
-            "--max-in-flight", "2", "--server-command", LOCAL_SERVER + " --threads 1", "--server-log", str(log),
-            *extra]
+    argv = [
+        "--model",
+        str(model),
+        "--problems",
+        str(problems),
+        "--output",
+        str(out),
+        "--n",
+        "2",
+        "--temperature",
+        "1.0",
+        "--max-tokens",
+        "8",
+        "--seed",
+        "3",
+        "--batch-problems",
+        "2",
+        "--max-in-flight",
+        "2",
+        "--server-command",
+        LOCAL_SERVER + " --threads 1",
+        "--server-log",
+        str(log),
+        *extra,
+    ]
     assert main(argv) == 0
 
 
@@ -69,7 +90,8 @@ def test_prompt_template_puts_the_problem_in_the_pwopsd_user_turn():
 
     template = workflow_config(REPO)["studies"]["pwopsd"]["eval"]["prompt"]
     assert user_turn(template, "What is {x}?") == (
-        "What is {x}?\n\nPlease reason step by step, and put your final answer within \\boxed{}.")
+        "What is {x}?\n\nPlease reason step by step, and put your final answer within \\boxed{}."
+    )
 
 
 def test_one_server_serves_every_job_of_a_run_with_the_same_bytes(tiny_model_dir, tmp_path):
@@ -79,11 +101,30 @@ def test_one_server_serves_every_job_of_a_run_with_the_same_bytes(tiny_model_dir
     write_jsonl(problems, PROBLEMS)
     _run(tiny_model_dir, problems, tmp_path / "alone3.jsonl", tmp_path / "alone3.log")
     _run(tiny_model_dir, problems, tmp_path / "alone4.jsonl", tmp_path / "alone4.log", "--seed", "4", "--n", "1")
-    jobs = [{"problems": str(problems), "output": str(tmp_path / "seed3.jsonl"), "seed": 3},
-            {"problems": str(problems), "output": str(tmp_path / "seed4.jsonl"), "seed": 4, "n": 1}]
-    argv = ["--model", str(tiny_model_dir), "--jobs-json", json.dumps(jobs), "--n", "2", "--temperature", "1.0",
-            "--max-tokens", "8", "--batch-problems", "2", "--max-in-flight", "2",
-            "--server-command", LOCAL_SERVER + " --threads 1", "--server-log", str(tmp_path / "grouped.log")]
+    jobs = [
+        {"problems": str(problems), "output": str(tmp_path / "seed3.jsonl"), "seed": 3},
+        {"problems": str(problems), "output": str(tmp_path / "seed4.jsonl"), "seed": 4, "n": 1},
+    ]
+    argv = [
+        "--model",
+        str(tiny_model_dir),
+        "--jobs-json",
+        json.dumps(jobs),
+        "--n",
+        "2",
+        "--temperature",
+        "1.0",
+        "--max-tokens",
+        "8",
+        "--batch-problems",
+        "2",
+        "--max-in-flight",
+        "2",
+        "--server-command",
+        LOCAL_SERVER + " --threads 1",
+        "--server-log",
+        str(tmp_path / "grouped.log"),
+    ]
     assert main(argv) == 0
     assert (tmp_path / "seed3.jsonl").read_bytes() == (tmp_path / "alone3.jsonl").read_bytes()
     assert (tmp_path / "seed4.jsonl").read_bytes() == (tmp_path / "alone4.jsonl").read_bytes()

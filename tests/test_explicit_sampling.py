@@ -25,13 +25,21 @@ async def _recording_server(requests: list):
         body = await request.json()
         requests.append(body)
         rows = body["sampling_params"] if isinstance(body["sampling_params"], list) else [body["sampling_params"]]
-        out = [{"text": "\\boxed{1}", "output_ids": [5, 6],
-                "meta_info": {"finish_reason": {"type": "length", "length": 2}, "completion_tokens": 2,
-                              "output_token_logprobs": [[-0.1, 5, None], [-0.2, 6, None]],
-                              "input_token_logprobs": [[None, 1, None], [-0.3, 2, None]],
-                              "input_top_logprobs": [None, [[-0.3, 2, None]]],
-                              "output_top_logprobs": [[[-0.1, 5, None]], [[-0.2, 6, None]]]}}
-               for _ in rows]
+        out = [
+            {
+                "text": "\\boxed{1}",
+                "output_ids": [5, 6],
+                "meta_info": {
+                    "finish_reason": {"type": "length", "length": 2},
+                    "completion_tokens": 2,
+                    "output_token_logprobs": [[-0.1, 5, None], [-0.2, 6, None]],
+                    "input_token_logprobs": [[None, 1, None], [-0.3, 2, None]],
+                    "input_top_logprobs": [None, [[-0.3, 2, None]]],
+                    "output_top_logprobs": [[[-0.1, 5, None]], [[-0.2, 6, None]]],
+                },
+            }
+            for _ in rows
+        ]
         return web.json_response(out if isinstance(body["sampling_params"], list) else out[0])
 
     app = web.Application()
@@ -63,13 +71,18 @@ def test_synthesis_and_eval_requests_carry_every_sampling_key():
         try:
             async with ServerClient(url) as client:
                 problems = [{"id": "a", "input": "1+0", "answer": "1"}]
-                await synthesize_chunk(SynthContext(client, None, None), problems, ["p"], TeacherOnlyParams(
-                    num_responses=2, temperature=0.6, max_new_tokens=8, seed=0))
+                await synthesize_chunk(
+                    SynthContext(client, None, None),
+                    problems,
+                    ["p"],
+                    TeacherOnlyParams(num_responses=2, temperature=0.6, max_new_tokens=8, seed=0),
+                )
                 await generate_ids(client, [1, 2], 4, 0.6, seed=3)
                 await generate_ids_batch(client, [[1, 2], [3]], [4, 4], 0.6, [1, 2])
                 await score_continuation(client, [1], [2], top_k=1)  # teacher scoring: a greedy prefill
-            args = SimpleNamespace(batch_problems=1, max_in_flight=1, n=2, seed=0, temperature=0.6, top_p=0.95,
-                                   top_k=20, max_tokens=16)
+            args = SimpleNamespace(
+                batch_problems=1, max_in_flight=1, n=2, seed=0, temperature=0.6, top_p=0.95, top_k=20, max_tokens=16
+            )
             await generate_all(url, problems, ["p"], args)
         finally:
             await runner.cleanup()
@@ -78,7 +91,7 @@ def test_synthesis_and_eval_requests_carry_every_sampling_key():
     entries = _sampling_entries(requests)
     assert len(entries) == 2 + 1 + 2 + 1 + 2
     for entry in entries:
-        assert EXPLICIT <= set(entry), entry
+        assert set(entry) >= EXPLICIT, entry
     # synthesis samples the full distribution at its temperature; eval sends its configured cut
     assert entries[0]["top_p"] == 1.0 and entries[0]["top_k"] == -1 and entries[0]["temperature"] == 0.6
     assert entries[-1]["top_p"] == 0.95 and entries[-1]["top_k"] == 20 and entries[-1]["max_new_tokens"] == 16
@@ -99,14 +112,26 @@ def test_embedded_chat_defaults_equal_sglangs_for_the_model(tmp_path):
     top_p / top_k from GenerationConfig.from_pretrained(model).to_dict() under its transformers
     4.57.1, whose own defaults are 1.0 / 1.0 / 50; native /generate keeps 1.0 / 1.0 / -1."""
     # Qwen3-4B's generation_config.json (huggingface.co/Qwen/Qwen3-4B)
-    (tmp_path / "generation_config.json").write_text(json.dumps(
-        {"bos_token_id": 151643, "do_sample": True, "eos_token_id": [151645, 151643], "pad_token_id": 151643,
-         "temperature": 0.6, "top_k": 20, "top_p": 0.95, "transformers_version": "4.51.0"}))
+    (tmp_path / "generation_config.json").write_text(
+        json.dumps(
+            {
+                "bos_token_id": 151643,
+                "do_sample": True,
+                "eos_token_id": [151645, 151643],
+                "pad_token_id": 151643,
+                "temperature": 0.6,
+                "top_k": 20,
+                "top_p": 0.95,
+                "transformers_version": "4.51.0",
+            }
+        )
+    )
     assert model_sampling_defaults(tmp_path) == {"temperature": 0.6, "top_p": 0.95, "top_k": 20}
     left_out = _openai_sampling({"max_tokens": 5}, 0, 128, model_sampling_defaults(tmp_path))
     assert (left_out.temperature, left_out.top_p, left_out.top_k) == (0.6, 0.95, 20)
-    stated = _openai_sampling({"max_tokens": 5, "temperature": 1.0, "top_p": 1.0, "top_k": -1}, 0, 128,
-                              model_sampling_defaults(tmp_path))
+    stated = _openai_sampling(
+        {"max_tokens": 5, "temperature": 1.0, "top_p": 1.0, "top_k": -1}, 0, 128, model_sampling_defaults(tmp_path)
+    )
     assert (stated.temperature, stated.top_p, stated.top_k) == (1.0, 1.0, -1)
     # a generation_config.json without sampling keys (DeepSeek-R1-Distill sets only temperature and
     # top_p; the toy models none): transformers 4.57.1's top_k 50 fills in, as on SGLang

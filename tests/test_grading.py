@@ -59,13 +59,31 @@ def test_gsm8k_extract_and_self_grade(shared_data):
 
 
 EQUIVALENT = [
-    (r"0.5", r"\frac{1}{2}"), (r"1/2", r"\frac{1}{2}"), (r"\dfrac12", r"\frac{1}{2}"), ("10.0", "10"),
-    ("025", "25"), (r"\frac{\sqrt2}{2}", r"\sqrt{2}/2"), (r"\frac{1}{\sqrt{2}}", r"\frac{\sqrt{2}}{2}"),
-    (r"\{3,2,1\}", r"\{1,2,3\}"), (r"[0, 1)", r"[0,1)"), (r"(-\infty,2)", r"(-\infty, 2)"),
-    (r"(3,\pi/2)", r"\left( 3, \frac{\pi}{2} \right)"), ("1+x", "x+1"), ("1,000", "1000"), ("3^{2}", "9"),
+    (r"0.5", r"\frac{1}{2}"),
+    (r"1/2", r"\frac{1}{2}"),
+    (r"\dfrac12", r"\frac{1}{2}"),
+    ("10.0", "10"),
+    ("025", "25"),
+    (r"\frac{\sqrt2}{2}", r"\sqrt{2}/2"),
+    (r"\frac{1}{\sqrt{2}}", r"\frac{\sqrt{2}}{2}"),
+    (r"\{3,2,1\}", r"\{1,2,3\}"),
+    (r"[0, 1)", r"[0,1)"),
+    (r"(-\infty,2)", r"(-\infty, 2)"),
+    (r"(3,\pi/2)", r"\left( 3, \frac{\pi}{2} \right)"),
+    ("1+x", "x+1"),
+    ("1,000", "1000"),
+    ("3^{2}", "9"),
 ]
-DIFFERENT = [("2", r"\frac{1}{2}"), ("1/2", "2"), ("-3", "3"), ("x-1", "x+1"), ("[0,1]", "[0,1)"),
-             (r"\{1,2\}", r"\{1,3\}"), (r"\sqrt{3}", r"\sqrt{2}"), ("(1,2)", "[1,2]")]
+DIFFERENT = [
+    ("2", r"\frac{1}{2}"),
+    ("1/2", "2"),
+    ("-3", "3"),
+    ("x-1", "x+1"),
+    ("[0,1]", "[0,1)"),
+    (r"\{1,2\}", r"\{1,3\}"),
+    (r"\sqrt{3}", r"\sqrt{2}"),
+    ("(1,2)", "[1,2]"),
+]
 
 
 @pytest.mark.parametrize("pred, gold", EQUIVALENT)
@@ -82,8 +100,13 @@ def test_grade_many_reasons_and_order():
     pairs = [(r"\frac{1}{2}", "0.5"), ("3", "-3"), (None, "4"), ("", "4"), ("7", "7")] + [(p, g) for p, g in DIFFERENT]
     for processes in (0, 1, 2):
         grades = grade_many(pairs, processes=processes, timeout_s=5)
-        assert grades[:5] == [Grade(r"\frac{1}{2}", True, "correct"), Grade("3", False, "wrong"),
-                              Grade(None, False, "no_answer"), Grade("", False, "no_answer"), Grade("7", True, "correct")]
+        assert grades[:5] == [
+            Grade(r"\frac{1}{2}", True, "correct"),
+            Grade("3", False, "wrong"),
+            Grade(None, False, "no_answer"),
+            Grade("", False, "no_answer"),
+            Grade("7", True, "correct"),
+        ]
         assert [g.reason for g in grades[5:]] == ["wrong"] * len(DIFFERENT)
 
 
@@ -100,11 +123,13 @@ def test_timeout_adversarial_answer(processes):
 
 def _blocking_judge(original):
     """A judge that hangs with SIGALRM blocked (as C code would) for the answer 'hang'."""
+
     def judge(pred, gold, timeout_s, *rest):
         if pred == "hang":
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
             time.sleep(60)
         return original(pred, gold, timeout_s, *rest)
+
     return judge
 
 

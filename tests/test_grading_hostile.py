@@ -15,6 +15,7 @@ import time
 from contextlib import contextmanager
 
 import pytest
+from dryrun import REPO
 
 from motab.data.train_formats import last_boxed as train_last_boxed
 from motab.evaluation import grading
@@ -24,7 +25,6 @@ from motab.evaluation.score import main as eval_grade_main
 from motab.jsonio import DataError, read_jsonl, write_jsonl
 from motab.synthesis.cot_filter import main as filter_main
 from motab.synthesis.run import finalize
-from dryrun import REPO
 
 GIANT = "7" * 5000
 TOWER = "9^{9^{9^{9^{9^{9}}}}}"
@@ -33,8 +33,10 @@ TOWER = "9^{9^{9^{9^{9^{9}}}}}"
 @contextmanager
 def deadline(seconds: float):
     """Fail (instead of hanging for an hour) when the block runs longer than `seconds`."""
+
     def on_alarm(signum, frame):
         raise TimeoutError(f"took longer than {seconds} s")
+
     old = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
@@ -45,8 +47,17 @@ def deadline(seconds: float):
 
 
 def test_numbers_past_the_int_string_limit_get_verdicts():
-    grades = grade_many([(GIANT, GIANT), (GIANT, "7"), ("7", GIANT), ("0" + GIANT, GIANT + ".000"),
-                         ("-" + "1" * 4301, "-" + "1" * 4301)], processes=1, timeout_s=2)
+    grades = grade_many(
+        [
+            (GIANT, GIANT),
+            (GIANT, "7"),
+            ("7", GIANT),
+            ("0" + GIANT, GIANT + ".000"),
+            ("-" + "1" * 4301, "-" + "1" * 4301),
+        ],
+        processes=1,
+        timeout_s=2,
+    )
     assert [g.reason for g in grades] == ["correct", "wrong", "wrong", "correct", "correct"]
 
 
@@ -98,9 +109,24 @@ def test_grade_cli_gives_a_verdict_per_hostile_line_in_bounded_time(tmp_path):
         handle.write(f'{{"id": "json-giant", "response": "#### {GIANT}", "gold": {GIANT}}}\n')
     timeout_s = 1.0
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "motab", "grade", "--input", str(src), "--output",
-                           str(tmp_path / "out.jsonl"), "--timeout-s", str(timeout_s)],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "motab",
+            "grade",
+            "--input",
+            str(src),
+            "--output",
+            str(tmp_path / "out.jsonl"),
+            "--timeout-s",
+            str(timeout_s),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     elapsed = time.monotonic() - start
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = {row["id"]: row for row in read_jsonl(tmp_path / "out.jsonl")}
@@ -114,14 +140,38 @@ def test_grade_cli_gives_a_verdict_per_hostile_line_in_bounded_time(tmp_path):
 
 
 def test_eval_grade_gives_verdicts_for_hostile_responses(tmp_path):
-    rows = [{"id": "p0", "input": "q", "prompt": "q", "gold": GIANT,
-             "responses": [f"\\boxed{{{GIANT}}}", "\\boxed{" * 150_000, f"\\boxed{{{TOWER}}}", "\\boxed{7}"],
-             "finish_reasons": ["stop"] * 4, "completion_tokens": [1] * 4}]
+    rows = [
+        {
+            "id": "p0",
+            "input": "q",
+            "prompt": "q",
+            "gold": GIANT,
+            "responses": [f"\\boxed{{{GIANT}}}", "\\boxed{" * 150_000, f"\\boxed{{{TOWER}}}", "\\boxed{7}"],
+            "finish_reasons": ["stop"] * 4,
+            "completion_tokens": [1] * 4,
+        }
+    ]
     write_jsonl(tmp_path / "responses.jsonl", rows)
     with deadline(60):
-        assert eval_grade_main(["--responses", str(tmp_path / "responses.jsonl"), "--output",
-                                str(tmp_path / "eval.json"), "--run", "r", "--benchmark", "b", "--seed", "0",
-                                "--timeout-s", "1"]) == 0
+        assert (
+            eval_grade_main(
+                [
+                    "--responses",
+                    str(tmp_path / "responses.jsonl"),
+                    "--output",
+                    str(tmp_path / "eval.json"),
+                    "--run",
+                    "r",
+                    "--benchmark",
+                    "b",
+                    "--seed",
+                    "0",
+                    "--timeout-s",
+                    "1",
+                ]
+            )
+            == 0
+        )
     sample = json.loads((tmp_path / "eval.json").read_text())["samples"][0]
     assert sample["correct"] == [True, False, False, False]
     assert sample["reasons"][:2] == ["correct", "no_answer"] and sample["reasons"][3] == "wrong"
@@ -144,8 +194,10 @@ def test_maj_clustering_pays_one_timeout_per_slow_answer():
 
 def test_synthesis_finalize_grades_hostile_outputs(tmp_path):
     outputs = [f"\\boxed{{{GIANT}}}", "\\boxed{" * 150_000, f"so \\boxed{{{TOWER}}}"]
-    rows = [{"id": f"p{i}", "sample": 0, "input": "q", "output": out,
-             "stats": {"teacher_tokens": 1, "student_tokens": 0}} for i, out in enumerate(outputs)]
+    rows = [
+        {"id": f"p{i}", "sample": 0, "input": "q", "output": out, "stats": {"teacher_tokens": 1, "student_tokens": 0}}
+        for i, out in enumerate(outputs)
+    ]
     write_jsonl(tmp_path / "partial.jsonl", rows)
     problems = [{"id": "p0", "answer": GIANT}, {"id": "p1", "answer": "3"}, {"id": "p2", "answer": "5"}]
     with deadline(60):
@@ -156,15 +208,41 @@ def test_synthesis_finalize_grades_hostile_outputs(tmp_path):
 
 def test_synth_filter_grades_a_json_integer_gold_of_5000_digits(tmp_path):
     (tmp_path / "problems.jsonl").write_text(f'{{"id": "p0", "answer": {GIANT}}}\n{{"id": "p1", "answer": 4}}\n')
-    rows = [{"id": "p0", "sample": 0, "input": "q", "output": f"So the result is \\boxed{{{GIANT}}}",
-             "stats": {"teacher_tokens": 1, "student_tokens": 0}},
-            {"id": "p1", "sample": 0, "input": "q", "output": "So the result is " + "\\boxed{" * 2000,
-             "stats": {"teacher_tokens": 1, "student_tokens": 0}}]
+    rows = [
+        {
+            "id": "p0",
+            "sample": 0,
+            "input": "q",
+            "output": f"So the result is \\boxed{{{GIANT}}}",
+            "stats": {"teacher_tokens": 1, "student_tokens": 0},
+        },
+        {
+            "id": "p1",
+            "sample": 0,
+            "input": "q",
+            "output": "So the result is " + "\\boxed{" * 2000,
+            "stats": {"teacher_tokens": 1, "student_tokens": 0},
+        },
+    ]
     write_jsonl(tmp_path / "synth.jsonl", rows)
     params = {"banned": [], "max_words": None, "ngram": 4, "max_ngram_repeats": 100000}
     with deadline(60):
-        assert filter_main(["--input", str(tmp_path / "synth.jsonl"), "--gold", str(tmp_path / "problems.jsonl"),
-                            "--output", str(tmp_path / "kept.jsonl"), "--counts", str(tmp_path / "counts.json"),
-                            "--params-json", json.dumps(params)]) == 0
+        assert (
+            filter_main(
+                [
+                    "--input",
+                    str(tmp_path / "synth.jsonl"),
+                    "--gold",
+                    str(tmp_path / "problems.jsonl"),
+                    "--output",
+                    str(tmp_path / "kept.jsonl"),
+                    "--counts",
+                    str(tmp_path / "counts.json"),
+                    "--params-json",
+                    json.dumps(params),
+                ]
+            )
+            == 0
+        )
     counts = json.loads((tmp_path / "counts.json").read_text())
     assert counts["kept"] == 1 and counts["dropped"]["no_answer"] == 1

@@ -15,9 +15,32 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "kd_loss.py"
 
 @pytest.mark.parametrize("head", ["separate", "shared"])
 def test_benchmark_times_the_same_loss_as_the_naive_one(head):
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--tokens", "48", "--vocab", "300", "--hidden", "16",
-                           "--chunk-tokens", "16", "--runs", "1", "--threads", "1", "--variants", "naive,fused",
-                           "--teacher-head", head], capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--tokens",
+            "48",
+            "--vocab",
+            "300",
+            "--hidden",
+            "16",
+            "--chunk-tokens",
+            "16",
+            "--runs",
+            "1",
+            "--threads",
+            "1",
+            "--variants",
+            "naive,fused",
+            "--teacher-head",
+            head,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f"teacher head {head}" in proc.stdout
     losses = {name: float(v) for name, v in re.findall(r"(\S+): time .*\(loss (\S+),", proc.stdout)}

@@ -14,7 +14,7 @@ from test_staleness import STUDY, ToyDag, node
 
 from motab.plan import workflow_config
 
-OVERLAY = "kd_sources.yaml"   # tests/configs/kd_sources.yaml: a second toy dataset, two KD recipes
+OVERLAY = "kd_sources.yaml"  # tests/configs/kd_sources.yaml: a second toy dataset, two KD recipes
 HARD_ONLY = {"studies": {STUDY: {"tables": {"main": {"rows": ["kd_hard_prompts"]}}}}}
 
 
@@ -44,8 +44,11 @@ def kd_prompt_jobs(plan: set) -> set[str]:
 def test_prompts_and_teachers_plan_the_modelled_jobs_then_one_dataset_change_reruns_its_branch(workflow):
     workdir, env, config = workflow
     # from nothing: the plans are the modelled DAGs
-    teachers, hard = plan_many(workdir, [{"configfiles": ["config.yaml", OVERLAY]},
-                                         {"configfiles": ["config.yaml", OVERLAY, "hard_only.yaml"]}], env)
+    teachers, hard = plan_many(
+        workdir,
+        [{"configfiles": ["config.yaml", OVERLAY]}, {"configfiles": ["config.yaml", OVERLAY, "hard_only.yaml"]}],
+        env,
+    )
     assert teachers == set(ToyDag(config).deps)
     assert hard == set(ToyDag(merged(config, HARD_ONLY)).deps)
     # prompts: toy_hard -> only toy_hard's prompts; teachers -> each teacher's dataset
@@ -68,20 +71,25 @@ def test_prompts_and_teachers_plan_the_modelled_jobs_then_one_dataset_change_rer
     }
     for i, change in enumerate(changes.values()):
         (workdir / f"change{i}.yaml").write_text(yaml.safe_dump(change))
-    requests = [{"configfiles": ["config.yaml", OVERLAY, *([f"change{i}.yaml"] if i >= 0 else [])]}
-                for i in range(-1, len(changes))]   # -1: no change
+    requests = [
+        {"configfiles": ["config.yaml", OVERLAY, *([f"change{i}.yaml"] if i >= 0 else [])]}
+        for i in range(-1, len(changes))
+    ]  # -1: no change
     plans = plan_many(workdir, requests, env)
     assert plans[0] == set(), "touched study not up to date"
     kd_job = node("kd", run="kd_tinker", study=STUDY)
     expected = {
         "toy_hard's data": ToyDag(config).downstream({node("toy_dataset", dataset="toy_hard", study=STUDY)}),
-        "teacher 2 takes another dataset": ToyDag(merged(config, changes["teacher 2 takes another dataset"]))
-        .downstream({node("toy_dataset", dataset="toy_harder", study=STUDY)}),
+        "teacher 2 takes another dataset": ToyDag(
+            merged(config, changes["teacher 2 takes another dataset"])
+        ).downstream({node("toy_dataset", dataset="toy_harder", study=STUDY)}),
         "teacher 1's prompts per step": ToyDag(config).downstream({kd_job}),
     }
     for (name, want), got in zip(expected.items(), plans[1:]):
-        assert got == want, f"{name}:\n  scheduled but not expected: {sorted(got - want)}\n" \
-                            f"  expected but not scheduled: {sorted(want - got)}"
+        assert got == want, (
+            f"{name}:\n  scheduled but not expected: {sorted(got - want)}\n"
+            f"  expected but not scheduled: {sorted(want - got)}"
+        )
         assert kd_job in got and node("kd_prompts", dataset="toy", study=STUDY) not in got, name
     assert kd_prompt_jobs(plans[1]) == {"toy_hard"} and kd_prompt_jobs(plans[2]) == {"toy_harder"}
 

@@ -11,24 +11,58 @@ import shlex
 import pytest
 import torch
 
-from motab.training.kdflow import (collect_checkpoint, epoch_checkpoint, host_ip, kdflow_argv, main,
-                                   ray_commands)
+from motab.training.kdflow import collect_checkpoint, epoch_checkpoint, host_ip, kdflow_argv, main, ray_commands
 
-PATHS = dict(student="ckpt/sft/a", teacher="Qwen/Qwen3-8B", prompts="kd_data/prompts.jsonl", save_path="out/kdflow",
-             nodes=1, gpus_per_node=8)
+PATHS = dict(
+    student="ckpt/sft/a",
+    teacher="Qwen/Qwen3-8B",
+    prompts="kd_data/prompts.jsonl",
+    save_path="out/kdflow",
+    nodes=1,
+    gpus_per_node=8,
+)
 # run_onpolicy_kd.sh's OPTS (NUM_NODES=1, NUM_GPUS=8), as flag -> value
-SCRIPT = {"num_nodes": "1", "num_gpus_per_node": "8", "backend": "fsdp2", "train_batch_size": "16",
-          "micro_train_batch_size": "1", "learning_rate": "2e-06", "lr_warmup_ratio": "0.05", "num_epochs": "10",
-          "save_path": "out/kdflow", "save_steps": "100", "bf16": "True", "gradient_checkpointing": "True",
-          "enable_sleep": "True", "student_name_or_path": "ckpt/sft/a", "teacher_name_or_path": "Qwen/Qwen3-8B",
-          "use_liger_kernel": "True", "enable_thinking": "True", "rollout_num_engines": "8", "rollout_tp_size": "1",
-          "rollout_batch_size": "32", "rollout_mem_fraction_static": "0.5", "n_samples_per_prompt": "5",
-          "generate_max_len": "32768", "temperature": "0.6", "top_p": "0.95",
-          "train_dataset_path": "kd_data/prompts.jsonl", "input_key": "messages", "apply_chat_template": "True",
-          "max_len": "32768", "prompt_max_len": "2048", "preprocess_num_workers": "32", "kd_ratio": "1.0",
-          "kd_loss_fn": "rkl", "kd_algorithm": "vanilla_kd", "teacher_tp_size": "1", "teacher_dp_size": "8",
-          "teacher_mem_fraction_static": "0.5", "logging_steps": "10",
-          "seed": "42"}   # no --seed in the scripts: KDFlow's default
+SCRIPT = {
+    "num_nodes": "1",
+    "num_gpus_per_node": "8",
+    "backend": "fsdp2",
+    "train_batch_size": "16",
+    "micro_train_batch_size": "1",
+    "learning_rate": "2e-06",
+    "lr_warmup_ratio": "0.05",
+    "num_epochs": "10",
+    "save_path": "out/kdflow",
+    "save_steps": "100",
+    "bf16": "True",
+    "gradient_checkpointing": "True",
+    "enable_sleep": "True",
+    "student_name_or_path": "ckpt/sft/a",
+    "teacher_name_or_path": "Qwen/Qwen3-8B",
+    "use_liger_kernel": "True",
+    "enable_thinking": "True",
+    "rollout_num_engines": "8",
+    "rollout_tp_size": "1",
+    "rollout_batch_size": "32",
+    "rollout_mem_fraction_static": "0.5",
+    "n_samples_per_prompt": "5",
+    "generate_max_len": "32768",
+    "temperature": "0.6",
+    "top_p": "0.95",
+    "train_dataset_path": "kd_data/prompts.jsonl",
+    "input_key": "messages",
+    "apply_chat_template": "True",
+    "max_len": "32768",
+    "prompt_max_len": "2048",
+    "preprocess_num_workers": "32",
+    "kd_ratio": "1.0",
+    "kd_loss_fn": "rkl",
+    "kd_algorithm": "vanilla_kd",
+    "teacher_tp_size": "1",
+    "teacher_dp_size": "8",
+    "teacher_mem_fraction_static": "0.5",
+    "logging_steps": "10",
+    "seed": "42",
+}  # no --seed in the scripts: KDFlow's default
 
 
 def as_flags(argv):
@@ -39,11 +73,14 @@ def as_flags(argv):
     return {key.removeprefix("--"): value for key, value in flags.items()}
 
 
-@pytest.mark.parametrize("loss,extra", [
-    ("rkl", {}),
-    ("akl", {"kd_loss_fn": "akl", "adaptive_alpha": "0.5"}),
-    ("dskd", {"kd_algorithm": "dskd", "dskd_topk_vocab": "-1", "dskd_projector_lr": "0.0001"}),
-])
+@pytest.mark.parametrize(
+    "loss,extra",
+    [
+        ("rkl", {}),
+        ("akl", {"kd_loss_fn": "akl", "adaptive_alpha": "0.5"}),
+        ("dskd", {"kd_algorithm": "dskd", "dskd_topk_vocab": "-1", "dskd_projector_lr": "0.0001"}),
+    ],
+)
 def test_each_variant_passes_exactly_the_seed_scripts_flags(loss, extra):
     assert as_flags(kdflow_argv({"engine": "kdflow", "loss": loss}, **PATHS)) == SCRIPT | extra
 
@@ -51,21 +88,39 @@ def test_each_variant_passes_exactly_the_seed_scripts_flags(loss, extra):
 def test_thinking_sampling_and_rollout_batch_are_the_scripts_not_kdflows_defaults():
     flags = as_flags(kdflow_argv({"engine": "kdflow", "loss": "rkl"}, **PATHS))
     # KDFlow's own defaults would be enable_thinking False, temperature 1.0, top_p 1.0, no dynamic bsz
-    assert (flags["enable_thinking"], flags["temperature"], flags["top_p"], flags["rollout_batch_size"]) == \
-        ("True", "0.6", "0.95", "32")
-    assert "use_dynamic_bsz" not in flags and "max_token_len_per_gpu" not in flags   # commented out there
+    assert (flags["enable_thinking"], flags["temperature"], flags["top_p"], flags["rollout_batch_size"]) == (
+        "True",
+        "0.6",
+        "0.95",
+        "32",
+    )
+    assert "use_dynamic_bsz" not in flags and "max_token_len_per_gpu" not in flags  # commented out there
 
 
 def test_config_overrides_and_limits():
-    flags = as_flags(kdflow_argv({"engine": "kdflow", "loss": "akl", "akl_mu": 0.7, "teacher_tp_size": 4,
-                                  "num_epochs": 2, "use_dynamic_bsz": True, "max_token_len_per_gpu": 4096,
-                                  "enable_thinking": False, "seed": 0}, **PATHS | {"nodes": 2}))
+    flags = as_flags(
+        kdflow_argv(
+            {
+                "engine": "kdflow",
+                "loss": "akl",
+                "akl_mu": 0.7,
+                "teacher_tp_size": 4,
+                "num_epochs": 2,
+                "use_dynamic_bsz": True,
+                "max_token_len_per_gpu": 4096,
+                "enable_thinking": False,
+                "seed": 0,
+            },
+            **PATHS | {"nodes": 2},
+        )
+    )
     assert (flags["adaptive_alpha"], flags["teacher_tp_size"], flags["teacher_dp_size"]) == ("0.7", "4", "4")
     assert (flags["num_epochs"], flags["use_dynamic_bsz"], flags["max_token_len_per_gpu"]) == ("2", "True", "4096")
     assert (flags["enable_thinking"], flags["seed"], flags["rollout_num_engines"]) == ("False", "0", "16")
     with pytest.raises(ValueError, match="max_token_len_per_gpu"):
-        kdflow_argv({"engine": "kdflow", "loss": "rkl", "use_dynamic_bsz": True, "max_token_len_per_gpu": 16384},
-                    **PATHS)
+        kdflow_argv(
+            {"engine": "kdflow", "loss": "rkl", "use_dynamic_bsz": True, "max_token_len_per_gpu": 16384}, **PATHS
+        )
     with pytest.raises(ValueError, match="loss must be one of"):
         kdflow_argv({"engine": "kdflow", "loss": "opsd"}, **PATHS)
     with pytest.raises(ValueError, match=r"unknown keys \['temprature'\]"):
@@ -76,10 +131,29 @@ def test_config_overrides_and_limits():
 
 def test_ray_head_gets_an_ip_address_and_workers_join_through_srun_nodelist():
     assert ray_commands(["gpu009", "gpu010"], 8, "10.1.2.9") == [
-        ["ray", "start", "--head", "--node-ip-address=10.1.2.9", "--port=6379", "--num-gpus=8",
-         "--disable-usage-stats"],
-        ["srun", "--nodes=1", "--ntasks=1", "--overlap", "--nodelist=gpu010", "ray", "start",
-         "--address=10.1.2.9:6379", "--num-gpus=8", "--block", "--disable-usage-stats"]]
+        [
+            "ray",
+            "start",
+            "--head",
+            "--node-ip-address=10.1.2.9",
+            "--port=6379",
+            "--num-gpus=8",
+            "--disable-usage-stats",
+        ],
+        [
+            "srun",
+            "--nodes=1",
+            "--ntasks=1",
+            "--overlap",
+            "--nodelist=gpu010",
+            "ray",
+            "start",
+            "--address=10.1.2.9:6379",
+            "--num-gpus=8",
+            "--block",
+            "--disable-usage-stats",
+        ],
+    ]
 
 
 def test_head_host_name_resolves_to_its_cluster_address_not_loopback():
@@ -101,8 +175,24 @@ def test_dry_run_writes_the_script_from_a_slurm_allocation(tmp_path, monkeypatch
     monkeypatch.setenv("SLURM_GPUS_ON_NODE", "8")
     monkeypatch.setenv("MOTAB_RAY_HEAD_IP", "10.1.2.9")
     out = tmp_path / "kd"
-    assert main(["--student", "ckpt/sft/a", "--teacher", "Qwen/Qwen3-32B", "--prompts", "kd_data/prompts.jsonl",
-                 "--output", str(out), "--params-json", '{"engine": "kdflow", "loss": "rkl"}', "--dry-run"]) == 0
+    assert (
+        main(
+            [
+                "--student",
+                "ckpt/sft/a",
+                "--teacher",
+                "Qwen/Qwen3-32B",
+                "--prompts",
+                "kd_data/prompts.jsonl",
+                "--output",
+                str(out),
+                "--params-json",
+                '{"engine": "kdflow", "loss": "rkl"}',
+                "--dry-run",
+            ]
+        )
+        == 0
+    )
     script = (tmp_path / ".kd.tmp" / "kdflow_command.sh").read_text().splitlines()
     assert script[2].startswith("ray start --head --node-ip-address=10.1.2.9")
     assert "--nodelist=gpu010" in script[3] and script[3].endswith("--block --disable-usage-stats &")
@@ -124,7 +214,7 @@ def test_the_chosen_epoch_becomes_a_loadable_checkpoint(tiny_model_dir, tmp_path
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     work = tmp_path / ".kd.tmp"
     states = {}
-    for epoch in (1, 2):   # KDFlow's layout: epoch_N, a save_steps checkpoint, rollout_data
+    for epoch in (1, 2):  # KDFlow's layout: epoch_N, a save_steps checkpoint, rollout_data
         model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
         with torch.no_grad():
             model.lm_head.weight.add_(float(epoch))
@@ -135,7 +225,7 @@ def test_the_chosen_epoch_becomes_a_loadable_checkpoint(tiny_model_dir, tmp_path
     with pytest.raises(FileNotFoundError, match=r"epoch_3.*holds \['epoch_1', 'epoch_2', 'rollout_data'\]"):
         epoch_checkpoint(work / "kdflow", 3)
     assert collect_checkpoint(work, 2, str(tiny_model_dir))["how"] == "moved"
-    loaded = AutoModelForCausalLM.from_pretrained(work)   # the folder eval receives
+    loaded = AutoModelForCausalLM.from_pretrained(work)  # the folder eval receives
     assert torch.equal(loaded.lm_head.weight, states[2])
     assert (work / "kdflow" / "epoch_1").is_dir() and (work / "kdflow" / "rollout_data" / "1.jsonl").is_file()
 

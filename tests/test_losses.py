@@ -19,8 +19,9 @@ from motab.losses.divergences import (
 B, T, D_S, D_T, V = 3, 7, 8, 12, 50  # 15 valid tokens: chunk 4 does not divide them
 
 
-def naive_divergence(s_logits: torch.Tensor, t_logits: torch.Tensor, mask: torch.Tensor, kind: str,
-                     tau: float, beta: float) -> torch.Tensor:
+def naive_divergence(
+    s_logits: torch.Tensor, t_logits: torch.Tensor, mask: torch.Tensor, kind: str, tau: float, beta: float
+) -> torch.Tensor:
     """Full-tensor, textbook form: probabilities, explicit mixture, plain logs."""
     p_s = torch.softmax(s_logits.double() / tau, -1)
     p_t = torch.softmax(t_logits.double() / tau, -1)
@@ -49,15 +50,22 @@ def make_case(seed: int):
         s_head.weight.copy_(torch.randn(V, D_S, generator=gen, dtype=torch.float64))
         t_head.weight.copy_(torch.randn(V, D_T, generator=gen, dtype=torch.float64))
     mask = torch.ones(B, T, dtype=torch.bool)
-    mask[0, :2] = False   # left padding
-    mask[1, 5:] = False   # right padding
+    mask[0, :2] = False  # left padding
+    mask[1, 5:] = False  # right padding
     mask[2, 0] = False
-    mask[2, 3] = False    # a hole as well: 15 valid tokens
+    mask[2, 3] = False  # a hole as well: 15 valid tokens
     return s_hidden.requires_grad_(True), t_hidden, s_head, t_head, mask
 
 
-CASES = [("fkl", 1.0, 0.5), ("rkl", 1.0, 0.5), ("jsd", 1.0, 0.5), ("jsd", 2.0, 0.1), ("jsd", 1.0, 0.0),
-         ("jsd", 1.0, 1.0), ("rkl", 0.7, 0.5)]
+CASES = [
+    ("fkl", 1.0, 0.5),
+    ("rkl", 1.0, 0.5),
+    ("jsd", 1.0, 0.5),
+    ("jsd", 2.0, 0.1),
+    ("jsd", 1.0, 0.0),
+    ("jsd", 1.0, 1.0),
+    ("rkl", 0.7, 0.5),
+]
 
 
 @pytest.mark.parametrize("kind,tau,beta", CASES)
@@ -70,8 +78,17 @@ def test_chunked_divergence_matches_naive(kind, tau, beta, teacher_as_hidden):
     ref_grads = torch.autograd.grad(ref, [s_hidden, s_head.weight])
 
     teacher = t_hidden if teacher_as_hidden else t_head(t_hidden).detach()
-    got = chunked_token_divergence(s_hidden, s_head, teacher, mask, kind, teacher_head=t_head if teacher_as_hidden
-                                   else None, tau=tau, beta=beta, chunk_tokens=4)
+    got = chunked_token_divergence(
+        s_hidden,
+        s_head,
+        teacher,
+        mask,
+        kind,
+        teacher_head=t_head if teacher_as_hidden else None,
+        tau=tau,
+        beta=beta,
+        chunk_tokens=4,
+    )
     got_grads = torch.autograd.grad(got, [s_hidden, s_head.weight])
 
     torch.testing.assert_close(got.double(), ref, rtol=1e-4, atol=1e-6)
@@ -161,6 +178,7 @@ def test_advantage_loss_is_an_unbiased_reverse_kl_gradient():
 
 # ----------------------------------------------------------------------------- skewed KL and AKL
 
+
 def naive_kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return (p * (p.log() - q.log())).sum(-1)
 
@@ -196,8 +214,16 @@ def naive_new_divergence(s_logits, t_logits, mask, kind, tau, param):
     return (per_token * mask).sum() / mask.sum()
 
 
-NEW_CASES = [("skl", 1.0, 0.1), ("skl", 2.0, 0.5), ("skl", 1.0, 0.0), ("srkl", 1.0, 0.1), ("srkl", 0.7, 0.3),
-             ("akl", 1.0, 0.5), ("akl", 1.5, 0.9), ("akl", 1.0, 0.2)]
+NEW_CASES = [
+    ("skl", 1.0, 0.1),
+    ("skl", 2.0, 0.5),
+    ("skl", 1.0, 0.0),
+    ("srkl", 1.0, 0.1),
+    ("srkl", 0.7, 0.3),
+    ("akl", 1.0, 0.5),
+    ("akl", 1.5, 0.9),
+    ("akl", 1.0, 0.2),
+]
 
 
 @pytest.mark.parametrize("kind,tau,param", NEW_CASES)
@@ -207,8 +233,9 @@ def test_skewed_and_adaptive_kl_match_naive(kind, tau, param, fused):
     ref = naive_new_divergence(s_head(s_hidden), t_head(t_hidden), mask, kind, tau, param)
     ref_grads = torch.autograd.grad(ref, [s_hidden, s_head.weight])
     extra = {"skew": param} if kind != "akl" else {"mu": param}
-    got = chunked_token_divergence(s_hidden, s_head, t_hidden, mask, kind, teacher_head=t_head, tau=tau,
-                                   chunk_tokens=4, fused=fused, **extra)
+    got = chunked_token_divergence(
+        s_hidden, s_head, t_hidden, mask, kind, teacher_head=t_head, tau=tau, chunk_tokens=4, fused=fused, **extra
+    )
     got_grads = torch.autograd.grad(got, [s_hidden, s_head.weight])
     torch.testing.assert_close(got.double(), ref, rtol=1e-4, atol=1e-6)
     for g, r in zip(got_grads, ref_grads):
@@ -220,8 +247,9 @@ def test_checkpoint_backend_matches_naive(kind, tau, beta):
     s_hidden, t_hidden, s_head, t_head, mask = make_case(seed=7)
     ref = naive_divergence(s_head(s_hidden), t_head(t_hidden), mask, kind, tau, beta)
     ref_grads = torch.autograd.grad(ref, [s_hidden, s_head.weight])
-    got = chunked_token_divergence(s_hidden, s_head, t_hidden, mask, kind, teacher_head=t_head, tau=tau, beta=beta,
-                                   chunk_tokens=4, fused=False)
+    got = chunked_token_divergence(
+        s_hidden, s_head, t_hidden, mask, kind, teacher_head=t_head, tau=tau, beta=beta, chunk_tokens=4, fused=False
+    )
     got_grads = torch.autograd.grad(got, [s_hidden, s_head.weight])
     torch.testing.assert_close(got.double(), ref, rtol=1e-4, atol=1e-6)
     for g, r in zip(got_grads, ref_grads):
@@ -237,10 +265,10 @@ def test_fused_backend_handles_bias_frozen_heads_and_scaled_outputs():
     got_grads = torch.autograd.grad(got, [s_hidden, s_head.weight, s_head.bias])
     for g, r in zip(got_grads, ref_grads):
         torch.testing.assert_close(g.double(), r, rtol=1e-4, atol=1e-6)
-    s_head.requires_grad_(False)   # a frozen head (LoRA): only the hidden states get a gradient
+    s_head.requires_grad_(False)  # a frozen head (LoRA): only the hidden states get a gradient
     got = chunked_token_divergence(s_hidden, s_head, t_hidden, mask, "fkl", teacher_head=t_head, chunk_tokens=4)
     torch.testing.assert_close(torch.autograd.grad(got, s_hidden)[0].double(), ref_grads[0] / 3.0, rtol=1e-4, atol=1e-6)
-    with torch.no_grad():   # scoring only: no gradient buffers
+    with torch.no_grad():  # scoring only: no gradient buffers
         assert chunked_token_divergence(s_hidden, s_head, t_hidden, mask, "fkl", teacher_head=t_head).item() > 0
 
 
@@ -251,7 +279,7 @@ def test_akl_head_is_the_smallest_prefix_reaching_mu():
     w_head, w_tail = akl_weights(log_s, log_t, 0.5)
     assert math.isclose(w_head.item(), 0.3 / 0.6, rel_tol=1e-6) and math.isclose(w_tail.item(), 0.3 / 0.6, rel_tol=1e-6)
     w_head, _ = akl_weights(log_s, log_t, 0.6)
-    assert math.isclose(w_head.item(), 0.3 / 0.6, rel_tol=1e-6)   # |0.3-0.3| adds nothing to the head
+    assert math.isclose(w_head.item(), 0.3 / 0.6, rel_tol=1e-6)  # |0.3-0.3| adds nothing to the head
     w_head, _ = akl_weights(log_s, log_t, 0.81)
     assert math.isclose(w_head.item(), 1.0, rel_tol=1e-6)
 
@@ -278,11 +306,20 @@ def test_closed_form_gradients_match_naive_with_a_padded_vocabulary(kind, beta, 
     ref_grads = torch.autograd.grad(ref, [s_hidden, s_head.weight, s_head.bias])
     teacher = t_hidden if teacher_as_hidden else t_head(t_hidden).detach()
     before = teacher.clone()
-    got = chunked_token_divergence(s_hidden, s_head, teacher, mask, kind, teacher_head=t_head if teacher_as_hidden
-                                   else None, tau=tau, beta=beta, chunk_tokens=4)
+    got = chunked_token_divergence(
+        s_hidden,
+        s_head,
+        teacher,
+        mask,
+        kind,
+        teacher_head=t_head if teacher_as_hidden else None,
+        tau=tau,
+        beta=beta,
+        chunk_tokens=4,
+    )
     got_grads = torch.autograd.grad(got, [s_hidden, s_head.weight, s_head.bias])
     torch.testing.assert_close(got.double(), ref.double(), rtol=1e-4, atol=1e-6)
     for g, r in zip(got_grads, ref_grads):
         torch.testing.assert_close(g.double(), r.double(), rtol=1e-4, atol=1e-6)
-    assert torch.all(got_grads[1][V:] == 0) and torch.all(got_grads[2][V:] == 0)   # padding rows: no gradient
-    assert torch.equal(teacher, before)   # the caller's teacher tensor is not overwritten
+    assert torch.all(got_grads[1][V:] == 0) and torch.all(got_grads[2][V:] == 0)  # padding rows: no gradient
+    assert torch.equal(teacher, before)  # the caller's teacher tensor is not overwritten

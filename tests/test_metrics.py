@@ -10,10 +10,19 @@ from motab.evaluation.grading import is_equivalent
 from motab.evaluation.metrics import INVALID, maj_correct, majority_vote, pass_at_k, summarize
 
 
-@pytest.mark.parametrize("n, c, k, expected", [
-    (4, 1, 1, 0.25), (4, 1, 2, 0.5), (4, 0, 1, 0.0), (4, 0, 4, 0.0), (4, 4, 1, 1.0), (4, 4, 4, 1.0),
-    (5, 2, 3, 0.9), (4, 3, 2, 1.0),
-])
+@pytest.mark.parametrize(
+    "n, c, k, expected",
+    [
+        (4, 1, 1, 0.25),
+        (4, 1, 2, 0.5),
+        (4, 0, 1, 0.0),
+        (4, 0, 4, 0.0),
+        (4, 4, 1, 1.0),
+        (4, 4, 4, 1.0),
+        (5, 2, 3, 0.9),
+        (4, 3, 2, 1.0),
+    ],
+)
 def test_pass_at_k_hand_computed(n, c, k, expected):
     assert pass_at_k(n, c, k) == pytest.approx(expected, abs=1e-12)
 
@@ -70,8 +79,11 @@ def test_majority_empty():
 def test_summarize_hand_computed():
     samples = [
         # 2 of 4 correct; majority: INVALID (2) ties with the correct cluster (2); correct cluster earlier
-        {"correct": [True, False, True, False], "cluster": [0, INVALID, 0, INVALID],
-         "responses": ["a b", "c", "d e f", ""]},
+        {
+            "correct": [True, False, True, False],
+            "cluster": [0, INVALID, 0, INVALID],
+            "responses": ["a b", "c", "d e f", ""],
+        },
         # 0 of 4 correct
         {"correct": [False, False, False, False], "cluster": [0, 1, 0, 2], "responses": ["x"] * 4},
     ]

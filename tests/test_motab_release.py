@@ -22,23 +22,53 @@ STUDY = CONFIG["studies"]["motab"]
 
 # SFT/sft_config.yaml, every key but the run's own paths (model_name_or_path, output_dir, dataset)
 RELEASED_SFT = {
-    "enable_liger_kernel": True, "stage": "sft", "do_train": True, "finetuning_type": "full",
-    "ddp_timeout": 180000000, "flash_attn": "fa2", "template": "qwen", "cutoff_len": 32768, "packing": True,
-    "overwrite_cache": True, "preprocessing_num_workers": 64, "seed": 42, "logging_steps": 1,
-    "save_strategy": "epoch", "plot_loss": True, "overwrite_output_dir": False, "per_device_train_batch_size": 4,
-    "gradient_accumulation_steps": 1, "learning_rate": 5.0e-5, "adam_beta1": 0.9, "adam_beta2": 0.95,
-    "adam_epsilon": 1.0e-8, "max_grad_norm": 1.0, "weight_decay": 0.1, "num_train_epochs": 6.0,
-    "lr_scheduler_type": "cosine_with_min_lr", "lr_scheduler_kwargs": {"min_lr": 1.0e-6}, "warmup_ratio": 0.05,
-    "bf16": True, "save_only_model": False,
+    "enable_liger_kernel": True,
+    "stage": "sft",
+    "do_train": True,
+    "finetuning_type": "full",
+    "ddp_timeout": 180000000,
+    "flash_attn": "fa2",
+    "template": "qwen",
+    "cutoff_len": 32768,
+    "packing": True,
+    "overwrite_cache": True,
+    "preprocessing_num_workers": 64,
+    "seed": 42,
+    "logging_steps": 1,
+    "save_strategy": "epoch",
+    "plot_loss": True,
+    "overwrite_output_dir": False,
+    "per_device_train_batch_size": 4,
+    "gradient_accumulation_steps": 1,
+    "learning_rate": 5.0e-5,
+    "adam_beta1": 0.9,
+    "adam_beta2": 0.95,
+    "adam_epsilon": 1.0e-8,
+    "max_grad_norm": 1.0,
+    "weight_decay": 0.1,
+    "num_train_epochs": 6.0,
+    "lr_scheduler_type": "cosine_with_min_lr",
+    "lr_scheduler_kwargs": {"min_lr": 1.0e-6},
+    "warmup_ratio": 0.05,
+    "bf16": True,
+    "save_only_model": False,
 }
 # keys of ours the release leaves at LLaMA-Factory's / transformers' defaults (or sets elsewhere)
-OURS_ONLY = {"dataset_dir", "report_to", "dataloader_num_workers", "deepspeed", "model_name_or_path", "output_dir",
-             "dataset"}
+OURS_ONLY = {
+    "dataset_dir",
+    "report_to",
+    "dataloader_num_workers",
+    "deepspeed",
+    "model_name_or_path",
+    "output_dir",
+    "dataset",
+}
 
 
 def written_sft_yaml(tmp_path: Path) -> dict:
-    args = train_args("Qwen/Qwen3-4B", "results/motab/sft_data/motab", "motab", str(tmp_path / "ckpt"),
-                      STUDY["sft"], cpu=False)
+    args = train_args(
+        "Qwen/Qwen3-4B", "results/motab/sft_data/motab", "motab", str(tmp_path / "ckpt"), STUDY["sft"], cpu=False
+    )
     path = tmp_path / "llamafactory_train.yaml"
     path.write_text(train_yaml(args))
     return yaml.safe_load(path.read_text())
@@ -46,8 +76,11 @@ def written_sft_yaml(tmp_path: Path) -> dict:
 
 def test_sft_yaml_equals_the_released_sft_config_key_for_key(tmp_path):
     written = written_sft_yaml(tmp_path)
-    mismatched = {key: (written.get(key, "<missing>"), value) for key, value in RELEASED_SFT.items()
-                  if written.get(key, "<missing>") != value or (type(written.get(key)) is bool) != (type(value) is bool)}
+    mismatched = {
+        key: (written.get(key, "<missing>"), value)
+        for key, value in RELEASED_SFT.items()
+        if written.get(key, "<missing>") != value or (type(written.get(key)) is bool) != (type(value) is bool)
+    }
     assert not mismatched, f"ours vs released: {mismatched}"
     assert set(written) - set(RELEASED_SFT) == OURS_ONLY
     assert Path(written["deepspeed"]).name == "ds_z3_config.json"  # the release's ZeRO-3 file name
@@ -88,10 +121,23 @@ def study_task_configs() -> dict[str, tuple[int, dict]]:
     for bench in eval_cfg["benchmarks"]:
         settings = generation_settings(eval_cfg, bench, 0)
         dataset = CONFIG["benchmarks"][bench]["evalscope"]
-        out[dataset] = (settings["n"], task_config_dict(
-            "http://127.0.0.1:30000", dataset, "/data/" + bench, "work", settings["temperature"], settings["top_p"],
-            settings["max_tokens"], 0, None, settings["batch_problems"], top_k=settings.get("top_k"),
-            extra_args=evalscope_dataset_args(eval_cfg, CONFIG["benchmarks"][bench])))
+        out[dataset] = (
+            settings["n"],
+            task_config_dict(
+                "http://127.0.0.1:30000",
+                dataset,
+                "/data/" + bench,
+                "work",
+                settings["temperature"],
+                settings["top_p"],
+                settings["max_tokens"],
+                0,
+                None,
+                settings["batch_problems"],
+                top_k=settings.get("top_k"),
+                extra_args=evalscope_dataset_args(eval_cfg, CONFIG["benchmarks"][bench]),
+            ),
+        )
     return out
 
 
@@ -141,14 +187,28 @@ def test_avg_at_n_reads_each_benchmarks_own_n(tmp_path):
 
     from motab.tables.build import build_tables
 
-    spec = {"title": "t", "metric": "avg@n", "scale": 100, "decimals": 2,
-            "rows": [{"run": "r", "label": "R"}],
-            "benchmarks": [{"name": "math500", "label": "MATH-500"}, {"name": "aime24", "label": "AIME24"}]}
+    spec = {
+        "title": "t",
+        "metric": "avg@n",
+        "scale": 100,
+        "decimals": 2,
+        "rows": [{"run": "r", "label": "R"}],
+        "benchmarks": [{"name": "math500", "label": "MATH-500"}, {"name": "aime24", "label": "AIME24"}],
+    }
     paths = []
     for bench, n, value in (("math500", 1, 0.9), ("aime24", 8, 0.25)):
         path = tmp_path / f"{bench}.json"
-        path.write_text(json.dumps({"run": "r", "benchmark": bench, "seed": 0, "n_samples": n,
-                                    "metrics": {f"avg@{n}": value, "avg@4": 0.0}}))
+        path.write_text(
+            json.dumps(
+                {
+                    "run": "r",
+                    "benchmark": bench,
+                    "seed": 0,
+                    "n_samples": n,
+                    "metrics": {f"avg@{n}": value, "avg@4": 0.0},
+                }
+            )
+        )
         paths.append(path)
     markdown = build_tables(spec, paths)["md"]
     row = next(line for line in markdown.splitlines() if line.startswith("| R "))
@@ -181,7 +241,8 @@ def test_a_per_benchmark_entry_for_no_benchmark_is_named():
     bad = dict(STUDY["eval"], per_benchmark={"math_500": {"n": 1}})
     assert per_benchmark_errors("motab", bad) == [
         "studies.motab.eval.per_benchmark.math_500: not a benchmark of the study's eval "
-        "(benchmarks: ['math500', 'aime24', 'aime25', 'amc', 'gpqa_diamond'])"]
+        "(benchmarks: ['math500', 'aime24', 'aime25', 'amc', 'gpqa_diamond'])"
+    ]
 
 
 def test_one_server_start_per_runs_eval_in_the_slurm_plan():
@@ -193,8 +254,14 @@ def test_one_server_start_per_runs_eval_in_the_slurm_plan():
     import sys
 
     snakemake = str(Path(sys.executable).with_name("snakemake"))
-    proc = subprocess.run([snakemake, "-n", "-p", "--profile", "profiles/slurm", "results/motab/tables/main.md"],
-                          check=False, cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [snakemake, "-n", "-p", "--profile", "profiles/slurm", "results/motab/tables/main.md"],
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     commands = [line for line in proc.stdout.splitlines() if " -m motab eval-evalscope " in line]
     assert len(commands) == 25 and all(c.count("--server-command") == 1 for c in commands)

@@ -21,43 +21,51 @@ from motab.training.kd import prompts as kd_prompts
 from motab.training.kd import rollouts as kd_rollouts
 from motab.training.kd import step as kd_step
 
-SHAPE = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 64}
 
-
-@pytest.fixture(scope="module")
-def kd_setup(tmp_path_factory) -> dict[str, Path]:
-    """Toy tokenizer, a tiny student, a different tiny "teacher" with peaked outputs, and prompts.
-
-    Built here rather than from conftest's tiny_model_dir so the teacher can differ from the student.
-    """
-    from transformers import AutoTokenizer
-
-    from motab.toy.model import ModelShape, build_qwen3, save_checkpoint
-    from motab.toy.tasks import TaskSpec, generate_problems
-    from motab.toy.tokenizer import chat_text, train_tokenizer
-
-    root = tmp_path_factory.mktemp("kd")
-    rows = generate_problems(TaskSpec(), n=200, seed=0)
-    train_tokenizer([chat_text(r["question"], r["solution"]) for r in rows], vocab_size=300, out_dir=root / "tok")
-    tok = AutoTokenizer.from_pretrained(root / "tok")
-    student = build_qwen3(tok, ModelShape(**SHAPE), seed=0)
-    save_checkpoint(student, tok, root / "student")
-    teacher = build_qwen3(tok, ModelShape(**SHAPE), seed=1)
-    with torch.no_grad():  # sharpen the random teacher so the student has something to learn
-        teacher.model.norm.weight.mul_(40.0)
-    save_checkpoint(teacher, tok, root / "teacher")
-    write_jsonl(root / "prompts.jsonl", [{"id": r["id"], "messages": [{"role": "user", "content": r["question"]}],
-                                         "answer": r["answer"], "solution": r["solution"]} for r in rows[:20]])
-    return {"root": root, "student": root / "student", "teacher": root / "teacher", "prompts": root / "prompts.jsonl"}
-
-
-def kd_argv(kd_setup, out: Path, *extra: str, teacher: str = "teacher", loss: str = "rkl_onpolicy", steps: int = 3,
-            lr: float = 1e-2, seed: int = 0, new_tokens: int = 8) -> list[str]:
-    return ["--student", str(kd_setup["student"]), "--teacher", str(kd_setup.get(teacher, teacher)),
-            "--prompts", str(kd_setup["prompts"]), "--output", str(out / "model"), "--log-csv", str(out / "log.csv"),
-            "--loss", loss, "--steps", str(steps), "--prompts-per-step", "2", "--samples-per-prompt", "2",
-            "--max-new-tokens", str(new_tokens), "--temperature", "1.0", "--lr", str(lr), "--seed", str(seed),
-            "--threads", "1", "--chunk-tokens", "5", *extra]
+def kd_argv(
+    kd_setup,
+    out: Path,
+    *extra: str,
+    teacher: str = "teacher",
+    loss: str = "rkl_onpolicy",
+    steps: int = 3,
+    lr: float = 1e-2,
+    seed: int = 0,
+    new_tokens: int = 8,
+) -> list[str]:
+    return [
+        "--student",
+        str(kd_setup["student"]),
+        "--teacher",
+        str(kd_setup.get(teacher, teacher)),
+        "--prompts",
+        str(kd_setup["prompts"]),
+        "--output",
+        str(out / "model"),
+        "--log-csv",
+        str(out / "log.csv"),
+        "--loss",
+        loss,
+        "--steps",
+        str(steps),
+        "--prompts-per-step",
+        "2",
+        "--samples-per-prompt",
+        "2",
+        "--max-new-tokens",
+        str(new_tokens),
+        "--temperature",
+        "1.0",
+        "--lr",
+        str(lr),
+        "--seed",
+        str(seed),
+        "--threads",
+        "1",
+        "--chunk-tokens",
+        "5",
+        *extra,
+    ]
 
 
 def run(kd_setup, out: Path, *extra: str, **options) -> tuple[Path, Path]:
@@ -87,7 +95,7 @@ def test_prompt_batches_cycle_through_the_shuffled_order():
 def test_smoke_run_writes_log_and_a_changed_checkpoint(kd_setup, tmp_path, loss):
     from transformers import AutoModelForCausalLM
 
-    own = ["--kl-discount", "0.5"] if loss == "rkl_onpolicy" else ["--jsd-beta", "0.3"]   # each loss's own setting
+    own = ["--kl-discount", "0.5"] if loss == "rkl_onpolicy" else ["--jsd-beta", "0.3"]  # each loss's own setting
     output, log = run(kd_setup, tmp_path, *own, "--params-json", '{"study": "toy"}', loss=loss)
     with open(log, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
@@ -187,8 +195,13 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_weights(kd_setup, tmp_path):
     full_out, _ = run(kd_setup, tmp_path / "full", **options)
     argv = kd_argv(kd_setup, tmp_path / "killed", "--save-steps", "4", **options)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    proc = subprocess.Popen([sys.executable, "-m", "motab", "kd-train", *argv], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "motab", "kd-train", *argv],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     partial, deadline = tmp_path / "killed" / "model.partial", time.time() + 120
     while kd_loop.latest_training_state(partial) is None:
         assert proc.poll() is None and time.time() < deadline, "kd-train ended or stalled before its first save"
@@ -218,8 +231,17 @@ def test_atomic_save_replaces_a_finished_folder_and_leaves_no_temporary(kd_setup
 
 
 TOY_KD = workflow_config(Path(__file__).resolve().parents[1])["studies"]["toy"]["kd"]
-BUDGET = ("engine", "loss", "steps", "prompts_per_step", "samples_per_prompt", "max_new_tokens", "temperature", "lr",
-          "seed")
+BUDGET = (
+    "engine",
+    "loss",
+    "steps",
+    "prompts_per_step",
+    "samples_per_prompt",
+    "max_new_tokens",
+    "temperature",
+    "lr",
+    "seed",
+)
 
 
 @pytest.mark.parametrize("name", sorted(TOY_KD))
@@ -239,9 +261,15 @@ def test_toy_kd_losses_bring_the_student_towards_the_teacher(kd_setup, tmp_path,
 
 # ----------------------------------------------------------------------------- new losses and self-distillation
 
-NEW_LOSSES = [("akl", "--akl-mu", "0.6"), ("skl", "--skew-lambda", "0.2"), ("srkl", "--skew-lambda", "0.2"),
-              ("opsd", "--clip", "50"), ("eopd", "--distill-temperature", "1.1"), ("pwopsd", "--clip", "40"),
-              ("reopold", "--reopold-t-switch", "0")]
+NEW_LOSSES = [
+    ("akl", "--akl-mu", "0.6"),
+    ("skl", "--skew-lambda", "0.2"),
+    ("srkl", "--skew-lambda", "0.2"),
+    ("opsd", "--clip", "50"),
+    ("eopd", "--distill-temperature", "1.1"),
+    ("pwopsd", "--clip", "40"),
+    ("reopold", "--reopold-t-switch", "0"),
+]
 
 
 @pytest.mark.parametrize("loss,flag,value", NEW_LOSSES)
@@ -273,7 +301,8 @@ def test_teacher_prompt_follows_opsd_wording():
         "What is 2+3?\n\nHere is a reference solution to this problem:\n2+3 = 5. \\boxed{5}\n\n\n"
         "After understanding the reference solution and the rationale behind each step, now articulate your own "
         "step-by-step reasoning that derives the same final answer to the problem below:\n\n"
-        "Please reason step by step, and put your final answer within \\boxed{}.")
+        "Please reason step by step, and put your final answer within \\boxed{}."
+    )
 
 
 def test_self_teacher_scores_the_same_response_after_the_privileged_prompt(kd_setup):
@@ -284,11 +313,12 @@ def test_self_teacher_scores_the_same_response_after_the_privileged_prompt(kd_se
     conversations, privileged = kd_prompts.read_prompts(kd_setup["prompts"], need_solution=True)
     response = torch.tensor([[5, 6, tok.eos_token_id, tok.pad_token_id]] * 4)
     mask = torch.tensor([[True, True, True, False]] * 4)
-    rollouts = kd_rollouts.Rollouts(input_ids=response, attention_mask=mask.long(), prompt_len=0, response=response,
-                                 response_mask=mask)
+    rollouts = kd_rollouts.Rollouts(
+        input_ids=response, attention_mask=mask.long(), prompt_len=0, response=response, response_mask=mask
+    )
     teacher = kd_rollouts.with_prompts(rollouts, tok, privileged[:2], n=2)
-    assert torch.equal(teacher.input_ids[:, teacher.prompt_len:], response)
-    prompt = tok.decode(teacher.input_ids[0, :teacher.prompt_len], skip_special_tokens=True)
+    assert torch.equal(teacher.input_ids[:, teacher.prompt_len :], response)
+    prompt = tok.decode(teacher.input_ids[0, : teacher.prompt_len], skip_special_tokens=True)
     solution = json.loads(kd_setup["prompts"].read_text().splitlines()[0])["solution"]
     assert "reference solution" in prompt and solution.split()[0] in prompt
     assert conversations[0][0]["content"] in prompt
@@ -305,16 +335,44 @@ def test_prompts_without_solution_are_refused_for_self_distillation(tmp_path):
 def test_lora_teacher_is_the_student_with_adapters_disabled(kd_setup):
     from transformers import AutoModelForCausalLM
 
-    args = kd_command.parse_args(["--student", str(kd_setup["student"]), "--teacher", "self", "--prompts", "x",
-                                "--output", "o", "--log-csv", "l", "--loss", "opsd", "--steps", "1",
-                                "--prompts-per-step", "1", "--samples-per-prompt", "1", "--max-new-tokens", "1",
-                                "--temperature", "1", "--lr", "1", "--seed", "0", "--lora-rank", "4"])
+    args = kd_command.parse_args(
+        [
+            "--student",
+            str(kd_setup["student"]),
+            "--teacher",
+            "self",
+            "--prompts",
+            "x",
+            "--output",
+            "o",
+            "--log-csv",
+            "l",
+            "--loss",
+            "opsd",
+            "--steps",
+            "1",
+            "--prompts-per-step",
+            "1",
+            "--samples-per-prompt",
+            "1",
+            "--max-new-tokens",
+            "1",
+            "--temperature",
+            "1",
+            "--lr",
+            "1",
+            "--seed",
+            "0",
+            "--lora-rank",
+            "4",
+        ]
+    )
     student, (teacher,), _ = kd_models.load_models(*args)
     assert teacher is student
     with torch.no_grad():
         for name, param in student.named_parameters():
             if "lora_B" in name:
-                param.normal_()          # adapters that change the output
+                param.normal_()  # adapters that change the output
     base = AutoModelForCausalLM.from_pretrained(kd_setup["student"])
     ids = torch.tensor([[3, 4, 5, 6]])
     with torch.no_grad():
@@ -332,15 +390,16 @@ def test_self_distillation_runs_and_saves_a_plain_checkpoint(kd_setup, tmp_path,
     from transformers import AutoModelForCausalLM
 
     extra = ["--lora-rank", "4", "--lora-alpha", "8"] if lora else []
-    output, log = run(kd_setup, tmp_path, "--distill-temperature", "1.1", *extra, teacher="self", loss="pwopsd",
-                      steps=2, lr=3e-2)
+    output, log = run(
+        kd_setup, tmp_path, "--distill-temperature", "1.1", *extra, teacher="self", loss="pwopsd", steps=2, lr=3e-2
+    )
     rows = read_csv(log)
     # step 1: student == teacher weights, only the prompts differ, so the KL is small but not zero
-    assert 0 < abs(float(rows[0]["kl_to_teacher"])) and float(rows[0]["loss"]) > 0
+    assert abs(float(rows[0]["kl_to_teacher"])) > 0 and float(rows[0]["loss"]) > 0
     model = AutoModelForCausalLM.from_pretrained(output)
     assert model.config.model_type == "qwen3"
     before, after = weights(kd_setup["student"]), weights(output)
-    assert set(before) == set(after)     # LoRA merged away: the same tensors as a full checkpoint
+    assert set(before) == set(after)  # LoRA merged away: the same tensors as a full checkpoint
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
@@ -348,10 +407,32 @@ def test_self_distillation_runs_and_saves_a_plain_checkpoint(kd_setup, tmp_path,
 def test_self_distillation_with_the_pwopsd_studys_flags(kd_setup, tmp_path, loss):
     """The release's settings together (prompts, thinking, top-p/top-k, linear LR, micro-batch mean,
     REOPOLD's phase II from step 2) train and log each step; the linear schedule reaches step 2."""
-    flags = ["--prompt-style", "pwopsd", "--student-thinking", "false", "--teacher-thinking", "true",
-             "--top-p", "0.95", "--top-k", "20", "--lr-schedule", "linear", "--loss-average", "micro_batch",
-             "--micro-batch-prompts", "1", "--distill-temperature", "1.1", "--grad-clip", "0.1",
-             "--reopold-t-switch", "1", "--mask-pad-tokens", "true"]
+    flags = [
+        "--prompt-style",
+        "pwopsd",
+        "--student-thinking",
+        "false",
+        "--teacher-thinking",
+        "true",
+        "--top-p",
+        "0.95",
+        "--top-k",
+        "20",
+        "--lr-schedule",
+        "linear",
+        "--loss-average",
+        "micro_batch",
+        "--micro-batch-prompts",
+        "1",
+        "--distill-temperature",
+        "1.1",
+        "--grad-clip",
+        "0.1",
+        "--reopold-t-switch",
+        "1",
+        "--mask-pad-tokens",
+        "true",
+    ]
     output, log = run(kd_setup, tmp_path, *flags, teacher="self", loss=loss, steps=2, lr=3e-2)
     assert len(read_csv(log)) == 2
     before, after = weights(kd_setup["student"]), weights(output)
@@ -376,9 +457,25 @@ def test_a_checkpoints_kd_config_reruns_its_training_by_hand(kd_setup, tmp_path)
     settings = json.loads((output / "kd_config.json").read_text())
     assert (settings["loss"], settings["distill_temperature"], settings["steps"]) == ("fkl", 1.1, 2)
     again = tmp_path / "again"
-    assert kd_command.main(["--config", str(output / "kd_config.json"), "--student", str(kd_setup["student"]),
-                            "--teacher", str(kd_setup["teacher"]), "--prompts", str(kd_setup["prompts"]),
-                            "--output", str(again), "--threads", "1"]) == 0
+    assert (
+        kd_command.main(
+            [
+                "--config",
+                str(output / "kd_config.json"),
+                "--student",
+                str(kd_setup["student"]),
+                "--teacher",
+                str(kd_setup["teacher"]),
+                "--prompts",
+                str(kd_setup["prompts"]),
+                "--output",
+                str(again),
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     for name in ("model.safetensors", kd_loop.LOG_FILE, "kd_config.json"):
         assert (again / name).read_bytes() == (output / name).read_bytes(), name
 
@@ -388,15 +485,37 @@ def test_every_config_key_is_read_from_the_kd_block_and_from_its_flag(tmp_path):
     holds the same settings, --config reads it back, and every setting also has its own flag."""
     from motab.training.kd.command import setting_fields
 
-    values = {"loss": "pwopsd", "compat": "paper", "dtype": "bfloat16", "lr": 0.001, "temperature": 0.6,
-              "distill_temperature": 1.1, "clip": 1.0, "w_min": 0.25, "pw_tau": 0.3, "pw_s": 0.1,
-              "reopold_lambda": 0.2, "reopold_beta": 0.5,
-              "top_p": 0.95, "top_k": 20, "student_thinking": False, "teacher_thinking": True,
-              "prompt_style": "pwopsd", "lr_schedule": "linear", "loss_average": "micro_batch",
-              "mask_pad_tokens": True,
-              "grad_clip": 1.0, "lora_alpha": 8.0, "gradient_checkpointing": True, "lora_unembed": True,
-              "lora_init": "sft_adapter", "adam_beta2": 0.95, "prompt_order": "file", "max_prompt_tokens": 1024}
-    own = {"kl_discount", "jsd_beta", "skew_lambda", "akl_mu"}   # other losses' settings
+    values = {
+        "loss": "pwopsd",
+        "compat": "paper",
+        "dtype": "bfloat16",
+        "lr": 0.001,
+        "temperature": 0.6,
+        "distill_temperature": 1.1,
+        "clip": 1.0,
+        "w_min": 0.25,
+        "pw_tau": 0.3,
+        "pw_s": 0.1,
+        "reopold_lambda": 0.2,
+        "reopold_beta": 0.5,
+        "top_p": 0.95,
+        "top_k": 20,
+        "student_thinking": False,
+        "teacher_thinking": True,
+        "prompt_style": "pwopsd",
+        "lr_schedule": "linear",
+        "loss_average": "micro_batch",
+        "mask_pad_tokens": True,
+        "grad_clip": 1.0,
+        "lora_alpha": 8.0,
+        "gradient_checkpointing": True,
+        "lora_unembed": True,
+        "lora_init": "sft_adapter",
+        "adam_beta2": 0.95,
+        "prompt_order": "file",
+        "max_prompt_tokens": 1024,
+    }
+    own = {"kl_discount", "jsd_beta", "skew_lambda", "akl_mu"}  # other losses' settings
     block = {key: values.get(key, 3) for key in setting_fields() if key not in own} | {"prompts_per_step": 3}
     runtime = ["--student", "s", "--teacher", "t", "--prompts", "p", "--output", "o"]
     config, options = kd_command.parse_args([*runtime, "--config-json", json.dumps({"engine": "builtin", **block})])
@@ -408,8 +527,12 @@ def test_every_config_key_is_read_from_the_kd_block_and_from_its_flag(tmp_path):
     assert kd_command.parse_args([*runtime, *flags])[0] == config
     # a flag overrides the config; a key of no loss, or of another loss, is an error naming it
     assert kd_command.parse_args([*runtime, "--config-json", json.dumps(block), "--clip", "2"])[0].loss_params.clip == 2
-    for bad, field in (({**block, "num_epochs": 2}, "num_epochs"), ({**block, "jsd_beta": 0.5}, "jsd_beta"),
-                       ({**block, "steps": "3"}, "steps"), ({**block, "loss": "nope"}, "loss")):
+    for bad, field in (
+        ({**block, "num_epochs": 2}, "num_epochs"),
+        ({**block, "jsd_beta": 0.5}, "jsd_beta"),
+        ({**block, "steps": "3"}, "steps"),
+        ({**block, "loss": "nope"}, "loss"),
+    ):
         args = vars(kd_command.parser().parse_args([*runtime, "--config-json", json.dumps(bad)]))
         with pytest.raises(ValueError, match=re.escape(f"--config-json + flags: {field}: ")):
             kd_command.read_run(args)
@@ -425,35 +548,61 @@ def test_student_logprobs_at_the_sampling_temperature_equal_generates_scores(kd_
     tok.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(kd_setup["student"])
     conversations = kd_prompts.read_prompts(kd_setup["prompts"])[:2]
-    prompt = tok(tok.apply_chat_template(conversations[0], add_generation_prompt=True, tokenize=False),
-                 return_tensors="pt", add_special_tokens=False)
-    with torch.no_grad():   # make eos likely at the first response token, so some rollouts stop early
+    prompt = tok(
+        tok.apply_chat_template(conversations[0], add_generation_prompt=True, tokenize=False),
+        return_tensors="pt",
+        add_special_tokens=False,
+    )
+    with torch.no_grad():  # make eos likely at the first response token, so some rollouts stop early
         h = model.model(**prompt).last_hidden_state[0, -1]
         model.lm_head.weight[tok.eos_token_id] = 3.0 * h / h.dot(h)
     n, new_tokens, temperature = 3, 12, 0.7
     model.train()
     torch.manual_seed(2)
     got = kd_rollouts.sample_rollouts(model, tok, conversations, n, new_tokens, temperature)
-    assert model.training   # sample_rollouts puts the mode back
+    assert model.training  # sample_rollouts puts the mode back
     with torch.no_grad():
         mask = got.response_mask
-        student = torch.zeros(mask.shape).masked_scatter(mask, chunked_token_logprobs(
-            kd_rollouts.response_hidden(model, got)[mask], model.lm_head, got.response[mask], tau=temperature,
-            chunk_tokens=5))
+        student = torch.zeros(mask.shape).masked_scatter(
+            mask,
+            chunked_token_logprobs(
+                kd_rollouts.response_hidden(model, got)[mask],
+                model.lm_head,
+                got.response[mask],
+                tau=temperature,
+                chunk_tokens=5,
+            ),
+        )
 
     texts = [tok.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
     enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
     torch.manual_seed(2)
     model.eval()
     with torch.no_grad():
-        out = model.generate(input_ids=enc.input_ids.repeat_interleave(n, 0),
-                             attention_mask=enc.attention_mask.repeat_interleave(n, 0), do_sample=True,
-                             temperature=temperature, top_k=None, top_p=None, max_new_tokens=new_tokens,
-                             eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                             return_dict_in_generate=True, output_scores=True)
+        out = model.generate(
+            input_ids=enc.input_ids.repeat_interleave(n, 0),
+            attention_mask=enc.attention_mask.repeat_interleave(n, 0),
+            do_sample=True,
+            temperature=temperature,
+            top_k=None,
+            top_p=None,
+            max_new_tokens=new_tokens,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+            return_dict_in_generate=True,
+            output_scores=True,
+        )
     assert torch.equal(out.sequences, got.input_ids)
-    reference = torch.stack([torch.log_softmax(s.float(), -1).gather(-1, got.response[:, t:t + 1]).squeeze(-1)
-                             for t, s in enumerate(out.scores)], dim=1) * got.response_mask
+    reference = (
+        torch.stack(
+            [
+                torch.log_softmax(s.float(), -1).gather(-1, got.response[:, t : t + 1]).squeeze(-1)
+                for t, s in enumerate(out.scores)
+            ],
+            dim=1,
+        )
+        * got.response_mask
+    )
     lengths = got.response_mask.sum(-1)
-    assert (lengths == 1).any() and (lengths == new_tokens).any()     # early eos and full-length rollouts
+    assert (lengths == 1).any() and (lengths == new_tokens).any()  # early eos and full-length rollouts
     torch.testing.assert_close(student, reference, rtol=0, atol=1e-5)

@@ -12,13 +12,24 @@ from pathlib import Path
 import pytest
 
 from motab.serving.launch import render_command, server_env
-from motab.serving.placement import (Placement, PlacementError, ServerNeed, from_json, job_gpus, place, server_args,
-                                     to_json, visible_devices)
+from motab.serving.placement import (
+    Placement,
+    PlacementError,
+    ServerNeed,
+    from_json,
+    job_gpus,
+    place,
+    server_args,
+    to_json,
+    visible_devices,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-SGLANG = ("python -m sglang.launch_server --model-path {model} --host {host} --port {port} --tp-size 4"
-          " --dp-size 1 --enable-deterministic-inference")
+SGLANG = (
+    "python -m sglang.launch_server --model-path {model} --host {host} --port {port} --tp-size 4"
+    " --dp-size 1 --enable-deterministic-inference"
+)
 
 
 def test_teacher_and_student_get_disjoint_gpu_blocks_in_order():
@@ -83,8 +94,13 @@ def test_visible_devices_map_onto_the_jobs_own_gpus():
 
 
 def _plan(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([SNAKEMAKE, "-n", "-p", "--profile", "profiles/slurm", "all", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [SNAKEMAKE, "-n", "-p", "--profile", "profiles/slurm", "all", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -108,14 +124,15 @@ def test_paper_synthesis_servers_get_disjoint_gpus(paper_plan):
     gammas = ("0p6", "0p7", "0p8", "0p9", "1p0")
     drafting = ["motab", "motab_7b", *(f"skd{s}_gamma{g}" for s in ("", "_7b") for g in gammas)]
     assert sorted(commands) == sorted([*drafting, "teacher_only"])
-    for method in drafting:   # every entry whose student drafts, the sweeps' and the second student's too
+    for method in drafting:  # every entry whose student drafts, the sweeps' and the second student's too
         placement = from_json(re.search(r"--placement '([^']*)'", commands[method]).group(1))
         teacher, student = placement["teacher"].gpus, placement["student"].gpus
         assert teacher == (0, 1, 2, 3) and student == (4, 5, 6, 7) and not set(teacher) & set(student)
         # each server is started with its own model's parallelism, not the teacher's
         assert "--tp-size 4 --dp-size 1" in commands[method] and "--tp-size 1 --dp-size 4" in commands[method]
     assert json.loads(re.search(r"--placement '([^']*)'", commands["teacher_only"]).group(1)) == {
-        "teacher": {"gpus": [0, 1, 2, 3], "mem_fraction": None}}
+        "teacher": {"gpus": [0, 1, 2, 3], "mem_fraction": None}
+    }
 
 
 def test_a_stage_with_too_few_gpus_stops_the_plan(tmp_path):
@@ -149,8 +166,9 @@ def test_paper_plan_starts_one_eval_server_per_run(paper_plan):
         cfg = config["studies"][study]
         runs = sorted({run for table in cfg["tables"].values() for run in table["rows"]})
         per_run = len(cfg["eval"]["benchmarks"]) * len(cfg["eval"]["seeds"])
-        starts = [line for line in paper_plan.splitlines()
-                  if "motab eval-generate" in line and f"logs/{study}/eval/" in line]
+        starts = [
+            line for line in paper_plan.splitlines() if "motab eval-generate" in line and f"logs/{study}/eval/" in line
+        ]
         assert len(starts) == len(runs), study
         seen = set()
         for line in starts:
@@ -160,7 +178,9 @@ def test_paper_plan_starts_one_eval_server_per_run(paper_plan):
             seen.add(run)
             assert {job["output"] for job in jobs} == {
                 f"results/{study}/eval/{run}/{bench}/seed{seed}.responses.jsonl"
-                for bench in cfg["eval"]["benchmarks"] for seed in cfg["eval"]["seeds"]}
+                for bench in cfg["eval"]["benchmarks"]
+                for seed in cfg["eval"]["seeds"]
+            }
         assert seen == set(runs)
         assert paper_plan.count(f"motab eval-grade --responses results/{study}/") == len(runs) * per_run
 

@@ -23,10 +23,22 @@ def assert_provenance(obj: dict, params: dict) -> None:
 
 def rows_and_problems():
     problems = [{"id": "p0", "answer": "4"}, {"id": "p1", "answer": "9"}]
-    rows = [{"id": "p1", "sample": 0, "input": "q", "output": "so \\boxed{9}",
-             "stats": {"teacher_tokens": 3, "student_tokens": 1}},
-            {"id": "p0", "sample": 0, "input": "q", "output": "so \\boxed{5}",
-             "stats": {"teacher_tokens": 2, "student_tokens": 0}}]
+    rows = [
+        {
+            "id": "p1",
+            "sample": 0,
+            "input": "q",
+            "output": "so \\boxed{9}",
+            "stats": {"teacher_tokens": 3, "student_tokens": 1},
+        },
+        {
+            "id": "p0",
+            "sample": 0,
+            "input": "q",
+            "output": "so \\boxed{5}",
+            "stats": {"teacher_tokens": 2, "student_tokens": 0},
+        },
+    ]
     return rows, problems
 
 
@@ -34,8 +46,9 @@ def test_synth_stats_name_the_config_they_came_from(tmp_path):
     rows, problems = rows_and_problems()
     write_jsonl(tmp_path / "partial.jsonl", rows)
     meta = {"method": "skd", "teacher": "models/t", "params": {"gamma": 0.9}}
-    finalize(tmp_path / "partial.jsonl", tmp_path / "out.jsonl", problems, "skd", None, meta,
-             str(tmp_path / "stats.json"))
+    finalize(
+        tmp_path / "partial.jsonl", tmp_path / "out.jsonl", problems, "skd", None, meta, str(tmp_path / "stats.json")
+    )
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert stats["teacher_share"] == round(5 / 6, 6) and stats["correct_rate"] == 0.5
     assert_provenance(stats, meta)
@@ -46,9 +59,25 @@ def test_filter_counts_and_stats_name_the_filter_config(tmp_path):
     write_jsonl(tmp_path / "synth.jsonl", rows)
     write_jsonl(tmp_path / "problems.jsonl", problems)
     params = {"banned": [], "max_words": 60, "ngram": 4, "max_ngram_repeats": 3}
-    assert filter_main(["--input", str(tmp_path / "synth.jsonl"), "--gold", str(tmp_path / "problems.jsonl"),
-                        "--output", str(tmp_path / "kept.jsonl"), "--counts", str(tmp_path / "counts.json"),
-                        "--stats", str(tmp_path / "stats.json"), "--params-json", json.dumps(params)]) == 0
+    assert (
+        filter_main(
+            [
+                "--input",
+                str(tmp_path / "synth.jsonl"),
+                "--gold",
+                str(tmp_path / "problems.jsonl"),
+                "--output",
+                str(tmp_path / "kept.jsonl"),
+                "--counts",
+                str(tmp_path / "counts.json"),
+                "--stats",
+                str(tmp_path / "stats.json"),
+                "--params-json",
+                json.dumps(params),
+            ]
+        )
+        == 0
+    )
     counts = json.loads((tmp_path / "counts.json").read_text())
     assert counts["kept"] == 1 and counts["dropped"]["wrong_answer"] == 1
     assert_provenance(counts, params)
@@ -76,6 +105,12 @@ def test_relative_imports_and_lazy_imports_count(tmp_path):
     (pkg / "sub" / "b.py").write_text("import os\n")
     (pkg / "c.py").write_text("thing = 1\n")
     (pkg / "unused.py").write_text("")
-    assert module_files(str(tmp_path), "go") == ("motab/__init__.py", "motab/__main__.py", "motab/c.py",
-                                                 "motab/cli.py", "motab/sub/__init__.py", "motab/sub/a.py",
-                                                 "motab/sub/b.py")
+    assert module_files(str(tmp_path), "go") == (
+        "motab/__init__.py",
+        "motab/__main__.py",
+        "motab/c.py",
+        "motab/cli.py",
+        "motab/sub/__init__.py",
+        "motab/sub/a.py",
+        "motab/sub/b.py",
+    )

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import json
 
+from fixtures.pwopsd_eval_set import SET
+
 from motab.evaluation.metrics import maj_correct
 from motab.evaluation.score import main as eval_grade_main
 from motab.jsonio import write_jsonl
-from fixtures.pwopsd_eval_set import SET
 
 T, F = True, False
 # evaluate_math.py's per-sample `correct` and per-problem `majority_vote_correct`
@@ -39,13 +40,38 @@ RELEASE_METRICS = {"pass@12": 1.0, "avg@12": 0.398148, "maj@12": 0.444444}  # 10
 
 
 def run_eval_grade(tmp_path, *extra: str) -> dict:
-    rows = [{"id": f"p{i}", "input": "q", "prompt": "q", "gold": gold, "responses": responses,
-             "finish_reasons": ["stop"] * 12, "completion_tokens": [1] * 12}
-            for i, (gold, responses) in enumerate(SET)]
+    rows = [
+        {
+            "id": f"p{i}",
+            "input": "q",
+            "prompt": "q",
+            "gold": gold,
+            "responses": responses,
+            "finish_reasons": ["stop"] * 12,
+            "completion_tokens": [1] * 12,
+        }
+        for i, (gold, responses) in enumerate(SET)
+    ]
     write_jsonl(tmp_path / "responses.jsonl", rows)
     out = tmp_path / "eval.json"
-    assert eval_grade_main(["--responses", str(tmp_path / "responses.jsonl"), "--output", str(out), "--run", "r",
-                            "--benchmark", "b", "--seed", "0", *extra]) == 0
+    assert (
+        eval_grade_main(
+            [
+                "--responses",
+                str(tmp_path / "responses.jsonl"),
+                "--output",
+                str(out),
+                "--run",
+                "r",
+                "--benchmark",
+                "b",
+                "--seed",
+                "0",
+                *extra,
+            ]
+        )
+        == 0
+    )
     return json.loads(out.read_text())
 
 
@@ -71,12 +97,19 @@ def test_paper_studies_plan_their_grading_and_eval_prompt():
 
     from dryrun import REPO, SNAKEMAKE
 
-    proc = subprocess.run([SNAKEMAKE, "-n", "-p", "--profile", "profiles/slurm", "all"], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [SNAKEMAKE, "-n", "-p", "--profile", "profiles/slurm", "all"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "--benchmark math500 --seed 0 --processes 1 --extraction boxed --equivalence pwopsd" in out
     assert "--top-p 0.95" in out and "--enable-thinking true" in out
-    assert "put your final answer within \\\\boxed{}." in out   # the template as one-line JSON
-    assert "--benchmark gsm8k --seed 0 --processes 1 --extraction first_hash,strict,flexible --equivalence cis5300" in out
+    assert "put your final answer within \\\\boxed{}." in out  # the template as one-line JSON
+    assert (
+        "--benchmark gsm8k --seed 0 --processes 1 --extraction first_hash,strict,flexible --equivalence cis5300" in out
+    )
     assert "--benchmark amc23 --seed 0 --processes 1 --extraction first_hash --equivalence cis5300" in out

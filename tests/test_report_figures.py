@@ -11,11 +11,20 @@ from motab.jsonio import DataError
 from motab.report.chart import bar_chart, chart_data
 from motab.report.curves import read_training_log, training_curves
 
-SPEC = {"title": "Tiny", "metric": "avg@4", "scale": 100, "decimals": 2,
-        "rows": [{"run": "teacher", "label": "Teacher"}, {"run": "student", "label": "Student"}],
-        "benchmarks": [{"name": "toy", "label": "Toy"}, {"name": "b2", "label": "B2"}]}
-VALUES = {("teacher", "toy"): {0: 0.5, 1: 0.6, 2: 0.7}, ("teacher", "b2"): {0: 0.2, 1: 0.4},
-          ("student", "toy"): {0: 0.25, 1: 0.75}, ("student", "b2"): {5: 0.9}}
+SPEC = {
+    "title": "Tiny",
+    "metric": "avg@4",
+    "scale": 100,
+    "decimals": 2,
+    "rows": [{"run": "teacher", "label": "Teacher"}, {"run": "student", "label": "Student"}],
+    "benchmarks": [{"name": "toy", "label": "Toy"}, {"name": "b2", "label": "B2"}],
+}
+VALUES = {
+    ("teacher", "toy"): {0: 0.5, 1: 0.6, 2: 0.7},
+    ("teacher", "b2"): {0: 0.2, 1: 0.4},
+    ("student", "toy"): {0: 0.25, 1: 0.75},
+    ("student", "b2"): {5: 0.9},
+}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -33,7 +42,7 @@ def test_chart_numbers_are_the_tables(tmp_path):
     groups, runs, means, stds = chart_data(SPEC, _evals(tmp_path))
     assert groups == ["Toy", "B2", "Avg"] and runs == ["Teacher", "Student"]
     assert means[0] == pytest.approx([60.0, 30.0, 45.0]) and means[1] == pytest.approx([50.0, 90.0, 70.0])
-    assert stds[0][:2] == pytest.approx([10.0, 200 ** 0.5]) and stds[1][0] == pytest.approx(1250 ** 0.5)
+    assert stds[0][:2] == pytest.approx([10.0, 200**0.5]) and stds[1][0] == pytest.approx(1250**0.5)
     assert stds[0][2] is stds[1][1] is stds[1][2] is None  # no error bar for one seed, nor for Avg
 
 
@@ -82,6 +91,7 @@ def test_sft_and_kd_curves_never_share_an_axis():
     assert [(title, series) for title, _, series in panels] == [
         ("SFT: cross-entropy", [("SFT", "loss")]),
         ("On-policy KD: distillation loss", [("KD", "loss")]),
-        ("On-policy KD: KL to the teacher", [("KD", "kl_to_teacher")])]
+        ("On-policy KD: KL to the teacher", [("KD", "kl_to_teacher")]),
+    ]
     assert [title for title, _, _ in curve_panels([("SFT", sft)])] == ["SFT: cross-entropy"]
     assert curve_panels([]) == []

@@ -15,8 +15,11 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
 def test_provenance_names_every_revision():
-    params = {"run": {"model": "Qwen3-8B"}, "benchmark": {"path": "MathArena/hmmt_feb_2025", "revision": "abc123"},
-              "model": {"revision": "def456"}}
+    params = {
+        "run": {"model": "Qwen3-8B"},
+        "benchmark": {"path": "MathArena/hmmt_feb_2025", "revision": "abc123"},
+        "model": {"revision": "def456"},
+    }
     assert revisions(params) == {"benchmark.revision": "abc123", "model.revision": "def456"}
     assert provenance(params)["revisions"] == {"benchmark.revision": "abc123", "model.revision": "def456"}
     assert "revisions" not in provenance({"benchmark": {"path": "x.jsonl"}})
@@ -29,12 +32,30 @@ def test_each_revision_is_cached_apart():
 
 def test_revisions_reach_the_plans_commands(tmp_path):
     override = tmp_path / "revisions.yaml"
-    override.write_text("models:\n  Qwen3-8B: {revision: b968826}\n  Qwen2-1.5B: {revision: 8a16abf}\n"
-                        "datasets:\n  gsm8k_train: {revision: e53f048}\n"
-                        "benchmarks:\n  hmmt25: {revision: 9e8ad59}\n")
-    proc = subprocess.run([SNAKEMAKE, "-n", "-p", "--profile", "profiles/slurm", "all", "--configfile", "config.yaml",
-                           str(override), "--config", "select=[cotfilter]"], cwd=REPO, capture_output=True, text=True,
-                          timeout=600)
+    override.write_text(
+        "models:\n  Qwen3-8B: {revision: b968826}\n  Qwen2-1.5B: {revision: 8a16abf}\n"
+        "datasets:\n  gsm8k_train: {revision: e53f048}\n"
+        "benchmarks:\n  hmmt25: {revision: 9e8ad59}\n"
+    )
+    proc = subprocess.run(
+        [
+            SNAKEMAKE,
+            "-n",
+            "-p",
+            "--profile",
+            "profiles/slurm",
+            "all",
+            "--configfile",
+            "config.yaml",
+            str(override),
+            "--config",
+            "select=[cotfilter]",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     teacher = [line for line in lines if "motab synth --method" in line]

@@ -11,10 +11,20 @@ from motab.jsonio import DataError
 from motab.provenance import provenance
 
 ROWS = [  # "b" first: the output is sorted by id
-    {"id": "b", "input": "q2", "gold": "7", "prompt": "p2",
-     "responses": ["#### 7", "nothing", "blah", "The answer is 8."]},
-    {"id": "a", "input": "q1", "gold": "1/2", "prompt": "p1",
-     "responses": [r"\boxed{0.5}", r"\boxed{\frac{1}{2}}", "no answer", r"\boxed{3}"]},
+    {
+        "id": "b",
+        "input": "q2",
+        "gold": "7",
+        "prompt": "p2",
+        "responses": ["#### 7", "nothing", "blah", "The answer is 8."],
+    },
+    {
+        "id": "a",
+        "input": "q1",
+        "gold": "1/2",
+        "prompt": "p1",
+        "responses": [r"\boxed{0.5}", r"\boxed{\frac{1}{2}}", "no answer", r"\boxed{3}"],
+    },
 ]
 
 
@@ -32,8 +42,23 @@ def _write(path, rows):
 def _run(tmp_path, *extra, name="E.json"):
     responses = _write(tmp_path / "R.jsonl", ROWS)
     out = tmp_path / name
-    rc = score.main(["--responses", str(responses), "--output", str(out), "--run", "student",
-                     "--benchmark", "toy", "--seed", "3", "--params-json", '{"n": 4}', *extra])
+    rc = score.main(
+        [
+            "--responses",
+            str(responses),
+            "--output",
+            str(out),
+            "--run",
+            "student",
+            "--benchmark",
+            "toy",
+            "--seed",
+            "3",
+            "--params-json",
+            '{"n": 4}',
+            *extra,
+        ]
+    )
     assert rc == 0
     return out
 
@@ -58,8 +83,7 @@ def test_exact_metrics_and_samples(tmp_path):
 
 def test_k_smaller_than_n(tmp_path):
     data = json.loads(_run(tmp_path, "--k", "2").read_text())
-    assert data["metrics"] == {"pass@2": 0.666667, "avg@2": 0.375, "maj@2": 1.0, "pass@1": 0.375,
-                               "mean_words": 1.625}
+    assert data["metrics"] == {"pass@2": 0.666667, "avg@2": 0.375, "maj@2": 1.0, "pass@1": 0.375, "mean_words": 1.625}
 
 
 def test_deterministic_bytes(tmp_path):
@@ -69,14 +93,17 @@ def test_deterministic_bytes(tmp_path):
     assert first.endswith(b"\n")
 
 
-@pytest.mark.parametrize("mutate, field", [
-    (lambda r: r.pop("responses"), "responses"),
-    (lambda r: r.update(gold=None), "gold"),
-    (lambda r: r.update(responses=["a", 3, "c", "d"]), "responses[1]"),
-    (lambda r: r.update(finish_reasons=["stop"]), "finish_reasons"),
-    (lambda r: r.update(responses=["a", "b"], finish_reasons=["s"] * 2, completion_tokens=[1, 1]), "responses"),
-    (lambda r: r.update(id="b"), "id"),
-])
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda r: r.pop("responses"), "responses"),
+        (lambda r: r.update(gold=None), "gold"),
+        (lambda r: r.update(responses=["a", 3, "c", "d"]), "responses[1]"),
+        (lambda r: r.update(finish_reasons=["stop"]), "finish_reasons"),
+        (lambda r: r.update(responses=["a", "b"], finish_reasons=["s"] * 2, completion_tokens=[1, 1]), "responses"),
+        (lambda r: r.update(id="b"), "id"),
+    ],
+)
 def test_bad_line_names_file_line_field(tmp_path, mutate, field):
     rows = [dict(ROWS[0]), dict(ROWS[1])]
     mutate(rows[1])
@@ -91,8 +118,24 @@ def test_cli_entry(tmp_path, capsys):
     from motab.cli import main
 
     responses = _write(tmp_path / "R.jsonl", ROWS)
-    assert main(["eval-grade", "--responses", str(responses), "--output", str(tmp_path / "E.json"),
-                 "--run", "r", "--benchmark", "b", "--seed", "0"]) == 0
+    assert (
+        main(
+            [
+                "eval-grade",
+                "--responses",
+                str(responses),
+                "--output",
+                str(tmp_path / "E.json"),
+                "--run",
+                "r",
+                "--benchmark",
+                "b",
+                "--seed",
+                "0",
+            ]
+        )
+        == 0
+    )
     assert "avg@4=0.3750" in capsys.readouterr().out
 
 
@@ -100,19 +143,27 @@ def test_grade_file(tmp_path, capsys):
     from motab.evaluation import grade_file
 
     src = tmp_path / "in.jsonl"
-    src.write_text("\n".join(json.dumps(r) for r in [
-        {"id": 2, "response": r"so \boxed{\dfrac12}", "gold": "0.5"},
-        {"id": "x", "response": "The answer is 3.", "gold": -3},
-        {"id": "y", "response": "I give up", "gold": "4"},
-        {"id": "z", "response": None, "gold": 27.0},
-    ]) + "\n")
+    src.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"id": 2, "response": r"so \boxed{\dfrac12}", "gold": "0.5"},
+                {"id": "x", "response": "The answer is 3.", "gold": -3},
+                {"id": "y", "response": "I give up", "gold": "4"},
+                {"id": "z", "response": None, "gold": 27.0},
+            ]
+        )
+        + "\n"
+    )
     out = tmp_path / "out.jsonl"
     assert grade_file.main(["--input", str(src), "--output", str(out)]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert rows == [{"id": 2, "pred": r"\dfrac12", "correct": True, "reason": "correct"},
-                    {"id": "x", "pred": "3", "correct": False, "reason": "wrong"},
-                    {"id": "y", "pred": None, "correct": False, "reason": "no_answer"},
-                    {"id": "z", "pred": None, "correct": False, "reason": "no_answer"}]
+    assert rows == [
+        {"id": 2, "pred": r"\dfrac12", "correct": True, "reason": "correct"},
+        {"id": "x", "pred": "3", "correct": False, "reason": "wrong"},
+        {"id": "y", "pred": None, "correct": False, "reason": "no_answer"},
+        {"id": "z", "pred": None, "correct": False, "reason": "no_answer"},
+    ]
     summary = capsys.readouterr().out
     assert "n=4" in summary and "accuracy=0.2500" in summary
 
@@ -121,6 +172,8 @@ def test_grade_file_bad_line(tmp_path):
     from motab.evaluation import grade_file
 
     src = tmp_path / "in.jsonl"
-    src.write_text(json.dumps({"id": 1, "response": "x", "gold": "1"}) + "\n" + json.dumps({"id": 2, "gold": "1"}) + "\n")
+    src.write_text(
+        json.dumps({"id": 1, "response": "x", "gold": "1"}) + "\n" + json.dumps({"id": 2, "gold": "1"}) + "\n"
+    )
     with pytest.raises(DataError, match=r"in\.jsonl:2:response: missing field"):
         grade_file.main(["--input", str(src), "--output", str(tmp_path / "o.jsonl")])

@@ -117,8 +117,9 @@ def test_token_clip_of_the_old_pipeline_is_not_the_release():
 
 def test_pwopsd_positions_and_token_count_normalisation():
     mask = torch.tensor([[True, True, True, True, False], [True, True, False, False, False]])
-    assert torch.allclose(sd.relative_positions(mask), torch.tensor([[0.125, 0.375, 0.625, 0.875, 0.0],
-                                                                     [0.25, 0.75, 0.0, 0.0, 0.0]]))
+    assert torch.allclose(
+        sd.relative_positions(mask), torch.tensor([[0.125, 0.375, 0.625, 0.875, 0.0], [0.25, 0.75, 0.0, 0.0, 0.0]])
+    )
     # constant token loss 1: each sequence gives mean(w_t) (divided by T, not by sum w), then the mean over rows
     schedule = sd.PositionSchedule(0.25, 0.30, 0.10)
     w = sd.position_weights(mask, schedule)
@@ -140,10 +141,10 @@ def test_reopold_phase_switch_and_floor():
 
 def test_eopd_gate_closes_below_the_entropy_threshold():
     sharp = torch.zeros(1, V)
-    sharp[0, 0] = 50.0                      # teacher entropy ~ 0: no forward-KL term
+    sharp[0, 0] = 50.0  # teacher entropy ~ 0: no forward-KL term
     student = torch.randn(1, V)
     assert sd.eopd_fkl_token_loss(student, sharp).item() == 0.0
-    assert sd.eopd_fkl_token_loss(student, torch.zeros(1, V)).item() > 0.0   # uniform: entropy log 24 > 0.8
+    assert sd.eopd_fkl_token_loss(student, torch.zeros(1, V)).item() > 0.0  # uniform: entropy log 24 > 0.8
 
 
 def test_compat_is_checked():

@@ -34,19 +34,40 @@ def test_pwopsd_study_trains_with_the_launchers_values(name):
     checkpoint-100; per-device batch 4 (Qwen3-4B) or 2 (the 8B/7B launchers)."""
     config, options = kd_command.parse_args([*BASE, "--config-json", json.dumps(pwopsd_blocks()[name])])
     settings = config.as_dict()
-    expected = {"lr": 5e-6, "lr_schedule": "linear", "grad_clip": 0.1, "steps": 150, "prompts_per_step": 32,
-                "samples_per_prompt": 1, "temperature": 1.1, "top_p": 0.95, "top_k": 20, "max_new_tokens": 1024,
-                "distill_temperature": 1.1, "clip": 0.05, "compat": "released", "lora_rank": 64,
-                "lora_alpha": 128.0, "eval_step": 100, "save_steps": 25, "student_thinking": False,
-                "teacher_thinking": True, "prompt_style": "pwopsd", "mask_pad_tokens": True,
-                "loss_average": "micro_batch",
-                "micro_batch_prompts": 2 if name.endswith("_mb2") else 4}
+    expected = {
+        "lr": 5e-6,
+        "lr_schedule": "linear",
+        "grad_clip": 0.1,
+        "steps": 150,
+        "prompts_per_step": 32,
+        "samples_per_prompt": 1,
+        "temperature": 1.1,
+        "top_p": 0.95,
+        "top_k": 20,
+        "max_new_tokens": 1024,
+        "distill_temperature": 1.1,
+        "clip": 0.05,
+        "compat": "released",
+        "lora_rank": 64,
+        "lora_alpha": 128.0,
+        "eval_step": 100,
+        "save_steps": 25,
+        "student_thinking": False,
+        "teacher_thinking": True,
+        "prompt_style": "pwopsd",
+        "mask_pad_tokens": True,
+        "loss_average": "micro_batch",
+        "micro_batch_prompts": 2 if name.endswith("_mb2") else 4,
+    }
     assert {key: settings[key] for key in expected} == expected and options.prompts_per_step == (32,)
     if config.loss == "reopold":
         assert (settings["reopold_lambda"], settings["reopold_beta"], settings["reopold_t_switch"]) == (0.1, 0.2, 50)
     if config.loss == "pwopsd":
-        assert (settings["w_min"], settings["pw_tau"], settings["pw_s"]) == \
-            ((0.10 if "aggressive" in name else 0.25), 0.30, 0.10)
+        assert (settings["w_min"], settings["pw_tau"], settings["pw_s"]) == (
+            (0.10 if "aggressive" in name else 0.25),
+            0.30,
+            0.10,
+        )
 
 
 def test_linear_schedule_is_transformers_default():
@@ -63,20 +84,23 @@ def test_micro_batch_average_weighs_every_micro_batch_alike():
     short[:, :1] = True
     step = SimpleNamespace(loss="opsd", loss_average="step")
     micro = SimpleNamespace(loss="opsd", loss_average="micro_batch")
-    assert [kd_step.micro_batch_units(step, m) for m in (long, short)] == [12, 2]    # token shares 12/14, 2/14
-    assert [kd_step.micro_batch_units(micro, m) for m in (long, short)] == [1, 1]   # the release: 1/2 each
+    assert [kd_step.micro_batch_units(step, m) for m in (long, short)] == [12, 2]  # token shares 12/14, 2/14
+    assert [kd_step.micro_batch_units(micro, m) for m in (long, short)] == [1, 1]  # the release: 1/2 each
 
 
 def test_pwopsd_prompts_and_thinking(tmp_path):
     rows = [{"id": "a", "messages": [{"role": "user", "content": "What is 2+3?"}], "solution": "2+3=5. \\boxed{5}"}]
     (tmp_path / "p.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     student, teacher = kd_prompts.read_prompts(tmp_path / "p.jsonl", need_solution=True, style="pwopsd")
-    assert student[0][0]["content"] == ("Problem: What is 2+3?\n\nPlease reason step by step, and put your final "
-                                        "answer within \\boxed{}.")
+    assert student[0][0]["content"] == (
+        "Problem: What is 2+3?\n\nPlease reason step by step, and put your final answer within \\boxed{}."
+    )
     assert teacher[0][0]["content"] == (
         "Problem: What is 2+3?\n\nHere is a reference solution to this problem:\n=== Reference Solution Begin ===\n"
-        "2+3=5. \\boxed{5}\n=== Reference Solution End ===\n" + PWOPSD_TRANSITION
-        + "\nPlease reason step by step, and put your final answer within \\boxed{}.")
+        "2+3=5. \\boxed{5}\n=== Reference Solution End ===\n"
+        + PWOPSD_TRANSITION
+        + "\nPlease reason step by step, and put your final answer within \\boxed{}."
+    )
 
 
 class R1StyleTemplate:
@@ -117,10 +141,23 @@ def test_rkl_onpolicy_learner_at_temperature_one_with_tinkers_ratio():
     student, teacher = TinyLM(0), TinyLM(1)
     ids = torch.tensor([[1, 2, 3, 4, 5], [1, 6, 7, 0, 0]])
     response_mask = torch.tensor([[True, True, True], [True, True, False]])
-    rollouts = kd_rollouts.Rollouts(input_ids=ids, attention_mask=torch.ones_like(ids), prompt_len=2,
-                                 response=ids[:, 2:], response_mask=response_mask)
-    config = KDConfig(loss="rkl_onpolicy", steps=1, samples_per_prompt=1, max_new_tokens=1, temperature=0.6, lr=1.0,
-                      seed=0, chunk_tokens=2)
+    rollouts = kd_rollouts.Rollouts(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        prompt_len=2,
+        response=ids[:, 2:],
+        response_mask=response_mask,
+    )
+    config = KDConfig(
+        loss="rkl_onpolicy",
+        steps=1,
+        samples_per_prompt=1,
+        max_new_tokens=1,
+        temperature=0.6,
+        lr=1.0,
+        seed=0,
+        chunk_tokens=2,
+    )
     loss, _ = kd_step.distillation_loss(student, teacher, rollouts, config)
     loss.backward()
     got = student.lm_head.weight.grad.clone()
@@ -139,9 +176,28 @@ def test_rkl_onpolicy_learner_at_temperature_one_with_tinkers_ratio():
 
 
 def test_rkl_onpolicy_refuses_truncated_sampling():
-    argv = [*BASE[:2], "--teacher", "t", *BASE[4:], "--loss", "rkl_onpolicy", "--steps", "1", "--prompts-per-step",
-            "1", "--samples-per-prompt", "1", "--max-new-tokens", "1", "--temperature", "0.6", "--lr", "1",
-            "--seed", "0"]
+    argv = [
+        *BASE[:2],
+        "--teacher",
+        "t",
+        *BASE[4:],
+        "--loss",
+        "rkl_onpolicy",
+        "--steps",
+        "1",
+        "--prompts-per-step",
+        "1",
+        "--samples-per-prompt",
+        "1",
+        "--max-new-tokens",
+        "1",
+        "--temperature",
+        "0.6",
+        "--lr",
+        "1",
+        "--seed",
+        "0",
+    ]
     kd_command.parse_args(argv)
     with pytest.raises(SystemExit):
         kd_command.parse_args([*argv, "--top-p", "0.95"])
@@ -153,6 +209,10 @@ def test_response_mask_leaves_pad_tokens_out_when_asked():
     eos = 2
     response = torch.tensor([[5, 6, eos, eos], [5, eos, 7, eos]])
     assert kd_rollouts.response_mask(response, eos).tolist() == [[True, True, True, False], [True, True, False, False]]
-    assert kd_rollouts.response_mask(response, eos, pad_id=eos).tolist() == [[True, True, False, False],
-                                                                            [True, False, False, False]]
-    assert kd_rollouts.response_mask(response, eos, pad_id=9).tolist() == kd_rollouts.response_mask(response, eos).tolist()
+    assert kd_rollouts.response_mask(response, eos, pad_id=eos).tolist() == [
+        [True, True, False, False],
+        [True, False, False, False],
+    ]
+    assert (
+        kd_rollouts.response_mask(response, eos, pad_id=9).tolist() == kd_rollouts.response_mask(response, eos).tolist()
+    )

@@ -40,53 +40,71 @@ def test_health_and_model_info(tiny_server, tiny_model_dir):
 
 
 def test_generate_single_and_batch_shapes(tiny_server):
-    one = post_ok(tiny_server, "/generate", {"text": "Compute 1 + 2.", "sampling_params": {"max_new_tokens": 5,
-                                                                                    "temperature": 0}})
+    one = post_ok(
+        tiny_server, "/generate", {"text": "Compute 1 + 2.", "sampling_params": {"max_new_tokens": 5, "temperature": 0}}
+    )
     assert isinstance(one, dict) and set(one) == {"text", "output_ids", "meta_info"}
     meta = one["meta_info"]
     assert {"id", "prompt_tokens", "completion_tokens", "finish_reason"} <= set(meta)
     assert meta["completion_tokens"] == len(one["output_ids"]) <= 5
 
-    many = post_ok(tiny_server, "/generate", {"text": ["a", "Compute 3 - 1."],
-                                         "sampling_params": {"max_new_tokens": 3, "n": 2}})
+    many = post_ok(
+        tiny_server, "/generate", {"text": ["a", "Compute 3 - 1."], "sampling_params": {"max_new_tokens": 3, "n": 2}}
+    )
     assert isinstance(many, list) and len(many) == 4  # 2 prompts x n=2, prompt-major
     assert many[0]["meta_info"]["prompt_tokens"] == many[1]["meta_info"]["prompt_tokens"]
 
-    by_ids = post_ok(tiny_server, "/generate", {"input_ids": [[5, 6, 7], [8]], "sampling_params": {"max_new_tokens": 2}})
+    by_ids = post_ok(
+        tiny_server, "/generate", {"input_ids": [[5, 6, 7], [8]], "sampling_params": {"max_new_tokens": 2}}
+    )
     assert [r["meta_info"]["prompt_tokens"] for r in by_ids] == [3, 1]
 
 
 def test_max_new_tokens_and_finish_reasons(tiny_server, reference):
     tok, _ = reference
-    out = post_ok(tiny_server, "/generate", {"text": "Compute 1 + 2.",
-                                        "sampling_params": {"max_new_tokens": 7, "temperature": 1.0,
-                                                            "ignore_eos": True}})
+    out = post_ok(
+        tiny_server,
+        "/generate",
+        {"text": "Compute 1 + 2.", "sampling_params": {"max_new_tokens": 7, "temperature": 1.0, "ignore_eos": True}},
+    )
     assert out["meta_info"]["completion_tokens"] == 7
     assert out["meta_info"]["finish_reason"] == {"type": "length", "length": 7}
 
     # Stop on a token id: pick the token greedy decoding emits second, so it must stop there.
-    greedy = post_ok(tiny_server, "/generate", {"text": "x", "sampling_params": {"max_new_tokens": 4, "temperature": 0,
-                                                                            "ignore_eos": True}})
+    greedy = post_ok(
+        tiny_server,
+        "/generate",
+        {"text": "x", "sampling_params": {"max_new_tokens": 4, "temperature": 0, "ignore_eos": True}},
+    )
     second = greedy["output_ids"][1]
     first_hit = greedy["output_ids"].index(second)
-    stopped = post_ok(tiny_server, "/generate", {"text": "x", "sampling_params": {
-        "max_new_tokens": 4, "temperature": 0, "stop_token_ids": [second]}})
+    stopped = post_ok(
+        tiny_server,
+        "/generate",
+        {"text": "x", "sampling_params": {"max_new_tokens": 4, "temperature": 0, "stop_token_ids": [second]}},
+    )
     assert stopped["meta_info"]["finish_reason"] == {"type": "stop", "matched": second}
-    assert stopped["output_ids"] == greedy["output_ids"][:first_hit + 1]
+    assert stopped["output_ids"] == greedy["output_ids"][: first_hit + 1]
 
     # Stop on a string: it is cut from the text, like SGLang.
     stop_text = tok.decode([second])
     if stop_text.strip():
-        cut = post_ok(tiny_server, "/generate", {"text": "x", "sampling_params": {
-            "max_new_tokens": 4, "temperature": 0, "stop": [stop_text]}})
+        cut = post_ok(
+            tiny_server,
+            "/generate",
+            {"text": "x", "sampling_params": {"max_new_tokens": 4, "temperature": 0, "stop": [stop_text]}},
+        )
         assert cut["meta_info"]["finish_reason"] == {"type": "stop", "matched": stop_text}
         assert stop_text not in cut["text"]
 
 
 def test_same_request_same_bytes_and_seeds_differ(tiny_server):
-    payload = {"text": ["Compute 4 + 4.", "Compute 9 - 2."],
-               "sampling_params": {"max_new_tokens": 12, "temperature": 1.0, "sampling_seed": 7, "n": 2},
-               "return_logprob": True, "top_logprobs_num": 3}
+    payload = {
+        "text": ["Compute 4 + 4.", "Compute 9 - 2."],
+        "sampling_params": {"max_new_tokens": 12, "temperature": 1.0, "sampling_seed": 7, "n": 2},
+        "return_logprob": True,
+        "top_logprobs_num": 3,
+    }
     first, second = post(tiny_server, "/generate", payload), post(tiny_server, "/generate", payload)
     assert first == second and first[0] == 200
     texts = [r["text"] for r in json.loads(first[1])]
@@ -100,12 +118,22 @@ def test_scoring_prefill_matches_transformers(tiny_server, reference):
     import torch
 
     tok, model = reference
-    ids = tok("<|im_start|>user\nCompute 12 + 30.<|im_end|>\n<|im_start|>assistant\n12 + 30 = 42.",
-              add_special_tokens=False)["input_ids"]
+    ids = tok(
+        "<|im_start|>user\nCompute 12 + 30.<|im_end|>\n<|im_start|>assistant\n12 + 30 = 42.", add_special_tokens=False
+    )["input_ids"]
     start = 5
-    out = post_ok(tiny_server, "/generate", {"input_ids": ids, "sampling_params": {"max_new_tokens": 0},
-                                        "return_logprob": True, "top_logprobs_num": 4,
-                                        "logprob_start_len": start, "return_text_in_logprobs": True})
+    out = post_ok(
+        tiny_server,
+        "/generate",
+        {
+            "input_ids": ids,
+            "sampling_params": {"max_new_tokens": 0},
+            "return_logprob": True,
+            "top_logprobs_num": 4,
+            "logprob_start_len": start,
+            "return_text_in_logprobs": True,
+        },
+    )
     meta = out["meta_info"]
     assert out["output_ids"] == [] and meta["completion_tokens"] == 0
     assert meta["output_token_logprobs"] == [] and meta["output_top_logprobs"] == []
@@ -128,8 +156,16 @@ def test_scoring_prefill_matches_transformers(tiny_server, reference):
 
 
 def test_output_logprobs_and_top_lists(tiny_server):
-    out = post_ok(tiny_server, "/generate", {"text": "Compute 5 + 5.", "sampling_params": {
-        "max_new_tokens": 6, "temperature": 1.0, "ignore_eos": True}, "return_logprob": True, "top_logprobs_num": 5})
+    out = post_ok(
+        tiny_server,
+        "/generate",
+        {
+            "text": "Compute 5 + 5.",
+            "sampling_params": {"max_new_tokens": 6, "temperature": 1.0, "ignore_eos": True},
+            "return_logprob": True,
+            "top_logprobs_num": 5,
+        },
+    )
     meta = out["meta_info"]
     assert [e[1] for e in meta["output_token_logprobs"]] == out["output_ids"]
     assert len(meta["input_token_logprobs"]) == 1  # default logprob_start_len=-1: no prompt logprobs
@@ -157,9 +193,20 @@ def test_bad_requests_are_400_naming_the_field(tiny_server):
 
 
 def test_openai_chat_and_completions(tiny_server):
-    chat = post_ok(tiny_server, "/v1/chat/completions", {
-        "model": "m", "messages": [{"role": "user", "content": "Compute 2 + 2."}], "max_tokens": 4, "n": 2,
-        "temperature": 0.7, "seed": 1, "logprobs": True, "top_logprobs": 2})
+    chat = post_ok(
+        tiny_server,
+        "/v1/chat/completions",
+        {
+            "model": "m",
+            "messages": [{"role": "user", "content": "Compute 2 + 2."}],
+            "max_tokens": 4,
+            "n": 2,
+            "temperature": 0.7,
+            "seed": 1,
+            "logprobs": True,
+            "top_logprobs": 2,
+        },
+    )
     assert chat["object"] == "chat.completion" and len(chat["choices"]) == 2
     choice = chat["choices"][0]
     assert choice["message"]["role"] == "assistant" and isinstance(choice["message"]["content"], str)
@@ -213,8 +260,17 @@ def test_client_retries_5xx_then_succeeds():
     resp, calls = asyncio.run(scenario())
     # the sampling reaches the server explicit: full-vocabulary values where the caller gave none
     assert resp["text"] == "ok" and calls == 3
-    assert resp["echo"] == {"text": "hi", "sampling_params": {"temperature": 0.6, "max_new_tokens": 8, "top_p": 1.0,
-                                                              "top_k": -1, "min_p": 0.0, "repetition_penalty": 1.0}}
+    assert resp["echo"] == {
+        "text": "hi",
+        "sampling_params": {
+            "temperature": 0.6,
+            "max_new_tokens": 8,
+            "top_p": 1.0,
+            "top_k": -1,
+            "min_p": 0.0,
+            "repetition_penalty": 1.0,
+        },
+    }
 
 
 def test_client_gives_up_naming_the_server():
@@ -250,10 +306,25 @@ def test_client_does_not_retry_4xx(tiny_server):
 
 
 def test_render_command_sglang_example():
-    argv = render_command(SGLANG_SERVER_EXAMPLE, python="/usr/bin/python3", model="/models/Qwen 7B",
-                          host="0.0.0.0", port=30000)
-    assert argv == ["python", "-m", "sglang.launch_server", "--model-path", "/models/Qwen 7B", "--host", "0.0.0.0",
-                    "--port", "30000", "--tp-size", "4", "--dp-size", "1", "--enable-deterministic-inference"]
+    argv = render_command(
+        SGLANG_SERVER_EXAMPLE, python="/usr/bin/python3", model="/models/Qwen 7B", host="0.0.0.0", port=30000
+    )
+    assert argv == [
+        "python",
+        "-m",
+        "sglang.launch_server",
+        "--model-path",
+        "/models/Qwen 7B",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "30000",
+        "--tp-size",
+        "4",
+        "--dp-size",
+        "1",
+        "--enable-deterministic-inference",
+    ]
     with pytest.raises(ValueError, match="gpus"):
         render_command("x --n {gpus}", model="m")
 
@@ -285,8 +356,12 @@ def _alive(pid: int) -> bool:
 def test_launcher_kills_the_process_group_on_exception(tmp_path):
     script, pid_file = tmp_path / "fake_server.py", tmp_path / "pids"
     script.write_text(FAKE_SERVER)
-    with pytest.raises(RuntimeError, match="boom"), serving(
-            f"{{python}} {script} {{port}} {pid_file}", "unused", tmp_path / "server.log", startup_timeout_s=60) as url:
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        serving(
+            f"{{python}} {script} {{port}} {pid_file}", "unused", tmp_path / "server.log", startup_timeout_s=60
+        ) as url,
+    ):
         with urllib.request.urlopen(url + "/health", timeout=10) as resp:
             assert resp.status == 200
         pids = [int(x) for x in pid_file.read_text().split()]
@@ -302,8 +377,12 @@ def test_launcher_kills_the_process_group_on_exception(tmp_path):
 
 def test_launcher_reports_a_dead_server(tmp_path):
     log = tmp_path / "server.log"
-    with pytest.raises(ServerStartError, match="exited with code"), serving(
-            "{python} -c 'import sys; print(\"no such model {model}\"); sys.exit(3)'", "m", log, startup_timeout_s=30):
+    with (
+        pytest.raises(ServerStartError, match="exited with code"),
+        serving(
+            "{python} -c 'import sys; print(\"no such model {model}\"); sys.exit(3)'", "m", log, startup_timeout_s=30
+        ),
+    ):
         pass
     assert "no such model m" in log.read_text()
 
@@ -339,19 +418,33 @@ def test_build_prompt_closes_an_open_think(tiny_model_dir):
     assert build_prompt(tok, "q") == "<user>q<assistant><think>\n"
     assert build_prompt(tok, "q", close_think=True) == "<user>q<assistant><think>\n\n</think>\n\n"
     # A template that honours enable_thinking=False is left as it renders.
-    assert build_prompt(tok, "q", enable_thinking=False, close_think=True) == "<user>q<assistant><think>\n\n</think>\n\n"
+    assert (
+        build_prompt(tok, "q", enable_thinking=False, close_think=True) == "<user>q<assistant><think>\n\n</think>\n\n"
+    )
     assert build_prompt(tok, "q", enable_thinking=True) == "<user>q<assistant><think>\n"
 
 
 def test_batched_greedy_equals_one_by_one(tiny_server):
     """Left padding, the KV cache and dropping finished rows do not change what a row generates."""
     prompts = ["Compute 12 + 30 - 7.", "x", "Compute 3 + 3."]
-    alone = [post_ok(tiny_server, "/generate", {"text": p, "sampling_params": {
-        "max_new_tokens": 10, "temperature": 0, "ignore_eos": True}, "return_logprob": True}) for p in prompts]
+    alone = [
+        post_ok(
+            tiny_server,
+            "/generate",
+            {
+                "text": p,
+                "sampling_params": {"max_new_tokens": 10, "temperature": 0, "ignore_eos": True},
+                "return_logprob": True,
+            },
+        )
+        for p in prompts
+    ]
     early = alone[1]["output_ids"][2]  # row 1 stops early, so the batch shrinks mid-way
-    params = [{"max_new_tokens": 10, "temperature": 0, "ignore_eos": True},
-              {"max_new_tokens": 10, "temperature": 0, "stop_token_ids": [early]},
-              {"max_new_tokens": 10, "temperature": 0, "ignore_eos": True}]
+    params = [
+        {"max_new_tokens": 10, "temperature": 0, "ignore_eos": True},
+        {"max_new_tokens": 10, "temperature": 0, "stop_token_ids": [early]},
+        {"max_new_tokens": 10, "temperature": 0, "ignore_eos": True},
+    ]
     batch = post_ok(tiny_server, "/generate", {"text": prompts, "sampling_params": params, "return_logprob": True})
     assert batch[0]["output_ids"] == alone[0]["output_ids"]
     assert batch[2]["output_ids"] == alone[2]["output_ids"]

@@ -21,19 +21,27 @@ CONTEXT = 1024  # the tiny model's max_position_embeddings (motab.toy.model.Mode
 
 
 def test_prompt_and_completion_beyond_the_context_are_refused(tiny_server):
-    message = refusal(tiny_server, "/generate", {"input_ids": [5] * (CONTEXT + 10), "sampling_params": {"max_new_tokens": 1}})
+    message = refusal(
+        tiny_server, "/generate", {"input_ids": [5] * (CONTEXT + 10), "sampling_params": {"max_new_tokens": 1}}
+    )
     assert message.startswith("text/input_ids") and "longer than the model's context length (1024" in message
     message = refusal(tiny_server, "/generate", {"input_ids": [5] * 1000, "sampling_params": {"max_new_tokens": 100}})
     assert message.startswith("sampling_params.max_new_tokens") and "1100 tokens: 1000 tokens from the input" in message
     message = refusal(tiny_server, "/v1/completions", {"prompt": [5] * 1000, "max_tokens": 100})
     assert message.startswith("max_tokens")
     # what fits is served, scoring a long prompt included
-    status, _ = post(tiny_server, "/generate", json.dumps(
-        {"input_ids": [5] * 1000, "sampling_params": {"max_new_tokens": 0}}).encode())
+    status, _ = post(
+        tiny_server,
+        "/generate",
+        json.dumps({"input_ids": [5] * 1000, "sampling_params": {"max_new_tokens": 0}}).encode(),
+    )
     assert status == 200
     # as in SGLang, a max_new_tokens the client did not give is not checked: generation stops at the context
-    status, body = post(tiny_server, "/generate", json.dumps(
-        {"input_ids": [5] * 1000, "sampling_params": {"ignore_eos": True}}).encode())
+    status, body = post(
+        tiny_server,
+        "/generate",
+        json.dumps({"input_ids": [5] * 1000, "sampling_params": {"ignore_eos": True}}).encode(),
+    )
     assert status == 200 and json.loads(body)["meta_info"]["completion_tokens"] <= CONTEXT - 1000
     status, body = post(tiny_server, "/v1/completions", json.dumps({"prompt": [5] * 1000}).encode())
     assert status == 200
@@ -42,8 +50,11 @@ def test_prompt_and_completion_beyond_the_context_are_refused(tiny_server):
 def test_a_megabytes_prompt_is_refused_at_once(tiny_server):
     text = "Compute 12 + 7 and explain. " * (5_000_000 // 28)
     started = time.monotonic()
-    request = urllib.request.Request(tiny_server + "/generate", data=json.dumps({"text": text}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        tiny_server + "/generate",
+        data=json.dumps({"text": text}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=60)
     assert refused.value.code == 400 and time.monotonic() - started < 10
@@ -53,21 +64,29 @@ def test_a_megabytes_prompt_is_refused_at_once(tiny_server):
 
 
 def test_n_and_rows_above_the_limit_are_refused_and_the_server_lives(tiny_server):
-    message = refusal(tiny_server, "/generate", {"input_ids": [5, 6], "sampling_params": {"max_new_tokens": 0, "n": 20000}})
+    message = refusal(
+        tiny_server, "/generate", {"input_ids": [5, 6], "sampling_params": {"max_new_tokens": 0, "n": 20000}}
+    )
     assert message.startswith("sampling_params.n") and "--max-rows" in message
-    message = refusal(tiny_server, "/generate", {"input_ids": [5, 6], "sampling_params": {"max_new_tokens": 1, "n": 10**9}})
+    message = refusal(
+        tiny_server, "/generate", {"input_ids": [5, 6], "sampling_params": {"max_new_tokens": 1, "n": 10**9}}
+    )
     assert message.startswith("sampling_params.n")
-    message = refusal(tiny_server, "/generate", {"input_ids": [[5, 6]] * 200, "sampling_params": {"max_new_tokens": 0,
-                                                                                           "n": 100}})
+    message = refusal(
+        tiny_server, "/generate", {"input_ids": [[5, 6]] * 200, "sampling_params": {"max_new_tokens": 0, "n": 100}}
+    )
     assert message.startswith("text/input_ids") and "20000 rows" in message
     assert refusal(tiny_server, "/v1/completions", {"prompt": "a", "n": 10**9, "max_tokens": 1}).startswith("n:")
     assert health(tiny_server) == (200, {"status": "idle", "waiting": 0})
-    status, _ = post(tiny_server, "/generate", json.dumps({"text": "a", "sampling_params": {"max_new_tokens": 2}}).encode())
+    status, _ = post(
+        tiny_server, "/generate", json.dumps({"text": "a", "sampling_params": {"max_new_tokens": 2}}).encode()
+    )
     assert status == 200
 
 
-@pytest.mark.parametrize("field,value", [("temperature", "NaN"), ("top_p", "NaN"), ("temperature", "Infinity"),
-                                         ("max_new_tokens", "1e999")])
+@pytest.mark.parametrize(
+    "field,value", [("temperature", "NaN"), ("top_p", "NaN"), ("temperature", "Infinity"), ("max_new_tokens", "1e999")]
+)
 def test_non_finite_numbers_are_refused_naming_the_field(tiny_server, field, value):
     body = '{"text": "a", "sampling_params": {"' + field + '": ' + value + "}}"
     message = refusal(tiny_server, "/generate", body.encode())
@@ -88,8 +107,11 @@ def _open_generation(url: str, payload: dict) -> socket.socket:
     parts = urllib.parse.urlsplit(url)
     sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
     data = json.dumps(payload).encode()
-    sock.sendall(b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                 + f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+    sock.sendall(
+        b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(data)}\r\n\r\n".encode()
+        + data
+    )
     return sock
 
 
@@ -113,7 +135,9 @@ def test_health_says_busy_and_a_disconnect_stops_the_generation(tiny_server):
     code, body = _wait_for(tiny_server, "idle", 15)
     assert (code, body["status"]) == (200, "idle"), body
     started = time.monotonic()
-    status, _ = post(tiny_server, "/generate", json.dumps({"text": "a", "sampling_params": {"max_new_tokens": 2}}).encode())
+    status, _ = post(
+        tiny_server, "/generate", json.dumps({"text": "a", "sampling_params": {"max_new_tokens": 2}}).encode()
+    )
     assert status == 200 and time.monotonic() - started < 10
 
 

@@ -47,25 +47,37 @@ def test_logprob_settings_once_or_per_prompt(codec):
     ids = [[5, 6, 7, 8], [9, 10, 11]]
     rows, _ = parse_generate(codec, {"input_ids": ids, "return_logprob": True}, 0)
     assert [(r.return_logprob, r.logprob_start_len, r.top_logprobs_num) for r in rows] == [(True, 3, 0), (True, 2, 0)]
-    rows, _ = parse_generate(codec, {"input_ids": ids, "return_logprob": [True, False],
-                                     "logprob_start_len": [0, None], "top_logprobs_num": [2, 0]}, 0)
+    rows, _ = parse_generate(
+        codec,
+        {"input_ids": ids, "return_logprob": [True, False], "logprob_start_len": [0, None], "top_logprobs_num": [2, 0]},
+        0,
+    )
     assert [(r.return_logprob, r.logprob_start_len, r.top_logprobs_num) for r in rows] == [(True, 0, 2), (False, 2, 0)]
     with pytest.raises(RequestError, match=r"^logprob_start_len\[1\]: 3 must be smaller than the prompt length 3"):
         parse_generate(codec, {"input_ids": ids, "logprob_start_len": [0, 3]}, 0)
 
 
-@pytest.mark.parametrize("body,field", [
-    ({"text": "a", "input_ids": [5]}, "text/input_ids: give exactly one"),
-    ({"input_ids": [5, 10**6]}, "input_ids: token id 1000000 outside the vocabulary"),
-    ({"text": ["a", "b"], "sampling_params": [{}]}, "sampling_params: 1 entries for 2 prompts"),
-    ({"text": ["a", "b"], "sampling_params": [{}, {"top_k": 0}]}, "sampling_params[1].top_k: 0 is not allowed"),
-    ({"text": "a", "sampling_params": {"min_p": 0.1}}, "sampling_params.min_p: not supported"),
-    ({"text": "a", "sampling_params": {"stop": 3}}, "sampling_params.stop: expected a string or a list"),
-    ({"text": "a", "rid": 7}, "rid: expected a string or a list of strings"),
-    ({"text": "a", "return_logprob": "yes"}, "return_logprob: expected a boolean"),
-    ({"input_ids": [5] * CONTEXT}, f"text/input_ids: The input ({CONTEXT} tokens) is longer than the model's context"),
-    ({"input_ids": [5] * 200, "sampling_params": {"max_new_tokens": 60}}, "sampling_params.max_new_tokens: Requested"),
-])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"text": "a", "input_ids": [5]}, "text/input_ids: give exactly one"),
+        ({"input_ids": [5, 10**6]}, "input_ids: token id 1000000 outside the vocabulary"),
+        ({"text": ["a", "b"], "sampling_params": [{}]}, "sampling_params: 1 entries for 2 prompts"),
+        ({"text": ["a", "b"], "sampling_params": [{}, {"top_k": 0}]}, "sampling_params[1].top_k: 0 is not allowed"),
+        ({"text": "a", "sampling_params": {"min_p": 0.1}}, "sampling_params.min_p: not supported"),
+        ({"text": "a", "sampling_params": {"stop": 3}}, "sampling_params.stop: expected a string or a list"),
+        ({"text": "a", "rid": 7}, "rid: expected a string or a list of strings"),
+        ({"text": "a", "return_logprob": "yes"}, "return_logprob: expected a boolean"),
+        (
+            {"input_ids": [5] * CONTEXT},
+            f"text/input_ids: The input ({CONTEXT} tokens) is longer than the model's context",
+        ),
+        (
+            {"input_ids": [5] * 200, "sampling_params": {"max_new_tokens": 60}},
+            "sampling_params.max_new_tokens: Requested",
+        ),
+    ],
+)
 def test_generate_refusals_name_the_field(codec, body, field):
     with pytest.raises(RequestError) as refused:
         parse_generate(codec, body, 0)
@@ -73,31 +85,45 @@ def test_generate_refusals_name_the_field(codec, body, field):
 
 
 def _result(ids: list[int], logprobs: list[float], finish: dict) -> RowResult:
-    return RowResult(output_ids=ids, text="out", finish_reason=finish, output_logprobs=logprobs,
-                     output_top=[[(lp, t)] for lp, t in zip(logprobs, ids)], input_logprobs=[None, -1.5],
-                     input_top=[None, [(-1.5, 7)]], input_ids_from_start=[6, 7])
+    return RowResult(
+        output_ids=ids,
+        text="out",
+        finish_reason=finish,
+        output_logprobs=logprobs,
+        output_top=[[(lp, t)] for lp, t in zip(logprobs, ids)],
+        input_logprobs=[None, -1.5],
+        input_top=[None, [(-1.5, 7)]],
+        input_ids_from_start=[6, 7],
+    )
 
 
 def test_generate_response_echoes_rid_and_lays_out_logprobs_as_sglang(codec):
     sampling = Sampling()
-    rows = [Row([5, 6, 7], sampling, seed=1, return_logprob=True, top_logprobs_num=1, logprob_start_len=1),
-            Row([8, 9], sampling, seed=2)]
-    results = [_result([10, 11], [-0.5, -0.25], {"type": "stop", "matched": 11}),
-               _result([12], [-0.1], {"type": "length", "length": 1})]
+    rows = [
+        Row([5, 6, 7], sampling, seed=1, return_logprob=True, top_logprobs_num=1, logprob_start_len=1),
+        Row([8, 9], sampling, seed=2),
+    ]
+    results = [
+        _result([10, 11], [-0.5, -0.25], {"type": "stop", "matched": 11}),
+        _result([12], [-0.1], {"type": "length", "length": 1}),
+    ]
     body = {"input_ids": [[5, 6, 7], [8, 9]], "rid": ["first", "second"], "return_text_in_logprobs": True}
     first, second = format_generate(codec, body, rows, results)
     assert [first["meta_info"]["id"], second["meta_info"]["id"]] == ["first", "second"]
     meta = first["meta_info"]
     assert meta["input_token_logprobs"] == [[None, 6, codec.token_text(6)], [-1.5, 7, codec.token_text(7)]]
     assert meta["output_token_logprobs"][1] == [-0.25, 11, codec.token_text(11)]
-    assert meta["input_top_logprobs"][0] is None and meta["output_top_logprobs"][0] == [[-0.5, 10, codec.token_text(10)]]
+    assert meta["input_top_logprobs"][0] is None and meta["output_top_logprobs"][0] == [
+        [-0.5, 10, codec.token_text(10)]
+    ]
     assert (meta["prompt_tokens"], meta["completion_tokens"], first["output_ids"]) == (3, 2, [10, 11])
     assert set(second["meta_info"]) == {"id", "finish_reason", "prompt_tokens", "completion_tokens", "cached_tokens"}
     # without a rid: an id from the body, equal for equal requests, one per row
     anonymous = {k: v for k, v in body.items() if k != "rid"}
     ids = [r["meta_info"]["id"] for r in format_generate(codec, anonymous, rows, results)]
-    assert ids == [r["meta_info"]["id"] for r in format_generate(codec, json.loads(json.dumps(anonymous)), rows,
-                                                                 results)]
+    assert ids == [
+        r["meta_info"]["id"] for r in format_generate(codec, json.loads(json.dumps(anonymous)), rows, results)
+    ]
     assert len(set(ids)) == 2 and all(len(i) == 32 for i in ids)
 
 
@@ -120,16 +146,19 @@ def test_chat_uses_the_template_and_the_models_sampling_defaults(tokenizer, tmp_
     assert (plain[0].sampling.temperature, plain[0].sampling.top_k) == (1.0, -1)
 
 
-@pytest.mark.parametrize("body,chat,field", [
-    ({"prompt": "a", "seed": "s"}, False, "seed: expected int"),
-    ({"prompt": "a", "max_tokens": -1}, False, "max_tokens: -1 out of range"),
-    ({"prompt": {"a": 1}}, False, "prompt: expected a string"),
-    ({"prompt": "a", "logprobs": -1}, False, "logprobs: expected a non-negative integer"),
-    ({"messages": "hi"}, True, "messages: expected a non-empty list"),
-    ({"messages": [{"role": "user", "content": "a"}], "logprobs": 3}, True, "logprobs: expected a boolean"),
-    ({"messages": [{"role": "user", "content": "a"}], "logprobs": True, "top_logprobs": 21}, True, "top_logprobs:"),
-    ({"prompt": [5] * 200, "max_tokens": 60}, False, "max_tokens: Requested token count"),
-])
+@pytest.mark.parametrize(
+    "body,chat,field",
+    [
+        ({"prompt": "a", "seed": "s"}, False, "seed: expected int"),
+        ({"prompt": "a", "max_tokens": -1}, False, "max_tokens: -1 out of range"),
+        ({"prompt": {"a": 1}}, False, "prompt: expected a string"),
+        ({"prompt": "a", "logprobs": -1}, False, "logprobs: expected a non-negative integer"),
+        ({"messages": "hi"}, True, "messages: expected a non-empty list"),
+        ({"messages": [{"role": "user", "content": "a"}], "logprobs": 3}, True, "logprobs: expected a boolean"),
+        ({"messages": [{"role": "user", "content": "a"}], "logprobs": True, "top_logprobs": 21}, True, "top_logprobs:"),
+        ({"prompt": [5] * 200, "max_tokens": 60}, False, "max_tokens: Requested token count"),
+    ],
+)
 def test_openai_refusals_name_openais_field(codec, body, chat, field):
     with pytest.raises(RequestError) as refused:
         parse_openai(codec, body, 0, chat)
@@ -139,8 +168,10 @@ def test_openai_refusals_name_openais_field(codec, body, chat, field):
 def test_openai_responses_carry_logprobs_usage_and_a_fixed_id(codec):
     body = {"prompt": ["a", "b"], "logprobs": 1}
     rows, lens = parse_openai(codec, body, 0, chat=False)
-    results = [_result([10, 11], [-0.5, -0.25], {"type": "stop", "matched": "x"}),
-               _result([12], [-0.1], {"type": "length", "length": 1})]
+    results = [
+        _result([10, 11], [-0.5, -0.25], {"type": "stop", "matched": "x"}),
+        _result([12], [-0.1], {"type": "length", "length": 1}),
+    ]
     out = format_openai(codec, body, rows, results, lens, chat=False)
     assert out["id"].startswith("cmpl-") and out["created"] == 0 and out["model"] == codec.model_dir
     assert [c["finish_reason"] for c in out["choices"]] == ["stop", "length"]
@@ -158,8 +189,12 @@ def test_openai_responses_carry_logprobs_usage_and_a_fixed_id(codec):
     choice = chat["choices"][0]
     assert choice["message"] == {"role": "assistant", "content": "out"}
     entry = choice["logprobs"]["content"][1]
-    assert entry == {"token": tokens[1], "logprob": -0.25, "bytes": list(tokens[1].encode()),
-                     "top_logprobs": [{"token": tokens[1], "logprob": -0.25, "bytes": list(tokens[1].encode())}]}
+    assert entry == {
+        "token": tokens[1],
+        "logprob": -0.25,
+        "bytes": list(tokens[1].encode()),
+        "top_logprobs": [{"token": tokens[1], "logprob": -0.25, "bytes": list(tokens[1].encode())}],
+    }
 
 
 # ----------------------------------------------------------------------------- the sampler
@@ -185,7 +220,7 @@ def test_sampler_greedy_masks_and_seeded_draws():
     assert draws(hot, 3) == draws(hot, 3) and draws(hot, 3) != draws(hot, 4)
     assert set(draws(hot, 3)) == {0, 1, 2, 3}
     assert set(draws(Sampling(temperature=5.0, top_k=2), 3)) == {1, 2}  # only the two most likely
-    assert set(draws(Sampling(temperature=5.0, top_p=0.3), 3)) == {1}   # the head alone reaches top_p
+    assert set(draws(Sampling(temperature=5.0, top_p=0.3), 3)) == {1}  # the head alone reaches top_p
 
 
 def test_the_earliest_stop_string_wins():

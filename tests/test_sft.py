@@ -11,19 +11,42 @@ import pytest
 import yaml
 
 from motab.jsonio import write_jsonl
-from motab.training.sft import export_args, main as sft_main, train_args, trainer_log_to_csv
+from motab.training.sft import export_args, train_args, trainer_log_to_csv
+from motab.training.sft import main as sft_main
 
-PARAMS = {"finetuning_type": "full", "cutoff_len": 128, "per_device_train_batch_size": 8,
-          "gradient_accumulation_steps": 1, "learning_rate": 5e-3, "num_train_epochs": 1,
-          "lr_scheduler_type": "cosine", "warmup_ratio": 0.0, "seed": 0}
+PARAMS = {
+    "finetuning_type": "full",
+    "cutoff_len": 128,
+    "per_device_train_batch_size": 8,
+    "gradient_accumulation_steps": 1,
+    "learning_rate": 5e-3,
+    "num_train_epochs": 1,
+    "lr_scheduler_type": "cosine",
+    "warmup_ratio": 0.0,
+    "seed": 0,
+}
 
 
 def test_yaml_carries_every_config_value_and_cluster_settings():
-    params = PARAMS | {"lr_scheduler_type": "cosine_with_min_lr", "deepspeed": "envs/deepspeed/ds_z3_config.json",
-                       "finetuning_type": "lora", "lora_rank": 64, "lora_alpha": 128}
+    params = PARAMS | {
+        "lr_scheduler_type": "cosine_with_min_lr",
+        "deepspeed": "envs/deepspeed/ds_z3_config.json",
+        "finetuning_type": "lora",
+        "lora_rank": 64,
+        "lora_alpha": 128,
+    }
     args = train_args("Qwen/Qwen3-4B", "data", "teacher_only", "out", params, cpu=False)
-    for key in ("cutoff_len", "per_device_train_batch_size", "gradient_accumulation_steps", "learning_rate",
-                "num_train_epochs", "deepspeed", "lora_rank", "lora_alpha", "seed"):
+    for key in (
+        "cutoff_len",
+        "per_device_train_batch_size",
+        "gradient_accumulation_steps",
+        "learning_rate",
+        "num_train_epochs",
+        "deepspeed",
+        "lora_rank",
+        "lora_alpha",
+        "seed",
+    ):
         assert args[key] == params[key]
     assert args["lr_scheduler_kwargs"] == {"min_lr_rate": 0.1}
     assert args["template"] == "qwen" and args["bf16"] is True and args["stage"] == "sft"
@@ -31,18 +54,33 @@ def test_yaml_carries_every_config_value_and_cluster_settings():
 
 
 def write_data(folder, n=32):
-    write_jsonl(folder / "train.jsonl",
-                [{"instruction": f"Compute {i} + 1.", "input": "", "output": f"The answer is \\boxed{{{i + 1}}}."}
-                 for i in range(n)])
-    (folder / "dataset_info.json").write_text(json.dumps(
-        {"toy": {"file_name": "train.jsonl", "columns": {"prompt": "instruction", "query": "input",
-                                                         "response": "output"}}}))
+    write_jsonl(
+        folder / "train.jsonl",
+        [
+            {"instruction": f"Compute {i} + 1.", "input": "", "output": f"The answer is \\boxed{{{i + 1}}}."}
+            for i in range(n)
+        ],
+    )
+    (folder / "dataset_info.json").write_text(
+        json.dumps(
+            {
+                "toy": {
+                    "file_name": "train.jsonl",
+                    "columns": {"prompt": "instruction", "query": "input", "response": "output"},
+                }
+            }
+        )
+    )
 
 
 def test_trainer_log_becomes_step_loss_csv_and_a_resumed_step_keeps_its_rerun_value(tmp_path):
     log = tmp_path / "trainer_log.jsonl"
-    entries = [{"current_steps": 1, "loss": 2.5}, {"current_steps": 2, "loss": 2.25},
-               {"current_steps": 2, "loss": 2.0}, {"current_steps": 3, "total_steps": 3}]  # rerun; summary
+    entries = [
+        {"current_steps": 1, "loss": 2.5},
+        {"current_steps": 2, "loss": 2.25},
+        {"current_steps": 2, "loss": 2.0},
+        {"current_steps": 3, "total_steps": 3},
+    ]  # rerun; summary
     log.write_text("\n".join(json.dumps(e) for e in entries) + "\n")
     assert trainer_log_to_csv(log) == "step,loss\n1,2.500000\n2,2.000000\n"
     log.write_text('{"current_steps": 1, "loss": 1.0}\nnot json\n')
@@ -63,8 +101,23 @@ def test_llamafactory_full_sft_changes_the_weights(tiny_model_dir, tmp_path):
 
     write_data(tmp_path / "data")
     out = tmp_path / "ckpt"
-    assert sft_main(["--model", str(tiny_model_dir), "--dataset-dir", str(tmp_path / "data"), "--dataset", "toy",
-                     "--output", str(out), "--params-json", json.dumps(PARAMS)]) == 0
+    assert (
+        sft_main(
+            [
+                "--model",
+                str(tiny_model_dir),
+                "--dataset-dir",
+                str(tmp_path / "data"),
+                "--dataset",
+                "toy",
+                "--output",
+                str(out),
+                "--params-json",
+                json.dumps(PARAMS),
+            ]
+        )
+        == 0
+    )
     config = yaml.safe_load((out / "llamafactory_train.yaml").read_text())
     assert config["model_name_or_path"] == str(tiny_model_dir) and config["bf16"] is False
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
@@ -81,14 +134,27 @@ def test_killed_sft_resumes_from_its_last_checkpoint(tiny_model_dir, tmp_path):
 
     write_data(tmp_path / "data", n=64)
     params = PARAMS | {"per_device_train_batch_size": 8, "num_train_epochs": 2, "save_steps": 4, "logging_steps": 1}
-    argv = ["--model", str(tiny_model_dir), "--dataset-dir", str(tmp_path / "data"), "--dataset", "toy",
-            "--params-json", json.dumps(params)]
+    argv = [
+        "--model",
+        str(tiny_model_dir),
+        "--dataset-dir",
+        str(tmp_path / "data"),
+        "--dataset",
+        "toy",
+        "--params-json",
+        json.dumps(params),
+    ]
     assert sft_main([*argv, "--output", str(tmp_path / "full")]) == 0
 
     out, work = tmp_path / "killed", tmp_path / ".killed.tmp"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    proc = subprocess.Popen([sys.executable, "-m", "motab", "sft", *argv, "--output", str(out)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "motab", "sft", *argv, "--output", str(out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 120
     while not (work / "checkpoint-4" / "trainer_state.json").exists():
         assert proc.poll() is None and time.time() < deadline, "sft ended or stalled before saving checkpoint-4"
@@ -127,15 +193,43 @@ def test_sft_in_a_slurm_job_runs_torchrun_from_the_environment_not_from_path(tin
     (FORCE_TORCHRUN, as multi-GPU jobs do) llamafactory-cli calls `torchrun` by name and must find the
     venv's. Before the fix: FileNotFoundError: 'torchrun'."""
     write_data(tmp_path / "data", n=16)
-    slurm = {"SLURM_JOB_ID": "4242", "SLURM_NNODES": "1", "SLURM_NODEID": "0", "SLURM_JOB_NODELIST": "localhost",
-             "SLURM_GPUS_ON_NODE": "1", "SLURM_CPUS_PER_TASK": "1", "FORCE_TORCHRUN": "1", "NPROC_PER_NODE": "1",
-             "MASTER_ADDR": "127.0.0.1", "PATH": "/usr/bin:/bin"}
+    slurm = {
+        "SLURM_JOB_ID": "4242",
+        "SLURM_NNODES": "1",
+        "SLURM_NODEID": "0",
+        "SLURM_JOB_NODELIST": "localhost",
+        "SLURM_GPUS_ON_NODE": "1",
+        "SLURM_CPUS_PER_TASK": "1",
+        "FORCE_TORCHRUN": "1",
+        "NPROC_PER_NODE": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "PATH": "/usr/bin:/bin",
+    }
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")} | slurm
     env["PYTHONPATH"] = os.pathsep.join(sys.path)
     out = tmp_path / "ckpt"
-    proc = subprocess.run([sys.executable, "-m", "motab", "sft", "--model", str(tiny_model_dir), "--dataset-dir",
-                           str(tmp_path / "data"), "--dataset", "toy", "--output", str(out),
-                           "--params-json", json.dumps(PARAMS)], env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "motab",
+            "sft",
+            "--model",
+            str(tiny_model_dir),
+            "--dataset-dir",
+            str(tmp_path / "data"),
+            "--dataset",
+            "toy",
+            "--output",
+            str(out),
+            "--params-json",
+            json.dumps(PARAMS),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Initializing 1 distributed tasks" in proc.stdout + proc.stderr   # LLaMA-Factory ran torchrun
+    assert "Initializing 1 distributed tasks" in proc.stdout + proc.stderr  # LLaMA-Factory ran torchrun
     assert (out / "model.safetensors").is_file() and (out / "training_log.csv").is_file()

@@ -25,13 +25,38 @@ MARK = "# written by motab scripts/slurm_local.sh"
 # e2e test's reduced budgets. SFT and KD ask for a (fake) GPU in studies/toy.yaml, so their jobs carry --gpus.
 CONFIGS = ("config.yaml", "toy_reduced.yaml", "toy_slurm.yaml", "math500_path.yaml")
 EVALSCOPE_TARGET = "results/toy/eval/base_student/math500/seed0.evalscope.responses.jsonl"
-RULES = {"toy_problems", "toy_dataset", "toy_tokenizer", "toy_model", "prepare", "prepare_dataset", "benchmark",
-         "kd_prompts", "synth", "synth_filter", "reorganize", "train_data_sft", "sft", "kd", "eval_generate",
-         "eval_evalscope", "eval_grade", "eval_critic", "table", "table_chart", "training_curves",
-         "cost_table"}
+RULES = {
+    "toy_problems",
+    "toy_dataset",
+    "toy_tokenizer",
+    "toy_model",
+    "prepare",
+    "prepare_dataset",
+    "benchmark",
+    "kd_prompts",
+    "synth",
+    "synth_filter",
+    "reorganize",
+    "train_data_sft",
+    "sft",
+    "kd",
+    "eval_generate",
+    "eval_evalscope",
+    "eval_grade",
+    "eval_critic",
+    "table",
+    "table_chart",
+    "training_curves",
+    "cost_table",
+}
 # Without slurmdbd, sacct fails; squeue sees finished jobs because MinJobAge is an hour.
-LOCAL_SLURM_FLAGS = ("--slurm-status-command", "squeue", "--slurm-no-account",
-                     "--slurm-init-seconds-before-status-checks", "1")
+LOCAL_SLURM_FLAGS = (
+    "--slurm-status-command",
+    "squeue",
+    "--slurm-no-account",
+    "--slurm-init-seconds-before-status-checks",
+    "1",
+)
 
 
 def _cannot_start_reason() -> str | None:
@@ -52,7 +77,8 @@ def slurm():
         pytest.skip(reason)
     state = Path("/var/lib/motab-slurm")
     was_running = (state / "slurmctld.pid").is_file() and subprocess.run(
-        ["bash", str(SCRIPT), "status"], capture_output=True, text=True).stdout.count("running (") == 3
+        ["bash", str(SCRIPT), "status"], capture_output=True, text=True
+    ).stdout.count("running (") == 3
     proc = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         if "apt-get install" in proc.stderr:
@@ -88,9 +114,24 @@ def test_every_rule_of_the_toy_study_runs_as_an_sbatch_job(slurm, tmp_path):
     (tmp_path / "math500_path.yaml").write_text(f"benchmarks:\n  math500: {{path: {shared}}}\n")
 
     proc = subprocess.run(
-        [SNAKEMAKE, "--profile", "profiles/slurm", "all", EVALSCOPE_TARGET, "--configfile", *CONFIGS,
-         "--config", "select=[toy]", *LOCAL_SLURM_FLAGS, "--verbose"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=1800)
+        [
+            SNAKEMAKE,
+            "--profile",
+            "profiles/slurm",
+            "all",
+            EVALSCOPE_TARGET,
+            "--configfile",
+            *CONFIGS,
+            "--config",
+            "select=[toy]",
+            *LOCAL_SLURM_FLAGS,
+            "--verbose",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     output = proc.stdout + proc.stderr
     if proc.returncode != 0:
         logs = "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in sorted((tmp_path / "logs").rglob("*.log")))
@@ -100,20 +141,25 @@ def test_every_rule_of_the_toy_study_runs_as_an_sbatch_job(slurm, tmp_path):
     print("\n".join(f"{rule}: {flags[0]}" for rule, flags in sorted(calls.items())))  # shown with -s
     assert set(calls) == RULES
     for rule, flags in calls.items():
-        gpu = rule in ("sft", "kd")   # studies/toy.yaml: studies.toy.resources.{sft,kd}.gpus = 1
+        gpu = rule in ("sft", "kd")  # studies/toy.yaml: studies.toy.resources.{sft,kd}.gpus = 1
         assert all(("--gpus=1" in f) == gpu and "-p gpu" in f for f in flags), (rule, flags)
-        cpus = "2" if gpu else "1"    # and cpus_per_task 2: their threads, here as locally
+        cpus = "2" if gpu else "1"  # and cpus_per_task 2: their threads, here as locally
         assert all(re.search(rf"--cpus-per-task[= ]{cpus}\b", f) for f in flags), (rule, flags)
 
     # SLURM itself ran them: every job of this run (named by its uuid) completed.
     uuid = re.search(r"--job-name (\S+)", calls["prepare"][0]).group(1)
-    states = subprocess.run(["squeue", "-h", "-t", "all", "-n", uuid, "-o", "%T"], capture_output=True,
-                            text=True, check=True).stdout.split()
+    states = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-n", uuid, "-o", "%T"], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert states and set(states) == {"COMPLETED"} and len(states) == sum(map(len, calls.values())), states
 
     table = (tmp_path / "results/toy/tables/main.md").read_text()
-    for label in ("Student (base)", "SFT on filtered teacher CoT", "SFT on the train set's solutions",
-                  "SFT + KD (RKL)"):
+    for label in (
+        "Student (base)",
+        "SFT on filtered teacher CoT",
+        "SFT on the train set's solutions",
+        "SFT + KD (RKL)",
+    ):
         assert re.search(rf"^\| {re.escape(label)} \|.*\d+\.\d\d", table, re.M), table
     assert (tmp_path / "results/toy/tables/critic.md").is_file()
     assert (tmp_path / "results/toy/report/main.png").is_file()

@@ -41,8 +41,11 @@ class ToyDag:
         self.study = expand_study(STUDY, self.raw)  # sweeps and eval_epochs as the workflow plans them
         self.deps: dict[tuple, set[tuple]] = defaultdict(set)
         s = {"study": STUDY}
-        self.problems, self.prepare, self.tokenizer = node("toy_problems", **s), node("prepare", **s), \
-            node("toy_tokenizer", **s)
+        self.problems, self.prepare, self.tokenizer = (
+            node("toy_problems", **s),
+            node("prepare", **s),
+            node("toy_tokenizer", **s),
+        )
         self.add(self.prepare, self.problems)
         self.add(self.tokenizer, self.prepare)
         tables = [node("table", table=t, **s) for t in sorted(self.study["tables"])]
@@ -61,14 +64,24 @@ class ToyDag:
             self.add(chart, node("table", table=table, **s), *self.deps[node("table", table=table, **s)])
             self.add(node("all"), chart)
         # the report's training curves read every trained checkpoint of the tables' runs
-        trained = sorted({self.study["runs"][run].get("epoch_of", run) for spec in self.study["tables"].values()
-                          for run in spec["rows"] if "model" not in self.study["runs"][run]})
+        trained = sorted(
+            {
+                self.study["runs"][run].get("epoch_of", run)
+                for spec in self.study["tables"].values()
+                for run in spec["rows"]
+                if "model" not in self.study["runs"][run]
+            }
+        )
         self.add(node("training_curves", **s), *[job for run in trained for job in self.checkpoint(run)])
         self.add(node("all"), node("training_curves", **s))
         # the cost table reads the benchmark files of every job: it comes after the tables and figures
         cost = node("cost_table", **s)
-        self.add(cost, *tables, *[node("table_chart", table=t, **s) for t in sorted(self.study["tables"])],
-                 node("training_curves", **s))
+        self.add(
+            cost,
+            *tables,
+            *[node("table_chart", table=t, **s) for t in sorted(self.study["tables"])],
+            node("training_curves", **s),
+        )
         self.add(node("all"), cost)
 
     def add(self, job: tuple, *deps: tuple) -> None:
@@ -163,8 +176,11 @@ class ToyDag:
         return node("eval_grade", **wildcards)
 
     def jobs(self, rule: str, **wildcards: str) -> set[tuple]:
-        return {job for job in self.deps if job[0] == rule
-                and all(dict(job[1]).get(k) == str(v) for k, v in wildcards.items())}
+        return {
+            job
+            for job in self.deps
+            if job[0] == rule and all(dict(job[1]).get(k) == str(v) for k, v in wildcards.items())
+        }
 
     def downstream(self, roots: set[tuple]) -> set[tuple]:
         users = defaultdict(set)
@@ -183,6 +199,7 @@ class ToyDag:
 # --- which jobs each config value feeds directly ---------------------------------------------------
 # (pattern over the dotted key, jobs it feeds). First match wins; `*` matches one key.
 
+
 def runs_with(study: dict, key: str, value: str | None = None) -> list[str]:
     return [r for r, spec in study["runs"].items() if key in spec and (value is None or spec[key] == value)]
 
@@ -192,21 +209,33 @@ ORIGINAL = expand_study(STUDY, workflow_config(REPO)["studies"][STUDY])
 
 def changed_synth(dag: ToyDag, key: tuple) -> set[tuple]:
     """Synthesis jobs of entry key[3] (or its sweep's entries) whose expanded parameters changed."""
-    return set().union(set(), *[dag.jobs("synth", method=name) for name, params in dag.study["synth"].items()
-                                if (name == key[3] or name.startswith(key[3] + "_"))
-                                and ORIGINAL["synth"].get(name) != params])
+    return set().union(
+        set(),
+        *[
+            dag.jobs("synth", method=name)
+            for name, params in dag.study["synth"].items()
+            if (name == key[3] or name.startswith(key[3] + "_")) and ORIGINAL["synth"].get(name) != params
+        ],
+    )
 
 
 def new_epoch_evals(dag: ToyDag, key: tuple) -> set[tuple]:
     """Eval jobs of the epoch runs that a changed eval_epochs adds (the others keep their files)."""
-    return {job for job in dag.jobs("eval_generate") if dag.study["runs"][dict(job[1])["run"]].get("epoch_of") == key[3]
-            and dict(job[1])["run"] not in ORIGINAL["runs"]}
+    return {
+        job
+        for job in dag.jobs("eval_generate")
+        if dag.study["runs"][dict(job[1])["run"]].get("epoch_of") == key[3]
+        and dict(job[1])["run"] not in ORIGINAL["runs"]
+    }
 
 
 def table_rows_of(dag: ToyDag, run: str) -> set[str]:
     """A run's rows in the expanded tables: itself, its sweep variants or its epoch runs."""
-    return {name for name, spec in dag.study["runs"].items()
-            if name == run or spec.get("epoch_of") == run or (name.startswith(run + "_") and name not in dag.raw["runs"])}
+    return {
+        name
+        for name, spec in dag.study["runs"].items()
+        if name == run or spec.get("epoch_of") == run or (name.startswith(run + "_") and name not in dag.raw["runs"])
+    }
 
 
 FEEDS = [
@@ -214,65 +243,113 @@ FEEDS = [
     # resources (where a job runs, not what it computes) or the study selection's other entries.
     # except a GPU count: the jobs that start servers get their GPU placement as a param (a known gap:
     # where a job runs then reruns it), and the cost table the GPUs each job asks for
-    ("studies.toy.resources.*.gpus", lambda dag, key: dag.jobs("cost_table") | set().union(set(), *[
-        dag.jobs(stage) for stage in {"default": ("synth", "eval_generate"), "synth": ("synth",),
-                                      "eval_generate": ("eval_generate",)}.get(key[3], ())])),
+    (
+        "studies.toy.resources.*.gpus",
+        lambda dag, key: (
+            dag.jobs("cost_table")
+            | set().union(
+                set(),
+                *[
+                    dag.jobs(stage)
+                    for stage in {
+                        "default": ("synth", "eval_generate"),
+                        "synth": ("synth",),
+                        "eval_generate": ("eval_generate",),
+                    }.get(key[3], ())
+                ],
+            )
+        ),
+    ),
     ("studies.toy.resources.**", lambda dag, key: set()),
-    ("servers.*", lambda dag, key: dag.jobs("synth") | dag.jobs("eval_generate") if key[1] == dag.study["server"]
-     else set()),
+    (
+        "servers.*",
+        lambda dag, key: dag.jobs("synth") | dag.jobs("eval_generate") if key[1] == dag.study["server"] else set(),
+    ),
     ("models.*.shape.*", lambda dag, key: dag.jobs("toy_model", model=key[1])),
     ("models.*.pretrain.*", lambda dag, key: dag.jobs("toy_model", model=key[1])),
     ("datasets.toy.*", lambda dag, key: {dag.problems}),
     # another dataset of the study (KD prompts): its generation (toy) or preparation
-    ("datasets.*.*", lambda dag, key: dag.jobs("toy_dataset", dataset=key[1])
-     if dag.config["datasets"][key[1]]["source"] == "toy" else dag.jobs("prepare_dataset", dataset=key[1])),
-    ("benchmarks.*.label", lambda dag, key: dag.jobs("table") if key[1] in dag.study["eval"]["benchmarks"]
-     else set()),
+    (
+        "datasets.*.*",
+        lambda dag, key: (
+            dag.jobs("toy_dataset", dataset=key[1])
+            if dag.config["datasets"][key[1]]["source"] == "toy"
+            else dag.jobs("prepare_dataset", dataset=key[1])
+        ),
+    ),
+    ("benchmarks.*.label", lambda dag, key: dag.jobs("table") if key[1] in dag.study["eval"]["benchmarks"] else set()),
     ("studies.toy.synth.*.*", changed_synth),
     ("studies.toy.filter.*", lambda dag, key: dag.jobs("synth_filter")),
     ("studies.toy.sft.*", lambda dag, key: dag.jobs("sft")),
-    ("studies.toy.kd.*.*", lambda dag, key: set().union(*[dag.jobs("kd", run=r)
-                                                          for r in runs_with(dag.study, "kd", key[3])])),
+    (
+        "studies.toy.kd.*.*",
+        lambda dag, key: set().union(*[dag.jobs("kd", run=r) for r in runs_with(dag.study, "kd", key[3])]),
+    ),
     ("studies.toy.eval.seeds", lambda dag, key: dag.jobs("eval_generate", seed=max(dag.study["eval"]["seeds"]))),
     ("studies.toy.eval.*", lambda dag, key: dag.jobs("eval_generate")),
     # a new epoch adds its eval jobs only (the SFT run, the other epochs' evals stay)
     ("studies.toy.runs.*.eval_epochs", new_epoch_evals),
-    ("studies.toy.runs.*.label", lambda dag, key: {node("table", study=STUDY, table=t)
-                                                   for t, spec in dag.study["tables"].items()
-                                                   if table_rows_of(dag, key[3]) & set(spec["rows"])}
-     | (dag.jobs("training_curves") if "model" not in dag.raw["runs"][key[3]] else set())),
+    (
+        "studies.toy.runs.*.label",
+        lambda dag, key: (
+            {
+                node("table", study=STUDY, table=t)
+                for t, spec in dag.study["tables"].items()
+                if table_rows_of(dag, key[3]) & set(spec["rows"])
+            }
+            | (dag.jobs("training_curves") if "model" not in dag.raw["runs"][key[3]] else set())
+        ),
+    ),
     ("studies.toy.tables.*.**", lambda dag, key: dag.jobs("table", table=key[3])),
 ]
 # Values that name other config entries change the DAG's shape, not only what is stale; changing
 # them is a different study (test_dag and the end-to-end test cover the shapes that exist).
-REFERENCES = ["select", "models.*.source", "datasets.*.source", "benchmarks.*.source",
-              "benchmarks.*.dataset", "studies.toy.teacher", "studies.toy.student", "studies.toy.train_data",
-              "studies.toy.server", "studies.toy.runs.*.model", "studies.toy.runs.*.sft", "studies.toy.runs.*.kd",
-              "studies.toy.runs.*.from", "studies.toy.runs.*.teacher", "studies.toy.eval.benchmarks",
-              "studies.toy.kd.*.prompts", "studies.toy.kd.*.teachers",   # datasets and models by name
-              "studies.toy.tables.*.rows",
-              # the engine picks another trainer (KDFlow) with its own schema: a different study too
-              "studies.toy.kd.*.engine", "studies.toy.eval.engine",
-              # how eval generation is grouped into jobs (one per file or one per run) renames the rule
-              "studies.toy.eval.group",
-              # per-epoch checkpoints are what eval_epochs reads: another strategy is another study
-              "studies.toy.sft.save_strategy"]
+REFERENCES = [
+    "select",
+    "models.*.source",
+    "datasets.*.source",
+    "benchmarks.*.source",
+    "benchmarks.*.dataset",
+    "studies.toy.teacher",
+    "studies.toy.student",
+    "studies.toy.train_data",
+    "studies.toy.server",
+    "studies.toy.runs.*.model",
+    "studies.toy.runs.*.sft",
+    "studies.toy.runs.*.kd",
+    "studies.toy.runs.*.from",
+    "studies.toy.runs.*.teacher",
+    "studies.toy.eval.benchmarks",
+    "studies.toy.kd.*.prompts",
+    "studies.toy.kd.*.teachers",  # datasets and models by name
+    "studies.toy.tables.*.rows",
+    # the engine picks another trainer (KDFlow) with its own schema: a different study too
+    "studies.toy.kd.*.engine",
+    "studies.toy.eval.engine",
+    # how eval generation is grouped into jobs (one per file or one per run) renames the rule
+    "studies.toy.eval.group",
+    # per-epoch checkpoints are what eval_epochs reads: another strategy is another study
+    "studies.toy.sft.save_strategy",
+]
 EXTRACTION_ALTERNATIVES = {"boxed": "strict", "strict": "boxed", "flexible": "strict", "first_hash": "strict"}
-ENUM_ALTERNATIVES = {"rule": {"nucleus": "topk", "topk": "nucleus"}, "finetuning_type": {"full": "lora", "lora": "full"},
-                     "flash_attn": {"fa2": "sdpa", "sdpa": "fa2"},
-                     "loss": {"rkl_onpolicy": "rkl", "rkl": "fkl", "fkl": "rkl", "jsd": "rkl",
-                              "opsd": "pwopsd", "pwopsd": "opsd"},
-                     "compat": {"released": "paper", "paper": "released"},
-                     "lr_schedule": {"constant": "linear", "linear": "constant"},
-                     "loss_average": {"step": "micro_batch", "micro_batch": "step"},
-                     "prompt_style": {"opsd": "pwopsd", "pwopsd": "opsd"},
-                     "dtype": {"float32": "bfloat16", "bfloat16": "float32"},
-                     "dskd_token_align": {"eta": "cma", "cma": "eta"},
-                     "equivalence": {"motab": "pwopsd", "pwopsd": "motab", "cis5300": "motab"},
-                     "extraction": EXTRACTION_ALTERNATIVES, "default": EXTRACTION_ALTERNATIVES,  # extraction.default
-                     "mode": {"seed": "ours", "ours": "seed"},  # the CoT filter's
-                     "lora_init": {"fresh": "sft_adapter", "sft_adapter": "fresh"},
-                     "prompt_order": {"shuffled": "file", "file": "shuffled"}}
+ENUM_ALTERNATIVES = {
+    "rule": {"nucleus": "topk", "topk": "nucleus"},
+    "finetuning_type": {"full": "lora", "lora": "full"},
+    "flash_attn": {"fa2": "sdpa", "sdpa": "fa2"},
+    "loss": {"rkl_onpolicy": "rkl", "rkl": "fkl", "fkl": "rkl", "jsd": "rkl", "opsd": "pwopsd", "pwopsd": "opsd"},
+    "compat": {"released": "paper", "paper": "released"},
+    "lr_schedule": {"constant": "linear", "linear": "constant"},
+    "loss_average": {"step": "micro_batch", "micro_batch": "step"},
+    "prompt_style": {"opsd": "pwopsd", "pwopsd": "opsd"},
+    "dtype": {"float32": "bfloat16", "bfloat16": "float32"},
+    "dskd_token_align": {"eta": "cma", "cma": "eta"},
+    "equivalence": {"motab": "pwopsd", "pwopsd": "motab", "cis5300": "motab"},
+    "extraction": EXTRACTION_ALTERNATIVES,
+    "default": EXTRACTION_ALTERNATIVES,  # extraction.default
+    "mode": {"seed": "ours", "ours": "seed"},  # the CoT filter's
+    "lora_init": {"fresh": "sft_adapter", "sft_adapter": "fresh"},
+    "prompt_order": {"shuffled": "file", "file": "shuffled"},
+}
 
 
 def leaves(tree, prefix=()):
@@ -294,10 +371,10 @@ def matches(pattern: str, key: tuple) -> bool:
 def changed(key: tuple, value):
     """A different valid value for a leaf."""
     if len(key) >= 2 and key[-2] == "extraction" and isinstance(value, list):
-        return value[::-1]   # modes side by side: another first mode (the one the table shows)
+        return value[::-1]  # modes side by side: another first mode (the one the table shows)
     if key[-1] in ENUM_ALTERNATIVES and value in ENUM_ALTERNATIVES[key[-1]]:
         return ENUM_ALTERNATIVES[key[-1]][value]
-    if key[-1] == "gpus":   # enough for a synthesis job's teacher and student on disjoint GPUs
+    if key[-1] == "gpus":  # enough for a synthesis job's teacher and student on disjoint GPUs
         return value + 2
     if key[-1] == "seeds":
         return value + [max(value) + 1]
@@ -331,7 +408,9 @@ def toy_leaves(config: dict) -> list[tuple]:
     """Every leaf that could feed the toy study: its own subtree, its models, data and benchmarks,
     servers and the selection. The other studies' leaves are checked together in one plan."""
     study = config["studies"][STUDY]
-    models = {study["teacher"], study["student"]} | {spec["model"] for spec in study["runs"].values() if "model" in spec}
+    models = {study["teacher"], study["student"]} | {
+        spec["model"] for spec in study["runs"].values() if "model" in spec
+    }
     models |= {t["model"] for cfg in study["kd"].values() for t in cfg.get("teachers", []) if t["model"] != "self"}
     found = [k for k, _ in leaves({"studies": {STUDY: study}})]
     found += [k for k, _ in leaves({"models": {m: config["models"][m] for m in sorted(models)}})]
@@ -393,9 +472,12 @@ def test_every_config_value_reruns_exactly_what_it_feeds(complete_study):
     started = time.perf_counter()
     plans = plan_many(workdir, [{"configfiles": ["config.yaml", name]} for _, _, name, _ in changes], env)
     print(f"{len(changes)} config values planned in {time.perf_counter() - started:.1f} s")
-    failures = [f"{'.'.join(key)} -> {value!r}:\n  scheduled but not fed: {sorted(got - expected)}"
-                f"\n  fed but not scheduled: {sorted(expected - got)}"
-                for (key, value, _, expected), got in zip(changes, plans) if got != expected]
+    failures = [
+        f"{'.'.join(key)} -> {value!r}:\n  scheduled but not fed: {sorted(got - expected)}"
+        f"\n  fed but not scheduled: {sorted(expected - got)}"
+        for (key, value, _, expected), got in zip(changes, plans)
+        if got != expected
+    ]
     assert not failures, "\n".join(failures)
     assert any(expected for *_, expected in changes) and any(not expected for *_, expected in changes)
 
@@ -406,16 +488,38 @@ def test_values_of_other_studies_rerun_nothing_of_the_toy_study(complete_study):
     config = workflow_config(workdir)
     study = config["studies"][STUDY]
     used_models = {study["teacher"], study["student"]}
-    other = {"studies": {s: v for s, v in config["studies"].items() if s != STUDY},
-             "models": {m: v for m, v in config["models"].items() if m not in used_models},
-             "datasets": {d: v for d, v in config["datasets"].items() if d not in study_datasets(study)},
-             "benchmarks": {b: v for b, v in config["benchmarks"].items() if b not in study["eval"]["benchmarks"]}}
+    other = {
+        "studies": {s: v for s, v in config["studies"].items() if s != STUDY},
+        "models": {m: v for m, v in config["models"].items() if m not in used_models},
+        "datasets": {d: v for d, v in config["datasets"].items() if d not in study_datasets(study)},
+        "benchmarks": {b: v for b, v in config["benchmarks"].items() if b not in study["eval"]["benchmarks"]},
+    }
     new = copy.deepcopy(other)
     count = 0
     for key, value in leaves(other):
-        if key[-1] in ("source", "teacher", "student", "train_data", "server", "model", "sft", "kd", "from",
-                       "benchmarks", "rows", "path", "deepspeed", "engine", "loss", "format", "prompts", "teachers",
-                       "save_strategy", "split", "kd_suffix"):
+        if key[-1] in (
+            "source",
+            "teacher",
+            "student",
+            "train_data",
+            "server",
+            "model",
+            "sft",
+            "kd",
+            "from",
+            "benchmarks",
+            "rows",
+            "path",
+            "deepspeed",
+            "engine",
+            "loss",
+            "format",
+            "prompts",
+            "teachers",
+            "save_strategy",
+            "split",
+            "kd_suffix",
+        ):
             continue  # references to files and other entries keep their meaning; enums whose valid
             # values depend on another key (a KDFlow loss, a benchmark file's format) stay too
         get(new, key[:-1])[key[-1]] = changed(key, value)
@@ -429,10 +533,12 @@ def test_values_of_other_studies_rerun_nothing_of_the_toy_study(complete_study):
 def test_code_change_reruns_its_stage_and_descendants_only(complete_study):
     workdir, env = complete_study
     dag = ToyDag(workflow_config(workdir))
-    edits = {"motab/synthesis/skd.py": dag.jobs("synth"),  # every synthesis job runs synthesis/run.py
-             "motab/training/kd/objectives.py": dag.jobs("kd"),
-             "motab/evaluation/metrics.py": dag.jobs("eval_grade"),
-             "motab/tables/build.py": dag.jobs("table")}
+    edits = {
+        "motab/synthesis/skd.py": dag.jobs("synth"),  # every synthesis job runs synthesis/run.py
+        "motab/training/kd/objectives.py": dag.jobs("kd"),
+        "motab/evaluation/metrics.py": dag.jobs("eval_grade"),
+        "motab/tables/build.py": dag.jobs("table"),
+    }
     plans = plan_many(workdir, [{"configfiles": ["config.yaml"], "edit": path} for path in edits], env)
     for (path, feeds), got in zip(edits.items(), plans):
         assert feeds and got == dag.downstream(feeds), path

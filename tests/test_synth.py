@@ -8,21 +8,39 @@ from motab.jsonio import read_jsonl, write_jsonl
 from motab.synthesis.resume import header_line, resume_key
 from motab.synthesis.run import main as synth_main
 
-PARAMS = json.dumps({"num_responses": 2, "temperature": 1.0, "max_new_tokens": 12, "seed": 0,
-                     "batch_problems": 2})
+PARAMS = json.dumps({"num_responses": 2, "temperature": 1.0, "max_new_tokens": 12, "seed": 0, "batch_problems": 2})
 
 
 @pytest.fixture(scope="module")
 def problems(tmp_path_factory):
     path = tmp_path_factory.mktemp("synth") / "problems.jsonl"
-    write_jsonl(path, [{"id": f"p{i}", "input": f"Compute {i} + 1.", "answer": str(i + 1), "solution": None,
-                        "source": "toy"} for i in range(5)])
+    write_jsonl(
+        path,
+        [
+            {"id": f"p{i}", "input": f"Compute {i} + 1.", "answer": str(i + 1), "solution": None, "source": "toy"}
+            for i in range(5)
+        ],
+    )
     return path
 
 
 def run_synth(problems, model, output, log):
-    return synth_main(["--method", "teacher_only", "--problems", str(problems), "--teacher", str(model),
-                       "--output", str(output), "--params-json", PARAMS, "--server-log", str(log)])
+    return synth_main(
+        [
+            "--method",
+            "teacher_only",
+            "--problems",
+            str(problems),
+            "--teacher",
+            str(model),
+            "--output",
+            str(output),
+            "--params-json",
+            PARAMS,
+            "--server-log",
+            str(log),
+        ]
+    )
 
 
 def test_teacher_only_contract_resume_and_determinism(problems, tiny_model_dir, tmp_path):

@@ -38,10 +38,14 @@ import golden_models
 FIXTURE = Path(__file__).parent / "fixtures" / "synth_golden.jsonl"
 COMMON = {"seed": 0, "num_responses": 1, "temperature": 0.0, "compat": "released"}
 CASES = {
-    "motab": ("motab", COMMON | {"epsilon0": 0.2, "theta": 1.0, "top_k_entropy": 20, "max_step_tokens": 24,
-                                 "max_total_tokens": 64}),
-    "motab_eps1e-9": ("motab", COMMON | {"epsilon0": 1e-9, "theta": 1.0, "top_k_entropy": 20,
-                                         "max_step_tokens": 24, "max_total_tokens": 64}),
+    "motab": (
+        "motab",
+        COMMON | {"epsilon0": 0.2, "theta": 1.0, "top_k_entropy": 20, "max_step_tokens": 24, "max_total_tokens": 64},
+    ),
+    "motab_eps1e-9": (
+        "motab",
+        COMMON | {"epsilon0": 1e-9, "theta": 1.0, "top_k_entropy": 20, "max_step_tokens": 24, "max_total_tokens": 64},
+    ),
     "skd": ("skd", COMMON | {"gamma": 0.9, "max_step_tokens": 24, "max_total_tokens": 64}),
     "teacher_only": ("teacher_only", COMMON | {"stepwise": True, "max_step_tokens": 24, "max_total_tokens": 64}),
 }
@@ -53,10 +57,11 @@ def golden_servers(tmp_path_factory):
     teacher, student = golden_models.build_pair(root / "models")
     problems = root / "problems.jsonl"
     write_jsonl(problems, golden_models.problems(10))
-    with serving(LOCAL_SERVER, str(teacher), root / "t.log") as turl, \
-            serving(LOCAL_SERVER, str(student), root / "s.log") as surl:
-        yield {"root": root, "teacher": teacher, "student": student, "problems": problems, "turl": turl,
-               "surl": surl}
+    with (
+        serving(LOCAL_SERVER, str(teacher), root / "t.log") as turl,
+        serving(LOCAL_SERVER, str(student), root / "s.log") as surl,
+    ):
+        yield {"root": root, "teacher": teacher, "student": student, "problems": problems, "turl": turl, "surl": surl}
 
 
 def expected(case: str) -> dict[str, dict]:
@@ -68,8 +73,20 @@ def test_released_mode_writes_the_release_scripts_rows(golden_servers, case):
     method, params = CASES[case]
     g = golden_servers
     out = g["root"] / f"{case}.jsonl"
-    argv = ["--method", method, "--problems", str(g["problems"]), "--teacher", str(g["teacher"]),
-            "--output", str(out), "--params-json", json.dumps(params), "--server-url", g["turl"]]
+    argv = [
+        "--method",
+        method,
+        "--problems",
+        str(g["problems"]),
+        "--teacher",
+        str(g["teacher"]),
+        "--output",
+        str(out),
+        "--params-json",
+        json.dumps(params),
+        "--server-url",
+        g["turl"],
+    ]
     if method != "teacher_only":
         argv += ["--student", str(g["student"]), "--student-url", g["surl"]]
     assert synth_main(argv) == 0
@@ -94,8 +111,20 @@ def test_released_mode_writes_the_release_scripts_rows(golden_servers, case):
 
 def synth(g, case_name: str, method: str, params: dict) -> list[dict]:
     out = g["root"] / f"{case_name}.jsonl"
-    argv = ["--method", method, "--problems", str(g["problems"]), "--teacher", str(g["teacher"]),
-            "--output", str(out), "--params-json", json.dumps(params), "--server-url", g["turl"]]
+    argv = [
+        "--method",
+        method,
+        "--problems",
+        str(g["problems"]),
+        "--teacher",
+        str(g["teacher"]),
+        "--output",
+        str(out),
+        "--params-json",
+        json.dumps(params),
+        "--server-url",
+        g["turl"],
+    ]
     if method != "teacher_only":
         argv += ["--student", str(g["student"]), "--student-url", g["surl"]]
     assert synth_main(argv) == 0
@@ -145,7 +174,7 @@ def test_paper_mode_fixes_the_released_quirks(golden_servers):
     assert all(abs(h) < 1e-9 for h in rel_h) and all(h > 1e-6 for h in pap_h)
 
     ours_released = synth(g, "teacher_only_released", "teacher_only", CASES["teacher_only"][1])
-    assert any(True in row["stats"]["step_eos"][:-1] for row in ours_released)   # went on past an EOS
+    assert any(True in row["stats"]["step_eos"][:-1] for row in ours_released)  # went on past an EOS
     paper = synth(g, "teacher_only_paper", "teacher_only", CASES["teacher_only"][1] | {"compat": "paper"})
     assert all(True not in row["stats"]["step_eos"][:-1] for row in paper)
     released = {r["id"]: r for r in ours_released}

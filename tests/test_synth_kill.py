@@ -16,9 +16,26 @@ PARAMS = json.dumps({"num_responses": 2, "temperature": 1.0, "max_new_tokens": 1
 
 
 def synth_cmd(problems, model, output, log):
-    return [sys.executable, "-m", "motab", "synth", "--method", "teacher_only", "--problems", str(problems),
-            "--teacher", str(model), "--output", str(output), "--params-json", PARAMS, "--server-log", str(log),
-            "--max-in-flight", "1"]
+    return [
+        sys.executable,
+        "-m",
+        "motab",
+        "synth",
+        "--method",
+        "teacher_only",
+        "--problems",
+        str(problems),
+        "--teacher",
+        str(model),
+        "--output",
+        str(output),
+        "--params-json",
+        PARAMS,
+        "--server-log",
+        str(log),
+        "--max-in-flight",
+        "1",
+    ]
 
 
 def server_alive(model) -> bool:
@@ -29,16 +46,23 @@ def server_alive(model) -> bool:
 @pytest.mark.slow
 def test_sigkill_then_rerun_matches_an_uninterrupted_run(tiny_model_dir, tmp_path):
     problems = tmp_path / "problems.jsonl"
-    write_jsonl(problems, [{"id": f"p{i:03d}", "input": f"Compute {i} + 1.", "answer": str(i + 1), "solution": None,
-                            "source": "toy"} for i in range(20)])
+    write_jsonl(
+        problems,
+        [
+            {"id": f"p{i:03d}", "input": f"Compute {i} + 1.", "answer": str(i + 1), "solution": None, "source": "toy"}
+            for i in range(20)
+        ],
+    )
     clean = tmp_path / "clean" / "out.jsonl"
-    subprocess.run(synth_cmd(problems, tiny_model_dir, clean, tmp_path / "clean.log"), check=True,
-                   capture_output=True)
+    subprocess.run(synth_cmd(problems, tiny_model_dir, clean, tmp_path / "clean.log"), check=True, capture_output=True)
 
     killed = tmp_path / "killed" / "out.jsonl"
     partial = killed.with_name("out.jsonl.partial")
-    proc = subprocess.Popen(synth_cmd(problems, tiny_model_dir, killed, tmp_path / "killed.log"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        synth_cmd(problems, tiny_model_dir, killed, tmp_path / "killed.log"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and (not partial.exists() or partial.read_text().count("\n") < 6):
         time.sleep(0.05)
@@ -51,9 +75,10 @@ def test_sigkill_then_rerun_matches_an_uninterrupted_run(tiny_model_dir, tmp_pat
         time.sleep(0.2)
     assert not server_alive(tiny_model_dir), "the server outlived its SIGKILLed job"
 
-    rerun = subprocess.run(synth_cmd(problems, tiny_model_dir, killed, tmp_path / "rerun.log"), check=True,
-                           capture_output=True, text=True)
+    rerun = subprocess.run(
+        synth_cmd(problems, tiny_model_dir, killed, tmp_path / "rerun.log"), check=True, capture_output=True, text=True
+    )
     assert f"resuming from {partial}" in rerun.stdout
     lines = killed.read_text().splitlines()
-    assert len(lines) == 40 == len({(json.loads(l)["id"], json.loads(l)["sample"]) for l in lines})
+    assert len(lines) == 40 == len({(json.loads(line)["id"], json.loads(line)["sample"]) for line in lines})
     assert killed.read_bytes() == clean.read_bytes()

@@ -61,6 +61,7 @@ def run_one(url, tokenizer, fn):
     async def go():
         async with ServerClient(url, max_in_flight=8) as client:
             return await fn(SynthContext(teacher=client, student=client, tokenizer=tokenizer), client)
+
     return asyncio.run(go())
 
 
@@ -87,9 +88,9 @@ def test_teacher_scoring_is_aligned_with_the_draft(server):
 def test_find_bifurcation_is_the_release_td_rule():
     """t* = argmin of V[k] - V[k-1] over k whose previous step was above its boundary; else argmin V."""
     assert find_bifurcation([0.9], [0.2]) == 0
-    assert find_bifurcation([0.9, 0.8, 0.3, 0.1], [0.2] * 4) == 2     # the largest drop, not the breach
+    assert find_bifurcation([0.9, 0.8, 0.3, 0.1], [0.2] * 4) == 2  # the largest drop, not the breach
     assert find_bifurcation([0.9, 0.5, 0.1, 0.05], [0.2, 0.6, 0.2, 0.2]) == 1  # k=2: V[1] < its boundary
-    assert find_bifurcation([0.1, 0.05], [0.2, 0.2]) == 1             # no candidate: smallest V
+    assert find_bifurcation([0.1, 0.05], [0.2, 0.2]) == 1  # no candidate: smallest V
 
 
 def chunk(server, module, params, problems=None):
@@ -139,8 +140,13 @@ def test_skd_tokens_greedy_keeps_everything_and_topk1_repairs(server):
 @pytest.fixture(scope="module")
 def problems(tmp_path_factory):
     path = tmp_path_factory.mktemp("synth_methods") / "problems.jsonl"
-    write_jsonl(path, [{"id": f"p{i}", "input": f"Compute {i} + 1.", "answer": str(i + 1), "solution": None,
-                        "source": "toy"} for i in range(3)])
+    write_jsonl(
+        path,
+        [
+            {"id": f"p{i}", "input": f"Compute {i} + 1.", "answer": str(i + 1), "solution": None, "source": "toy"}
+            for i in range(3)
+        ],
+    )
     return path
 
 
@@ -160,13 +166,41 @@ def test_cli_motab_and_skd_contract(server, sharp_model_dir, problems, tmp_path,
         yield url
 
     monkeypatch.setattr(run_module, "serving", fake_serving)
-    motab_params = json.dumps({"seed": 0, "num_responses": 2, "temperature": 1.0, "max_step_tokens": 4,
-                               "max_total_tokens": 8, "batch_problems": 2})
+    motab_params = json.dumps(
+        {
+            "seed": 0,
+            "num_responses": 2,
+            "temperature": 1.0,
+            "max_step_tokens": 4,
+            "max_total_tokens": 8,
+            "batch_problems": 2,
+        }
+    )
     output = tmp_path / "motab.jsonl"
     # Teacher from a running server; the student server is started (and stopped) by the command.
-    assert synth_main(["--method", "motab", "--problems", str(problems), "--teacher", str(sharp_model_dir),
-                       "--student", str(sharp_model_dir), "--server-url", url, "--output", str(output),
-                       "--params-json", motab_params, "--student-log", str(tmp_path / "student.log")]) == 0
+    assert (
+        synth_main(
+            [
+                "--method",
+                "motab",
+                "--problems",
+                str(problems),
+                "--teacher",
+                str(sharp_model_dir),
+                "--student",
+                str(sharp_model_dir),
+                "--server-url",
+                url,
+                "--output",
+                str(output),
+                "--params-json",
+                motab_params,
+                "--student-log",
+                str(tmp_path / "student.log"),
+            ]
+        )
+        == 0
+    )
     rows = read_jsonl(output)
     assert [(r["id"], r["sample"]) for r in rows] == [(f"p{i}", s) for i in range(3) for s in range(2)]
     assert {"id", "sample", "input", "output", "answer_pred", "correct", "stats", "meta"} <= set(rows[0])
@@ -176,12 +210,41 @@ def test_cli_motab_and_skd_contract(server, sharp_model_dir, problems, tmp_path,
         assert s["student_tokens"] > 0 and len(s["step_oracle"]) == len(s["step_boundary"]) > 0
     assert started == [(str(sharp_model_dir), str(tmp_path / "student.log"))]
 
-    skd_params = json.dumps({"seed": 0, "num_responses": 2, "temperature": 5.0, "gamma": 0.9,
-                             "max_step_tokens": 4, "max_total_tokens": 8, "batch_problems": 3})
+    skd_params = json.dumps(
+        {
+            "seed": 0,
+            "num_responses": 2,
+            "temperature": 5.0,
+            "gamma": 0.9,
+            "max_step_tokens": 4,
+            "max_total_tokens": 8,
+            "batch_problems": 3,
+        }
+    )
     out = tmp_path / "skd.jsonl"
-    assert synth_main(["--method", "skd", "--problems", str(problems), "--teacher", str(sharp_model_dir),
-                       "--student", str(sharp_model_dir), "--server-url", url, "--student-url", url,
-                       "--output", str(out), "--params-json", skd_params]) == 0
+    assert (
+        synth_main(
+            [
+                "--method",
+                "skd",
+                "--problems",
+                str(problems),
+                "--teacher",
+                str(sharp_model_dir),
+                "--student",
+                str(sharp_model_dir),
+                "--server-url",
+                url,
+                "--student-url",
+                url,
+                "--output",
+                str(out),
+                "--params-json",
+                skd_params,
+            ]
+        )
+        == 0
+    )
     rows = read_jsonl(out)
     assert len(rows) == 6 and all(r["meta"]["method"] == "skd" for r in rows)
     assert all(r["stats"]["teacher_tokens"] + r["stats"]["student_tokens"] > 0 for r in rows)
@@ -213,8 +276,8 @@ def test_batched_requests_match_one_row_requests(server):
         batch = await generate_ids_batch(client, contexts, [6, 4, 6], 0.0, [1, 2, 3])
         drafts = [g.ids for g in singles]
         one = [await score_continuation(client, c, d, 5) for c, d in zip(contexts, drafts)]
-        grouped = await score_continuations(client, contexts, drafts, 5)          # one request
-        split = await score_continuations(client, contexts, drafts, 5, span=0)    # one per start
+        grouped = await score_continuations(client, contexts, drafts, 5)  # one request
+        split = await score_continuations(client, contexts, drafts, 5, span=0)  # one per start
         return singles, batch, one, grouped, split
 
     singles, batch, one, grouped, split = run_one(url, tok, fn)
@@ -232,14 +295,14 @@ def test_lockstep_chunks_are_deterministic(server):
     url, tok = server
     problems = [{"id": f"p{i}", "input": f"Compute {i} + 1."} for i in range(3)]
     prompts = [build_prompt(tok, p["input"]) for p in problems]
-    mparams = MotabParams(seed=1, temperature=3.0, epsilon0=0.5, max_step_tokens=3, max_total_tokens=9,
-                          num_responses=2)
-    sparams = SkdParams(seed=1, temperature=5.0, gamma=0.9, max_step_tokens=3, max_total_tokens=7,
-                        num_responses=2)
+    mparams = MotabParams(seed=1, temperature=3.0, epsilon0=0.5, max_step_tokens=3, max_total_tokens=9, num_responses=2)
+    sparams = SkdParams(seed=1, temperature=5.0, gamma=0.9, max_step_tokens=3, max_total_tokens=7, num_responses=2)
 
     async def fn(ctx, _client):
-        return ([await motab_method.synthesize_chunk(ctx, problems, prompts, mparams) for _ in range(2)],
-                [await skd.synthesize_chunk(ctx, problems, prompts, sparams) for _ in range(2)])
+        return (
+            [await motab_method.synthesize_chunk(ctx, problems, prompts, mparams) for _ in range(2)],
+            [await skd.synthesize_chunk(ctx, problems, prompts, sparams) for _ in range(2)],
+        )
 
     (m1, m2), (s1, s2) = run_one(url, tok, fn)
     assert m1 == m2 and s1 == s2
@@ -250,33 +313,82 @@ def test_lockstep_chunks_are_deterministic(server):
 
 def test_cli_refuses_a_drafting_method_without_student(problems, tiny_model_dir, tmp_path):
     with pytest.raises(SystemExit):
-        synth_main(["--method", "motab", "--problems", str(problems), "--teacher", str(tiny_model_dir),
-                    "--output", str(tmp_path / "x.jsonl"), "--params-json", json.dumps({"seed": 0})])
+        synth_main(
+            [
+                "--method",
+                "motab",
+                "--problems",
+                str(problems),
+                "--teacher",
+                str(tiny_model_dir),
+                "--output",
+                str(tmp_path / "x.jsonl"),
+                "--params-json",
+                json.dumps({"seed": 0}),
+            ]
+        )
 
 
-@pytest.mark.parametrize("method,params", [
-    ("teacher_only", {"num_responses": 2, "temperature": 3.0, "max_new_tokens": 10}),
-    ("teacher_only", {"num_responses": 2, "temperature": 3.0, "stepwise": True, "max_step_tokens": 3,
-                      "max_total_tokens": 10}),
-    ("motab", {"num_responses": 2, "temperature": 3.0, "epsilon0": 0.5, "max_step_tokens": 3,
-               "max_total_tokens": 10}),
-    ("skd", {"num_responses": 2, "temperature": 2.0, "gamma": 0.9, "max_step_tokens": 3, "max_total_tokens": 10}),
-    ("skd_tokens", {"num_responses": 2, "temperature": 2.0, "top_k": 3, "block_size": 3, "max_new_tokens": 10}),
-])
+@pytest.mark.parametrize(
+    "method,params",
+    [
+        ("teacher_only", {"num_responses": 2, "temperature": 3.0, "max_new_tokens": 10}),
+        (
+            "teacher_only",
+            {"num_responses": 2, "temperature": 3.0, "stepwise": True, "max_step_tokens": 3, "max_total_tokens": 10},
+        ),
+        (
+            "motab",
+            {"num_responses": 2, "temperature": 3.0, "epsilon0": 0.5, "max_step_tokens": 3, "max_total_tokens": 10},
+        ),
+        ("skd", {"num_responses": 2, "temperature": 2.0, "gamma": 0.9, "max_step_tokens": 3, "max_total_tokens": 10}),
+        ("skd_tokens", {"num_responses": 2, "temperature": 2.0, "top_k": 3, "block_size": 3, "max_new_tokens": 10}),
+    ],
+)
 def test_output_does_not_depend_on_batch_problems(server, sharp_model_dir, tmp_path, method, params):
     """A trajectory's bytes depend on (seed, problem, sample, round) only: chunks of 1 or all 4
     problems (different rows beside it in every batched request) give the same file."""
     url, _tok = server
     path = tmp_path / "problems.jsonl"
-    write_jsonl(path, [{"id": f"p{i}", "input": f"Compute {i} + {i % 3}.", "answer": str(i + i % 3),
-                        "solution": None, "source": "toy"} for i in range(4)])
+    write_jsonl(
+        path,
+        [
+            {
+                "id": f"p{i}",
+                "input": f"Compute {i} + {i % 3}.",
+                "answer": str(i + i % 3),
+                "solution": None,
+                "source": "toy",
+            }
+            for i in range(4)
+        ],
+    )
     outputs = []
     for batch in (1, 4):
         out = tmp_path / f"{method}.b{batch}.jsonl"
-        assert synth_main(["--method", method, "--problems", str(path), "--teacher", str(sharp_model_dir),
-                           "--student", str(sharp_model_dir), "--server-url", url, "--student-url", url,
-                           "--output", str(out), "--params-json",
-                           json.dumps({"seed": 4, "batch_problems": batch, **params})]) == 0
+        assert (
+            synth_main(
+                [
+                    "--method",
+                    method,
+                    "--problems",
+                    str(path),
+                    "--teacher",
+                    str(sharp_model_dir),
+                    "--student",
+                    str(sharp_model_dir),
+                    "--server-url",
+                    url,
+                    "--student-url",
+                    url,
+                    "--output",
+                    str(out),
+                    "--params-json",
+                    json.dumps({"seed": 4, "batch_problems": batch, **params}),
+                ]
+            )
+            == 0
+        )
         # meta records the params (batch_problems among them); everything else must be identical,
         # but MOTAB's oracle values, computed in differently padded batches, only to ~1e-7
         rows = read_jsonl(out)

@@ -16,20 +16,43 @@ PARAMS = {"num_responses": 2, "temperature": 1.0, "max_new_tokens": 12, "seed": 
 @pytest.fixture()
 def problems(tmp_path):
     path = tmp_path / "problems.jsonl"
-    write_jsonl(path, [{"id": f"p{i}", "input": f"Compute {i} + 1.", "answer": str(i + 1), "solution": None,
-                        "source": "toy"} for i in range(3)])
+    write_jsonl(
+        path,
+        [
+            {"id": f"p{i}", "input": f"Compute {i} + 1.", "answer": str(i + 1), "solution": None, "source": "toy"}
+            for i in range(3)
+        ],
+    )
     return path
 
 
 def row(problem_id: str, sample: int) -> dict:
-    return {"id": problem_id, "sample": sample, "input": "x", "output": "\\boxed{1}",
-            "stats": {"teacher_tokens": 3, "student_tokens": 0}}
+    return {
+        "id": problem_id,
+        "sample": sample,
+        "input": "x",
+        "output": "\\boxed{1}",
+        "stats": {"teacher_tokens": 3, "student_tokens": 0},
+    }
 
 
 def synth(problems, model, output, params: dict):
-    return synth_main(["--method", "teacher_only", "--problems", str(problems), "--teacher", str(model),
-                       "--output", str(output), "--params-json", json.dumps(params),
-                       "--server-log", str(output.parent / "server.log")])
+    return synth_main(
+        [
+            "--method",
+            "teacher_only",
+            "--problems",
+            str(problems),
+            "--teacher",
+            str(model),
+            "--output",
+            str(output),
+            "--params-json",
+            json.dumps(params),
+            "--server-log",
+            str(output.parent / "server.log"),
+        ]
+    )
 
 
 def killed_run(tmp_path, problems, model, params: dict, rows: list[dict]):
@@ -47,7 +70,7 @@ def test_a_changed_parameter_stops_the_rerun_naming_it(tmp_path, problems, tiny_
     output, partial = killed_run(tmp_path, problems, tiny_model_dir, PARAMS, [row("p0", 0), row("p0", 1)])
     with pytest.raises(SystemExit) as stop:
         synth(problems, tiny_model_dir, output, PARAMS | change)
-    (name, value), = change.items()
+    ((name, value),) = change.items()
     message = str(stop.value)
     assert f"params.{name}: {json.dumps(PARAMS[name])} -> {json.dumps(value)}" in message
     assert f"remove {partial}" in message
@@ -57,8 +80,10 @@ def test_a_changed_parameter_stops_the_rerun_naming_it(tmp_path, problems, tiny_
 def test_a_changed_problems_file_or_model_stops_the_rerun(tmp_path, problems, tiny_model_dir):
     output, partial = killed_run(tmp_path, problems, tiny_model_dir, PARAMS, [row("p0", 0)])
     with open(problems, "a") as handle:
-        handle.write(json.dumps({"id": "p9", "input": "Compute 9 + 1.", "answer": "10", "solution": None,
-                                 "source": "toy"}) + "\n")
+        handle.write(
+            json.dumps({"id": "p9", "input": "Compute 9 + 1.", "answer": "10", "solution": None, "source": "toy"})
+            + "\n"
+        )
     with pytest.raises(SystemExit, match=rf"problems \({problems}\) sha256: .*remove {partial}"):
         synth(problems, tiny_model_dir, output, PARAMS)
 

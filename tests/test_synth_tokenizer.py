@@ -73,9 +73,18 @@ def test_autotokenizer_where_the_file_alone_could_differ(tok_dir, tmp_path):
     cases = {
         "rebuilt": {"config": lambda c: c.update(tokenizer_class="Qwen2Tokenizer")},
         "missing special": {"config": lambda c: c.update(extra_special_tokens=["<|im_start|>", "<|tool|>"])},
-        "padding": {"tokenizer": lambda t: t.update(padding={"strategy": "BatchLongest", "direction": "Left",
-                                                             "pad_to_multiple_of": None, "pad_id": 0,
-                                                             "pad_type_id": 0, "pad_token": "<|endoftext|>"})},
+        "padding": {
+            "tokenizer": lambda t: t.update(
+                padding={
+                    "strategy": "BatchLongest",
+                    "direction": "Left",
+                    "pad_to_multiple_of": None,
+                    "pad_id": 0,
+                    "pad_type_id": 0,
+                    "pad_token": "<|endoftext|>",
+                }
+            )
+        },
         "split special": {"config": lambda c: c.update(split_special_tokens=True)},
     }
     for name, edits in cases.items():
@@ -99,9 +108,17 @@ def test_which_runs_render_a_chat_prompt():
 
 def test_released_mode_start_up_imports_neither_transformers_nor_torch(tok_dir):
     """The point of FileTokenizer: the synth command's start-up (4-5 s of importing on an idle core)."""
-    code = (f"import sys; from motab.synthesis import run; tok = run.load_tokenizer({str(tok_dir)!r}, False); "
-            "tok.encode('1 + 1', add_special_tokens=False); "
-            "print(sorted(m for m in ('transformers', 'torch') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True,
-                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    code = (
+        f"import sys; from motab.synthesis import run; tok = run.load_tokenizer({str(tok_dir)!r}, False); "
+        "tok.encode('1 + 1', add_special_tokens=False); "
+        "print(sorted(m for m in ('transformers', 'torch') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
     assert out.stdout.strip() == "[]", out.stderr

@@ -14,17 +14,20 @@ from motab.tables.build import TableError
 from motab.tables.render import latex_escape
 
 SPEC = {
-    "title": "Tiny", "metric": "avg@4", "scale": 100, "decimals": 2,
+    "title": "Tiny",
+    "metric": "avg@4",
+    "scale": 100,
+    "decimals": 2,
     "rows": [{"run": "teacher", "label": "Teacher"}, {"run": "student", "label": "Student"}],
     "benchmarks": [{"name": "toy", "label": "Toy"}, {"name": "b2", "label": "B2"}],
     "extra_columns": [{"label": "Teacher share", "values": {"student": 0.73}}],
     "reference": {"label": "published", "rows": {"Student": {"toy": "52.5±1.25", "avg": "71.0"}}},
 }
 VALUES = {  # (run, benchmark): {seed: avg@4}
-    ("teacher", "toy"): {0: 0.5, 1: 0.6, 2: 0.7},   # 60 ± 10
-    ("teacher", "b2"): {0: 0.2, 1: 0.4},            # 30 ± sqrt(200) = 14.14
-    ("student", "toy"): {0: 0.25, 1: 0.75},         # 50 ± sqrt(1250) = 35.36
-    ("student", "b2"): {5: 0.9},                    # 90, one seed
+    ("teacher", "toy"): {0: 0.5, 1: 0.6, 2: 0.7},  # 60 ± 10
+    ("teacher", "b2"): {0: 0.2, 1: 0.4},  # 30 ± sqrt(200) = 14.14
+    ("student", "toy"): {0: 0.25, 1: 0.75},  # 50 ± sqrt(1250) = 35.36
+    ("student", "b2"): {5: 0.9},  # 90, one seed
 }
 EXPECTED_MD = """## Tiny
 
@@ -68,18 +71,27 @@ def test_exact_markdown(tmp_path):
 
 
 def test_footnote_names_the_extraction_per_benchmark(tmp_path):
-    grading = {"toy": {"extraction": "strict", "equivalence": "motab",
-                       "metrics_by_extraction": {"strict": {}, "flexible": {}}},
-               "b2": {"extraction": "boxed", "equivalence": "pwopsd"}}
+    grading = {
+        "toy": {
+            "extraction": "strict",
+            "equivalence": "motab",
+            "metrics_by_extraction": {"strict": {}, "flexible": {}},
+        },
+        "b2": {"extraction": "boxed", "equivalence": "pwopsd"},
+    }
     md = _main(tmp_path, SPEC, _write_evals(tmp_path, grading=grading))["md"].decode("utf-8")
-    assert ("Answers: b2: boxed extraction, pwopsd comparison; toy: strict extraction, motab comparison; "
-            "also graded: flexible.") in md.replace("\n", " ")
+    assert (
+        "Answers: b2: boxed extraction, pwopsd comparison; toy: strict extraction, motab comparison; "
+        "also graded: flexible."
+    ) in md.replace("\n", " ")
 
 
 def test_metric_under_another_extraction_mode(tmp_path):
     """GSM8K-style: strict in one table, flexible (graded beside it) in another."""
-    grading = {bench: {"extraction": "strict", "equivalence": "motab",
-                       "metrics_by_extraction": {"flexible": {"avg@4": 0.5}}} for bench in ("toy", "b2")}
+    grading = {
+        bench: {"extraction": "strict", "equivalence": "motab", "metrics_by_extraction": {"flexible": {"avg@4": 0.5}}}
+        for bench in ("toy", "b2")
+    }
     spec = {key: value for key, value in SPEC.items() if key != "reference"} | {"metric": "avg@4/flexible"}
     md = _main(tmp_path, spec, _write_evals(tmp_path, grading=grading))["md"].decode("utf-8")
     assert "| Teacher | 50.00 ± 0.00 | 50.00 ± 0.00 | 50.00 |" in md
@@ -115,9 +127,13 @@ def test_uniform_seeds_footnote_and_no_reference(tmp_path):
 
 def test_latex_escapes_and_structure(tmp_path):
     assert latex_escape(r"A & B 100% a_b #1 $x$ {y} ~z ^w \v") == (
-        r"A \& B 100\% a\_b \#1 \$x\$ \{y\} \textasciitilde{}z \textasciicircum{}w \textbackslash{}v")
-    spec = dict(SPEC, title="R&D 50% run_1", rows=[{"run": "teacher", "label": "T_1 #a"},
-                                                  {"run": "student", "label": "Student"}])
+        r"A \& B 100\% a\_b \#1 \$x\$ \{y\} \textasciitilde{}z \textasciicircum{}w \textbackslash{}v"
+    )
+    spec = dict(
+        SPEC,
+        title="R&D 50% run_1",
+        rows=[{"run": "teacher", "label": "T_1 #a"}, {"run": "student", "label": "Student"}],
+    )
     tex = _main(tmp_path, spec, _write_evals(tmp_path))["tex"].decode("utf-8")
     assert r"\begin{tabular}{lrrrr}" in tex and tex.count(r"\end{tabular}") == 1
     assert r"T\_1 \#a & 60.00 $\pm$ 10.00 & 30.00 $\pm$ 14.14 & 45.00 &  \\" in tex
@@ -161,11 +177,9 @@ def test_missing_metric_is_an_error(tmp_path):
 
 def test_bad_spec_is_an_error(tmp_path):
     with pytest.raises(TableError, match=r"reference\.rows: 'Nobody' is not a row label"):
-        _main(tmp_path, dict(SPEC, reference={"label": "p", "rows": {"Nobody": {"toy": "1"}}}),
-              _write_evals(tmp_path))
+        _main(tmp_path, dict(SPEC, reference={"label": "p", "rows": {"Nobody": {"toy": "1"}}}), _write_evals(tmp_path))
     with pytest.raises(TableError, match=r"spec\.rows\[1\]: missing field 'label'"):
-        _main(tmp_path, dict(SPEC, rows=[{"run": "teacher", "label": "T"}, {"run": "student"}]),
-              _write_evals(tmp_path))
+        _main(tmp_path, dict(SPEC, rows=[{"run": "teacher", "label": "T"}, {"run": "student"}]), _write_evals(tmp_path))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -174,10 +188,17 @@ def test_bad_spec_is_an_error(tmp_path):
 STUDY = {
     "runs": {"teacher": {"model": "t", "label": "Teacher"}, "student": {"model": "s", "label": "Student_1 & co"}},
     "eval": {"benchmarks": ["toy", "b2"]},
-    "tables": {"main": {"title": "Main #1: 50% of runs", "metric": "avg@4", "rows": ["teacher", "student"],
-                        "reference": {"label": "Paper (Liu & Wu, 2025)",
-                                      "rows": {"student": {"b2": "88.5±0.5", "toy": 52.5, "avg": "70"},
-                                               "teacher": {"toy": "61.25"}}}}},
+    "tables": {
+        "main": {
+            "title": "Main #1: 50% of runs",
+            "metric": "avg@4",
+            "rows": ["teacher", "student"],
+            "reference": {
+                "label": "Paper (Liu & Wu, 2025)",
+                "rows": {"student": {"b2": "88.5±0.5", "toy": 52.5, "avg": "70"}, "teacher": {"toy": "61.25"}},
+            },
+        }
+    },
 }
 BENCHMARKS = {"toy": {"label": "Toy_set"}, "b2": {"label": "B2 {x}"}}
 
@@ -210,9 +231,11 @@ def test_config_reference_stands_beside_ours_with_difference(tmp_path):
     from motab.plan.tables import table_spec
 
     spec = table_spec("s", STUDY, BENCHMARKS, "main")
-    assert spec["reference"]["rows"] == {"Student_1 & co": {"avg": "70", "b2": "88.5±0.5", "toy": 52.5},
-                                         "Teacher": {"toy": "61.25"}}
-    evals = _write_evals(tmp_path, {k: v for k, v in VALUES.items()})
+    assert spec["reference"]["rows"] == {
+        "Student_1 & co": {"avg": "70", "b2": "88.5±0.5", "toy": 52.5},
+        "Teacher": {"toy": "61.25"},
+    }
+    evals = _write_evals(tmp_path, dict(VALUES))
     files = _main(tmp_path, spec, evals, prefix="one")
     md = files["md"].decode("utf-8")
     assert "| Teacher (Paper (Liu & Wu, 2025)) | 61.25 |  |  |" in md
@@ -220,7 +243,7 @@ def test_config_reference_stands_beside_ours_with_difference(tmp_path):
     assert "| Student_1 & co (Paper (Liu & Wu, 2025)) | 52.5 | 88.5 ± 0.5 | 70 |" in md
     assert "| Student_1 & co (Δ ours − Paper (Liu & Wu, 2025)) | -2.50 | +1.50 | +0.00 |" in md
     csv_lines = files["csv"].decode("utf-8").splitlines()
-    assert csv_lines[-1] == "\"Student_1 & co (Δ ours − Paper (Liu & Wu, 2025))\",difference,-2.50,,,+1.50,,,+0.00"
+    assert csv_lines[-1] == '"Student_1 & co (Δ ours − Paper (Liu & Wu, 2025))",difference,-2.50,,,+1.50,,,+0.00'
     tex = files["tex"].decode("utf-8")
     assert_valid_tabular(tex, columns=4)
     assert r"Student\_1 \& co (Paper (Liu \& Wu, 2025)) & 52.5 & 88.5 $\pm$ 0.5 & 70 \\" in tex
@@ -245,8 +268,14 @@ def test_config_reference_errors_name_the_key():
 
 
 def test_one_benchmark_has_no_avg_column_and_the_latex_is_booktabs(tmp_path):
-    spec = {"title": "AIME", "metric": "avg@4", "scale": 100, "decimals": 2,
-            "rows": [{"run": "teacher", "label": "Teacher"}], "benchmarks": [{"name": "toy", "label": "Toy"}]}
+    spec = {
+        "title": "AIME",
+        "metric": "avg@4",
+        "scale": 100,
+        "decimals": 2,
+        "rows": [{"run": "teacher", "label": "Teacher"}],
+        "benchmarks": [{"name": "toy", "label": "Toy"}],
+    }
     texts = build.build_tables(spec, _write_evals(tmp_path, {("teacher", "toy"): {0: 0.5, 1: 0.6, 2: 0.7}}))
     assert texts["md"].splitlines()[2] == "| Run | Toy |" and "| Teacher | 60.00 ± 10.00 |" in texts["md"]
     assert "Avg" not in texts["md"] and "Avg" not in texts["csv"] and "Avg" not in texts["tex"]

@@ -36,8 +36,9 @@ def test_tokenizer_chat_template_matches_llamafactory_qwen(tiny_model_dir):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    rendered = tok.apply_chat_template([{"role": "user", "content": "Compute 1 + 2."}], tokenize=False,
-                                       add_generation_prompt=True)
+    rendered = tok.apply_chat_template(
+        [{"role": "user", "content": "Compute 1 + 2."}], tokenize=False, add_generation_prompt=True
+    )
     assert rendered == chat_text("Compute 1 + 2.")
     # LLaMA-Factory's `qwen` template: default system prompt, then the user turn.
     from llamafactory.data.template import TEMPLATES

@@ -17,11 +17,16 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
 def test_each_tool_gets_tracking_in_its_own_terms():
-    assert llamafactory_options({"backend": "tensorboard"}, "sft_motab") == {"report_to": "tensorboard",
-                                                                            "run_name": "sft_motab"}
+    assert llamafactory_options({"backend": "tensorboard"}, "sft_motab") == {
+        "report_to": "tensorboard",
+        "run_name": "sft_motab",
+    }
     assert llamafactory_options(None, "x") == {}
     assert kdflow_options({"backend": "wandb", "project": "motab"}, "kd1") == {
-        "use_wandb": True, "wandb_run_name": "kd1", "wandb_project": "motab"}
+        "use_wandb": True,
+        "wandb_run_name": "kd1",
+        "wandb_project": "motab",
+    }
     with pytest.raises(ValueError, match="KDFlow .* logs to wandb only"):
         kdflow_options({"backend": "tensorboard"}, "kd1")
 
@@ -46,15 +51,34 @@ def test_no_tracking_logs_nothing(tmp_path):
 
 def test_tracking_block_reaches_llamafactory_and_kd_train_in_the_plan(tmp_path):
     override = tmp_path / "tracking.yaml"
-    override.write_text("studies:\n  cotfilter:\n    tracking: {backend: tensorboard}\n"
-                        "  pwopsd:\n    tracking: {backend: wandb, project: pwopsd}\n")
-    proc = subprocess.run([SNAKEMAKE, "-n", "-p", "--profile", "profiles/slurm", "all", "--configfile", "config.yaml",
-                           str(override), "--config", "select=[cotfilter,pwopsd]"], cwd=REPO, capture_output=True,
-                          text=True, timeout=600)
+    override.write_text(
+        "studies:\n  cotfilter:\n    tracking: {backend: tensorboard}\n"
+        "  pwopsd:\n    tracking: {backend: wandb, project: pwopsd}\n"
+    )
+    proc = subprocess.run(
+        [
+            SNAKEMAKE,
+            "-n",
+            "-p",
+            "--profile",
+            "profiles/slurm",
+            "all",
+            "--configfile",
+            "config.yaml",
+            str(override),
+            "--config",
+            "select=[cotfilter,pwopsd]",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     sft = [line for line in lines if "motab sft --model" in line and "results/cotfilter/" in line]
     assert sft and all('"llamafactory":{"report_to":"tensorboard","run_name":' in line for line in sft)
     kd = [line for line in lines if "motab kd-train" in line and "results/pwopsd/" in line]
-    assert kd and all("--tracking wandb --tracking-dir logs/pwopsd/kd/" in line
-                      and "--tracking-project pwopsd" in line for line in kd)
+    assert kd and all(
+        "--tracking wandb --tracking-dir logs/pwopsd/kd/" in line and "--tracking-project pwopsd" in line for line in kd
+    )

@@ -56,15 +56,49 @@ def test_gsm8k_train_solutions_keep_their_answer_line(shared_data):
 
 
 BAD_ROWS = [
-    ("deepmath", {"question": "q", "difficulty": 1.0, "topic": "t", "r1_solution_1": "s", "r1_solution_2": "s",
-                  "r1_solution_3": "s"}, "final_answer"),
-    ("deepmath", {"question": "q", "final_answer": "1", "difficulty": "hard", "topic": "t", "r1_solution_1": "s",
-                  "r1_solution_2": "s", "r1_solution_3": "s"}, "difficulty"),
-    ("deepmath", {"question": "q", "final_answer": "1", "difficulty": 1, "topic": "t", "r1_solution_1": "s",
-                  "r1_solution_2": "s"}, "r1_solution_3"),
+    (
+        "deepmath",
+        {
+            "question": "q",
+            "difficulty": 1.0,
+            "topic": "t",
+            "r1_solution_1": "s",
+            "r1_solution_2": "s",
+            "r1_solution_3": "s",
+        },
+        "final_answer",
+    ),
+    (
+        "deepmath",
+        {
+            "question": "q",
+            "final_answer": "1",
+            "difficulty": "hard",
+            "topic": "t",
+            "r1_solution_1": "s",
+            "r1_solution_2": "s",
+            "r1_solution_3": "s",
+        },
+        "difficulty",
+    ),
+    (
+        "deepmath",
+        {
+            "question": "q",
+            "final_answer": "1",
+            "difficulty": 1,
+            "topic": "t",
+            "r1_solution_1": "s",
+            "r1_solution_2": "s",
+        },
+        "r1_solution_3",
+    ),
     ("openthoughts3", {"difficulty": 1, "conversations": "q"}, "conversations"),
-    ("openthoughts3", {"difficulty": 1, "conversations": [{"from": "human", "value": "q"}, {"from": "gpt"}]},
-     "conversations[1]"),
+    (
+        "openthoughts3",
+        {"difficulty": 1, "conversations": [{"from": "human", "value": "q"}, {"from": "gpt"}]},
+        "conversations[1]",
+    ),
     ("openthoughts3", {"difficulty": 1, "conversations": [{"from": "human", "value": "q"}]}, "conversations"),
     ("opsd", {"problem": "q"}, "solution"),
     ("opsd", {"problem": "q", "solution": "no box here"}, "solution"),
@@ -86,15 +120,27 @@ def test_a_bad_row_names_file_line_and_field(tmp_path, fmt, row, field):
 
 def test_sft_on_a_train_sets_own_solutions(tmp_path):
     problems = tmp_path / "problems.jsonl"
-    assert prepare_main(["--input", str(FIXTURES / "opsd.jsonl"), "--source", "opsd", "--format", "opsd",
-                         "--output", str(problems)]) == 0
-    assert reorganize_main(["--problems", str(problems), "--output-dir", str(tmp_path / "sft"),
-                            "--dataset-name", "train-data"]) == 0
+    assert (
+        prepare_main(
+            ["--input", str(FIXTURES / "opsd.jsonl"), "--source", "opsd", "--format", "opsd", "--output", str(problems)]
+        )
+        == 0
+    )
+    assert (
+        reorganize_main(
+            ["--problems", str(problems), "--output-dir", str(tmp_path / "sft"), "--dataset-name", "train-data"]
+        )
+        == 0
+    )
     sft = read_jsonl(tmp_path / "sft" / "train.jsonl")
     assert [r["output"] for r in sft] == [r["solution"] for r in read_jsonl(problems)]
     assert json.loads((tmp_path / "sft" / "dataset_info.json").read_text())["train-data"]["file_name"] == "train.jsonl"
-    problems.write_text(problems.read_text() + json.dumps({"id": "z", "input": "q", "answer": "1", "solution": None,
-                                                           "source": "opsd"}) + "\n")
+    problems.write_text(
+        problems.read_text()
+        + json.dumps({"id": "z", "input": "q", "answer": "1", "solution": None, "source": "opsd"})
+        + "\n"
+    )
     with pytest.raises(DataError, match=r"problems.jsonl:4:solution: SFT on a training set needs"):
-        reorganize_main(["--problems", str(problems), "--output-dir", str(tmp_path / "sft2"),
-                         "--dataset-name", "train-data"])
+        reorganize_main(
+            ["--problems", str(problems), "--output-dir", str(tmp_path / "sft2"), "--dataset-name", "train-data"]
+        )

@@ -15,14 +15,19 @@ SFT = {"finetuning_type": "full", "num_train_epochs": 4, "save_strategy": "epoch
 
 
 def study(**overrides) -> dict:
-    cfg = {"sft": dict(SFT), "kd": {"rkl": {"loss": "rkl", "seed": 0}},
-           "runs": {"base": {"model": "m", "label": "Base"},
-                    "sft": {"sft": "motab", "eval_epochs": [2], "label": "SFT"},
-                    "kd": {"kd": "rkl", "from": "sft", "label": "KD"},
-                    "kd_base": {"kd": "rkl", "from": "base"}},
-           "eval": {"benchmarks": ["toy"], "seeds": [0, 1]},
-           "tables": {"main": {"title": "T", "metric": "avg@4", "rows": ["base", "sft", "kd", "kd_base"]}},
-           "train_seeds": [0, 1, 2]}
+    cfg = {
+        "sft": dict(SFT),
+        "kd": {"rkl": {"loss": "rkl", "seed": 0}},
+        "runs": {
+            "base": {"model": "m", "label": "Base"},
+            "sft": {"sft": "motab", "eval_epochs": [2], "label": "SFT"},
+            "kd": {"kd": "rkl", "from": "sft", "label": "KD"},
+            "kd_base": {"kd": "rkl", "from": "base"},
+        },
+        "eval": {"benchmarks": ["toy"], "seeds": [0, 1]},
+        "tables": {"main": {"title": "T", "metric": "avg@4", "rows": ["base", "sft", "kd", "kd_base"]}},
+        "train_seeds": [0, 1, 2],
+    }
     cfg.update(overrides)
     return cfg
 
@@ -31,15 +36,15 @@ def test_each_training_run_gets_a_replica_per_further_seed_that_follows_its_star
     runs = expand_study("s", study())["runs"]
     assert "base_ts1" not in runs  # a base model trains nothing
     assert runs["sft_ts1"] == {"sft": "motab", "train_seed": 1, "replica_of": "sft", "label": "SFT (training seed 1)"}
-    assert runs["kd_ts2"]["from"] == "sft_ts2"          # KD of seed 2 starts from SFT of seed 2
-    assert runs["kd_base_ts1"]["from"] == "base"        # ... and from the shared base model
+    assert runs["kd_ts2"]["from"] == "sft_ts2"  # KD of seed 2 starts from SFT of seed 2
+    assert runs["kd_base_ts1"]["from"] == "base"  # ... and from the shared base model
     assert runs["sft_ep2_ts1"]["epoch_of"] == "sft_ts1"  # an epoch row reads its seed's checkpoint
     assert runs["sft"] == {"sft": "motab", "label": "SFT"}  # the run itself is unchanged (seed 0's files stay)
 
 
 def test_the_seed_each_run_trains_with():
     cfg = expand_study("s", study(train_seeds=[3, 1]))
-    assert training_seed(cfg, "sft", block_seed=0) == 3   # the first training seed
+    assert training_seed(cfg, "sft", block_seed=0) == 3  # the first training seed
     assert training_seed(cfg, "sft_ts1", block_seed=0) == 1
     assert training_seed(expand_study("s", study(train_seeds=None)), "sft", block_seed=0) == 0  # unset: the block's
 
@@ -73,12 +78,20 @@ def _table(tmp_path, values, train_seeds):
 
 
 def test_a_table_aggregates_over_training_seeds_and_says_so(tmp_path):
-    values = {"base": {0: 0.10, 1: 0.20}, "kd_base": {0: 0.5, 1: 0.5}, "kd_base_ts1": {0: 0.6, 1: 0.6},
-              "kd_base_ts2": {0: 0.7, 1: 0.9}}
+    values = {
+        "base": {0: 0.10, 1: 0.20},
+        "kd_base": {0: 0.5, 1: 0.5},
+        "kd_base_ts1": {0: 0.6, 1: 0.6},
+        "kd_base_ts2": {0: 0.7, 1: 0.9},
+    }
     for run in ("sft_ep2", "sft_ep2_ts1", "sft_ep2_ts2", "kd", "kd_ts1", "kd_ts2"):
         values[run] = {0: 0.3, 1: 0.3}
     spec, texts = _table(tmp_path, values, [0, 1, 2])
-    assert spec["rows"][3] == {"run": "kd_base", "label": "kd_base", "replicas": ["kd_base", "kd_base_ts1", "kd_base_ts2"]}
+    assert spec["rows"][3] == {
+        "run": "kd_base",
+        "label": "kd_base",
+        "replicas": ["kd_base", "kd_base_ts1", "kd_base_ts2"],
+    }
     # kd_base: seed means 50, 60, 80 -> mean of all six evals 63.33, std of the three means 15.28
     assert "| kd_base | 63.33 ± 15.28 |" in texts["md"]
     assert "| Base | 15.00 ± 7.07 |" in texts["md"]  # no replicas: over its eval seeds, as before
@@ -88,8 +101,10 @@ def test_a_table_aggregates_over_training_seeds_and_says_so(tmp_path):
 
 
 def test_a_missing_replica_is_an_error_that_names_it(tmp_path):
-    values = {run: {0: 0.5, 1: 0.5} for run in ("base", "sft_ep2", "sft_ep2_ts1", "sft_ep2_ts2", "kd", "kd_ts1", "kd_ts2",
-                                                 "kd_base", "kd_base_ts1")}
+    values = {
+        run: {0: 0.5, 1: 0.5}
+        for run in ("base", "sft_ep2", "sft_ep2_ts1", "sft_ep2_ts2", "kd", "kd_ts1", "kd_ts2", "kd_base", "kd_base_ts1")
+    }
     with pytest.raises(build.TableError, match=r"'kd_base_ts2', 'toy'"):
         _table(tmp_path, values, [0, 1, 2])
 

@@ -18,8 +18,13 @@ REDUCED = REPO / "tests" / "configs" / "toy_reduced.yaml"
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([SNAKEMAKE, "--configfile", "config.yaml", str(REDUCED), *args], cwd=workdir,
-                          capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(
+        [SNAKEMAKE, "--configfile", "config.yaml", str(REDUCED), *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     if check and proc.returncode != 0:
         logs = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in sorted((workdir / "logs").rglob("*.log"))[-5:])
         pytest.fail(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}\n{logs}")
@@ -50,10 +55,20 @@ def study(tmp_path_factory) -> Path:
 def test_table_has_every_run_with_mean_and_std(study):
     table = (study / "results/toy/tables/main.md").read_text()
     # sft_motab's eval_epochs [1, 2] (the reduced study) and the SKD gamma sweep [0.9, 0.8] give two rows each
-    labels = ("Student (base)", "Teacher", "SFT on teacher-only data", "SFT on filtered teacher CoT",
-              "SFT on MOTAB data (epoch 1)", "SFT on MOTAB data (epoch 2)", "SFT on SKD data (gamma 0.9)",
-              "SFT on SKD data (gamma 0.8)", "SFT + KD (RKL)", "SFT + KD (FKL)", "SFT + KD (OPSD loss)",
-              "SFT + KD (PW-OPSD loss)")
+    labels = (
+        "Student (base)",
+        "Teacher",
+        "SFT on teacher-only data",
+        "SFT on filtered teacher CoT",
+        "SFT on MOTAB data (epoch 1)",
+        "SFT on MOTAB data (epoch 2)",
+        "SFT on SKD data (gamma 0.9)",
+        "SFT on SKD data (gamma 0.8)",
+        "SFT + KD (RKL)",
+        "SFT + KD (FKL)",
+        "SFT + KD (OPSD loss)",
+        "SFT + KD (PW-OPSD loss)",
+    )
     rows = {}
     for label in labels:
         rows[label] = next(line for line in table.splitlines() if line.startswith(f"| {label} "))
@@ -70,8 +85,11 @@ def test_table_has_every_run_with_mean_and_std(study):
     assert share("SFT + KD (RKL)") == 1.0  # KD rows report the share of the data their SFT start used
     # MOTAB and SKD mix both models; the table rounds (the reduced study's weak student gets
     # nearly every MOTAB step rejected: 0.999 prints as 1.00), so the exact shares come from stats.
-    for label, method in (("SFT on MOTAB data (epoch 2)", "motab"), ("SFT on SKD data (gamma 0.9)", "skd_gamma0p9"),
-                          ("SFT on SKD data (gamma 0.8)", "skd_gamma0p8")):
+    for label, method in (
+        ("SFT on MOTAB data (epoch 2)", "motab"),
+        ("SFT on SKD data (gamma 0.9)", "skd_gamma0p9"),
+        ("SFT on SKD data (gamma 0.8)", "skd_gamma0p8"),
+    ):
         exact = json.loads((study / f"results/toy/synth/{method}.stats.json").read_text())["teacher_share"]
         assert 0.0 < exact < 1.0 and last_cell(label) == f"{exact:.2f}", (label, exact)
     assert last_cell("Teacher") == ""  # no synthesized data behind the teacher's row
@@ -96,7 +114,9 @@ def test_stages_are_real(study):
     first = AutoModelForCausalLM.from_pretrained(motab / "epoch1").state_dict()
     last = AutoModelForCausalLM.from_pretrained(motab / "epoch2").state_dict()
     final = AutoModelForCausalLM.from_pretrained(motab).state_dict()
-    assert all(torch.equal(last[k], final[k]) for k in final) and any(not torch.equal(first[k], final[k]) for k in final)
+    assert all(torch.equal(last[k], final[k]) for k in final) and any(
+        not torch.equal(first[k], final[k]) for k in final
+    )
 
     def responses(run):
         data = json.loads((study / f"results/toy/eval/{run}/toy_test/seed0.json").read_text())
@@ -104,7 +124,7 @@ def test_stages_are_real(study):
         return [s["responses"] for s in data["samples"]]
 
     assert responses("base_student") != responses("sft_teacher_only")
-    synth = [json.loads(line) for line in open(study / "results/toy/synth/teacher_only.jsonl")]
+    synth = [json.loads(line) for line in (study / "results/toy/synth/teacher_only.jsonl").read_text().splitlines()]
     per_problem = {}
     for row in synth:
         per_problem.setdefault(row["id"], set()).add(row["sample"])
@@ -117,14 +137,34 @@ def test_tables_rebuild_byte_identical(study, tmp_path):
     evals = sorted(str(p) for p in (study / "results/toy/eval").rglob("seed*.json"))
     prefix = tmp_path / "again"
     synth = study / "results/toy/synth"
-    shares = [f"sft_teacher_only={synth / 'teacher_only.stats.json'}",
-              f"sft_teacher_only_filtered={synth / 'teacher_only.filtered.stats.json'}",
-              *(f"sft_teacher_only_kd_{loss}={synth / 'teacher_only.stats.json'}" for loss in ("rkl", "fkl", "opsd", "pwopsd")),
-              *(f"sft_motab_ep{epoch}={synth / 'motab.stats.json'}" for epoch in (1, 2)),
-              *(f"sft_skd_gamma{g}={synth / f'skd_gamma{g}.stats.json'}" for g in ("0p9", "0p8"))]
-    subprocess.run([sys.executable, "-m", "motab", "tables", "--spec", str(study / "results/toy/tables/main.spec.json"),
-                    "--evals", *reversed(evals), "--teacher-share", *reversed(shares), "--output-prefix", str(prefix)],
-                   check=True, cwd=study)
+    shares = [
+        f"sft_teacher_only={synth / 'teacher_only.stats.json'}",
+        f"sft_teacher_only_filtered={synth / 'teacher_only.filtered.stats.json'}",
+        *(
+            f"sft_teacher_only_kd_{loss}={synth / 'teacher_only.stats.json'}"
+            for loss in ("rkl", "fkl", "opsd", "pwopsd")
+        ),
+        *(f"sft_motab_ep{epoch}={synth / 'motab.stats.json'}" for epoch in (1, 2)),
+        *(f"sft_skd_gamma{g}={synth / f'skd_gamma{g}.stats.json'}" for g in ("0p9", "0p8")),
+    ]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "motab",
+            "tables",
+            "--spec",
+            str(study / "results/toy/tables/main.spec.json"),
+            "--evals",
+            *reversed(evals),
+            "--teacher-share",
+            *reversed(shares),
+            "--output-prefix",
+            str(prefix),
+        ],
+        check=True,
+        cwd=study,
+    )
     for ext in ("md", "csv", "tex"):
         assert (study / f"results/toy/tables/main.{ext}").read_bytes() == prefix.with_suffix(f".{ext}").read_bytes()
 
@@ -140,8 +180,15 @@ def test_eval_only_change_reruns_only_eval_and_tables(study):
     assert proc.returncode != 0 and "eval_override" in proc.stdout + proc.stderr
     changed = study / "changed.yaml"
     changed.write_text("studies:\n  toy:\n    eval: {temperature: 0.7}\n")
-    plan = planned_jobs(subprocess.run([SNAKEMAKE, "-n", "--configfile", "config.yaml", str(REDUCED), str(changed)],
-                                       cwd=study, capture_output=True, text=True, check=True).stdout)
+    plan = planned_jobs(
+        subprocess.run(
+            [SNAKEMAKE, "-n", "--configfile", "config.yaml", str(REDUCED), str(changed)],
+            cwd=study,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     # 12 table rows x 2 eval seeds; training curves read checkpoints only, so they stay; the cost
     # table reads every job's benchmark file, so it follows
     assert plan == {"eval_generate": 24, "eval_grade": 24, "table": 1, "table_chart": 1, "cost_table": 1, "all": 1}
@@ -191,8 +238,14 @@ def test_every_json_output_names_its_provenance_and_tables_carry_none(study):
         if path.name == "dataset_info.json" or path.name.endswith(".spec.json"):
             continue  # LLaMA-Factory's dataset registry (keys are dataset names); the table's own spec
         written.append(path)
-    kinds = {"eval" if re.fullmatch(r"seed\d+\.json", p.name) else p.name if p.name in RUN_RECORDS
-             else p.name.split(".", 1)[1] for p in written}
+    kinds = {
+        "eval"
+        if re.fullmatch(r"seed\d+\.json", p.name)
+        else p.name
+        if p.name in RUN_RECORDS
+        else p.name.split(".", 1)[1]
+        for p in written
+    }
     assert {"eval", "stats.json", "filtered.stats.json", "filter_counts.json", *RUN_RECORDS} <= kinds, kinds
     stamps = set()
     for path in written:

@@ -43,8 +43,14 @@ class Format:
 
 
 FORMATS: dict[str, Format] = {
-    "math500": Format("problem", "answer", ("problem", "answer", "solution", "subject", "level", "unique_id"),
-                      ("unique_id",), "text", "solution"),
+    "math500": Format(
+        "problem",
+        "answer",
+        ("problem", "answer", "solution", "subject", "level", "unique_id"),
+        ("unique_id",),
+        "text",
+        "solution",
+    ),
     "aime": Format("problem", "answer", ("problem", "answer"), ("id",), "integer", "solution"),
     "amc23": Format("problem", "answer", ("id", "problem", "answer"), ("id",), "number"),
     "gsm8k": Format("question", "answer", ("question", "answer"), (), "gsm8k"),
@@ -63,7 +69,7 @@ def _answer(value, kind: str, path, line: int, field: str) -> tuple[str, str | N
         match = _GSM8K_RE.search(value)
         if not match:
             raise DataError(path, line, field, f"expected a final line '#### N', found {value[-60:]!r}")
-        return match.group(1).replace(",", ""), value[:match.start()].rstrip()
+        return match.group(1).replace(",", ""), value[: match.start()].rstrip()
     if isinstance(value, bool) or value is None:
         raise DataError(path, line, field, f"expected a string or number answer, found {value!r}")
     if isinstance(value, float) and value.is_integer():
@@ -82,16 +88,24 @@ def _answer(value, kind: str, path, line: int, field: str) -> tuple[str, str | N
     return value.strip(), None
 
 
-def load_benchmark(path: str | Path, fmt: str, name: str, count: int = 0, limit: int = 0,
-                   question_field: str = "question", answer_field: str = "answer") -> list[dict]:
+def load_benchmark(
+    path: str | Path,
+    fmt: str,
+    name: str,
+    count: int = 0,
+    limit: int = 0,
+    question_field: str = "question",
+    answer_field: str = "answer",
+) -> list[dict]:
     """Checked problems.jsonl rows of a benchmark file; count > 0 demands exactly that many lines."""
     if fmt == MULTIPLE_CHOICE:
         from motab.evaluation.multiple_choice import load_gpqa
 
         return load_gpqa(path, name, count, limit)
     if fmt == "generic":
-        spec = Format(question_field, answer_field, (question_field, answer_field), ("id", "unique_id", "idx"),
-                      "text", "solution")
+        spec = Format(
+            question_field, answer_field, (question_field, answer_field), ("id", "unique_id", "idx"), "text", "solution"
+        )
     elif fmt in FORMATS:
         spec = FORMATS[fmt]
     else:
@@ -110,8 +124,9 @@ def load_benchmark(path: str | Path, fmt: str, name: str, count: int = 0, limit:
         if solution is None and spec.solution is not None:
             solution = raw.get(spec.solution)
             if solution is not None and not isinstance(solution, str):
-                raise DataError(path, line, spec.solution, f"expected a string or null, "
-                                                           f"found {type(solution).__name__}")
+                raise DataError(
+                    path, line, spec.solution, f"expected a string or null, found {type(solution).__name__}"
+                )
         raw_id = next((raw[f] for f in spec.ids if raw.get(f) is not None), None)
         if isinstance(raw_id, (bool, dict, list)):
             raise DataError(path, line, spec.ids[0], f"expected a string or integer id, found {raw_id!r:.60}")
@@ -119,13 +134,13 @@ def load_benchmark(path: str | Path, fmt: str, name: str, count: int = 0, limit:
         if problem_id in seen:
             raise DataError(path, line, "id", f"duplicate id {problem_id!r} (first seen on line {seen[problem_id]})")
         seen[problem_id] = line
-        rows.append({"id": problem_id, "input": question.strip(), "answer": answer, "solution": solution,
-                     "source": name})
+        rows.append(
+            {"id": problem_id, "input": question.strip(), "answer": answer, "solution": solution, "source": name}
+        )
     if not rows:
         raise DataError(path, None, None, "no problems found")
     if count and len(rows) != count:
-        raise DataError(path, last_line, None, f"expected {count} {name} problems (config `count`), "
-                                               f"found {len(rows)}")
+        raise DataError(path, last_line, None, f"expected {count} {name} problems (config `count`), found {len(rows)}")
     rows.sort(key=lambda row: row["id"])
     return rows[:limit] if limit else rows
 
@@ -146,13 +161,14 @@ def main(argv: list[str]) -> int:
     path = args.input
     if not Path(path).is_file():
         if path.endswith((".jsonl", ".json")) or path.startswith((".", "/")):
-            raise SystemExit(f"{path}: benchmark file not found (config `path` of benchmark {args.name!r}; "
-                             "a hub id looks like owner/name)")
+            raise SystemExit(
+                f"{path}: benchmark file not found (config `path` of benchmark {args.name!r}; "
+                "a hub id looks like owner/name)"
+            )
         from motab.data.prepare import load_hub_dataset
 
         path = load_hub_dataset(args.input, split=args.split, revision=args.revision)
-    rows = load_benchmark(path, args.format, args.name, args.count, args.limit, args.question_field,
-                          args.answer_field)
+    rows = load_benchmark(path, args.format, args.name, args.count, args.limit, args.question_field, args.answer_field)
     write_jsonl(args.output, rows)
     print(f"{len(rows)} {args.name} problems ({args.format}) from {path} -> {args.output}")
     return 0

@@ -19,10 +19,14 @@ def to_prompts(path: str, deduplicate: bool, max_samples: int | None = None) -> 
         if not question or (deduplicate and question in seen):
             continue
         seen.add(question)
-        rows.append({"id": require(row, "id", str, path, line),
-                     "messages": [{"role": "user", "content": question}],
-                     "answer": require(row, "answer", str, path, line),
-                     "solution": require(row, "solution", str, path, line, nullable=True)})
+        rows.append(
+            {
+                "id": require(row, "id", str, path, line),
+                "messages": [{"role": "user", "content": question}],
+                "answer": require(row, "answer", str, path, line),
+                "solution": require(row, "solution", str, path, line, nullable=True),
+            }
+        )
     rows = sorted(rows, key=lambda r: r["id"])
     return rows if max_samples is None else rows[:max_samples]
 

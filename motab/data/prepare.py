@@ -31,8 +31,14 @@ def _answer_text(value, path, line, field) -> str:
     return value.strip()
 
 
-def normalize_rows(path: str, source: str, question_field: str = "question", answer_field: str = "answer",
-                   solution_field: str = "solution", limit: int = 0) -> list[dict]:
+def normalize_rows(
+    path: str,
+    source: str,
+    question_field: str = "question",
+    answer_field: str = "answer",
+    solution_field: str = "solution",
+    limit: int = 0,
+) -> list[dict]:
     rows, seen = [], {}
     for line, raw in iter_jsonl(path):
         question = raw.get(question_field)
@@ -49,8 +55,9 @@ def normalize_rows(path: str, source: str, question_field: str = "question", ans
         if problem_id in seen:
             raise DataError(path, line, "id", f"duplicate id {problem_id!r} (first seen on line {seen[problem_id]})")
         seen[problem_id] = line
-        rows.append({"id": problem_id, "input": question.strip(), "answer": answer, "solution": solution,
-                     "source": source})
+        rows.append(
+            {"id": problem_id, "input": question.strip(), "answer": answer, "solution": solution, "source": source}
+        )
     if not rows:
         raise DataError(path, None, None, "no problems found")
     rows.sort(key=lambda row: row["id"])
@@ -96,8 +103,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--input", required=True, help="local JSONL file, or a hub dataset id")
     parser.add_argument("--source", required=True, help="dataset name recorded in each row")
     parser.add_argument("--output", required=True)
-    parser.add_argument("--format", default="limo", choices=FORMATS, help="the release's fields (limo: "
-                        "question/answer/solution, renamable with the --*-field flags)")
+    parser.add_argument(
+        "--format",
+        default="limo",
+        choices=FORMATS,
+        help="the release's fields (limo: question/answer/solution, renamable with the --*-field flags)",
+    )
     parser.add_argument("--split", default="train", help="hub split when --input is a hub id")
     parser.add_argument("--revision", default=None, help="hub revision (commit sha or tag) when --input is a hub id")
     parser.add_argument("--question-field", default="question")
@@ -107,8 +118,9 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     path = args.input if Path(args.input).is_file() else load_hub_dataset(args.input, args.split, args.revision)
     if args.format == "limo":
-        rows = normalize_rows(path, args.source, args.question_field, args.answer_field, args.solution_field,
-                              args.limit)
+        rows = normalize_rows(
+            path, args.source, args.question_field, args.answer_field, args.solution_field, args.limit
+        )
     else:
         rows = load_rows(path, args.source, args.format, args.limit)
     write_jsonl(args.output, rows)

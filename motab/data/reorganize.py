@@ -26,8 +26,13 @@ def to_alpaca(path: str, drop_incorrect: bool = False) -> tuple[list[dict], int]
         if correct is False and drop_incorrect:
             dropped += 1
             continue
-        rows.append({"instruction": require(row, "input", str, path, line), "input": "",
-                     "output": require(row, "output", str, path, line)})
+        rows.append(
+            {
+                "instruction": require(row, "input", str, path, line),
+                "input": "",
+                "output": require(row, "output", str, path, line),
+            }
+        )
     return rows, dropped
 
 
@@ -37,8 +42,12 @@ def problems_to_alpaca(path: str) -> list[dict]:
     for line, row in iter_jsonl(path):
         solution = require(row, "solution", str, path, line, nullable=True)
         if solution is None or not solution.strip():
-            raise DataError(path, line, "solution", "SFT on a training set needs each problem's reference "
-                                                    f"solution, found {solution!r}")
+            raise DataError(
+                path,
+                line,
+                "solution",
+                f"SFT on a training set needs each problem's reference solution, found {solution!r}",
+            )
         rows.append({"instruction": require(row, "input", str, path, line), "input": "", "output": solution})
     return rows
 

@@ -52,7 +52,7 @@ def last_boxed(text: str) -> str | None:
     for m in reversed(list(_BOXED_RE.finditer(text))):
         start = m.end() - 1  # the "{"
         if start in closing:
-            return text[start + 1:closing[start]].strip() or None
+            return text[start + 1 : closing[start]].strip() or None
     return None
 
 
@@ -95,9 +95,12 @@ def _openthoughts3(raw: dict, path: str, line: int) -> tuple[str, str, str]:
         raise DataError(path, line, "conversations", f"expected a list of {{from, value}}, found {turns!r:.60}")
     for i, turn in enumerate(turns):
         where = f"conversations[{i}]"
-        if not isinstance(turn, dict) or not isinstance(turn.get("from"), str) or \
-                not isinstance(turn.get("value"), str):
-            raise DataError(path, line, where, f"expected {{\"from\": str, \"value\": str}}, found {turn!r:.60}")
+        if (
+            not isinstance(turn, dict)
+            or not isinstance(turn.get("from"), str)
+            or not isinstance(turn.get("value"), str)
+        ):
+            raise DataError(path, line, where, f'expected {{"from": str, "value": str}}, found {turn!r:.60}')
     human = next((i for i, t in enumerate(turns) if t["from"] == "human"), None)
     if human is None or not turns[human]["value"].strip():
         raise DataError(path, line, "conversations", "expected a non-empty 'human' turn (the problem)")
@@ -122,8 +125,7 @@ def _opsd(raw: dict, path: str, line: int) -> tuple[str, str, str]:
     return problem, boxed.strip(), solution
 
 
-READERS: dict[str, Reader] = {"gsm8k": _gsm8k, "deepmath": _deepmath, "openthoughts3": _openthoughts3,
-                              "opsd": _opsd}
+READERS: dict[str, Reader] = {"gsm8k": _gsm8k, "deepmath": _deepmath, "openthoughts3": _openthoughts3, "opsd": _opsd}
 
 
 def iter_rows(path: str, fmt: str, source: str) -> Iterator[Row]:
@@ -131,5 +133,10 @@ def iter_rows(path: str, fmt: str, source: str) -> Iterator[Row]:
     reader = READERS[fmt]
     for line, raw in iter_jsonl(path):
         question, answer, solution = reader(raw, path, line)
-        yield {"id": f"{source}-{line - 1:07d}", "input": question.strip(), "answer": answer,
-               "solution": solution, "source": source}
+        yield {
+            "id": f"{source}-{line - 1:07d}",
+            "input": question.strip(),
+            "answer": answer,
+            "solution": solution,
+            "source": source,
+        }

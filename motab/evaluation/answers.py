@@ -53,7 +53,7 @@ def last_boxed(text: str) -> str | None:
 
     `\\boxed 5` without braces counts too. Linear: braces are matched once for the whole text.
     """
-    starts = [m for m in _BOX_RE.finditer(text)]
+    starts = list(_BOX_RE.finditer(text))
     if not starts:
         return None
     match = _closing_braces(text)
@@ -64,10 +64,10 @@ def last_boxed(text: str) -> str | None:
             j += 1
         if j < len(text) and text[j] == "{":
             if j in match:
-                content = text[j + 1:match[j]].strip()
+                content = text[j + 1 : match[j]].strip()
                 return content or None
         elif j > rest_start and j < len(text) and m.group(0) == "\\boxed":  # "\boxed 5"
-            token = re.match(r"[^\s$]+", text[j:j + 200])
+            token = re.match(r"[^\s$]+", text[j : j + 200])
             if token:
                 return token.group(0)
     return None
@@ -86,7 +86,7 @@ def pwopsd_boxed(text: str) -> str | None:
     for m in _BRACE_RE.finditer(text, idx + len("\\boxed")):
         depth += 1 if m.group(0) == "{" else -1
         if depth == 0:
-            return text[idx + len("\\boxed{"):m.start()].strip()
+            return text[idx + len("\\boxed{") : m.start()].strip()
     return None
 
 
@@ -95,12 +95,12 @@ def _clean_tail(value: str) -> str | None:
     value = value.strip().rstrip(" .;,")
     for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"), ("**", "**")):
         if value.startswith(left) and value.endswith(right) and len(value) >= len(left) + len(right):
-            value = value[len(left):len(value) - len(right)].strip().rstrip(" .;,")
+            value = value[len(left) : len(value) - len(right)].strip().rstrip(" .;,")
     return value or None
 
 
 def _drop_thousands(value: str) -> str:
-    """"1,234" -> "1234"; a list such as "-2,1" or "1,2,3" is left alone."""
+    """ "1,234" -> "1234"; a list such as "-2,1" or "1,2,3" is left alone."""
     return value.replace(",", "") if _THOUSANDS_RE.fullmatch(value) else value
 
 
@@ -132,8 +132,8 @@ def _strict(text: str) -> str | None:
 
 def _last_number(text: str) -> str | None:
     last = None
-    for last in _NUMBER_RE.finditer(text):
-        pass
+    for match in _NUMBER_RE.finditer(text):
+        last = match
     if last is None:
         return None
     return _drop_thousands(last.group(0).replace("$", "").rstrip(","))

@@ -35,9 +35,12 @@ _NUMBER_RE = re.compile(r"[-+]?\d+(?:\.\d+)?")
 def critic_messages(rubric: str, low: float, high: float, problem: str, response: str) -> list[dict]:
     return [
         {"role": "system", "content": f"You are a strict grader. {rubric.strip()}"},
-        {"role": "user", "content": f"Problem:\n{problem.strip()}\n\nResponse:\n{response.strip()}\n\n"
-                                    f"Score the response on a scale from {low:g} to {high:g} following the rubric. "
-                                    f"Answer with a single number from {low:g} to {high:g}."},
+        {
+            "role": "user",
+            "content": f"Problem:\n{problem.strip()}\n\nResponse:\n{response.strip()}\n\n"
+            f"Score the response on a scale from {low:g} to {high:g} following the rubric. "
+            f"Answer with a single number from {low:g} to {high:g}.",
+        },
     ]
 
 
@@ -58,8 +61,10 @@ def request_seed(seed: int, problem_id: str, sample: int) -> int:
 def summarize(scores: list[list[float | None]]) -> dict[str, float]:
     flat = [s for row in scores for s in row]
     valid = [s for s in flat if s is not None]
-    return {"critic": round(sum(valid) / len(valid), 6) if valid else 0.0,
-            "critic_invalid": round(1 - len(valid) / len(flat), 6) if flat else 0.0}
+    return {
+        "critic": round(sum(valid) / len(valid), 6) if valid else 0.0,
+        "critic_invalid": round(1 - len(valid) / len(flat), 6) if flat else 0.0,
+    }
 
 
 def read_eval(path: str) -> dict:
@@ -82,19 +87,29 @@ async def judge_all(url: str, problems: dict[str, str], evaluation: dict, args) 
     from motab.serving.client import ServerClient
 
     async with ServerClient(url, max_in_flight=args.max_in_flight) as client:
+
         async def one(problem_id: str, sample: int, response: str) -> str:
-            payload = {"messages": critic_messages(args.rubric, args.scale_min, args.scale_max,
-                                                   problems.get(problem_id, ""), response),
-                       "max_tokens": args.max_tokens, "temperature": args.temperature,
-                       "seed": request_seed(args.seed, problem_id, sample)}
+            payload = {
+                "messages": critic_messages(
+                    args.rubric, args.scale_min, args.scale_max, problems.get(problem_id, ""), response
+                ),
+                "max_tokens": args.max_tokens,
+                "temperature": args.temperature,
+                "seed": request_seed(args.seed, problem_id, sample),
+            }
             out = await client.chat(payload)
             return out["choices"][0]["message"]["content"] or ""
 
         rows = []
         for record in evaluation["samples"]:
             replies = await asyncio.gather(*(one(record["id"], k, r) for k, r in enumerate(record["responses"])))
-            rows.append({"id": record["id"], "replies": list(replies),
-                         "critic": [parse_score(reply, args.scale_min, args.scale_max) for reply in replies]})
+            rows.append(
+                {
+                    "id": record["id"],
+                    "replies": list(replies),
+                    "critic": [parse_score(reply, args.scale_min, args.scale_max) for reply in replies],
+                }
+            )
     return rows
 
 
@@ -115,8 +130,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max-in-flight", type=int, default=4)
     parser.add_argument("--server-command", default=LOCAL_SERVER)
     parser.add_argument("--server-log", default=None)
-    parser.add_argument("--placement", default=None,
-                        help="the job GPUs each server sees (role judge), JSON of motab.serving.placement")
+    parser.add_argument(
+        "--placement", default=None, help="the job GPUs each server sees (role judge), JSON of motab.serving.placement"
+    )
     parser.add_argument("--server-url", default=None)
     parser.add_argument("--params-json", default="{}", help="config values this output depends on (provenance)")
     args = parser.parse_args(argv)
@@ -132,15 +148,30 @@ def main(argv: list[str]) -> int:
     if args.problems:
         problems = {str(obj.get("id")): str(obj.get("input", "")) for _, obj in iter_jsonl(args.problems)}
     log_path = args.server_log or str(args.output) + ".server.log"
-    context = nullcontext(args.server_url) if args.server_url else serving(
-        args.server_command, args.model, log_path, placement=from_json(args.placement).get("judge"))
+    context = (
+        nullcontext(args.server_url)
+        if args.server_url
+        else serving(args.server_command, args.model, log_path, placement=from_json(args.placement).get("judge"))
+    )
     with context as url:
         rows = asyncio.run(judge_all(url, problems, evaluation, args))
     metrics = summarize([row["critic"] for row in rows])
-    write_json(args.output, {"run": evaluation["run"], "benchmark": evaluation["benchmark"], "seed": evaluation["seed"],
-                             "metrics": metrics, "samples": rows, "rubric": args.rubric,
-                             "scale": [args.scale_min, args.scale_max],
-                             "provenance": provenance(json.loads(args.params_json))})
-    print(f"{evaluation['run']}/{evaluation['benchmark']}/seed{evaluation['seed']}: critic={metrics['critic']:.3f} "
-          f"(invalid {metrics['critic_invalid']:.1%})", file=sys.stderr)
+    write_json(
+        args.output,
+        {
+            "run": evaluation["run"],
+            "benchmark": evaluation["benchmark"],
+            "seed": evaluation["seed"],
+            "metrics": metrics,
+            "samples": rows,
+            "rubric": args.rubric,
+            "scale": [args.scale_min, args.scale_max],
+            "provenance": provenance(json.loads(args.params_json)),
+        },
+    )
+    print(
+        f"{evaluation['run']}/{evaluation['benchmark']}/seed{evaluation['seed']}: critic={metrics['critic']:.3f} "
+        f"(invalid {metrics['critic_invalid']:.1%})",
+        file=sys.stderr,
+    )
     return 0

@@ -51,10 +51,22 @@ def _log(message: str) -> None:
     print(f"[eval-evalscope] {message}", file=sys.stderr, flush=True)
 
 
-def task_config_dict(url: str, dataset: str, dataset_dir: str, work_dir: str, temperature: float,
-                     top_p: float, max_tokens: int, seed: int, limit: int | None, batch_size: int,
-                     model: str = SERVED_MODEL, timeout_s: float = 3600.0, extra_args: dict | None = None,
-                     top_k: int | None = None) -> dict:
+def task_config_dict(
+    url: str,
+    dataset: str,
+    dataset_dir: str,
+    work_dir: str,
+    temperature: float,
+    top_p: float,
+    max_tokens: int,
+    seed: int,
+    limit: int | None,
+    batch_size: int,
+    model: str = SERVED_MODEL,
+    timeout_s: float = 3600.0,
+    extra_args: dict | None = None,
+    top_k: int | None = None,
+) -> dict:
     """The TaskConfig fields of one EvalScope run (one sample per problem): plain JSON values.
     top_k enters generation_config only when given (the MOTAB release sets it for some datasets)."""
     config = {
@@ -68,8 +80,15 @@ def task_config_dict(url: str, dataset: str, dataset_dir: str, work_dir: str, te
         "repeats": 1,
         # top_k and the rest stated too: SGLang's chat endpoint fills left-out keys from the model's
         # generation_config.json (EvalScope sends top_k and extra_body to an OpenAI server as extras)
-        "generation_config": {"temperature": temperature, "top_p": top_p, "top_k": -1, "max_tokens": max_tokens,
-                              "seed": seed, "n": 1, "extra_body": {"min_p": 0.0, "repetition_penalty": 1.0}},
+        "generation_config": {
+            "temperature": temperature,
+            "top_p": top_p,
+            "top_k": -1,
+            "max_tokens": max_tokens,
+            "seed": seed,
+            "n": 1,
+            "extra_body": {"min_p": 0.0, "repetition_penalty": 1.0},
+        },
         "seed": seed,
         "limit": limit,
         "eval_batch_size": batch_size,
@@ -137,17 +156,19 @@ def read_reviews(files: list[Path], repeat: int = 0) -> list[dict]:
             if not isinstance(index, int) or isinstance(index, bool):
                 raise DataError(path, line, "index", f"expected the sample index, found {index!r}")
             perf = (assistant[-1].get("perf_metrics") or {}) if assistant else {}
-            out.append({
-                "repeat": repeat,
-                "index": index,
-                "prompt": user[-1],
-                "response": _text(assistant[-1].get("content")) if assistant else "",
-                "score": float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None,
-                "pred": inner.get("extracted_prediction") if isinstance(inner, dict) else None,
-                "finish": finish.get(index, "unknown"),
-                "tokens": int(perf.get("output_tokens") or 0),
-                "where": f"{path}:{line}",
-            })
+            out.append(
+                {
+                    "repeat": repeat,
+                    "index": index,
+                    "prompt": user[-1],
+                    "response": _text(assistant[-1].get("content")) if assistant else "",
+                    "score": float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None,
+                    "pred": inner.get("extracted_prediction") if isinstance(inner, dict) else None,
+                    "finish": finish.get(index, "unknown"),
+                    "tokens": int(perf.get("output_tokens") or 0),
+                    "where": f"{path}:{line}",
+                }
+            )
     return out
 
 
@@ -165,8 +186,12 @@ def to_responses(reviews: list[dict], problems: list[dict], n: int) -> list[dict
     for review in reviews:
         match = next((p for text, p in inputs if text and text in review["prompt"]), None)
         if match is None:
-            raise DataError(review["where"].rsplit(":", 1)[0], int(review["where"].rsplit(":", 1)[1]), "messages",
-                            f"prompt matches no problem of the benchmark file: {review['prompt'][:80]!r}")
+            raise DataError(
+                review["where"].rsplit(":", 1)[0],
+                int(review["where"].rsplit(":", 1)[1]),
+                "messages",
+                f"prompt matches no problem of the benchmark file: {review['prompt'][:80]!r}",
+            )
         by_problem[match["id"]].append(review)
     rows = []
     for problem in problems:
@@ -174,13 +199,24 @@ def to_responses(reviews: list[dict], problems: list[dict], n: int) -> list[dict
         if not samples:
             continue  # not evaluated (EvalScope's --limit)
         if len(samples) != n:
-            raise DataError(samples[0]["where"], None, None, f"problem {problem['id']!r}: expected {n} EvalScope "
-                                                             f"samples (one per run), found {len(samples)}")
-        rows.append({"id": problem["id"], "input": problem["input"], "gold": problem["answer"],
-                     "prompt": samples[0]["prompt"], "responses": [s["response"] for s in samples],
-                     "finish_reasons": [s["finish"] for s in samples],
-                     "completion_tokens": [s["tokens"] for s in samples],
-                     "evalscope": {"scores": [s["score"] for s in samples], "preds": [s["pred"] for s in samples]}})
+            raise DataError(
+                samples[0]["where"],
+                None,
+                None,
+                f"problem {problem['id']!r}: expected {n} EvalScope samples (one per run), found {len(samples)}",
+            )
+        rows.append(
+            {
+                "id": problem["id"],
+                "input": problem["input"],
+                "gold": problem["answer"],
+                "prompt": samples[0]["prompt"],
+                "responses": [s["response"] for s in samples],
+                "finish_reasons": [s["finish"] for s in samples],
+                "completion_tokens": [s["tokens"] for s in samples],
+                "evalscope": {"scores": [s["score"] for s in samples], "preds": [s["pred"] for s in samples]},
+            }
+        )
     if not rows:
         raise DataError("reviews", None, None, "no EvalScope sample matched a problem")
     return rows
@@ -194,8 +230,24 @@ def run_evalscope(config: dict) -> None:
 
 # What one EvalScope job states (its benchmark, files and sampling); --jobs-json lists several,
 # all against ONE server start (a run's benchmarks x seeds in one SLURM job).
-JOB_KEYS = ("benchmark_file", "format", "name", "dataset", "output", "work_dir", "split", "limit", "dataset_args",
-            "n", "temperature", "top_p", "top_k", "max_tokens", "seed", "batch_size")
+JOB_KEYS = (
+    "benchmark_file",
+    "format",
+    "name",
+    "dataset",
+    "output",
+    "work_dir",
+    "split",
+    "limit",
+    "dataset_args",
+    "n",
+    "temperature",
+    "top_p",
+    "top_k",
+    "max_tokens",
+    "seed",
+    "batch_size",
+)
 JOB_REQUIRED = ("benchmark_file", "format", "name", "dataset", "output", "work_dir")
 
 
@@ -210,10 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", help="EvalScope benchmark name, e.g. math_500")
     parser.add_argument("--output", help="responses.jsonl (the native engine's form)")
     parser.add_argument("--work-dir", help="EvalScope's work_dir (task config, reviews, report)")
-    parser.add_argument("--jobs-json", default=None,
-                        help="instead of the six flags above: a JSON list of {benchmark_file, format, name, dataset, "
-                             "output, work_dir, and any of split, limit, dataset_args and the sampling keys}, all on "
-                             "one server (unset keys take the flags' values)")
+    parser.add_argument(
+        "--jobs-json",
+        default=None,
+        help="instead of the six flags above: a JSON list of {benchmark_file, format, name, dataset, "
+        "output, work_dir, and any of split, limit, dataset_args and the sampling keys}, all on "
+        "one server (unset keys take the flags' values)",
+    )
     parser.add_argument("--n", type=int, default=1, help="samples per problem (EvalScope repeats)")
     parser.add_argument("--temperature", type=float, default=0.6)
     parser.add_argument("--top-p", type=float, default=1.0)
@@ -222,13 +277,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="test", help="hub split of --benchmark-file when it is a hub id")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=0, help="first N problems of the dataset (0 = all)")
-    parser.add_argument("--dataset-args", default="{}",
-                        help='more dataset_args as JSON, e.g. {"subset_list": ["default"]} for a local GSM8K folder')
+    parser.add_argument(
+        "--dataset-args",
+        default="{}",
+        help='more dataset_args as JSON, e.g. {"subset_list": ["default"]} for a local GSM8K folder',
+    )
     parser.add_argument("--batch-size", type=int, default=4, help="EvalScope's concurrent requests")
     parser.add_argument("--server-command", default=LOCAL_SERVER)
     parser.add_argument("--server-log", default=None)
-    parser.add_argument("--placement", default=None,
-                        help="the job GPUs each server sees (role model), JSON of motab.serving.placement")
+    parser.add_argument(
+        "--placement", default=None, help="the job GPUs each server sees (role model), JSON of motab.serving.placement"
+    )
     parser.add_argument("--server-url", default=None, help="use this running server instead of starting one")
     parser.add_argument("--server-startup-timeout", type=float, default=300.0)
     return parser
@@ -283,8 +342,11 @@ def run_job(url: str, job: argparse.Namespace, problems: list[dict] | None) -> N
     local = problems is not None
     # a hub id with a configuration (Idavidrein/gpqa:gpqa_diamond) is not an EvalScope dataset_id:
     # EvalScope then reads its own copy (same fields), our loader the hub id for the matching
-    dataset_id = str(Path(job.benchmark_file).resolve().parent) if local else \
-        (None if ":" in job.benchmark_file else job.benchmark_file)
+    dataset_id = (
+        str(Path(job.benchmark_file).resolve().parent)
+        if local
+        else (None if ":" in job.benchmark_file else job.benchmark_file)
+    )
     work_dir = Path(job.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     for stale in sorted(work_dir.glob("sample*")):  # a rerun never mixes old samples in
@@ -292,13 +354,26 @@ def run_job(url: str, job: argparse.Namespace, problems: list[dict] | None) -> N
     reviews = []
     for repeat in range(job.n):
         run_dir = work_dir / f"sample{repeat}"
-        config = task_config_dict(url, job.dataset, dataset_id, str(run_dir), job.temperature, job.top_p,
-                                  job.max_tokens, repeat_seed(job.seed, repeat), job.limit or None,
-                                  job.batch_size, extra_args=job.dataset_args, top_k=job.top_k)
+        config = task_config_dict(
+            url,
+            job.dataset,
+            dataset_id,
+            str(run_dir),
+            job.temperature,
+            job.top_p,
+            job.max_tokens,
+            repeat_seed(job.seed, repeat),
+            job.limit or None,
+            job.batch_size,
+            extra_args=job.dataset_args,
+            top_k=job.top_k,
+        )
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "task_config.json", config)
-        _log(f"server at {url}; EvalScope {job.dataset} from {dataset_id}, sample {repeat + 1}/{job.n} "
-             f"(seed {config['seed']})")
+        _log(
+            f"server at {url}; EvalScope {job.dataset} from {dataset_id}, sample {repeat + 1}/{job.n} "
+            f"(seed {config['seed']})"
+        )
         run_evalscope(config)
         reviews += read_reviews(review_files(run_dir, job.dataset), repeat)
     if problems is None:  # a hub id: EvalScope downloaded it; our loader reads the same rows
@@ -323,9 +398,17 @@ def main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     problems = [local_problems(job) for job in jobs]
     log_path = args.server_log or str(jobs[0].output) + ".server.log"
-    context = nullcontext(args.server_url) if args.server_url else serving(
-        args.server_command, args.model, log_path, startup_timeout_s=args.server_startup_timeout,
-        placement=from_json(args.placement).get("model"))
+    context = (
+        nullcontext(args.server_url)
+        if args.server_url
+        else serving(
+            args.server_command,
+            args.model,
+            log_path,
+            startup_timeout_s=args.server_startup_timeout,
+            placement=from_json(args.placement).get("model"),
+        )
+    )
     with context as url:
         _log(f"server at {url} ready after {time.perf_counter() - t0:.1f} s; {len(jobs)} job(s) on it")
         for job, own in zip(jobs, problems):

@@ -56,13 +56,23 @@ def load_problems(path: str | Path) -> list[dict]:
     return sorted(rows, key=lambda r: _id_key(r["id"]))
 
 
-def build_payload(prompts: list[str], ids: list[str], n: int, seed: int, temperature: float, top_p: float,
-                  top_k: int, max_tokens: int) -> dict:
+def build_payload(
+    prompts: list[str], ids: list[str], n: int, seed: int, temperature: float, top_p: float, top_k: int, max_tokens: int
+) -> dict:
     # The n copies of a prompt share its seed; the server tells them apart by occurrence.
     return {
         "text": [p for p in prompts for _ in range(n)],
-        "sampling_params": [{"temperature": temperature, "top_p": top_p, "top_k": top_k, "max_new_tokens": max_tokens,
-                             "sampling_seed": problem_seed(seed, problem_id)} for problem_id in ids for _ in range(n)],
+        "sampling_params": [
+            {
+                "temperature": temperature,
+                "top_p": top_p,
+                "top_k": top_k,
+                "max_new_tokens": max_tokens,
+                "sampling_seed": problem_seed(seed, problem_id),
+            }
+            for problem_id in ids
+            for _ in range(n)
+        ],
     }
 
 
@@ -71,24 +81,40 @@ async def generate_all(url: str, problems: list[dict], prompts: list[str], args)
 
     from motab.serving.client import ServerClient, completion_tokens, finish_reason
 
-    chunks = [list(range(i, min(i + args.batch_problems, len(problems))))
-              for i in range(0, len(problems), args.batch_problems)]
+    chunks = [
+        list(range(i, min(i + args.batch_problems, len(problems))))
+        for i in range(0, len(problems), args.batch_problems)
+    ]
     rows: list[dict | None] = [None] * len(problems)
     bar = tqdm(total=len(problems), desc="problems", unit="problem", file=sys.stderr)
 
     async with ServerClient(url, max_in_flight=args.max_in_flight) as client:
+
         async def one(chunk: list[int]) -> None:
-            payload = build_payload([prompts[i] for i in chunk], [str(problems[i]["id"]) for i in chunk], args.n,
-                                    args.seed, args.temperature, args.top_p, args.top_k, args.max_tokens)
+            payload = build_payload(
+                [prompts[i] for i in chunk],
+                [str(problems[i]["id"]) for i in chunk],
+                args.n,
+                args.seed,
+                args.temperature,
+                args.top_p,
+                args.top_k,
+                args.max_tokens,
+            )
             out = await client.generate(payload)
             if not isinstance(out, list) or len(out) != len(chunk) * args.n:
-                raise RuntimeError(f"{url}/generate: expected {len(chunk) * args.n} results, "
-                                   f"found {len(out) if isinstance(out, list) else type(out).__name__}")
+                raise RuntimeError(
+                    f"{url}/generate: expected {len(chunk) * args.n} results, "
+                    f"found {len(out) if isinstance(out, list) else type(out).__name__}"
+                )
             for k, i in enumerate(chunk):
-                mine = out[k * args.n:(k + 1) * args.n]
+                mine = out[k * args.n : (k + 1) * args.n]
                 problem = problems[i]
                 rows[i] = {
-                    "id": problem["id"], "input": problem["input"], "gold": problem["answer"], "prompt": prompts[i],
+                    "id": problem["id"],
+                    "input": problem["input"],
+                    "gold": problem["answer"],
+                    "prompt": prompts[i],
                     "responses": [r["text"] for r in mine],
                     "finish_reasons": [finish_reason(r) for r in mine],
                     "completion_tokens": [completion_tokens(r) for r in mine],
@@ -124,8 +150,16 @@ def run_job(url: str, job: argparse.Namespace, tokenizer) -> None:
     t0 = time.perf_counter()
     problems = load_problems(job.problems)
     thinking = None if job.enable_thinking is None else job.enable_thinking == "true"
-    prompts = [build_prompt(tokenizer, user_turn(job.prompt_template, p["input"]), system=job.system,
-                            enable_thinking=thinking, close_think=job.close_think) for p in problems]
+    prompts = [
+        build_prompt(
+            tokenizer,
+            user_turn(job.prompt_template, p["input"]),
+            system=job.system,
+            enable_thinking=thinking,
+            close_think=job.close_think,
+        )
+        for p in problems
+    ]
     _log(f"{len(problems)} problems x {job.n} samples from {job.problems} (seed {job.seed})")
     rows = asyncio.run(generate_all(url, problems, prompts, job))
     t1 = time.perf_counter()
@@ -142,9 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="checkpoint folder (its tokenizer builds the prompts)")
     parser.add_argument("--problems", help="problems.jsonl: {id, input, answer, solution, source}")
     parser.add_argument("--output", help="responses.jsonl")
-    parser.add_argument("--jobs-json", default=None,
-                        help="instead of --problems/--output: a JSON list of {problems, output, n, temperature, "
-                             "top_p, top_k, max_tokens, seed, batch_problems}, all on one server")
+    parser.add_argument(
+        "--jobs-json",
+        default=None,
+        help="instead of --problems/--output: a JSON list of {problems, output, n, temperature, "
+        "top_p, top_k, max_tokens, seed, batch_problems}, all on one server",
+    )
     parser.add_argument("--n", type=int, default=4, help="responses per problem")
     parser.add_argument("--temperature", type=float, default=0.6)
     parser.add_argument("--top-p", type=float, default=1.0)
@@ -153,22 +190,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-problems", type=int, default=16, help="problems per /generate request")
     parser.add_argument("--max-in-flight", type=int, default=4, help="concurrent requests")
-    parser.add_argument("--server-command", default=LOCAL_SERVER,
-                        help="server command template with {python} {model} {host} {port}")
+    parser.add_argument(
+        "--server-command", default=LOCAL_SERVER, help="server command template with {python} {model} {host} {port}"
+    )
     parser.add_argument("--server-log", default=None, help="server log (default: OUTPUT.server.log)")
-    parser.add_argument("--placement", default=None,
-                        help="the job GPUs each server sees (role model), JSON of motab.serving.placement")
+    parser.add_argument(
+        "--placement", default=None, help="the job GPUs each server sees (role model), JSON of motab.serving.placement"
+    )
     parser.add_argument("--server-url", default=None, help="use this running server instead of starting one")
     parser.add_argument("--server-startup-timeout", type=float, default=300.0)
     parser.add_argument("--system", default=None, help="system prompt (default: the template's own)")
     parser.add_argument("--close-think", action="store_true", help="close an unclosed trailing <think>")
-    parser.add_argument("--prompt-template", default="{problem}",
-                        help="the user turn, with {problem} where the problem goes (PW-OPSD's evaluator adds "
-                             "'Please reason step by step, and put your final answer within \\boxed{}.')")
-    parser.add_argument("--prompt-template-json", default=None,
-                        help="--prompt-template as a JSON string (what the workflow passes: one line)")
-    parser.add_argument("--enable-thinking", choices=["true", "false"], default=None,
-                        help="passed to the chat template (default: the template's own)")
+    parser.add_argument(
+        "--prompt-template",
+        default="{problem}",
+        help="the user turn, with {problem} where the problem goes (PW-OPSD's evaluator adds "
+        "'Please reason step by step, and put your final answer within \\boxed{}.')",
+    )
+    parser.add_argument(
+        "--prompt-template-json",
+        default=None,
+        help="--prompt-template as a JSON string (what the workflow passes: one line)",
+    )
+    parser.add_argument(
+        "--enable-thinking",
+        choices=["true", "false"],
+        default=None,
+        help="passed to the chat template (default: the template's own)",
+    )
     return parser
 
 
@@ -220,12 +269,23 @@ def main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     log_path = args.server_log or str(jobs[0].output) + ".server.log"
-    context = nullcontext(args.server_url) if args.server_url else serving(
-        args.server_command, args.model, log_path, startup_timeout_s=args.server_startup_timeout,
-        placement=from_json(args.placement).get("model"))
+    context = (
+        nullcontext(args.server_url)
+        if args.server_url
+        else serving(
+            args.server_command,
+            args.model,
+            log_path,
+            startup_timeout_s=args.server_startup_timeout,
+            placement=from_json(args.placement).get("model"),
+        )
+    )
     with context as url:
-        _log(f"server at {url} ready after {time.perf_counter() - t0:.1f} s"
-             + ("" if args.server_url else f" (log: {log_path})") + f"; {len(jobs)} job(s) on it")
+        _log(
+            f"server at {url} ready after {time.perf_counter() - t0:.1f} s"
+            + ("" if args.server_url else f" (log: {log_path})")
+            + f"; {len(jobs)} job(s) on it"
+        )
         for job in jobs:
             run_job(url, job, tokenizer)
     _log(f"{len(jobs)} job(s) in {time.perf_counter() - t0:.1f} s total")

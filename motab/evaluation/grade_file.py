@@ -13,8 +13,13 @@ from motab.evaluation.grading import EQUIVALENCES, Grade, grade_many
 from motab.jsonio import DataError, iter_jsonl, require, write_jsonl
 
 
-def grade_rows(path: str | os.PathLike, processes: int = 1, timeout_s: float = 5.0,
-               extraction: str = DEFAULT_MODE, equivalence: str = "motab") -> list[dict]:
+def grade_rows(
+    path: str | os.PathLike,
+    processes: int = 1,
+    timeout_s: float = 5.0,
+    extraction: str = DEFAULT_MODE,
+    equivalence: str = "motab",
+) -> list[dict]:
     """Validated, graded output rows for the input file, in input order.
 
     Extraction is linear in the response length and each comparison is bounded by `timeout_s`, so
@@ -42,14 +47,21 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--extraction", default=DEFAULT_MODE, choices=MODES, help="answer-extraction mode")
     parser.add_argument("--equivalence", default="motab", choices=sorted(EQUIVALENCES), help="answer comparison")
     args = parser.parse_args(argv)
-    rows = grade_rows(args.input, processes=args.processes, timeout_s=args.timeout_s, extraction=args.extraction,
-                      equivalence=args.equivalence)
+    rows = grade_rows(
+        args.input,
+        processes=args.processes,
+        timeout_s=args.timeout_s,
+        extraction=args.extraction,
+        equivalence=args.equivalence,
+    )
     write_jsonl(args.output, rows)
     n = len(rows)
     correct = sum(r["correct"] for r in rows)
     accuracy = correct / n if n else 0.0
     counts = {reason: sum(r["reason"] == reason for r in rows) for reason in ("no_answer", "timeout", "error")}
     extra = " ".join(f"{k}={v}" for k, v in counts.items() if v)
-    print(f"graded n={n} correct={correct} accuracy={accuracy:.4f} extraction={args.extraction} "
-          f"equivalence={args.equivalence}" + (f" ({extra})" if extra else ""))
+    print(
+        f"graded n={n} correct={correct} accuracy={accuracy:.4f} extraction={args.extraction} "
+        f"equivalence={args.equivalence}" + (f" ({extra})" if extra else "")
+    )
     return 0

@@ -85,12 +85,15 @@ def _as_latex(answer: str) -> str:
 def _parse(answer: str):
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
 
-    parsed = parse(_as_latex(answer), extraction_config=[LatexExtractionConfig(boxed_match_priority=0),
-                                                         ExprExtractionConfig()],
-                   parsing_timeout=None)
+    parsed = parse(
+        _as_latex(answer),
+        extraction_config=[LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()],
+        parsing_timeout=None,
+    )
     if not parsed:  # plain-text expressions such as "1/2" or "x+1"
-        parsed = parse(answer, extraction_config=[ExprExtractionConfig(), LatexExtractionConfig()],
-                       parsing_timeout=None)
+        parsed = parse(
+            answer, extraction_config=[ExprExtractionConfig(), LatexExtractionConfig()], parsing_timeout=None
+        )
     return parsed
 
 
@@ -130,11 +133,18 @@ def pwopsd_equal(pred: str, gold: str) -> bool:
     p = pred if "$" in pred else f"${pred}$"
     g = gold if "$" in gold else f"${gold}$"
     try:
-        return bool(verify(parse(g, fallback_mode="no_fallback", parsing_timeout=None),
-                           parse(p, fallback_mode="no_fallback", parsing_timeout=None), timeout_seconds=None))
+        return bool(
+            verify(
+                parse(g, fallback_mode="no_fallback", parsing_timeout=None),
+                parse(p, fallback_mode="no_fallback", parsing_timeout=None),
+                timeout_seconds=None,
+            )
+        )
     except Exception:  # noqa: BLE001 - the release's own fallback
+
         def norm(s: str) -> str:
             return s.replace("$", "").replace(" ", "").lower().strip()
+
         return norm(p) == norm(g)
 
 
@@ -144,8 +154,7 @@ def cis5300_equal(pred: str, gold: str) -> bool:
     from math_verify import parse, verify
 
     try:
-        return bool(verify(parse(gold, parsing_timeout=None), parse(pred, parsing_timeout=None),
-                           timeout_seconds=None))
+        return bool(verify(parse(gold, parsing_timeout=None), parse(pred, parsing_timeout=None), timeout_seconds=None))
     except Exception:  # noqa: BLE001 - the seed's own fallback
         return gold.strip().lower() == pred.strip().lower()
 
@@ -172,9 +181,9 @@ def _silence_math_verify() -> None:
 
 def _judge(pred: str, gold: str, timeout_s: float, equivalence: str = "motab") -> tuple[bool, str]:
     """(correct, reason) for one comparison under the soft timer; runs on a main thread."""
-    use_timer = (timeout_s > 0 and hasattr(signal, "setitimer")
-                 and threading.current_thread() is threading.main_thread())
+    use_timer = timeout_s > 0 and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
     if use_timer:
+
         def on_alarm(signum, frame):
             raise _SoftTimeout()
 
@@ -254,8 +263,9 @@ def _context():
     return multiprocessing.get_context("fork" if "fork" in methods and os.name == "posix" else "spawn")
 
 
-def _judge_pairs(pairs: Sequence[tuple[str, str]], processes: int, timeout_s: float,
-                 equivalence: str) -> list[tuple[bool, str]]:
+def _judge_pairs(
+    pairs: Sequence[tuple[str, str]], processes: int, timeout_s: float, equivalence: str
+) -> list[tuple[bool, str]]:
     """(correct, reason) for each (pred, gold) pair with both strings present, in worker processes."""
     results: list[tuple[bool, str] | None] = [None] * len(pairs)
     if not pairs:
@@ -319,8 +329,12 @@ def _shortcut(pred: str, gold: str, equivalence: str = "motab") -> bool | None:
     return None
 
 
-def judge_many(pairs: Iterable[tuple[str | None, str | None]], processes: int = 1,
-               timeout_s: float = 5.0, equivalence: str = "motab") -> list[tuple[bool, str]]:
+def judge_many(
+    pairs: Iterable[tuple[str | None, str | None]],
+    processes: int = 1,
+    timeout_s: float = 5.0,
+    equivalence: str = "motab",
+) -> list[tuple[bool, str]]:
     """(equivalent, reason) for each (pred, gold) string pair; reasons as in `Grade`.
 
     Duplicate pairs are judged once; trivially decided pairs never reach a worker.
@@ -354,8 +368,9 @@ def judge_many(pairs: Iterable[tuple[str | None, str | None]], processes: int = 
     return [v for v in out if v is not None]
 
 
-def grade_many(pairs: Iterable[tuple[str | None, str]], processes: int = 1, timeout_s: float = 5.0,
-               equivalence: str = "motab") -> list[Grade]:
+def grade_many(
+    pairs: Iterable[tuple[str | None, str]], processes: int = 1, timeout_s: float = 5.0, equivalence: str = "motab"
+) -> list[Grade]:
     """Grade (pred, gold) pairs, where pred is an extracted answer or None; one Grade per pair, in order.
 
     Each comparison costs at most `timeout_s` (+ HARD_GRACE_S when a worker must be killed) and is

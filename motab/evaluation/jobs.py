@@ -7,8 +7,9 @@ import argparse
 import json
 
 
-def parse_jobs(text: str, defaults: argparse.Namespace, keys: tuple[str, ...],
-               required: tuple[str, ...]) -> list[argparse.Namespace]:
+def parse_jobs(
+    text: str, defaults: argparse.Namespace, keys: tuple[str, ...], required: tuple[str, ...]
+) -> list[argparse.Namespace]:
     """A JSON list of {required keys, and any of `keys`}; keys a job leaves out take the flags'
     values (`defaults`). A bad entry is named by its index; two jobs may not share an output."""
     try:
@@ -21,8 +22,9 @@ def parse_jobs(text: str, defaults: argparse.Namespace, keys: tuple[str, ...],
     for index, job in enumerate(raw):
         unknown = sorted(set(job) - set(keys)) if isinstance(job, dict) else ["(not an object)"]
         if unknown or any(key not in job for key in required):
-            raise ValueError(f"--jobs-json[{index}]: needs {', '.join(required)}, known keys {', '.join(keys)}; "
-                             f"unknown {unknown}")
+            raise ValueError(
+                f"--jobs-json[{index}]: needs {', '.join(required)}, known keys {', '.join(keys)}; unknown {unknown}"
+            )
         jobs.append(argparse.Namespace(**{**vars(defaults), **job}))
     outputs = [job.output for job in jobs]
     if len(set(outputs)) != len(outputs):

@@ -116,13 +116,18 @@ def summarize(samples: Sequence[Mapping], k: int) -> dict[str, float]:
         if n < k:
             raise ValueError(f"problem {index} has {n} samples, fewer than k={k}")
         if len(clusters) != n or len(responses) != n:
-            raise ValueError(f"problem {index}: {n} correct flags but {len(clusters)} cluster labels "
-                             f"and {len(responses)} responses")
+            raise ValueError(
+                f"problem {index}: {n} correct flags but {len(clusters)} cluster labels and {len(responses)} responses"
+            )
         pass_sum += pass_at_k(n, sum(correct), k)
         avg_sum += sum(correct) / n
         maj_sum += maj_correct(correct[:k], clusters[:k])
         words += sum(word_count(r) for r in responses)
         n_responses += n
     m = len(samples)
-    return {f"pass@{k}": pass_sum / m, f"avg@{k}": avg_sum / m, f"maj@{k}": maj_sum / m,
-            "mean_words": words / n_responses if n_responses else 0.0}
+    return {
+        f"pass@{k}": pass_sum / m,
+        f"avg@{k}": avg_sum / m,
+        f"maj@{k}": maj_sum / m,
+        "mean_words": words / n_responses if n_responses else 0.0,
+    }

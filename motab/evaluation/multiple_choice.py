@@ -28,9 +28,11 @@ from motab.jsonio import DataError, iter_jsonl
 
 LETTERS = "ABCD"
 FIELDS = ("Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3")
-_PROMPT = ("Answer the following multiple choice question. The last line of your response should be of the "
-           "following format: 'ANSWER: [LETTER]' (without quotes) where [LETTER] is one of {letters}. Think step "
-           "by step before answering.\n\n{question}\n\n{choices}")
+_PROMPT = (
+    "Answer the following multiple choice question. The last line of your response should be of the "
+    "following format: 'ANSWER: [LETTER]' (without quotes) where [LETTER] is one of {letters}. Think step "
+    "by step before answering.\n\n{question}\n\n{choices}"
+)
 _ANSWER_RE = re.compile(r"(?i)answer\s*:\s*")
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _WRAPPERS = re.compile(r"\\(?:text|textbf|mathbf|mathrm)\s*\{|[{}$*()\[\]\s.]")
@@ -49,7 +51,7 @@ def shuffle_choices(question: str, correct: str, incorrect: list[str]) -> tuple[
 
 
 def prompt_text(question: str, choices: list[str]) -> str:
-    letters = ",".join(LETTERS[:len(choices)])
+    letters = ",".join(LETTERS[: len(choices)])
     lines = "\n".join(f"{LETTERS[i]}) {choice}" for i, choice in enumerate(choices))
     return _PROMPT.format(letters=letters, question=question, choices=lines)
 
@@ -62,17 +64,27 @@ def load_gpqa(path: str | Path, name: str, count: int = 0, limit: int = 0) -> li
         for field in FIELDS:
             value = raw.get(field)
             if field not in raw or (field in FIELDS[:2] and (not isinstance(value, str) or not value.strip())):
-                raise DataError(path, line, field, f"expected a non-empty string (a gpqa_diamond line has "
-                                                   f"{', '.join(FIELDS)}), found {value!r:.60}")
-        choices, letter = shuffle_choices(raw["Question"], raw["Correct Answer"],
-                                          [raw[f"Incorrect Answer {i}"] for i in (1, 2, 3)])
+                raise DataError(
+                    path,
+                    line,
+                    field,
+                    f"expected a non-empty string (a gpqa_diamond line has {', '.join(FIELDS)}), found {value!r:.60}",
+                )
+        choices, letter = shuffle_choices(
+            raw["Question"], raw["Correct Answer"], [raw[f"Incorrect Answer {i}"] for i in (1, 2, 3)]
+        )
         if len(set(choices)) != len(choices):
             raise DataError(path, line, "Incorrect Answer 1", f"two choices are the same text: {choices}")
         raw_id = raw.get("Record ID") or raw.get("id")
-        rows.append({"id": str(raw_id) if raw_id else f"{name}-{line - 1:05d}",
-                     "input": prompt_text(_clean(raw["Question"]), choices), "answer": letter,
-                     "solution": raw.get("Explanation") if isinstance(raw.get("Explanation"), str) else None,
-                     "source": name})
+        rows.append(
+            {
+                "id": str(raw_id) if raw_id else f"{name}-{line - 1:05d}",
+                "input": prompt_text(_clean(raw["Question"]), choices),
+                "answer": letter,
+                "solution": raw.get("Explanation") if isinstance(raw.get("Explanation"), str) else None,
+                "source": name,
+            }
+        )
     if not rows:
         raise DataError(path, None, None, "no problems found")
     if count and len(rows) != count:
@@ -99,7 +111,7 @@ def _box_content(text: str, start: int) -> str:
     while i < len(text) and depth:
         depth += {"{": 1, "}": -1}.get(text[i], 0)
         i += 1
-    return text[start:i - 1] if depth == 0 else text[start:]
+    return text[start : i - 1] if depth == 0 else text[start:]
 
 
 def extract_choice(text: str | None, letters: str = LETTERS) -> str | None:
@@ -107,7 +119,7 @@ def extract_choice(text: str | None, letters: str = LETTERS) -> str | None:
     if not text:
         return None
     marks = [(m.start(), _box_content(text, m.end())) for m in _BOX_RE.finditer(text)]
-    marks += [(m.start(), text[m.end():]) for m in _ANSWER_RE.finditer(text)]
+    marks += [(m.start(), text[m.end() :]) for m in _ANSWER_RE.finditer(text)]
     if not marks:
         return None
     _, tail = max(marks, key=lambda mark: mark[0])

@@ -50,13 +50,18 @@ def read_responses(path: str | os.PathLike) -> list[dict]:
         for field in ("finish_reasons", "completion_tokens"):
             values = require(obj, field, list, path, line)
             if len(values) != len(responses):
-                raise DataError(path, line, field, f"expected {len(responses)} entries (one per response), "
-                                                   f"found {len(values)}")
+                raise DataError(
+                    path, line, field, f"expected {len(responses)} entries (one per response), found {len(values)}"
+                )
         if n_samples is None:
             n_samples, first_line = len(responses), line
         elif len(responses) != n_samples:
-            raise DataError(path, line, "responses", f"expected {n_samples} responses like line {first_line}, "
-                                                     f"found {len(responses)}")
+            raise DataError(
+                path,
+                line,
+                "responses",
+                f"expected {n_samples} responses like line {first_line}, found {len(responses)}",
+            )
         row = {"id": pid, "gold": gold_text(gold), "responses": list(responses)}
         if "evalscope" in obj:  # the evalscope engine's own per-sample scores, kept beside ours
             scores = obj["evalscope"].get("scores") if isinstance(obj["evalscope"], dict) else None
@@ -70,8 +75,14 @@ def read_responses(path: str | os.PathLike) -> list[dict]:
     return rows
 
 
-def _place_answers(preds: Sequence[str | None], placed: int, reps: list[str], known, both_ways: bool,
-                   needed: dict[tuple[str, str], None]) -> int:
+def _place_answers(
+    preds: Sequence[str | None],
+    placed: int,
+    reps: list[str],
+    known,
+    both_ways: bool,
+    needed: dict[tuple[str, str], None],
+) -> int:
     """Place one problem's answers, from index `placed` on, while their verdicts are all known: a
     new cluster representative goes into `reps`; the first answer with an unknown verdict stops the
     walk and its pairs still to judge go into `needed`. Returns the new count of placed answers."""
@@ -95,8 +106,14 @@ def _place_answers(preds: Sequence[str | None], placed: int, reps: list[str], kn
     return placed
 
 
-def cluster_answers(preds_per_problem: Sequence[Sequence[str | None]], equivalence: str, both_ways: bool,
-                    skip: set[str], processes: int, timeout_s: float) -> list[list[int]]:
+def cluster_answers(
+    preds_per_problem: Sequence[Sequence[str | None]],
+    equivalence: str,
+    both_ways: bool,
+    skip: set[str],
+    processes: int,
+    timeout_s: float,
+) -> list[list[int]]:
     """Maj@k cluster labels for each problem's answers, as `majority_vote` assigns them.
 
     Each answer is compared only with the representatives of the clusters before it (never all
@@ -137,8 +154,9 @@ def cluster_answers(preds_per_problem: Sequence[Sequence[str | None]], equivalen
         if not needed:
             break
         todo = [key for key in needed if key not in cache]
-        for key, (ok, _) in zip(todo, judge_many(todo, processes=processes, timeout_s=timeout_s,
-                                                 equivalence=equivalence)):
+        for key, (ok, _) in zip(
+            todo, judge_many(todo, processes=processes, timeout_s=timeout_s, equivalence=equivalence)
+        ):
             cache[key] = ok
     return [majority_vote(list(preds), equivalent)[1] for preds in preds_per_problem]
 
@@ -148,9 +166,16 @@ def remove_until(text: str, delimiter: str | None) -> str:
     return text.split(delimiter, 1)[-1] if delimiter else text
 
 
-def score(rows: Sequence[dict], k: int, processes: int = 1, timeout_s: float = 5.0,
-          extraction: str = DEFAULT_MODE, equivalence: str = "motab", grader: str = "math",
-          until: str | None = None) -> tuple[dict, list[dict]]:
+def score(
+    rows: Sequence[dict],
+    k: int,
+    processes: int = 1,
+    timeout_s: float = 5.0,
+    extraction: str = DEFAULT_MODE,
+    equivalence: str = "motab",
+    grader: str = "math",
+    until: str | None = None,
+) -> tuple[dict, list[dict]]:
     """(metrics, samples) for validated problem rows; metrics rounded once to DECIMALS.
 
     `extraction` names the answer-extraction mode (answers.MODES) and `equivalence` the comparison
@@ -166,16 +191,25 @@ def score(rows: Sequence[dict], k: int, processes: int = 1, timeout_s: float = 5
     grade_pairs = [(p, row["gold"]) for row, ps in zip(rows, preds) for p in ps]
     grades = judge_many(grade_pairs, processes=processes, timeout_s=timeout_s, equivalence=equivalence)
     slow = {p for (p, _), (_, reason) in zip(grade_pairs, grades) if reason == "timeout" and p is not None}
-    clusters = cluster_answers(preds, equivalence, both_ways=equivalence == "pwopsd", skip=slow,
-                               processes=processes, timeout_s=timeout_s)
+    clusters = cluster_answers(
+        preds, equivalence, both_ways=equivalence == "pwopsd", skip=slow, processes=processes, timeout_s=timeout_s
+    )
     samples = []
     offset = 0
     for row, ps, labels in zip(rows, preds, clusters):
-        g = grades[offset:offset + len(ps)]
+        g = grades[offset : offset + len(ps)]
         offset += len(ps)
-        samples.append({"id": row["id"], "gold": row["gold"], "responses": row["responses"], "preds": ps,
-                        "correct": [ok for ok, _ in g], "reasons": [reason for _, reason in g],
-                        "cluster": labels})
+        samples.append(
+            {
+                "id": row["id"],
+                "gold": row["gold"],
+                "responses": row["responses"],
+                "preds": ps,
+                "correct": [ok for ok, _ in g],
+                "reasons": [reason for _, reason in g],
+                "cluster": labels,
+            }
+        )
     return _metrics(rows, samples, k)
 
 
@@ -187,17 +221,30 @@ def _score_choices(rows: Sequence[dict], k: int) -> tuple[dict, list[dict]]:
         graded = [grade_choice(r, row["gold"]) for r in row.get("graded", row["responses"])]
         preds = [pred for pred, _, _ in graded]
         _, clusters = majority_vote(preds, lambda a, b: a == b)  # letters: equal or not
-        samples.append({"id": row["id"], "gold": row["gold"], "responses": row["responses"], "preds": preds,
-                        "correct": [ok for _, ok, _ in graded], "reasons": [reason for _, _, reason in graded],
-                        "cluster": clusters})
+        samples.append(
+            {
+                "id": row["id"],
+                "gold": row["gold"],
+                "responses": row["responses"],
+                "preds": preds,
+                "correct": [ok for _, ok, _ in graded],
+                "reasons": [reason for _, _, reason in graded],
+                "cluster": clusters,
+            }
+        )
     return _metrics(rows, samples, k)
 
 
 def _metrics(rows: Sequence[dict], samples: list[dict], k: int) -> tuple[dict, list[dict]]:
     metrics = summarize(samples, k)
     if k != 1:
-        metrics.update({key.replace(f"@{k}", "@1"): value
-                        for key, value in summarize(samples, 1).items() if key.startswith("pass@")})
+        metrics.update(
+            {
+                key.replace(f"@{k}", "@1"): value
+                for key, value in summarize(samples, 1).items()
+                if key.startswith("pass@")
+            }
+        )
     engine_scores = [x for row in rows for x in row.get("evalscope_scores", []) if isinstance(x, (int, float))]
     if engine_scores:
         metrics["evalscope_acc"] = sum(engine_scores) / len(engine_scores)
@@ -214,16 +261,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--k", type=int, default=None, help="k of pass@k/avg@k/maj@k (default: n samples)")
     parser.add_argument("--processes", type=int, default=1, help="grading worker processes")
     parser.add_argument("--timeout-s", type=float, default=5.0, help="per-answer grading timeout")
-    parser.add_argument("--extraction", default=DEFAULT_MODE,
-                        help=f"answer-extraction mode, or several comma-separated ({', '.join(MODES)}): the first "
-                             "gives `metrics`, each one its entry in `metrics_by_extraction`")
-    parser.add_argument("--equivalence", default="motab", choices=sorted(EQUIVALENCES),
-                        help="answer comparison: motab (math-verify with number shortcuts), pwopsd "
-                             "(PW-OPSD's evaluate_math.py), cis5300 (the CoT-filter seed's score.py)")
-    parser.add_argument("--grader", choices=["math", "multiple_choice"], default="math",
-                        help="multiple_choice: the letter of the last \\boxed{} or 'Answer: X' (GPQA-Diamond)")
-    parser.add_argument("--remove-until", default=None,
-                        help="grade the text after the first occurrence only (EvalScope's filter), e.g. </think>")
+    parser.add_argument(
+        "--extraction",
+        default=DEFAULT_MODE,
+        help=f"answer-extraction mode, or several comma-separated ({', '.join(MODES)}): the first "
+        "gives `metrics`, each one its entry in `metrics_by_extraction`",
+    )
+    parser.add_argument(
+        "--equivalence",
+        default="motab",
+        choices=sorted(EQUIVALENCES),
+        help="answer comparison: motab (math-verify with number shortcuts), pwopsd "
+        "(PW-OPSD's evaluate_math.py), cis5300 (the CoT-filter seed's score.py)",
+    )
+    parser.add_argument(
+        "--grader",
+        choices=["math", "multiple_choice"],
+        default="math",
+        help="multiple_choice: the letter of the last \\boxed{} or 'Answer: X' (GPQA-Diamond)",
+    )
+    parser.add_argument(
+        "--remove-until",
+        default=None,
+        help="grade the text after the first occurrence only (EvalScope's filter), e.g. </think>",
+    )
     parser.add_argument("--params-json", default="{}", help="config values this output depends on (provenance)")
     return parser
 
@@ -233,7 +294,7 @@ def main(argv: list[str]) -> int:
     try:
         params = json.loads(args.params_json)
     except json.JSONDecodeError as exc:
-        raise SystemExit(f"--params-json: not valid JSON ({exc.msg})")
+        raise SystemExit(f"--params-json: not valid JSON ({exc.msg})") from None
     if not isinstance(params, dict):
         raise SystemExit(f"--params-json: expected a JSON object, found {type(params).__name__}")
     rows = read_responses(args.responses)
@@ -245,17 +306,38 @@ def main(argv: list[str]) -> int:
     unknown = [m for m in modes if m not in MODES]
     if not modes or unknown:
         raise SystemExit(f"--extraction: unknown mode(s) {unknown or args.extraction!r}; known: {', '.join(MODES)}")
-    by_mode = {mode: score(rows, k, processes=args.processes, timeout_s=args.timeout_s, extraction=mode,
-                           equivalence=args.equivalence, grader=args.grader, until=args.remove_until)
-               for mode in dict.fromkeys(modes)}
+    by_mode = {
+        mode: score(
+            rows,
+            k,
+            processes=args.processes,
+            timeout_s=args.timeout_s,
+            extraction=mode,
+            equivalence=args.equivalence,
+            grader=args.grader,
+            until=args.remove_until,
+        )
+        for mode in dict.fromkeys(modes)
+    }
     metrics, samples = by_mode[modes[0]]
-    out = {"run": args.run, "benchmark": args.benchmark, "seed": args.seed, "n_samples": n,
-           "num_problems": len(rows), "metrics": metrics, "samples": samples, "extraction": modes[0],
-           "equivalence": args.equivalence, "provenance": provenance(params)}
+    out = {
+        "run": args.run,
+        "benchmark": args.benchmark,
+        "seed": args.seed,
+        "n_samples": n,
+        "num_problems": len(rows),
+        "metrics": metrics,
+        "samples": samples,
+        "extraction": modes[0],
+        "equivalence": args.equivalence,
+        "provenance": provenance(params),
+    }
     if len(by_mode) > 1:
         out["metrics_by_extraction"] = {mode: m for mode, (m, _) in by_mode.items()}
     write_json(args.output, out)
     shown = ", ".join(f"{key}={value:.4f}" for key, value in sorted(metrics.items()))
-    print(f"{args.run}/{args.benchmark}/seed{args.seed}: {len(rows)} problems x {n} samples "
-          f"({modes[0]} extraction, {args.equivalence} equivalence): {shown}")
+    print(
+        f"{args.run}/{args.benchmark}/seed{args.seed}: {len(rows)} problems x {n} samples "
+        f"({modes[0]} extraction, {args.equivalence} equivalence): {shown}"
+    )
     return 0

@@ -27,6 +27,9 @@ def evalscope_dataset_args(eval_cfg: Mapping, bench_cfg: Mapping) -> dict:
 
 def per_benchmark_errors(study: str, eval_cfg: Mapping) -> list[str]:
     """A `per_benchmark` entry naming no benchmark of the study's eval would silently do nothing."""
-    return [f"studies.{study}.eval.per_benchmark.{bench}: not a benchmark of the study's eval "
-            f"(benchmarks: {list(eval_cfg['benchmarks'])})"
-            for bench in eval_cfg.get("per_benchmark", {}) if bench not in eval_cfg["benchmarks"]]
+    return [
+        f"studies.{study}.eval.per_benchmark.{bench}: not a benchmark of the study's eval "
+        f"(benchmarks: {list(eval_cfg['benchmarks'])})"
+        for bench in eval_cfg.get("per_benchmark", {})
+        if bench not in eval_cfg["benchmarks"]
+    ]

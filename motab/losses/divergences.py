@@ -61,12 +61,12 @@ def _common_vocab(student_logits: torch.Tensor, teacher_logits: torch.Tensor) ->
     return student_logits[..., :vocab], teacher_logits[..., :vocab]
 
 
-def log_probs(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
-              tau: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+def log_probs(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(log p_S, log p_T) in float32 over the common vocabulary at temperature tau; teacher detached."""
     student_logits, teacher_logits = _common_vocab(student_logits, teacher_logits.detach())
-    return (F.log_softmax(student_logits.float() / tau, dim=-1),
-            F.log_softmax(teacher_logits.float() / tau, dim=-1))
+    return (F.log_softmax(student_logits.float() / tau, dim=-1), F.log_softmax(teacher_logits.float() / tau, dim=-1))
 
 
 def kl(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
@@ -84,7 +84,7 @@ def akl_weights(log_s: torch.Tensor, log_t: torch.Tensor, mu: float) -> tuple[to
     with torch.no_grad():
         p_t, p_s = log_t.exp(), log_s.exp()
         sorted_t, order = p_t.sort(dim=-1, descending=True)
-        in_head = (sorted_t.cumsum(-1) - sorted_t) < mu     # mass before this token < mu
+        in_head = (sorted_t.cumsum(-1) - sorted_t) < mu  # mass before this token < mu
         gap = (sorted_t - p_s.gather(-1, order)).abs()
         g_head = (gap * in_head).sum(-1)
         g_tail = (gap * ~in_head).sum(-1)
@@ -92,8 +92,16 @@ def akl_weights(log_s: torch.Tensor, log_t: torch.Tensor, mu: float) -> tuple[to
         return g_head / total, g_tail / total
 
 
-def token_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor, kind: str,
-                     tau: float = 1.0, beta: float = 0.5, *, skew: float = 0.1, mu: float = 0.5) -> torch.Tensor:
+def token_divergence(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    kind: str,
+    tau: float = 1.0,
+    beta: float = 0.5,
+    *,
+    skew: float = 0.1,
+    mu: float = 0.5,
+) -> torch.Tensor:
     """Divergence per token: [..., V] x [..., V] -> [...] (float32). Teacher logits get no gradient.
 
     beta: jsd's teacher weight; skew: the lambda of skl/srkl (in [0, 1)); mu: akl's head mass.
@@ -134,13 +142,16 @@ def _chunks(n: int, size: int) -> list[tuple[int, int]]:
 
 def _autograd_chunk(token_loss: TokenLoss) -> ChunkLossGrad:
     """A ChunkLossGrad from a per-token loss: the gradient by a local autograd over the chunk's logits."""
-    def loss_and_grad(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
-                      need_grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+
+    def loss_and_grad(
+        logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, need_grad: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         with torch.enable_grad():
             logits.requires_grad_(need_grad)
             chunk = (token_loss(logits, target) * weights).sum()
             grad = torch.autograd.grad(chunk, logits)[0] if need_grad else None
         return chunk.detach(), grad
+
     return loss_and_grad
 
 
@@ -161,30 +172,33 @@ def _kl_chunk(kind: str, tau: float) -> ChunkLossGrad:
     Works in place on both logits tensors (float32 ones are overwritten; the gradient is returned in
     one of them): one more [chunk, |V|] float32 tensor is alive at a time (p_T, p_S or exp's output).
     """
-    def loss_and_grad(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
-                      need_grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+
+    def loss_and_grad(
+        logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, need_grad: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         vocab = min(logits.shape[-1], target.shape[-1])
-        log_s = _log_softmax_(logits[:, :vocab].float(), tau)   # in place when float32
+        log_s = _log_softmax_(logits[:, :vocab].float(), tau)  # in place when float32
         log_t = _log_softmax_(target[:, :vocab].float(), tau)
         scale = weights.unsqueeze(-1) / tau
         if kind == "fkl":
             p_t = log_t.exp()
-            per_token = log_t.sub_(log_s).mul_(p_t).sum(-1)            # sum p_T (log p_T - log p_S)
-            grad = log_s.exp_().sub_(p_t).mul_(scale) if need_grad else None   # w (p_S - p_T) / tau
+            per_token = log_t.sub_(log_s).mul_(p_t).sum(-1)  # sum p_T (log p_T - log p_S)
+            grad = log_s.exp_().sub_(p_t).mul_(scale) if need_grad else None  # w (p_S - p_T) / tau
         else:
             p_s = log_s.exp()
-            grad = log_t.neg_().add_(log_s).mul_(p_s)                   # p_S (log p_S - log p_T)
+            grad = log_t.neg_().add_(log_s).mul_(p_s)  # p_S (log p_S - log p_T)
             per_token = grad.sum(-1)
             if need_grad:
                 grad.addcmul_(p_s, per_token.unsqueeze(-1), value=-1.0).mul_(scale)
         loss = (per_token * weights).sum()
         if not need_grad:
             return loss, None
-        if vocab < logits.shape[-1]:                       # columns beyond the common vocabulary: no gradient
+        if vocab < logits.shape[-1]:  # columns beyond the common vocabulary: no gradient
             full = torch.zeros_like(logits)
             full[:, :vocab] = grad
             return loss, full
         return loss, grad.to(logits.dtype)
+
     return loss_and_grad
 
 
@@ -193,8 +207,9 @@ class _FusedLinearTokenLoss(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, hidden, weight, bias, teacher, token_weights, chunk_loss, teacher_head, chunk_tokens, grads):
-        need = tuple(grads and n for n in (hidden.requires_grad, weight.requires_grad,
-                                           bias is not None and bias.requires_grad))
+        need = tuple(
+            grads and n for n in (hidden.requires_grad, weight.requires_grad, bias is not None and bias.requires_grad)
+        )
         grad_hidden = torch.zeros_like(hidden) if need[0] else None
         grad_weight = torch.zeros_like(weight) if need[1] else None
         grad_bias = torch.zeros_like(bias) if need[2] else None
@@ -223,15 +238,24 @@ class _FusedLinearTokenLoss(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         saved = iter(ctx.saved_tensors)
-        unit = bool(grad_out == 1.0)   # the usual case (loss.backward()): hand the buffers over, no copy
+        unit = bool(grad_out == 1.0)  # the usual case (loss.backward()): hand the buffers over, no copy
         grads = [(next(saved) if unit else next(saved) * grad_out) if n else None for n in ctx.need]
         return grads[0], grads[1], grads[2], None, None, None, None, None, None
 
 
-def chunked_token_loss(student_hidden: torch.Tensor, student_head: Head, teacher: torch.Tensor, mask: torch.Tensor,
-                       token_loss: TokenLoss, *, teacher_head: Head | None = None,
-                       weights: torch.Tensor | None = None, chunk_tokens: int = 1024,
-                       fused: bool | None = None, chunk_loss: ChunkLossGrad | None = None) -> torch.Tensor:
+def chunked_token_loss(
+    student_hidden: torch.Tensor,
+    student_head: Head,
+    teacher: torch.Tensor,
+    mask: torch.Tensor,
+    token_loss: TokenLoss,
+    *,
+    teacher_head: Head | None = None,
+    weights: torch.Tensor | None = None,
+    chunk_tokens: int = 1024,
+    fused: bool | None = None,
+    chunk_loss: ChunkLossGrad | None = None,
+) -> torch.Tensor:
     """sum over valid tokens of weight_t * token_loss_t, logits built chunk by chunk.
 
     student_hidden: [..., d_s] final hidden states at the positions that predict the response
@@ -258,9 +282,17 @@ def chunked_token_loss(student_hidden: torch.Tensor, student_head: Head, teacher
     if fused:
         if not isinstance(student_head, torch.nn.Linear):
             raise TypeError(f"the fused backend needs a torch.nn.Linear head, found {type(student_head).__name__}")
-        return _FusedLinearTokenLoss.apply(hidden, student_head.weight, student_head.bias, target, token_weights,
-                                           chunk_loss or _autograd_chunk(token_loss), teacher_head, chunk_tokens,
-                                           torch.is_grad_enabled())
+        return _FusedLinearTokenLoss.apply(
+            hidden,
+            student_head.weight,
+            student_head.bias,
+            target,
+            token_weights,
+            chunk_loss or _autograd_chunk(token_loss),
+            teacher_head,
+            chunk_tokens,
+            torch.is_grad_enabled(),
+        )
 
     def chunk_sum(h: torch.Tensor, t: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         if teacher_head is not None:
@@ -270,36 +302,58 @@ def chunked_token_loss(student_hidden: torch.Tensor, student_head: Head, teacher
 
     total = hidden.new_zeros((), dtype=torch.float32)
     for start, end in _chunks(count, chunk_tokens):
-        total = total + checkpoint(chunk_sum, hidden[start:end], target[start:end], token_weights[start:end],
-                                   use_reentrant=False)
+        total = total + checkpoint(
+            chunk_sum, hidden[start:end], target[start:end], token_weights[start:end], use_reentrant=False
+        )
     return total
 
 
-def chunked_token_divergence(student_hidden: torch.Tensor, student_head: Head, teacher: torch.Tensor,
-                             mask: torch.Tensor, kind: str, *, teacher_head: Head | None = None,
-                             tau: float = 1.0, beta: float = 0.5, skew: float = 0.1, mu: float = 0.5,
-                             chunk_tokens: int = 1024, fused: bool | None = None) -> torch.Tensor:
+def chunked_token_divergence(
+    student_hidden: torch.Tensor,
+    student_head: Head,
+    teacher: torch.Tensor,
+    mask: torch.Tensor,
+    kind: str,
+    *,
+    teacher_head: Head | None = None,
+    tau: float = 1.0,
+    beta: float = 0.5,
+    skew: float = 0.1,
+    mu: float = 0.5,
+    chunk_tokens: int = 1024,
+    fused: bool | None = None,
+) -> torch.Tensor:
     """Mean `token_divergence(kind)` over valid tokens, computed in chunks (see chunked_token_loss)."""
     token_divergence(torch.zeros(1, 2), torch.zeros(1, 2), kind, tau, beta, skew=skew, mu=mu)  # validate early
 
     def per_token(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return token_divergence(s, t, kind, tau, beta, skew=skew, mu=mu)
 
-    closed = kind if kind in ("fkl", "rkl") else None   # kinds whose fused gradient is in closed form
+    closed = kind if kind in ("fkl", "rkl") else None  # kinds whose fused gradient is in closed form
     if kind == "jsd" and beta in (0.0, 1.0):
         closed = "fkl" if beta == 0.0 else "rkl"
-    return chunked_token_loss(student_hidden, student_head, teacher, mask, per_token, teacher_head=teacher_head,
-                              chunk_tokens=chunk_tokens, fused=fused,
-                              chunk_loss=_kl_chunk(closed, tau) if closed else None)
+    return chunked_token_loss(
+        student_hidden,
+        student_head,
+        teacher,
+        mask,
+        per_token,
+        teacher_head=teacher_head,
+        chunk_tokens=chunk_tokens,
+        fused=fused,
+        chunk_loss=_kl_chunk(closed, tau) if closed else None,
+    )
 
 
-def chunked_token_logprobs(hidden: torch.Tensor, head: Head, targets: torch.Tensor, *, tau: float = 1.0,
-                           chunk_tokens: int = 1024) -> torch.Tensor:
+def chunked_token_logprobs(
+    hidden: torch.Tensor, head: Head, targets: torch.Tensor, *, tau: float = 1.0, chunk_tokens: int = 1024
+) -> torch.Tensor:
     """log softmax(head(hidden) / tau)[target] per token: [n, d] x [n] -> [n] float32, chunked.
 
     Gradients flow to `hidden` and the head's parameters; each chunk's logits are recomputed in
     backward. Call under torch.no_grad() for scoring (then nothing is kept at all).
     """
+
     def chunk_logprobs(h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         logp = F.log_softmax(head(h).float() / tau, dim=-1)
         return logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
@@ -307,13 +361,16 @@ def chunked_token_logprobs(hidden: torch.Tensor, head: Head, targets: torch.Tens
     out = []
     for start, end in _chunks(hidden.shape[0], chunk_tokens):
         h, y = hidden[start:end], targets[start:end]
-        out.append(checkpoint(chunk_logprobs, h, y, use_reentrant=False) if torch.is_grad_enabled()
-                   else chunk_logprobs(h, y))
+        out.append(
+            checkpoint(chunk_logprobs, h, y, use_reentrant=False) if torch.is_grad_enabled() else chunk_logprobs(h, y)
+        )
     return torch.cat(out) if out else hidden.new_zeros((0,), dtype=torch.float32)
 
 
 @torch.no_grad()
-def chunked_token_entropy(hidden: torch.Tensor, head: Head, *, tau: float = 1.0, chunk_tokens: int = 1024) -> torch.Tensor:
+def chunked_token_entropy(
+    hidden: torch.Tensor, head: Head, *, tau: float = 1.0, chunk_tokens: int = 1024
+) -> torch.Tensor:
     """Entropy of softmax(head(hidden) / tau) per token: [n, d] -> [n] float32, chunked, no gradient."""
     out = []
     for start, end in _chunks(hidden.shape[0], chunk_tokens):
@@ -340,8 +397,13 @@ def discounted_advantages(kl: torch.Tensor, mask: torch.Tensor, discount: float 
     return -out * mask.float()
 
 
-def onpolicy_advantage_loss(logp_new: torch.Tensor, logp_sampler: torch.Tensor, logp_teacher: torch.Tensor,
-                            mask: torch.Tensor, discount: float = 0.0) -> torch.Tensor:
+def onpolicy_advantage_loss(
+    logp_new: torch.Tensor,
+    logp_sampler: torch.Tensor,
+    logp_teacher: torch.Tensor,
+    mask: torch.Tensor,
+    discount: float = 0.0,
+) -> torch.Tensor:
     """Tinker's per-token reverse-KL on-policy distillation loss over [B, T] response tokens.
 
     k_t = logp_sampler - logp_teacher; A_t = discounted_advantages(k) (no gradient);

@@ -42,7 +42,7 @@ from motab.losses.selfdistill_defaults import (  # noqa: F401 (re-exported)
     PositionSchedule,
 )
 
-EOPD_ENTROPY_THRESHOLD = 0.8   # the release's tau, hard-coded in ea_opsd_trainer.py
+EOPD_ENTROPY_THRESHOLD = 0.8  # the release's tau, hard-coded in ea_opsd_trainer.py
 EOPD_TOP_K = 16
 EOPD_PPO_EPS = 0.2
 
@@ -54,8 +54,14 @@ def _check_compat(compat: str) -> None:
 
 # ----------------------------------------------------------------------------- OPSD / PW-OPSD
 
-def opsd_token_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float = 1.1,
-                    clip: float = 0.05, compat: str = "released") -> torch.Tensor:
+
+def opsd_token_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    tau: float = 1.1,
+    clip: float = 0.05,
+    compat: str = "released",
+) -> torch.Tensor:
     """OPSD's clipped forward KL per token: [n, V] x [n, V] -> [n] (clip <= 0: no clip)."""
     _check_compat(compat)
     log_s, log_t = log_probs(student_logits, teacher_logits, tau)
@@ -91,9 +97,15 @@ def per_sequence_token_weights(weights: torch.Tensor, mask: torch.Tensor) -> tor
     return weights.float() * valid / count.clamp_min(1.0) / sequences
 
 
-def pwopsd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor,
-                schedule: PositionSchedule, tau: float = 1.1, clip: float = 0.05,
-                compat: str = "released") -> torch.Tensor:
+def pwopsd_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    mask: torch.Tensor,
+    schedule: PositionSchedule,
+    tau: float = 1.1,
+    clip: float = 0.05,
+    compat: str = "released",
+) -> torch.Tensor:
     """PW-OPSD over [B, M, V] logits and a [B, M] mask (the unchunked form)."""
     token = opsd_token_loss(student_logits, teacher_logits, tau, clip, compat)
     weights = per_sequence_token_weights(position_weights(mask, schedule), mask)
@@ -108,8 +120,14 @@ def token_mean(token_losses: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- EOPD
 
-def eopd_fkl_token_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tau: float = 1.1,
-                        threshold: float = EOPD_ENTROPY_THRESHOLD, top_k: int = EOPD_TOP_K) -> torch.Tensor:
+
+def eopd_fkl_token_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    tau: float = 1.1,
+    threshold: float = EOPD_ENTROPY_THRESHOLD,
+    top_k: int = EOPD_TOP_K,
+) -> torch.Tensor:
     """1[H_T > threshold] KL(teacher renormalised on its top k || student's full-vocab p) per token."""
     log_s, log_t = log_probs(student_logits, teacher_logits, tau)
     with torch.no_grad():
@@ -120,16 +138,22 @@ def eopd_fkl_token_loss(student_logits: torch.Tensor, teacher_logits: torch.Tens
     return (entropy > threshold).float() * fkl
 
 
-def eopd_sampled_token_loss(logp_student: torch.Tensor, logp_teacher: torch.Tensor,
-                            eps: float = EOPD_PPO_EPS) -> torch.Tensor:
+def eopd_sampled_token_loss(
+    logp_student: torch.Tensor, logp_teacher: torch.Tensor, eps: float = EOPD_PPO_EPS
+) -> torch.Tensor:
     """max(-r A, -clip(r, 1 - eps, 1 + eps) A) per token, A = log p_T - sg(log p_S), r = exp(log p_S - sg(.))."""
-    advantage = (logp_teacher.detach().float() - logp_student.detach().float())
+    advantage = logp_teacher.detach().float() - logp_student.detach().float()
     ratio = torch.exp(logp_student.float() - logp_student.detach().float())
     return torch.maximum(-ratio * advantage, -ratio.clamp(1.0 - eps, 1.0 + eps) * advantage)
 
 
-def eopd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor,
-              mask: torch.Tensor, tau: float = 1.1) -> torch.Tensor:
+def eopd_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    targets: torch.Tensor,
+    mask: torch.Tensor,
+    tau: float = 1.1,
+) -> torch.Tensor:
     """EOPD over [B, M, V] logits, [B, M] sampled tokens and mask (the unchunked form)."""
     log_s, log_t = log_probs(student_logits, teacher_logits, tau)
     index = targets.clamp_min(0).unsqueeze(-1)
@@ -139,6 +163,7 @@ def eopd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, target
 
 # ----------------------------------------------------------------------------- REOPOLD
 
+
 def reopold_floor(lam: float) -> float:
     """The mixture-clip reward floor log(lambda) / (1 - lambda)."""
     if not 0.0 < lam < 1.0:
@@ -146,9 +171,15 @@ def reopold_floor(lam: float) -> float:
     return math.log(lam) / (1.0 - lam)
 
 
-def reopold_phase_mask(reward: torch.Tensor, entropy: torch.Tensor, mask: torch.Tensor, step: int,
-                       lam: float = REOPOLD_LAMBDA, beta: float = REOPOLD_BETA,
-                       t_switch: int = REOPOLD_T_SWITCH) -> torch.Tensor:
+def reopold_phase_mask(
+    reward: torch.Tensor,
+    entropy: torch.Tensor,
+    mask: torch.Tensor,
+    step: int,
+    lam: float = REOPOLD_LAMBDA,
+    beta: float = REOPOLD_BETA,
+    t_switch: int = REOPOLD_T_SWITCH,
+) -> torch.Tensor:
     """M_t over [B, M]: phase I (0-based step < t_switch) keeps tokens whose reward is >= the floor;
     phase II keeps tokens whose student entropy is >= the (1 - beta) quantile of the valid tokens'."""
     valid = mask.bool()
@@ -162,8 +193,9 @@ def reopold_phase_mask(reward: torch.Tensor, entropy: torch.Tensor, mask: torch.
     return valid & (entropy.detach() >= cut)
 
 
-def reopold_loss(logp_student: torch.Tensor, logp_teacher: torch.Tensor, keep: torch.Tensor,
-                 lam: float = REOPOLD_LAMBDA) -> torch.Tensor:
+def reopold_loss(
+    logp_student: torch.Tensor, logp_teacher: torch.Tensor, keep: torch.Tensor, lam: float = REOPOLD_LAMBDA
+) -> torch.Tensor:
     """-(1 / sum M) sum_t M_t max(R_t, floor) log p_S(y_t) over [B, M] tensors (M = keep)."""
     reward = (logp_teacher.detach().float() - logp_student.detach().float()).clamp(min=reopold_floor(lam))
     keep = keep.float()

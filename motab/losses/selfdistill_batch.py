@@ -40,8 +40,8 @@ class SelfDistillSettings:
     """The knobs of the four losses (defaults: the PW-OPSD launchers')."""
 
     loss: str
-    tau: float = 1.1                     # distillation temperature (the release's --temperature)
-    clip: float = 0.05                   # opsd/pwopsd (the release's --jsd_token_clip)
+    tau: float = 1.1  # distillation temperature (the release's --temperature)
+    clip: float = 0.05  # opsd/pwopsd (the release's --jsd_token_clip)
     compat: str = "released"
     schedule: PositionSchedule = PW_PRESETS["moderate"]
     reopold_lambda: float = REOPOLD_LAMBDA
@@ -50,9 +50,16 @@ class SelfDistillSettings:
     chunk_tokens: int = 1024
 
 
-def selfdistill_loss(student_hidden: torch.Tensor, student_head: Head, teacher_hidden: torch.Tensor,
-                     teacher_head: Head, response: torch.Tensor, mask: torch.Tensor,
-                     settings: SelfDistillSettings, step: int = 0) -> torch.Tensor:
+def selfdistill_loss(
+    student_hidden: torch.Tensor,
+    student_head: Head,
+    teacher_hidden: torch.Tensor,
+    teacher_head: Head,
+    response: torch.Tensor,
+    mask: torch.Tensor,
+    settings: SelfDistillSettings,
+    step: int = 0,
+) -> torch.Tensor:
     """The loss of one batch: hidden states [B, M, d] predicting the response tokens [B, M] (mask [B, M]).
 
     step: the 0-based optimizer step (REOPOLD's phase; the release reads Trainer.state.global_step).
@@ -61,35 +68,56 @@ def selfdistill_loss(student_hidden: torch.Tensor, student_head: Head, teacher_h
     valid = mask.bool()
     targets = response[valid]
     if s.loss in ("opsd", "pwopsd"):
-        weights = None    # the mean over valid tokens
+        weights = None  # the mean over valid tokens
         if s.loss == "pwopsd":
             weights = per_sequence_token_weights(position_weights(valid, s.schedule), valid)
 
         def clipped(sl: torch.Tensor, tl: torch.Tensor) -> torch.Tensor:
             return opsd_token_loss(sl, tl, tau, s.clip, s.compat)
-        return chunked_token_loss(student_hidden, student_head, teacher_hidden, valid, clipped,
-                                  teacher_head=teacher_head, weights=weights, chunk_tokens=chunk)
+
+        return chunked_token_loss(
+            student_hidden,
+            student_head,
+            teacher_hidden,
+            valid,
+            clipped,
+            teacher_head=teacher_head,
+            weights=weights,
+            chunk_tokens=chunk,
+        )
     if s.loss not in SELF_DISTILL_LOSSES:
         raise ValueError(f"self-distillation loss must be one of {SELF_DISTILL_LOSSES}, found {s.loss!r}")
     logp_s = chunked_token_logprobs(student_hidden[valid], student_head, targets, tau=tau, chunk_tokens=chunk)
     with torch.no_grad():
-        logp_t = chunked_token_logprobs(teacher_hidden[valid].detach(), teacher_head, targets, tau=tau,
-                                        chunk_tokens=chunk)
+        logp_t = chunked_token_logprobs(
+            teacher_hidden[valid].detach(), teacher_head, targets, tau=tau, chunk_tokens=chunk
+        )
     count = max(int(valid.sum()), 1)
     if s.loss == "eopd":
+
         def gated_fkl(sl: torch.Tensor, tl: torch.Tensor) -> torch.Tensor:
             return eopd_fkl_token_loss(sl, tl, tau)
+
         sampled = eopd_sampled_token_loss(logp_s, logp_t).sum() / count
-        return sampled + chunked_token_loss(student_hidden, student_head, teacher_hidden, valid, gated_fkl,
-                                            teacher_head=teacher_head, chunk_tokens=chunk)
+        return sampled + chunked_token_loss(
+            student_hidden,
+            student_head,
+            teacher_hidden,
+            valid,
+            gated_fkl,
+            teacher_head=teacher_head,
+            chunk_tokens=chunk,
+        )
     grid = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
     logp_s_grid = grid.masked_scatter(valid, logp_s)
     logp_t_grid = grid.masked_scatter(valid, logp_t)
     entropy = grid
-    if step >= s.reopold_t_switch:     # phase II ranks the tokens by the student's entropy at tau
+    if step >= s.reopold_t_switch:  # phase II ranks the tokens by the student's entropy at tau
         with torch.no_grad():
-            entropy = grid.masked_scatter(valid, chunked_token_entropy(student_hidden.detach()[valid], student_head,
-                                                                       tau=tau, chunk_tokens=chunk))
-    keep = reopold_phase_mask(logp_t_grid - logp_s_grid.detach(), entropy, valid, step, s.reopold_lambda,
-                              s.reopold_beta, s.reopold_t_switch)
+            entropy = grid.masked_scatter(
+                valid, chunked_token_entropy(student_hidden.detach()[valid], student_head, tau=tau, chunk_tokens=chunk)
+            )
+    keep = reopold_phase_mask(
+        logp_t_grid - logp_s_grid.detach(), entropy, valid, step, s.reopold_lambda, s.reopold_beta, s.reopold_t_switch
+    )
     return reopold_loss(logp_s_grid, logp_t_grid, keep, s.reopold_lambda)

@@ -47,12 +47,22 @@ def study_file_errors(root: str | Path = ".") -> list[str]:
     for name in study_files(root):
         data = yaml.safe_load((Path(root) / name).read_text(encoding="utf-8"))
         study = Path(name).stem
-        if not isinstance(data, Mapping) or list(data) != ["studies"] or not isinstance(data["studies"], Mapping) \
-                or list(data["studies"]) != [study]:
-            found = sorted(data["studies"]) if isinstance(data, Mapping) and isinstance(data.get("studies"), Mapping) \
-                else sorted(data) if isinstance(data, Mapping) else type(data).__name__
-            errors.append(f"{name}:1: expected `studies:` holding the one study {study!r} (the file's name), "
-                          f"found {found}")
+        if (
+            not isinstance(data, Mapping)
+            or list(data) != ["studies"]
+            or not isinstance(data["studies"], Mapping)
+            or list(data["studies"]) != [study]
+        ):
+            found = (
+                sorted(data["studies"])
+                if isinstance(data, Mapping) and isinstance(data.get("studies"), Mapping)
+                else sorted(data)
+                if isinstance(data, Mapping)
+                else type(data).__name__
+            )
+            errors.append(
+                f"{name}:1: expected `studies:` holding the one study {study!r} (the file's name), found {found}"
+            )
     return errors
 
 
@@ -98,16 +108,22 @@ def expand_grid(study: str, cfg: Mapping) -> dict:
         generated[student] = {"model": s["model"], "label": s.get("label", student)}
         for method, m in grid["methods"].items():
             generated[f"{student}_{method}"] = {
-                "kd": m["kd"] + s.get("kd_suffix", ""), "from": s["model"], **grid.get("kd_run", {}),
-                "label": f"{s.get('label', student)} + {m.get('label', method)}"}
+                "kd": m["kd"] + s.get("kd_suffix", ""),
+                "from": s["model"],
+                **grid.get("kd_run", {}),
+                "label": f"{s.get('label', student)} + {m.get('label', method)}",
+            }
     taken = sorted(set(generated) & set(runs))
     if taken:
         raise ComposeError(f"studies.{study}.runs: {taken} are also runs of studies.{study}.run_grid; rename one")
     return generated | runs
 
 
-GRID_KEYS = {"": {"students", "methods", "kd_run"}, "students": {"model", "label", "kd_suffix"},
-             "methods": {"kd", "label"}}
+GRID_KEYS = {
+    "": {"students", "methods", "kd_run"},
+    "students": {"model", "label", "kd_suffix"},
+    "methods": {"kd", "label"},
+}
 
 
 def _check_grid(study: str, grid) -> None:
@@ -121,8 +137,10 @@ def _check_grid(study: str, grid) -> None:
         for name, entry in grid[part].items():
             unknown = sorted(set(entry) - GRID_KEYS[part]) if isinstance(entry, Mapping) else None
             if unknown is None or unknown or not isinstance(entry.get(required), str):
-                raise ComposeError(f"{where}.{part}.{name}: expected {required} (a name) and only "
-                                   f"{sorted(GRID_KEYS[part])}, found {entry!r}")
+                raise ComposeError(
+                    f"{where}.{part}.{name}: expected {required} (a name) and only "
+                    f"{sorted(GRID_KEYS[part])}, found {entry!r}"
+                )
     if not isinstance(grid.get("kd_run", {}), Mapping):
         raise ComposeError(f"{where}.kd_run: expected a mapping of run keys (e.g. teacher: self)")
 
@@ -151,8 +169,9 @@ def read_references(path: str | Path) -> dict[str, dict[str, dict]]:
     reader = csv.reader([line for _, line in lines], delimiter="\t", quoting=csv.QUOTE_NONE)
     header = next(reader)
     if header[:2] != ["table", "run"] or len(header) < 3:
-        raise ComposeError(f"{path}:{lines[0][0]}: the header must be table, run, then benchmark columns; "
-                           f"found {header}")
+        raise ComposeError(
+            f"{path}:{lines[0][0]}: the header must be table, run, then benchmark columns; found {header}"
+        )
     for (number, _), cells in zip(lines[1:], reader):
         where = f"{path}:{number}"
         if len(cells) != len(header):
@@ -160,8 +179,9 @@ def read_references(path: str | Path) -> dict[str, dict[str, dict]]:
         table, run = cells[0], cells[1]
         if run in tables.setdefault(table, {}):
             raise ComposeError(f"{where}: run {run!r} of table {table!r} appears twice")
-        tables[table][run] = {name: _cell(cell, f"{where}:{name}")
-                              for name, cell in zip(header[2:], cells[2:]) if cell.strip()}
+        tables[table][run] = {
+            name: _cell(cell, f"{where}:{name}") for name, cell in zip(header[2:], cells[2:]) if cell.strip()
+        }
     return tables
 
 
@@ -173,8 +193,10 @@ def _apply_references(study: str, cfg: dict, root: Path) -> None:
     for table, rows in read_references(path).items():
         reference = tables.get(table, {}).get("reference")
         if reference is None:
-            raise ComposeError(f"{path}: table {table!r} has no studies.{study}.tables.{table}.reference "
-                               "(its label and source) in the study's config")
+            raise ComposeError(
+                f"{path}: table {table!r} has no studies.{study}.tables.{table}.reference "
+                "(its label and source) in the study's config"
+            )
         inline = reference.get("rows", {})
         reference["rows"] = {run: rows.get(run, {}) | inline.get(run, {}) for run in sorted(set(rows) | set(inline))}
 

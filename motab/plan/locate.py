@@ -38,17 +38,25 @@ def _find(node, key: str) -> tuple[int | None, bool]:
             index = int(m.group(1))
             if index >= len(node.value):
                 return line, False
-            node, rest = node.value[index], rest[m.end():]
+            node, rest = node.value[index], rest[m.end() :]
             line = node.start_mark.line + 1
             continue
         if not isinstance(node, yaml.MappingNode):
             return line, False
-        match = next(((k, v) for k, v in node.value if isinstance(k.value, str)
-                      and rest.startswith(k.value) and rest[len(k.value):len(k.value) + 1] in ("", ".", "[")), None)
+        match = next(
+            (
+                (k, v)
+                for k, v in node.value
+                if isinstance(k.value, str)
+                and rest.startswith(k.value)
+                and rest[len(k.value) : len(k.value) + 1] in ("", ".", "[")
+            ),
+            None,
+        )
         if match is None:
             return line, False
         node, line = match[1], match[0].start_mark.line + 1
-        rest = rest[len(match[0].value):].removeprefix(".")
+        rest = rest[len(match[0].value) :].removeprefix(".")
     return line, True
 
 

@@ -79,8 +79,14 @@ class Study:
 
     @classmethod
     def of(cls, config: Mapping, name: str) -> Study:
-        return cls(name, config["studies"][name], config["models"], config["datasets"], config["benchmarks"],
-                   config.get("servers", {}))
+        return cls(
+            name,
+            config["studies"][name],
+            config["models"],
+            config["datasets"],
+            config["benchmarks"],
+            config.get("servers", {}),
+        )
 
     def resource(self, stage: str, key: str):
         """A stage's resource value: studies.<s>.resources.<stage>.<key>, else the study's default."""
@@ -175,8 +181,10 @@ class Study:
         if name.removesuffix(FILTERED) in self.cfg.get("synth", {}) or name not in self.datasets:
             return False
         if name != self.cfg["train_data"]:
-            raise PlanError(f"studies.{self.name}.runs.{run}.sft: {name!r} is a dataset but not the study's "
-                            f"train_data ({self.cfg['train_data']!r}); SFT reads a synthesis method or the train data")
+            raise PlanError(
+                f"studies.{self.name}.runs.{run}.sft: {name!r} is a dataset but not the study's "
+                f"train_data ({self.cfg['train_data']!r}); SFT reads a synthesis method or the train data"
+            )
         return True
 
     def sft_data_folder(self, run: str) -> str:
@@ -221,4 +229,3 @@ class Study:
     def teacher_location(self, teacher: str) -> str:
         """A teacher's folder or hub id, or "self" (self-distillation from the starting weights)."""
         return teacher if teacher == SELF else self.model_location(teacher)
-

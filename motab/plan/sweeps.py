@@ -142,20 +142,28 @@ def expand_epochs(study: str, runs: Mapping, sft: Mapping | None) -> tuple[dict,
         if "sft" not in spec:
             raise SweepError(f"{where}: only an SFT run (`sft:`) keeps a checkpoint per epoch")
         if not sft or sft.get("save_strategy") != "epoch":
-            raise SweepError(f"{where}: needs studies.{study}.sft.save_strategy: epoch (found "
-                             f"{(sft or {}).get('save_strategy')!r})")
+            raise SweepError(
+                f"{where}: needs studies.{study}.sft.save_strategy: epoch (found {(sft or {}).get('save_strategy')!r})"
+            )
         total = sft.get("num_train_epochs", 0)
-        if not epochs or any(not isinstance(e, int) or isinstance(e, bool) or not 1 <= e <= total for e in epochs) \
-                or len(set(epochs)) != len(epochs):
-            raise SweepError(f"{where}: expected distinct whole epochs between 1 and num_train_epochs ({total}), "
-                             f"found {epochs!r}")
+        if (
+            not epochs
+            or any(not isinstance(e, int) or isinstance(e, bool) or not 1 <= e <= total for e in epochs)
+            or len(set(epochs)) != len(epochs)
+        ):
+            raise SweepError(
+                f"{where}: expected distinct whole epochs between 1 and num_train_epochs ({total}), found {epochs!r}"
+            )
         rows[run] = []
         for epoch in epochs:
             name = f"{run}_ep{epoch}"
             if name in runs:
                 raise SweepError(f"studies.{study}.runs.{name}: the name is taken by epoch {epoch} of run {run!r}")
             out[name] = {key: value for key, value in spec.items() if key in ("sft", "from", "teacher")} | {
-                "epoch": epoch, "epoch_of": run, "label": f"{spec.get('label', run)} (epoch {epoch})"}
+                "epoch": epoch,
+                "epoch_of": run,
+                "label": f"{spec.get('label', run)} (epoch {epoch})",
+            }
             rows[run].append(name)
     return out, rows
 

@@ -43,8 +43,10 @@ def table_spec(study: str, study_cfg: Mapping, benchmarks_cfg: Mapping, table: s
         "scale": cfg.get("scale", 100),
         "decimals": cfg.get("decimals", 2),
         "rows": [_row(study_cfg, run) for run in cfg["rows"]],
-        "benchmarks": [{"name": bench, "label": benchmarks_cfg[bench].get("label", bench)}
-                       for bench in study_cfg["eval"]["benchmarks"]],
+        "benchmarks": [
+            {"name": bench, "label": benchmarks_cfg[bench].get("label", bench)}
+            for bench in study_cfg["eval"]["benchmarks"]
+        ],
     }
     reference = cfg.get("reference")
     if reference:
@@ -55,8 +57,10 @@ def table_spec(study: str, study_cfg: Mapping, benchmarks_cfg: Mapping, table: s
                 raise SpecError(f"{where}.reference.rows: {run!r} is not a row of the table (rows: {cfg['rows']})")
             unknown = sorted(set(values) - names)
             if unknown:
-                raise SpecError(f"{where}.reference.rows.{run}: {unknown} are not benchmarks of the study's eval "
-                                f"nor 'avg' (benchmarks: {study_cfg['eval']['benchmarks']})")
+                raise SpecError(
+                    f"{where}.reference.rows.{run}: {unknown} are not benchmarks of the study's eval "
+                    f"nor 'avg' (benchmarks: {study_cfg['eval']['benchmarks']})"
+                )
             rows[runs[run].get("label", run)] = dict(sorted(values.items()))
         spec["reference"] = {"label": reference["label"], "rows": rows}
     return spec

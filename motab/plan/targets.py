@@ -18,11 +18,13 @@ def table_evals(study: Study, table: str) -> list[str]:
     """The eval JSON files of a table; a table of the critic score reads the critic files instead."""
     cfg = study.cfg
     critic = cfg["tables"][table]["metric"].startswith("critic")
-    files = [eval_json(study.name, run, bench, seed)
-             for row in cfg["tables"][table]["rows"]
-             for run in study.row_runs(row)  # with train_seeds: the row's training-seed replicas too
-             for bench in cfg["eval"]["benchmarks"]
-             for seed in cfg["eval"]["seeds"]]
+    files = [
+        eval_json(study.name, run, bench, seed)
+        for row in cfg["tables"][table]["rows"]
+        for run in study.row_runs(row)  # with train_seeds: the row's training-seed replicas too
+        for bench in cfg["eval"]["benchmarks"]
+        for seed in cfg["eval"]["seeds"]
+    ]
     return [f.replace(".json", ".critic.json") for f in files] if critic else files
 
 

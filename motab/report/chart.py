@@ -19,8 +19,9 @@ from motab.report.figure import pyplot, save_png
 from motab.tables.build import aggregate, load_evals, parse_spec
 
 
-def chart_data(spec_obj: dict, eval_paths: Sequence[str | os.PathLike]
-               ) -> tuple[list[str], list[str], list[list[float]], list[list[float | None]]]:
+def chart_data(
+    spec_obj: dict, eval_paths: Sequence[str | os.PathLike]
+) -> tuple[list[str], list[str], list[list[float]], list[list[float | None]]]:
     """(group labels, run labels, means[run][group], stds[run][group]) as the table computes them;
     std is None where the table shows none (a single seed, and the Avg column)."""
     spec = parse_spec(spec_obj)
@@ -45,8 +46,15 @@ def bar_chart(spec_obj: dict, eval_paths: Sequence[str | os.PathLike], output: s
             ax.bar(xs, ys, width, label=label, color=f"C{i % 10}")
             with_std = [(x, y, e) for x, y, e in zip(xs, ys, es) if e is not None]
             if with_std:
-                ax.errorbar([x for x, _, _ in with_std], [y for _, y, _ in with_std], yerr=[e for _, _, e in with_std],
-                            fmt="none", ecolor="black", elinewidth=1, capsize=3)
+                ax.errorbar(
+                    [x for x, _, _ in with_std],
+                    [y for _, y, _ in with_std],
+                    yerr=[e for _, _, e in with_std],
+                    fmt="none",
+                    ecolor="black",
+                    elinewidth=1,
+                    capsize=3,
+                )
         ax.set_xticks(range(len(groups)), groups)
         spec = parse_spec(spec_obj)
         scale = f" × {spec.scale:g}" if spec.scale != 1 else ""

@@ -72,13 +72,26 @@ def cost_rows(study_logs: Path, gpus: dict[str, int] | None = None) -> list[dict
         row["cpu"] += bench["cpu_time"]
         row["gpu_s"] += bench["s"] * job_gpus(path.relative_to(study_logs).as_posix(), stage, gpus)
         row["rss"] = max(row["rss"], bench["max_rss"])
-    rows = [{"stage": stage, "jobs": v["jobs"], "wall_hours": round(v["s"] / 3600, 4),
-             "cpu_hours": round(v["cpu"] / 3600, 4), "gpu_hours": round(v["gpu_s"] / 3600, 4),
-             "peak_rss_mb": round(v["rss"], 1)} for stage, v in sorted(table.items())]
+    rows = [
+        {
+            "stage": stage,
+            "jobs": v["jobs"],
+            "wall_hours": round(v["s"] / 3600, 4),
+            "cpu_hours": round(v["cpu"] / 3600, 4),
+            "gpu_hours": round(v["gpu_s"] / 3600, 4),
+            "peak_rss_mb": round(v["rss"], 1),
+        }
+        for stage, v in sorted(table.items())
+    ]
     if rows:
-        rows.append({"stage": "all", "jobs": sum(r["jobs"] for r in rows),
-                     **{key: round(sum(r[key] for r in rows), 4) for key in ("wall_hours", "cpu_hours", "gpu_hours")},
-                     "peak_rss_mb": max(r["peak_rss_mb"] for r in rows)})
+        rows.append(
+            {
+                "stage": "all",
+                "jobs": sum(r["jobs"] for r in rows),
+                **{key: round(sum(r[key] for r in rows), 4) for key in ("wall_hours", "cpu_hours", "gpu_hours")},
+                "peak_rss_mb": max(r["peak_rss_mb"] for r in rows),
+            }
+        )
     return rows
 
 
@@ -94,14 +107,18 @@ def to_html(rows: list[dict], title: str) -> str:
 
     head = "".join(f"<th>{escape(c)}</th>" for c in COLUMNS)
     body = "\n".join("<tr>" + "".join(f"<td>{escape(str(row[c]))}</td>" for c in COLUMNS) + "</tr>" for row in rows)
-    style = ("body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
-             "th,td{padding:.3em .8em;text-align:right;border-bottom:1px solid #ddd}"
-             "th:first-child,td:first-child{text-align:left}")
-    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{escape(title)}</title>"
-            f"<style>{style}</style></head><body>\n<h2>{escape(title)}</h2>\n"
-            f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>\n"
-            "<p>Hours from the jobs' Snakemake benchmark files; GPU hours = wall x the GPUs each job asked "
-            "for (0 where it asked for none: CPU hours are the cost).</p>\n</body></html>\n")
+    style = (
+        "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
+        "th,td{padding:.3em .8em;text-align:right;border-bottom:1px solid #ddd}"
+        "th:first-child,td:first-child{text-align:left}"
+    )
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{escape(title)}</title>'
+        f"<style>{style}</style></head><body>\n<h2>{escape(title)}</h2>\n"
+        f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>\n"
+        "<p>Hours from the jobs' Snakemake benchmark files; GPU hours = wall x the GPUs each job asked "
+        "for (0 where it asked for none: CPU hours are the cost).</p>\n</body></html>\n"
+    )
 
 
 def main(argv: list[str]) -> int:

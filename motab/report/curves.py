@@ -100,5 +100,8 @@ def main(argv: list[str]) -> int:
             parser.error(f"--run {pair!r}: expected LABEL=CKPT_DIR")
         runs.append((label, folder))
     missing = training_curves(runs, args.output)
-    print(f"wrote {args.output} ({len(runs) - len(missing)} logs" + (f"; missing: {', '.join(missing)})" if missing else ")"))
+    print(
+        f"wrote {args.output} ({len(runs) - len(missing)} logs"
+        + (f"; missing: {', '.join(missing)})" if missing else ")")
+    )
     return 0

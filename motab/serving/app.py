@@ -46,13 +46,27 @@ class _Handlers:
         return self.web.json_response(body, status=status, dumps=_dump)
 
     async def model_info(self, _request):
-        return self.web.json_response({"model_path": self.engine.model_dir, "tokenizer_path": self.engine.model_dir,
-                                       "is_generation": True}, dumps=_dump)
+        return self.web.json_response(
+            {"model_path": self.engine.model_dir, "tokenizer_path": self.engine.model_dir, "is_generation": True},
+            dumps=_dump,
+        )
 
     async def models(self, _request):
-        return self.web.json_response({"object": "list", "data": [
-            {"id": self.engine.model_dir, "object": "model", "created": 0, "owned_by": "motab",
-             "max_model_len": self.engine.max_length or None}]}, dumps=_dump)
+        return self.web.json_response(
+            {
+                "object": "list",
+                "data": [
+                    {
+                        "id": self.engine.model_dir,
+                        "object": "model",
+                        "created": 0,
+                        "owned_by": "motab",
+                        "max_model_len": self.engine.max_length or None,
+                    }
+                ],
+            },
+            dumps=_dump,
+        )
 
     async def _generate(self, request, rows):
         """(results, None) or (None, the 500 response) for rows parsed from the request."""
@@ -86,6 +100,7 @@ class _Handlers:
             if failed is not None:
                 return failed
             return self.fast_json(format_openai(self.engine, body, rows, results, prompt_lens, chat))
+
         return handler
 
 
@@ -112,8 +127,9 @@ def build_app(engine: Engine, seed: int = 0, request_limits: limits.Limits | Non
     return app
 
 
-async def serve(engine: Engine, host: str, port: int, port_file: str | None, seed: int,
-                request_limits: limits.Limits | None = None) -> None:
+async def serve(
+    engine: Engine, host: str, port: int, port_file: str | None, seed: int, request_limits: limits.Limits | None = None
+) -> None:
     """Listen until cancelled; the bound port goes to `port_file` (port 0 picks a free one)."""
     from aiohttp import web
 

@@ -33,8 +33,9 @@ def explicit_sampling(sampling: dict, budget_key: str = "max_new_tokens") -> dic
     temperature or a token budget is a bug in its caller, so it raises instead of taking a default."""
     missing = [key for key in ("temperature", budget_key) if sampling.get(key) is None]
     if missing:
-        raise ValueError(f"sampling {sampling!r:.200}: {', '.join(missing)} missing "
-                         "(every request states its sampling)")
+        raise ValueError(
+            f"sampling {sampling!r:.200}: {', '.join(missing)} missing (every request states its sampling)"
+        )
     return {**FULL_VOCABULARY, **sampling}
 
 
@@ -44,6 +45,8 @@ def explicit_payload(payload: dict) -> dict:
     if isinstance(params, list):
         return {**payload, "sampling_params": [explicit_sampling(p) for p in params]}
     return {**payload, "sampling_params": explicit_sampling(params or {})}
+
+
 # --- end explicit sampling
 
 
@@ -56,8 +59,14 @@ class RequestRejected(ServerError):
 
 
 class ServerClient:
-    def __init__(self, base_url: str, max_in_flight: int = 64, max_retries: int = 5, backoff_s: float = 0.5,
-                 timeout_s: float = 600.0):
+    def __init__(
+        self,
+        base_url: str,
+        max_in_flight: int = 64,
+        max_retries: int = 5,
+        backoff_s: float = 0.5,
+        timeout_s: float = 600.0,
+    ):
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1, found {max_in_flight}")
         self.base_url = base_url.rstrip("/")
@@ -135,8 +144,7 @@ class ServerClient:
         if self._session is None:
             raise RuntimeError("use ServerClient as `async with ServerClient(...) as client:`")
         try:
-            async with self._session.get(self.base_url + "/health",
-                                         timeout=aiohttp.ClientTimeout(total=10)) as resp:
+            async with self._session.get(self.base_url + "/health", timeout=aiohttp.ClientTimeout(total=10)) as resp:
                 return resp.status == 200
         except (TimeoutError, aiohttp.ClientError, ConnectionError):
             return False
@@ -177,7 +185,7 @@ def output_top_logprobs(resp: dict) -> list[dict[int, float] | None]:
 
 
 def finish_reason(resp: dict) -> str:
-    """"stop" or "length" (or "abort")."""
+    """ "stop" or "length" (or "abort")."""
     reason = (resp.get("meta_info") or {}).get("finish_reason") or {}
     return str(reason.get("type", "unknown"))
 

@@ -24,7 +24,7 @@ class Codec:
         self.sampling_defaults = model_sampling_defaults(model_dir)
         self.tokenizer = tokenizer
         self.vocab_size = vocab_size
-        self.max_length = max_length   # the context length; 0 when the config gives none
+        self.max_length = max_length  # the context length; 0 when the config gives none
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -50,7 +50,7 @@ class _Batch:
     mask: Any
     positions: Any
     cache: Any
-    last: Any = None   # float32 logits [len(live), V] of the next token
+    last: Any = None  # float32 logits [len(live), V] of the next token
 
 
 class Engine(Codec):
@@ -65,15 +65,19 @@ class Engine(Codec):
         self.model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
         self.model.eval()
         config = self.model.config
-        super().__init__(model_dir, tokenizer, int(config.vocab_size),
-                         int(getattr(config, "max_position_embeddings", 0) or 0))
+        super().__init__(
+            model_dir, tokenizer, int(config.vocab_size), int(getattr(config, "max_position_embeddings", 0) or 0)
+        )
         self.max_batch_size = max_batch_size
         self.pad_id = tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
         eos: set[int] = set()
-        for source in (tokenizer.eos_token_id, getattr(self.model.generation_config, "eos_token_id", None),
-                       getattr(config, "eos_token_id", None)):
+        for source in (
+            tokenizer.eos_token_id,
+            getattr(self.model.generation_config, "eos_token_id", None),
+            getattr(config, "eos_token_id", None),
+        ):
             if isinstance(source, int):
                 eos.add(source)
             elif isinstance(source, (list, tuple)):
@@ -83,7 +87,7 @@ class Engine(Codec):
     def run(self, rows: list[Row]) -> list[RowResult]:
         out: list[RowResult] = []
         for start in range(0, len(rows), self.max_batch_size):
-            out.extend(self._run_batch(rows[start:start + self.max_batch_size]))
+            out.extend(self._run_batch(rows[start : start + self.max_batch_size]))
         return out
 
     def _run_batch(self, rows: list[Row]) -> list[RowResult]:
@@ -105,15 +109,29 @@ class Engine(Codec):
         ids = torch.full((len(rows), L), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), L), dtype=torch.long)
         for i, r in enumerate(rows):
-            ids[i, L - lengths[i]:] = torch.tensor(r.input_ids, dtype=torch.long)
-            mask[i, L - lengths[i]:] = 1
+            ids[i, L - lengths[i] :] = torch.tensor(r.input_ids, dtype=torch.long)
+            mask[i, L - lengths[i] :] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         need_input = [r.return_logprob and r.logprob_start_len < lengths[i] - 1 for i, r in enumerate(rows)]
-        batch = _Batch(rows=rows, results=[RowResult(output_ids=[], text="", finish_reason={}) for _ in rows],
-                       lengths=lengths, gens=[torch.Generator().manual_seed(r.seed) for r in rows],
-                       active=[], live=list(range(len(rows))), mask=mask, positions=positions, cache=DynamicCache())
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=batch.cache,
-                         use_cache=True, logits_to_keep=0 if any(need_input) else 1)
+        batch = _Batch(
+            rows=rows,
+            results=[RowResult(output_ids=[], text="", finish_reason={}) for _ in rows],
+            lengths=lengths,
+            gens=[torch.Generator().manual_seed(r.seed) for r in rows],
+            active=[],
+            live=list(range(len(rows))),
+            mask=mask,
+            positions=positions,
+            cache=DynamicCache(),
+        )
+        out = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=batch.cache,
+            use_cache=True,
+            logits_to_keep=0 if any(need_input) else 1,
+        )
         logits = out.logits.float()
         for i, r in enumerate(rows):
             if r.return_logprob:
@@ -135,8 +153,8 @@ class Engine(Codec):
         if not need:
             return
         # logits at padded index pad + j - 1 predict prompt token j, j in start+1 .. len-1
-        lp = self.torch.log_softmax(logits[pad + start:pad + len(r.input_ids) - 1], dim=-1)
-        targets = self.torch.tensor(r.input_ids[start + 1:], dtype=self.torch.long)
+        lp = self.torch.log_softmax(logits[pad + start : pad + len(r.input_ids) - 1], dim=-1)
+        targets = self.torch.tensor(r.input_ids[start + 1 :], dtype=self.torch.long)
         res.input_logprobs += lp.gather(-1, targets[:, None])[:, 0].tolist()
         if r.top_logprobs_num > 0:
             res.input_top += top_many(self.torch, lp, r.top_logprobs_num)
@@ -152,9 +170,14 @@ class Engine(Codec):
             limits.tick(self)  # /health's progress; stops here once the client has gone
             if not any(batch.active[i] for i in batch.live):
                 break
-            chosen = sample_tokens(torch, batch.last, [batch.rows[i] for i in batch.live],
-                                   [batch.gens[i] for i in batch.live], [batch.active[i] for i in batch.live],
-                                   self.pad_id)
+            chosen = sample_tokens(
+                torch,
+                batch.last,
+                [batch.rows[i] for i in batch.live],
+                [batch.gens[i] for i in batch.live],
+                [batch.active[i] for i in batch.live],
+                self.pad_id,
+            )
             lps = torch.log_softmax(batch.last, dim=-1) if want_lp else None
             for b, i in enumerate(batch.live):
                 if batch.active[i]:
@@ -179,7 +202,8 @@ class Engine(Codec):
         elif hit is not None:
             res.finish_reason = {"type": "stop", "matched": hit[0]}
         elif len(res.output_ids) >= s.max_new_tokens or (
-                self.max_length and batch.lengths[i] + len(res.output_ids) >= self.max_length):
+            self.max_length and batch.lengths[i] + len(res.output_ids) >= self.max_length
+        ):
             res.finish_reason = {"type": "length", "length": len(res.output_ids)}
         else:
             return
@@ -197,8 +221,9 @@ class Engine(Codec):
         batch.mask = torch.cat([batch.mask, torch.ones((len(batch.live), 1), dtype=torch.long)], dim=1)
         pos = batch.positions[:, -1:] + 1
         batch.positions = torch.cat([batch.positions, pos], dim=1)
-        out = self.model(input_ids=next_ids, attention_mask=batch.mask, position_ids=pos,
-                         past_key_values=batch.cache, use_cache=True)
+        out = self.model(
+            input_ids=next_ids, attention_mask=batch.mask, position_ids=pos, past_key_values=batch.cache, use_cache=True
+        )
         batch.last = out.logits[:, -1, :].float()
 
     # -- phase 3: text
@@ -212,7 +237,7 @@ class Engine(Codec):
             return self.decode(res.output_ids[:-1], s.skip_special_tokens)
         text = self.decode(res.output_ids, s.skip_special_tokens)
         if isinstance(matched, str):
-            return text[:text.find(matched)] if matched in text else text
+            return text[: text.find(matched)] if matched in text else text
         return text
 
 

@@ -27,8 +27,10 @@ from motab.jobenv import child_env
 from motab.serving.placement import Placement, server_args, visible_devices
 
 LOCAL_SERVER = "{python} -m motab serve --model {model} --host {host} --port {port}"
-SGLANG_SERVER_EXAMPLE = ("python -m sglang.launch_server --model-path {model} --host {host} --port {port}"
-                         " --tp-size 4 --dp-size 1 --enable-deterministic-inference")
+SGLANG_SERVER_EXAMPLE = (
+    "python -m sglang.launch_server --model-path {model} --host {host} --port {port}"
+    " --tp-size 4 --dp-size 1 --enable-deterministic-inference"
+)
 
 
 class ServerStartError(RuntimeError):
@@ -41,8 +43,10 @@ def render_command(template: str, **values) -> list[str]:
     try:
         return shlex.split(template.format(**quoted))
     except KeyError as exc:
-        raise ValueError(f"server command {template!r}: unknown placeholder {{{exc.args[0]}}}; "
-                         f"known: {', '.join('{' + k + '}' for k in sorted(values))}") from None
+        raise ValueError(
+            f"server command {template!r}: unknown placeholder {{{exc.args[0]}}}; "
+            f"known: {', '.join('{' + k + '}' for k in sorted(values))}"
+        ) from None
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -116,8 +120,14 @@ def server_env(placement: Placement | None, env: dict[str, str] | None = None) -
 
 
 @contextmanager
-def serving(command: str, model: str, log_path: str | os.PathLike, host: str = "127.0.0.1",
-            startup_timeout_s: float = 300.0, placement: Placement | None = None) -> Iterator[str]:
+def serving(
+    command: str,
+    model: str,
+    log_path: str | os.PathLike,
+    host: str = "127.0.0.1",
+    startup_timeout_s: float = 300.0,
+    placement: Placement | None = None,
+) -> Iterator[str]:
     """Run the server `command` for `model` and yield its base URL once /health answers 200.
     `placement` (motab.serving.placement) picks the job's GPUs it sees and, where servers share
     GPUs, SGLang's --mem-fraction-static."""
@@ -134,17 +144,28 @@ def serving(command: str, model: str, log_path: str | os.PathLike, host: str = "
         log.write(f"[motab] starting: {shlex.join(argv)}{gpus}\n".encode())
         log.flush()
         # child_env: a server command that names `python` or a console script gets this environment's
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                start_new_session=True, preexec_fn=_die_with_parent)
+        proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
     try:
         deadline = time.monotonic() + startup_timeout_s
         while not _healthy(url):
             if proc.poll() is not None:
-                raise ServerStartError(f"server exited with code {proc.returncode} before becoming healthy: "
-                                       f"{shlex.join(argv)}\nlast lines of {log_path}:\n{log_tail(log_path)}")
+                raise ServerStartError(
+                    f"server exited with code {proc.returncode} before becoming healthy: "
+                    f"{shlex.join(argv)}\nlast lines of {log_path}:\n{log_tail(log_path)}"
+                )
             if time.monotonic() > deadline:
-                raise ServerStartError(f"server not healthy at {url}/health after {startup_timeout_s:.0f} s: "
-                                       f"{shlex.join(argv)}\nlast lines of {log_path}:\n{log_tail(log_path)}")
+                raise ServerStartError(
+                    f"server not healthy at {url}/health after {startup_timeout_s:.0f} s: "
+                    f"{shlex.join(argv)}\nlast lines of {log_path}:\n{log_tail(log_path)}"
+                )
             time.sleep(0.2)
         yield url
     finally:

@@ -84,8 +84,9 @@ def check_values(body: Any) -> None:
 # ----------------------------------------------------------------------------- rows and context
 
 
-def check_rows(engine: Any, prompts: list[list[int]], samplings: list, openai: bool = False,
-               max_given: list[bool] | None = None) -> None:
+def check_rows(
+    engine: Any, prompts: list[list[int]], samplings: list, openai: bool = False, max_given: list[bool] | None = None
+) -> None:
     """Refuse before building rows: n or prompts x n above the limit, prompts that do not fit the
     context. `samplings[k]` is prompt k's Sampling; `openai` names OpenAI's fields in messages.
     As SGLang, prompt + max_new_tokens is checked only where the request gave max_new_tokens
@@ -96,27 +97,34 @@ def check_rows(engine: Any, prompts: list[list[int]], samplings: list, openai: b
     total = 0
     for sampling in samplings:
         if sampling.n > limits.max_rows:
-            raise RequestError(f"{n_field}: {sampling.n} is above this server's limit of {limits.max_rows} rows "
-                               "per request (--max-rows)")
+            raise RequestError(
+                f"{n_field}: {sampling.n} is above this server's limit of {limits.max_rows} rows "
+                "per request (--max-rows)"
+            )
         total += sampling.n
     if total > limits.max_rows:
-        raise RequestError(f"{prompt_field}: {len(prompts)} prompts x {n_field} make {total} rows, above this "
-                           f"server's limit of {limits.max_rows} per request (--max-rows)")
+        raise RequestError(
+            f"{prompt_field}: {len(prompts)} prompts x {n_field} make {total} rows, above this "
+            f"server's limit of {limits.max_rows} per request (--max-rows)"
+        )
     context = int(getattr(engine, "max_length", 0) or 0)
     if not context:
         return
     for k, (prompt, sampling) in enumerate(zip(prompts, samplings)):
         where = f"{prompt_field}[{k}]" if len(prompts) > 1 else prompt_field
         if len(prompt) >= context:
-            raise RequestError(f"{where}: The input ({len(prompt)} tokens) is longer than the model's context "
-                               f"length ({context} tokens).")
+            raise RequestError(
+                f"{where}: The input ({len(prompt)} tokens) is longer than the model's context "
+                f"length ({context} tokens)."
+            )
         if (max_given is None or max_given[k]) and len(prompt) + sampling.max_new_tokens >= context:
             total_tokens = len(prompt) + sampling.max_new_tokens
             raise RequestError(
                 f"{max_field}: Requested token count exceeds the model's maximum context length of {context} "
                 f"tokens. You requested a total of {total_tokens} tokens: {len(prompt)} tokens from the input "
                 f"messages and {sampling.max_new_tokens} tokens for the completion. Please reduce the number of "
-                "tokens in the input messages or the completion to fit within the limit.")
+                "tokens in the input messages or the completion to fit within the limit."
+            )
 
 
 # Normalizers (NFC, accent stripping) may shorten a text before it is split into tokens; a text
@@ -145,8 +153,10 @@ def check_text_length(engine: Any, text: Any, field: str) -> None:
     for k, one in enumerate(texts):
         if isinstance(one, str) and len(one) >= context * per_token:
             where = f"{field}[{k}]" if isinstance(text, list) else field
-            raise RequestError(f"{where}: The input ({len(one)} characters, so at least {len(one) // per_token} "
-                               f"tokens) is longer than the model's context length ({context} tokens).")
+            raise RequestError(
+                f"{where}: The input ({len(one)} characters, so at least {len(one) // per_token} "
+                f"tokens) is longer than the model's context length ({context} tokens)."
+            )
 
 
 # ----------------------------------------------------------------------------- the worker
@@ -242,11 +252,18 @@ class Worker:
         if job is None:
             return 200, {"status": "idle", "waiting": self.waiting}
         quiet = now - self.last_step
-        body = {"status": "busy", "running_s": round(now - (job.started or now), 3), "rows": job.rows,
-                "waiting": self.waiting, "last_step_s": round(quiet, 3)}
+        body = {
+            "status": "busy",
+            "running_s": round(now - (job.started or now), 3),
+            "rows": job.rows,
+            "waiting": self.waiting,
+            "last_step_s": round(quiet, 3),
+        }
         if quiet > self.limits.stall_s:
-            return 503, body | {"status": "dead",
-                                "reason": f"no decode step for {quiet:.0f} s (limit {self.limits.stall_s:.0f} s)"}
+            return 503, body | {
+                "status": "dead",
+                "reason": f"no decode step for {quiet:.0f} s (limit {self.limits.stall_s:.0f} s)",
+            }
         return 200, body
 
 

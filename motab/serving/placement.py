@@ -73,8 +73,9 @@ def place(needs: list[ServerNeed], budget: int, share: bool = False, where: str 
     Raises PlacementError naming `where` (the config key of the budget) when the servers need more."""
     for n in needs:
         if n.tp < 1 or n.dp < 1:
-            raise PlacementError(f"{where}: {n.role} {n.model}: tp and dp must be at least 1, "
-                                 f"found tp {n.tp} dp {n.dp}")
+            raise PlacementError(
+                f"{where}: {n.role} {n.model}: tp and dp must be at least 1, found tp {n.tp} dp {n.dp}"
+            )
     if budget == 0:
         return [Placement(n.role, ()) for n in needs]
     need = job_gpus(needs, share)
@@ -83,8 +84,12 @@ def place(needs: list[ServerNeed], budget: int, share: bool = False, where: str 
         raise PlacementError(
             f"{where}: gpus is {budget}, but the job's servers need {need} ({how}: {_describe(needs)}); "
             f"raise {where} to {need}, lower the models' tp/dp (models.<name>.tp, studies.<study>.serving), "
-            + ("or let them share GPUs (share_gpus: true)" if not share and len(needs) > 1
-               else "or use a larger budget"))
+            + (
+                "or let them share GPUs (share_gpus: true)"
+                if not share and len(needs) > 1
+                else "or use a larger budget"
+            )
+        )
     if share:
         fraction = round(SGLANG_MEM_TOTAL / len(needs), 3) if len(needs) > 1 else None
         return [Placement(n.role, tuple(range(n.gpus)), fraction) for n in needs]
@@ -97,8 +102,11 @@ def place(needs: list[ServerNeed], budget: int, share: bool = False, where: str 
 
 def to_json(placements: list[Placement]) -> str:
     """The placement as the job's command line carries it: {role: {"gpus": [...], "mem_fraction": x}}."""
-    return json.dumps({p.role: {"gpus": list(p.gpus), "mem_fraction": p.mem_fraction} for p in placements},
-                      sort_keys=True, separators=(",", ":"))
+    return json.dumps(
+        {p.role: {"gpus": list(p.gpus), "mem_fraction": p.mem_fraction} for p in placements},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
 
 
 def from_json(text: str | None) -> dict[str, Placement]:
@@ -127,8 +135,10 @@ def visible_devices(placement: Placement, job_visible: str | None) -> str | None
         return ",".join(str(g) for g in placement.gpus)
     missing = [g for g in placement.gpus if g >= len(devices)]
     if missing:
-        raise PlacementError(f"{placement.role} server: placed on job GPUs {list(placement.gpus)}, but the job "
-                             f"sees only {len(devices)} (CUDA_VISIBLE_DEVICES={job_visible})")
+        raise PlacementError(
+            f"{placement.role} server: placed on job GPUs {list(placement.gpus)}, but the job "
+            f"sees only {len(devices)} (CUDA_VISIBLE_DEVICES={job_visible})"
+        )
     return ",".join(devices[g] for g in placement.gpus)
 
 

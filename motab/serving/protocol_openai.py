@@ -22,8 +22,16 @@ from motab.serving.request import (
 )
 
 # our Sampling field <- OpenAI's body field
-FIELDS = (("temperature", "temperature"), ("top_p", "top_p"), ("top_k", "top_k"), ("n", "n"), ("stop", "stop"),
-          ("sampling_seed", "seed"), ("max_new_tokens", "max_tokens"), ("stop_token_ids", "stop_token_ids"))
+FIELDS = (
+    ("temperature", "temperature"),
+    ("top_p", "top_p"),
+    ("top_k", "top_k"),
+    ("n", "n"),
+    ("stop", "stop"),
+    ("sampling_seed", "seed"),
+    ("max_new_tokens", "max_tokens"),
+    ("stop_token_ids", "stop_token_ids"),
+)
 
 
 def openai_sampling(body: dict, default_seed: int, max_default: int, defaults: dict | None = None) -> Sampling:
@@ -62,9 +70,14 @@ def _prompts(codec: Any, body: dict, chat: bool) -> list[list[int]]:
     """Token ids of each prompt: the chat template over `messages`, or `prompt`."""
     if chat:
         messages = body.get("messages")
-        if not (isinstance(messages, list) and messages and all(
+        if not (
+            isinstance(messages, list)
+            and messages
+            and all(
                 isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-                for m in messages)):
+                for m in messages
+            )
+        ):
             raise RequestError("messages: expected a non-empty list of {role, content} objects with string content")
         text = codec.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         limits.check_text_length(codec, text, "messages")
@@ -97,8 +110,16 @@ def parse_openai(codec: Any, body: Any, default_seed: int, chat: bool) -> tuple[
     seeds = RowSeeds()
     for prompt in prompts:
         for _ in range(sampling.n):
-            rows.append(Row(input_ids=prompt, sampling=sampling, seed=seeds(sampling.sampling_seed, prompt),
-                            return_logprob=want, top_logprobs_num=top, logprob_start_len=len(prompt) - 1))
+            rows.append(
+                Row(
+                    input_ids=prompt,
+                    sampling=sampling,
+                    seed=seeds(sampling.sampling_seed, prompt),
+                    return_logprob=want,
+                    top_logprobs_num=top,
+                    logprob_start_len=len(prompt) - 1,
+                )
+            )
     return rows, [len(p) for p in prompts]
 
 
@@ -109,8 +130,9 @@ def _chat_logprobs(codec: Any, row: Row, res: RowResult) -> dict:
         entry = {"token": tok, "logprob": lp, "bytes": list(tok.encode("utf-8")), "top_logprobs": []}
         if row.top_logprobs_num > 0:
             entry["top_logprobs"] = [
-                {"token": codec.token_text(t), "logprob": v,
-                 "bytes": list(codec.token_text(t).encode("utf-8"))} for v, t in res.output_top[k]]
+                {"token": codec.token_text(t), "logprob": v, "bytes": list(codec.token_text(t).encode("utf-8"))}
+                for v, t in res.output_top[k]
+            ]
         content.append(entry)
     return {"content": content}
 
@@ -121,17 +143,23 @@ def _completion_logprobs(codec: Any, row: Row, res: RowResult) -> dict:
     for tok in tokens:
         offsets.append(pos)
         pos += len(tok)
-    return {"tokens": tokens, "token_logprobs": res.output_logprobs, "text_offset": offsets,
-            "top_logprobs": [{codec.token_text(t): v for v, t in top} for top in res.output_top]
-            if row.top_logprobs_num > 0 else None}
+    return {
+        "tokens": tokens,
+        "token_logprobs": res.output_logprobs,
+        "text_offset": offsets,
+        "top_logprobs": [{codec.token_text(t): v for v, t in top} for top in res.output_top]
+        if row.top_logprobs_num > 0
+        else None,
+    }
 
 
 def _finish(res: RowResult) -> str:
     return "length" if res.finish_reason.get("type") == "length" else "stop"
 
 
-def format_openai(codec: Any, body: dict, rows: list[Row], results: list[RowResult], prompt_lens: list[int],
-                  chat: bool) -> dict:
+def format_openai(
+    codec: Any, body: dict, rows: list[Row], results: list[RowResult], prompt_lens: list[int], chat: bool
+) -> dict:
     """The OpenAI response: one choice per row, usage over all of them, a deterministic id."""
     choices = []
     for index, (row, res) in enumerate(zip(rows, results)):
@@ -139,8 +167,14 @@ def format_openai(codec: Any, body: dict, rows: list[Row], results: list[RowResu
         if row.return_logprob:
             logprobs = (_chat_logprobs if chat else _completion_logprobs)(codec, row, res)
         if chat:
-            choices.append({"index": index, "message": {"role": "assistant", "content": res.text},
-                            "logprobs": logprobs, "finish_reason": _finish(res)})
+            choices.append(
+                {
+                    "index": index,
+                    "message": {"role": "assistant", "content": res.text},
+                    "logprobs": logprobs,
+                    "finish_reason": _finish(res),
+                }
+            )
         else:
             choices.append({"index": index, "text": res.text, "logprobs": logprobs, "finish_reason": _finish(res)})
     prompt_tokens = sum(prompt_lens)
@@ -151,6 +185,9 @@ def format_openai(codec: Any, body: dict, rows: list[Row], results: list[RowResu
         "created": 0,  # fixed, not the clock: equal requests must give equal bytes
         "model": body.get("model") or codec.model_dir,
         "choices": choices,
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
     }

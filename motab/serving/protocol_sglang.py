@@ -38,15 +38,22 @@ def parse_generate(codec: Any, body: Any, default_seed: int) -> tuple[list[Row],
     refuse_unsupported_fields(body)
     n_prompts = len(prompts)
     return_logprob = per_prompt(body, "return_logprob", n_prompts, _boolean, False)
-    top_n = per_prompt(body, "top_logprobs_num", n_prompts, lambda v, where: number({where: v}, where, "", int, 0, 0), 0)
-    starts = per_prompt(body, "logprob_start_len", n_prompts,
-                        lambda v, where: number({where: v}, where, "", int, -1, -1), -1)
+    top_n = per_prompt(
+        body, "top_logprobs_num", n_prompts, lambda v, where: number({where: v}, where, "", int, 0, 0), 0
+    )
+    starts = per_prompt(
+        body, "logprob_start_len", n_prompts, lambda v, where: number({where: v}, where, "", int, -1, -1), -1
+    )
     if not isinstance(body.get("return_text_in_logprobs", False), bool):
         raise RequestError("return_text_in_logprobs: expected a boolean")
 
     raw_list = raw_sampling if isinstance(raw_sampling, list) else [raw_sampling] * len(prompts)
-    limits.check_rows(codec, prompts, samplings,
-                      max_given=[isinstance(r, dict) and r.get("max_new_tokens") is not None for r in raw_list])
+    limits.check_rows(
+        codec,
+        prompts,
+        samplings,
+        max_given=[isinstance(r, dict) and r.get("max_new_tokens") is not None for r in raw_list],
+    )
     rows = _rows(body, prompts, samplings, return_logprob, top_n, starts)
     return rows, batch or len(rows) > 1
 
@@ -66,8 +73,12 @@ def _prompts(codec: Any, body: dict) -> tuple[list[list[int]], bool]:
             raise RequestError("text: expected a string or a non-empty list of strings")
     elif isinstance(input_ids, list) and input_ids and all(is_int(t) for t in input_ids):
         prompts, batch = [list(input_ids)], False
-    elif (isinstance(input_ids, list) and input_ids and all(isinstance(p, list) and p for p in input_ids)
-          and all(is_int(t) for p in input_ids for t in p)):
+    elif (
+        isinstance(input_ids, list)
+        and input_ids
+        and all(isinstance(p, list) and p for p in input_ids)
+        and all(is_int(t) for p in input_ids for t in p)
+    ):
         prompts, batch = [list(p) for p in input_ids], True
     else:
         raise RequestError("input_ids: expected a non-empty list of integers or a list of such lists")
@@ -80,8 +91,14 @@ def _prompts(codec: Any, body: dict) -> tuple[list[list[int]], bool]:
     return prompts, batch
 
 
-def _rows(body: dict, prompts: list[list[int]], samplings: list[Sampling], return_logprob: list[bool],
-          top_n: list[int], starts: list[int]) -> list[Row]:
+def _rows(
+    body: dict,
+    prompts: list[list[int]],
+    samplings: list[Sampling],
+    return_logprob: list[bool],
+    top_n: list[int],
+    starts: list[int],
+) -> list[Row]:
     """n rows per prompt, prompt-major, each with its own seed (request.RowSeeds)."""
     rows: list[Row] = []
     seeds = RowSeeds()
@@ -92,8 +109,16 @@ def _rows(body: dict, prompts: list[list[int]], samplings: list[Sampling], retur
             where = "logprob_start_len" + (f"[{k}]" if isinstance(body.get("logprob_start_len"), list) else "")
             raise RequestError(f"{where}: {start} must be smaller than the prompt length {len(prompt)}")
         for _ in range(sampling.n):
-            rows.append(Row(input_ids=prompt, sampling=sampling, seed=seeds(sampling.sampling_seed, prompt),
-                            return_logprob=return_logprob[k], top_logprobs_num=top_n[k], logprob_start_len=row_start))
+            rows.append(
+                Row(
+                    input_ids=prompt,
+                    sampling=sampling,
+                    seed=seeds(sampling.sampling_seed, prompt),
+                    return_logprob=return_logprob[k],
+                    top_logprobs_num=top_n[k],
+                    logprob_start_len=row_start,
+                )
+            )
     return rows
 
 
@@ -123,7 +148,9 @@ def refuse_unsupported_fields(body: dict) -> None:
     if body.get("token_ids_logprob") is not None:
         raise RequestError("token_ids_logprob: not supported by the embedded server")
     rid = body.get("rid")
-    if rid is not None and not (isinstance(rid, str) or (isinstance(rid, list) and all(isinstance(r, str) for r in rid))):
+    if rid is not None and not (
+        isinstance(rid, str) or (isinstance(rid, list) and all(isinstance(r, str) for r in rid))
+    ):
         raise RequestError(f"rid: expected a string or a list of strings, found {rid!r:.60}")
 
 
@@ -149,12 +176,14 @@ def format_generate(codec: Any, body: dict, rows: list[Row], results: list[RowRe
             "cached_tokens": 0,
         }
         if row.return_logprob:
-            meta["input_token_logprobs"] = _triples(codec, list(zip(res.input_logprobs, res.input_ids_from_start)),
-                                                    with_text)
+            meta["input_token_logprobs"] = _triples(
+                codec, list(zip(res.input_logprobs, res.input_ids_from_start)), with_text
+            )
             meta["output_token_logprobs"] = _triples(codec, list(zip(res.output_logprobs, res.output_ids)), with_text)
             if row.top_logprobs_num > 0:
-                meta["input_top_logprobs"] = [None if top is None else _triples(codec, top, with_text)
-                                              for top in res.input_top]
+                meta["input_top_logprobs"] = [
+                    None if top is None else _triples(codec, top, with_text) for top in res.input_top
+                ]
                 meta["output_top_logprobs"] = [_triples(codec, top, with_text) for top in res.output_top]
         out.append({"text": res.text, "output_ids": res.output_ids, "meta_info": meta})
     return out

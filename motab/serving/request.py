@@ -30,7 +30,7 @@ class Sampling:
     sampling_seed: int | None = None
     skip_special_tokens: bool = True
     ignore_eos: bool = False
-    no_stop_trim: bool = False   # SGLang: keep a matched stop string (or stop token's text) in `text`
+    no_stop_trim: bool = False  # SGLang: keep a matched stop string (or stop token's text) in `text`
 
 
 @dataclass
@@ -62,8 +62,9 @@ def is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def number(d: dict, key: str, where: str, kind: type, default: Any, low: float | None = None,
-           high: float | None = None) -> Any:
+def number(
+    d: dict, key: str, where: str, kind: type, default: Any, low: float | None = None, high: float | None = None
+) -> Any:
     """d[key] as `kind` within [low, high], `default` when absent or null; a 400 naming the field."""
     value = d.get(key, default)
     if value is None:

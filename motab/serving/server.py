@@ -64,10 +64,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed of requests that give none")
     parser.add_argument("--max-batch-size", type=int, default=64, help="rows per forward pass")
-    parser.add_argument("--max-rows", type=int, default=limits.Limits.max_rows,
-                        help="refuse requests of more rows (prompts x n) than this")
-    parser.add_argument("--stall-timeout-s", type=float, default=limits.Limits.stall_s,
-                        help="/health says dead after this long without a decode step")
+    parser.add_argument(
+        "--max-rows",
+        type=int,
+        default=limits.Limits.max_rows,
+        help="refuse requests of more rows (prompts x n) than this",
+    )
+    parser.add_argument(
+        "--stall-timeout-s",
+        type=float,
+        default=limits.Limits.stall_s,
+        help="/health says dead after this long without a decode step",
+    )
     args = parser.parse_args(argv)
     if args.max_batch_size < 1:
         parser.error("--max-batch-size must be at least 1")
@@ -80,11 +88,22 @@ def main(argv: list[str]) -> int:
         print(f"motab serve: --model {args.model}: not a folder", file=sys.stderr)
         return 2
     engine = Engine(args.model, max_batch_size=args.max_batch_size)
-    print(f"loaded {args.model} ({sum(p.numel() for p in engine.model.parameters())} parameters, "
-          f"torch threads {torch.get_num_threads()})", flush=True)
+    print(
+        f"loaded {args.model} ({sum(p.numel() for p in engine.model.parameters())} parameters, "
+        f"torch threads {torch.get_num_threads()})",
+        flush=True,
+    )
     try:
-        asyncio.run(serve(engine, args.host, args.port, args.port_file, args.seed,
-                          limits.Limits(max_rows=args.max_rows, stall_s=args.stall_timeout_s)))
+        asyncio.run(
+            serve(
+                engine,
+                args.host,
+                args.port,
+                args.port_file,
+                args.seed,
+                limits.Limits(max_rows=args.max_rows, stall_s=args.stall_timeout_s),
+            )
+        )
     except KeyboardInterrupt:
         pass
     return 0

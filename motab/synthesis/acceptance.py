@@ -28,8 +28,9 @@ def topk_keep(token_id: int, teacher_top: dict[int, float], top_k: int) -> bool:
 def first_rejection(draft_ids: Sequence[int], teacher_tops: Sequence[dict[int, float]], top_k: int) -> int | None:
     """Index of the first drafted token the teacher rejects, or None when it keeps the whole block."""
     if len(draft_ids) != len(teacher_tops):
-        raise ValueError(f"first_rejection: {len(draft_ids)} drafted tokens but {len(teacher_tops)} teacher "
-                         "distributions")
+        raise ValueError(
+            f"first_rejection: {len(draft_ids)} drafted tokens but {len(teacher_tops)} teacher distributions"
+        )
     for index, (token_id, top) in enumerate(zip(draft_ids, teacher_tops)):
         if not topk_keep(token_id, top, top_k):
             return index

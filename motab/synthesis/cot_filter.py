@@ -42,12 +42,13 @@ def max_ngram_count(text: str, ngram: int) -> int:
     words = text.lower().split()
     if len(words) < ngram:
         return 0
-    counts = Counter(tuple(words[i:i + ngram]) for i in range(len(words) - ngram + 1))
+    counts = Counter(tuple(words[i : i + ngram]) for i in range(len(words) - ngram + 1))
     return max(counts.values())
 
 
-def pre_grade_reason(output: str, banned: Sequence[str], max_words: int | None, max_ngram_repeats: int,
-                     ngram: int) -> str | None:
+def pre_grade_reason(
+    output: str, banned: Sequence[str], max_words: int | None, max_ngram_repeats: int, ngram: int
+) -> str | None:
     """The drop reason decided without the gold answer, or None when the output gets that far."""
     lowered = output.lower()
     if any(phrase and phrase.lower() in lowered for phrase in banned):
@@ -61,18 +62,32 @@ def pre_grade_reason(output: str, banned: Sequence[str], max_words: int | None, 
     return None
 
 
-def filter_reason(output: str, gold: str, banned: Sequence[str] = (), max_words: int | None = DEFAULT_MAX_WORDS,
-                  max_ngram_repeats: int = DEFAULT_MAX_NGRAM_REPEATS, ngram: int = DEFAULT_NGRAM) -> str:
-    """"kept", or the first reason (REASONS order) to drop the output."""
+def filter_reason(
+    output: str,
+    gold: str,
+    banned: Sequence[str] = (),
+    max_words: int | None = DEFAULT_MAX_WORDS,
+    max_ngram_repeats: int = DEFAULT_MAX_NGRAM_REPEATS,
+    ngram: int = DEFAULT_NGRAM,
+) -> str:
+    """ "kept", or the first reason (REASONS order) to drop the output."""
     reason = pre_grade_reason(output, banned, max_words, max_ngram_repeats, ngram)
     if reason is not None:
         return reason
     return "kept" if is_equivalent(extract_answer(output), gold) else "wrong_answer"
 
 
-def filter_rows(rows: list[dict], gold: dict[str, str], banned: Sequence[str], max_words: int | None,
-                max_ngram_repeats: int, ngram: int, processes: int = 1, mode: str = "ours",
-                repetition_check: bool = False) -> tuple[list[dict], dict]:
+def filter_rows(
+    rows: list[dict],
+    gold: dict[str, str],
+    banned: Sequence[str],
+    max_words: int | None,
+    max_ngram_repeats: int,
+    ngram: int,
+    processes: int = 1,
+    mode: str = "ours",
+    repetition_check: bool = False,
+) -> tuple[list[dict], dict]:
     """(kept rows, counts). mode "ours": answers compared by grade_many (a pathological answer
     times out); mode "seed": the seed's rules (cot_filter_seed), repetition only if asked."""
     if mode not in MODES:
@@ -87,14 +102,19 @@ def filter_rows(rows: list[dict], gold: dict[str, str], banned: Sequence[str], m
         def repeats(cot: str) -> bool:
             return max_ngram_count(cot, ngram) > max_ngram_repeats
 
-        reasons = [seed_reason(row.get("output") or "", str(gold[row["id"]]), banned, max_words,
-                               repeats if repetition_check else None) for row in rows]
+        reasons = [
+            seed_reason(
+                row.get("output") or "", str(gold[row["id"]]), banned, max_words, repeats if repetition_check else None
+            )
+            for row in rows
+        ]
         return _tally(rows, reasons, SEED_REASONS)
     for row in rows:
         reasons.append(pre_grade_reason(row.get("output") or "", banned, max_words, max_ngram_repeats, ngram))
     pending = [i for i, reason in enumerate(reasons) if reason is None]
-    grades = grade_many([(extract_answer(rows[i]["output"]), str(gold[rows[i]["id"]])) for i in pending],
-                        processes=processes)
+    grades = grade_many(
+        [(extract_answer(rows[i]["output"]), str(gold[rows[i]["id"]])) for i in pending], processes=processes
+    )
     for i, grade in zip(pending, grades):
         reasons[i] = "kept" if grade.correct else "wrong_answer"
     return _tally(rows, reasons, REASONS)
@@ -118,10 +138,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--ngram", type=int, default=DEFAULT_NGRAM)
     parser.add_argument("--max-ngram-repeats", type=int, default=DEFAULT_MAX_NGRAM_REPEATS)
     parser.add_argument("--processes", type=int, default=1, help="grading worker processes")
-    parser.add_argument("--mode", choices=MODES, default="ours",
-                        help="seed: the CoT-filter seed's filter-teacher-cot.py exactly; ours: the rules above")
-    parser.add_argument("--repetition-check", action="store_true",
-                        help="mode seed: also drop degenerate repetition (our addition)")
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default="ours",
+        help="seed: the CoT-filter seed's filter-teacher-cot.py exactly; ours: the rules above",
+    )
+    parser.add_argument(
+        "--repetition-check", action="store_true", help="mode seed: also drop degenerate repetition (our addition)"
+    )
     parser.add_argument("--stats", help="also write the kept rows' summary (teacher share, ...) here")
     parser.add_argument("--params-json", default="{}", help="config values this output depends on (provenance)")
     args = parser.parse_args(argv)
@@ -129,8 +154,17 @@ def main(argv: list[str]) -> int:
 
     gold = {p["id"]: p["answer"] for p in read_jsonl(args.gold)}
     rows = read_jsonl(args.input)
-    kept, counts = filter_rows(rows, gold, args.banned, args.max_words or None, args.max_ngram_repeats, args.ngram,
-                               args.processes, args.mode, args.repetition_check)
+    kept, counts = filter_rows(
+        rows,
+        gold,
+        args.banned,
+        args.max_words or None,
+        args.max_ngram_repeats,
+        args.ngram,
+        args.processes,
+        args.mode,
+        args.repetition_check,
+    )
     if args.stats:
         from motab.synthesis.stats import synth_stats
 
@@ -138,5 +172,7 @@ def main(argv: list[str]) -> int:
     write_json(args.counts, counts | stamp)
     write_jsonl(args.output, kept)
     dropped = ", ".join(f"{k} {v}" for k, v in counts["dropped"].items() if v)
-    print(f"kept {counts['kept']} of {counts['total']} -> {args.output}" + (f" (dropped: {dropped})" if dropped else ""))
+    print(
+        f"kept {counts['kept']} of {counts['total']} -> {args.output}" + (f" (dropped: {dropped})" if dropped else "")
+    )
     return 0

@@ -48,7 +48,7 @@ def seed_normalize(s: str) -> str:
 
 
 def seed_reason(output: str, gold: str, banned, max_words: int | None, repetition=None) -> str:
-    """"kept" or the first drop reason; `repetition(cot) -> bool` is our optional extra check."""
+    """ "kept" or the first drop reason; `repetition(cot) -> bool` is our optional extra check."""
     if not output or not output.strip():
         return "empty"
     cot = seed_cot(output)

@@ -36,8 +36,8 @@ from motab.synthesis.steps import (
     teacher_entropies,
 )
 
-REVISE_TOKEN = "However,"   # the script's transition between the student's steps and the teacher's rest
-MIN_TEACHER_TOKENS = 256    # the script's floor on the teacher continuation's budget
+REVISE_TOKEN = "However,"  # the script's transition between the student's steps and the teacher's rest
+MIN_TEACHER_TOKENS = 256  # the script's floor on the teacher continuation's budget
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def find_bifurcation(oracle: list[float], boundary: list[float]) -> int:
         return 0
     candidates = [(k, oracle[k] - oracle[k - 1]) for k in range(1, n) if oracle[k - 1] >= boundary[k - 1]]
     if candidates:
-        return min(candidates, key=lambda c: c[1])[0]   # first k on ties, as min() does
+        return min(candidates, key=lambda c: c[1])[0]  # first k on ties, as min() does
     return min(range(n), key=lambda i: oracle[i])
 
 
@@ -78,7 +78,7 @@ class _Trajectory:
     sample: int
     context: str
     entropy: float = 0.0
-    steps: list[dict] = field(default_factory=list)   # text, tokens, finish, context_before, oracle, boundary
+    steps: list[dict] = field(default_factory=list)  # text, tokens, finish, context_before, oracle, boundary
     total_tokens: int = 0
     done: bool = False
     breach: bool = False
@@ -90,8 +90,10 @@ class _Trajectory:
 async def motab_lockstep(ctx: SynthContext, trajectories: list[_Trajectory], params: MotabParams) -> None:
     compat = Compat(params.compat)
     student = ctx.require_student("motab")
-    for t, h in zip(trajectories, await teacher_entropies(ctx.teacher, [t.context for t in trajectories],
-                                                          params.top_k_entropy, compat)):
+    for t, h in zip(
+        trajectories,
+        await teacher_entropies(ctx.teacher, [t.context for t in trajectories], params.top_k_entropy, compat),
+    ):
         t.entropy = h
     while True:
         active = [t for t in trajectories if not t.done and t.total_tokens < params.max_total_tokens]
@@ -100,23 +102,40 @@ async def motab_lockstep(ctx: SynthContext, trajectories: list[_Trajectory], par
         if not active:
             break
         seeds = [request_seed(params.seed, t.problem_id, t.sample, len(t.steps), "student") for t in active]
-        drafts = await generate_steps(student, [t.context for t in active], [params.max_step_tokens] * len(active),
-                                      params.temperature, seeds, STEP_STOP, compat)
+        drafts = await generate_steps(
+            student,
+            [t.context for t in active],
+            [params.max_step_tokens] * len(active),
+            params.temperature,
+            seeds,
+            STEP_STOP,
+            compat,
+        )
         live = []
         for t, draft in zip(active, drafts):
             if not draft.success or not draft.text:
-                t.done = True   # a failed call or an empty step (direct EOS) ends the trajectory
+                t.done = True  # a failed call or an empty step (direct EOS) ends the trajectory
             else:
                 live.append((t, draft))
-        scores = await score_steps(ctx.teacher, ctx.tokenizer, [t.context for t, _ in live],
-                                   [d.text for _, d in live], compat)
+        scores = await score_steps(
+            ctx.teacher, ctx.tokenizer, [t.context for t, _ in live], [d.text for _, d in live], compat
+        )
         breached, continuing = [], []
         for (t, draft), logprobs in zip(live, scores):
-            oracle = 1.0 if logprobs is None else geo_mean_prob(logprobs)   # a failed call counts as accept
+            oracle = 1.0 if logprobs is None else geo_mean_prob(logprobs)  # a failed call counts as accept
             boundary = params.epsilon0 * math.exp(-params.theta * t.entropy)
-            t.steps.append({"text": draft.text, "tokens": draft.tokens, "finish": draft.finish_type,
-                            "eos": draft.hit_eos, "context_before": t.context, "oracle": round(oracle, 8), "boundary": round(boundary, 8),
-                            "entropy": round(t.entropy, 8)})
+            t.steps.append(
+                {
+                    "text": draft.text,
+                    "tokens": draft.tokens,
+                    "finish": draft.finish_type,
+                    "eos": draft.hit_eos,
+                    "context_before": t.context,
+                    "oracle": round(oracle, 8),
+                    "boundary": round(boundary, 8),
+                    "entropy": round(t.entropy, 8),
+                }
+            )
             t.total_tokens += draft.tokens
             if oracle < boundary:
                 t.breach, t.done = True, True
@@ -132,19 +151,26 @@ async def motab_lockstep(ctx: SynthContext, trajectories: list[_Trajectory], par
         if breached:
             wants = []
             for t in breached:
-                safe = sum(s["tokens"] for s in t.steps[:t.bifurcation])
+                safe = sum(s["tokens"] for s in t.steps[: t.bifurcation])
                 wants.append(max(MIN_TEACHER_TOKENS, min(params.max_total_tokens - safe, params.max_total_tokens)))
             rests = await generate_steps(
-                ctx.teacher, [t.steps[t.bifurcation]["context_before"] for t in breached], wants, params.temperature,
+                ctx.teacher,
+                [t.steps[t.bifurcation]["context_before"] for t in breached],
+                wants,
+                params.temperature,
                 [request_seed(params.seed, t.problem_id, t.sample, len(t.steps), "teacher") for t in breached],
-                None, compat)
+                None,
+                compat,
+            )
             for t, rest in zip(breached, rests):
                 if rest.success and rest.text:
                     t.correction, t.correction_tokens = rest.text, rest.tokens
-                else:   # the script's fallback: the student's own steps from t* on
-                    t.correction = STEP_JOIN.join(s["text"] for s in t.steps[t.bifurcation:])
-        for t, h in zip(continuing, await teacher_entropies(ctx.teacher, [t.context for t in continuing],
-                                                            params.top_k_entropy, compat)):
+                else:  # the script's fallback: the student's own steps from t* on
+                    t.correction = STEP_JOIN.join(s["text"] for s in t.steps[t.bifurcation :])
+        for t, h in zip(
+            continuing,
+            await teacher_entropies(ctx.teacher, [t.context for t in continuing], params.top_k_entropy, compat),
+        ):
             t.entropy = h
 
 
@@ -155,16 +181,24 @@ def trajectory_row(t: _Trajectory) -> tuple[str, dict]:
         text = student_text + STEP_JOIN + REVISE_TOKEN + STEP_JOIN + t.correction
     else:
         text = student_text
-    stats = {"teacher_tokens": t.correction_tokens, "student_tokens": t.total_tokens,
-             "accepted_steps": len(t.steps) - int(t.breach), "rejected_steps": int(t.breach),
-             "breach": t.breach, "bifurcation_step": t.bifurcation,
-             "step_oracle": [s["oracle"] for s in t.steps], "step_boundary": [s["boundary"] for s in t.steps],
-             "step_finish": [s["finish"] for s in t.steps], "step_eos": [s["eos"] for s in t.steps]}
+    stats = {
+        "teacher_tokens": t.correction_tokens,
+        "student_tokens": t.total_tokens,
+        "accepted_steps": len(t.steps) - int(t.breach),
+        "rejected_steps": int(t.breach),
+        "breach": t.breach,
+        "bifurcation_step": t.bifurcation,
+        "step_oracle": [s["oracle"] for s in t.steps],
+        "step_boundary": [s["boundary"] for s in t.steps],
+        "step_finish": [s["finish"] for s in t.steps],
+        "step_eos": [s["eos"] for s in t.steps],
+    }
     return text, stats
 
 
-async def synthesize_chunk(ctx: SynthContext, problems: list[dict], prompts: list[str],
-                           params: MotabParams) -> list[dict]:
+async def synthesize_chunk(
+    ctx: SynthContext, problems: list[dict], prompts: list[str], params: MotabParams
+) -> list[dict]:
     """num_responses MOTAB trajectories per problem (the prompt is the question itself in released
     mode, the chat prompt in paper mode; `prompts` is not used)."""
     return await lockstep_rows(ctx, problems, params, _Trajectory, motab_lockstep, trajectory_row)

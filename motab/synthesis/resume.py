@@ -32,15 +32,22 @@ def model_fingerprint(location: str | None) -> str | None:
     if not location or not Path(location).is_dir():
         return None
     root = Path(location)
-    entries = sorted((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
-                     for p in root.rglob("*") if p.is_file())
+    entries = sorted(
+        (str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()
+    )
     return hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]
 
 
 def resume_key(method: str, params: dict, teacher: str, student: str | None, problems: str | Path) -> dict:
-    return {"method": method, "params": params, "teacher": teacher, "teacher_files": model_fingerprint(teacher),
-            "student": student, "student_files": model_fingerprint(student),
-            "problems_sha256": file_sha256(problems)}
+    return {
+        "method": method,
+        "params": params,
+        "teacher": teacher,
+        "teacher_files": model_fingerprint(teacher),
+        "student": student,
+        "student_files": model_fingerprint(student),
+        "problems_sha256": file_sha256(problems),
+    }
 
 
 def header_line(key: dict) -> str:
@@ -74,16 +81,19 @@ def _changes(old: Any, new: Any, where: str) -> list[str]:
     return [] if old == new else [f"{where}: {json.dumps(old)} -> {json.dumps(new)}"]
 
 
-def check_resumable(partial: Path, key: dict, problems: list[dict], num_responses: int,
-                    problems_path: str) -> dict[tuple[str, int], dict]:
+def check_resumable(
+    partial: Path, key: dict, problems: list[dict], num_responses: int, problems_path: str
+) -> dict[tuple[str, int], dict]:
     """The rows of `partial` a run with `key` may keep; SystemExit naming what differs otherwise."""
     old, done = read_partial(partial)
     if not done:
         return done
     fix = f"rerun with the earlier settings, or remove {partial} to start afresh"
     if old is None:
-        raise SystemExit(f"{partial}: {len(done)} rows without a resume key (written by an older version), so "
-                         f"they cannot be checked against this run's settings; {fix}")
+        raise SystemExit(
+            f"{partial}: {len(done)} rows without a resume key (written by an older version), so "
+            f"they cannot be checked against this run's settings; {fix}"
+        )
     changed = _changes(old, key, "")
     if changed:
         named = "; ".join(c.replace("problems_sha256:", f"problems ({problems_path}) sha256:") for c in changed)
@@ -91,11 +101,15 @@ def check_resumable(partial: Path, key: dict, problems: list[dict], num_response
     ids = {p["id"] for p in problems}
     stale = sorted({i for i, _ in done if i not in ids})
     if stale:
-        raise SystemExit(f"{partial}: rows of ids not among the problems of {problems_path}: "
-                         f"{', '.join(map(str, stale[:5]))}{' ...' if len(stale) > 5 else ''} ({len(stale)} ids); "
-                         f"remove {partial} to start afresh")
+        raise SystemExit(
+            f"{partial}: rows of ids not among the problems of {problems_path}: "
+            f"{', '.join(map(str, stale[:5]))}{' ...' if len(stale) > 5 else ''} ({len(stale)} ids); "
+            f"remove {partial} to start afresh"
+        )
     beyond = sorted({s for _, s in done if not 0 <= s < num_responses})
     if beyond:
-        raise SystemExit(f"{partial}: rows with sample {beyond[0]}, beyond num_responses {num_responses}; "
-                         f"remove {partial} to start afresh")
+        raise SystemExit(
+            f"{partial}: rows with sample {beyond[0]}, beyond num_responses {num_responses}; "
+            f"remove {partial} to start afresh"
+        )
     return done

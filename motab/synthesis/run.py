@@ -66,26 +66,44 @@ def completed_pairs(partial: Path) -> dict[tuple[str, int], dict]:
     return resume.read_partial(partial)[1]
 
 
-def synthesize(method: str, problems: list[dict], tokenizer, url: str, params, partial: Path,
-               max_in_flight: int, student_url: str | None = None, key: dict | None = None) -> None:
+def synthesize(
+    method: str,
+    problems: list[dict],
+    tokenizer,
+    url: str,
+    params,
+    partial: Path,
+    max_in_flight: int,
+    student_url: str | None = None,
+    key: dict | None = None,
+) -> None:
     """Run the method over every chunk not yet complete in `partial`, appending each chunk's rows."""
     done = completed_pairs(partial)
     # Rewrite the partial file with its key and only complete rows so a torn line cannot be read twice.
     write_text(partial, (resume.header_line(key) if key else "") + "".join(dumps(row) + "\n" for row in done.values()))
     # Chunks are cut from the full problem list, never from what is left, so a resumed run sends
     # exactly the requests (and seeds) an uninterrupted run would: the same bytes either way.
-    chunks = [problems[i: i + params.batch_problems] for i in range(0, len(problems), params.batch_problems)]
+    chunks = [problems[i : i + params.batch_problems] for i in range(0, len(problems), params.batch_problems)]
     chunks = [c for c in chunks if any((p["id"], s) not in done for p in c for s in range(params.num_responses))]
     remaining = sum(len(c) for c in chunks)
     bar = tqdm(total=len(problems), initial=len(problems) - remaining, desc=f"synth {method}", unit="problem")
     with open(partial, "a", encoding="utf-8") as handle:
-        asyncio.run(_run_chunks(method, chunks, done, tokenizer, url, student_url, params, max_in_flight,
-                                handle, bar))
+        asyncio.run(_run_chunks(method, chunks, done, tokenizer, url, student_url, params, max_in_flight, handle, bar))
     bar.close()
 
 
-async def _run_chunks(method: str, chunks: list[list[dict]], done: dict, tokenizer, url: str,
-                      student_url: str | None, params, max_in_flight: int, handle, bar) -> None:
+async def _run_chunks(
+    method: str,
+    chunks: list[list[dict]],
+    done: dict,
+    tokenizer,
+    url: str,
+    student_url: str | None,
+    params,
+    max_in_flight: int,
+    handle,
+    bar,
+) -> None:
     """All chunks at once (each server client keeps at most max_in_flight requests outstanding, so
     the teacher and the student work on different chunks at the same time); rows are appended as
     each chunk completes."""
@@ -96,8 +114,11 @@ async def _run_chunks(method: str, chunks: list[list[dict]], done: dict, tokeniz
     tokens, start = 0, time.time()
     async with AsyncExitStack() as stack:
         teacher = await stack.enter_async_context(ServerClient(url, max_in_flight=max_in_flight))
-        student = (await stack.enter_async_context(ServerClient(student_url, max_in_flight=max_in_flight))
-                   if student_url else None)
+        student = (
+            await stack.enter_async_context(ServerClient(student_url, max_in_flight=max_in_flight))
+            if student_url
+            else None
+        )
         ctx = SynthContext(teacher=teacher, student=student, tokenizer=tokenizer)
 
         async def one(chunk):
@@ -113,8 +134,9 @@ async def _run_chunks(method: str, chunks: list[list[dict]], done: dict, tokeniz
             bar.set_postfix(tok_per_s=f"{tokens / max(time.time() - start, 1e-9):.0f}")
 
 
-def finalize(partial: Path, output: Path, problems: list[dict], method: str, params, meta: dict,
-             stats_path: str | None = None) -> int:
+def finalize(
+    partial: Path, output: Path, problems: list[dict], method: str, params, meta: dict, stats_path: str | None = None
+) -> int:
     """Grade, sort and atomically publish the finished rows (and their summary); returns the row count."""
     gold = {p["id"]: p["answer"] for p in problems}
     rows = sorted(completed_pairs(partial).values(), key=lambda r: (r["id"], r["sample"]))
@@ -136,8 +158,10 @@ def check_shared_vocab(teacher_tok, student_tok, teacher: str, student: str) -> 
     t_vocab, s_vocab = teacher_tok.get_vocab(), student_tok.get_vocab()
     if t_vocab != s_vocab:
         differ = sorted(set(t_vocab.items()) ^ set(s_vocab.items()), key=lambda kv: kv[1])[:3]
-        raise SystemExit(f"teacher {teacher} and student {student} have different vocabularies "
-                         f"({len(t_vocab)} vs {len(s_vocab)} tokens; e.g. {differ}): token ids cannot be shared")
+        raise SystemExit(
+            f"teacher {teacher} and student {student} have different vocabularies "
+            f"({len(t_vocab)} vs {len(s_vocab)} tokens; e.g. {differ}): token ids cannot be shared"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,14 +174,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--server-command", default=LOCAL_SERVER)
     parser.add_argument("--server-url", help="use a running teacher server instead of starting one")
     parser.add_argument("--server-log", default="logs/synth.server.log")
-    parser.add_argument("--placement", default=None,
-                        help="the job GPUs each server sees (roles teacher, student), JSON of motab.serving.placement")
-    parser.add_argument("--student", help="student checkpoint folder or hub id (methods that draft: "
-                        + ", ".join(sorted(STUDENT_METHODS)) + "); must share the teacher's vocabulary")
+    parser.add_argument(
+        "--placement",
+        default=None,
+        help="the job GPUs each server sees (roles teacher, student), JSON of motab.serving.placement",
+    )
+    parser.add_argument(
+        "--student",
+        help="student checkpoint folder or hub id (methods that draft: "
+        + ", ".join(sorted(STUDENT_METHODS))
+        + "); must share the teacher's vocabulary",
+    )
     parser.add_argument("--student-url", help="use a running student server instead of starting one")
     parser.add_argument("--student-log", default="logs/synth.student.server.log")
-    parser.add_argument("--student-server-command", default=None,
-                        help="the student's server command (its own tp/dp; default: --server-command)")
+    parser.add_argument(
+        "--student-server-command",
+        default=None,
+        help="the student's server command (its own tp/dp; default: --server-command)",
+    )
     parser.add_argument("--max-in-flight", type=int, default=4)
     parser.add_argument("--stats", help="also write a JSON summary (teacher share, steps, accuracy) here")
     return parser
@@ -175,11 +209,13 @@ def main(argv: list[str]) -> int:
     key = resume.resume_key(args.method, json.loads(args.params_json), args.teacher, args.student, args.problems)
     done = resume.check_resumable(partial, key, problems, params.num_responses, args.problems)
     if partial.exists():
-        print(f"resuming from {partial}: {len(done)} rows already done (the partial file "
-              "is not a declared output, so Snakemake keeps it across attempts)", flush=True)
+        print(
+            f"resuming from {partial}: {len(done)} rows already done (the partial file "
+            "is not a declared output, so Snakemake keeps it across attempts)",
+            flush=True,
+        )
     else:
-        print(f"appending rows to {partial} as problems complete; a rerun after a kill resumes from it",
-              flush=True)
+        print(f"appending rows to {partial} as problems complete; a rerun after a kill resumes from it", flush=True)
     chat = needs_chat_template(args.method, params)
     tokenizer = load_tokenizer(args.teacher, chat)
     needs_student = args.method in STUDENT_METHODS
@@ -191,12 +227,18 @@ def main(argv: list[str]) -> int:
     start = time.time()
     with ExitStack() as stack:
         url = args.server_url or stack.enter_context(
-            serving(args.server_command, args.teacher, args.server_log, placement=placement.get("teacher")))
+            serving(args.server_command, args.teacher, args.server_log, placement=placement.get("teacher"))
+        )
         student_url = None
         if needs_student:
             student_url = args.student_url or stack.enter_context(
-                serving(args.student_server_command or args.server_command, args.student, args.student_log,
-                        placement=placement.get("student")))
+                serving(
+                    args.student_server_command or args.server_command,
+                    args.student,
+                    args.student_log,
+                    placement=placement.get("student"),
+                )
+            )
         synthesize(args.method, problems, tokenizer, url, params, partial, args.max_in_flight, student_url, key)
     meta = {"method": args.method, "teacher": args.teacher, "params": json.loads(args.params_json)}
     if needs_student:

@@ -53,7 +53,7 @@ class _Trajectory:
     problem_id: str
     sample: int
     context: str
-    steps: list[dict] = field(default_factory=list)   # text, source, tokens, finish, probs
+    steps: list[dict] = field(default_factory=list)  # text, source, tokens, finish, probs
     total_tokens: int = 0
     done: bool = False
 
@@ -68,39 +68,64 @@ async def skd_lockstep(ctx: SynthContext, trajectories: list[_Trajectory], param
         if not active:
             break
         drafts = await generate_steps(
-            student, [t.context for t in active], [params.max_step_tokens] * len(active), params.temperature,
+            student,
+            [t.context for t in active],
+            [params.max_step_tokens] * len(active),
+            params.temperature,
             [request_seed(params.seed, t.problem_id, t.sample, len(t.steps), "student") for t in active],
-            STEP_STOP, compat)
+            STEP_STOP,
+            compat,
+        )
         live = []
         for t, draft in zip(active, drafts):
             if not draft.success or not draft.text:
                 t.done = True
             else:
                 live.append((t, draft))
-        scores = await score_steps(ctx.teacher, ctx.tokenizer, [t.context for t, _ in live],
-                                   [d.text for _, d in live], compat)
+        scores = await score_steps(
+            ctx.teacher, ctx.tokenizer, [t.context for t, _ in live], [d.text for _, d in live], compat
+        )
         kept, rewrite = {}, []
-        for k, ((t, draft), logprobs) in enumerate(zip(live, scores)):
+        for k, ((_, draft), logprobs) in enumerate(zip(live, scores)):
             student_p = geo_mean_prob(draft.logprobs)
             teacher_p = None if logprobs is None else geo_mean_prob(logprobs)
-            probs = {"student_avg_prob": round(student_p, 8),
-                     "teacher_avg_prob": None if teacher_p is None else round(teacher_p, 8)}
+            probs = {
+                "student_avg_prob": round(student_p, 8),
+                "teacher_avg_prob": None if teacher_p is None else round(teacher_p, 8),
+            }
             if teacher_p is not None and teacher_p > params.gamma * student_p:
                 kept[k] = (draft, "student", probs)
             else:
                 rewrite.append((k, probs))
         if rewrite:
             steps = await generate_steps(
-                ctx.teacher, [live[k][0].context for k, _ in rewrite], [params.max_step_tokens] * len(rewrite),
+                ctx.teacher,
+                [live[k][0].context for k, _ in rewrite],
+                [params.max_step_tokens] * len(rewrite),
                 params.temperature,
-                [request_seed(params.seed, live[k][0].problem_id, live[k][0].sample, len(live[k][0].steps), "teacher")
-                 for k, _ in rewrite], STEP_STOP, compat)
+                [
+                    request_seed(
+                        params.seed, live[k][0].problem_id, live[k][0].sample, len(live[k][0].steps), "teacher"
+                    )
+                    for k, _ in rewrite
+                ],
+                STEP_STOP,
+                compat,
+            )
             for (k, probs), step in zip(rewrite, steps):
                 kept[k] = (step if step.success and step.text else live[k][1], "teacher", probs)
         for k, (t, _draft) in enumerate(live):
             step, source, probs = kept[k]
-            t.steps.append({"text": step.text, "source": source, "tokens": step.tokens, "finish": step.finish_type,
-                            "eos": step.hit_eos} | probs)
+            t.steps.append(
+                {
+                    "text": step.text,
+                    "source": source,
+                    "tokens": step.tokens,
+                    "finish": step.finish_type,
+                    "eos": step.hit_eos,
+                }
+                | probs
+            )
             t.context = t.context + step.text + STEP_JOIN
             t.total_tokens += step.tokens
             if step.finish_type != "stop" or (step.hit_eos and not compat.released):
@@ -114,16 +139,22 @@ def steps_row(t, teacher_only: bool = False) -> tuple[str, dict]:
     for s in t.steps:
         by[s["source"]] += s["tokens"]
         steps_by[s["source"]] += 1
-    stats = {"teacher_tokens": by["teacher"], "student_tokens": by["student"],
-             "accepted_steps": 0 if teacher_only else steps_by["student"],
-             "rejected_steps": 0 if teacher_only else steps_by["teacher"],
-             "total_steps": len(t.steps), "step_source": [s["source"] for s in t.steps],
-             "step_finish": [s["finish"] for s in t.steps], "step_eos": [s["eos"] for s in t.steps]}
+    stats = {
+        "teacher_tokens": by["teacher"],
+        "student_tokens": by["student"],
+        "accepted_steps": 0 if teacher_only else steps_by["student"],
+        "rejected_steps": 0 if teacher_only else steps_by["teacher"],
+        "total_steps": len(t.steps),
+        "step_source": [s["source"] for s in t.steps],
+        "step_finish": [s["finish"] for s in t.steps],
+        "step_eos": [s["eos"] for s in t.steps],
+    }
     return STEP_JOIN.join(s["text"] for s in t.steps), stats
 
 
-async def synthesize_chunk(ctx: SynthContext, problems: list[dict], prompts: list[str],
-                           params: SkdParams) -> list[dict]:
+async def synthesize_chunk(
+    ctx: SynthContext, problems: list[dict], prompts: list[str], params: SkdParams
+) -> list[dict]:
     """num_responses SKD trajectories per problem (raw question in released mode, chat prompt in
     paper mode; `prompts` is not used)."""
     return await lockstep_rows(ctx, problems, params, _Trajectory, skd_lockstep, steps_row)

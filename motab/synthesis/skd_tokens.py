@@ -54,8 +54,15 @@ class _Trajectory:
     generated: list[int] = field(default_factory=list)
     block: int = 0
     done: bool = False
-    stats: dict = field(default_factory=lambda: {
-        "teacher_tokens": 0, "student_tokens": 0, "accepted_steps": 0, "rejected_steps": 0, "finish": "length"})
+    stats: dict = field(
+        default_factory=lambda: {
+            "teacher_tokens": 0,
+            "student_tokens": 0,
+            "accepted_steps": 0,
+            "rejected_steps": 0,
+            "finish": "length",
+        }
+    )
 
 
 async def skd_lockstep(ctx: SynthContext, trajectories: list[_Trajectory], params: SkdTokensParams) -> None:
@@ -69,8 +76,9 @@ async def skd_lockstep(ctx: SynthContext, trajectories: list[_Trajectory], param
             break
         wants = [min(params.block_size, params.max_new_tokens - len(t.generated)) for t in active]
         seeds = [request_seed(params.seed, t.problem_id, t.sample, t.block, "student") for t in active]
-        _contexts, drafts, live, scores = await draft_and_score(ctx, student, active, wants, params.temperature,
-                                                                seeds, params.top_k)
+        _contexts, drafts, live, scores = await draft_and_score(
+            ctx, student, active, wants, params.temperature, seeds, params.top_k
+        )
         if not live:
             continue
         last: dict[int, object] = {}
@@ -89,10 +97,15 @@ async def skd_lockstep(ctx: SynthContext, trajectories: list[_Trajectory], param
                 rejects[k] = reject
         if rejects:
             repairs = await generate_ids_batch(
-                ctx.teacher, [active[k].prompt_ids + active[k].generated for k in rejects], [1] * len(rejects),
+                ctx.teacher,
+                [active[k].prompt_ids + active[k].generated for k in rejects],
+                [1] * len(rejects),
                 params.temperature,
-                [request_seed(params.seed, active[k].problem_id, active[k].sample, active[k].block, "teacher")
-                 for k in rejects])
+                [
+                    request_seed(params.seed, active[k].problem_id, active[k].sample, active[k].block, "teacher")
+                    for k in rejects
+                ],
+            )
             for k, repair in zip(rejects, repairs):
                 t = active[k]
                 t.generated += repair.ids
@@ -105,26 +118,34 @@ async def skd_lockstep(ctx: SynthContext, trajectories: list[_Trajectory], param
             if step_last.hit_eos:
                 t.stats["finish"] = "eos"
                 t.done = True
-            elif not step_last.ids or (k not in rejects and step_last.finish.get("type") == "length"
-                                       and len(step_last.ids) < wants[k]):
+            elif not step_last.ids or (
+                k not in rejects and step_last.finish.get("type") == "length" and len(step_last.ids) < wants[k]
+            ):
                 t.stats["finish"] = "context"
                 t.done = True
     for t in trajectories:
         t.stats["total_tokens"] = len(t.generated)
 
 
-async def skd_trajectory(ctx: SynthContext, prompt_ids: list[int], problem_id: str, sample: int,
-                         params: SkdTokensParams) -> tuple[list[int], dict]:
+async def skd_trajectory(
+    ctx: SynthContext, prompt_ids: list[int], problem_id: str, sample: int, params: SkdTokensParams
+) -> tuple[list[int], dict]:
     """One trajectory's token ids and its stats (a lockstep run of one row)."""
     t = _Trajectory(list(prompt_ids), problem_id, sample)
     await skd_lockstep(ctx, [t], params)
     return t.generated, t.stats
 
 
-async def synthesize_chunk(ctx: SynthContext, problems: list[dict], prompts: list[str],
-                           params: SkdTokensParams) -> list[dict]:
+async def synthesize_chunk(
+    ctx: SynthContext, problems: list[dict], prompts: list[str], params: SkdTokensParams
+) -> list[dict]:
     """num_responses SKD trajectories per problem; the chunk's trajectories advance in lockstep
     rounds, one batched request per role per round."""
-    return await lockstep_rows(ctx, problems, prompts, params.num_responses,
-                               lambda _prompt, ids, problem_id, sample: _Trajectory(ids, problem_id, sample),
-                               lambda rows: skd_lockstep(ctx, rows, params))
+    return await lockstep_rows(
+        ctx,
+        problems,
+        prompts,
+        params.num_responses,
+        lambda _prompt, ids, problem_id, sample: _Trajectory(ids, problem_id, sample),
+        lambda rows: skd_lockstep(ctx, rows, params),
+    )

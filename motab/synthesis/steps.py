@@ -29,8 +29,8 @@ from typing import Any
 
 from motab.serving.client import ServerClient, ServerError
 
-STEP_STOP = ".\n\n"      # the scripts' step boundary (stop=[".\n\n"])
-STEP_JOIN = "\n\n"       # appended after each accepted step, and between steps in the row
+STEP_STOP = ".\n\n"  # the scripts' step boundary (stop=[".\n\n"])
+STEP_JOIN = "\n\n"  # appended after each accepted step, and between steps in the row
 COMPATS = ("released", "paper")
 
 
@@ -54,9 +54,9 @@ class Step:
     """One generated step as the scripts record it."""
 
     text: str
-    logprobs: list[float]     # output_token_logprobs values (a None read as 0.0, as parse_logprobs does)
-    finish_type: str          # finish_reason["type"]: "stop" (stop string OR EOS), "length", ...
-    hit_eos: bool             # stopped on a stop token (EOS), not on the stop string
+    logprobs: list[float]  # output_token_logprobs values (a None read as 0.0, as parse_logprobs does)
+    finish_type: str  # finish_reason["type"]: "stop" (stop string OR EOS), "length", ...
+    hit_eos: bool  # stopped on a stop token (EOS), not on the stop string
     success: bool = True
 
     @property
@@ -86,14 +86,22 @@ def _read_step(resp: dict, stop: str | None, compat: Compat) -> Step:
     matched = finish.get("matched") if isinstance(finish, dict) else None
     text = resp.get("text", "")
     if not compat.released and stop and matched == stop:
-        text += stop[:len(stop.rstrip())]  # give the step back the "." the server trimmed with the stop string
+        text += stop[: len(stop.rstrip())]  # give the step back the "." the server trimmed with the stop string
     hit_eos = isinstance(matched, int) and not isinstance(matched, bool)
-    return Step(text=text, logprobs=_values(meta.get("output_token_logprobs")), finish_type=finish_type,
-                hit_eos=hit_eos)
+    return Step(
+        text=text, logprobs=_values(meta.get("output_token_logprobs")), finish_type=finish_type, hit_eos=hit_eos
+    )
 
 
-async def generate_steps(client: ServerClient, contexts: list[str], max_new_tokens: list[int],
-                         temperature: float, seeds: list[int], stop: str | None, compat: Compat) -> list[Step]:
+async def generate_steps(
+    client: ServerClient,
+    contexts: list[str],
+    max_new_tokens: list[int],
+    temperature: float,
+    seeds: list[int],
+    stop: str | None,
+    compat: Compat,
+) -> list[Step]:
     """One generation per context in one request, with the scripts' payload (stop=[".\\n\\n"] for a
     step, none for MOTAB's teacher continuation). A failed request fails every row (Step.success
     False), as each of the scripts' calls would."""
@@ -106,8 +114,14 @@ async def generate_steps(client: ServerClient, contexts: list[str], max_new_toke
             sampling["stop"] = [stop]
         samplings.append(sampling)
     try:
-        resp = await client.generate({"text": list(contexts), "return_logprob": True, "return_text_in_logprobs": True,
-                                      "sampling_params": samplings})
+        resp = await client.generate(
+            {
+                "text": list(contexts),
+                "return_logprob": True,
+                "return_text_in_logprobs": True,
+                "sampling_params": samplings,
+            }
+        )
     except ServerError:
         if not compat.released:
             raise
@@ -115,8 +129,9 @@ async def generate_steps(client: ServerClient, contexts: list[str], max_new_toke
     return [_read_step(r, stop, compat) for r in resp]
 
 
-async def score_steps(client: ServerClient, tokenizer, contexts: list[str], steps: list[str],
-                      compat: Compat) -> list[list[float] | None]:
+async def score_steps(
+    client: ServerClient, tokenizer, contexts: list[str], steps: list[str], compat: Compat
+) -> list[list[float] | None]:
     """Teacher logprobs of each step given its context (None where the scoring call fails).
 
     The scripts send text = context + step with logprob_start_len = len(encode(context)) and read
@@ -142,9 +157,15 @@ async def score_steps(client: ServerClient, tokenizer, contexts: list[str], step
     if not send:
         return out
     try:
-        resp = await client.generate({
-            "text": [full[k] for k in send], "return_logprob": True, "return_text_in_logprobs": True,
-            "logprob_start_len": starts, "sampling_params": {"temperature": 0.0, "max_new_tokens": 1}})
+        resp = await client.generate(
+            {
+                "text": [full[k] for k in send],
+                "return_logprob": True,
+                "return_text_in_logprobs": True,
+                "logprob_start_len": starts,
+                "sampling_params": {"temperature": 0.0, "max_new_tokens": 1},
+            }
+        )
     except ServerError:
         if not compat.released:
             raise
@@ -178,9 +199,15 @@ async def teacher_entropies(client: ServerClient, contexts: list[str], top_k: in
     if not contexts:
         return []
     try:
-        resp = await client.generate({"text": list(contexts), "return_logprob": True, "return_text_in_logprobs": True,
-                                      "top_logprobs_num": top_k,
-                                      "sampling_params": {"temperature": 0.0, "max_new_tokens": 1}})
+        resp = await client.generate(
+            {
+                "text": list(contexts),
+                "return_logprob": True,
+                "return_text_in_logprobs": True,
+                "top_logprobs_num": top_k,
+                "sampling_params": {"temperature": 0.0, "max_new_tokens": 1},
+            }
+        )
     except ServerError:
         if not compat.released:
             raise
@@ -196,9 +223,9 @@ async def teacher_entropies(client: ServerClient, contexts: list[str], top_k: in
             out.append(0.0)
             continue
         pos0 = positions[0]
-        if pos0 and isinstance(pos0[0], list):   # a top-k list of triples
+        if pos0 and isinstance(pos0[0], list):  # a top-k list of triples
             lps = [e[0] for e in pos0 if e and e[0] is not None]
-        else:                                     # one triple [logprob, id, text]
+        else:  # one triple [logprob, id, text]
             lps = [pos0[0]] if pos0 and pos0[0] is not None else []
         h = topk_entropy(lps) if lps else None
         if h is None and not compat.released:
@@ -221,12 +248,16 @@ async def lockstep_rows(ctx, problems: list[dict], params, trajectory, lockstep,
     question (raw in released mode, the chat prompt in paper mode), advanced together by `lockstep`
     and written by `row(t) -> (text, stats)`. `trajectory(problem_id, sample, context)` makes one."""
     compat = Compat(params.compat)
-    jobs = [(p, trajectory(p["id"], s, question_context(ctx.tokenizer, p["input"], compat)))
-            for p in problems for s in range(params.num_responses)]
+    jobs = [
+        (p, trajectory(p["id"], s, question_context(ctx.tokenizer, p["input"], compat)))
+        for p in problems
+        for s in range(params.num_responses)
+    ]
     await lockstep(ctx, [t for _, t in jobs], params)
     rows = []
     for problem, t in jobs:
         text, stats = row(t)
-        rows.append({"id": problem["id"], "sample": t.sample, "input": problem["input"], "output": text,
-                     "stats": stats})
+        rows.append(
+            {"id": problem["id"], "sample": t.sample, "input": problem["input"], "output": text, "stats": stats}
+        )
     return rows

@@ -69,7 +69,7 @@ class FileTokenizer:
         self._tok = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
 
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        if add_special_tokens:   # the file's post-processor may differ from what transformers sets up
+        if add_special_tokens:  # the file's post-processor may differ from what transformers sets up
             raise ValueError("FileTokenizer encodes without special tokens only")
         return self._tok.encode(text, add_special_tokens=False).ids
 

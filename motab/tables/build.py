@@ -36,7 +36,9 @@ from motab.tables.cells import Cell, Line, Spec, TableError, aggregate, fmt
 
 __all__ = ["Cell", "Line", "Spec", "TableError", "aggregate", "build_tables", "load_evals", "parse_spec"]
 
-_NUMBER_RE = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(?:(?:±|\+-|\+/-)\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)))?\s*$")
+_NUMBER_RE = re.compile(
+    r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(?:(?:±|\+-|\+/-)\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)))?\s*$"
+)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -68,13 +70,21 @@ def parse_spec(obj: dict, where: str = "spec") -> Spec:
         _need(row, "run", str, f"{where}.rows[{i}]")
         _need(row, "label", str, f"{where}.rows[{i}]")
         replicas = row.get("replicas", [row["run"]])
-        if not isinstance(replicas, list) or not replicas or replicas[0] != row["run"] \
-                or not all(isinstance(r, str) for r in replicas):
-            raise TableError(f"{where}.rows[{i}].replicas: expected a list of run names starting with "
-                             f"{row['run']!r}, found {replicas!r}")
+        if (
+            not isinstance(replicas, list)
+            or not replicas
+            or replicas[0] != row["run"]
+            or not all(isinstance(r, str) for r in replicas)
+        ):
+            raise TableError(
+                f"{where}.rows[{i}].replicas: expected a list of run names starting with "
+                f"{row['run']!r}, found {replicas!r}"
+            )
     every = [r for row in rows for r in row.get("replicas", [row["run"]])]
     if len(set(every)) != len(every):
-        raise TableError(f"{where}.rows: a run is the replica of two rows ({sorted({r for r in every if every.count(r) > 1})})")
+        raise TableError(
+            f"{where}.rows: a run is the replica of two rows ({sorted({r for r in every if every.count(r) > 1})})"
+        )
     for i, bench in enumerate(benchmarks):
         _need(bench, "name", str, f"{where}.benchmarks[{i}]")
         _need(bench, "label", str, f"{where}.benchmarks[{i}]")
@@ -101,17 +111,21 @@ def parse_spec(obj: dict, where: str = "spec") -> Spec:
         names = {bench["name"] for bench in benchmarks} | {"avg"}
         for label, values in ref_rows.items():
             if label not in labels:
-                raise TableError(f"{where}.reference.rows: {label!r} is not a row label of the spec "
-                                 f"(labels: {sorted(labels)})")
+                raise TableError(
+                    f"{where}.reference.rows: {label!r} is not a row label of the spec (labels: {sorted(labels)})"
+                )
             if not isinstance(values, dict):
                 raise TableError(f"{where}.reference.rows[{label!r}]: expected an object")
             for name, text in values.items():
                 if name not in names:
-                    raise TableError(f"{where}.reference.rows[{label!r}]: {name!r} is not a benchmark of the "
-                                     f"spec nor 'avg'")
+                    raise TableError(
+                        f"{where}.reference.rows[{label!r}]: {name!r} is not a benchmark of the spec nor 'avg'"
+                    )
                 if not isinstance(text, (str, int, float)) or isinstance(text, bool) or _published_mean(text) is None:
-                    raise TableError(f"{where}.reference.rows[{label!r}][{name!r}]: expected a number like "
-                                     f"'95.33±0.08', found {text!r}")
+                    raise TableError(
+                        f"{where}.reference.rows[{label!r}][{name!r}]: expected a number like "
+                        f"'95.33±0.08', found {text!r}"
+                    )
     return Spec(title, metric, scale, decimals, rows, benchmarks, extra, reference)
 
 
@@ -148,8 +162,9 @@ def load_evals(paths: Sequence[str | os.PathLike], spec: Spec) -> dict[tuple[str
         if run not in runs:
             raise DataError(path, None, "run", f"run {run!r} is not a row of the table spec (rows: {runs})")
         if bench not in names:
-            raise DataError(path, None, "benchmark", f"benchmark {bench!r} is not a column of the table spec "
-                                                     f"(benchmarks: {names})")
+            raise DataError(
+                path, None, "benchmark", f"benchmark {bench!r} is not a column of the table spec (benchmarks: {names})"
+            )
         # "avg@1/flexible": the metric under another extraction mode graded beside the first;
         # "avg@n": each file's own n (the MOTAB release samples 1 for MATH-500, 8 for the others)
         name, _, mode = spec.metric.partition("/")
@@ -159,16 +174,23 @@ def load_evals(paths: Sequence[str | os.PathLike], spec: Spec) -> dict[tuple[str
         metric = metrics.get(name)
         if not isinstance(metric, (int, float)) or isinstance(metric, bool) or not math.isfinite(metric):
             field = f"metrics_by_extraction.{mode}.{name}" if mode else f"metrics.{name}"
-            raise DataError(path, None, field, f"expected a finite number, found {metric!r} (metrics: {sorted(metrics)})")
+            raise DataError(
+                path, None, field, f"expected a finite number, found {metric!r} (metrics: {sorted(metrics)})"
+            )
         key = (run, bench, seed)
         if key in origin:
-            raise TableError(f"duplicate eval for run {run!r}, benchmark {bench!r}, seed {seed}: "
-                             f"{origin[key]} and {path}")
+            raise TableError(
+                f"duplicate eval for run {run!r}, benchmark {bench!r}, seed {seed}: {origin[key]} and {path}"
+            )
         origin[key] = path
         row, replica = row_of[run]
         values.setdefault((row, bench), {})[(replica, seed) if row in replicated else seed] = float(metric)
-    missing = [f"({run!r}, {bench!r})" for run in runs for bench in names if not _has_eval(values, row_of[run], bench,
-                                                                                     run in replicated or row_of[run][0] in replicated)]
+    missing = [
+        f"({run!r}, {bench!r})"
+        for run in runs
+        for bench in names
+        if not _has_eval(values, row_of[run], bench, run in replicated or row_of[run][0] in replicated)
+    ]
     if missing:
         raise TableError(f"no eval file for (run, benchmark) {', '.join(missing)}")
     return values
@@ -190,8 +212,15 @@ def build_lines(spec: Spec, values: dict[tuple[str, str], dict[int, float]]) -> 
         cells = [aggregate(values[(run, bench["name"])], spec.scale) for bench in spec.benchmarks]
         avg = math.fsum(c.mean for c in cells) / len(cells)
         extras = [_extra_text(column["values"].get(run), d) for column in spec.extra_columns]
-        lines.append(Line(label, [(fmt(c.mean, d), fmt(c.std, d) if c.std is not None else "", c.count_text())
-                                  for c in cells], fmt(avg, d), extras, "ours"))
+        lines.append(
+            Line(
+                label,
+                [(fmt(c.mean, d), fmt(c.std, d) if c.std is not None else "", c.count_text()) for c in cells],
+                fmt(avg, d),
+                extras,
+                "ours",
+            )
+        )
         if label not in references:
             continue
         published = references[label]
@@ -239,8 +268,12 @@ def build_tables(spec_obj: dict, eval_paths: Sequence[str | os.PathLike]) -> dic
     values = load_evals(eval_paths, spec)
     lines = build_lines(spec, values)
     footnote = render.footnote(spec, values) + render.grading_note(eval_paths)
-    return {"md": render.render_markdown(spec, lines, footnote), "csv": render.render_csv(spec, lines),
-            "tex": render.render_latex(spec, lines, footnote), "html": render.render_html(spec, lines, footnote)}
+    return {
+        "md": render.render_markdown(spec, lines, footnote),
+        "csv": render.render_csv(spec, lines),
+        "tex": render.render_latex(spec, lines, footnote),
+        "html": render.render_html(spec, lines, footnote),
+    }
 
 
 def teacher_shares(pairs: list[str]) -> dict[str, float]:
@@ -260,8 +293,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--spec", required=True, help="table spec JSON")
     parser.add_argument("--evals", required=True, nargs="+", help="eval JSON files")
     parser.add_argument("--output-prefix", required=True, help="writes PREFIX.md, PREFIX.csv, PREFIX.tex")
-    parser.add_argument("--teacher-share", nargs="*", default=[], metavar="RUN=STATS_JSON",
-                        help="add a 'Teacher share' column from the synth stats file feeding each run")
+    parser.add_argument(
+        "--teacher-share",
+        nargs="*",
+        default=[],
+        metavar="RUN=STATS_JSON",
+        help="add a 'Teacher share' column from the synth stats file feeding each run",
+    )
     args = parser.parse_args(argv)
     try:
         with open(args.spec, encoding="utf-8") as handle:
@@ -272,13 +310,16 @@ def main(argv: list[str]) -> int:
         raise DataError(args.spec, None, None, "expected a JSON object")
     if args.teacher_share:
         spec_obj.setdefault("extra_columns", []).append(
-            {"label": "Teacher share", "values": teacher_shares(args.teacher_share)})
+            {"label": "Teacher share", "values": teacher_shares(args.teacher_share)}
+        )
     try:
         texts = build_tables(spec_obj, args.evals)
     except TableError as exc:
         raise TableError(f"{args.spec}: {exc}") from None
     for ext, text in texts.items():
         write_text(f"{args.output_prefix}.{ext}", text)
-    print(f"wrote {args.output_prefix}.md/.csv/.tex/.html ({len(spec_obj['rows'])} runs x "
-          f"{len(spec_obj['benchmarks'])} benchmarks)")
+    print(
+        f"wrote {args.output_prefix}.md/.csv/.tex/.html ({len(spec_obj['rows'])} runs x "
+        f"{len(spec_obj['benchmarks'])} benchmarks)"
+    )
     return 0

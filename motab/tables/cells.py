@@ -53,8 +53,11 @@ def _aggregate_replicas(values: dict[tuple[int, int], float], scale: float) -> C
         by_replica.setdefault(replica, []).append(values[(replica, seed)] * scale)
     means = [math.fsum(xs) / len(xs) for xs in by_replica.values()]
     mean = math.fsum(x for xs in by_replica.values() for x in xs) / len(values)
-    std = math.sqrt(math.fsum((m - math.fsum(means) / len(means)) ** 2 for m in means) / (len(means) - 1)) \
-        if len(means) > 1 else None
+    std = (
+        math.sqrt(math.fsum((m - math.fsum(means) / len(means)) ** 2 for m in means) / (len(means) - 1))
+        if len(means) > 1
+        else None
+    )
     eval_seeds = sorted({len(xs) for xs in by_replica.values()})
     return Cell(mean, std, eval_seeds[0] if len(eval_seeds) == 1 else len(values), len(means))
 

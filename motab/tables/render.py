@@ -49,8 +49,10 @@ def footnote(spec: Spec, values: dict[tuple[str, str], dict[int, float]]) -> str
     if single:
         note += f" {SINGLE_SEED_MARK} 1 seed: mean only, no std."
     if spec.reference:
-        note += (f" Rows marked ({spec.reference['label']}) give published values; "
-                 f"Δ rows give ours − {spec.reference['label']}.")
+        note += (
+            f" Rows marked ({spec.reference['label']}) give published values; "
+            f"Δ rows give ours − {spec.reference['label']}."
+        )
     return note
 
 
@@ -72,8 +74,12 @@ def _display(cell: tuple[str, str, str], pm: str, mark: str) -> str:
 
 
 def _header(spec: Spec) -> list[str]:
-    return (["Run"] + [b["label"] for b in spec.benchmarks] + (["Avg"] if show_avg(spec) else [])
-            + [c["label"] for c in spec.extra_columns])
+    return (
+        ["Run"]
+        + [b["label"] for b in spec.benchmarks]
+        + (["Avg"] if show_avg(spec) else [])
+        + [c["label"] for c in spec.extra_columns]
+    )
 
 
 def _avg(spec: Spec, line: Line) -> list[str]:
@@ -84,8 +90,14 @@ def render_markdown(spec: Spec, lines: list[Line], footnote: str) -> str:
     header = _header(spec)
     out = [f"## {spec.title}", "", _md_row(header), "| :--- |" + " ---: |" * (len(header) - 1)]
     for line in lines:
-        out.append(_md_row([line.label] + [_display(c, " ± ", " " + SINGLE_SEED_MARK) for c in line.cells]
-                           + _avg(spec, line) + line.extras))
+        out.append(
+            _md_row(
+                [line.label]
+                + [_display(c, " ± ", " " + SINGLE_SEED_MARK) for c in line.cells]
+                + _avg(spec, line)
+                + line.extras
+            )
+        )
     out += ["", footnote, ""]
     return "\n".join(out)
 
@@ -110,10 +122,24 @@ def render_csv(spec: Spec, lines: list[Line]) -> str:
     return buffer.getvalue()
 
 
-_LATEX_SPECIALS = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-                   "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
-                   "±": r"$\pm$", "Δ": r"$\Delta$", "−": r"$-$", "–": "--", "×": r"$\times$",
-                   SINGLE_SEED_MARK: r"$^\dagger$"}
+_LATEX_SPECIALS = {
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "\\": r"\textbackslash{}",
+    "±": r"$\pm$",
+    "Δ": r"$\Delta$",
+    "−": r"$-$",
+    "–": "--",
+    "×": r"$\times$",
+    SINGLE_SEED_MARK: r"$^\dagger$",
+}
 
 
 def latex_escape(text: str) -> str:
@@ -124,15 +150,32 @@ def latex_escape(text: str) -> str:
 def render_latex(spec: Spec, lines: list[Line], footnote: str) -> str:
     """A booktabs table (\\usepackage{booktabs}): top, mid and bottom rules, no vertical lines."""
     header = _header(spec)
-    out = [r"\begin{table}[t]", r"\centering",
-           r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule",
-           " & ".join(latex_escape(h) for h in header) + r" \\", r"\midrule"]
+    out = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}",
+        r"\toprule",
+        " & ".join(latex_escape(h) for h in header) + r" \\",
+        r"\midrule",
+    ]
     for line in lines:
         cells = [latex_escape(_display(c, " ± ", SINGLE_SEED_MARK)) for c in line.cells]
-        out.append(" & ".join([latex_escape(line.label)] + cells + [latex_escape(a) for a in _avg(spec, line)]
-                              + [latex_escape(e) for e in line.extras]) + r" \\")
-    out += [r"\bottomrule", r"\end{tabular}", r"\caption{" + latex_escape(f"{spec.title}. {footnote}") + "}",
-            r"\end{table}", ""]
+        out.append(
+            " & ".join(
+                [latex_escape(line.label)]
+                + cells
+                + [latex_escape(a) for a in _avg(spec, line)]
+                + [latex_escape(e) for e in line.extras]
+            )
+            + r" \\"
+        )
+    out += [
+        r"\bottomrule",
+        r"\end{tabular}",
+        r"\caption{" + latex_escape(f"{spec.title}. {footnote}") + "}",
+        r"\end{table}",
+        "",
+    ]
     return "\n".join(out)
 
 
@@ -143,14 +186,21 @@ def grading_note(eval_paths: Sequence[str | os.PathLike]) -> str:
     for path in eval_paths:
         with open(path, encoding="utf-8") as handle:
             obj = json.load(handle)
-        mode = f"{obj.get('extraction', 'strict (unrecorded)')} extraction, {obj.get('equivalence', 'motab')} comparison"
+        mode = (
+            f"{obj.get('extraction', 'strict (unrecorded)')} extraction, {obj.get('equivalence', 'motab')} comparison"
+        )
         also = sorted(set(obj.get("metrics_by_extraction", {})) - {obj.get("extraction")})
-        by_bench.setdefault(str(obj.get("benchmark")), set()).add(mode + (f"; also graded: {', '.join(also)}"
-                                                                          if also else ""))
+        by_bench.setdefault(str(obj.get("benchmark")), set()).add(
+            mode + (f"; also graded: {', '.join(also)}" if also else "")
+        )
     phrases = sorted({m for modes in by_bench.values() for m in modes})
     if len(phrases) == 1:
         return f" Answers: {phrases[0]}."
-    return " Answers: " + "; ".join(f"{bench}: {' / '.join(sorted(modes))}" for bench, modes in sorted(by_bench.items())) + "."
+    return (
+        " Answers: "
+        + "; ".join(f"{bench}: {' / '.join(sorted(modes))}" for bench, modes in sorted(by_bench.items()))
+        + "."
+    )
 
 
 def render_html(spec: Spec, lines: list[Line], footnote: str) -> str:
@@ -161,15 +211,23 @@ def render_html(spec: Spec, lines: list[Line], footnote: str) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = []
     for line in lines:
-        cells = [line.label] + [_display(c, " ± ", " " + SINGLE_SEED_MARK) for c in line.cells] \
-            + _avg(spec, line) + line.extras
-        body.append(f'<tr class="{escape(line.kind)}">' + "".join(
-            f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
-    style = ("body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
-             "th,td{padding:.3em .8em;text-align:right;border-bottom:1px solid #ddd}"
-             "th:first-child,td:first-child{text-align:left}tr.reference,tr.difference{color:#555}"
-             "p{max-width:60em;color:#333;font-size:.9em}")
-    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{escape(spec.title)}</title>"
-            f"<style>{style}</style></head><body>\n<h2>{escape(spec.title)}</h2>\n"
-            f"<table><thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(body)
-            + f"\n</tbody></table>\n<p>{escape(footnote)}</p>\n</body></html>\n")
+        cells = (
+            [line.label]
+            + [_display(c, " ± ", " " + SINGLE_SEED_MARK) for c in line.cells]
+            + _avg(spec, line)
+            + line.extras
+        )
+        body.append(f'<tr class="{escape(line.kind)}">' + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
+    style = (
+        "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
+        "th,td{padding:.3em .8em;text-align:right;border-bottom:1px solid #ddd}"
+        "th:first-child,td:first-child{text-align:left}tr.reference,tr.difference{color:#555}"
+        "p{max-width:60em;color:#333;font-size:.9em}"
+    )
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{escape(spec.title)}</title>'
+        f"<style>{style}</style></head><body>\n<h2>{escape(spec.title)}</h2>\n"
+        f"<table><thead><tr>{head}</tr></thead><tbody>\n"
+        + "\n".join(body)
+        + f"\n</tbody></table>\n<p>{escape(footnote)}</p>\n</body></html>\n"
+    )

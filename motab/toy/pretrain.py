@@ -41,13 +41,24 @@ def make_batch(examples, indices, pad_id: int):
     for row, i in enumerate(indices):
         ids, n_prompt = examples[i]
         input_ids[row, : len(ids)] = torch.tensor(ids)
-        labels[row, n_prompt: len(ids)] = torch.tensor(ids[n_prompt:])
+        labels[row, n_prompt : len(ids)] = torch.tensor(ids[n_prompt:])
         attention[row, : len(ids)] = 1
     return input_ids, labels, attention
 
 
-def pretrain(problems: str, tokenizer_dir: str, output: str, shape: ModelShape, steps: int, batch_size: int,
-             lr: float, warmup_steps: int, seed: int, threads: int, log_csv: str | None = None) -> None:
+def pretrain(
+    problems: str,
+    tokenizer_dir: str,
+    output: str,
+    shape: ModelShape,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    warmup_steps: int,
+    seed: int,
+    threads: int,
+    log_csv: str | None = None,
+) -> None:
     import torch
     from transformers import AutoTokenizer
 
@@ -79,8 +90,14 @@ def pretrain(problems: str, tokenizer_dir: str, output: str, shape: ModelShape, 
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        log_rows.append({"step": step + 1, "loss": f"{loss.item():.6f}", "lr": f"{lr_at(step):.3e}",
-                         "seconds": f"{time.time() - start:.1f}"})
+        log_rows.append(
+            {
+                "step": step + 1,
+                "loss": f"{loss.item():.6f}",
+                "lr": f"{lr_at(step):.3e}",
+                "seconds": f"{time.time() - start:.1f}",
+            }
+        )
         if (step + 1) % 50 == 0 or step + 1 == steps:
             print(f"step {step + 1}/{steps} loss {loss.item():.4f} ({time.time() - start:.0f}s)", flush=True)
 
@@ -90,10 +107,23 @@ def pretrain(problems: str, tokenizer_dir: str, output: str, shape: ModelShape, 
     model.eval()
     model.save_pretrained(str(tmp), safe_serialization=True)
     tokenizer.save_pretrained(str(tmp))
-    params = {"shape": vars(shape), "steps": steps, "batch_size": batch_size, "lr": lr,
-              "warmup_steps": warmup_steps, "seed": seed}
-    write_json(tmp / "pretrain.json", {"params": params, "num_parameters": model.num_parameters(),
-                                       "final_loss": round(loss.item(), 6), "provenance": provenance(params)})
+    params = {
+        "shape": vars(shape),
+        "steps": steps,
+        "batch_size": batch_size,
+        "lr": lr,
+        "warmup_steps": warmup_steps,
+        "seed": seed,
+    }
+    write_json(
+        tmp / "pretrain.json",
+        {
+            "params": params,
+            "num_parameters": model.num_parameters(),
+            "final_loss": round(loss.item(), 6),
+            "provenance": provenance(params),
+        },
+    )
     if log_csv:
         Path(log_csv).parent.mkdir(parents=True, exist_ok=True)
         with open(log_csv, "w", newline="") as handle:
@@ -124,6 +154,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--log-csv")
     args = parser.parse_args(argv)
     shape = ModelShape(args.hidden_size, args.num_layers, args.num_heads, args.num_kv_heads, args.intermediate_size)
-    pretrain(args.problems, args.tokenizer, args.output, shape, args.steps, args.batch_size, args.lr,
-             args.warmup_steps, args.seed, args.threads, args.log_csv)
+    pretrain(
+        args.problems,
+        args.tokenizer,
+        args.output,
+        shape,
+        args.steps,
+        args.batch_size,
+        args.lr,
+        args.warmup_steps,
+        args.seed,
+        args.threads,
+        args.log_csv,
+    )
     return 0

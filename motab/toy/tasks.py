@@ -16,7 +16,7 @@ from motab.jsonio import write_jsonl
 
 @dataclass(frozen=True)
 class TaskSpec:
-    num_ops: int = 2          # operations per problem (steps in the solution)
+    num_ops: int = 2  # operations per problem (steps in the solution)
     min_operand: int = 10
     max_operand: int = 99
 
@@ -36,8 +36,9 @@ def _one_problem(spec: TaskSpec, rng: random.Random) -> tuple[str, str, int]:
     return f"Compute {expression}.", solution, value
 
 
-def generate_problems(spec: TaskSpec, n: int, seed: int, exclude: set[str] | None = None,
-                      prefix: str = "toy") -> list[dict]:
+def generate_problems(
+    spec: TaskSpec, n: int, seed: int, exclude: set[str] | None = None, prefix: str = "toy"
+) -> list[dict]:
     """n distinct problems; questions in `exclude` (another split) are never produced."""
     rng = random.Random(seed)
     seen = set(exclude or ())
@@ -48,12 +49,15 @@ def generate_problems(spec: TaskSpec, n: int, seed: int, exclude: set[str] | Non
         if question in seen:
             misses += 1
             if misses > 100 * n + 10_000:  # the task has fewer distinct problems than asked for
-                raise ValueError(f"asked for {n} distinct problems but found only {len(rows)} with {spec}; "
-                                 "widen the operand range or ask for fewer")
+                raise ValueError(
+                    f"asked for {n} distinct problems but found only {len(rows)} with {spec}; "
+                    "widen the operand range or ask for fewer"
+                )
             continue
         seen.add(question)
-        rows.append({"id": f"{prefix}-{len(rows):05d}", "question": question,
-                     "solution": solution, "answer": str(answer)})
+        rows.append(
+            {"id": f"{prefix}-{len(rows):05d}", "question": question, "solution": solution, "answer": str(answer)}
+        )
     return rows
 
 
@@ -71,8 +75,9 @@ def main(argv: list[str]) -> int:
     spec = TaskSpec(args.num_ops, args.min_operand, args.max_operand)
     # The test split is drawn first so changing the train size never changes the test set.
     test = generate_problems(spec, args.num_test, seed=args.seed + 1, prefix="toytest")
-    train = generate_problems(spec, args.num_train, seed=args.seed,
-                              exclude={r["question"] for r in test}, prefix="toytrain")
+    train = generate_problems(
+        spec, args.num_train, seed=args.seed, exclude={r["question"] for r in test}, prefix="toytrain"
+    )
     write_jsonl(args.train_output, train)
     write_jsonl(args.test_output, test)
     print(f"{len(train)} train and {len(test)} test problems")

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from motab.jsonio import read_jsonl
+
+if TYPE_CHECKING:  # transformers is imported where a tokenizer is built (slow to import)
+    from transformers import PreTrainedTokenizerFast
 
 DEFAULT_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -40,7 +44,7 @@ def chat_text(question: str, answer: str | None = None) -> str:
     return text if answer is None else text + answer + "<|im_end|>\n"
 
 
-def train_tokenizer(texts: list[str], vocab_size: int, out_dir: str | Path) -> "PreTrainedTokenizerFast":
+def train_tokenizer(texts: list[str], vocab_size: int, out_dir: str | Path) -> PreTrainedTokenizerFast:
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token=None))

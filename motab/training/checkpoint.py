@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from motab.jsonio import write_json
 
@@ -45,9 +46,15 @@ def _atomic_dir(out_dir: str | os.PathLike, fill: Callable[[Path], None]) -> Pat
     return out
 
 
-def atomic_save(model, tokenizer, out_dir: str | os.PathLike, extra_json: dict[str, Any] | None = None,
-                extra_text: dict[str, str] | None = None) -> Path:
+def atomic_save(
+    model,
+    tokenizer,
+    out_dir: str | os.PathLike,
+    extra_json: dict[str, Any] | None = None,
+    extra_text: dict[str, str] | None = None,
+) -> Path:
     """Write model + tokenizer (+ {file name: JSON object}, {file name: text}) as one HF checkpoint, atomically."""
+
     def fill(tmp: Path) -> None:
         model.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))

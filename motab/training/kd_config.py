@@ -49,18 +49,26 @@ def kd_config_errors(config: dict) -> list[str]:
                 errors.append(f"{where}.teachers: several teachers need engine builtin (KDFlow takes one teacher)")
             for key in ("prompts_per_step", "prompts"):
                 if key in cfg:
-                    errors.append(f"{where}.{key}: not used with teachers (each teacher names its prompts and "
-                                  "prompts_per_step); remove it")
+                    errors.append(
+                        f"{where}.{key}: not used with teachers (each teacher names its prompts and "
+                        "prompts_per_step); remove it"
+                    )
             for i, teacher in enumerate(cfg["teachers"]):
                 if teacher["model"] != SELF and teacher["model"] not in models:
-                    errors.append(f"{where}.teachers[{i}].model: {teacher['model']!r} is not a model "
-                                  f"(models: {sorted(models)}, or 'self')")
+                    errors.append(
+                        f"{where}.teachers[{i}].model: {teacher['model']!r} is not a model "
+                        f"(models: {sorted(models)}, or 'self')"
+                    )
                 if teacher["prompts"] not in datasets:
-                    errors.append(f"{where}.teachers[{i}].prompts: {teacher['prompts']!r} is not a dataset "
-                                  f"(datasets: {sorted(datasets)})")
+                    errors.append(
+                        f"{where}.teachers[{i}].prompts: {teacher['prompts']!r} is not a dataset "
+                        f"(datasets: {sorted(datasets)})"
+                    )
         for run_name, run in study.get("runs", {}).items():
             cfg = study.get("kd", {}).get(run.get("kd"), {})
             if "teachers" in cfg and "teacher" in run:
-                errors.append(f"studies.{study_name}.runs.{run_name}.teacher: kd {run['kd']!r} names its teachers "
-                              "(teachers:); remove the run's teacher")
+                errors.append(
+                    f"studies.{study_name}.runs.{run_name}.teacher: kd {run['kd']!r} names its teachers "
+                    "(teachers:); remove the run's teacher"
+                )
     return errors

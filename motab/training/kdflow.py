@@ -60,23 +60,60 @@ VARIANTS = {
 # run_onpolicy_kd.sh / _akl.sh / _dskd.sh (wangbing1416/MOTAB 415a5f0): flags every variant passes,
 # by KDFlow's own names; config may set any of them.
 SCRIPT_FLAGS = {
-    "train_batch_size": 16, "micro_train_batch_size": 1, "learning_rate": 2e-6, "lr_warmup_ratio": 0.05,
-    "num_epochs": 10, "save_steps": 100, "bf16": True, "gradient_checkpointing": True, "enable_sleep": True,
-    "use_liger_kernel": True, "enable_thinking": True,
-    "rollout_tp_size": 1, "rollout_batch_size": 32, "rollout_mem_fraction_static": 0.5, "n_samples_per_prompt": 5,
-    "generate_max_len": 32768, "temperature": 0.6, "top_p": 0.95,
-    "input_key": "messages", "apply_chat_template": True, "max_len": 32768, "prompt_max_len": 2048,
-    "preprocess_num_workers": 32, "kd_ratio": 1.0, "teacher_tp_size": 1, "teacher_mem_fraction_static": 0.5,
+    "train_batch_size": 16,
+    "micro_train_batch_size": 1,
+    "learning_rate": 2e-6,
+    "lr_warmup_ratio": 0.05,
+    "num_epochs": 10,
+    "save_steps": 100,
+    "bf16": True,
+    "gradient_checkpointing": True,
+    "enable_sleep": True,
+    "use_liger_kernel": True,
+    "enable_thinking": True,
+    "rollout_tp_size": 1,
+    "rollout_batch_size": 32,
+    "rollout_mem_fraction_static": 0.5,
+    "n_samples_per_prompt": 5,
+    "generate_max_len": 32768,
+    "temperature": 0.6,
+    "top_p": 0.95,
+    "input_key": "messages",
+    "apply_chat_template": True,
+    "max_len": 32768,
+    "prompt_max_len": 2048,
+    "preprocess_num_workers": 32,
+    "kd_ratio": 1.0,
+    "teacher_tp_size": 1,
+    "teacher_mem_fraction_static": 0.5,
     "logging_steps": 10,
 }
-DSKD_FLAGS = {"dskd_topk_vocab": -1, "dskd_projector_lr": 1e-4}   # _dskd.sh only
+DSKD_FLAGS = {"dskd_topk_vocab": -1, "dskd_projector_lr": 1e-4}  # _dskd.sh only
 # config keys that are not KDFlow flags of the same name (or have no script value)
-OWN_KEYS = {"engine": None, "loss": None, "akl_mu": 0.5, "seed": 42, "use_dynamic_bsz": False,
-            "max_token_len_per_gpu": 8192, "lora_rank": 0, "lora_alpha": None, "dskd_token_align": None,
-            "checkpoint_epoch": None, "kdflow": None}
+OWN_KEYS = {
+    "engine": None,
+    "loss": None,
+    "akl_mu": 0.5,
+    "seed": 42,
+    "use_dynamic_bsz": False,
+    "max_token_len_per_gpu": 8192,
+    "lora_rank": 0,
+    "lora_alpha": None,
+    "dskd_token_align": None,
+    "checkpoint_epoch": None,
+    "kdflow": None,
+}
 # flags the pipeline decides (files, nodes, GPUs); a recipe's `kdflow:` block may set any other
-OWNED_FLAGS = ("num_nodes", "num_gpus_per_node", "save_path", "student_name_or_path", "teacher_name_or_path",
-               "rollout_num_engines", "train_dataset_path", "teacher_dp_size")
+OWNED_FLAGS = (
+    "num_nodes",
+    "num_gpus_per_node",
+    "save_path",
+    "student_name_or_path",
+    "teacher_name_or_path",
+    "rollout_num_engines",
+    "train_dataset_path",
+    "teacher_dp_size",
+)
 MAX_TOKENS_PER_GPU = 8192
 RAY_PORT = 6379
 WEIGHTS = re.compile(r"^(model|pytorch_model|adapter_model)(-\d+-of-\d+)?\.(safetensors|bin)$")
@@ -90,22 +127,29 @@ def settings(cfg: dict) -> dict:
     """The kd block with every unset key at the scripts' value; unknown keys are an error."""
     unknown = sorted(set(cfg) - set(SCRIPT_FLAGS) - set(DSKD_FLAGS) - set(OWN_KEYS))
     if unknown:
-        raise ValueError(f"kd engine kdflow: unknown keys {unknown} (KDFlow flags known here: "
-                         f"{sorted(SCRIPT_FLAGS | DSKD_FLAGS)}, and {sorted(OWN_KEYS)})")
+        raise ValueError(
+            f"kd engine kdflow: unknown keys {unknown} (KDFlow flags known here: "
+            f"{sorted(SCRIPT_FLAGS | DSKD_FLAGS)}, and {sorted(OWN_KEYS)})"
+        )
     if cfg.get("loss") not in VARIANTS:
         raise ValueError(f"kd engine kdflow: loss must be one of {sorted(VARIANTS)}, found {cfg.get('loss')!r}")
     c = SCRIPT_FLAGS | DSKD_FLAGS | OWN_KEYS | cfg
     if c["use_dynamic_bsz"] and not 0 < c["max_token_len_per_gpu"] <= MAX_TOKENS_PER_GPU:
-        raise ValueError(f"kd engine kdflow: max_token_len_per_gpu must lie in 1..{MAX_TOKENS_PER_GPU}, "
-                         f"found {c['max_token_len_per_gpu']}")
+        raise ValueError(
+            f"kd engine kdflow: max_token_len_per_gpu must lie in 1..{MAX_TOKENS_PER_GPU}, "
+            f"found {c['max_token_len_per_gpu']}"
+        )
     if c["checkpoint_epoch"] is not None and not 1 <= c["checkpoint_epoch"] <= c["num_epochs"]:
-        raise ValueError(f"kd engine kdflow: checkpoint_epoch must lie in 1..num_epochs ({c['num_epochs']}), "
-                         f"found {c['checkpoint_epoch']}")
+        raise ValueError(
+            f"kd engine kdflow: checkpoint_epoch must lie in 1..num_epochs ({c['num_epochs']}), "
+            f"found {c['checkpoint_epoch']}"
+        )
     return c
 
 
-def kdflow_argv(cfg: dict, *, student: str, teacher: str, prompts: str, save_path: str, nodes: int,
-                gpus_per_node: int) -> list[str]:
+def kdflow_argv(
+    cfg: dict, *, student: str, teacher: str, prompts: str, save_path: str, nodes: int, gpus_per_node: int
+) -> list[str]:
     """KDFlow's on-policy command line for a kd config block (engine kdflow)."""
     c = settings(cfg)
     if nodes < 1 or gpus_per_node < 1:
@@ -113,9 +157,17 @@ def kdflow_argv(cfg: dict, *, student: str, teacher: str, prompts: str, save_pat
     gpus = nodes * gpus_per_node
     if gpus % c["teacher_tp_size"]:
         raise ValueError(f"kd engine kdflow: teacher_tp_size {c['teacher_tp_size']} does not divide the {gpus} GPUs")
-    flags = {"num_nodes": nodes, "num_gpus_per_node": gpus_per_node, "backend": "fsdp2", "seed": c["seed"],
-             "save_path": save_path, "student_name_or_path": student, "teacher_name_or_path": teacher,
-             "rollout_num_engines": gpus, "train_dataset_path": prompts}
+    flags = {
+        "num_nodes": nodes,
+        "num_gpus_per_node": gpus_per_node,
+        "backend": "fsdp2",
+        "seed": c["seed"],
+        "save_path": save_path,
+        "student_name_or_path": student,
+        "teacher_name_or_path": teacher,
+        "rollout_num_engines": gpus,
+        "train_dataset_path": prompts,
+    }
     flags |= {key: c[key] for key in SCRIPT_FLAGS}
     if c["use_dynamic_bsz"]:
         flags |= {"use_dynamic_bsz": True, "max_token_len_per_gpu": c["max_token_len_per_gpu"]}
@@ -162,19 +214,42 @@ def host_ip(host: str, env: dict | None = None, resolve=socket.getaddrinfo) -> s
         raise ValueError(f"Ray head {host!r}: cannot resolve its address ({exc}); set MOTAB_RAY_HEAD_IP") from exc
     usable = [address for address in found if not ipaddress.ip_address(address).is_loopback]
     if not usable:
-        raise ValueError(f"Ray head {host!r} resolves only to loopback addresses {sorted(set(found))}, which the "
-                         "other nodes cannot reach; set MOTAB_RAY_HEAD_IP to its cluster address")
+        raise ValueError(
+            f"Ray head {host!r} resolves only to loopback addresses {sorted(set(found))}, which the "
+            "other nodes cannot reach; set MOTAB_RAY_HEAD_IP to its cluster address"
+        )
     return usable[0]
 
 
 def ray_commands(hosts: list[str], gpus_per_node: int, head_ip: str, port: int = RAY_PORT) -> list[list[str]]:
     """Ray head on hosts[0] (at head_ip), one worker per other host (through srun), each with its GPUs."""
-    commands = [["ray", "start", "--head", f"--node-ip-address={head_ip}", f"--port={port}",
-                 f"--num-gpus={gpus_per_node}", "--disable-usage-stats"]]
+    commands = [
+        [
+            "ray",
+            "start",
+            "--head",
+            f"--node-ip-address={head_ip}",
+            f"--port={port}",
+            f"--num-gpus={gpus_per_node}",
+            "--disable-usage-stats",
+        ]
+    ]
     for host in hosts[1:]:
-        commands.append(["srun", "--nodes=1", "--ntasks=1", "--overlap", f"--nodelist={host}", "ray", "start",
-                         f"--address={head_ip}:{port}", f"--num-gpus={gpus_per_node}", "--block",
-                         "--disable-usage-stats"])
+        commands.append(
+            [
+                "srun",
+                "--nodes=1",
+                "--ntasks=1",
+                "--overlap",
+                f"--nodelist={host}",
+                "ray",
+                "start",
+                f"--address={head_ip}:{port}",
+                f"--num-gpus={gpus_per_node}",
+                "--block",
+                "--disable-usage-stats",
+            ]
+        )
     return commands
 
 
@@ -190,8 +265,9 @@ def epoch_checkpoint(save_path: Path, epoch: int) -> Path:
     folder = save_path / f"epoch_{epoch}"
     if not is_checkpoint(folder):
         there = sorted(p.name for p in save_path.iterdir()) if save_path.is_dir() else []
-        raise FileNotFoundError(f"KDFlow left no loadable checkpoint at {folder} (config.json and weights); "
-                                f"{save_path} holds {there}")
+        raise FileNotFoundError(
+            f"KDFlow left no loadable checkpoint at {folder} (config.json and weights); {save_path} holds {there}"
+        )
     return folder
 
 
@@ -202,8 +278,9 @@ def merge_adapter(student: str, adapter: Path, out: Path) -> None:
 
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(student), str(adapter))
     model.merge_and_unload().save_pretrained(str(out), safe_serialization=True)
-    AutoTokenizer.from_pretrained(str(adapter) if (adapter / "tokenizer_config.json").is_file()
-                                  else student).save_pretrained(str(out))
+    AutoTokenizer.from_pretrained(
+        str(adapter) if (adapter / "tokenizer_config.json").is_file() else student
+    ).save_pretrained(str(out))
 
 
 def collect_checkpoint(work: Path, epoch: int, student: str) -> dict:
@@ -222,8 +299,9 @@ def collect_checkpoint(work: Path, epoch: int, student: str) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="motab kdflow", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="motab kdflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--student", required=True)
     p.add_argument("--teacher", required=True)
     p.add_argument("--prompts", required=True, help="KDFlow prompt JSONL ({id, messages, ...})")
@@ -237,23 +315,38 @@ def main(argv: list[str]) -> int:
     output = Path(args.output)
     work = output.with_name(f".{output.name}.tmp")
     save_path = work / "kdflow"
-    command = kdflow_argv(cfg, student=args.student, teacher=args.teacher, prompts=args.prompts,
-                          save_path=str(save_path), nodes=len(hosts), gpus_per_node=gpus)
+    command = kdflow_argv(
+        cfg,
+        student=args.student,
+        teacher=args.teacher,
+        prompts=args.prompts,
+        save_path=str(save_path),
+        nodes=len(hosts),
+        gpus_per_node=gpus,
+    )
     ray = ray_commands(hosts, gpus, host_ip(hosts[0], env))
-    script = "\n".join(["#!/bin/bash", "set -euo pipefail", *(shlex.join(c) + (" &" if "--block" in c else "")
-                                                            for c in ray), shlex.join(command), "ray stop", ""])
-    shutil.rmtree(work, ignore_errors=True)   # a killed run's leftovers (KDFlow cannot resume them)
+    script = "\n".join(
+        [
+            "#!/bin/bash",
+            "set -euo pipefail",
+            *(shlex.join(c) + (" &" if "--block" in c else "") for c in ray),
+            shlex.join(command),
+            "ray stop",
+            "",
+        ]
+    )
+    shutil.rmtree(work, ignore_errors=True)  # a killed run's leftovers (KDFlow cannot resume them)
     work.mkdir(parents=True)
     (work / "kdflow_command.sh").write_text(script, encoding="utf-8")
     print(script)
     if args.dry_run:
         return 0
     workers = []
-    env = child_env()   # `ray` and `python` of this environment, also for srun's workers (it exports PATH)
+    env = child_env()  # `ray` and `python` of this environment, also for srun's workers (it exports PATH)
     try:
         subprocess.run(ray[0], check=True, env=env)
         workers = [subprocess.Popen(c, env=env) for c in ray[1:]]
-        time.sleep(10 if workers else 0)   # workers join the head
+        time.sleep(10 if workers else 0)  # workers join the head
         subprocess.run(command, check=True, env=env)
     finally:
         subprocess.run(["ray", "stop"], check=False, env=env)

@@ -45,7 +45,7 @@ class Processes:
     def share(self, batch: list[int]) -> list[int]:
         """This process's contiguous share of a step's prompt indices (len(batch) is a multiple of world)."""
         size = len(batch) // self.world
-        return batch[self.rank * size:(self.rank + 1) * size]
+        return batch[self.rank * size : (self.rank + 1) * size]
 
     def sum(self, values: list[float]) -> list[float]:
         """Each value summed over the processes (float64)."""
@@ -77,7 +77,7 @@ class Processes:
         train a different model on each GPU without a sign)."""
         if self.world == 1:
             return
-        with torch.no_grad():   # reductions in the weights' own dtype: no full-size copy of an 8B model
+        with torch.no_grad():  # reductions in the weights' own dtype: no full-size copy of an 8B model
             digest = [(float(q.sum()), float(q.norm())) for q in parameters]
         if len({tuple(d) for d in self.gather(digest)}) > 1:
             raise RuntimeError(f"{when}: the {self.world} training processes hold different weights")
@@ -97,7 +97,7 @@ def current_processes(env: Mapping[str, str] = os.environ) -> Processes:
         return Processes()
     from accelerate import PartialState
 
-    state = PartialState(cpu=not torch.cuda.is_available())   # gloo on CPU, nccl on GPUs
+    state = PartialState(cpu=not torch.cuda.is_available())  # gloo on CPU, nccl on GPUs
     device = state.device if torch.cuda.is_available() else torch.device("cpu")
     return Processes(rank=state.process_index, world=state.num_processes, device=device)
 
@@ -113,8 +113,27 @@ def accelerate_command(env: Mapping[str, str], argv: list[str], visible_gpus: in
     nodes, per_node = int(launch.get("NNODES", "1")), int(launch.get("NPROC_PER_NODE", "1"))
     if nodes * per_node <= 1:
         return None
-    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
-            "--num_machines", str(nodes), "--machine_rank", launch["NODE_RANK"],
-            "--main_process_ip", launch["MASTER_ADDR"], "--main_process_port", launch["MASTER_PORT"],
-            "--num_processes", str(nodes * per_node), "--mixed_precision", "no", "--dynamo_backend", "no",
-            "-m", "motab", "kd-train", *argv]
+    return [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_machines",
+        str(nodes),
+        "--machine_rank",
+        launch["NODE_RANK"],
+        "--main_process_ip",
+        launch["MASTER_ADDR"],
+        "--main_process_port",
+        launch["MASTER_PORT"],
+        "--num_processes",
+        str(nodes * per_node),
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "motab",
+        "kd-train",
+        *argv,
+    ]

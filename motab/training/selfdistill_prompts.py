@@ -13,17 +13,19 @@ from __future__ import annotations
 import re
 
 BOXED = "Please reason step by step, and put your final answer within \\boxed{}."
-PWOPSD_TRANSITION = ("\n\nAfter reading the reference solution above, make sure you truly understand the reasoning "
-                     "behind each step — do not copy or paraphrase it. Now, using your own words and independent "
-                     "reasoning, derive the same final answer to the problem above. Think step by step, explore "
-                     "different approaches, and don't be afraid to backtrack or reconsider if something doesn't "
-                     "work out:\n")
+PWOPSD_TRANSITION = (
+    "\n\nAfter reading the reference solution above, make sure you truly understand the reasoning "
+    "behind each step — do not copy or paraphrase it. Now, using your own words and independent "
+    "reasoning, derive the same final answer to the problem above. Think step by step, explore "
+    "different approaches, and don't be afraid to backtrack or reconsider if something doesn't "
+    "work out:\n"
+)
 OPEN_THINK = re.compile(r"<think\s*>\s*$")
 
 
 def _with_last_user(messages: list[dict], content: str) -> list[dict]:
     last = max(i for i, m in enumerate(messages) if m["role"] == "user")
-    return [*messages[:last], {"role": "user", "content": content}, *messages[last + 1:]]
+    return [*messages[:last], {"role": "user", "content": content}, *messages[last + 1 :]]
 
 
 def _problem(messages: list[dict]) -> str:
@@ -37,9 +39,11 @@ def pwopsd_student_messages(messages: list[dict]) -> list[dict]:
 
 def pwopsd_teacher_messages(messages: list[dict], solution: str) -> list[dict]:
     """The release's teacher turn: problem, reference solution between markers, transition, instruction."""
-    content = (f"Problem: {_problem(messages)}\n\nHere is a reference solution to this problem:\n"
-               f"=== Reference Solution Begin ===\n{solution}\n=== Reference Solution End ===\n"
-               f"{PWOPSD_TRANSITION}\n{BOXED}")
+    content = (
+        f"Problem: {_problem(messages)}\n\nHere is a reference solution to this problem:\n"
+        f"=== Reference Solution Begin ===\n{solution}\n=== Reference Solution End ===\n"
+        f"{PWOPSD_TRANSITION}\n{BOXED}"
+    )
     return _with_last_user(messages, content)
 
 

@@ -49,14 +49,41 @@ LOG_FILE = "training_log.csv"
 CHECKPOINT = "checkpoint-"
 
 # Config keys passed through to LLaMA-Factory unchanged (they are its own argument names).
-PASS_THROUGH = ("finetuning_type", "cutoff_len", "per_device_train_batch_size", "gradient_accumulation_steps",
-                "learning_rate", "num_train_epochs", "lr_scheduler_type", "warmup_ratio", "seed", "deepspeed",
-                "lora_rank", "lora_alpha", "lora_target", "logging_steps", "adam_beta2", "max_grad_norm")
+PASS_THROUGH = (
+    "finetuning_type",
+    "cutoff_len",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "learning_rate",
+    "num_train_epochs",
+    "lr_scheduler_type",
+    "warmup_ratio",
+    "seed",
+    "deepspeed",
+    "lora_rank",
+    "lora_alpha",
+    "lora_target",
+    "logging_steps",
+    "adam_beta2",
+    "max_grad_norm",
+)
 # --- motab study (issue 18): the keys of the MOTAB release's SFT/sft_config.yaml that the block above
 # lacks; `save_strategy: epoch` keeps a checkpoint per epoch (epoch<k>/ in the output, EPOCH_DIR)
-PASS_THROUGH += ("enable_liger_kernel", "flash_attn", "ddp_timeout", "packing", "preprocessing_num_workers",
-                 "save_strategy", "save_only_model", "plot_loss", "adam_beta1", "adam_epsilon", "weight_decay",
-                 "lr_scheduler_kwargs", "bf16")
+PASS_THROUGH += (
+    "enable_liger_kernel",
+    "flash_attn",
+    "ddp_timeout",
+    "packing",
+    "preprocessing_num_workers",
+    "save_strategy",
+    "save_only_model",
+    "plot_loss",
+    "adam_beta1",
+    "adam_epsilon",
+    "weight_decay",
+    "lr_scheduler_kwargs",
+    "bf16",
+)
 EPOCH_DIR = "epoch"
 # what a finished epoch folder drops: optimizer and RNG states serve only a resume of the training
 _RESUME_ONLY = ("optimizer.pt", "scheduler.pt", "rng_state*.pth", "global_step*", "zero_to_fp32.py", "latest")
@@ -110,8 +137,15 @@ def train_yaml(train_cfg: dict) -> str:
 
 def export_args(model: str, adapter_dir: str, export_dir: str, template: str) -> dict:
     """Arguments for `llamafactory-cli export`: merge a LoRA adapter into a loadable checkpoint."""
-    return {"model_name_or_path": model, "adapter_name_or_path": adapter_dir, "template": template,
-            "finetuning_type": "lora", "export_dir": export_dir, "export_size": 5, "export_legacy_format": False}
+    return {
+        "model_name_or_path": model,
+        "adapter_name_or_path": adapter_dir,
+        "template": template,
+        "finetuning_type": "lora",
+        "export_dir": export_dir,
+        "export_size": 5,
+        "export_legacy_format": False,
+    }
 
 
 def llamafactory_cli() -> list[str]:
@@ -152,15 +186,20 @@ def trainer_log_to_csv(jsonl: Path) -> str:
         if entry.get("loss") is None:
             continue
         if not isinstance(entry.get("current_steps"), int):
-            raise ValueError(f"{jsonl}:{number}: current_steps should be an integer, found {entry.get('current_steps')!r}")
+            raise ValueError(
+                f"{jsonl}:{number}: current_steps should be an integer, found {entry.get('current_steps')!r}"
+            )
         losses[entry["current_steps"]] = float(entry["loss"])
     return "step,loss\n" + "".join(f"{step},{loss:.6f}\n" for step, loss in sorted(losses.items()))
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
     """The newest <folder>/checkpoint-N that LLaMA-Factory finished writing (trainer_state.json present)."""
-    found = [(int(p.name[len(CHECKPOINT):]), p) for p in folder.glob(CHECKPOINT + "*")
-             if p.name[len(CHECKPOINT):].isdigit() and (p / "trainer_state.json").is_file()]
+    found = [
+        (int(p.name[len(CHECKPOINT) :]), p)
+        for p in folder.glob(CHECKPOINT + "*")
+        if p.name[len(CHECKPOINT) :].isdigit() and (p / "trainer_state.json").is_file()
+    ]
     return max(found)[1] if found else None
 
 
@@ -171,8 +210,11 @@ def keep_epoch_checkpoints(folder: Path) -> list[Path]:
     folder gets the tokenizer and generation files of the final model where it lacks them (so the
     eval server loads it alone) and loses the optimizer and RNG states (resume only)."""
     kept = []
-    for step, checkpoint in sorted((int(p.name[len(CHECKPOINT):]), p) for p in folder.glob(CHECKPOINT + "*")
-                                   if p.name[len(CHECKPOINT):].isdigit()):
+    for step, checkpoint in sorted(
+        (int(p.name[len(CHECKPOINT) :]), p)
+        for p in folder.glob(CHECKPOINT + "*")
+        if p.name[len(CHECKPOINT) :].isdigit()
+    ):
         state_file = checkpoint / "trainer_state.json"
         if not state_file.is_file():
             raise ValueError(f"{state_file}: missing; cannot tell which epoch checkpoint-{step} is")
@@ -187,9 +229,23 @@ def keep_epoch_checkpoints(folder: Path) -> list[Path]:
             for path in target.glob(pattern):
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
         for path in folder.iterdir():
-            if path.is_file() and (path.name.startswith(("tokenizer", "special_tokens", "vocab", "merges", "added_tokens",
-                                                         "chat_template", "generation_config"))) \
-                    and not (target / path.name).exists():
+            if (
+                path.is_file()
+                and (
+                    path.name.startswith(
+                        (
+                            "tokenizer",
+                            "special_tokens",
+                            "vocab",
+                            "merges",
+                            "added_tokens",
+                            "chat_template",
+                            "generation_config",
+                        )
+                    )
+                )
+                and not (target / path.name).exists()
+            ):
                 shutil.copy2(path, target / path.name)
         kept.append(target)
     return kept
@@ -227,9 +283,9 @@ def main(argv: list[str]) -> int:
     train_cfg = train_args(args.model, args.dataset_dir, args.dataset, str(trained), params, cpu)
     start = time.time()
     config_path = work / "llamafactory_train.yaml"
-    resume = resumable_checkpoint(work, train_cfg)   # the same answer on every node (read only)
+    resume = resumable_checkpoint(work, train_cfg)  # the same answer on every node (read only)
     if leader and resume is None:
-        shutil.rmtree(work, ignore_errors=True)      # a leftover of other settings, or without a checkpoint
+        shutil.rmtree(work, ignore_errors=True)  # a leftover of other settings, or without a checkpoint
         work.mkdir(parents=True)
     if resume is not None:
         print(f"resuming from {resume}", flush=True)
@@ -241,24 +297,34 @@ def main(argv: list[str]) -> int:
         return 0
     if lora:
         export_path = work / "llamafactory_export.yaml"
-        export_path.write_text(yaml.safe_dump(export_args(args.model, str(trained), str(work),
-                                                          train_cfg["template"]), sort_keys=True))
+        export_path.write_text(
+            yaml.safe_dump(export_args(args.model, str(trained), str(work), train_cfg["template"]), sort_keys=True)
+        )
         run_cli("export", export_path, env)
-    config_path.write_text(train_yaml(train_cfg))   # the YAML that reruns it by hand
+    config_path.write_text(train_yaml(train_cfg))  # the YAML that reruns it by hand
     if train_cfg.get("save_strategy") == "epoch":
         for epoch_dir in keep_epoch_checkpoints(Path(trained)):
             if lora:  # each epoch's adapter merged into loadable weights, as the final one is
                 export_path = work / f"llamafactory_export_{epoch_dir.name}.yaml"
-                export_path.write_text(yaml.safe_dump(export_args(args.model, str(epoch_dir), str(work / epoch_dir.name),
-                                                                  train_cfg["template"]), sort_keys=True))
+                export_path.write_text(
+                    yaml.safe_dump(
+                        export_args(args.model, str(epoch_dir), str(work / epoch_dir.name), train_cfg["template"]),
+                        sort_keys=True,
+                    )
+                )
                 run_cli("export", export_path, env)
     for folder in Path(trained).glob(CHECKPOINT + "*"):
         shutil.rmtree(folder)
     (work / LOG_FILE).write_text(trainer_log_to_csv(Path(trained) / "trainer_log.jsonl"), encoding="utf-8")
-    write_json(work / "sft_run.json", {"args": vars(args) | {"params_json": params},
-                                       "seconds": round(time.time() - start, 1),
-                                       "resumed_from": resume.name if resume is not None else None,
-                                       "provenance": provenance(params)})
+    write_json(
+        work / "sft_run.json",
+        {
+            "args": vars(args) | {"params_json": params},
+            "seconds": round(time.time() - start, 1),
+            "resumed_from": resume.name if resume is not None else None,
+            "provenance": provenance(params),
+        },
+    )
     shutil.rmtree(output, ignore_errors=True)
     os.replace(work, output)
     print(f"SFT finished in {time.time() - start:.0f}s -> {output}")

@@ -21,7 +21,7 @@ Values already set in the environment by the user win over derived ones.
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 PORT_BASE, PORT_SPAN = 20000, 10000
 DERIVED = ("FORCE_TORCHRUN", "NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT", "NPROC_PER_NODE")
@@ -58,7 +58,7 @@ def _expand_entry(entry: str, hostlist: str) -> list[str]:
     match = re.search(r"\[([^\]]*)\]", entry)
     if match is None:
         return [entry]
-    head, tail = entry[:match.start()], entry[match.end():]
+    head, tail = entry[: match.start()], entry[match.end() :]
     out = []
     for part in match.group(1).split(","):
         bounds = part.split("-")
@@ -103,12 +103,18 @@ def torchrun_env(env: Mapping[str, str], visible_gpus: int | None = None) -> dic
         raise ValueError("SLURM environment: SLURM_JOB_NODELIST is missing")
     hosts = expand_hostlist(nodelist)
     if len(hosts) != nodes:
-        raise ValueError(f"SLURM environment: SLURM_JOB_NODELIST {nodelist!r} names {len(hosts)} hosts, "
-                         f"SLURM_NNODES says {nodes}")
+        raise ValueError(
+            f"SLURM environment: SLURM_JOB_NODELIST {nodelist!r} names {len(hosts)} hosts, SLURM_NNODES says {nodes}"
+        )
     per_node = processes_per_node(env, visible_gpus)
     if nodes == 1 and per_node == 1:
         return {}
-    derived = {"FORCE_TORCHRUN": "1", "NNODES": str(nodes), "NODE_RANK": str(rank), "MASTER_ADDR": hosts[0],
-               "MASTER_PORT": str(PORT_BASE + _int(env, "SLURM_JOB_ID") % PORT_SPAN),
-               "NPROC_PER_NODE": str(per_node)}
+    derived = {
+        "FORCE_TORCHRUN": "1",
+        "NNODES": str(nodes),
+        "NODE_RANK": str(rank),
+        "MASTER_ADDR": hosts[0],
+        "MASTER_PORT": str(PORT_BASE + _int(env, "SLURM_JOB_ID") % PORT_SPAN),
+        "NPROC_PER_NODE": str(per_node),
+    }
     return {key: env.get(key, value) for key, value in derived.items()}

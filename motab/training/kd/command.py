@@ -84,30 +84,59 @@ def add_setting_flags(p: argparse.ArgumentParser) -> None:
     for name, f in setting_fields().items():
         kind = str(f.type).split("|")[0].strip()
         choices = tuple(LOSSES) if name == "loss" else f.metadata.get("choices")
-        group.add_argument(f"--{name.replace('_', '-')}", dest=name, type=yes_no if kind == "bool" else KIND[kind],
-                           choices=choices, default=argparse.SUPPRESS, help=f.metadata.get("help"))
+        group.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            type=yes_no if kind == "bool" else KIND[kind],
+            choices=choices,
+            default=argparse.SUPPRESS,
+            help=f.metadata.get("help"),
+        )
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="motab kd-train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="motab kd-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--config", help="JSON file of KD settings (a checkpoint's kd_config.json, or a kd block)")
-    p.add_argument("--config-json", help="the same as a JSON string (rules/kd.smk: the study's kd block); "
-                   "also the run's provenance params unless --params-json")
+    p.add_argument(
+        "--config-json",
+        help="the same as a JSON string (rules/kd.smk: the study's kd block); "
+        "also the run's provenance params unless --params-json",
+    )
     p.add_argument("--student", required=True, help="HF checkpoint folder of the student")
-    p.add_argument("--teacher", required=True, action="append",
-                   help="HF checkpoint folder of the teacher (frozen; same tokenizer), or 'self' (rows need "
-                        "\"solution\"); repeat with --prompts and --prompts-per-step once per teacher")
-    p.add_argument("--prompts", required=True, action="append",
-                   help="KDFlow prompt JSONL: {id, messages, answer, solution} (of the teacher in the same place)")
-    p.add_argument("--prompts-per-step", type=int, action="append",
-                   help="prompts a step takes from these prompts (default: the config's prompts_per_step)")
+    p.add_argument(
+        "--teacher",
+        required=True,
+        action="append",
+        help="HF checkpoint folder of the teacher (frozen; same tokenizer), or 'self' (rows need "
+        '"solution"); repeat with --prompts and --prompts-per-step once per teacher',
+    )
+    p.add_argument(
+        "--prompts",
+        required=True,
+        action="append",
+        help="KDFlow prompt JSONL: {id, messages, answer, solution} (of the teacher in the same place)",
+    )
+    p.add_argument(
+        "--prompts-per-step",
+        type=int,
+        action="append",
+        help="prompts a step takes from these prompts (default: the config's prompts_per_step)",
+    )
     p.add_argument("--output", required=True, help="folder for the trained HF checkpoint")
-    p.add_argument("--log-csv", help="progress CSV written as training goes (the checkpoint's training_log.csv "
-                   "has the same rows without seconds)")
+    p.add_argument(
+        "--log-csv",
+        help="progress CSV written as training goes (the checkpoint's training_log.csv "
+        "has the same rows without seconds)",
+    )
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    p.add_argument("--tracking", choices=("tensorboard", "wandb"), default=None,
-                   help="also log each step's scalars to TensorBoard or wandb (motab.tracking)")
+    p.add_argument(
+        "--tracking",
+        choices=("tensorboard", "wandb"),
+        default=None,
+        help="also log each step's scalars to TensorBoard or wandb (motab.tracking)",
+    )
     p.add_argument("--tracking-dir", default=None, help="TensorBoard event / wandb folder")
     p.add_argument("--tracking-project", default=None, help="wandb project")
     p.add_argument("--params-json", help="config values this run depends on (for provenance)")
@@ -151,12 +180,24 @@ def read_run(args: dict) -> tuple[KDConfig, RunOptions]:
     if per_step and len(args["teacher"]) == 1:
         flags["prompts_per_step"] = per_step[0]
     config = KDConfig.from_dict(values | flags, " + ".join([*where, "flags"]))
-    params = json_object(args["params_json"], "--params-json") if args["params_json"] else \
-        json_object(args["config_json"] or "{}", "--config-json")
-    options = RunOptions(student=args["student"], teachers=tuple(args["teacher"]), prompts=tuple(args["prompts"]),
-                         prompts_per_step=tuple(per_step or [config.prompts_per_step]), output=args["output"],
-                         log_csv=args["log_csv"], threads=args["threads"], tracking=args["tracking"],
-                         tracking_dir=args["tracking_dir"], tracking_project=args["tracking_project"], params=params)
+    params = (
+        json_object(args["params_json"], "--params-json")
+        if args["params_json"]
+        else json_object(args["config_json"] or "{}", "--config-json")
+    )
+    options = RunOptions(
+        student=args["student"],
+        teachers=tuple(args["teacher"]),
+        prompts=tuple(args["prompts"]),
+        prompts_per_step=tuple(per_step or [config.prompts_per_step]),
+        output=args["output"],
+        log_csv=args["log_csv"],
+        threads=args["threads"],
+        tracking=args["tracking"],
+        tracking_dir=args["tracking_dir"],
+        tracking_project=args["tracking_project"],
+        params=params,
+    )
     check_run(config, options)
     return config, options
 

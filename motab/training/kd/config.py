@@ -19,8 +19,8 @@ from typing import Any
 
 from motab.training.kd.objectives import LOSSES, FieldError, check, knob
 
-SELF = "self"   # a teacher that is the starting student itself (self-distillation with privileged context)
-RULE_KEYS = ("engine", "prompts", "teachers")   # resolved by the workflow (rules/kd.smk), not training knobs
+SELF = "self"  # a teacher that is the starting student itself (self-distillation with privileged context)
+RULE_KEYS = ("engine", "prompts", "teachers")  # resolved by the workflow (rules/kd.smk), not training knobs
 PROMPT_STYLES = ("opsd", "pwopsd")
 LORA_INITS = ("fresh", "sft_adapter")
 DTYPES = ("float32", "bfloat16")
@@ -51,12 +51,20 @@ class KDConfig:
     top_k: int = knob(0, "rollout top-k sampling (0 = none)")
     student_thinking: bool | None = knob(None, "enable_thinking of the student's chat template (default: its own)")
     teacher_thinking: bool | None = knob(None, "enable_thinking of the self-teacher's chat template")
-    prompt_style: str = knob("opsd", "self-distillation prompts: opsd (OPSD's teacher wording) or pwopsd (the "
-                             "PW-OPSD release's student and teacher messages)", PROMPT_STYLES)
+    prompt_style: str = knob(
+        "opsd",
+        "self-distillation prompts: opsd (OPSD's teacher wording) or pwopsd (the "
+        "PW-OPSD release's student and teacher messages)",
+        PROMPT_STYLES,
+    )
     mask_pad_tokens: bool = knob(False, "leave response tokens equal to the pad token out of the loss (PW-OPSD)")
     lr_schedule: str = knob("constant", "constant, or linear decay to 0 over steps", ("constant", "linear"))
-    loss_average: str = knob("step", "step: the loss over the step's batch; micro_batch: the mean of each "
-                             "micro-batch's own loss (transformers' gradient accumulation)", ("step", "micro_batch"))
+    loss_average: str = knob(
+        "step",
+        "step: the loss over the step's batch; micro_batch: the mean of each "
+        "micro-batch's own loss (transformers' gradient accumulation)",
+        ("step", "micro_batch"),
+    )
     lora_rank: int = knob(0, "train LoRA adapters of this rank (0 = full weights)")
     lora_alpha: float = knob(0.0, "LoRA alpha (0 = 2 x rank, as OPSD's 64/128)")
     lora_unembed: bool = knob(False, "LoRA on the unembedding (lm_head) too, as Tinker's train_unembed")
@@ -71,25 +79,32 @@ class KDConfig:
     grad_clip: float = knob(1.0, "max gradient norm (0 = no clipping)")
     save_steps: int = knob(0, "resumable state every K steps (0 = never)")
     eval_step: int = knob(0, "the step whose weights become the output checkpoint (0 = the last)")
-    loss_params: Any = field(default=None, metadata={"help": "the loss's own knobs (its params dataclass)",
-                                                     "choices": None})
+    loss_params: Any = field(
+        default=None, metadata={"help": "the loss's own knobs (its params dataclass)", "choices": None}
+    )
 
     def __post_init__(self):
         check(self.loss in LOSSES, "loss", f"expected one of {', '.join(LOSSES)}, found {self.loss!r}")
         params = LOSSES[self.loss].params
         if self.loss_params is None:
             object.__setattr__(self, "loss_params", params())
-        check(isinstance(self.loss_params, params), "loss_params",
-              f"loss {self.loss} takes {params.__name__}, found {type(self.loss_params).__name__}")
+        check(
+            isinstance(self.loss_params, params),
+            "loss_params",
+            f"loss {self.loss} takes {params.__name__}, found {type(self.loss_params).__name__}",
+        )
         for name in ("steps", "samples_per_prompt", "max_new_tokens", "chunk_tokens"):
             check(getattr(self, name) >= 1, name, f"must be >= 1, found {getattr(self, name)}")
         check(self.prompts_per_step is None or self.prompts_per_step >= 1, "prompts_per_step", "must be >= 1")
         check(self.temperature > 0, "temperature", "must be > 0")
         check(0 < self.top_p <= 1, "top_p", "must lie in (0, 1]")
         check(self.top_k >= 0, "top_k", "must be >= 0")
-        check(not LOSSES[self.loss].full_sampling or (self.top_p == 1 and self.top_k == 0), "top_p",
-              f"{self.loss} needs untruncated sampling (top_p 1, top_k 0): its sampler log-probabilities are "
-              "the student's full distribution at the sampling temperature")
+        check(
+            not LOSSES[self.loss].full_sampling or (self.top_p == 1 and self.top_k == 0),
+            "top_p",
+            f"{self.loss} needs untruncated sampling (top_p 1, top_k 0): its sampler log-probabilities are "
+            "the student's full distribution at the sampling temperature",
+        )
         for name in ("lora_rank", "lora_alpha", "micro_batch_prompts", "max_prompt_tokens", "save_steps"):
             check(getattr(self, name) >= 0, name, f"must be >= 0, found {getattr(self, name)}")
         check(0 <= self.eval_step <= self.steps, "eval_step", f"must lie in [0, steps = {self.steps}]")
@@ -117,13 +132,24 @@ class KDConfig:
             own = {f.name: f for f in dataclasses.fields(params)}
             unknown = sorted(set(values) - set(general) - set(own) - set(RULE_KEYS))
             for key in unknown:
-                others = sorted(n for n, entry in LOSSES.items() if key in {f.name for f in dataclasses.fields(entry.params)})
-                raise FieldError(key, f"not a setting of loss {loss}" + (f" (it is one of {', '.join(others)})" if others
-                                                                           else f"; known: {', '.join(sorted({*general, *own}))}"))
+                others = sorted(
+                    n for n, entry in LOSSES.items() if key in {f.name for f in dataclasses.fields(entry.params)}
+                )
+                raise FieldError(
+                    key,
+                    f"not a setting of loss {loss}"
+                    + (
+                        f" (it is one of {', '.join(others)})"
+                        if others
+                        else f"; known: {', '.join(sorted({*general, *own}))}"
+                    ),
+                )
             for name, f in general.items():
                 if f.default is REQUIRED and name not in values:
                     raise FieldError(name, "required")
-            typed = {k: typed_value(k, v, f.type) for k, v in values.items() for f in [general.get(k) or own.get(k)] if f}
+            typed = {
+                k: typed_value(k, v, f.type) for k, v in values.items() for f in [general.get(k) or own.get(k)] if f
+            }
             loss_params = params(**{k: v for k, v in typed.items() if k in own and k not in general})
             return cls(**{k: v for k, v in typed.items() if k in general}, loss_params=loss_params)
         except FieldError as exc:
@@ -152,8 +178,9 @@ def typed_value(name: str, value: Any, annotation: str) -> Any:
     elif kind == "int":
         check(isinstance(value, int) and not isinstance(value, bool), name, f"expected an integer, found {value!r}")
     elif kind == "float":
-        check(isinstance(value, (int, float)) and not isinstance(value, bool), name,
-              f"expected a number, found {value!r}")
+        check(
+            isinstance(value, (int, float)) and not isinstance(value, bool), name, f"expected a number, found {value!r}"
+        )
         return float(value)
     elif kind == "str":
         check(isinstance(value, str), name, f"expected a string, found {value!r}")
@@ -164,29 +191,37 @@ def typed_value(name: str, value: Any, annotation: str) -> Any:
 class RunOptions:
     """Where one run happens: kd-train's runtime flags (not training knobs; not in kd_config.json)."""
 
-    student: str                            # the starting HF checkpoint folder
-    teachers: tuple[str, ...]               # checkpoint folders, or SELF; one per prompt source
-    prompts: tuple[str, ...]                # KDFlow prompt JSONL of the teacher in the same place
-    prompts_per_step: tuple[int, ...]       # prompts a step takes from each source
-    output: str                             # the finished checkpoint's folder
-    log_csv: str | None = None              # progress CSV written as training goes
-    threads: int = 2                        # torch CPU threads
-    tracking: str | None = None             # tensorboard | wandb (motab.tracking)
+    student: str  # the starting HF checkpoint folder
+    teachers: tuple[str, ...]  # checkpoint folders, or SELF; one per prompt source
+    prompts: tuple[str, ...]  # KDFlow prompt JSONL of the teacher in the same place
+    prompts_per_step: tuple[int, ...]  # prompts a step takes from each source
+    output: str  # the finished checkpoint's folder
+    log_csv: str | None = None  # progress CSV written as training goes
+    threads: int = 2  # torch CPU threads
+    tracking: str | None = None  # tensorboard | wandb (motab.tracking)
     tracking_dir: str | None = None
     tracking_project: str | None = None
-    params: dict = field(default_factory=dict)   # config values this run depends on (provenance)
+    params: dict = field(default_factory=dict)  # config values this run depends on (provenance)
 
     def __post_init__(self):
-        counts = {"teacher": len(self.teachers), "prompts": len(self.prompts),
-                  "prompts-per-step": len(self.prompts_per_step)}
+        counts = {
+            "teacher": len(self.teachers),
+            "prompts": len(self.prompts),
+            "prompts-per-step": len(self.prompts_per_step),
+        }
         if len(set(counts.values())) != 1:
-            raise ConfigError("give --teacher, --prompts and --prompts-per-step (or the config's prompts_per_step, "
-                              "one teacher) once per teacher; found " + ", ".join(f"{n} --{k}" for k, n in counts.items()))
+            raise ConfigError(
+                "give --teacher, --prompts and --prompts-per-step (or the config's prompts_per_step, "
+                "one teacher) once per teacher; found " + ", ".join(f"{n} --{k}" for k, n in counts.items())
+            )
         check(min(self.prompts_per_step) >= 1, "prompts_per_step", f"must be >= 1, found {min(self.prompts_per_step)}")
         check(self.threads >= 1, "threads", f"must be >= 1, found {self.threads}")
 
 
 def check_run(config: KDConfig, options: RunOptions) -> None:
     """What neither side can check alone."""
-    check(config.lora_init == "fresh" or SELF not in options.teachers, "lora_init",
-          "sft_adapter with teacher self: the adapters-off teacher would be the base model, not the SFT student")
+    check(
+        config.lora_init == "fresh" or SELF not in options.teachers,
+        "lora_init",
+        "sft_adapter with teacher self: the adapters-off teacher would be the base model, not the SFT student",
+    )

@@ -33,13 +33,21 @@ from motab.training.kd.prompts import (
 from motab.training.kd.step import accumulate_gradients, sample_step
 from motab.training.processes import Processes, current_processes
 
-LOG_COLUMNS = ("step", "loss", "kl_to_teacher", "rollout_tokens")   # training_log.csv in the checkpoint
+LOG_COLUMNS = ("step", "loss", "kl_to_teacher", "rollout_tokens")  # training_log.csv in the checkpoint
 LOG_FILE = "training_log.csv"
-CONFIG_FILE = "kd_config.json"                                       # the resolved KDConfig
-CSV_COLUMNS = (*LOG_COLUMNS, "seconds")                              # --log-csv (progress)
+CONFIG_FILE = "kd_config.json"  # the resolved KDConfig
+CSV_COLUMNS = (*LOG_COLUMNS, "seconds")  # --log-csv (progress)
 # runtime options that may change between a run and its resumption without changing the result
-RESUME_FREE = ("threads", "save_steps", "log_csv", "output", "gradient_checkpointing", "tracking", "tracking_dir",
-               "tracking_project")
+RESUME_FREE = (
+    "threads",
+    "save_steps",
+    "log_csv",
+    "output",
+    "gradient_checkpointing",
+    "tracking",
+    "tracking_dir",
+    "tracking_project",
+)
 
 
 def run_config(config: KDConfig, options: RunOptions) -> dict:
@@ -76,7 +84,7 @@ def set_up(config: KDConfig, options: RunOptions) -> Trainer:
     """Seeds, prompts, models and optimizer, in the order that fixes the run's random draws."""
     processes = current_processes()
     torch.set_num_threads(options.threads)
-    torch.manual_seed(config.seed + processes.rank)   # each process samples its own rollouts
+    torch.manual_seed(config.seed + processes.rank)  # each process samples its own rollouts
     sources = prompt_sources(config, options)
     check_shares(sources, processes)
     student, teachers, tokenizer = load_models(config, options, processes.device)
@@ -115,8 +123,13 @@ def train_step(t: Trainer, step: int) -> dict:
     if t.config.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(t.trainable, t.config.grad_clip)
     t.optimizer.step()
-    row = {"step": step, "loss": f"{metrics['loss']:.6f}", "kl_to_teacher": f"{metrics['kl_to_teacher']:.6f}",
-           "rollout_tokens": f"{metrics['rollout_tokens']:.3f}", "seconds": f"{time.perf_counter() - start:.3f}"}
+    row = {
+        "step": step,
+        "loss": f"{metrics['loss']:.6f}",
+        "kl_to_teacher": f"{metrics['kl_to_teacher']:.6f}",
+        "rollout_tokens": f"{metrics['rollout_tokens']:.3f}",
+        "seconds": f"{time.perf_counter() - start:.3f}",
+    }
     row.update({column: f"{kl:.6f}" for column, kl in zip(t.per_teacher, kls)})
     return row
 
@@ -130,23 +143,33 @@ def save_state(t: Trainer, step: int, rows: list[dict], resume_key: dict) -> Non
         rng = processes.gather(torch.get_rng_state())
         cuda_rng = processes.gather(torch.cuda.get_rng_state(processes.device)) if torch.cuda.is_available() else None
         if processes.main:
-            save_training_state(t.partial, step, t.student, t.optimizer,
-                                {"rng": rng, "cuda_rng": cuda_rng, "rows": rows, "resume_key": resume_key})
+            save_training_state(
+                t.partial,
+                step,
+                t.student,
+                t.optimizer,
+                {"rng": rng, "cuda_rng": cuda_rng, "rows": rows, "resume_key": resume_key},
+            )
 
 
 def train(config: KDConfig, options: RunOptions) -> dict:
     """Run the whole training; returns the kd_run.json record. With several processes (processes.py)
     each runs this: all train, the main one logs and writes."""
     t = set_up(config, options)
-    resume_key = {k: v for k, v in run_config(config, options).items() if k not in RESUME_FREE} | \
-        {"processes": t.processes.world}
+    resume_key = {k: v for k, v in run_config(config, options).items() if k not in RESUME_FREE} | {
+        "processes": t.processes.world
+    }
     rows, first_step = resume(t, resume_key)
     progress = None
     if options.log_csv and t.processes.main:
         Path(options.log_csv).parent.mkdir(parents=True, exist_ok=True)
         progress = open(options.log_csv, "w", newline="", encoding="utf-8")  # noqa: SIM115 (closed by the with below)
-    tracker = Tracker(options.tracking if t.processes.main else None, options.tracking_dir, Path(options.output).name,
-                      options.tracking_project)
+    tracker = Tracker(
+        options.tracking if t.processes.main else None,
+        options.tracking_dir,
+        Path(options.output).name,
+        options.tracking_project,
+    )
     with progress if progress is not None else contextlib.nullcontext():
         writer = None if progress is None else csv.DictWriter(progress, fieldnames=[*CSV_COLUMNS, *t.per_teacher])
         if writer is not None:
@@ -172,10 +195,18 @@ def finish(t: Trainer, rows: list[dict], resume_key: dict) -> dict:
     """The kd_run.json record; the main process writes the checkpoint (the eval step's weights, LoRA merged)."""
     config, options = t.config, t.options
     evaluated = config.eval_step or config.steps
-    record = {"args": run_config(config, options), "params": options.params, "processes": t.processes.world,
-              "provenance": provenance(options.params or resume_key),
-              "final": {"steps": config.steps, "loss": rows[-1]["loss"], "kl_to_teacher": rows[-1]["kl_to_teacher"],
-                        "checkpoint_step": evaluated}}
+    record = {
+        "args": run_config(config, options),
+        "params": options.params,
+        "processes": t.processes.world,
+        "provenance": provenance(options.params or resume_key),
+        "final": {
+            "steps": config.steps,
+            "loss": rows[-1]["loss"],
+            "kl_to_teacher": rows[-1]["kl_to_teacher"],
+            "checkpoint_step": evaluated,
+        },
+    }
     if t.per_teacher:
         record["final"]["kl_to_teacher_by_teacher"] = [rows[-1][column] for column in t.per_teacher]
     if not t.processes.main:
@@ -183,9 +214,14 @@ def finish(t: Trainer, rows: list[dict], resume_key: dict) -> dict:
     student = t.student
     if evaluated < config.steps:
         student.load_state_dict(torch.load(t.partial / f"eval-step-{evaluated}" / "model.pt", weights_only=True))
-    final = student.merge_and_unload() if config.lora_rank else student   # a plain HF checkpoint either way
-    atomic_save(final, t.tokenizer, options.output, extra_json={"kd_run.json": record, CONFIG_FILE: config.as_dict()},
-                extra_text={LOG_FILE: training_log(rows)})
+    final = student.merge_and_unload() if config.lora_rank else student  # a plain HF checkpoint either way
+    atomic_save(
+        final,
+        t.tokenizer,
+        options.output,
+        extra_json={"kd_run.json": record, CONFIG_FILE: config.as_dict()},
+        extra_text={LOG_FILE: training_log(rows)},
+    )
     if t.partial.exists():
         shutil.rmtree(t.partial)
     return record

@@ -14,7 +14,7 @@ from motab.training.processes import default_device
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")  # OPSD's script
 UNEMBED = "lm_head"
-ADAPTER = "adapter"   # a LoRA SFT output's adapter folder (motab.training.sft)
+ADAPTER = "adapter"  # a LoRA SFT output's adapter folder (motab.training.sft)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
@@ -28,8 +28,10 @@ def load_tokenizer(options: RunOptions):
         raise ValueError(f"{options.student}: the tokenizer needs an eos and a pad token")
     for name in dict.fromkeys(options.teachers):
         if name != SELF and AutoTokenizer.from_pretrained(name).get_vocab() != tokenizer.get_vocab():
-            raise ValueError(f"{name}: the teacher's tokenizer differs from the student's ({options.student});"
-                             " this trainer needs a shared tokenizer")
+            raise ValueError(
+                f"{name}: the teacher's tokenizer differs from the student's ({options.student});"
+                " this trainer needs a shared tokenizer"
+            )
     return tokenizer
 
 
@@ -42,18 +44,18 @@ def load_models(config: KDConfig, options: RunOptions, device: torch.device | No
     tokenizer = load_tokenizer(options)
     dtype = DTYPES[config.dtype]
     adapter = sft_adapter(config, options) if config.lora_init == "sft_adapter" else None
-    start = adapter[1] if adapter else options.student   # continuing: the base model under the SFT adapter
+    start = adapter[1] if adapter else options.student  # continuing: the base model under the SFT adapter
     student = AutoModelForCausalLM.from_pretrained(start, dtype=dtype).to(device)
     if config.lora_unembed and student.config.get_text_config().tie_word_embeddings:
         # merging a LoRA on a tied lm_head would change the input embeddings too
         raise ValueError(f"{start}: lora_unembed needs untied input and output embeddings (tie_word_embeddings)")
     loaded = {}
     for name in dict.fromkeys(options.teachers):
-        if name == SELF:   # LoRA: the student with adapters off (set below), else a frozen copy
+        if name == SELF:  # LoRA: the student with adapters off (set below), else a frozen copy
             loaded[name] = None if config.lora_rank else copy.deepcopy(student)
         else:
             loaded[name] = AutoModelForCausalLM.from_pretrained(name, dtype=dtype).to(device)
-    if config.gradient_checkpointing:   # the student's layers only (teachers never run backward)
+    if config.gradient_checkpointing:  # the student's layers only (teachers never run backward)
         student.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     student = with_adapters(student, config, adapter)
     for name, teacher in loaded.items():
@@ -74,9 +76,16 @@ def with_adapters(student, config: KDConfig, adapter: tuple[Path, str] | None):
     if config.lora_rank:
         from peft import LoraConfig, get_peft_model
 
-        return get_peft_model(student, LoraConfig(r=config.lora_rank, lora_alpha=lora_alpha(config),
-                                                  lora_dropout=0.0, target_modules=lora_targets(config),
-                                                  task_type="CAUSAL_LM"))
+        return get_peft_model(
+            student,
+            LoraConfig(
+                r=config.lora_rank,
+                lora_alpha=lora_alpha(config),
+                lora_dropout=0.0,
+                target_modules=lora_targets(config),
+                task_type="CAUSAL_LM",
+            ),
+        )
     return student
 
 
@@ -98,8 +107,11 @@ def sft_adapter(config: KDConfig, options: RunOptions) -> tuple[Path, str]:
     adapter = json.loads(config_path.read_text(encoding="utf-8"))
     targets = adapter.get("target_modules") or []
     asked = {"r": config.lora_rank, "lora_alpha": lora_alpha(config), "target_modules": sorted(lora_targets(config))}
-    found = {"r": adapter.get("r"), "lora_alpha": adapter.get("lora_alpha"),
-             "target_modules": sorted([targets] if isinstance(targets, str) else targets)}
+    found = {
+        "r": adapter.get("r"),
+        "lora_alpha": adapter.get("lora_alpha"),
+        "target_modules": sorted([targets] if isinstance(targets, str) else targets),
+    }
     if asked != found:
         raise ValueError(f"{config_path}: the SFT adapter has {found}, but this run asks for {asked}")
     return folder, adapter["base_model_name_or_path"]

@@ -52,28 +52,28 @@ def knob(default: Any, help: str, choices: tuple | None = None) -> Any:
 class Batch:
     """One batch of rollouts as every loss sees it (R rows, M response positions, N = mask.sum())."""
 
-    student_hidden: Any    # [R, M, d] student hidden states predicting each response token (with grad)
-    student_head: Any      # the student's output head (lm_head)
-    teacher_hidden: Any    # [R, M, d] teacher hidden states (no grad; after its privileged prompt if any)
+    student_hidden: Any  # [R, M, d] student hidden states predicting each response token (with grad)
+    student_head: Any  # the student's output head (lm_head)
+    teacher_hidden: Any  # [R, M, d] teacher hidden states (no grad; after its privileged prompt if any)
     teacher_head: Any
-    response: Any          # [R, M] sampled token ids
-    mask: Any              # [R, M] bool: the response tokens in the loss
-    targets: Any           # [N] response[mask]
-    logp_student: Any      # [N] log p_S(y_t) at temperature 1, no grad
-    logp_teacher: Any      # [N] log p_T(y_t) at temperature 1
-    temperature: float     # the rollouts' sampling temperature
-    chunk_tokens: int      # tokens per chunk of logits
-    step: int              # 1-based optimizer step
+    response: Any  # [R, M] sampled token ids
+    mask: Any  # [R, M] bool: the response tokens in the loss
+    targets: Any  # [N] response[mask]
+    logp_student: Any  # [N] log p_S(y_t) at temperature 1, no grad
+    logp_teacher: Any  # [N] log p_T(y_t) at temperature 1
+    temperature: float  # the rollouts' sampling temperature
+    chunk_tokens: int  # tokens per chunk of logits
+    step: int  # 1-based optimizer step
 
 
 @dataclass(frozen=True)
 class Loss:
     """A registered objective: its params dataclass, what it averages over, and its function."""
 
-    params: type                                   # frozen dataclass; every field has a default
-    units: str                                     # one of UNITS
-    fn: Callable[[Batch, Any], Any]                # (batch, params) -> scalar loss tensor with grad
-    full_sampling: bool = False                    # needs untruncated sampling (top_p 1, top_k 0)
+    params: type  # frozen dataclass; every field has a default
+    units: str  # one of UNITS
+    fn: Callable[[Batch, Any], Any]  # (batch, params) -> scalar loss tensor with grad
+    full_sampling: bool = False  # needs untruncated sampling (top_p 1, top_k 0)
 
 
 LOSSES: dict[str, Loss] = {}
@@ -98,6 +98,7 @@ def loss_units(name: str, mask) -> int:
 
 # ----------------------------------------------------------------------------- Tinker's on-policy loss
 
+
 @dataclass(frozen=True)
 class OnPolicyParams:
     kl_discount: float = knob(0.0, "rkl_onpolicy: discount g of future k_t (0 = none)")
@@ -116,15 +117,25 @@ def rkl_onpolicy(b: Batch, p: OnPolicyParams):
         logp_sampler = b.logp_student
     else:
         with torch.no_grad():
-            logp_sampler = chunked_token_logprobs(b.student_hidden.detach()[b.mask], b.student_head, b.targets,
-                                                  tau=b.temperature, chunk_tokens=b.chunk_tokens)
-    logp_new = chunked_token_logprobs(b.student_hidden[b.mask], b.student_head, b.targets,
-                                      chunk_tokens=b.chunk_tokens)
-    return onpolicy_advantage_loss(grid.masked_scatter(b.mask, logp_new), grid.masked_scatter(b.mask, logp_sampler),
-                                   grid.masked_scatter(b.mask, b.logp_teacher), b.mask, p.kl_discount)
+            logp_sampler = chunked_token_logprobs(
+                b.student_hidden.detach()[b.mask],
+                b.student_head,
+                b.targets,
+                tau=b.temperature,
+                chunk_tokens=b.chunk_tokens,
+            )
+    logp_new = chunked_token_logprobs(b.student_hidden[b.mask], b.student_head, b.targets, chunk_tokens=b.chunk_tokens)
+    return onpolicy_advantage_loss(
+        grid.masked_scatter(b.mask, logp_new),
+        grid.masked_scatter(b.mask, logp_sampler),
+        grid.masked_scatter(b.mask, b.logp_teacher),
+        b.mask,
+        p.kl_discount,
+    )
 
 
 # ----------------------------------------------------------------------------- full-vocabulary divergences
+
 
 @dataclass(frozen=True)
 class DivergenceParams:
@@ -143,23 +154,37 @@ class DivergenceParams:
 def divergence(kind: str) -> Callable[[Batch, DivergenceParams], Any]:
     """The full-vocabulary divergence `kind` (motab.losses.divergences) at each response position, mean
     over tokens, computed in token chunks."""
+
     def loss(b: Batch, p: DivergenceParams):
         from motab.losses.divergences import chunked_token_divergence
 
-        return chunked_token_divergence(b.student_hidden, b.student_head, b.teacher_hidden, b.mask, kind,
-                                        teacher_head=b.teacher_head, tau=p.distill_temperature, beta=p.jsd_beta,
-                                        skew=p.skew_lambda, mu=p.akl_mu, chunk_tokens=b.chunk_tokens)
+        return chunked_token_divergence(
+            b.student_hidden,
+            b.student_head,
+            b.teacher_hidden,
+            b.mask,
+            kind,
+            teacher_head=b.teacher_head,
+            tau=p.distill_temperature,
+            beta=p.jsd_beta,
+            skew=p.skew_lambda,
+            mu=p.akl_mu,
+            chunk_tokens=b.chunk_tokens,
+        )
+
     return loss
 
 
 # ----------------------------------------------------------------------------- the PW-OPSD release's family
 
+
 @dataclass(frozen=True)
 class SelfDistillParams:
     distill_temperature: float = knob(1.0, "divergence losses and the PW-OPSD family: logits / tau")
     clip: float = knob(0.05, "opsd/pwopsd: forward-KL clip")
-    compat: str = knob("released", "opsd/pwopsd clip: released (each vocabulary entry) or paper (each token's KL)",
-                       COMPATS)
+    compat: str = knob(
+        "released", "opsd/pwopsd clip: released (each vocabulary entry) or paper (each token's KL)", COMPATS
+    )
     w_min: float = knob(PW_PRESETS["moderate"].w_min, "pwopsd: weight floor")
     pw_tau: float = knob(PW_PRESETS["moderate"].tau, "pwopsd: sigmoid centre in u = t/T")
     pw_s: float = knob(PW_PRESETS["moderate"].s, "pwopsd: sigmoid width")
@@ -179,15 +204,25 @@ class SelfDistillParams:
 def selfdistill(name: str) -> Callable[[Batch, SelfDistillParams], Any]:
     """The PW-OPSD release's objective `name` (motab.losses.selfdistill; METHODS.md, "Self-distillation
     losses"); REOPOLD's phase reads the 0-based step, as the release's global_step."""
+
     def loss(b: Batch, p: SelfDistillParams):
         from motab.losses.selfdistill_batch import SelfDistillSettings, selfdistill_loss
 
-        settings = SelfDistillSettings(loss=name, tau=p.distill_temperature, clip=p.clip, compat=p.compat,
-                                       schedule=PositionSchedule(w_min=p.w_min, tau=p.pw_tau, s=p.pw_s),
-                                       reopold_lambda=p.reopold_lambda, reopold_beta=p.reopold_beta,
-                                       reopold_t_switch=p.reopold_t_switch, chunk_tokens=b.chunk_tokens)
-        return selfdistill_loss(b.student_hidden, b.student_head, b.teacher_hidden, b.teacher_head, b.response,
-                                b.mask, settings, b.step - 1)
+        settings = SelfDistillSettings(
+            loss=name,
+            tau=p.distill_temperature,
+            clip=p.clip,
+            compat=p.compat,
+            schedule=PositionSchedule(w_min=p.w_min, tau=p.pw_tau, s=p.pw_s),
+            reopold_lambda=p.reopold_lambda,
+            reopold_beta=p.reopold_beta,
+            reopold_t_switch=p.reopold_t_switch,
+            chunk_tokens=b.chunk_tokens,
+        )
+        return selfdistill_loss(
+            b.student_hidden, b.student_head, b.teacher_hidden, b.teacher_head, b.response, b.mask, settings, b.step - 1
+        )
+
     return loss
 
 

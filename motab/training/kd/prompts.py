@@ -15,8 +15,10 @@ from motab.training.selfdistill_prompts import (
 )
 
 # OPSD (github.com/siyan-zhao/OPSD, data_collator.py, reason_first=False): the teacher's user message
-TRANSITION = ("\n\nAfter understanding the reference solution and the rationale behind each step, now articulate "
-              "your own step-by-step reasoning that derives the same final answer to the problem below:\n")
+TRANSITION = (
+    "\n\nAfter understanding the reference solution and the rationale behind each step, now articulate "
+    "your own step-by-step reasoning that derives the same final answer to the problem below:\n"
+)
 BOXED = "Please reason step by step, and put your final answer within \\boxed{}."
 
 
@@ -44,8 +46,11 @@ def read_prompts(path: str | Path, need_solution: bool = False, style: str = "op
             solution = require(row, "solution", str, path, line, nullable=True)
             if solution is None:
                 raise DataError(path, line, "solution", "self-distillation needs a reference solution, found null")
-            privileged.append(teacher_messages(conversations[-1], solution) if style == "opsd"
-                              else pwopsd_teacher_messages(conversations[-1], solution))
+            privileged.append(
+                teacher_messages(conversations[-1], solution)
+                if style == "opsd"
+                else pwopsd_teacher_messages(conversations[-1], solution)
+            )
     if not conversations:
         raise DataError(path, None, None, "no prompts found")
     if style == "pwopsd":
@@ -61,9 +66,11 @@ def teacher_messages(messages: list[dict], solution: str) -> list[dict]:
     problem:", the solution, the transition sentence, then the boxed-answer instruction.
     """
     last = max(i for i, m in enumerate(messages) if m["role"] == "user")
-    content = (f"{messages[last]['content']}\n\nHere is a reference solution to this problem:\n{solution}\n"
-               f"{TRANSITION}\n{BOXED}")
-    return [*messages[:last], {"role": "user", "content": content}, *messages[last + 1:]]
+    content = (
+        f"{messages[last]['content']}\n\nHere is a reference solution to this problem:\n{solution}\n"
+        f"{TRANSITION}\n{BOXED}"
+    )
+    return [*messages[:last], {"role": "user", "content": content}, *messages[last + 1 :]]
 
 
 def prompt_batch(order: list[int], step: int, batch: int) -> list[int]:
@@ -76,12 +83,12 @@ def prompt_batch(order: list[int], step: int, batch: int) -> list[int]:
 class PromptSource:
     """One teacher with its own prompts (Tinker's DistillationDatasetConfig): per_step prompts a step."""
 
-    teacher: str                           # checkpoint folder, or SELF
-    prompts: str                           # prompt JSONL
+    teacher: str  # checkpoint folder, or SELF
+    prompts: str  # prompt JSONL
     per_step: int
-    conversations: list[list[dict]]        # the student's conversations
-    privileged: list[list[dict]] | None    # the teacher's (self-distillation), else None
-    order: list[int]                       # the prompts shuffled by the seed; steps take the next per_step
+    conversations: list[list[dict]]  # the student's conversations
+    privileged: list[list[dict]] | None  # the teacher's (self-distillation), else None
+    order: list[int]  # the prompts shuffled by the seed; steps take the next per_step
 
 
 def prompt_sources(config: KDConfig, options: RunOptions) -> list[PromptSource]:
@@ -124,5 +131,7 @@ def check_shares(sources: list[PromptSource], processes) -> None:
     """Every process takes the same number of each teacher's prompts a step."""
     for source in sources:
         if source.per_step % processes.world:
-            raise ValueError(f"prompts_per_step {source.per_step} ({source.prompts}) is not a multiple of the "
-                             f"{processes.world} training processes; each process takes an equal share")
+            raise ValueError(
+                f"prompts_per_step {source.per_step} ({source.prompts}) is not a multiple of the "
+                f"{processes.world} training processes; each process takes an equal share"
+            )

@@ -16,11 +16,11 @@ from motab.training.selfdistill_prompts import render
 class Rollouts:
     """R = B*n sequences: [left-padded prompt (P) | response (M, right-padded after eos)]."""
 
-    input_ids: torch.Tensor        # [R, P+M]
-    attention_mask: torch.Tensor   # [R, P+M]
-    prompt_len: int                # P
-    response: torch.Tensor         # [R, M]
-    response_mask: torch.Tensor    # [R, M] bool: tokens up to and including the first eos
+    input_ids: torch.Tensor  # [R, P+M]
+    attention_mask: torch.Tensor  # [R, P+M]
+    prompt_len: int  # P
+    response: torch.Tensor  # [R, M]
+    response_mask: torch.Tensor  # [R, M] bool: tokens up to and including the first eos
 
     @property
     def position_ids(self) -> torch.Tensor:
@@ -28,9 +28,18 @@ class Rollouts:
 
 
 @torch.no_grad()
-def sample_rollouts(model, tokenizer, conversations: list[list[dict]], n: int, max_new_tokens: int,
-                    temperature: float, top_p: float = 1.0, top_k: int = 0, thinking: bool | None = None,
-                    mask_pad: bool = False) -> Rollouts:
+def sample_rollouts(
+    model,
+    tokenizer,
+    conversations: list[list[dict]],
+    n: int,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float = 1.0,
+    top_k: int = 0,
+    thinking: bool | None = None,
+    mask_pad: bool = False,
+) -> Rollouts:
     """n sampled responses per conversation (mask_pad: see `response_mask`).
 
     generate keeps no scores (one [R, |V|] tensor per new token would be R * M * |V| * 4 bytes). The
@@ -43,15 +52,28 @@ def sample_rollouts(model, tokenizer, conversations: list[list[dict]], n: int, m
     prompt_mask = enc.attention_mask.repeat_interleave(n, dim=0)
     was_training = model.training
     model.eval()
-    sequences = model.generate(input_ids=prompt_ids, attention_mask=prompt_mask, do_sample=True,
-                               temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens,
-                               eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    sequences = model.generate(
+        input_ids=prompt_ids,
+        attention_mask=prompt_mask,
+        do_sample=True,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     model.train(was_training)
     prompt_len = prompt_ids.shape[1]
     response = sequences[:, prompt_len:]
     mask = response_mask(response, tokenizer.eos_token_id, tokenizer.pad_token_id if mask_pad else None)
-    return Rollouts(input_ids=sequences, attention_mask=torch.cat([prompt_mask, mask.long()], 1),
-                    prompt_len=prompt_len, response=response, response_mask=mask)
+    return Rollouts(
+        input_ids=sequences,
+        attention_mask=torch.cat([prompt_mask, mask.long()], 1),
+        prompt_len=prompt_len,
+        response=response,
+        response_mask=mask,
+    )
 
 
 def response_mask(response: torch.Tensor, eos_id: int, pad_id: int | None = None) -> torch.Tensor:
@@ -62,16 +84,21 @@ def response_mask(response: torch.Tensor, eos_id: int, pad_id: int | None = None
     return mask if pad_id is None else mask & (response != pad_id)
 
 
-def with_prompts(rollouts: Rollouts, tokenizer, conversations: list[list[dict]], n: int,
-                 thinking: bool | None = None) -> Rollouts:
+def with_prompts(
+    rollouts: Rollouts, tokenizer, conversations: list[list[dict]], n: int, thinking: bool | None = None
+) -> Rollouts:
     """The same response tokens after other prompts (the teacher's privileged context), n per prompt."""
     texts = [render(tokenizer, c, thinking) for c in conversations]
     enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(rollouts.response.device)
     prompt_ids = enc.input_ids.repeat_interleave(n, dim=0)
     prompt_mask = enc.attention_mask.repeat_interleave(n, dim=0)
-    return Rollouts(input_ids=torch.cat([prompt_ids, rollouts.response], 1),
-                    attention_mask=torch.cat([prompt_mask, rollouts.response_mask.long()], 1),
-                    prompt_len=prompt_ids.shape[1], response=rollouts.response, response_mask=rollouts.response_mask)
+    return Rollouts(
+        input_ids=torch.cat([prompt_ids, rollouts.response], 1),
+        attention_mask=torch.cat([prompt_mask, rollouts.response_mask.long()], 1),
+        prompt_len=prompt_ids.shape[1],
+        response=rollouts.response,
+        response_mask=rollouts.response_mask,
+    )
 
 
 def causal_lm(model):
@@ -81,20 +108,35 @@ def causal_lm(model):
 
 def response_hidden(model, rollouts: Rollouts) -> torch.Tensor:
     """Final hidden states at the positions that predict each response token: [R, M, d]."""
-    hidden = causal_lm(model).base_model(input_ids=rollouts.input_ids, attention_mask=rollouts.attention_mask,
-                                         position_ids=rollouts.position_ids, use_cache=False).last_hidden_state
-    return hidden[:, rollouts.prompt_len - 1:-1]
+    hidden = (
+        causal_lm(model)
+        .base_model(
+            input_ids=rollouts.input_ids,
+            attention_mask=rollouts.attention_mask,
+            position_ids=rollouts.position_ids,
+            use_cache=False,
+        )
+        .last_hidden_state
+    )
+    return hidden[:, rollouts.prompt_len - 1 : -1]
 
 
 def rollout_rows(rollouts: Rollouts, rows: slice) -> Rollouts:
     """The rollouts of some rows (every batch-first tensor field sliced; the prompt length kept)."""
     tensors = {f.name: getattr(rollouts, f.name) for f in dataclasses.fields(rollouts)}
-    return dataclasses.replace(rollouts, **{name: value[rows] for name, value in tensors.items()
-                                            if isinstance(value, torch.Tensor)})
+    return dataclasses.replace(
+        rollouts, **{name: value[rows] for name, value in tensors.items() if isinstance(value, torch.Tensor)}
+    )
 
 
-def teacher_parts(sources: list[PromptSource], batches: list[list[int]], rollouts: Rollouts, tokenizer,
-                  n: int, thinking: bool | None = None) -> list[tuple[slice, Rollouts | None]]:
+def teacher_parts(
+    sources: list[PromptSource],
+    batches: list[list[int]],
+    rollouts: Rollouts,
+    tokenizer,
+    n: int,
+    thinking: bool | None = None,
+) -> list[tuple[slice, Rollouts | None]]:
     """Each source's rows of the concatenated batch (n rollouts per prompt), with the same responses after
     its teacher's privileged prompts for self-distillation (else None)."""
     parts, first = [], 0
@@ -102,6 +144,12 @@ def teacher_parts(sources: list[PromptSource], batches: list[list[int]], rollout
         rows = slice(first, first + len(batch) * n)
         first = rows.stop
         view = rollouts if len(sources) == 1 else rollout_rows(rollouts, rows)
-        parts.append((rows, None if source.privileged is None else with_prompts(
-            view, tokenizer, [source.privileged[i] for i in batch], n, thinking)))
+        parts.append(
+            (
+                rows,
+                None
+                if source.privileged is None
+                else with_prompts(view, tokenizer, [source.privileged[i] for i in batch], n, thinking),
+            )
+        )
     return parts

@@ -28,8 +28,9 @@ def teacher_scoring(student, teacher):
     return student.disable_adapter() if teacher is student else contextlib.nullcontext()
 
 
-def distillation_loss(student, teacher, rollouts: Rollouts, config: KDConfig,
-                      teacher_rollouts: Rollouts | None = None, step: int = 1) -> tuple[torch.Tensor, float]:
+def distillation_loss(
+    student, teacher, rollouts: Rollouts, config: KDConfig, teacher_rollouts: Rollouts | None = None, step: int = 1
+) -> tuple[torch.Tensor, float]:
     """(loss with grad, kl_to_teacher) for one batch of rollouts at 1-based `step`: the config's loss
     (its registry entry and params) on both models' hidden states at the response positions.
 
@@ -47,10 +48,20 @@ def distillation_loss(student, teacher, rollouts: Rollouts, config: KDConfig,
     with torch.no_grad():
         logp_student = chunked_token_logprobs(student_hidden.detach()[mask], student_head, targets, chunk_tokens=chunk)
     kl_to_teacher = (logp_student - logp_teacher).mean().item() if targets.numel() else 0.0
-    batch = Batch(student_hidden=student_hidden, student_head=student_head, teacher_hidden=teacher_hidden,
-                  teacher_head=teacher_head, response=rollouts.response, mask=mask, targets=targets,
-                  logp_student=logp_student, logp_teacher=logp_teacher, temperature=config.temperature,
-                  chunk_tokens=chunk, step=step)
+    batch = Batch(
+        student_hidden=student_hidden,
+        student_head=student_head,
+        teacher_hidden=teacher_hidden,
+        teacher_head=teacher_head,
+        response=rollouts.response,
+        mask=mask,
+        targets=targets,
+        logp_student=logp_student,
+        logp_teacher=logp_teacher,
+        temperature=config.temperature,
+        chunk_tokens=chunk,
+        step=step,
+    )
     return LOSSES[config.loss].fn(batch, config.loss_params), kl_to_teacher
 
 
@@ -60,9 +71,14 @@ def micro_batch_units(config: KDConfig, mask: torch.Tensor) -> int:
     return 1 if config.loss_average == "micro_batch" else loss_units(config.loss, mask)
 
 
-def multi_teacher_loss(student, teachers: list, rollouts: Rollouts, config: KDConfig,
-                       parts: list[tuple[slice, Rollouts | None]],
-                       step: int = 1) -> tuple[torch.Tensor, float, list[float]]:
+def multi_teacher_loss(
+    student,
+    teachers: list,
+    rollouts: Rollouts,
+    config: KDConfig,
+    parts: list[tuple[slice, Rollouts | None]],
+    step: int = 1,
+) -> tuple[torch.Tensor, float, list[float]]:
     """(loss, kl_to_teacher, kl_to_teacher per teacher) over a batch whose rows `parts[i][0]` belong to
     teachers[i] (with its privileged rollouts `parts[i][1]`, or None). One teacher: distillation_loss on
     the whole batch. Several: each teacher's loss on its rows, weighted by its share of the loss units
@@ -75,8 +91,7 @@ def multi_teacher_loss(student, teachers: list, rollouts: Rollouts, config: KDCo
     total_units, total_tokens = max(sum(units), 1), max(sum(tokens), 1)
     loss, kls = 0.0, []
     for teacher, (rows, privileged), unit in zip(teachers, parts, units):
-        part_loss, part_kl = distillation_loss(student, teacher, rollout_rows(rollouts, rows), config, privileged,
-                                                step)
+        part_loss, part_kl = distillation_loss(student, teacher, rollout_rows(rollouts, rows), config, privileged, step)
         loss = loss + part_loss * (unit / total_units)
         kls.append(part_kl)
     kl = sum(k * n for k, n in zip(kls, tokens)) / total_tokens
@@ -87,7 +102,7 @@ def multi_teacher_loss(student, teachers: list, rollouts: Rollouts, config: KDCo
 class MicroBatch:
     """Rollouts sampled together: the teachers with prompts in them, and each one's rows (teacher_parts)."""
 
-    teachers: list[int]                             # indices into the run's sources / teachers
+    teachers: list[int]  # indices into the run's sources / teachers
     rollouts: Rollouts
     parts: list[tuple[slice, Rollouts | None]]
 
@@ -100,30 +115,47 @@ def micro_batches(batches: list[list[int]], size: int) -> list[list[list[int]]]:
     groups = []
     for start in range(0, len(flat), size):
         group = [[] for _ in batches]
-        for i, prompt in flat[start:start + size]:
+        for i, prompt in flat[start : start + size]:
             group[i].append(prompt)
         groups.append(group)
     return groups
 
 
-def sample_step(student, sources: list[PromptSource], tokenizer, config: KDConfig, step: int,
-                processes: Processes) -> list[MicroBatch]:
+def sample_step(
+    student, sources: list[PromptSource], tokenizer, config: KDConfig, step: int, processes: Processes
+) -> list[MicroBatch]:
     """This process's rollouts for `step`, sampled micro-batch by micro-batch from the current weights."""
     batches = [processes.share(batch) for batch in source_batches(sources, step)]
     out = []
     for group in micro_batches(batches, config.micro_batch_prompts):
         active = [i for i, batch in enumerate(group) if batch]
-        rollouts = sample_rollouts(student, tokenizer, [sources[i].conversations[j] for i in active for j in group[i]],
-                                   config.samples_per_prompt, config.max_new_tokens, config.temperature, config.top_p,
-                                   config.top_k, config.student_thinking, config.mask_pad_tokens)
-        parts = teacher_parts([sources[i] for i in active], [group[i] for i in active], rollouts, tokenizer,
-                              config.samples_per_prompt, config.teacher_thinking)
+        rollouts = sample_rollouts(
+            student,
+            tokenizer,
+            [sources[i].conversations[j] for i in active for j in group[i]],
+            config.samples_per_prompt,
+            config.max_new_tokens,
+            config.temperature,
+            config.top_p,
+            config.top_k,
+            config.student_thinking,
+            config.mask_pad_tokens,
+        )
+        parts = teacher_parts(
+            [sources[i] for i in active],
+            [group[i] for i in active],
+            rollouts,
+            tokenizer,
+            config.samples_per_prompt,
+            config.teacher_thinking,
+        )
         out.append(MicroBatch(active, rollouts, parts))
     return out
 
 
-def accumulate_gradients(student, teachers: list, micro: list[MicroBatch], config: KDConfig,
-                         processes: Processes, step: int = 1) -> tuple[dict[str, float], list[float]]:
+def accumulate_gradients(
+    student, teachers: list, micro: list[MicroBatch], config: KDConfig, processes: Processes, step: int = 1
+) -> tuple[dict[str, float], list[float]]:
     """Backward of the step's loss, one micro-batch at a time; returns the step's metrics over all
     processes and kl_to_teacher per teacher.
 
@@ -143,15 +175,17 @@ def accumulate_gradients(student, teachers: list, micro: list[MicroBatch], confi
     total_units, total_rows, *total_tokens = processes.sum([sum(units), rows, *tokens])
     loss_sum, kl_sums = 0.0, [0.0] * len(teachers)
     for m, unit, counts in zip(micro, units, part_tokens):
-        loss, _, kls = multi_teacher_loss(student, [teachers[i] for i in m.teachers], m.rollouts, config, m.parts,
-                                          step)
-        term = loss * (unit / max(total_units, 1.0))   # x 1.0 exactly with one micro-batch and one process
+        loss, _, kls = multi_teacher_loss(student, [teachers[i] for i in m.teachers], m.rollouts, config, m.parts, step)
+        term = loss * (unit / max(total_units, 1.0))  # x 1.0 exactly with one micro-batch and one process
         term.backward()
         loss_sum += term.item()
         for i, kl, count in zip(m.teachers, kls, counts):
             kl_sums[i] += kl * count
     loss_total, *kl_totals = processes.sum([loss_sum, *kl_sums])
     by_teacher = [kl / max(n, 1.0) for kl, n in zip(kl_totals, total_tokens)]
-    metrics = {"loss": loss_total, "kl_to_teacher": sum(kl_totals) / max(sum(total_tokens), 1.0),
-               "rollout_tokens": sum(total_tokens) / total_rows}
+    metrics = {
+        "loss": loss_total,
+        "kl_to_teacher": sum(kl_totals) / max(sum(total_tokens), 1.0),
+        "rollout_tokens": sum(total_tokens) / total_rows,
+    }
     return metrics, by_teacher
