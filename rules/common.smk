@@ -54,10 +54,17 @@ def _python():
     return "python" if any("conda" in m for m in methods) else sys.executable
 
 
-# The rules run `scripts/motab <command>`, which starts `$MOTAB_PYTHON -m motab` (jobs inherit the
-# variable; a SLURM job re-reads this file and sets it again).
+# The rules run `motab <command>`: this workflow's scripts/motab, first on PATH, which starts
+# `$MOTAB_PYTHON -m motab`. Jobs inherit both (a SLURM job re-reads this file and sets them again;
+# Apptainer prepends the folder inside an image), so commands name no machine path and `srun` can
+# start them on every node.
 PYTHON = _python()
-os.environ.update(MOTAB_PYTHON=PYTHON)
+_SCRIPTS = str(Path(workflow.basedir).resolve() / "scripts")
+os.environ.update(
+    MOTAB_PYTHON=PYTHON,
+    PATH=os.pathsep.join([_SCRIPTS, os.environ.get("PATH", "")]),
+    APPTAINERENV_PREPEND_PATH=_SCRIPTS,
+)
 
 
 def study_cfg(study):

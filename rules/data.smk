@@ -3,7 +3,7 @@
 # their own dataset) to results/{study}/data/{dataset}/problems.jsonl, by the same command.
 
 
-PREPARE = "scripts/motab prepare --input {params.raw:q} --source {params.source}{params.format} --output {output} > {log} 2>&1"
+PREPARE = "motab prepare --input {params.raw:q} --source {params.source}{params.format} --output {output} > {log} 2>&1"
 
 
 rule prepare:
@@ -74,7 +74,7 @@ rule benchmark:
             f" --revision {shlex.quote(bench_cfg(wc)['revision'])}" if bench_cfg(wc).get("revision") else ""
         ),
     shell:
-        "scripts/motab benchmark --input {params.location:q} --format {params.format:q} --name {wildcards.bench}"
+        "motab benchmark --input {params.location:q} --format {params.format:q} --name {wildcards.bench}"
         " --output {output} --count {params.expected} --limit {params.limit} --split {params.split:q}"
         " --question-field {params.question:q} --answer-field {params.answer:q}{params.revision} > {log} 2>&1"
 
@@ -93,7 +93,7 @@ rule kd_prompts:
     resources:
         **stage_resources("data"),
     shell:
-        "scripts/motab kd-prompts --problems {input.problems} --output {output} --deduplicate > {log} 2>&1"
+        "motab kd-prompts --problems {input.problems} --output {output} --deduplicate > {log} 2>&1"
 
 
 rule reorganize:
@@ -111,7 +111,7 @@ rule reorganize:
     resources:
         **stage_resources("data"),
     shell:
-        "scripts/motab reorganize --input {input.rows} --output-dir results/{wildcards.study}/sft_data/{wildcards.method}"
+        "motab reorganize --input {input.rows} --output-dir results/{wildcards.study}/sft_data/{wildcards.method}"
         " --dataset-name {wildcards.method} > {log} 2>&1"
 
 
@@ -131,7 +131,7 @@ rule train_data_sft:
     resources:
         **stage_resources("data"),
     shell:
-        "scripts/motab reorganize --problems {input.problems} --output-dir results/{wildcards.study}/sft_data/"
+        "motab reorganize --problems {input.problems} --output-dir results/{wildcards.study}/sft_data/"
         + TRAIN_DATA_SFT
         + " --dataset-name "
         + TRAIN_DATA_SFT

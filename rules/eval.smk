@@ -44,7 +44,7 @@ rule eval_generate:
         placement=lambda wc: placement_arg(wc.study, "eval_generate", eval_servers(wc)),
         prompt=prompt_args,
     shell:
-        "scripts/motab eval-generate --model {params.model:q} --problems {input.problems} --output {output}"
+        "motab eval-generate --model {params.model:q} --problems {input.problems} --output {output}"
         " --n {params.cfg[n]} --temperature {params.cfg[temperature]} --top-p {params.cfg[top_p]}"
         " --top-k {params.top_k} --max-tokens {params.cfg[max_tokens]} --seed {params.cfg[seed]}"
         " --batch-problems {params.cfg[batch_problems]} --server-command {params.server:q} {params.prompt}"
@@ -91,7 +91,7 @@ for _study in PER_RUN_EVAL:
             placement=lambda wc: placement_arg(wc.study, "eval_generate", eval_servers(wc)),
             prompt=prompt_args,
         shell:
-            "scripts/motab eval-generate --model {params.model:q} --jobs-json {params.jobs:q}"
+            "motab eval-generate --model {params.model:q} --jobs-json {params.jobs:q}"
             " --server-command {params.server:q} {params.placement} {params.prompt}"
             " --server-log logs/{wildcards.study}/eval/{wildcards.run}/generate.server.log > {log} 2>&1"
 
@@ -223,7 +223,7 @@ rule eval_grade:
         grading=grading_params,
         grade=grade_args,
     shell:
-        "scripts/motab eval-grade --responses {input.responses} --output {output} --run {wildcards.run}"
+        "motab eval-grade --responses {input.responses} --output {output} --run {wildcards.run}"
         " --benchmark {wildcards.bench} --seed {wildcards.seed} --processes 1{params.grade}"
         " --extraction {params.grading[extraction]} --equivalence {params.grading[equivalence]}"
         " --params-json {params.provenance:q} > {log} 2>&1"
@@ -258,7 +258,7 @@ rule eval_critic:
         server=lambda wc: server_command(wc.study, critic_cfg(wc)["model"], "eval_generate", "judge"),
         placement=lambda wc: placement_arg(wc.study, "eval_generate", [("judge", critic_cfg(wc)["model"])]),
     shell:
-        "scripts/motab eval-critic --eval {input.eval} --problems {input.problems} --model {params.judge:q}"
+        "motab eval-critic --eval {input.eval} --problems {input.problems} --model {params.judge:q}"
         " --output {output} --rubric {params.cfg[rubric]:q} --scale-min {params.cfg[scale][0]}"
         " --scale-max {params.cfg[scale][1]} --max-tokens {params.cfg[max_tokens]}"
         " --temperature {params.cfg[temperature]} --seed {wildcards.seed} --server-command {params.server:q}"

@@ -22,7 +22,7 @@ rule table_chart:
     resources:
         **stage_resources("tables"),
     shell:
-        "scripts/motab report-chart --spec {input.spec} --evals {input.evals} --output {output} > {log} 2>&1"
+        "motab report-chart --spec {input.spec} --evals {input.evals} --output {output} > {log} 2>&1"
 
 
 rule training_curves:
@@ -50,7 +50,7 @@ rule training_curves:
             for run in trained_table_runs(wc.study)
         ),
     shell:
-        "scripts/motab training-curves --run {params.runs} --output {output} > {log} 2>&1"
+        "motab training-curves --run {params.runs} --output {output} > {log} 2>&1"
 
 
 rule cost_table:
@@ -78,5 +78,5 @@ rule cost_table:
     params:
         gpus=lambda wc: as_json(cost_gpus(wc.study)),
     shell:
-        "scripts/motab cost --study {wildcards.study} --logs logs --gpus-json {params.gpus:q} --csv {output.csv}"
+        "motab cost --study {wildcards.study} --logs logs --gpus-json {params.gpus:q} --csv {output.csv}"
         " --md {output.md} --html {output.html} > {log} 2>&1"

@@ -28,5 +28,5 @@ rule sft:
         method=sft_method,
         launcher=sft_launcher,
     shell:
-        "{params.launcher}scripts/motab sft --model {params.start:q} --dataset-dir results/{wildcards.study}/sft_data/{params.method}"
+        "{params.launcher}motab sft --model {params.start:q} --dataset-dir results/{wildcards.study}/sft_data/{params.method}"
         " --dataset {params.method} --output {output} --params-json {params.sft:q} > {log} 2>&1"

@@ -32,7 +32,7 @@ rule synth:
         placement=lambda wc: placement_arg(wc.study, "synth", synth_servers(wc)),
         max_in_flight=lambda wc: study_cfg(wc.study).get("max_in_flight", 8),
     shell:
-        "scripts/motab synth --method {params.algorithm} --problems {input.problems} --teacher {params.teacher:q}"
+        "motab synth --method {params.algorithm} --problems {input.problems} --teacher {params.teacher:q}"
         " {params.student} --output {output.rows} --stats {output.stats} --params-json {params.synth:q}"
         " --server-command {params.server:q} {params.placement} --max-in-flight {params.max_in_flight}"
         " --server-log logs/{wildcards.study}/synth/{wildcards.method}.server.log > {log} 2>&1"
@@ -60,5 +60,5 @@ rule synth_filter:
         filter=lambda wc: as_json(study_cfg(wc.study)["filter"]),
         args=filter_args,
     shell:
-        "scripts/motab synth-filter --input {input.rows} --gold {input.gold} --output {output.rows}"
+        "motab synth-filter --input {input.rows} --gold {input.gold} --output {output.rows}"
         " --stats {output.stats} --counts {output.counts} {params.args} --params-json {params.filter:q} > {log} 2>&1"

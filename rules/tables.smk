@@ -31,5 +31,5 @@ rule table:
         shares=lambda wc: " ".join(f"{run}={path}" for run, path in sorted(table_teacher_shares(wc).items())),
     shell:
         "printf '%s\\n' {params.spec:q} > {output.spec} && "
-        "scripts/motab tables --spec {output.spec} --evals {input.evals} --teacher-share {params.shares} --output-prefix results/{wildcards.study}/tables/{wildcards.table}"
+        "motab tables --spec {output.spec} --evals {input.evals} --teacher-share {params.shares} --output-prefix results/{wildcards.study}/tables/{wildcards.table}"
         " > {log} 2>&1"

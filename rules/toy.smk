@@ -3,7 +3,7 @@
 
 
 TOY_PROBLEMS = (
-    "scripts/motab toy-problems --num-train {params.cfg[num_train]} --num-test {params.cfg[num_test]}"
+    "motab toy-problems --num-train {params.cfg[num_train]} --num-test {params.cfg[num_test]}"
     " --num-ops {params.cfg[num_ops]} --min-operand {params.cfg[min_operand]}"
     " --max-operand {params.cfg[max_operand]} --seed {params.cfg[seed]}"
     " --train-output {output.train} --test-output {output.test} > {log} 2>&1"
@@ -69,7 +69,7 @@ rule toy_tokenizer:
     params:
         vocab_size=512,
     shell:
-        "scripts/motab toy-tokenizer --problems {input.problems} --vocab-size {params.vocab_size} --output {output} > {log} 2>&1"
+        "motab toy-tokenizer --problems {input.problems} --vocab-size {params.vocab_size} --output {output} > {log} 2>&1"
 
 
 rule toy_model:
@@ -95,7 +95,7 @@ rule toy_model:
         shape=lambda wc: toy_model_cfg(wc)["shape"],
         train=lambda wc: toy_model_cfg(wc)["pretrain"],
     shell:
-        "scripts/motab toy-pretrain --problems {input.problems} --tokenizer {input.tokenizer} --output {output}"
+        "motab toy-pretrain --problems {input.problems} --tokenizer {input.tokenizer} --output {output}"
         " --hidden-size {params.shape[hidden_size]} --num-layers {params.shape[num_layers]}"
         " --num-heads {params.shape[num_heads]} --num-kv-heads {params.shape[num_kv_heads]}"
         " --intermediate-size {params.shape[intermediate_size]} --steps {params.train[steps]}"

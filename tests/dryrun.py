@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 WORKFLOW_FILES = ("Snakefile", "config.yaml")
-WORKFLOW_DIRS = ("rules", "schemas", "profiles", "envs", "studies")
+WORKFLOW_DIRS = ("rules", "schemas", "profiles", "envs", "studies", "scripts")
 
 Job = tuple[str, tuple[tuple[str, str], ...]]  # (rule, sorted wildcards)
 

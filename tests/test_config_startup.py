@@ -70,7 +70,8 @@ def test_every_path_reaches_the_shell_as_one_quoted_word(tmp_path):
         words = shlex.split(command)
         # no path split into words: each "$(" sits in a word holding a whole path (itself, or JSON params)
         assert all(any(p in w for p in paths) for w in words if "$(" in w), command
-        subcommand = words[words.index("motab") + 1] if "motab" in words else words[0]
+        starts = [i for i, w in enumerate(words) if w == "motab"]  # motab <command>, python -m motab <command>
+        subcommand = words[starts[0] + 1] if starts else words[0]
         for flag, value in itertools.pairwise(words):
             if flag in PATH_FLAGS and value in paths:
                 seen.add((subcommand, flag))

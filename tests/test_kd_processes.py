@@ -350,9 +350,9 @@ def test_a_kd_job_on_two_nodes_runs_one_trainer_per_node(tmp_path):
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    pwopsd = r"-m motab kd-train --student \S+ --teacher self --prompts results/pwopsd/"
-    assert len(re.findall(r"srun --nodes=2 --ntasks-per-node=1 \S+ " + pwopsd, proc.stdout)) == 15
-    opd = re.findall(r"(\S+) \S+ -m motab kd-train --student \S+ --teacher \S+ --prompts results/opd/", proc.stdout)
+    pwopsd = r"motab kd-train --student \S+ --teacher self --prompts results/pwopsd/"
+    assert len(re.findall(r"srun --nodes=2 --ntasks-per-node=1 " + pwopsd, proc.stdout)) == 15
+    opd = re.findall(r"(\S+) motab kd-train --student \S+ --teacher \S+ --prompts results/opd/", proc.stdout)
     assert opd and "srun" not in " ".join(opd)
 
 

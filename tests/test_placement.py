@@ -196,7 +196,9 @@ def test_server_flags_of_the_cpu_and_gpu_plans_each_carry_their_value(paper_plan
     checked = {"toy": 0, "paper": 0}
     for plan, text in (("toy", toy.stdout), ("paper", paper_plan)):
         for line in text.splitlines():
-            if "Shell command: " not in line or not re.search(r" -m motab (eval-generate|synth|eval-critic) ", line):
+            if "Shell command: " not in line or not re.search(
+                r"(^|\s)motab (eval-generate|synth|eval-critic) ", line.split("Shell command: ", 1)[-1]
+            ):
                 continue
             words = shlex.split(line.split("Shell command: ", 1)[1].split(" > ", 1)[0])
             for i, word in enumerate(words):

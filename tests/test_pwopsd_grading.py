@@ -107,7 +107,8 @@ def test_paper_studies_plan_their_grading_and_eval_prompt():
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "--benchmark math500 --seed 0 --processes 1 --extraction boxed --equivalence pwopsd" in out
-    assert "--top-p 0.95" in out and "--enable-thinking true" in out
+    # one generation job per run: each (benchmark, seed) carries its sampling in --jobs-json
+    assert '"top_p":0.95' in out and "--enable-thinking true" in out
     assert "put your final answer within \\\\boxed{}." in out  # the template as one-line JSON
     assert (
         "--benchmark gsm8k --seed 0 --processes 1 --extraction first_hash,strict,flexible --equivalence cis5300" in out

@@ -63,8 +63,8 @@ def kd_command(wildcards, threads):
         f" --output results/{wildcards.study}/ckpt/kd/{wildcards.run}"
     )
     if cfg["engine"] == "kdflow":
-        return f"scripts/motab kdflow {common} --params-json {shlex.quote(as_json(cfg))}"
+        return f"motab kdflow {common} --params-json {shlex.quote(as_json(cfg))}"
     return (
-        f"{kd_launcher(wildcards)}scripts/motab kd-train {common} --threads {threads}"
+        f"{kd_launcher(wildcards)}motab kd-train {common} --threads {threads}"
         f" --config-json {shlex.quote(as_json(cfg))}{tracking}"
     )
