@@ -1,4 +1,4 @@
-"""benchmarks/kd_loss.py runs at tiny sizes (the figures come from running it at real sizes): the
+"""perf/kd_loss.py runs at tiny sizes (the figures come from running it at real sizes): the
 chunked loss and gradient it times are the naive ones, with a separate or a shared teacher head."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "kd_loss.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "perf" / "kd_loss.py"
 
 
 @pytest.mark.parametrize("head", ["separate", "shared"])

@@ -1,4 +1,4 @@
-"""Smoke tests of the peer benchmarks (benchmarks/peer_*.py): each runs at a tiny size in a few seconds
+"""Smoke tests of the peer benchmarks (perf/peer_*.py): each runs at a tiny size in a few seconds
 and prints its figures for both sides and the ours/peer ratio line."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 def run_benchmark(name: str, *args: str, timeout: int = 120) -> str:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / name), *args],
+        [sys.executable, str(REPO / "perf" / name), *args],
         capture_output=True,
         text=True,
         env=env,

@@ -10,7 +10,7 @@ CPU hours (the benchmark's cpu_time) and GPU hours (wall x the GPUs the job aske
 under logs/<study>/ (a key with / or *: the most specific match wins, before the stage's entry), so jobs
 of one stage may ask for different GPUs (an eval job asks for its run's model tp). The toy
 study asks for no GPUs on a local run: its numbers are CPU hours. A cluster run's GPU hours are
-the used ones (wall x GPUs), against the plan's requested ones (benchmarks/plan_cost.py: GPUs x
+the used ones (wall x GPUs), against the plan's requested ones (perf/plan_cost.py: GPUs x
 runtime limit). Peak memory is the largest max_rss (MB) of the stage's jobs. The output is a
 function of the benchmark files only (sorted, fixed rounding): the same files give the same bytes.
 The workflow writes it per study (rule cost_table: results/<study>/report/cost.{csv,md,html}).

@@ -1,8 +1,8 @@
 """Grading against a plain math-verify loop: motab's grader vs `math_verify.parse` + `verify`, 1 and 2 processes.
 
-    python benchmarks/peer_grading.py [--runs 3 --limit 0 --timeout-s 5]
+    python perf/peer_grading.py [--runs 3 --limit 0 --timeout-s 5]
 
-Same inputs for both: the seeded mix of model answers to the MATH-500 golds from benchmarks/grader.py
+Same inputs for both: the seeded mix of model answers to the MATH-500 golds from perf/grader.py
 (~45% right as written, ~20% right in another form, ~30% wrong, ~5% no answer), each as the text a
 model ends with ("So the answer is $\\boxed{...}$." or a sentence without an answer).
 - ours: motab.evaluation.answers.extract_answer on every text, then grading.grade_many (identical and
@@ -28,7 +28,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(REPO / "perf"))
 
 from grader import mixed_pairs
 

@@ -1,6 +1,6 @@
 """Throughput of the synthesis HTTP client against a server of known capacity.
 
-    python benchmarks/synth_client.py [--delay-ms 20] [--capacity 16] [--requests 800] [--repeats 5]
+    python perf/synth_client.py [--delay-ms 20] [--capacity 16] [--requests 800] [--repeats 5]
 
 Starts (in a subprocess) an aiohttp server on 127.0.0.1 whose /generate takes a fixed service
 time `delay` and serves at most `capacity` requests at once (the rest queue, first come first

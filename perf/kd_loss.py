@@ -1,8 +1,8 @@
 """Peak memory and time of chunked vs naive forward-KL, forward + backward (CPU fp32 by default).
 
-    python benchmarks/kd_loss.py [--tokens 2048 --vocab 151936 --hidden 1024 --chunk-tokens 256 --runs 3]
-    python benchmarks/kd_loss.py --variants naive,fused --chunk-tokens 64,128,256,512   # a chunk-size sweep
-    python benchmarks/kd_loss.py --device cuda --dtype bfloat16      # on a GPU
+    python perf/kd_loss.py [--tokens 2048 --vocab 151936 --hidden 1024 --chunk-tokens 256 --runs 3]
+    python perf/kd_loss.py --variants naive,fused --chunk-tokens 64,128,256,512   # a chunk-size sweep
+    python perf/kd_loss.py --device cuda --dtype bfloat16      # on a GPU
 
 Each (variant, run) is a fresh subprocess, so its peak memory is its own. CPU: the peak resident
 set size (resource.getrusage ru_maxrss; torch's CPU allocator keeps no peak statistics and

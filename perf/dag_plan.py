@@ -1,6 +1,6 @@
 """How long Snakemake takes to plan the cluster studies, as a user runs it.
 
-    python benchmarks/dag_plan.py [--repeats 3] [--students 4] [--seeds 5] [--extra-benchmarks 1]
+    python perf/dag_plan.py [--repeats 3] [--students 4] [--seeds 5] [--extra-benchmarks 1]
 
 Times `snakemake -n --profile profiles/slurm all` (the paper studies the slurm profile selects),
 then the same command on a synthetic grid made from config overrides only: more students (each

@@ -1,6 +1,6 @@
 """Synthesis against the MOTAB release's scripts: rows per second, MOTAB, SKD and teacher-only.
 
-    python benchmarks/peer_synth.py --released-dir PATH [--problems 100 --runs 3 --methods motab skd teacher_only]
+    python perf/peer_synth.py --released-dir PATH [--problems 100 --runs 3 --methods motab skd teacher_only]
 
 PATH is a local checkout of github.com/wangbing1416/MOTAB (this project ships none of its code); its
 1-generate-ours.py, 2-generate-baseline.py and 3-generate-teacher-only.py are copied into a temporary

@@ -1,6 +1,6 @@
 """The KD loss against Liger's fused linear JSD on CUDA: time and peak memory of forward + backward.
 
-    python benchmarks/peer_liger_jsd.py --device cuda [--tokens 8192 --hidden 2048 --vocab 151936
+    python perf/peer_liger_jsd.py --device cuda [--tokens 8192 --hidden 2048 --vocab 151936
                                                       --dtype bfloat16 --chunk-tokens 1024 --runs 5]
 
 Same inputs for both (seeded): student hidden states [tokens, hidden] with grad, a student head

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA benchmarks in one go (one H100/H200, under 10 minutes; unrun until a device is lent).
 #
-#   bash benchmarks/gpu_smoke.sh [OUT_DIR]        # OUT_DIR: where each benchmark's output goes ($OUT or results/gpu_smoke)
+#   bash perf/gpu_smoke.sh [OUT_DIR]        # OUT_DIR: where each benchmark's output goes ($OUT or results/gpu_smoke)
 #
 # liger-kernel: used when importable; else installed, without network and without touching the venv, from
 # a wheel named by $LIGER_WHEEL (e.g. shared/wheels/liger_kernel-*.whl, carried with the working tree)
@@ -34,13 +34,13 @@ run() {   # run NAME LIMIT_S COMMAND...
 }
 
 # KD loss against Liger's fused linear JSD (about 1 minute)
-run peer_liger_jsd 150 "$PY" benchmarks/peer_liger_jsd.py --device cuda --tokens 8192 --hidden 2048 --vocab 151936 \
+run peer_liger_jsd 150 "$PY" perf/peer_liger_jsd.py --device cuda --tokens 8192 --hidden 2048 --vocab 151936 \
     --dtype bfloat16 --runs 5
 # chunked vs naive fkl on the GPU (the existing CPU benchmark's CUDA path; about 1 minute)
-run kd_loss_cuda 150 "$PY" benchmarks/kd_loss.py --device cuda --dtype bfloat16 --tokens 8192 --hidden 2048 \
+run kd_loss_cuda 150 "$PY" perf/kd_loss.py --device cuda --dtype bfloat16 --tokens 8192 --hidden 2048 \
     --variants naive,fused --runs 2
 # KD training step against TRL's GKDTrainer (8 fresh processes; about 3-4 minutes)
-run peer_kd_step_cuda 300 "$PY" benchmarks/peer_kd_step.py --device cuda --prompts 8 --samples 4 --new-tokens 128 \
+run peer_kd_step_cuda 300 "$PY" perf/peer_kd_step.py --device cuda --prompts 8 --samples 4 --new-tokens 128 \
     --hidden 512 --layers 8 --steps 4 --runs 2
 
 echo "gpu_smoke: $failed failed; outputs in $OUT_DIR"

@@ -1,6 +1,6 @@
 """Evaluation generation against EvalScope's own client and `llamafactory-cli api`: tokens per second.
 
-    python benchmarks/peer_eval_generate.py [--problems 16 --max-tokens 32 --runs 3 --hidden 64 --layers 2
+    python perf/peer_eval_generate.py [--problems 16 --max-tokens 32 --runs 3 --hidden 64 --layers 2
                                              --concurrency 4 --llamafactory]
 
 One random Qwen3-architecture model (the toy tokenizer, --hidden x --layers) and the first --problems

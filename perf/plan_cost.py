@@ -1,6 +1,6 @@
 """Jobs and GPU-hours the SLURM plan requests, per study and rule (`snakemake -n`, nothing runs).
 
-    python benchmarks/plan_cost.py [--csv results/plan_cost.csv] [-- extra snakemake args]
+    python perf/plan_cost.py [--csv results/plan_cost.csv] [-- extra snakemake args]
 
 GPU-hours requested = the job's gpu x its runtime limit (minutes / 60): what SLURM reserves, an
 upper bound on what the job uses. Run from the repository root. paper_plan_cost.csv beside this

@@ -1,6 +1,6 @@
 """Peak memory and time of kd-train steps, whole batch vs micro-batches vs gradient checkpointing (CPU).
 
-    python benchmarks/kd_step_memory.py [--prompts-per-step 16 --samples 4 --new-tokens 96 --runs 3]
+    python perf/kd_step_memory.py [--prompts-per-step 16 --samples 4 --new-tokens 96 --runs 3]
 
 Builds a random Qwen3-architecture student and teacher (hidden 256, 8 layers, the toy tokenizer)
 and a prompt file in a temporary folder, then runs `motab kd-train` (fkl, 2 steps of

@@ -1,6 +1,6 @@
 """KD training step against TRL's GKDTrainer: step time and peak memory, ours (kd-train jsd / fkl) vs GKD.
 
-    python benchmarks/peer_kd_step.py [--prompts 4 --samples 2 --new-tokens 32 --steps 3 --runs 3
+    python perf/peer_kd_step.py [--prompts 4 --samples 2 --new-tokens 32 --steps 3 --runs 3
                                        --hidden 128 --layers 4 --device cpu|cuda]
 
 Same work on both sides: a random Qwen3-architecture student and teacher (the toy tokenizer, vocab 300,

@@ -1,7 +1,7 @@
 """Grading throughput on the MATH-500 gold set (1 and 2 worker processes) and the worst case of an
 adversarial answer, through the pipeline's own grader (motab.evaluation.grading.grade_many).
 
-    python benchmarks/grader.py [--runs 3 --timeout-s 5]
+    python perf/grader.py [--runs 3 --timeout-s 5]
 
 Workloads (each answer written as a model would, "... so the answer is $\\boxed{gold}$", then
 extracted as eval-grade does):
