@@ -11,10 +11,9 @@ from motab.losses.divergences import (
     akl_weights,
     chunked_token_divergence,
     chunked_token_logprobs,
-    discounted_advantages,
-    onpolicy_advantage_loss,
     token_divergence,
 )
+from motab.losses.onpolicy import discounted_advantages, onpolicy_advantage_loss
 
 B, T, D_S, D_T, V = 3, 7, 8, 12, 50  # 15 valid tokens: chunk 4 does not divide them
 

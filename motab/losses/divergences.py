@@ -1,6 +1,6 @@
-"""Per-token divergences between teacher and student, and the on-policy advantage loss.
+"""Per-token divergences between teacher and student (the on-policy advantage loss: motab.losses.onpolicy).
 
-Small pure functions over tensors (see ALGORITHMS.md, "Divergences" and "On-policy distillation").
+Small pure functions over tensors (see ALGORITHMS.md, "Divergences").
 
 Conventions
 - Logits are divided by a temperature `tau` before the softmax; no tau**2 factor is applied.
@@ -243,6 +243,38 @@ class _FusedLinearTokenLoss(torch.autograd.Function):
         return grads[0], grads[1], grads[2], None, None, None, None, None, None
 
 
+def _token_weights(weights: torch.Tensor | None, valid: torch.Tensor, count: int, device: torch.device) -> torch.Tensor:
+    """The float32 weights of the count valid tokens (no gradient): 1 / count each (the mean) by default."""
+    if weights is None:
+        return torch.full((count,), 1.0 / count, dtype=torch.float32, device=device)
+    return weights.detach()[valid].float()
+
+
+def _checkpointed_token_loss(
+    hidden: torch.Tensor,
+    student_head: Head,
+    target: torch.Tensor,
+    token_weights: torch.Tensor,
+    token_loss: TokenLoss,
+    teacher_head: Head | None,
+    chunk_tokens: int,
+) -> torch.Tensor:
+    """The checkpoint backend (any callable head): each chunk's logits are recomputed in backward."""
+
+    def chunk_sum(h: torch.Tensor, t: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if teacher_head is not None:
+            with torch.no_grad():
+                t = teacher_head(t)
+        return (token_loss(student_head(h), t) * w).sum()
+
+    total = hidden.new_zeros((), dtype=torch.float32)
+    for start, end in _chunks(hidden.shape[0], chunk_tokens):
+        total = total + checkpoint(
+            chunk_sum, hidden[start:end], target[start:end], token_weights[start:end], use_reentrant=False
+        )
+    return total
+
+
 def chunked_token_loss(
     student_hidden: torch.Tensor,
     student_head: Head,
@@ -273,10 +305,7 @@ def chunked_token_loss(
     count = hidden.shape[0]
     if count == 0:
         return student_hidden.sum() * 0.0
-    if weights is None:
-        token_weights = torch.full((count,), 1.0 / count, dtype=torch.float32, device=hidden.device)
-    else:
-        token_weights = weights.detach()[valid].float()
+    token_weights = _token_weights(weights, valid, count, hidden.device)
     if fused is None:
         fused = isinstance(student_head, torch.nn.Linear)
     if fused:
@@ -293,19 +322,7 @@ def chunked_token_loss(
             chunk_tokens,
             torch.is_grad_enabled(),
         )
-
-    def chunk_sum(h: torch.Tensor, t: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        if teacher_head is not None:
-            with torch.no_grad():
-                t = teacher_head(t)
-        return (token_loss(student_head(h), t) * w).sum()
-
-    total = hidden.new_zeros((), dtype=torch.float32)
-    for start, end in _chunks(count, chunk_tokens):
-        total = total + checkpoint(
-            chunk_sum, hidden[start:end], target[start:end], token_weights[start:end], use_reentrant=False
-        )
-    return total
+    return _checkpointed_token_loss(hidden, student_head, target, token_weights, token_loss, teacher_head, chunk_tokens)
 
 
 def chunked_token_divergence(
@@ -377,41 +394,3 @@ def chunked_token_entropy(
         logp = F.log_softmax(head(hidden[start:end]).float() / tau, dim=-1)
         out.append(-(logp.exp() * logp).sum(-1))
     return torch.cat(out) if out else hidden.new_zeros((0,), dtype=torch.float32)
-
-
-def discounted_advantages(kl: torch.Tensor, mask: torch.Tensor, discount: float = 0.0) -> torch.Tensor:
-    """A_t = -sum_{t' >= t, valid} discount^(t' - t) k_t' within each row of [B, T] (0 at invalid t).
-
-    discount = 0 gives A_t = -k_t. Rows are sequences; the time loop is over T, vectorised over B.
-    """
-    kl = kl.detach().float() * mask.float()
-    if discount == 0.0:
-        return -kl
-    if not 0.0 < discount <= 1.0:
-        raise ValueError(f"kl discount must lie in [0, 1], found {discount}")
-    running = torch.zeros_like(kl[:, 0])
-    out = torch.empty_like(kl)
-    for t in range(kl.shape[1] - 1, -1, -1):
-        running = kl[:, t] + discount * running
-        out[:, t] = running
-    return -out * mask.float()
-
-
-def onpolicy_advantage_loss(
-    logp_new: torch.Tensor,
-    logp_sampler: torch.Tensor,
-    logp_teacher: torch.Tensor,
-    mask: torch.Tensor,
-    discount: float = 0.0,
-) -> torch.Tensor:
-    """Tinker's per-token reverse-KL on-policy distillation loss over [B, T] response tokens.
-
-    k_t = logp_sampler - logp_teacher; A_t = discounted_advantages(k) (no gradient);
-    loss = -sum_t A_t * exp(logp_new - logp_sampler) / number of valid tokens, so at ratio 1 the
-    gradient is -A_t * d logp_new_t / N: a policy gradient with the negative per-token KL as reward.
-    """
-    valid = mask.float()
-    advantages = discounted_advantages(logp_sampler.detach() - logp_teacher.detach(), mask, discount)
-    ratio = torch.exp(logp_new.float() - logp_sampler.detach().float())
-    count = valid.sum().clamp_min(1.0)
-    return -(advantages * ratio * valid).sum() / count

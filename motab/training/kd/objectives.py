@@ -110,7 +110,8 @@ def rkl_onpolicy(b: Batch, p: OnPolicyParams):
     carries the gradient (exactly 1 at temperature 1)."""
     import torch
 
-    from motab.losses.divergences import chunked_token_logprobs, onpolicy_advantage_loss
+    from motab.losses.divergences import chunked_token_logprobs
+    from motab.losses.onpolicy import onpolicy_advantage_loss
 
     grid = torch.zeros(b.mask.shape, dtype=torch.float32, device=b.mask.device)
     if b.temperature == 1.0:
