@@ -50,6 +50,88 @@ class SelfDistillSettings:
     chunk_tokens: int = 1024
 
 
+def _opsd_loss(
+    student_hidden: torch.Tensor,
+    student_head: Head,
+    teacher_hidden: torch.Tensor,
+    teacher_head: Head,
+    valid: torch.Tensor,
+    s: SelfDistillSettings,
+) -> torch.Tensor:
+    """opsd (the mean over valid tokens) or pwopsd (position-weighted): the clipped token loss, chunked."""
+    weights = None  # the mean over valid tokens
+    if s.loss == "pwopsd":
+        weights = per_sequence_token_weights(position_weights(valid, s.schedule), valid)
+
+    def clipped(sl: torch.Tensor, tl: torch.Tensor) -> torch.Tensor:
+        return opsd_token_loss(sl, tl, s.tau, s.clip, s.compat)
+
+    return chunked_token_loss(
+        student_hidden,
+        student_head,
+        teacher_hidden,
+        valid,
+        clipped,
+        teacher_head=teacher_head,
+        weights=weights,
+        chunk_tokens=s.chunk_tokens,
+    )
+
+
+def _eopd_loss(
+    student_hidden: torch.Tensor,
+    student_head: Head,
+    teacher_hidden: torch.Tensor,
+    teacher_head: Head,
+    valid: torch.Tensor,
+    logp_s: torch.Tensor,
+    logp_t: torch.Tensor,
+    s: SelfDistillSettings,
+) -> torch.Tensor:
+    """eopd: the sampled-token term (mean over valid tokens) plus the entropy-gated forward KL, chunked."""
+    count = max(int(valid.sum()), 1)
+
+    def gated_fkl(sl: torch.Tensor, tl: torch.Tensor) -> torch.Tensor:
+        return eopd_fkl_token_loss(sl, tl, s.tau)
+
+    sampled = eopd_sampled_token_loss(logp_s, logp_t).sum() / count
+    return sampled + chunked_token_loss(
+        student_hidden,
+        student_head,
+        teacher_hidden,
+        valid,
+        gated_fkl,
+        teacher_head=teacher_head,
+        chunk_tokens=s.chunk_tokens,
+    )
+
+
+def _reopold_batch_loss(
+    student_hidden: torch.Tensor,
+    student_head: Head,
+    valid: torch.Tensor,
+    logp_s: torch.Tensor,
+    logp_t: torch.Tensor,
+    s: SelfDistillSettings,
+    step: int,
+) -> torch.Tensor:
+    """reopold on the [B, M] grid: the phase mask (phase II by the student's entropy), then the loss."""
+    tau, chunk = s.tau, s.chunk_tokens
+    grid = torch.zeros(valid.shape, dtype=torch.float32, device=valid.device)
+    logp_s_grid = grid.masked_scatter(valid, logp_s)
+    logp_t_grid = grid.masked_scatter(valid, logp_t)
+    entropy = grid
+    if step >= s.reopold_t_switch:  # phase II ranks the tokens by the student's entropy at tau
+        with torch.no_grad():
+            entropy = grid.masked_scatter(
+                valid, chunked_token_entropy(student_hidden.detach()[valid], student_head, tau=tau, chunk_tokens=chunk)
+            )
+    keep = reopold_phase_mask(
+        logp_t_grid - logp_s_grid.detach(), entropy, valid, step, s.reopold_lambda, s.reopold_beta, s.reopold_t_switch
+    )
+    return reopold_loss(logp_s_grid, logp_t_grid, keep, s.reopold_lambda)
+
+
 def selfdistill_loss(
     student_hidden: torch.Tensor,
     student_head: Head,
@@ -68,23 +150,7 @@ def selfdistill_loss(
     valid = mask.bool()
     targets = response[valid]
     if s.loss in ("opsd", "pwopsd"):
-        weights = None  # the mean over valid tokens
-        if s.loss == "pwopsd":
-            weights = per_sequence_token_weights(position_weights(valid, s.schedule), valid)
-
-        def clipped(sl: torch.Tensor, tl: torch.Tensor) -> torch.Tensor:
-            return opsd_token_loss(sl, tl, tau, s.clip, s.compat)
-
-        return chunked_token_loss(
-            student_hidden,
-            student_head,
-            teacher_hidden,
-            valid,
-            clipped,
-            teacher_head=teacher_head,
-            weights=weights,
-            chunk_tokens=chunk,
-        )
+        return _opsd_loss(student_hidden, student_head, teacher_hidden, teacher_head, valid, s)
     if s.loss not in SELF_DISTILL_LOSSES:
         raise ValueError(f"self-distillation loss must be one of {SELF_DISTILL_LOSSES}, found {s.loss!r}")
     logp_s = chunked_token_logprobs(student_hidden[valid], student_head, targets, tau=tau, chunk_tokens=chunk)
@@ -92,32 +158,6 @@ def selfdistill_loss(
         logp_t = chunked_token_logprobs(
             teacher_hidden[valid].detach(), teacher_head, targets, tau=tau, chunk_tokens=chunk
         )
-    count = max(int(valid.sum()), 1)
     if s.loss == "eopd":
-
-        def gated_fkl(sl: torch.Tensor, tl: torch.Tensor) -> torch.Tensor:
-            return eopd_fkl_token_loss(sl, tl, tau)
-
-        sampled = eopd_sampled_token_loss(logp_s, logp_t).sum() / count
-        return sampled + chunked_token_loss(
-            student_hidden,
-            student_head,
-            teacher_hidden,
-            valid,
-            gated_fkl,
-            teacher_head=teacher_head,
-            chunk_tokens=chunk,
-        )
-    grid = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
-    logp_s_grid = grid.masked_scatter(valid, logp_s)
-    logp_t_grid = grid.masked_scatter(valid, logp_t)
-    entropy = grid
-    if step >= s.reopold_t_switch:  # phase II ranks the tokens by the student's entropy at tau
-        with torch.no_grad():
-            entropy = grid.masked_scatter(
-                valid, chunked_token_entropy(student_hidden.detach()[valid], student_head, tau=tau, chunk_tokens=chunk)
-            )
-    keep = reopold_phase_mask(
-        logp_t_grid - logp_s_grid.detach(), entropy, valid, step, s.reopold_lambda, s.reopold_beta, s.reopold_t_switch
-    )
-    return reopold_loss(logp_s_grid, logp_t_grid, keep, s.reopold_lambda)
+        return _eopd_loss(student_hidden, student_head, teacher_hidden, teacher_head, valid, logp_s, logp_t, s)
+    return _reopold_batch_loss(student_hidden, student_head, valid, logp_s, logp_t, s, step)
