@@ -261,6 +261,50 @@ def resumable_checkpoint(work: Path, train_cfg: dict) -> Path | None:
     return latest_checkpoint(Path(train_cfg["output_dir"])) if previous == train_cfg else None
 
 
+def _prepare_work(work: Path, train_cfg: dict, leader: bool) -> Path | None:
+    """The checkpoint to resume from, if any; node 0 clears the work folder when there is none."""
+    resume = resumable_checkpoint(work, train_cfg)  # the same answer on every node (read only)
+    if leader and resume is None:
+        shutil.rmtree(work, ignore_errors=True)  # a leftover of other settings, or without a checkpoint
+        work.mkdir(parents=True)
+    if resume is not None:
+        print(f"resuming from {resume}", flush=True)
+    return resume
+
+
+def _run_export(model: str, adapter_dir: Path, export_dir: Path, template: str, export_path: Path, env: dict) -> None:
+    """Merge one LoRA adapter into loadable weights (`llamafactory-cli export`), its YAML kept at export_path."""
+    export_path.write_text(
+        yaml.safe_dump(export_args(model, str(adapter_dir), str(export_dir), template), sort_keys=True)
+    )
+    run_cli("export", export_path, env)
+
+
+def _keep_epochs(model: str, trained: Path, work: Path, train_cfg: dict, lora: bool, env: dict) -> None:
+    """With save_strategy epoch: keep each epoch's checkpoint (for LoRA, merged as the final one is)."""
+    if train_cfg.get("save_strategy") == "epoch":
+        for epoch_dir in keep_epoch_checkpoints(Path(trained)):
+            if lora:  # each epoch's adapter merged into loadable weights, as the final one is
+                export_path = work / f"llamafactory_export_{epoch_dir.name}.yaml"
+                _run_export(model, epoch_dir, work / epoch_dir.name, train_cfg["template"], export_path, env)
+
+
+def _write_records(
+    work: Path, trained: Path, args: argparse.Namespace, params: dict, start: float, resume: Path | None
+) -> None:
+    """The training log as CSV and sft_run.json (arguments, seconds, resume point, provenance)."""
+    (work / LOG_FILE).write_text(trainer_log_to_csv(Path(trained) / "trainer_log.jsonl"), encoding="utf-8")
+    write_json(
+        work / "sft_run.json",
+        {
+            "args": vars(args) | {"params_json": params},
+            "seconds": round(time.time() - start, 1),
+            "resumed_from": resume.name if resume is not None else None,
+            "provenance": provenance(params),
+        },
+    )
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="motab sft", description=__doc__)
     parser.add_argument("--model", required=True, help="start checkpoint (folder or hub id)")
@@ -283,12 +327,7 @@ def main(argv: list[str]) -> int:
     train_cfg = train_args(args.model, args.dataset_dir, args.dataset, str(trained), params, cpu)
     start = time.time()
     config_path = work / "llamafactory_train.yaml"
-    resume = resumable_checkpoint(work, train_cfg)  # the same answer on every node (read only)
-    if leader and resume is None:
-        shutil.rmtree(work, ignore_errors=True)  # a leftover of other settings, or without a checkpoint
-        work.mkdir(parents=True)
-    if resume is not None:
-        print(f"resuming from {resume}", flush=True)
+    resume = _prepare_work(work, train_cfg, leader)
     # other nodes keep their copy of the YAML off the shared folder, which node 0 owns
     launch_path = config_path if leader else Path(tempfile.mkdtemp()) / config_path.name
     launch_path.write_text(train_yaml(train_cfg | ({"resume_from_checkpoint": str(resume)} if resume else {})))
@@ -296,35 +335,12 @@ def main(argv: list[str]) -> int:
     if not leader:
         return 0
     if lora:
-        export_path = work / "llamafactory_export.yaml"
-        export_path.write_text(
-            yaml.safe_dump(export_args(args.model, str(trained), str(work), train_cfg["template"]), sort_keys=True)
-        )
-        run_cli("export", export_path, env)
+        _run_export(args.model, trained, work, train_cfg["template"], work / "llamafactory_export.yaml", env)
     config_path.write_text(train_yaml(train_cfg))  # the YAML that reruns it by hand
-    if train_cfg.get("save_strategy") == "epoch":
-        for epoch_dir in keep_epoch_checkpoints(Path(trained)):
-            if lora:  # each epoch's adapter merged into loadable weights, as the final one is
-                export_path = work / f"llamafactory_export_{epoch_dir.name}.yaml"
-                export_path.write_text(
-                    yaml.safe_dump(
-                        export_args(args.model, str(epoch_dir), str(work / epoch_dir.name), train_cfg["template"]),
-                        sort_keys=True,
-                    )
-                )
-                run_cli("export", export_path, env)
+    _keep_epochs(args.model, trained, work, train_cfg, lora, env)
     for folder in Path(trained).glob(CHECKPOINT + "*"):
         shutil.rmtree(folder)
-    (work / LOG_FILE).write_text(trainer_log_to_csv(Path(trained) / "trainer_log.jsonl"), encoding="utf-8")
-    write_json(
-        work / "sft_run.json",
-        {
-            "args": vars(args) | {"params_json": params},
-            "seconds": round(time.time() - start, 1),
-            "resumed_from": resume.name if resume is not None else None,
-            "provenance": provenance(params),
-        },
-    )
+    _write_records(work, trained, args, params, start, resume)
     shutil.rmtree(output, ignore_errors=True)
     os.replace(work, output)
     print(f"SFT finished in {time.time() - start:.0f}s -> {output}")
