@@ -113,7 +113,8 @@ async def judge_all(url: str, problems: dict[str, str], evaluation: dict, args) 
     return rows
 
 
-def main(argv: list[str]) -> int:
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """eval-critic's command line; --scale-min must lie below --scale-max."""
     from motab.serving.launch import LOCAL_SERVER
 
     parser = argparse.ArgumentParser(prog="python -m motab eval-critic", description=__doc__.split("\n\n")[0])
@@ -138,15 +139,27 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if not args.scale_min < args.scale_max:
         parser.error(f"--scale-min must be below --scale-max, found {args.scale_min} and {args.scale_max}")
+    return args
 
+
+def read_problems(path: str | None) -> dict[str, str]:
+    """problems.jsonl as {id: problem text} (the text shown to the judge); empty without a path."""
     from motab.jsonio import iter_jsonl
+
+    problems = {}
+    if path:
+        problems = {str(obj.get("id")): str(obj.get("input", "")) for _, obj in iter_jsonl(path)}
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+
     from motab.provenance import provenance
     from motab.serving.launch import serving
 
     evaluation = read_eval(args.eval)
-    problems = {}
-    if args.problems:
-        problems = {str(obj.get("id")): str(obj.get("input", "")) for _, obj in iter_jsonl(args.problems)}
+    problems = read_problems(args.problems)
     log_path = args.server_log or str(args.output) + ".server.log"
     context = (
         nullcontext(args.server_url)
