@@ -87,91 +87,116 @@ class _Trajectory:
     correction_tokens: int = 0
 
 
+async def _set_entropies(ctx: SynthContext, trajectories: list[_Trajectory], params: MotabParams, compat) -> None:
+    """Each trajectory's teacher top-k entropy at its current context (one batched request)."""
+    contexts = [t.context for t in trajectories]
+    for t, h in zip(trajectories, await teacher_entropies(ctx.teacher, contexts, params.top_k_entropy, compat)):
+        t.entropy = h
+
+
+async def _student_drafts(student, active: list[_Trajectory], params: MotabParams, compat) -> list[tuple]:
+    """(trajectory, draft) for each active trajectory whose student step came back non-empty;
+    a failed call or an empty step (direct EOS) ends the trajectory."""
+    seeds = [request_seed(params.seed, t.problem_id, t.sample, len(t.steps), "student") for t in active]
+    drafts = await generate_steps(
+        student,
+        [t.context for t in active],
+        [params.max_step_tokens] * len(active),
+        params.temperature,
+        seeds,
+        STEP_STOP,
+        compat,
+    )
+    live = []
+    for t, draft in zip(active, drafts):
+        if not draft.success or not draft.text:
+            t.done = True
+        else:
+            live.append((t, draft))
+    return live
+
+
+def _record_step(t: _Trajectory, draft, oracle: float, boundary: float) -> None:
+    """Append the student's step with its teacher value and boundary, and count its tokens."""
+    t.steps.append(
+        {
+            "text": draft.text,
+            "tokens": draft.tokens,
+            "finish": draft.finish_type,
+            "eos": draft.hit_eos,
+            "context_before": t.context,
+            "oracle": round(oracle, 8),
+            "boundary": round(boundary, 8),
+            "entropy": round(t.entropy, 8),
+        }
+    )
+    t.total_tokens += draft.tokens
+
+
+async def _judge_drafts(ctx: SynthContext, live: list[tuple], params: MotabParams, compat) -> tuple[list, list]:
+    """Score each draft with the teacher against its boundary: (breached, continuing) trajectories.
+    A breach fixes t*; an accepted step extends the context, and the trajectory continues unless
+    its budget is spent or the step ended it."""
+    scores = await score_steps(
+        ctx.teacher, ctx.tokenizer, [t.context for t, _ in live], [d.text for _, d in live], compat
+    )
+    breached, continuing = [], []
+    for (t, draft), logprobs in zip(live, scores):
+        oracle = 1.0 if logprobs is None else geo_mean_prob(logprobs)  # a failed call counts as accept
+        boundary = params.epsilon0 * math.exp(-params.theta * t.entropy)
+        _record_step(t, draft, oracle, boundary)
+        if oracle < boundary:
+            t.breach, t.done = True, True
+            t.bifurcation = find_bifurcation([s["oracle"] for s in t.steps], [s["boundary"] for s in t.steps])
+            breached.append(t)
+            continue
+        t.context = t.context + draft.text + STEP_JOIN
+        ended = draft.finish_type != "stop" or (draft.hit_eos and not compat.released)
+        if t.total_tokens >= params.max_total_tokens or ended:
+            t.done = True
+        else:
+            continuing.append(t)
+    return breached, continuing
+
+
+async def _teacher_corrections(ctx: SynthContext, breached: list[_Trajectory], params: MotabParams, compat) -> None:
+    """The teacher writes the rest of each breached trajectory from the context before t*."""
+    wants = []
+    for t in breached:
+        safe = sum(s["tokens"] for s in t.steps[: t.bifurcation])
+        wants.append(max(MIN_TEACHER_TOKENS, min(params.max_total_tokens - safe, params.max_total_tokens)))
+    rests = await generate_steps(
+        ctx.teacher,
+        [t.steps[t.bifurcation]["context_before"] for t in breached],
+        wants,
+        params.temperature,
+        [request_seed(params.seed, t.problem_id, t.sample, len(t.steps), "teacher") for t in breached],
+        None,
+        compat,
+    )
+    for t, rest in zip(breached, rests):
+        if rest.success and rest.text:
+            t.correction, t.correction_tokens = rest.text, rest.tokens
+        else:  # the script's fallback: the student's own steps from t* on
+            t.correction = STEP_JOIN.join(s["text"] for s in t.steps[t.bifurcation :])
+
+
 async def motab_lockstep(ctx: SynthContext, trajectories: list[_Trajectory], params: MotabParams) -> None:
+    """Advance the chunk's trajectories in lockstep rounds until each is done (see the module doc)."""
     compat = Compat(params.compat)
     student = ctx.require_student("motab")
-    for t, h in zip(
-        trajectories,
-        await teacher_entropies(ctx.teacher, [t.context for t in trajectories], params.top_k_entropy, compat),
-    ):
-        t.entropy = h
+    await _set_entropies(ctx, trajectories, params, compat)
     while True:
         active = [t for t in trajectories if not t.done and t.total_tokens < params.max_total_tokens]
         for t in trajectories:
             t.done = t.done or t.total_tokens >= params.max_total_tokens
         if not active:
             break
-        seeds = [request_seed(params.seed, t.problem_id, t.sample, len(t.steps), "student") for t in active]
-        drafts = await generate_steps(
-            student,
-            [t.context for t in active],
-            [params.max_step_tokens] * len(active),
-            params.temperature,
-            seeds,
-            STEP_STOP,
-            compat,
-        )
-        live = []
-        for t, draft in zip(active, drafts):
-            if not draft.success or not draft.text:
-                t.done = True  # a failed call or an empty step (direct EOS) ends the trajectory
-            else:
-                live.append((t, draft))
-        scores = await score_steps(
-            ctx.teacher, ctx.tokenizer, [t.context for t, _ in live], [d.text for _, d in live], compat
-        )
-        breached, continuing = [], []
-        for (t, draft), logprobs in zip(live, scores):
-            oracle = 1.0 if logprobs is None else geo_mean_prob(logprobs)  # a failed call counts as accept
-            boundary = params.epsilon0 * math.exp(-params.theta * t.entropy)
-            t.steps.append(
-                {
-                    "text": draft.text,
-                    "tokens": draft.tokens,
-                    "finish": draft.finish_type,
-                    "eos": draft.hit_eos,
-                    "context_before": t.context,
-                    "oracle": round(oracle, 8),
-                    "boundary": round(boundary, 8),
-                    "entropy": round(t.entropy, 8),
-                }
-            )
-            t.total_tokens += draft.tokens
-            if oracle < boundary:
-                t.breach, t.done = True, True
-                t.bifurcation = find_bifurcation([s["oracle"] for s in t.steps], [s["boundary"] for s in t.steps])
-                breached.append(t)
-                continue
-            t.context = t.context + draft.text + STEP_JOIN
-            ended = draft.finish_type != "stop" or (draft.hit_eos and not compat.released)
-            if t.total_tokens >= params.max_total_tokens or ended:
-                t.done = True
-            else:
-                continuing.append(t)
+        live = await _student_drafts(student, active, params, compat)
+        breached, continuing = await _judge_drafts(ctx, live, params, compat)
         if breached:
-            wants = []
-            for t in breached:
-                safe = sum(s["tokens"] for s in t.steps[: t.bifurcation])
-                wants.append(max(MIN_TEACHER_TOKENS, min(params.max_total_tokens - safe, params.max_total_tokens)))
-            rests = await generate_steps(
-                ctx.teacher,
-                [t.steps[t.bifurcation]["context_before"] for t in breached],
-                wants,
-                params.temperature,
-                [request_seed(params.seed, t.problem_id, t.sample, len(t.steps), "teacher") for t in breached],
-                None,
-                compat,
-            )
-            for t, rest in zip(breached, rests):
-                if rest.success and rest.text:
-                    t.correction, t.correction_tokens = rest.text, rest.tokens
-                else:  # the script's fallback: the student's own steps from t* on
-                    t.correction = STEP_JOIN.join(s["text"] for s in t.steps[t.bifurcation :])
-        for t, h in zip(
-            continuing,
-            await teacher_entropies(ctx.teacher, [t.context for t in continuing], params.top_k_entropy, compat),
-        ):
-            t.entropy = h
+            await _teacher_corrections(ctx, breached, params, compat)
+        await _set_entropies(ctx, continuing, params, compat)
 
 
 def trajectory_row(t: _Trajectory) -> tuple[str, dict]:

@@ -58,7 +58,90 @@ class _Trajectory:
     done: bool = False
 
 
+async def _student_drafts(student, active: list[_Trajectory], params: SkdParams, compat) -> list[tuple]:
+    """(trajectory, draft) for each active trajectory whose student step came back non-empty;
+    a failed call or an empty step ends the trajectory."""
+    drafts = await generate_steps(
+        student,
+        [t.context for t in active],
+        [params.max_step_tokens] * len(active),
+        params.temperature,
+        [request_seed(params.seed, t.problem_id, t.sample, len(t.steps), "student") for t in active],
+        STEP_STOP,
+        compat,
+    )
+    live = []
+    for t, draft in zip(active, drafts):
+        if not draft.success or not draft.text:
+            t.done = True
+        else:
+            live.append((t, draft))
+    return live
+
+
+def _judge_drafts(live: list[tuple], scores: list, gamma: float) -> tuple[dict, list]:
+    """({live index: (draft, "student", probs)} for the drafts the teacher accepts, [(live index,
+    probs)] for those the teacher rewrites): keep iff the teacher's geometric-mean prob of the step
+    > gamma x the student's own (and the scoring call succeeded)."""
+    kept, rewrite = {}, []
+    for k, ((_, draft), logprobs) in enumerate(zip(live, scores)):
+        student_p = geo_mean_prob(draft.logprobs)
+        teacher_p = None if logprobs is None else geo_mean_prob(logprobs)
+        probs = {
+            "student_avg_prob": round(student_p, 8),
+            "teacher_avg_prob": None if teacher_p is None else round(teacher_p, 8),
+        }
+        if teacher_p is not None and teacher_p > gamma * student_p:
+            kept[k] = (draft, "student", probs)
+        else:
+            rewrite.append((k, probs))
+    return kept, rewrite
+
+
+async def _teacher_rewrites(
+    ctx: SynthContext, live: list[tuple], rewrite: list, kept: dict, params: SkdParams, compat
+) -> None:
+    """The teacher writes each rejected step from the same context, into `kept`; if that fails or
+    comes back empty, the student's step stands (still counted as the teacher's)."""
+    steps = await generate_steps(
+        ctx.teacher,
+        [live[k][0].context for k, _ in rewrite],
+        [params.max_step_tokens] * len(rewrite),
+        params.temperature,
+        [
+            request_seed(params.seed, live[k][0].problem_id, live[k][0].sample, len(live[k][0].steps), "teacher")
+            for k, _ in rewrite
+        ],
+        STEP_STOP,
+        compat,
+    )
+    for (k, probs), step in zip(rewrite, steps):
+        kept[k] = (step if step.success and step.text else live[k][1], "teacher", probs)
+
+
+def _append_kept(live: list[tuple], kept: dict, compat) -> None:
+    """Append each trajectory's kept step, extend its context and budget, and end it when the step
+    did not finish with type "stop" (or, in paper mode, hit EOS)."""
+    for k, (t, _draft) in enumerate(live):
+        step, source, probs = kept[k]
+        t.steps.append(
+            {
+                "text": step.text,
+                "source": source,
+                "tokens": step.tokens,
+                "finish": step.finish_type,
+                "eos": step.hit_eos,
+            }
+            | probs
+        )
+        t.context = t.context + step.text + STEP_JOIN
+        t.total_tokens += step.tokens
+        if step.finish_type != "stop" or (step.hit_eos and not compat.released):
+            t.done = True
+
+
 async def skd_lockstep(ctx: SynthContext, trajectories: list[_Trajectory], params: SkdParams) -> None:
+    """Advance the chunk's trajectories in lockstep rounds until each is done (see the module doc)."""
     compat = Compat(params.compat)
     student = ctx.require_student("skd")
     while True:
@@ -67,69 +150,14 @@ async def skd_lockstep(ctx: SynthContext, trajectories: list[_Trajectory], param
         active = [t for t in trajectories if not t.done]
         if not active:
             break
-        drafts = await generate_steps(
-            student,
-            [t.context for t in active],
-            [params.max_step_tokens] * len(active),
-            params.temperature,
-            [request_seed(params.seed, t.problem_id, t.sample, len(t.steps), "student") for t in active],
-            STEP_STOP,
-            compat,
-        )
-        live = []
-        for t, draft in zip(active, drafts):
-            if not draft.success or not draft.text:
-                t.done = True
-            else:
-                live.append((t, draft))
+        live = await _student_drafts(student, active, params, compat)
         scores = await score_steps(
             ctx.teacher, ctx.tokenizer, [t.context for t, _ in live], [d.text for _, d in live], compat
         )
-        kept, rewrite = {}, []
-        for k, ((_, draft), logprobs) in enumerate(zip(live, scores)):
-            student_p = geo_mean_prob(draft.logprobs)
-            teacher_p = None if logprobs is None else geo_mean_prob(logprobs)
-            probs = {
-                "student_avg_prob": round(student_p, 8),
-                "teacher_avg_prob": None if teacher_p is None else round(teacher_p, 8),
-            }
-            if teacher_p is not None and teacher_p > params.gamma * student_p:
-                kept[k] = (draft, "student", probs)
-            else:
-                rewrite.append((k, probs))
+        kept, rewrite = _judge_drafts(live, scores, params.gamma)
         if rewrite:
-            steps = await generate_steps(
-                ctx.teacher,
-                [live[k][0].context for k, _ in rewrite],
-                [params.max_step_tokens] * len(rewrite),
-                params.temperature,
-                [
-                    request_seed(
-                        params.seed, live[k][0].problem_id, live[k][0].sample, len(live[k][0].steps), "teacher"
-                    )
-                    for k, _ in rewrite
-                ],
-                STEP_STOP,
-                compat,
-            )
-            for (k, probs), step in zip(rewrite, steps):
-                kept[k] = (step if step.success and step.text else live[k][1], "teacher", probs)
-        for k, (t, _draft) in enumerate(live):
-            step, source, probs = kept[k]
-            t.steps.append(
-                {
-                    "text": step.text,
-                    "source": source,
-                    "tokens": step.tokens,
-                    "finish": step.finish_type,
-                    "eos": step.hit_eos,
-                }
-                | probs
-            )
-            t.context = t.context + step.text + STEP_JOIN
-            t.total_tokens += step.tokens
-            if step.finish_type != "stop" or (step.hit_eos and not compat.released):
-                t.done = True
+            await _teacher_rewrites(ctx, live, rewrite, kept, params, compat)
+        _append_kept(live, kept, compat)
 
 
 def steps_row(t, teacher_only: bool = False) -> tuple[str, dict]:

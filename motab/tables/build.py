@@ -55,17 +55,9 @@ def _need(obj: Any, field: str, kind: type | tuple[type, ...], where: str) -> An
     return value
 
 
-def parse_spec(obj: dict, where: str = "spec") -> Spec:
-    title = _need(obj, "title", str, where)
-    metric = _need(obj, "metric", str, where)
-    scale = float(_need(obj, "scale", (int, float), where))
-    decimals = _need(obj, "decimals", int, where)
-    if not 0 <= decimals <= 12:
-        raise TableError(f"{where}.decimals: expected 0..12, found {decimals}")
-    rows = _need(obj, "rows", list, where)
-    benchmarks = _need(obj, "benchmarks", list, where)
-    if not rows or not benchmarks:
-        raise TableError(f"{where}: needs at least one row and one benchmark")
+def _check_rows(rows: list, where: str) -> None:
+    """Each row has a run and a label; its replicas (optional) are run names starting with its run,
+    and no run is the replica of two rows."""
     for i, row in enumerate(rows):
         _need(row, "run", str, f"{where}.rows[{i}]")
         _need(row, "label", str, f"{where}.rows[{i}]")
@@ -85,6 +77,10 @@ def parse_spec(obj: dict, where: str = "spec") -> Spec:
         raise TableError(
             f"{where}.rows: a run is the replica of two rows ({sorted({r for r in every if every.count(r) > 1})})"
         )
+
+
+def _check_benchmarks(rows: list, benchmarks: list, where: str) -> None:
+    """Each benchmark has a name and a label; row runs, row labels and benchmark names are unique."""
     for i, bench in enumerate(benchmarks):
         _need(bench, "name", str, f"{where}.benchmarks[{i}]")
         _need(bench, "label", str, f"{where}.benchmarks[{i}]")
@@ -93,6 +89,10 @@ def parse_spec(obj: dict, where: str = "spec") -> Spec:
         dupes = sorted({v for v in values if values.count(v) > 1})
         if dupes:
             raise TableError(f"{where}.{field}: duplicate {key} {dupes}")
+
+
+def _parse_extra_columns(obj: dict, rows: list, where: str) -> list:
+    """The spec's extra columns (default none), each with a label and values for runs of the spec."""
     extra = obj.get("extra_columns") or []
     if not isinstance(extra, list):
         raise TableError(f"{where}.extra_columns: expected a list")
@@ -103,29 +103,52 @@ def parse_spec(obj: dict, where: str = "spec") -> Spec:
         unknown = sorted(set(values) - runs)
         if unknown:
             raise TableError(f"{where}.extra_columns[{i}].values: runs {unknown} are not rows of the spec")
+    return extra
+
+
+def _check_reference(reference: dict, rows: list, benchmarks: list, where: str) -> None:
+    """The published reference: a label, and per row label of the spec, values like '95.33±0.08'
+    for benchmarks of the spec or 'avg'."""
+    _need(reference, "label", str, f"{where}.reference")
+    ref_rows = _need(reference, "rows", dict, f"{where}.reference")
+    labels = {row["label"] for row in rows}
+    names = {bench["name"] for bench in benchmarks} | {"avg"}
+    for label, values in ref_rows.items():
+        if label not in labels:
+            raise TableError(
+                f"{where}.reference.rows: {label!r} is not a row label of the spec (labels: {sorted(labels)})"
+            )
+        if not isinstance(values, dict):
+            raise TableError(f"{where}.reference.rows[{label!r}]: expected an object")
+        for name, text in values.items():
+            if name not in names:
+                raise TableError(
+                    f"{where}.reference.rows[{label!r}]: {name!r} is not a benchmark of the spec nor 'avg'"
+                )
+            if not isinstance(text, (str, int, float)) or isinstance(text, bool) or _published_mean(text) is None:
+                raise TableError(
+                    f"{where}.reference.rows[{label!r}][{name!r}]: expected a number like '95.33±0.08', found {text!r}"
+                )
+
+
+def parse_spec(obj: dict, where: str = "spec") -> Spec:
+    """The table spec (see the module doc), checked field by field; TableError names the first bad one."""
+    title = _need(obj, "title", str, where)
+    metric = _need(obj, "metric", str, where)
+    scale = float(_need(obj, "scale", (int, float), where))
+    decimals = _need(obj, "decimals", int, where)
+    if not 0 <= decimals <= 12:
+        raise TableError(f"{where}.decimals: expected 0..12, found {decimals}")
+    rows = _need(obj, "rows", list, where)
+    benchmarks = _need(obj, "benchmarks", list, where)
+    if not rows or not benchmarks:
+        raise TableError(f"{where}: needs at least one row and one benchmark")
+    _check_rows(rows, where)
+    _check_benchmarks(rows, benchmarks, where)
+    extra = _parse_extra_columns(obj, rows, where)
     reference = obj.get("reference")
     if reference is not None:
-        _need(reference, "label", str, f"{where}.reference")
-        ref_rows = _need(reference, "rows", dict, f"{where}.reference")
-        labels = {row["label"] for row in rows}
-        names = {bench["name"] for bench in benchmarks} | {"avg"}
-        for label, values in ref_rows.items():
-            if label not in labels:
-                raise TableError(
-                    f"{where}.reference.rows: {label!r} is not a row label of the spec (labels: {sorted(labels)})"
-                )
-            if not isinstance(values, dict):
-                raise TableError(f"{where}.reference.rows[{label!r}]: expected an object")
-            for name, text in values.items():
-                if name not in names:
-                    raise TableError(
-                        f"{where}.reference.rows[{label!r}]: {name!r} is not a benchmark of the spec nor 'avg'"
-                    )
-                if not isinstance(text, (str, int, float)) or isinstance(text, bool) or _published_mean(text) is None:
-                    raise TableError(
-                        f"{where}.reference.rows[{label!r}][{name!r}]: expected a number like "
-                        f"'95.33±0.08', found {text!r}"
-                    )
+        _check_reference(reference, rows, benchmarks, where)
     return Spec(title, metric, scale, decimals, rows, benchmarks, extra, reference)
 
 

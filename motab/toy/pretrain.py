@@ -46,6 +46,76 @@ def make_batch(examples, indices, pad_id: int):
     return input_ids, labels, attention
 
 
+def _lr_schedule(lr: float, warmup_steps: int, steps: int):
+    """The learning rate of each 0-based step: linear warm-up, cosine decay to 10%."""
+
+    def lr_at(step: int) -> float:
+        if step < warmup_steps:
+            return lr * (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, steps - warmup_steps)
+        return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    return lr_at
+
+
+def _next_indices(order: list[int], batch_size: int, num_examples: int, generator) -> tuple[list[int], list[int]]:
+    """(this batch's example indices, the rest of the order); a fresh permutation is appended when
+    fewer than a batch remain, so the draws from `generator` are one randperm per epoch."""
+    import torch
+
+    if len(order) < batch_size:
+        order = order + torch.randperm(num_examples, generator=generator).tolist()
+    return order[:batch_size], order[batch_size:]
+
+
+def _train_step(model, optimizer, batch, lr: float):
+    """One optimizer step on one batch at learning rate `lr` (gradients clipped to norm 1); the loss."""
+    import torch
+
+    input_ids, labels, attention = batch
+    loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    return loss
+
+
+def _write_log_csv(log_csv: str, log_rows: list[dict]) -> None:
+    """The per-step training log (step, loss, lr, seconds) as CSV."""
+    Path(log_csv).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_csv, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(log_rows[0]))
+        writer.writeheader()
+        writer.writerows(log_rows)
+
+
+def _save_checkpoint(model, tokenizer, output: str, params: dict, loss, log_rows: list[dict], log_csv: str | None):
+    """Model, tokenizer and pretrain.json, written under a temporary name and renamed, so a killed
+    job never leaves a checkpoint that looks done; the log CSV is written before the rename."""
+    out, tmp = Path(output), Path(output).with_name(f".{Path(output).name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.eval()
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    tokenizer.save_pretrained(str(tmp))
+    write_json(
+        tmp / "pretrain.json",
+        {
+            "params": params,
+            "num_parameters": model.num_parameters(),
+            "final_loss": round(loss.item(), 6),
+            "provenance": provenance(params),
+        },
+    )
+    if log_csv:
+        _write_log_csv(log_csv, log_rows)
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    print(f"{model.num_parameters():,} parameters, final loss {loss.item():.4f} -> {out}")
+
+
 def pretrain(
     problems: str,
     tokenizer_dir: str,
@@ -68,28 +138,15 @@ def pretrain(
     model.train()
     examples = encode_examples(tokenizer, read_jsonl(problems))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
-
-    def lr_at(step: int) -> float:  # linear warm-up, cosine decay to 10%
-        if step < warmup_steps:
-            return lr * (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, steps - warmup_steps)
-        return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+    lr_at = _lr_schedule(lr, warmup_steps, steps)
 
     generator = torch.Generator().manual_seed(seed)
     order: list[int] = []
     log_rows, start = [], time.time()
     for step in range(steps):
-        if len(order) < batch_size:
-            order += torch.randperm(len(examples), generator=generator).tolist()
-        indices, order = order[:batch_size], order[batch_size:]
-        input_ids, labels, attention = make_batch(examples, indices, tokenizer.pad_token_id)
-        loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        indices, order = _next_indices(order, batch_size, len(examples), generator)
+        batch = make_batch(examples, indices, tokenizer.pad_token_id)
+        loss = _train_step(model, optimizer, batch, lr_at(step))
         log_rows.append(
             {
                 "step": step + 1,
@@ -101,12 +158,6 @@ def pretrain(
         if (step + 1) % 50 == 0 or step + 1 == steps:
             print(f"step {step + 1}/{steps} loss {loss.item():.4f} ({time.time() - start:.0f}s)", flush=True)
 
-    # Written under a temporary name and renamed, so a killed job never leaves a checkpoint that looks done.
-    out, tmp = Path(output), Path(output).with_name(f".{Path(output).name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.eval()
-    model.save_pretrained(str(tmp), safe_serialization=True)
-    tokenizer.save_pretrained(str(tmp))
     params = {
         "shape": vars(shape),
         "steps": steps,
@@ -115,24 +166,7 @@ def pretrain(
         "warmup_steps": warmup_steps,
         "seed": seed,
     }
-    write_json(
-        tmp / "pretrain.json",
-        {
-            "params": params,
-            "num_parameters": model.num_parameters(),
-            "final_loss": round(loss.item(), 6),
-            "provenance": provenance(params),
-        },
-    )
-    if log_csv:
-        Path(log_csv).parent.mkdir(parents=True, exist_ok=True)
-        with open(log_csv, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(log_rows[0]))
-            writer.writeheader()
-            writer.writerows(log_rows)
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
-    print(f"{model.num_parameters():,} parameters, final loss {loss.item():.4f} -> {out}")
+    _save_checkpoint(model, tokenizer, output, params, loss, log_rows, log_csv)
 
 
 def main(argv: list[str]) -> int:
