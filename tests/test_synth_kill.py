@@ -3,6 +3,7 @@ uninterrupted run: none lost, none doubled, and its server did not outlive it.""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -38,8 +39,12 @@ def synth_cmd(problems, model, output, log):
     ]
 
 
-def server_alive(model) -> bool:
-    found = subprocess.run(["pgrep", "-f", f"motab serve --model {model} "], capture_output=True, text=True)
+def server_alive(server_log) -> bool:
+    """Whether the server this job started (named by the port in its log's start line) still runs.
+    The port, not the model, names it: the session's tiny_server serves the same model."""
+    started = next(line for line in server_log.read_text().splitlines() if line.startswith("[motab] starting: "))
+    port = re.search(r"--port (\d+)", started).group(1)
+    found = subprocess.run(["pgrep", "-f", f"motab serve .*--port {port}( |$)"], capture_output=True, text=True)
     return bool(found.stdout.strip())
 
 
@@ -66,14 +71,15 @@ def test_sigkill_then_rerun_matches_an_uninterrupted_run(tiny_model_dir, tmp_pat
     deadline = time.time() + 120
     while time.time() < deadline and (not partial.exists() or partial.read_text().count("\n") < 6):
         time.sleep(0.05)
+    assert server_alive(tmp_path / "killed.log"), "the check below must see the job's server while it runs"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     done_before = partial.read_text().count("\n")
     assert 6 <= done_before < 40 and not killed.exists()
     deadline = time.time() + 15  # the server gets SIGTERM when its parent dies; give it time to exit
-    while server_alive(tiny_model_dir) and time.time() < deadline:
+    while server_alive(tmp_path / "killed.log") and time.time() < deadline:
         time.sleep(0.2)
-    assert not server_alive(tiny_model_dir), "the server outlived its SIGKILLed job"
+    assert not server_alive(tmp_path / "killed.log"), "the server outlived its SIGKILLed job"
 
     rerun = subprocess.run(
         synth_cmd(problems, tiny_model_dir, killed, tmp_path / "rerun.log"), check=True, capture_output=True, text=True
