@@ -4,6 +4,7 @@
 #   bash scripts/slurm_local.sh start    install munge + slurmctld + slurmd (apt-get), configure, start
 #   bash scripts/slurm_local.sh status   show the daemons' PIDs and the node
 #   bash scripts/slurm_local.sh stop     stop the daemons this script started (by their recorded PIDs)
+#                                        and remove the config files it wrote
 # The node gets this machine's CPUs and memory (`slurmd -C`), one partition `gpu` (the slurm
 # profile's default) and a fake GPU (gres.conf File=/dev/null) so `--gpus=N` jobs schedule.
 # There is no slurmdbd, so `sacct` fails: run Snakemake with `--slurm-status-command squeue`
@@ -122,6 +123,11 @@ stop() {
             echo "stopped $daemon ($pid)"
         fi
         rm -f "$pidfile"
+    done
+    # A config naming a controller that is down makes every scontrol call wait ~9 s for it, and the
+    # Snakemake SLURM plugin runs `scontrol show config` whenever Snakemake starts, profile or not.
+    for conf in "$CONF_DIR/slurm.conf" "$CONF_DIR/gres.conf"; do
+        if [ -f "$conf" ] && grep -qF "$MARK" "$conf"; then rm -f "$conf"; fi
     done
 }
 

@@ -87,6 +87,8 @@ def slurm():
     yield
     if not was_running:  # leave a SLURM the user started running; stop only what this test started
         subprocess.run(["bash", str(SCRIPT), "stop"], capture_output=True, text=True, timeout=60)
+        # Its config must go too: with it, every later Snakemake start waits ~9 s for the stopped controller.
+        assert not Path("/etc/slurm/slurm.conf").exists(), "slurm_local.sh stop left its slurm.conf behind"
 
 
 def sbatch_calls(output: str) -> dict[str, list[str]]:
