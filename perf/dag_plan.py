@@ -104,7 +104,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--extra-benchmarks", type=int, default=1)
     args = parser.parse_args()
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config = yaml.safe_load((REPO / "config.yaml").read_text())  # the catalogue (benchmarks)
+    config["studies"] = yaml.safe_load((REPO / "studies" / "motab.yaml").read_text())["studies"]
     probe, line = scontrol_probe()
     print(line)
     with tempfile.TemporaryDirectory() as tmp:
