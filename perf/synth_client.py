@@ -36,7 +36,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-PAYLOAD = {"input_ids": list(range(64)), "sampling_params": {"max_new_tokens": 8}}
+PAYLOAD = {"input_ids": list(range(64)), "sampling_params": {"temperature": 0.0, "max_new_tokens": 8}}
 ANSWER = {
     "text": "ok",
     "output_ids": [1] * 8,
