@@ -37,7 +37,6 @@ import shlex
 import shutil
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 from motab.evaluation.evalscope_reviews import read_reviews, review_files, to_responses
@@ -276,23 +275,14 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     jobs = _jobs(parser, args)
 
-    from motab.serving.launch import serving
-    from motab.serving.placement import from_json
+    from motab.serving.launch import server_or_url
 
     _log("command: python -m motab eval-evalscope " + shlex.join(argv))
     t0 = time.perf_counter()
     problems = [local_problems(job) for job in jobs]
     log_path = args.server_log or str(jobs[0].output) + ".server.log"
-    context = (
-        nullcontext(args.server_url)
-        if args.server_url
-        else serving(
-            args.server_command,
-            args.model,
-            log_path,
-            startup_timeout_s=args.server_startup_timeout,
-            placement=from_json(args.placement).get("model"),
-        )
+    context = server_or_url(
+        args.server_url, args.server_command, args.model, log_path, args.server_startup_timeout, args.placement
     )
     with context as url:
         _log(f"server at {url} ready after {time.perf_counter() - t0:.1f} s; {len(jobs)} job(s) on it")

@@ -21,7 +21,6 @@ import json
 import shlex
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 from motab.jsonio import DataError, iter_jsonl, require, write_jsonl
@@ -262,23 +261,14 @@ def main(argv: list[str]) -> int:
 
     from transformers import AutoTokenizer
 
-    from motab.serving.launch import serving
-    from motab.serving.placement import from_json
+    from motab.serving.launch import server_or_url
 
     _log("command: python -m motab eval-generate " + shlex.join(argv))
     t0 = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     log_path = args.server_log or str(jobs[0].output) + ".server.log"
-    context = (
-        nullcontext(args.server_url)
-        if args.server_url
-        else serving(
-            args.server_command,
-            args.model,
-            log_path,
-            startup_timeout_s=args.server_startup_timeout,
-            placement=from_json(args.placement).get("model"),
-        )
+    context = server_or_url(
+        args.server_url, args.server_command, args.model, log_path, args.server_startup_timeout, args.placement
     )
     with context as url:
         _log(

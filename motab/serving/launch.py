@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 from motab.jobenv import child_env
@@ -170,3 +170,21 @@ def serving(
         yield url
     finally:
         stop_process_group(proc)
+
+
+def server_or_url(
+    url: str | None,
+    command: str,
+    model: str,
+    log_path: str | os.PathLike,
+    startup_timeout_s: float,
+    placement_json: str,
+) -> AbstractContextManager[str]:
+    """The eval commands' server: `url` when the caller runs one already (--server-url), else a
+    `serving` block for `model` on the job's GPUs (--placement JSON, its "model" entry)."""
+    from motab.serving.placement import from_json
+
+    if url:
+        return nullcontext(url)
+    placement = from_json(placement_json).get("model")
+    return serving(command, model, log_path, startup_timeout_s=startup_timeout_s, placement=placement)
