@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tiny_models import build_tiny_models, write_prompts
+
 VARIANTS = {
     "whole": [],
     "micro": ["--micro-batch-prompts", "2"],
@@ -35,23 +37,8 @@ VARIANTS = {
 
 
 def build(root: Path, prompts: int) -> None:
-    from transformers import AutoTokenizer
-
-    from motab.jsonio import write_jsonl
-    from motab.toy.model import ModelShape, build_qwen3, save_checkpoint
-    from motab.toy.tasks import TaskSpec, generate_problems
-    from motab.toy.tokenizer import chat_text, train_tokenizer
-
-    rows = generate_problems(TaskSpec(), n=max(prompts, 200), seed=0)
-    train_tokenizer([chat_text(r["question"], r["solution"]) for r in rows], vocab_size=300, out_dir=root / "tok")
-    tok = AutoTokenizer.from_pretrained(root / "tok")
-    shape = ModelShape(hidden_size=256, num_layers=8, num_heads=4, num_kv_heads=2, intermediate_size=1024)
-    for name, seed in (("student", 0), ("teacher", 1)):
-        save_checkpoint(build_qwen3(tok, shape, seed=seed), tok, root / name)
-    write_jsonl(
-        root / "prompts.jsonl",
-        [{"id": r["id"], "messages": [{"role": "user", "content": r["question"]}]} for r in rows[:prompts]],
-    )
+    rows = build_tiny_models(root, {"student": 0, "teacher": 1}, hidden=256, layers=8, texts=max(prompts, 200))
+    write_prompts(root / "prompts.jsonl", rows[:prompts])
 
 
 def child(argv: list[str]) -> None:

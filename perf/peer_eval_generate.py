@@ -37,25 +37,18 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tiny_models import build_tiny_models
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "math500" / "test.jsonl"
 
 
 def build(root: Path, problems: int, hidden: int, layers: int, data: Path) -> None:
     """Model under root/model, native problems root/problems.jsonl, EvalScope's copy root/math500/test.jsonl."""
-    from transformers import AutoTokenizer
-
     from motab.data.benchmarks import load_benchmark
     from motab.jsonio import write_jsonl
-    from motab.toy.model import ModelShape, build_qwen3, save_checkpoint
-    from motab.toy.tasks import TaskSpec, generate_problems
-    from motab.toy.tokenizer import chat_text, train_tokenizer
 
-    rows = generate_problems(TaskSpec(), n=300, seed=0)
-    train_tokenizer([chat_text(r["question"], r["solution"]) for r in rows], vocab_size=300, out_dir=root / "tok")
-    tok = AutoTokenizer.from_pretrained(root / "tok")
-    shape = ModelShape(hidden_size=hidden, num_layers=layers, num_heads=4, num_kv_heads=2, intermediate_size=4 * hidden)
-    save_checkpoint(build_qwen3(tok, shape, seed=0), tok, root / "model")
+    build_tiny_models(root, {"model": 0}, hidden, layers)
     lines = data.read_text(encoding="utf-8").splitlines()[:problems]
     (root / "math500").mkdir()
     (root / "math500" / "test.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -34,29 +34,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from tiny_models import build_tiny_models, write_prompts
+
 REPO = Path(__file__).resolve().parents[1]
 BETAS = {"jsd": 0.5, "fkl": 0.0}
 
 
 def build(root: Path, prompts: int, hidden: int, layers: int) -> None:
     """Tokenizer, student (seed 0), teacher (seed 1) and the prompt file under root."""
-    from transformers import AutoTokenizer
-
-    from motab.jsonio import write_jsonl
-    from motab.toy.model import ModelShape, build_qwen3, save_checkpoint
-    from motab.toy.tasks import TaskSpec, generate_problems
-    from motab.toy.tokenizer import chat_text, train_tokenizer
-
-    rows = generate_problems(TaskSpec(), n=max(prompts, 300), seed=0)
-    train_tokenizer([chat_text(r["question"], r["solution"]) for r in rows], vocab_size=300, out_dir=root / "tok")
-    tok = AutoTokenizer.from_pretrained(root / "tok")
-    shape = ModelShape(hidden_size=hidden, num_layers=layers, num_heads=4, num_kv_heads=2, intermediate_size=4 * hidden)
-    for name, seed in (("student", 0), ("teacher", 1)):
-        save_checkpoint(build_qwen3(tok, shape, seed=seed), tok, root / name)
-    write_jsonl(
-        root / "prompts.jsonl",
-        [{"id": r["id"], "messages": [{"role": "user", "content": r["question"]}]} for r in rows[:prompts]],
-    )
+    rows = build_tiny_models(root, {"student": 0, "teacher": 1}, hidden, layers, texts=max(prompts, 300))
+    write_prompts(root / "prompts.jsonl", rows[:prompts])
 
 
 def peak_mb(device: str) -> float:
