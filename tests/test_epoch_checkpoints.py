@@ -49,7 +49,7 @@ def test_a_checkpoint_without_trainer_state_is_an_error(tmp_path):
 
 def test_llamafactory_saves_one_loadable_checkpoint_per_epoch(tiny_model_dir, tmp_path):
     import torch
-    from test_sft import PARAMS, write_data
+    from test_sft import PARAMS, sft_argv, write_data
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from motab.training.sft import main as sft_main
@@ -57,23 +57,7 @@ def test_llamafactory_saves_one_loadable_checkpoint_per_epoch(tiny_model_dir, tm
     write_data(tmp_path / "data")
     out = tmp_path / "ckpt"
     params = PARAMS | {"num_train_epochs": 2, "save_strategy": "epoch", "save_only_model": True}
-    assert (
-        sft_main(
-            [
-                "--model",
-                str(tiny_model_dir),
-                "--dataset-dir",
-                str(tmp_path / "data"),
-                "--dataset",
-                "toy",
-                "--output",
-                str(out),
-                "--params-json",
-                json.dumps(params),
-            ]
-        )
-        == 0
-    )
+    assert sft_main(sft_argv(tiny_model_dir, tmp_path / "data", out, params)) == 0
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["epoch1", "epoch2"]  # no checkpoint-N left
     weights = {name: AutoModelForCausalLM.from_pretrained(out / name).state_dict() for name in ("epoch1", "epoch2")}
     final = AutoModelForCausalLM.from_pretrained(out).state_dict()

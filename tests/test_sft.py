@@ -73,6 +73,21 @@ def write_data(folder, n=32):
     )
 
 
+def sft_argv(model, data_dir, output, params: dict) -> list[str]:
+    """`motab sft`'s arguments for the toy dataset written by write_data."""
+    args = [
+        "--model",
+        str(model),
+        "--dataset-dir",
+        str(data_dir),
+        "--dataset",
+        "toy",
+        "--params-json",
+        json.dumps(params),
+    ]
+    return args + (["--output", str(output)] if output is not None else [])
+
+
 def test_trainer_log_becomes_step_loss_csv_and_a_resumed_step_keeps_its_rerun_value(tmp_path):
     log = tmp_path / "trainer_log.jsonl"
     entries = [
@@ -101,23 +116,7 @@ def test_llamafactory_full_sft_changes_the_weights(tiny_model_dir, tmp_path):
 
     write_data(tmp_path / "data")
     out = tmp_path / "ckpt"
-    assert (
-        sft_main(
-            [
-                "--model",
-                str(tiny_model_dir),
-                "--dataset-dir",
-                str(tmp_path / "data"),
-                "--dataset",
-                "toy",
-                "--output",
-                str(out),
-                "--params-json",
-                json.dumps(PARAMS),
-            ]
-        )
-        == 0
-    )
+    assert sft_main(sft_argv(tiny_model_dir, tmp_path / "data", out, PARAMS)) == 0
     config = yaml.safe_load((out / "llamafactory_train.yaml").read_text())
     assert config["model_name_or_path"] == str(tiny_model_dir) and config["bf16"] is False
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
@@ -134,16 +133,7 @@ def test_killed_sft_resumes_from_its_last_checkpoint(tiny_model_dir, tmp_path):
 
     write_data(tmp_path / "data", n=64)
     params = PARAMS | {"per_device_train_batch_size": 8, "num_train_epochs": 2, "save_steps": 4, "logging_steps": 1}
-    argv = [
-        "--model",
-        str(tiny_model_dir),
-        "--dataset-dir",
-        str(tmp_path / "data"),
-        "--dataset",
-        "toy",
-        "--params-json",
-        json.dumps(params),
-    ]
+    argv = sft_argv(tiny_model_dir, tmp_path / "data", None, params)
     assert sft_main([*argv, "--output", str(tmp_path / "full")]) == 0
 
     out, work = tmp_path / "killed", tmp_path / ".killed.tmp"
@@ -214,16 +204,7 @@ def test_sft_in_a_slurm_job_runs_torchrun_from_the_environment_not_from_path(tin
             "-m",
             "motab",
             "sft",
-            "--model",
-            str(tiny_model_dir),
-            "--dataset-dir",
-            str(tmp_path / "data"),
-            "--dataset",
-            "toy",
-            "--output",
-            str(out),
-            "--params-json",
-            json.dumps(PARAMS),
+            *sft_argv(tiny_model_dir, tmp_path / "data", out, PARAMS),
         ],
         env=env,
         capture_output=True,
