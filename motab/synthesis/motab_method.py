@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from motab.synthesis.context import SynthContext, request_seed
 from motab.synthesis.steps import (
     STEP_JOIN,
-    STEP_STOP,
     Compat,
     generate_steps,
     geo_mean_prob,
     lockstep_rows,
     score_steps,
+    student_drafts,
     teacher_entropies,
 )
 
@@ -92,28 +92,6 @@ async def _set_entropies(ctx: SynthContext, trajectories: list[_Trajectory], par
     contexts = [t.context for t in trajectories]
     for t, h in zip(trajectories, await teacher_entropies(ctx.teacher, contexts, params.top_k_entropy, compat)):
         t.entropy = h
-
-
-async def _student_drafts(student, active: list[_Trajectory], params: MotabParams, compat) -> list[tuple]:
-    """(trajectory, draft) for each active trajectory whose student step came back non-empty;
-    a failed call or an empty step (direct EOS) ends the trajectory."""
-    seeds = [request_seed(params.seed, t.problem_id, t.sample, len(t.steps), "student") for t in active]
-    drafts = await generate_steps(
-        student,
-        [t.context for t in active],
-        [params.max_step_tokens] * len(active),
-        params.temperature,
-        seeds,
-        STEP_STOP,
-        compat,
-    )
-    live = []
-    for t, draft in zip(active, drafts):
-        if not draft.success or not draft.text:
-            t.done = True
-        else:
-            live.append((t, draft))
-    return live
 
 
 def _record_step(t: _Trajectory, draft, oracle: float, boundary: float) -> None:
@@ -192,7 +170,7 @@ async def motab_lockstep(ctx: SynthContext, trajectories: list[_Trajectory], par
             t.done = t.done or t.total_tokens >= params.max_total_tokens
         if not active:
             break
-        live = await _student_drafts(student, active, params, compat)
+        live = await student_drafts(student, active, params, compat)
         breached, continuing = await _judge_drafts(ctx, live, params, compat)
         if breached:
             await _teacher_corrections(ctx, breached, params, compat)

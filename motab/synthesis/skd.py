@@ -26,6 +26,7 @@ from motab.synthesis.steps import (
     geo_mean_prob,
     lockstep_rows,
     score_steps,
+    student_drafts,
 )
 
 
@@ -56,27 +57,6 @@ class _Trajectory:
     steps: list[dict] = field(default_factory=list)  # text, source, tokens, finish, probs
     total_tokens: int = 0
     done: bool = False
-
-
-async def _student_drafts(student, active: list[_Trajectory], params: SkdParams, compat) -> list[tuple]:
-    """(trajectory, draft) for each active trajectory whose student step came back non-empty;
-    a failed call or an empty step ends the trajectory."""
-    drafts = await generate_steps(
-        student,
-        [t.context for t in active],
-        [params.max_step_tokens] * len(active),
-        params.temperature,
-        [request_seed(params.seed, t.problem_id, t.sample, len(t.steps), "student") for t in active],
-        STEP_STOP,
-        compat,
-    )
-    live = []
-    for t, draft in zip(active, drafts):
-        if not draft.success or not draft.text:
-            t.done = True
-        else:
-            live.append((t, draft))
-    return live
 
 
 def _judge_drafts(live: list[tuple], scores: list, gamma: float) -> tuple[dict, list]:
@@ -150,7 +130,7 @@ async def skd_lockstep(ctx: SynthContext, trajectories: list[_Trajectory], param
         active = [t for t in trajectories if not t.done]
         if not active:
             break
-        live = await _student_drafts(student, active, params, compat)
+        live = await student_drafts(student, active, params, compat)
         scores = await score_steps(
             ctx.teacher, ctx.tokenizer, [t.context for t, _ in live], [d.text for _, d in live], compat
         )

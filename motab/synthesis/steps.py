@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from motab.serving.client import ServerClient, ServerError
+from motab.synthesis.context import request_seed
 
 STEP_STOP = ".\n\n"  # the scripts' step boundary (stop=[".\n\n"])
 STEP_JOIN = "\n\n"  # appended after each accepted step, and between steps in the row
@@ -261,3 +262,26 @@ async def lockstep_rows(ctx, problems: list[dict], params, trajectory, lockstep,
             {"id": problem["id"], "sample": t.sample, "input": problem["input"], "output": text, "stats": stats}
         )
     return rows
+
+
+async def student_drafts(student: ServerClient, active: list, params, compat: Compat) -> list[tuple]:
+    """MOTAB's and SKD's student turn: each active trajectory's next step, sampled at
+    params.temperature within params.max_step_tokens, seeded by (seed, problem, sample, step).
+    Returns (trajectory, draft) for those whose step came back non-empty; a failed call or an empty
+    step (direct EOS) ends the trajectory (`done`)."""
+    drafts = await generate_steps(
+        student,
+        [t.context for t in active],
+        [params.max_step_tokens] * len(active),
+        params.temperature,
+        [request_seed(params.seed, t.problem_id, t.sample, len(t.steps), "student") for t in active],
+        STEP_STOP,
+        compat,
+    )
+    live = []
+    for t, draft in zip(active, drafts):
+        if not draft.success or not draft.text:
+            t.done = True
+        else:
+            live.append((t, draft))
+    return live
