@@ -27,7 +27,7 @@ def test_dag_plan_times_the_paper_studies_and_a_larger_grid():
     rows = dict(re.findall(r"^(paper studies \(profiles/slurm\)|synthetic grid)\s+(\d+) jobs", out, re.M))
     assert set(rows) == {"paper studies (profiles/slurm)", "synthetic grid"}, out
     # The default grid (4 students, each with every synthesis method and KD; 5 eval seeds) is the
-    # >= 1,000-job plan the script promises; the paper studies' count is the README's.
+    # >= 1,000-job plan the script promises; the paper studies' count is the one README.md quotes.
     assert int(rows["synthetic grid"]) >= 1000 and int(rows["paper studies (profiles/slurm)"]) == 544
 
 
