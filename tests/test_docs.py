@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from functools import cache
@@ -29,6 +30,7 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 LINKED = [*PAGES, REPO / "METHODS.md"]
 
+DEPLOYMENT_TOOLS = {"apptainer": ("apptainer", "singularity"), "conda": ("conda", "mamba")}
 # Snakemake lines that cannot be dry-run on their own, and the test that runs each (file::test).
 RUN_BY_TEST = {
     # needs a running SLURM (scripts/slurm_local.sh start): run on a one-node SLURM where root
@@ -248,6 +250,13 @@ def test_every_snakemake_line_dry_runs(line, tmp_path):
     env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path))  # `--profile slurm` as bootstrap.sh links it
     subprocess.run(["bash", "scripts/link_profiles.sh"], cwd=REPO, env=env, check=True, capture_output=True)
     args = line.split()  # as the shell passes them (quotes removed)
+    if "--software-deployment-method" in args:
+        methods = args[args.index("--software-deployment-method") + 1 :]
+        absent = [m for m in DEPLOYMENT_TOOLS if m in methods and not any(map(shutil.which, DEPLOYMENT_TOOLS[m]))]
+        if absent:  # Snakemake checks for them even in a dry run
+            pytest.skip(
+                f"{' and '.join(absent)} not on PATH (tests/test_conda_envs.py checks each rule's env and image)"
+            )
     proc = subprocess.run(
         [SNAKEMAKE, *([] if "-n" in args else ["-n"]), *args],
         cwd=REPO,
