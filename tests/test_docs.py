@@ -164,7 +164,7 @@ def links() -> list[tuple[Path, str]]:
     return found
 
 
-@pytest.mark.parametrize("page,target", links(), ids=lambda x: x.name if isinstance(x, Path) else x)
+@pytest.mark.parametrize("page,target", links(), ids=lambda x: name(x) if isinstance(x, Path) else x)
 def test_every_link_names_a_page_and_heading_that_exist(page, target):
     if re.match(r"[a-z]+:", target):
         return  # an outside address
