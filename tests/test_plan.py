@@ -116,13 +116,10 @@ def test_training_data_follows_from_to_the_synthesis_file_or_the_train_set():
         bad.sft_data_folder("x")
 
 
-def test_drafting_methods_start_the_student_too_and_agree_with_the_synthesis_command():
-    from motab.synthesis.run import STUDENT_METHODS
-
+def test_drafting_methods_start_the_student_too():
     s = study()
     assert s.synth_models("teacher_only") == ["toy-t"] and s.synth_models("motab") == ["toy-t", "toy-s"]
     assert s.synth_models("skd_7b") == ["toy-t", "second"]  # the entry's own drafting student
-    assert frozenset(STUDENT_METHODS) == plan.STUDENT_METHODS
 
 
 def test_kd_sources_and_teachers():
@@ -178,9 +175,11 @@ def test_targets_of_a_study():
     ]
 
 
-def test_the_planning_module_imports_no_torch():
+def test_the_planning_module_imports_no_torch_and_no_synthesis_method():
+    # the plan reads the method registry (motab.synthesis.methods), never a method's code
     code = (
-        "import sys, motab.plan; print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers')))"
+        "import sys, motab.plan; print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers')"
+        " or m.startswith('motab.synthesis.') and m != 'motab.synthesis.methods'))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == "[]"

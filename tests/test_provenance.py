@@ -94,6 +94,24 @@ def test_code_files_of_a_command_follow_its_imports_only():
     assert not any(path.startswith(("motab/synthesis", "motab/training")) for path in tables)
 
 
+def test_a_module_a_registry_names_counts_as_imported_but_not_every_command(tmp_path):
+    """A registry naming modules it imports when asked (motab.synthesis.methods) makes them code
+    inputs; cli.py's command table names every command's module, and a command runs only its own."""
+    pkg = tmp_path / "motab"
+    pkg.mkdir()
+    for name in ("__init__", "__main__", "lazy", "other", "unused"):
+        (pkg / f"{name}.py").write_text("")
+    (pkg / "cli.py").write_text('COMMANDS = {"go": ("motab.registry", "h"), "other": ("motab.other", "h")}\n')
+    (pkg / "registry.py").write_text('TABLE = {"a": "motab.lazy", "b": "motab.missing", "c": "motab.lazy is here"}\n')
+    assert module_files(str(tmp_path), "go") == (
+        "motab/__init__.py",
+        "motab/__main__.py",
+        "motab/cli.py",
+        "motab/lazy.py",
+        "motab/registry.py",
+    )
+
+
 def test_relative_imports_and_lazy_imports_count(tmp_path):
     pkg = tmp_path / "motab"
     (pkg / "sub").mkdir(parents=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from motab.synthesis.run import needs_chat_template, uses_prompts
+from motab.synthesis.run import needs_chat_template
 from motab.synthesis.skd import SkdParams
 from motab.synthesis.skd_tokens import SkdTokensParams
 from motab.synthesis.teacher_only import TeacherOnlyParams
@@ -99,11 +99,11 @@ def test_autotokenizer_where_the_file_alone_could_differ(tok_dir, tmp_path):
 def test_which_runs_render_a_chat_prompt():
     stepwise = TeacherOnlyParams(num_responses=1, temperature=0.0, seed=0, stepwise=True)
     plain = TeacherOnlyParams(num_responses=1, temperature=0.0, seed=0)
-    assert not needs_chat_template("teacher_only", stepwise) and not uses_prompts("teacher_only", stepwise)
-    assert needs_chat_template("teacher_only", plain) and uses_prompts("teacher_only", plain)
-    assert not needs_chat_template("skd", SkdParams(seed=0)) and not uses_prompts("skd", SkdParams(seed=0))
-    assert needs_chat_template("skd", SkdParams(seed=0, compat="paper"))
-    assert needs_chat_template("skd_tokens", SkdTokensParams(seed=0))
+    assert not needs_chat_template(stepwise) and not stepwise.chat_prompts
+    assert needs_chat_template(plain) and plain.chat_prompts
+    assert not needs_chat_template(SkdParams(seed=0)) and not SkdParams(seed=0).chat_prompts
+    assert needs_chat_template(SkdParams(seed=0, compat="paper"))
+    assert needs_chat_template(SkdTokensParams(seed=0))
 
 
 def test_released_mode_start_up_imports_neither_transformers_nor_torch(tok_dir):

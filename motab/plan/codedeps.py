@@ -1,5 +1,8 @@
 """Which source files of the package a `python -m motab <command>` runs: the command's module and
-everything it imports from the package, found by reading the files (nothing is imported).
+everything it imports from the package, found by reading the files (nothing is imported). A string
+that is exactly a package module's dotted name counts as an import too: a registry naming the
+modules it loads when asked (motab.synthesis.methods); the entry modules are not read for such
+strings, since cli.py names every command's module and a command runs only its own.
 
 The rules list these files as inputs, so editing motab/synthesis/skd.py reruns synthesis and what
 follows from it, and nothing else. Standard library only.
@@ -8,11 +11,13 @@ follows from it, and nothing else. Standard library only.
 from __future__ import annotations
 
 import ast
+import re
 from functools import cache
 from pathlib import Path
 
 PACKAGE = "motab"
 ENTRY_MODULES = ("motab", "motab.__main__", "motab.cli")  # what every `python -m motab X` runs
+MODULE_NAME = re.compile(rf"^{PACKAGE}(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 
 def _module_file(root: Path, module: str) -> Path | None:
@@ -25,12 +30,16 @@ def _module_file(root: Path, module: str) -> Path | None:
 
 
 def _imported_modules(path: Path, module: str) -> set[str]:
-    """Package modules named by the import statements of one file (also those inside functions)."""
+    """Package modules named by the import statements of one file (also those inside functions), and
+    by its strings that are a module's whole dotted name (unless it is an entry module)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     is_package = path.name == "__init__.py"
     found: set[str] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and module not in ENTRY_MODULES:
+            if MODULE_NAME.match(node.value):
+                found.add(node.value)
+        elif isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from motab.plan.sweeps import FILTERED, row_runs, synth_algorithm, training_seed
+from motab.synthesis.methods import DRAFTING
 from motab.training.kd_config import (  # torch-free: the kd blocks' teachers and prompts
     SELF,
     kd_sources,
 )
 
 RUN_KINDS = ("model", "sft", "kd", "epoch")
-STUDENT_METHODS = frozenset({"motab", "skd", "skd_tokens"})  # synthesis algorithms in which the student drafts
+STUDENT_METHODS = DRAFTING  # synthesis algorithms in which the student drafts (motab.synthesis.methods)
 TRAIN_DATA_SFT = "train-data"  # sft_data folder of SFT on the train set's own solutions
 
 

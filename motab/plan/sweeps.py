@@ -23,7 +23,7 @@ Two short forms a user writes in a study file (studies/<study>.yaml; motab.plan.
   keep the runs' names; `row_runs` lists a row's replicas, which the tables aggregate over.
 
 Synthesis entry names are an algorithm, optionally followed by `_<anything>` (`skd_7b`: SKD with
-another drafting `student`); `synth_algorithm` reads it back.
+another drafting `student`); `synth_algorithm` reads it back (the methods: motab.synthesis.methods).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ import copy
 import itertools
 from collections.abc import Mapping
 
-ALGORITHMS = ("teacher_only", "motab", "skd", "skd_tokens")  # motab.synthesis.run's methods
+from motab.synthesis.methods import METHODS, algorithm_of
+
 FILTERED = ".filtered"
 
 
@@ -42,10 +43,10 @@ class SweepError(ValueError):
 
 def synth_algorithm(name: str) -> str:
     """The algorithm of a synthesis entry name: `skd`, `skd_7b`, `skd_gamma0p6` -> `skd`."""
-    for algorithm in sorted(ALGORITHMS, key=len, reverse=True):
-        if name == algorithm or name.startswith(algorithm + "_"):
-            return algorithm
-    raise SweepError(f"synthesis entry {name!r}: its name must start with an algorithm ({', '.join(ALGORITHMS)})")
+    algorithm = algorithm_of(name)
+    if algorithm is None:
+        raise SweepError(f"synthesis entry {name!r}: its name must start with an algorithm ({', '.join(METHODS)})")
+    return algorithm
 
 
 def value_token(value: float) -> str:

@@ -60,6 +60,11 @@ class MotabParams:
         if self.top_k_entropy < 1 or self.max_step_tokens < 1 or self.max_total_tokens < 1:
             raise ValueError("top_k_entropy, max_step_tokens and max_total_tokens must be at least 1")
 
+    @property
+    def chat_prompts(self) -> bool:
+        """The step loop builds its own starting context (steps.py), never the chat prompt."""
+        return False
+
 
 def find_bifurcation(oracle: list[float], boundary: list[float]) -> int:
     """t* (0-based) by TD-error backtracking, as the script's find_bifurcation_node."""

@@ -26,30 +26,17 @@ from motab.provenance import provenance
 from motab.serving.client import ServerClient
 from motab.serving.launch import LOCAL_SERVER, serving
 from motab.serving.placement import from_json
-from motab.synthesis import motab_method, resume, skd, skd_tokens, teacher_only
+from motab.synthesis import methods, resume
 from motab.synthesis.context import SynthContext
 from motab.synthesis.stats import synth_stats
 from motab.synthesis.tokenizer import load_tokenizer
 
-# name -> (params dataclass built from --params-json, async chunk_fn(ctx, problems, prompts, params) -> rows)
-METHODS = {
-    "teacher_only": (teacher_only.TeacherOnlyParams, teacher_only.synthesize_chunk),
-    "motab": (motab_method.MotabParams, motab_method.synthesize_chunk),
-    "skd": (skd.SkdParams, skd.synthesize_chunk),
-    "skd_tokens": (skd_tokens.SkdTokensParams, skd_tokens.synthesize_chunk),
-}
-STUDENT_METHODS = {"motab", "skd", "skd_tokens"}  # methods that draft with a student server
 
-
-def uses_prompts(method: str, params) -> bool:
-    """Whether the method's chunk function reads the chat prompts (the step methods build their own
-    starting context: the raw question in released mode)."""
-    return method == "skd_tokens" or (method == "teacher_only" and not params.stepwise)
-
-
-def needs_chat_template(method: str, params) -> bool:
-    """Whether the run renders a chat prompt, so needs transformers' tokenizer (see tokenizer.py)."""
-    return uses_prompts(method, params) or getattr(params, "compat", "released") != "released"
+def needs_chat_template(params) -> bool:
+    """Whether the run renders a chat prompt, so needs transformers' tokenizer (see tokenizer.py):
+    the method reads the chat prompts (`params.chat_prompts`; the step methods build their own
+    starting context, the raw question in released mode) or its paper mode does."""
+    return params.chat_prompts or getattr(params, "compat", "released") != "released"
 
 
 def append_rows(handle, rows: list[dict]) -> None:
@@ -109,8 +96,8 @@ async def _run_chunks(
     each chunk completes."""
     from motab.chat import build_prompt
 
-    _, chunk_fn = METHODS[method]
-    prompted = uses_prompts(method, params)
+    _, chunk_fn = methods.load(method)
+    prompted = params.chat_prompts
     tokens, start = 0, time.time()
     async with AsyncExitStack() as stack:
         teacher = await stack.enter_async_context(ServerClient(url, max_in_flight=max_in_flight))
@@ -166,7 +153,7 @@ def check_shared_vocab(teacher_tok, student_tok, teacher: str, student: str) -> 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="motab synth", description=__doc__)
-    parser.add_argument("--method", required=True, choices=sorted(METHODS))
+    parser.add_argument("--method", required=True, choices=sorted(methods.METHODS))
     parser.add_argument("--problems", required=True)
     parser.add_argument("--teacher", required=True, help="teacher checkpoint folder or hub id")
     parser.add_argument("--output", required=True)
@@ -182,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--student",
         help="student checkpoint folder or hub id (methods that draft: "
-        + ", ".join(sorted(STUDENT_METHODS))
+        + ", ".join(sorted(methods.DRAFTING))
         + "); must share the teacher's vocabulary",
     )
     parser.add_argument("--student-url", help="use a running student server instead of starting one")
@@ -201,7 +188,7 @@ def main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
 
-    param_cls, _ = METHODS[args.method]
+    param_cls, _ = methods.load(args.method)
     params = param_cls(**json.loads(args.params_json))
     problems = read_jsonl(args.problems)
     output = Path(args.output)
@@ -216,9 +203,9 @@ def main(argv: list[str]) -> int:
         )
     else:
         print(f"appending rows to {partial} as problems complete; a rerun after a kill resumes from it", flush=True)
-    chat = needs_chat_template(args.method, params)
+    chat = needs_chat_template(params)
     tokenizer = load_tokenizer(args.teacher, chat)
-    needs_student = args.method in STUDENT_METHODS
+    needs_student = methods.METHODS[args.method].drafts
     if needs_student:
         if not args.student:
             parser.error(f"--method {args.method} drafts with a student: give --student")

@@ -48,6 +48,11 @@ class SkdParams:
         if self.max_step_tokens < 1 or self.max_total_tokens < 1:
             raise ValueError("max_step_tokens and max_total_tokens must be at least 1")
 
+    @property
+    def chat_prompts(self) -> bool:
+        """The step loop builds its own starting context (steps.py), never the chat prompt."""
+        return False
+
 
 @dataclass
 class _Trajectory:

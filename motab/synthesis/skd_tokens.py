@@ -45,6 +45,11 @@ class SkdTokensParams:
         if min(self.top_k, self.block_size, self.max_new_tokens) < 1:
             raise ValueError("top_k, block_size and max_new_tokens must be at least 1")
 
+    @property
+    def chat_prompts(self) -> bool:
+        """Token-level drafting continues the chat prompt's token ids."""
+        return True
+
 
 @dataclass
 class _Trajectory:

@@ -41,6 +41,11 @@ class TeacherOnlyParams:
         if min(self.max_new_tokens, self.max_step_tokens, self.max_total_tokens, self.num_responses) < 1:
             raise ValueError("max_new_tokens, max_step_tokens, max_total_tokens and num_responses must be >= 1")
 
+    @property
+    def chat_prompts(self) -> bool:
+        """One generation continues the chat prompt; the step loop builds its own context."""
+        return not self.stepwise
+
 
 async def stepwise_lockstep(ctx: SynthContext, trajectories: list[_Trajectory], params: TeacherOnlyParams) -> None:
     compat = Compat(params.compat)
