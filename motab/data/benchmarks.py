@@ -15,7 +15,7 @@ Formats (fields as in the files under ../shared/data, see its README):
 - gsm8k:   question, answer = reasoning ending "#### N" (gold = N, commas dropped; solution = reasoning)
 - hmmt25:  problem, answer; problem_idx or id when present (MathArena's HMMT February 2025 release)
 - amc:     problem, answer, year (EvalScope's `amc`: AMC 2022-24, evalscope/amc_22-24); url, solution optional
-- gpqa_diamond: Question, Correct Answer, Incorrect Answer 1-3 (motab.evaluation.multiple_choice:
+- gpqa_diamond: Question, Correct Answer, Incorrect Answer 1-3 (motab.data.gpqa:
            choices shuffled by EvalScope's seeded rule, gold = the correct letter)
 - generic: --question-field / --answer-field (the toy test split, other LIMO-shaped files)
 Output: {"id", "input", "answer", "solution", "source"}, sorted by id (ids from the file, else
@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from motab.data.gpqa import load_gpqa
 from motab.jsonio import DataError, iter_jsonl, write_jsonl
 
 
@@ -57,7 +58,7 @@ FORMATS: dict[str, Format] = {
     "amc": Format("problem", "answer", ("problem", "answer", "year"), ("id",), "text", "solution"),
     "hmmt25": Format("problem", "answer", ("problem", "answer"), ("problem_idx", "id"), "text", "solution"),
 }
-MULTIPLE_CHOICE = "gpqa_diamond"  # read by motab.evaluation.multiple_choice
+MULTIPLE_CHOICE = "gpqa_diamond"  # read by motab.data.gpqa
 _GSM8K_RE = re.compile(r"####\s*(\S[^\n]*?)\s*$")
 
 
@@ -99,8 +100,6 @@ def load_benchmark(
 ) -> list[dict]:
     """Checked problems.jsonl rows of a benchmark file; count > 0 demands exactly that many lines."""
     if fmt == MULTIPLE_CHOICE:
-        from motab.evaluation.multiple_choice import load_gpqa
-
         return load_gpqa(path, name, count, limit)
     if fmt == "generic":
         spec = Format(
