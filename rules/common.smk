@@ -45,6 +45,9 @@ if plan.kd_config_errors(config):
     raise ValueError("config: " + "\n  ".join(_located(plan.kd_config_errors(config))))
 
 STUDIES = {name: plan.Study.of(config, name) for name in config["studies"]}
+# each GPU job's memory per GPU against resources.gpu_memory_gb, before any job runs (motab/plan/memory.py)
+if plan.memory_errors(config):
+    raise ValueError("config: " + "\n  ".join(_located(plan.memory_errors(config))))
 
 
 def _python():
