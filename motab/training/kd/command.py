@@ -21,6 +21,10 @@ Each step:
      lora_rank the same network with its adapters off) scoring the response after a privileged
      prompt with the row's reference "solution" (OPSD's wording; prompt_style pwopsd: the PW-OPSD
      release's, motab.training.selfdistill_prompts);
+     With teacher_server the teacher is not loaded: its inference server (--teacher-url, or one this
+     command starts on the job's GPUs: --teacher-server-command, --placement) returns the
+     log-probability of each sampled token (SGLang /generate, return_logprob), all that
+     rkl_onpolicy reads (motab.training.kd.teacher_server);
   4. minimise the loss over the response tokens (prompt and padding masked; the eos the student
      produced is part of the response): the objective named by `loss` in the registry
      motab.training.kd.objectives (rkl_onpolicy: Tinker's per-token reverse-KL advantage loss;
@@ -95,6 +99,29 @@ def add_setting_flags(p: argparse.ArgumentParser) -> None:
         )
 
 
+def add_server_flags(p: argparse.ArgumentParser) -> None:
+    """teacher_server's runtime flags: a running server's URL, or the one this command starts."""
+    server = p.add_argument_group("teacher_server: the teacher behind its inference server")
+    server.add_argument(
+        "--teacher-url",
+        action="append",
+        help="a running server of the teacher (SGLang protocol), once per --teacher; else one is started",
+    )
+    server.add_argument(
+        "--teacher-server-command",
+        default=LOCAL_SERVER,
+        help="server command template ({python} {model} {host} {port}) started for the teacher "
+        "(default: the embedded server)",
+    )
+    server.add_argument("--teacher-server-log", help="the started server's log (default: <output>.teacher.log)")
+    server.add_argument(
+        "--placement",
+        help="JSON: the job's GPUs of the teacher's server (role teacher) and of the training processes "
+        "(role trainer), motab.serving.placement",
+    )
+    server.add_argument("--server-timeout", type=float, default=1800.0, help="seconds for the server to start")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="motab kd-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -141,25 +168,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-dir", default=None, help="TensorBoard event / wandb folder")
     p.add_argument("--tracking-project", default=None, help="wandb project")
     p.add_argument("--params-json", help="config values this run depends on (for provenance)")
-    server = p.add_argument_group("teacher_server: the teacher behind its inference server")
-    server.add_argument(
-        "--teacher-url",
-        action="append",
-        help="a running server of the teacher (SGLang protocol), once per --teacher; else one is started",
-    )
-    server.add_argument(
-        "--teacher-server-command",
-        default=LOCAL_SERVER,
-        help="server command template ({python} {model} {host} {port}) started for the teacher "
-        "(default: the embedded server)",
-    )
-    server.add_argument("--teacher-server-log", help="the started server's log (default: <output>.teacher.log)")
-    server.add_argument(
-        "--placement",
-        help="JSON: the job's GPUs of the teacher's server (role teacher) and of the training processes "
-        "(role trainer), motab.serving.placement",
-    )
-    server.add_argument("--server-timeout", type=float, default=1800.0, help="seconds for the server to start")
+    add_server_flags(p)
     add_setting_flags(p)
     return p
 

@@ -238,6 +238,11 @@ def check_run(config: KDConfig, options: RunOptions) -> None:
         "teacher self is the student itself, scored in-process; use teacher_server false",
     )
     check(
+        not options.teacher_urls or config.teacher_server,
+        "teacher_server",
+        "--teacher-url is given but teacher_server is false (the teacher would be loaded in-process)",
+    )
+    check(
         not options.teacher_urls or len(options.teacher_urls) == len(options.teachers),
         "teacher_urls",
         f"give --teacher-url once per --teacher ({len(options.teachers)}), found {len(options.teacher_urls)}",
