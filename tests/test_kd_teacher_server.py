@@ -4,6 +4,7 @@ which speaks SGLang's /generate protocol) gives what the in-process teacher give
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from motab.training.kd.config import ConfigError, KDConfig
 from motab.training.kd.teacher_server import ServerTeacher, teacher_token_logprobs
 from tests.test_onpolicy import kd_argv, read_csv
 
+REPO = Path(__file__).resolve().parents[1]
 BLOCK = {"loss": "rkl_onpolicy", "steps": 1, "samples_per_prompt": 1, "max_new_tokens": 4}
 BLOCK |= {"temperature": 1.0, "lr": 1e-3, "seed": 0, "prompts_per_step": 1}
 
@@ -83,3 +85,34 @@ def test_self_teacher_refuses_a_teacher_server(kd_setup, tmp_path):
     argv = kd_argv(kd_setup, tmp_path, "--teacher-server", "true", teacher="self")
     with pytest.raises(SystemExit):
         kd_command.parse_args(argv)
+
+
+def test_the_plan_refuses_a_server_for_a_full_distribution_loss_and_for_a_self_teacher():
+    from motab.plan import compose, kd_config_errors, workflow_config
+
+    config = workflow_config(REPO)
+    config.update(compose(config))
+    config["studies"]["motab"]["kd"]["rkl"]["loss"] = "rkl"
+    config["studies"]["pwopsd"]["kd"]["opsd"] |= {"loss": "rkl_onpolicy", "teacher_server": True}
+    for key in ("clip", "compat", "distill_temperature", "w_min", "pw_tau", "pw_s"):
+        config["studies"]["pwopsd"]["kd"]["opsd"].pop(key, None)
+    errors = kd_config_errors(config)
+    assert any(e.startswith("studies.motab.kd.rkl: teacher_server: loss rkl reads the teacher's full") for e in errors)
+    assert any(e.startswith("studies.pwopsd.kd.opsd.teacher_server: run ") and "self" in e for e in errors)
+
+
+def test_the_rules_kd_train_flags_start_the_teacher_on_its_gpus_and_parse(kd_setup):
+    """The motab study's kd job: kd-train's own parser reads the flags the plan writes."""
+    import shlex
+
+    from motab.plan import Study, compose, kd_teacher_server_args, workflow_config
+    from motab.serving.placement import from_json
+
+    config = workflow_config(REPO)
+    config.update(compose(config))
+    flags = kd_teacher_server_args(Study.of(config, "motab"), "sft_teacher_only_kd_rkl", "Qwen3-32B", "t.log")
+    argv = [*kd_argv(kd_setup, Path("out"), "--teacher-server", "true"), *shlex.split(flags)]
+    args = kd_command.parser().parse_args(argv)
+    assert args.teacher_server_command.startswith("python -m sglang.launch_server --model-path {model}")
+    placement = from_json(args.placement)
+    assert placement["teacher"].gpus == (0, 1, 2, 3) and placement["trainer"].gpus == (4, 5, 6, 7)

@@ -83,6 +83,6 @@ def final_outputs(config: Mapping) -> list[str]:
             outputs.append(f"results/{name}/report/{table}.png")
         outputs.append(f"results/{name}/report/training_curves.png")
         outputs.append(f"results/{name}/report/cost.html")  # rule cost_table
-        if "gpu_memory_gb" in config["studies"][name]["resources"]:  # rule gpu_memory
+        if "gpu_memory_gb" in config["studies"][name].get("resources", {}):  # rule gpu_memory
             outputs.append(f"results/{name}/report/gpu_memory.html")
     return outputs
