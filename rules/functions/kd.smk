@@ -76,4 +76,5 @@ def kd_teacher_server_args(wildcards, cfg):
         return ""
     (teacher,) = {t for t, _, _ in kd_run_sources(wildcards)}
     log = f"logs/{wildcards.study}/kd/{wildcards.run}.teacher.server.log"
-    return " " + plan.kd_teacher_server_args(STUDIES[wildcards.study], wildcards.run, teacher, log)
+    flags = plan.kd_teacher_server_args(STUDIES[wildcards.study], wildcards.run, teacher, log)
+    return f" {flags}"
