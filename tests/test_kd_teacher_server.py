@@ -116,3 +116,13 @@ def test_the_rules_kd_train_flags_start_the_teacher_on_its_gpus_and_parse(kd_set
     assert args.teacher_server_command.startswith("python -m sglang.launch_server --model-path {model}")
     placement = from_json(args.placement)
     assert placement["teacher"].gpus == (0, 1, 2, 3) and placement["trainer"].gpus == (4, 5, 6, 7)
+
+
+def test_an_answer_that_does_not_end_with_the_response_tokens_is_refused():
+    from motab.training.kd.teacher_server import response_logprobs
+
+    answer = {"meta_info": {"input_token_logprobs": [[None, 5, None], [-0.5, 7, None], [-1.5, 8, None]]}}
+    assert response_logprobs(answer, [7, 8], "t") == [-0.5, -1.5]
+    for response in ([8, 7], [5, 7, 8], [9, 7, 8, 1]):
+        with pytest.raises(ValueError, match="do not cover"):
+            response_logprobs(answer, response, "t")

@@ -158,3 +158,13 @@ def test_snakemake_dry_run_stops_on_the_released_block_with_one_line(tmp_path):
     assert len(lines) == 1
     assert lines[0].startswith(f"config: {overlay}:")
     assert "studies.motab.kd.rkl.dtype: kd sft_teacher_only_kd_rkl needs about 195.5 GB per GPU" in lines[0]
+
+
+def test_the_rules_command_writes_the_plans_table_and_its_html(config, tmp_path):
+    from motab.plan import fits_json
+
+    fits = study_fits(Study.of(config, "opd"))
+    tsv, html = tmp_path / "gpu_memory.tsv", tmp_path / "gpu_memory.html"
+    assert plan_memory.main(["--fits-json", fits_json(fits), "--tsv", str(tsv), "--html", str(html)]) == 0
+    assert tsv.read_text() == fit_table(fits)
+    assert "<td>kd sft_openthoughts3_opd teacher server</td>" in html.read_text()
