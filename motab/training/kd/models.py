@@ -54,6 +54,8 @@ def load_models(config: KDConfig, options: RunOptions, device: torch.device | No
     urls = dict(zip(options.teachers, options.teacher_urls))
     for name in dict.fromkeys(options.teachers):
         if config.teacher_server:  # scored by its server (teacher_server.py), nothing loaded here
+            if name not in urls:
+                raise ValueError(f"teacher_server: no server URL for teacher {name} (kd-train --teacher-url)")
             loaded[name] = ServerTeacher(urls[name], name)
         elif name == SELF:  # LoRA: the student with adapters off (set below), else a frozen copy
             loaded[name] = None if config.lora_rank else copy.deepcopy(student)
