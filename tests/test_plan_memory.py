@@ -168,3 +168,11 @@ def test_the_rules_command_writes_the_plans_table_and_its_html(config, tmp_path)
     assert plan_memory.main(["--fits-json", fits_json(fits), "--tsv", str(tsv), "--html", str(html)]) == 0
     assert tsv.read_text() == fit_table(fits)
     assert "<td>kd sft_openthoughts3_opd teacher server</td>" in html.read_text()
+
+
+def test_servers_sharing_their_gpus_each_get_their_slice(config):
+    changed = copy.deepcopy(config)
+    changed["studies"]["motab"]["resources"]["synth"] |= {"share_gpus": True, "servers": {"student": {"dp": 1}}}
+    teacher = fit_of(changed, "motab", "synth motab teacher server")
+    assert teacher.limit_gb == pytest.approx(80 * 0.425) and teacher.fits  # 0.85 / 2 of the GPU
+    assert "--mem-fraction-static 0.425" in teacher.parts

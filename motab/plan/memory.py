@@ -29,9 +29,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
-from motab.plan.servers import server_parallel
+from motab.plan.servers import server_parallel, stage_placement
 from motab.plan.study import SELF, Study
-from motab.serving.placement import SGLANG_MEM_TOTAL
+from motab.serving.placement import SGLANG_MEM_TOTAL, PlacementError
 from motab.training.kd.objectives import LOSSES
 
 GB = 1e9
@@ -192,8 +192,11 @@ def study_fits(study: Study) -> list[Fit]:
             fits.append(server_fit(study, f"eval {run.name}", study.run_model_name(run.name), "eval_generate", "model"))
     if study.resource("synth", "gpus"):
         for method in study.cfg.get("synth", {}):
-            for role, model in zip(("teacher", "student"), study.synth_models(method)):
-                fits.append(server_fit(study, f"synth {method} {role} server", model, "synth", role))
+            servers = list(zip(("teacher", "student"), study.synth_models(method)))
+            placements, _ = stage_placement(study, "synth", servers)  # share_gpus: each its slice
+            for (role, model), placement in zip(servers, placements):
+                job = f"synth {method} {role} server"
+                fits.append(server_fit(study, job, model, "synth", role, placement.mem_fraction))
     return fits
 
 
@@ -203,7 +206,7 @@ def memory_errors(config: Mapping) -> list[str]:
     for name in config["studies"]:
         try:
             errors += [fit.error() for fit in study_fits(Study.of(config, name)) if not fit.fits]
-        except FitError as exc:
+        except (FitError, PlacementError) as exc:
             errors.append(str(exc))
     return errors
 
