@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from motab.plan import PlanError, Study, compose, memory_errors, study_fits, workflow_config
+from motab.plan import Study, compose, kd_server_errors, memory_errors, study_fits, workflow_config
 from motab.plan.memory import fit_table
 from motab.plan.servers import kd_teacher_server_args
 from motab.report import memory as plan_memory
@@ -127,8 +127,11 @@ def test_a_hub_model_without_a_parameter_count_is_named(config):
 def test_training_gpus_must_share_the_prompts_evenly(config):
     changed = copy.deepcopy(config)
     changed["studies"]["opd"]["resources"]["kd"]["servers"] = {"teacher": {"dp": 1}}  # 7 trainers for 512
-    with pytest.raises((PlacementError, PlanError), match=r"studies\.opd\.kd\.opd\.prompts_per_step: \[512\]"):
+    with pytest.raises(PlacementError, match=r"studies\.opd\.kd\.opd\.prompts_per_step: \[512\]"):
         kd_teacher_server_args(Study.of(changed, "opd"), "sft_openthoughts3_opd", "Qwen3-8B", "x.log")
+    assert kd_server_errors(config) == []
+    (line,) = kd_server_errors(changed)  # what `snakemake -n` stops with
+    assert line.startswith("studies.opd.kd.opd.prompts_per_step: [512] prompts a step do not split evenly over the 7")
 
 
 def test_the_table_is_sorted_as_planned_and_the_command_prints_it(config, capsys):

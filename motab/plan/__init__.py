@@ -27,6 +27,7 @@ from motab.plan.compose import ComposeError, compose, study_file_errors, study_f
 from motab.plan.locate import locate
 from motab.plan.memory import fit_table, fits_json, memory_errors, study_fits
 from motab.plan.servers import (
+    kd_server_errors,
     kd_teacher_server_args,
     placement_arg,
     server_command,
@@ -83,6 +84,7 @@ __all__ = [
     "fits_json",
     "generation_settings",
     "kd_config_errors",
+    "kd_server_errors",
     "kd_sources",
     "kd_teacher_server_args",
     "kdflow_options",

@@ -78,3 +78,20 @@ def kd_teacher_server_args(study: Study, run: str, teacher: str, log: str) -> st
         )
     placements = place([need, ServerNeed("trainer", "student", dp=trainers)], budget, where=where)
     return f"{flags} --placement {shlex.quote(to_json(placements))}"
+
+
+def kd_server_errors(config: dict) -> list[str]:
+    """One line per teacher_server KD run whose teacher's server and training processes do not share
+    the kd stage's GPUs as they must (kd_teacher_server_args), for `snakemake -n`."""
+    errors = []
+    for name in config["studies"]:
+        study = Study.of(config, name)
+        for run in study.runs.values():
+            cfg = study.kd_cfg(run.name) if run.kind == "kd" else {}
+            if cfg.get("engine", "builtin") != "builtin" or not cfg.get("teacher_server"):
+                continue
+            try:
+                kd_teacher_server_args(study, run.name, study.kd_sources(run.name)[0][0], "")
+            except PlacementError as exc:
+                errors.append(str(exc))
+    return errors
