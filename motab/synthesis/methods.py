@@ -1,11 +1,12 @@
 """The synthesis methods, each declared once: name -> where its code lives and whether a student drafts.
 
-`motab synth` (run.py), the planner (motab.plan: which servers a job starts, what an entry's name
-means) and the config check all read this table. It names modules by string and imports nothing, so
-the planner stays free of the methods' code (and of torch); `load` imports a method when it runs.
-motab.plan.codedeps counts a module named here as imported by whoever imports this file, so editing
-a method's module still reruns its synthesis jobs. tests/test_synth_registry.py checks the table
-against the modules and against schemas/config.schema.yaml.
+`motab synth` (run.py: --method's choices, which servers it starts) and the planner (motab.plan:
+what an entry's name means, whether a job starts the student's server) read this table. It names
+modules by string and imports none of them, so the planner stays free of the methods' code (and of
+torch); `load` imports a method when it runs. motab.plan.codedeps counts a module named here as
+imported by whoever imports this file, so editing a method's module still reruns its synthesis
+jobs. tests/test_declared_once.py checks the table against the modules and against
+schemas/config.schema.yaml.
 """
 
 from __future__ import annotations
