@@ -42,7 +42,20 @@ from pathlib import Path
 from motab.evaluation.evalscope_reviews import read_reviews, review_files, to_responses
 from motab.jsonio import write_json, write_jsonl
 
-SERVED_MODEL = "motab-model"  # the model name EvalScope sends (the embedded server answers any name)
+SERVED_MODEL = "motab-model"  # the model name of a TaskConfig built without a server at hand
+
+
+def served_model(url: str) -> str:
+    """The model name the server serves (GET /v1/models): SGLang, vLLM and the embedded server refuse
+    any other. SERVED_MODEL when the server does not say."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/v1/models", timeout=60) as resp:
+            return str(json.loads(resp.read())["data"][0]["id"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError, urllib.error.URLError):
+        return SERVED_MODEL
 
 
 def _log(message: str) -> None:
@@ -236,6 +249,7 @@ def run_job(url: str, job: argparse.Namespace, problems: list[dict] | None) -> N
     for stale in sorted(work_dir.glob("sample*")):  # a rerun never mixes old samples in
         shutil.rmtree(stale)
     reviews = []
+    model = served_model(url)
     for repeat in range(job.n):
         run_dir = work_dir / f"sample{repeat}"
         config = task_config_dict(
@@ -250,6 +264,7 @@ def run_job(url: str, job: argparse.Namespace, problems: list[dict] | None) -> N
             job.limit or None,
             job.batch_size,
             extra_args=job.dataset_args,
+            model=model,
             top_k=job.top_k,
         )
         run_dir.mkdir(parents=True, exist_ok=True)
