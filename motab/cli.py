@@ -57,7 +57,15 @@ def main(argv: list[str]) -> int:
         return 2
     apply_job_threads()  # in a SLURM job: threads follow SLURM_CPUS_PER_TASK, before torch loads
     module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    from motab.jsonio import DataError
+
+    try:
+        return int(module.main(rest) or 0)
+    except DataError as exc:  # bad input: one file:line:field line, no traceback
+        import sys
+
+        print(f"motab {name}: {exc}", file=sys.stderr)
+        return 2
 
 
 def console_main() -> None:
