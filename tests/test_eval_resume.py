@@ -178,3 +178,23 @@ def test_a_partial_of_other_settings_is_refused_with_what_changed(tiny_model_dir
         DataError, match=r"x.jsonl.partial.jsonl:1:partial_key: kept from an earlier run with another model"
     ):
         Partial(out, {"settings": "a", "model": "changed", "problems": "p", "prompts": "q"}).load()
+
+
+def test_the_study_setting_reaches_eval_generate(tmp_path):
+    import shlex
+
+    from dryrun import REPO, SNAKEMAKE
+
+    from motab.evaluation.generate import build_parser
+
+    override = tmp_path / "over_long.yaml"
+    override.write_text("studies:\n  toy:\n    eval:\n      over_long: truncate\n")
+    plan = subprocess.run(
+        [SNAKEMAKE, "-n", "-p", "--configfile", str(override)], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    marker = "motab eval-generate "
+    lines = [line[line.index(marker) :] for line in plan.stdout.splitlines() if marker in line]
+    assert lines, plan.stdout[-2000:]
+    for line in lines:
+        command = shlex.split(line.split(" > ")[0])
+        assert build_parser().parse_args(command[2:]).over_long == "truncate"
