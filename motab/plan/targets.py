@@ -50,9 +50,25 @@ def trained_table_runs(study: Study) -> list[str]:
     return runs
 
 
+def evaluated_checkpoints(study: Study) -> list[str]:
+    """The pipeline-built checkpoint folders the study's tables evaluate, sorted."""
+    found = {
+        folder
+        for table in study.cfg["tables"]
+        for row in study.cfg["tables"][table]["rows"]
+        for run in study.row_runs(row)
+        for folder in study.checkpoint_inputs(run)
+    }
+    return sorted(found)
+
+
 def final_outputs(config: Mapping) -> list[str]:
     """What `snakemake` (rule all) builds for the selected studies: each table in every format, its
-    chart, the study's training curves, and its cost table (after all of the study's jobs)."""
+    chart, the study's training curves, its cost table (after all of the study's jobs), and the
+    checkpoints its tables evaluate. Those are targets, not only inputs, because Snakemake does not
+    rebuild a missing input whose consumers are up to date: a killed `--forcerun kd` (Snakemake
+    deletes the folder when the job starts) left the tables reporting a deleted model while
+    `snakemake -n` said "Nothing to be done"."""
     outputs = []
     for name in config["select"]:
         for table in sorted(config["studies"][name]["tables"]):
@@ -60,4 +76,5 @@ def final_outputs(config: Mapping) -> list[str]:
             outputs.append(f"results/{name}/report/{table}.png")
         outputs.append(f"results/{name}/report/training_curves.png")
         outputs.append(f"results/{name}/report/cost.html")  # rule cost_table
+        outputs += evaluated_checkpoints(Study.of(config, name))
     return outputs
