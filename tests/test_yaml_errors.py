@@ -8,10 +8,10 @@ import subprocess
 
 from dryrun import SNAKEMAKE, copy_workflow
 
-from motab.plan.compose import yaml_syntax_error
-
 
 def test_a_yaml_error_names_the_file_line_and_column(tmp_path):
+    from motab.plan.compose import yaml_syntax_error
+
     path = tmp_path / "s.yaml"
     path.write_text("studies:\n  s:\n    eval: {seeds: [0, 1}\n")
     assert yaml_syntax_error(path) == (
