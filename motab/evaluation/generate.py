@@ -116,6 +116,13 @@ def skipped_row(problem: dict, prompt: str, n: int, over_long: dict) -> dict:
     }
 
 
+def _expect_results(url: str, out, count: int) -> list[dict]:
+    if not isinstance(out, list) or len(out) != count:
+        found = len(out) if isinstance(out, list) else type(out).__name__
+        raise RuntimeError(f"{url}/generate: expected {count} results, found {found}")
+    return out
+
+
 async def generate_all(
     url: str,
     problems: list[dict],
@@ -125,17 +132,14 @@ async def generate_all(
     on_rows=None,
     refused=None,
 ) -> list[dict]:
-    """Rows of every problem, requests of --batch-problems. max_tokens: one per problem (default
-    args.max_tokens); on_rows(rows): called as each request's rows arrive; refused(i, message): the
-    row of a problem the server refuses for its context length (None: the refusal is raised)."""
+    """Rows of every problem; max_tokens per problem (default args.max_tokens); on_rows(rows) as each
+    request returns; refused(i, message): the row of a problem refused for its context length."""
     from tqdm import tqdm
 
     from motab.evaluation.over_long import is_context_refusal
     from motab.serving.client import RequestRejected, ServerClient
 
     budgets = max_tokens or [args.max_tokens] * len(problems)
-    size = args.batch_problems
-    chunks = [list(range(i, min(i + size, len(problems)))) for i in range(0, len(problems), size)]
     rows: list[dict | None] = [None] * len(problems)
     bar = tqdm(total=len(problems), desc="problems", unit="problem", file=sys.stderr)
 
@@ -152,12 +156,7 @@ async def generate_all(
                 args.top_k,
                 [budgets[i] for i in chunk],
             )
-            out = await client.generate(payload)
-            if not isinstance(out, list) or len(out) != len(chunk) * args.n:
-                raise RuntimeError(
-                    f"{url}/generate: expected {len(chunk) * args.n} results, "
-                    f"found {len(out) if isinstance(out, list) else type(out).__name__}"
-                )
+            out = _expect_results(url, await client.generate(payload), len(chunk) * args.n)
             return [
                 response_row(problems[i], prompts[i], out[k * args.n : (k + 1) * args.n]) for k, i in enumerate(chunk)
             ]
@@ -169,9 +168,7 @@ async def generate_all(
                 if refused is None or not is_context_refusal(str(exc)):
                     raise
                 if len(chunk) > 1:
-                    for i in chunk:
-                        await one([i])
-                    return
+                    return await asyncio.gather(*(one([i]) for i in chunk))
                 new = [refused(chunk[0], str(exc))]
             for i, row in zip(chunk, new):
                 rows[i] = row
@@ -179,7 +176,10 @@ async def generate_all(
                 on_rows(new)
             bar.update(len(chunk))
 
-        await asyncio.gather(*(one(chunk) for chunk in chunks))
+        size = args.batch_problems
+        await asyncio.gather(
+            *(one(list(range(i, min(i + size, len(problems))))) for i in range(0, len(problems), size))
+        )
     bar.close()
     return [row for row in rows if row is not None]
 
