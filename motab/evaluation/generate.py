@@ -92,7 +92,7 @@ def build_payload(
 
 
 def response_row(problem: dict, prompt: str, results: list[dict], over_long: dict | None = None) -> dict:
-    """One problem's output row from its n /generate results ([] with `over_long`: a skipped problem)."""
+    """One problem's output row from its n /generate results; `over_long` says why it was skipped or cut."""
     from motab.serving.client import completion_tokens, finish_reason
 
     over_long = over_long or problem.get("_over_long")  # a budget cut to fit the context
