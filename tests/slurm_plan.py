@@ -1,0 +1,68 @@
+"""The jobs of the paper studies' SLURM plan, as `snakemake --profile profiles/slurm all -n` plans them
+(the profile's own `config:` selects the studies), with each job's full shell command and resources.
+Built in-process once per test session (about 20 s)."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from dataclasses import dataclass
+from functools import cache
+
+import yaml
+from dryrun import REPO, _dag
+
+PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
+
+
+@dataclass(frozen=True)
+class PlanJob:
+    rule: str
+    wildcards: dict
+    command: str
+    resources: dict
+    threads: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.rule} " + " ".join(f"{k}={v}" for k, v in sorted(self.wildcards.items()))
+
+
+@cache
+def paper_jobs() -> tuple[PlanJob, ...]:
+    profile_config = yaml.safe_load(PROFILE.read_text())["config"]
+    logging.disable(logging.INFO)
+    try:
+        jobs = _dag(REPO, [], targets=("all",), config=profile_config)
+    finally:
+        logging.disable(logging.NOTSET)
+    return tuple(
+        PlanJob(
+            job.rule.name,
+            dict(job.wildcards_dict),
+            job.shellcmd or "",
+            {k: v for k, v in job.resources.items() if not k.startswith("_")},
+            job.threads,
+        )
+        for job in sorted(jobs, key=lambda j: (j.rule.name, sorted(j.wildcards_dict.items())))
+    )
+
+
+def motab_argv(command: str, subcommand: str) -> list[str]:
+    """The arguments of `motab <subcommand>` in a job's command (before its `> log` redirection)."""
+    words = shlex.split(command)
+    words = words[: words.index(">")] if ">" in words else words
+    for i, word in enumerate(words):
+        if word == subcommand and i and (words[i - 1].endswith("motab") or words[i - 2 : i] == ["-m", "motab"]):
+            return words[i + 1 :]
+    raise ValueError(f"no `motab {subcommand}` in {command[:200]}")
+
+
+def jobs_running(subcommand: str) -> list[tuple[PlanJob, list[str]]]:
+    out = []
+    for job in paper_jobs():
+        try:
+            out.append((job, motab_argv(job.command, subcommand)))
+        except ValueError:
+            continue
+    return out
