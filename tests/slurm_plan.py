@@ -28,12 +28,10 @@ class PlanJob:
         return f"{self.rule} " + " ".join(f"{k}={v}" for k, v in sorted(self.wildcards.items()))
 
 
-@cache
-def paper_jobs() -> tuple[PlanJob, ...]:
-    profile_config = yaml.safe_load(PROFILE.read_text())["config"]
+def _jobs(targets: tuple[str, ...], config: dict) -> tuple[PlanJob, ...]:
     logging.disable(logging.INFO)
     try:
-        jobs = _dag(REPO, [], targets=("all",), config=profile_config)
+        jobs = _dag(REPO, [], targets=targets, config=yaml.safe_load(PROFILE.read_text())["config"] | config)
     finally:
         logging.disable(logging.NOTSET)
     return tuple(
@@ -48,6 +46,31 @@ def paper_jobs() -> tuple[PlanJob, ...]:
     )
 
 
+@cache
+def paper_jobs() -> tuple[PlanJob, ...]:
+    return _jobs(("all",), {})
+
+
+@cache
+def kdflow_recipe_jobs() -> tuple[PlanJob, ...]:
+    """The kd job of every KDFlow recipe (engine kdflow) of the paper studies, each as a run from the
+    study's first SFT run would plan it (most recipes are not used by a table row of `all`)."""
+    from motab.plan import workflow_config
+
+    config = workflow_config(REPO)
+    selected = yaml.safe_load(PROFILE.read_text())["config"]["select"]
+    runs, targets = {}, []
+    for study in selected:
+        cfg = config["studies"][study]
+        start = next((name for name, run in cfg.get("runs", {}).items() if "sft" in run), None)
+        for recipe, block in sorted(cfg.get("kd", {}).items()):
+            if block.get("engine") == "kdflow" and start:
+                runs.setdefault(study, {})[f"check_{recipe}"] = {"kd": recipe, "from": start, "label": recipe}
+                targets.append(f"results/{study}/ckpt/kd/check_{recipe}")
+    config = {"studies": {study: {"runs": extra} for study, extra in runs.items()}}
+    return tuple(job for job in _jobs(tuple(targets), config) if job.rule == "kd")
+
+
 def motab_argv(command: str, subcommand: str) -> list[str]:
     """The arguments of `motab <subcommand>` in a job's command (before its `> log` redirection)."""
     words = shlex.split(command)
@@ -58,9 +81,9 @@ def motab_argv(command: str, subcommand: str) -> list[str]:
     raise ValueError(f"no `motab {subcommand}` in {command[:200]}")
 
 
-def jobs_running(subcommand: str) -> list[tuple[PlanJob, list[str]]]:
+def jobs_running(subcommand: str, jobs: tuple[PlanJob, ...] | None = None) -> list[tuple[PlanJob, list[str]]]:
     out = []
-    for job in paper_jobs():
+    for job in paper_jobs() if jobs is None else jobs:
         try:
             out.append((job, motab_argv(job.command, subcommand)))
         except ValueError:
