@@ -29,7 +29,8 @@ from types import SimpleNamespace
 def env_pins(env_yaml: str) -> dict[str, str]:
     import yaml
 
-    deps = yaml.safe_load(open(env_yaml, encoding="utf-8"))["dependencies"]
+    with open(env_yaml, encoding="utf-8") as handle:
+        deps = yaml.safe_load(handle)["dependencies"]
     pip = next(d["pip"] for d in deps if isinstance(d, dict) and "pip" in d)
     return dict(line.split("==", 1) for line in pip if "==" in line)
 
