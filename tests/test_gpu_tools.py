@@ -209,3 +209,37 @@ def test_the_kdflow_record_rejects_unknown_flags_and_bad_values():
     for bad in (["--no_such_flag", "1"], ["--backend", "deepspeed"], ["--teacher_tp_size", "four"]):
         with pytest.raises((argparse.ArgumentError, SystemExit)):
             parser.parse_args(bad)
+
+
+def eval_max_tokens() -> list[tuple[str, str, int]]:
+    """(job, run, max_tokens) of every generation request the plan's eval jobs send."""
+    out = []
+    for command in ("eval-evalscope", "eval-generate"):
+        for job, argv in jobs_running(command):
+            flags = dict(zip(argv, argv[1:]))
+            if "--jobs-json" in flags:
+                out += [(job.name, job.wildcards["run"], one["max_tokens"]) for one in json.loads(flags["--jobs-json"])]
+            else:
+                out.append((job.name, job.wildcards["run"], int(flags["--max-tokens"])))
+    return out
+
+
+def test_every_eval_request_leaves_room_for_its_prompt_in_the_models_context():
+    """SGLang rejects prompt + max_new_tokens >= the model's context: each eval job's max_tokens stays
+    PROMPT_TOKENS below the served model's context_length (the release's value where that fits)."""
+    from motab.evaluation.settings import PROMPT_TOKENS
+    from motab.plan import Study, compose, workflow_config
+
+    config = compose(workflow_config(REPO), REPO)
+    requests = eval_max_tokens()
+    assert len(requests) > 100
+    too_long, kept = {}, 0
+    for name, run, max_tokens in requests:
+        study = name.split("study=")[1].split()[0]
+        model = Study.of(config, study).run_model_name(run)
+        context = config["models"][model].get("context_length")
+        if context is not None and max_tokens + PROMPT_TOKENS > context:
+            too_long[name] = (model, max_tokens, context)
+        kept += model.startswith("Qwen3-") and study == "motab" and max_tokens == 32768
+    assert not too_long, too_long
+    assert kept > 0  # the Qwen3 runs keep the release's 32768

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 from motab.config_check import startup_errors
 from motab.evaluation.settings import (
+    PROMPT_TOKENS,
+    context_notes,
     evalscope_dataset_args,
+    fit_to_context,
     generation_settings,
     per_benchmark_errors,
 )
@@ -75,6 +78,9 @@ __all__ = [
     "extend_command",
     "final_outputs",
     "generation_settings",
+    "fit_to_context",
+    "PROMPT_TOKENS",
+    "context_notes",
     "kd_config_errors",
     "kd_sources",
     "kdflow_options",
