@@ -202,14 +202,17 @@ def stage_threads(stage):
 
 
 def stage_resources(stage, gpu=None):
-    """A rule's resources from its stage's config; `gpu` (a function of wildcards) replaces the
-    stage's GPU count where the job's servers decide it (stage_placement)."""
-    return dict(
-        gpu=gpu or stage_resource(stage, "gpus"),
-        cpus_per_task=stage_resource(stage, "cpus_per_task"),
-        mem_mb=stage_resource(stage, "mem_mb"),
-        runtime=stage_resource(stage, "runtime"),
-    )
+    """A rule's resources from its stage's config (motab.plan.resources): `gpu` (a function of
+    wildcards) replaces the stage's GPU count where the job's servers decide it (stage_placement);
+    CPUs and memory may scale with the job's GPUs; partition and QOS follow GPU or CPU use."""
+    gpus = gpu or stage_resource(stage, "gpus")
+
+    def one(key):
+        return lambda wildcards: STUDIES[wildcards.study].job_resources(stage, gpus(wildcards)).get(key)
+
+    # a key whose value is None (no partition / QOS configured) is left out of the job (Snakemake)
+    names = ("cpus_per_task", "mem_mb", "runtime", "slurm_partition", "qos")
+    return dict(gpu=gpus, **{key: one(key) for key in names})
 
 
 # --- targets (motab.plan.targets) ------------------------------------------------------------
