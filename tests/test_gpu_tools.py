@@ -224,6 +224,16 @@ def eval_max_tokens() -> list[tuple[str, str, int]]:
     return out
 
 
+# max_position_embeddings of the served checkpoints' config.json (what SGLang takes as the context)
+SERVED_CONTEXT = {
+    "Qwen/Qwen2-7B-Instruct": 32768,
+    "Qwen/Qwen3-4B": 40960,
+    "Qwen/Qwen3-8B": 40960,
+    "Qwen/Qwen3-32B": 40960,
+    "Qwen/Qwen3-8B-Base": 32768,
+}
+
+
 def test_every_eval_request_leaves_room_for_its_prompt_in_the_models_context():
     """SGLang rejects prompt + max_new_tokens >= the model's context: each eval job's max_tokens stays
     PROMPT_TOKENS below the served model's context_length (the release's value where that fits)."""
@@ -237,7 +247,7 @@ def test_every_eval_request_leaves_room_for_its_prompt_in_the_models_context():
     for name, run, max_tokens in requests:
         study = name.split("study=")[1].split()[0]
         model = Study.of(config, study).run_model_name(run)
-        context = config["models"][model].get("context_length")
+        context = SERVED_CONTEXT.get(config["models"][model].get("path"), config["models"][model].get("context_length"))
         if context is not None and max_tokens + PROMPT_TOKENS > context:
             too_long[name] = (model, max_tokens, context)
         kept += model.startswith("Qwen3-") and study == "motab" and max_tokens == 32768

@@ -23,7 +23,9 @@ def job_resources(resources: Mapping, slurm: Mapping, stage: str, gpus: int) -> 
     per_gpu_mem = _stage_value(resources, stage, "mem_mb_per_gpu")
     out = {
         "gpu": gpus,
-        "cpus_per_task": per_gpu_cpus * gpus if per_gpu_cpus and gpus else _stage_value(resources, stage, "cpus_per_task"),
+        "cpus_per_task": per_gpu_cpus * gpus
+        if per_gpu_cpus and gpus
+        else _stage_value(resources, stage, "cpus_per_task"),
         "mem_mb": per_gpu_mem * gpus if per_gpu_mem and gpus else _stage_value(resources, stage, "mem_mb"),
         "runtime": _stage_value(resources, stage, "runtime"),
     }
