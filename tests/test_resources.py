@@ -6,8 +6,6 @@ import shlex
 import pytest
 from slurm_plan import paper_jobs
 
-from motab.plan.resources import job_resources
-
 RESOURCES = {
     "default": {"gpus": 0, "cpus_per_task": 2, "mem_mb": 8000, "runtime": 60},
     "eval_generate": {"gpus": 4, "cpus_per_gpu": 4, "mem_mb_per_gpu": 48000, "runtime": 720},
@@ -17,6 +15,8 @@ SLURM = {"gpu": {"partition": "gpu", "qos": "gpu-normal"}, "cpu": {"partition": 
 
 
 def test_cpus_and_memory_follow_the_jobs_gpus():
+    from motab.plan.resources import job_resources
+
     assert job_resources(RESOURCES, SLURM, "eval_generate", 1) | {} == {
         "gpu": 1, "cpus_per_task": 4, "mem_mb": 48000, "runtime": 720, "slurm_partition": "gpu", "qos": "gpu-normal",
     }  # fmt: skip
@@ -27,6 +27,8 @@ def test_cpus_and_memory_follow_the_jobs_gpus():
 
 
 def test_a_stage_names_its_own_partition_and_qos_and_nothing_is_set_without_config():
+    from motab.plan.resources import job_resources
+
     sft = job_resources(RESOURCES, SLURM, "sft", 8)
     assert (sft["slurm_partition"], sft["qos"]) == ("h100", "long")
     assert "slurm_partition" not in job_resources(RESOURCES, {}, "data", 0)
