@@ -116,8 +116,6 @@ def evalscope_source(config: dict, dataset: str) -> tuple[str, str]:
 
 
 def test_evalscope_accepts_every_task_config_and_reads_the_benchmark_we_grade(monkeypatch, tmp_path):
-    from evalscope.api.registry import BENCHMARK_REGISTRY
-
     from motab.evaluation.evalscope_engine import job_task_config
 
     monkeypatch.chdir(REPO)  # the jobs' relative benchmark paths
@@ -129,9 +127,8 @@ def test_evalscope_accepts_every_task_config_and_reads_the_benchmark_we_grade(mo
         hub, dataset_id = evalscope_source(config, job.dataset)
         if Path(job.benchmark_file).is_file():
             ok = Path(dataset_id).resolve() == Path(job.benchmark_file).resolve().parent
-        elif hub == "modelscope":  # only EvalScope's own ModelScope copy exists there
-            ok = dataset_id == BENCHMARK_REGISTRY.get(job.dataset).dataset_id
-        else:  # the hub id our loader reads (motab.data.prepare.load_hub_dataset)
+        else:  # the Hugging Face id our loader reads (motab.data.prepare.load_hub_dataset), not a
+            # ModelScope copy (a second hub and login, other rows) nor an HF id looked up on ModelScope
             ok = hub == "huggingface" and dataset_id == job.benchmark_file.split(":")[0]
         if not ok:
             wrong[f"{name} {job.name}"] = (hub, dataset_id, job.benchmark_file)
