@@ -227,7 +227,8 @@ def hub_source(benchmark_file: str, dataset_args: dict) -> tuple[dict, dict]:
     own Hugging Face mapping once dataset_id differs from its ModelScope id), and "id:config" as the
     id with subset_list [config] (e.g. Idavidrein/gpqa:gpqa_diamond, the gated GPQA set)."""
     hub_id, _, subset = benchmark_file.partition(":")
-    extra = {"dataset_id": hub_id} | ({"subset_list": [subset]} if subset else {})
+    # hf_dataset_id too: EvalScope then reads this id on the Hugging Face hub as its own mapping
+    extra = {"dataset_id": hub_id, "hf_dataset_id": hub_id} | ({"subset_list": [subset]} if subset else {})
     return {"dataset_hub": "huggingface"}, extra | dataset_args
 
 
