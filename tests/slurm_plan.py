@@ -1,5 +1,6 @@
 """The jobs of the paper studies' SLURM plan, as `snakemake --profile profiles/slurm all -n` plans them
-(the profile's own `config:` selects the studies), with each job's full shell command and resources.
+(the profile's own `config:` selects the studies), with each job's full shell command and resources
+(the profile's default-resources under the rule's own).
 Built in-process once per test session (about 20 s)."""
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class PlanJob:
 
 
 def _jobs(targets: tuple[str, ...], config: dict) -> tuple[PlanJob, ...]:
+    defaults = yaml.safe_load(PROFILE.read_text()).get("default-resources", {})
     logging.disable(logging.INFO)
     try:
         jobs = _dag(REPO, [], targets=targets, config=yaml.safe_load(PROFILE.read_text())["config"] | config)
@@ -39,7 +41,8 @@ def _jobs(targets: tuple[str, ...], config: dict) -> tuple[PlanJob, ...]:
             job.rule.name,
             dict(job.wildcards_dict),
             job.shellcmd or "",
-            {k: v for k, v in job.resources.items() if not k.startswith("_")},
+            # the profile's default-resources under the rule's own (as Snakemake applies them)
+            defaults | {k: v for k, v in job.resources.items() if not k.startswith("_")},
             job.threads,
         )
         for job in sorted(jobs, key=lambda j: (j.rule.name, sorted(j.wildcards_dict.items())))
