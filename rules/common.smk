@@ -196,9 +196,10 @@ def stage_resource(stage, key):
 
 
 def stage_threads(stage):
-    # a rule's threads are its stage's cpus_per_task: locally Snakemake sets OMP_NUM_THREADS to them,
-    # in a SLURM job they are the job's CPUs (and `motab` sets its threads from SLURM_CPUS_PER_TASK)
-    return stage_resource(stage, "cpus_per_task")
+    # a rule's threads are its stage's cpus_per_task (cpus_per_gpu where CPUs scale with GPUs):
+    # locally Snakemake sets OMP_NUM_THREADS to them; a SLURM job gets the CPUs of its resources and
+    # `motab` sets its threads from SLURM_CPUS_PER_TASK
+    return lambda wildcards: STUDIES[wildcards.study].job_resources(stage, 1)["cpus_per_task"]
 
 
 def stage_resources(stage, gpu=None):
