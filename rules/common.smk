@@ -47,6 +47,8 @@ if plan.kd_config_errors(config):
 STUDIES = {name: plan.Study.of(config, name) for name in config["studies"]}
 # eval max_tokens capped to a model's context: said once at plan time (motab.evaluation.settings)
 for _name, _study in STUDIES.items():
+    if _name not in config["select"]:
+        continue
     _run_models = {run: _study.run_model_name(run) for run in config["studies"][_name]["runs"]}
     for _note in plan.context_notes(_name, config["studies"][_name]["eval"], config["models"], _run_models):
         print(f"note: {_note}", file=sys.stderr)
