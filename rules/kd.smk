@@ -7,6 +7,8 @@
 # A SLURM job with several GPUs runs the built-in trainer on each (motab/training/processes.py).
 # The prompts: results/{study}/kd_data/{dataset}.jsonl of the kd block's `prompts` dataset (default
 # the study's train_data); with `teachers`, one (teacher, prompts, prompts per step) triple each.
+# teacher_server: kd-train starts the teacher's server on the first GPUs of the job and trains on the
+# rest (motab.plan.servers.kd_teacher_server_args; docs/kd.md).
 
 
 rule kd:

@@ -67,5 +67,15 @@ def kd_command(wildcards):
     return (
         # no --threads: the job's own CPUs decide them at run time (SLURM_CPUS_PER_TASK, motab.jobenv)
         f"{kd_launcher(wildcards)}motab kd-train {common}"
-        f" --config-json {shlex.quote(as_json(cfg))}{tracking}"
+        f" --config-json {shlex.quote(as_json(cfg))}{tracking}{kd_teacher_server_args(wildcards, cfg)}"
     )
+
+
+def kd_teacher_server_args(wildcards, cfg):
+    """teacher_server: the teacher's server command and the job's GPUs of it and of the trainers."""
+    if not cfg.get("teacher_server"):
+        return ""
+    (teacher,) = {t for t, _, _ in kd_run_sources(wildcards)}
+    log = f"logs/{wildcards.study}/kd/{wildcards.run}.teacher.server.log"
+    flags = plan.kd_teacher_server_args(STUDIES[wildcards.study], wildcards.run, teacher, log)
+    return f" {flags}"
