@@ -50,11 +50,13 @@ def launch_lines() -> list[tuple[str, list[str]]]:
         words = shlex.split(job.command)
         flags = dict(zip(words, words[1:]))
         placements = from_json(flags.get("--placement"))
-        for flag in ("--server-command", "--student-server-command"):
+        for flag in ("--server-command", "--student-server-command", "--teacher-server-command"):
             if "sglang" not in flags.get(flag, ""):
                 continue
             argv = render_command(flags[flag], python="python", model="/models/m", host="127.0.0.1", port=30000)
-            role = "student" if flag.startswith("--student") else next((r for r in placements if r != "student"), None)
+            role = {"--student-server-command": "student", "--teacher-server-command": "teacher"}.get(
+                flag, next((r for r in placements if r != "student"), None)
+            )
             if role in placements:
                 argv += server_args(argv, placements[role])
             assert argv[:3] == ["python", "-m", "sglang.launch_server"], argv
@@ -64,7 +66,7 @@ def launch_lines() -> list[tuple[str, list[str]]]:
 
 def test_sglang_parses_every_launch_server_line_of_the_plan(sglang_path):
     lines = launch_lines()
-    assert len(lines) >= 56
+    assert len(lines) >= 56 and any("--teacher-server-command" in name for name, _ in lines)
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).with_name("sglang_check.py"))],
         input=json.dumps([argv for _, argv in lines] + [["--model-path", "m", "--tp-size", "four"]]),
