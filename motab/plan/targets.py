@@ -85,10 +85,11 @@ def evaluated_checkpoints(study: Study) -> list[str]:
 def final_outputs(config: Mapping) -> list[str]:
     """What `snakemake` (rule all) builds for the selected studies: each table in every format, its
     chart, the data card of each synthesized dataset, the study's training curves, its cost table
-    (after all of the study's jobs), and the checkpoints its tables evaluate. Those are targets, not
-    only inputs, because Snakemake does not rebuild a missing input whose consumers are up to date:
-    a killed `--forcerun kd` (Snakemake deletes the folder when the job starts) left the tables
-    reporting a deleted model while `snakemake -n` said "Nothing to be done"."""
+    (after all of the study's jobs), where it declares resources.gpu_memory_gb its GPU memory
+    estimates, and the checkpoints its tables evaluate. Those are targets, not only inputs, because
+    Snakemake does not rebuild a missing input whose consumers are up to date: a killed `--forcerun
+    kd` (Snakemake deletes the folder when the job starts) left the tables reporting a deleted model
+    while `snakemake -n` said "Nothing to be done"."""
     outputs = []
     for name in config["select"]:
         study = Study.of(config, name)
@@ -98,5 +99,7 @@ def final_outputs(config: Mapping) -> list[str]:
             outputs.append(f"results/{name}/report/{table}.png")
         outputs.append(f"results/{name}/report/training_curves.png")
         outputs.append(f"results/{name}/report/cost.html")  # rule cost_table
+        if "gpu_memory_gb" in config["studies"][name].get("resources", {}):  # rule gpu_memory
+            outputs.append(f"results/{name}/report/gpu_memory.html")
         outputs += evaluated_checkpoints(study)
     return outputs
