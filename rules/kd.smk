@@ -35,6 +35,6 @@ rule kd:
         kd=lambda wc: as_json(kd_cfg(wc)),
         start=lambda wc: start_location(wc.study, wc.run),
         teacher=lambda wc: as_json([teacher_location(wc.study, t) for t, _, _ in kd_run_sources(wc)]),
-        command=lambda wc, threads: kd_command(wc, threads),
+        command=kd_command,
     shell:
         "{params.command} > {log} 2>&1"

@@ -17,13 +17,23 @@ from __future__ import annotations
 
 from motab.config_check import startup_errors
 from motab.evaluation.settings import (
+    PROMPT_TOKENS,
+    context_notes,
     evalscope_dataset_args,
+    fit_to_context,
     generation_settings,
     per_benchmark_errors,
 )
 from motab.passthrough import extend_command
 from motab.plan.codedeps import module_files
-from motab.plan.compose import ComposeError, compose, study_file_errors, study_files, workflow_config
+from motab.plan.compose import (
+    ComposeError,
+    compose,
+    config_files,
+    study_file_errors,
+    study_files,
+    workflow_config,
+)
 from motab.plan.locate import locate
 from motab.plan.memory import fit_table, fits_json, memory_errors, study_fits
 from motab.plan.servers import (
@@ -83,6 +93,9 @@ __all__ = [
     "fit_table",
     "fits_json",
     "generation_settings",
+    "fit_to_context",
+    "PROMPT_TOKENS",
+    "context_notes",
     "kd_config_errors",
     "kd_server_errors",
     "kd_sources",
@@ -101,6 +114,7 @@ __all__ = [
     "startup_errors",
     "study_file_errors",
     "study_files",
+    "config_files",
     "study_fits",
     "synth_algorithm",
     "table_evals",

@@ -49,7 +49,7 @@ def kd_tracking_args(wildcards, cfg):
     )
 
 
-def kd_command(wildcards, threads):
+def kd_command(wildcards):
     """kd-train (the kd block as --config-json) or kdflow (as --params-json), with the run's locations."""
     cfg, tracking = kd_tracking_args(wildcards, kd_cfg(wildcards))
     sources = " ".join(
@@ -65,7 +65,8 @@ def kd_command(wildcards, threads):
     if cfg["engine"] == "kdflow":
         return f"motab kdflow {common} --params-json {shlex.quote(as_json(cfg))}"
     return (
-        f"{kd_launcher(wildcards)}motab kd-train {common} --threads {threads}"
+        # no --threads: the job's own CPUs decide them at run time (SLURM_CPUS_PER_TASK, motab.jobenv)
+        f"{kd_launcher(wildcards)}motab kd-train {common}"
         f" --config-json {shlex.quote(as_json(cfg))}{tracking}{kd_teacher_server_args(wildcards, cfg)}"
     )
 

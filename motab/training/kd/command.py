@@ -158,7 +158,14 @@ def parser() -> argparse.ArgumentParser:
         help="progress CSV written as training goes (the checkpoint's training_log.csv "
         "has the same rows without seconds)",
     )
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument(
+        "--threads",
+        type=int,
+        # the job's share of its CPUs: OMP_NUM_THREADS, set from SLURM_CPUS_PER_TASK in a SLURM job
+        # (motab.jobenv) and from the rule's threads by Snakemake locally
+        default=int(os.environ.get("OMP_NUM_THREADS") or 2),
+        help="torch CPU threads (default: OMP_NUM_THREADS, else 2)",
+    )
     p.add_argument(
         "--tracking",
         choices=("tensorboard", "wandb"),
