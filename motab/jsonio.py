@@ -14,8 +14,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from motab.errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError):
     """Bad input, located as file:line:field."""
 
     def __init__(self, path: str | os.PathLike, line: int | None, field: str | None, message: str):

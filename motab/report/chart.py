@@ -1,6 +1,6 @@
-"""`python -m motab report-chart`: a table's cells as a bar chart with error bars (PNG).
+"""`motab report-chart`: a table's cells as a bar chart with error bars (PNG).
 
-    python -m motab report-chart --spec SPEC.json --evals E1.json ... --output chart.png
+    motab report-chart --spec SPEC.json --evals E1.json ... --output chart.png
 
 One group per benchmark plus Avg, one bar per run; error bars = the sample std over seeds (none
 for a single seed and for Avg). The numbers are the table's own (motab.tables.build reads and
@@ -9,12 +9,12 @@ aggregates them), so chart and table cannot disagree.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 from collections.abc import Sequence
 
+from motab.commandline import command_parser
 from motab.report.figure import pyplot, save_png
 from motab.tables.build import aggregate, load_evals, parse_spec
 
@@ -68,7 +68,11 @@ def bar_chart(spec_obj: dict, eval_paths: Sequence[str | os.PathLike], output: s
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m motab report-chart", description="table bar chart (PNG)")
+    parser = command_parser(
+        "report-chart",
+        "table bar chart (PNG)",
+        "motab report-chart --spec results/toy/tables/main.spec.json --evals results/toy/eval/*/*/seed*.json --output main.png",
+    )
     parser.add_argument("--spec", required=True, help="table spec JSON (as for `motab tables`)")
     parser.add_argument("--evals", required=True, nargs="+", help="eval JSON files")
     parser.add_argument("--output", required=True, help="PNG to write")

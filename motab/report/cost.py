@@ -1,7 +1,7 @@
 """What a study cost, per stage, from the `benchmark:` files its jobs wrote (Snakemake's TSV:
 s, h:m:s, max_rss, ..., cpu_time).
 
-`python -m motab cost --study toy [--logs logs] [--gpus-json '{"synth": 4, "eval/teacher/*": 4}']
+`motab cost --study toy [--logs logs] [--gpus-json '{"synth": 4, "eval/teacher/*": 4}']
  [--csv F] [--md F] [--html F]`
 
 Per stage (the folder under logs/<study>/: synth, sft, kd, eval, data, ...): jobs, wall hours,
@@ -18,13 +18,14 @@ The workflow writes it per study (rule cost_table: results/<study>/report/cost.{
 
 from __future__ import annotations
 
-import argparse
 import csv
 import fnmatch
 import io
 import json
 from collections import defaultdict
 from pathlib import Path
+
+from motab.commandline import command_parser
 
 COLUMNS = ("stage", "jobs", "wall_hours", "cpu_hours", "gpu_hours", "peak_rss_mb")
 
@@ -122,7 +123,7 @@ def to_html(rows: list[dict], title: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="motab cost", description=__doc__.split("\n\n")[0])
+    parser = command_parser("cost", __doc__.split("\n\n")[0], "motab cost --study toy --logs logs --md cost.md")
     parser.add_argument("--study", required=True)
     parser.add_argument("--logs", default="logs", help="the workflow's logs folder")
     parser.add_argument("--gpus-json", default="{}", help='GPUs per job of each stage, e.g. {"synth": 8, "eval": 1}')

@@ -1,6 +1,6 @@
-"""`python -m motab training-curves`: training curves from checkpoint folders (PNG).
+"""`motab training-curves`: training curves from checkpoint folders (PNG).
 
-    python -m motab training-curves --run LABEL=CKPT_DIR ... --output curves.png
+    motab training-curves --run LABEL=CKPT_DIR ... --output curves.png
 
 Each folder's training_log.csv (SFT: step,loss; on-policy KD: step,loss,kl_to_teacher,
 rollout_tokens): SFT's cross-entropy, KD's loss and KD's KL to the teacher each on its own axes
@@ -9,12 +9,12 @@ rollout_tokens): SFT's cross-entropy, KD's loss and KD's KL to the teacher each 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from motab.commandline import command_parser
 from motab.jsonio import DataError
 from motab.report.figure import pyplot, save_png
 
@@ -89,7 +89,11 @@ def training_curves(runs: Sequence[tuple[str, str | os.PathLike]], output: str |
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m motab training-curves", description="training curves (PNG)")
+    parser = command_parser(
+        "training-curves",
+        "training curves (PNG)",
+        "motab training-curves --run 'SFT=results/toy/ckpt/sft/sft_teacher' 'KD (RKL)=results/toy/ckpt/kd/kd_rkl' --output curves.png",
+    )
     parser.add_argument("--run", nargs="*", default=[], metavar="LABEL=CKPT_DIR", help="checkpoint folders")
     parser.add_argument("--output", required=True, help="PNG to write")
     args = parser.parse_args(argv)

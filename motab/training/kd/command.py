@@ -1,4 +1,4 @@
-"""Built-in on-policy distillation trainer (`python -m motab kd-train`).
+"""Built-in on-policy distillation trainer (`motab kd-train`).
 
 Settings come in two kinds. The training knobs are a KDConfig (motab.training.kd.config: types,
 defaults, checks): read from `--config FILE` (a JSON object such as a checkpoint's kd_config.json,
@@ -56,6 +56,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
+from motab.commandline import command_parser
 from motab.training.kd.config import ConfigError, KDConfig, RunOptions, check_run
 from motab.training.kd.objectives import LOSSES, FieldError
 
@@ -95,8 +96,10 @@ def add_setting_flags(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="motab kd-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    p = command_parser(
+        "kd-train",
+        __doc__,
+        "motab kd-train --config kd.json --student results/toy/models/toy-student --teacher results/toy/models/toy-teacher --prompts results/toy/kd_data/toy.jsonl --prompts-per-step 8 --output ckpt/kd_rkl",
     )
     p.add_argument("--config", help="JSON file of KD settings (a checkpoint's kd_config.json, or a kd block)")
     p.add_argument(
