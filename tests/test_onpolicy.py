@@ -613,6 +613,7 @@ def test_progress_has_a_header_and_a_step_of_total_line_per_step_and_the_csv_sta
     log keeps its columns (the report's curves read the checkpoint's training_log.csv)."""
     _, log = run(kd_setup, tmp_path, steps=3)
     out = capsys.readouterr().out.splitlines()
+    assert f"GPUs used: {torch.cuda.device_count()}" in out  # what `motab cost` reads from the job's log
     header = next(i for i, line in enumerate(out) if line.startswith("KD: 3 steps of 4 rollouts, loss rkl_onpolicy"))
     assert out[header + 1].split() == ["step", "loss", "KL(student||teacher)", "tokens/s", "ETA"]
     steps = [line.split() for line in out[header + 2 :] if re.match(r"\s+\d+/3\s", line)]

@@ -2,8 +2,9 @@
 
     motab report-chart --spec SPEC.json --evals E1.json ... --output chart.png
 
-One group per benchmark plus Avg, one bar per run; error bars = the sample std over seeds (none
-for a single seed and for Avg). The numbers are the table's own (motab.tables.build reads and
+One group per benchmark plus Avg (over two or more benchmarks, as the table), one bar per run, each
+run its own colour (figure.run_colours); error bars = the sample std over seeds (none for a single
+seed and for Avg). The numbers are the table's own (motab.tables.build reads and
 aggregates them), so chart and table cannot disagree.
 """
 
@@ -15,8 +16,9 @@ import os
 from collections.abc import Sequence
 
 from motab.commandline import command_parser
-from motab.report.figure import pyplot, save_png
+from motab.report.figure import pyplot, run_colours, save_png
 from motab.tables.build import aggregate, load_evals, parse_spec
+from motab.tables.render import show_avg
 
 
 def chart_data(
@@ -26,12 +28,13 @@ def chart_data(
     std is None where the table shows none (a single seed, and the Avg column)."""
     spec = parse_spec(spec_obj)
     values = load_evals(eval_paths, spec)
-    groups = [bench["label"] for bench in spec.benchmarks] + ["Avg"]
+    avg = show_avg(spec)
+    groups = [bench["label"] for bench in spec.benchmarks] + (["Avg"] if avg else [])
     means, stds = [], []
     for row in spec.rows:
         cells = [aggregate(values[(row["run"], bench["name"])], spec.scale) for bench in spec.benchmarks]
-        means.append([c.mean for c in cells] + [math.fsum(c.mean for c in cells) / len(cells)])
-        stds.append([c.std for c in cells] + [None])
+        means.append([c.mean for c in cells] + ([math.fsum(c.mean for c in cells) / len(cells)] if avg else []))
+        stds.append([c.std for c in cells] + ([None] if avg else []))
     return groups, [row["label"] for row in spec.rows], means, stds
 
 
@@ -41,9 +44,9 @@ def bar_chart(spec_obj: dict, eval_paths: Sequence[str | os.PathLike], output: s
     with matplotlib.rc_context(matplotlib.rcParamsDefault):
         fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(groups) * max(1, len(runs)) / 2), 4.5))
         width = 0.8 / len(runs)
-        for i, (label, ys, es) in enumerate(zip(runs, means, stds)):
+        for i, (label, ys, es, colour) in enumerate(zip(runs, means, stds, run_colours(len(runs)))):
             xs = [g + (i - (len(runs) - 1) / 2) * width for g in range(len(groups))]
-            ax.bar(xs, ys, width, label=label, color=f"C{i % 10}")
+            ax.bar(xs, ys, width, label=label, color=colour)
             with_std = [(x, y, e) for x, y, e in zip(xs, ys, es) if e is not None]
             if with_std:
                 ax.errorbar(

@@ -40,7 +40,7 @@ from pathlib import Path
 import yaml
 
 from motab.commandline import check_settings, command_parser, read_settings
-from motab.jobenv import child_env, thread_env, tool
+from motab.jobenv import announce_gpus, child_env, thread_env, tool
 from motab.jsonio import write_json
 from motab.passthrough import merge_options
 from motab.provenance import provenance
@@ -330,6 +330,7 @@ def main(argv: list[str]) -> int:
     output = Path(args.output)
     work = output.with_name(f".{output.name}.tmp")
     cpu = not torch.cuda.is_available()
+    announce_gpus(torch.cuda.device_count())
     env = launch_env(dict(os.environ), torch.cuda.device_count())
     leader = env.get("NODE_RANK", "0") == "0"
     lora = params["finetuning_type"] == "lora"

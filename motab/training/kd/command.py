@@ -208,12 +208,14 @@ def read_run(args: dict) -> tuple[KDConfig, RunOptions]:
 def main(argv: list[str]) -> int:
     import torch
 
-    from motab.jobenv import child_env, thread_env
+    from motab.jobenv import announce_gpus, child_env, thread_env
     from motab.training.kd.loop import train
     from motab.training.processes import accelerate_command
     from motab.training.slurm_env import torchrun_env
 
     config, options = parse_args(argv)
+    if os.environ.get("LOCAL_RANK", "0") == "0":  # once per node, not per process
+        announce_gpus(torch.cuda.device_count())
     if (command := accelerate_command(os.environ, argv, torch.cuda.device_count())) is not None:
         # several GPUs in this SLURM job: one process per GPU, each with its share of the job's CPUs
         print("launching:", shlex.join(command), flush=True)
