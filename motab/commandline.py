@@ -121,4 +121,5 @@ def check_settings(values: dict, block: str, where: str) -> None:
     root = yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
     schema = {"$ref": "#/$defs/study/properties/" + "/properties/".join(block.split("/")), "$defs": root["$defs"]}
     if errors := schema_errors(values, schema):
-        raise UserError(f"{where}: {errors[0]}" + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
+        more = f"; and {len(errors) - 3} more" if len(errors) > 3 else ""
+        raise UserError(f"{where}: " + "; ".join(errors[:3]) + more)

@@ -127,7 +127,7 @@ def test_eighteen_runs_get_eighteen_colours_on_the_chart(tmp_path):
     colours = run_colours(18)
     assert len(set(colours)) == 18 and colours[:2] == ["#1f77b4", "#ff7f0e"]  # up to ten runs: as before
     counts = Image.open(tmp_path / "c.png").convert("RGB").getcolors(maxcolors=1 << 20)
-    on_png = {"#%02x%02x%02x" % rgb: n for n, rgb in counts}
+    on_png = {"#{:02x}{:02x}{:02x}".format(*rgb): n for n, rgb in counts}
     assert all(on_png.get(colour, 0) >= 50 for colour in colours), [c for c in colours if on_png.get(c, 0) < 50]
 
 
