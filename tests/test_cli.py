@@ -152,6 +152,16 @@ def test_synth_config_file_mistakes_name_the_file_and_the_key(tmp_path):
 def test_sft_config_file_is_checked_against_the_config_schema_before_training(tmp_path):
     config = tmp_path / "sft.yaml"
     config.write_text(json.dumps({"finetuning_type": "full", "cutoff_len": 0}))
-    proc = motab("sft", "--model", "m", "--dataset-dir", "d", "--dataset", "x", "--output", "o", "--config", str(config))
+    proc = motab(
+        "sft", "--model", "m", "--dataset-dir", "d", "--dataset", "x", "--output", "o", "--config", str(config)
+    )
     line = one_line_error(proc, "sft")
     assert line.startswith(f"motab sft: error: {config}: ") and ("cutoff_len" in line or "missing required" in line)
+
+
+def test_docs_cli_shows_every_commands_help_example(monkeypatch):
+    """docs/cli.md carries each command's --help example verbatim (which the test above parses)."""
+    docs = (REPO / "docs" / "cli.md").read_text()
+    for name in COMMANDS:
+        example = re.search(r"^example:\n  (.+)$", command_parser_of(name, monkeypatch).format_help(), re.M).group(1)
+        assert example in docs, f"docs/cli.md lacks the example of motab {name}: {example}"

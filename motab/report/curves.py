@@ -101,7 +101,8 @@ def main(argv: list[str]) -> int:
     parser = command_parser(
         "training-curves",
         "training curves (PNG)",
-        "motab training-curves --run 'SFT=results/toy/ckpt/sft/sft_teacher' 'KD (RKL)=results/toy/ckpt/kd/kd_rkl' --output curves.png",
+        "motab training-curves --run 'SFT=results/toy/ckpt/sft/sft_teacher_only' "
+        "'SFT + KD (RKL)=results/toy/ckpt/kd/sft_teacher_only_kd_rkl' --output curves.png",
     )
     parser.add_argument("--run", nargs="*", default=[], metavar="LABEL=CKPT_DIR", help="checkpoint folders")
     parser.add_argument("--output", required=True, help="PNG to write")
