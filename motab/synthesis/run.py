@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from motab.commandline import check_settings, command_parser, read_settings
+from motab.commandline import command_parser
 from motab.errors import UserError
 from motab.evaluation.answers import extract_answer
 from motab.evaluation.grading import grade_many
@@ -27,6 +27,7 @@ from motab.provenance import provenance
 from motab.serving.client import ServerClient
 from motab.serving.launch import LOCAL_SERVER, serving
 from motab.serving.placement import from_json
+from motab.settings_file import check_settings, read_settings
 from motab.synthesis import motab_method, resume, skd, skd_tokens, teacher_only
 from motab.synthesis.context import SynthContext
 from motab.synthesis.stats import synth_stats

@@ -298,7 +298,7 @@ def collect_checkpoint(work: Path, epoch: int, student: str) -> dict:
     return {"epoch": epoch, "from": f"kdflow/epoch_{epoch}", "how": how}
 
 
-def main(argv: list[str]) -> int:
+def parser():
     p = command_parser(
         "kdflow",
         __doc__,
@@ -310,7 +310,11 @@ def main(argv: list[str]) -> int:
     p.add_argument("--output", required=True)
     p.add_argument("--params-json", required=True, help="the kd block of config (engine kdflow)")
     p.add_argument("--dry-run", action="store_true", help="write kdflow_command.sh and print the commands only")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
     cfg = json.loads(args.params_json)
     env = dict(os.environ)
     hosts, gpus = allocation(env)

@@ -39,11 +39,12 @@ from pathlib import Path
 
 import yaml
 
-from motab.commandline import check_settings, command_parser, read_settings
+from motab.commandline import command_parser
 from motab.jobenv import announce_gpus, child_env, thread_env, tool
 from motab.jsonio import write_json
 from motab.passthrough import merge_options
 from motab.provenance import provenance
+from motab.settings_file import check_settings, read_settings
 from motab.training.slurm_env import torchrun_env
 
 LOG_FILE = "training_log.csv"
