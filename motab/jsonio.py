@@ -62,6 +62,18 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return [obj for _, obj in iter_jsonl(path)]
 
 
+def read_json_object(path: str | os.PathLike) -> dict:
+    """A JSON file holding one object (a table spec, a run record); anything else raises DataError."""
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            obj = json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise DataError(path, exc.lineno, None, f"not valid JSON ({exc.msg})") from None
+    if not isinstance(obj, dict):
+        raise DataError(path, None, None, f"expected a JSON object, found {type(obj).__name__}")
+    return obj
+
+
 def require(
     obj: dict, field: str, kind: type | tuple[type, ...], path: str | os.PathLike, line: int, nullable: bool = False
 ) -> Any:

@@ -165,3 +165,33 @@ def test_docs_cli_shows_every_commands_help_example(monkeypatch):
     for name in COMMANDS:
         example = re.search(r"^example:\n  (.+)$", command_parser_of(name, monkeypatch).format_help(), re.M).group(1)
         assert example in docs, f"docs/cli.md lacks the example of motab {name}: {example}"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["tables", "--spec", "{bad}", "--evals", "{bad}", "--output-prefix", "{tmp}/t"],
+        ["report-chart", "--spec", "{bad}", "--evals", "{bad}", "--output", "{tmp}/c.png"],
+        [
+            "eval-grade",
+            "--responses",
+            "{bad}",
+            "--output",
+            "{tmp}/e.json",
+            "--run",
+            "r",
+            "--benchmark",
+            "b",
+            "--seed",
+            "0",
+        ],
+        ["prepare", "--input", "{bad}", "--source", "s", "--output", "{tmp}/p.jsonl"],
+        ["kd-prompts", "--problems", "{bad}", "--output", "{tmp}/k.jsonl"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_a_csv_where_json_belongs_is_one_line_for_every_reader(argv, tmp_path):
+    bad = tmp_path / "answers.csv"
+    bad.write_text("id,response,gold\n1,2,2\n")
+    proc = motab(*(a.format(bad=bad, tmp=tmp_path) for a in argv))
+    assert f"{bad}:1: not valid JSON" in one_line_error(proc, argv[0])

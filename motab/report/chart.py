@@ -10,12 +10,12 @@ aggregates them), so chart and table cannot disagree.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
 
 from motab.commandline import command_parser
+from motab.jsonio import read_json_object
 from motab.report.figure import pyplot, run_colours, save_png
 from motab.tables.build import aggregate, load_evals, parse_spec
 from motab.tables.render import show_avg
@@ -80,8 +80,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--evals", required=True, nargs="+", help="eval JSON files")
     parser.add_argument("--output", required=True, help="PNG to write")
     args = parser.parse_args(argv)
-    with open(args.spec, encoding="utf-8") as handle:
-        spec_obj = json.load(handle)
-    bar_chart(spec_obj, args.evals, args.output)
+    bar_chart(read_json_object(args.spec), args.evals, args.output)
     print(f"wrote {args.output}")
     return 0

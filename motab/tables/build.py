@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from motab.commandline import command_parser
-from motab.jsonio import DataError, write_text
+from motab.jsonio import DataError, read_json_object, write_text
 from motab.tables import render
 from motab.tables.cells import Cell, Line, Spec, TableError, aggregate, fmt
 
@@ -328,13 +328,7 @@ def main(argv: list[str]) -> int:
         help="add a 'Teacher share' column from the synth stats file feeding each run",
     )
     args = parser.parse_args(argv)
-    try:
-        with open(args.spec, encoding="utf-8") as handle:
-            spec_obj = json.load(handle)
-    except json.JSONDecodeError as exc:
-        raise DataError(args.spec, exc.lineno, None, f"not valid JSON ({exc.msg})") from None
-    if not isinstance(spec_obj, dict):
-        raise DataError(args.spec, None, None, "expected a JSON object")
+    spec_obj = read_json_object(args.spec)
     if args.teacher_share:
         spec_obj.setdefault("extra_columns", []).append(
             {"label": "Teacher share", "values": teacher_shares(args.teacher_share)}
