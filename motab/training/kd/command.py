@@ -91,8 +91,20 @@ def add_setting_flags(p: argparse.ArgumentParser) -> None:
             type=yes_no if kind == "bool" else KIND[kind],
             choices=choices,
             default=argparse.SUPPRESS,
-            help=f.metadata.get("help"),
+            help=setting_help(f),
         )
+
+
+def setting_help(f: dataclasses.Field) -> str:
+    """A setting's help with its default (the flag's own default is SUPPRESS: absent, the config's
+    value holds), or "required" where the config must give it."""
+    text = (f.metadata.get("help") or "").replace("%", "%%")
+    if f.default is None or "default" in text.lower():
+        return text  # nothing to show, or the help says it
+    if f.default is dataclasses.MISSING:
+        return f"{text} (required: in --config or this flag)".strip()
+    default = str(f.default).lower() if isinstance(f.default, bool) else str(f.default)  # as the flag takes it
+    return f"{text} (default: {default.replace('%', '%%')})".strip()
 
 
 def parser() -> argparse.ArgumentParser:
