@@ -99,8 +99,10 @@ def setting_help(f: dataclasses.Field) -> str:
     """A setting's help with its default (the flag's own default is SUPPRESS: absent, the config's
     value holds), or "required" where the config must give it."""
     text = (f.metadata.get("help") or "").replace("%", "%%")
-    if f.default is None or "default" in text.lower():
-        return text  # nothing to show, or the help says it
+    if "default" in text.lower():
+        return text  # the help says it
+    if f.default is None:
+        return f"{text} (default: unset)".strip()
     if f.default is dataclasses.MISSING:
         return f"{text} (required: in --config or this flag)".strip()
     default = str(f.default).lower() if isinstance(f.default, bool) else str(f.default)  # as the flag takes it
