@@ -8,6 +8,7 @@ MOTAB_TRACEBACK=1 shows the traceback instead (for a bug report).
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -86,6 +87,11 @@ def main(argv: list[str]) -> int:
         if os.environ.get("MOTAB_TRACEBACK"):
             raise
         print(f"motab {name}: error: {one_line(error)}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a full disk or the file size limit: what and where, no traceback
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        print(f"motab {name}: {exc}", file=sys.stderr)
         return 1
 
 
