@@ -264,14 +264,16 @@ def run_job(url: str, job: argparse.Namespace, tokenizer, context: int) -> Parti
     return partial
 
 
+EXAMPLE = (
+    "motab eval-generate --model results/toy/models/toy-student --problems results/toy/benchmarks/toy_test.jsonl "
+    "--output seed0.responses.jsonl --n 2 --seed 0"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from motab.serving.launch import LOCAL_SERVER
 
-    parser = command_parser(
-        "eval-generate",
-        __doc__.split("\n\n")[0],
-        "motab eval-generate --model results/toy/models/toy-student --problems results/toy/benchmarks/toy_test.jsonl --output seed0.responses.jsonl --n 2 --seed 0",
-    )
+    parser = command_parser("eval-generate", __doc__.split("\n\n")[0], EXAMPLE)
     parser.add_argument("--model", required=True, help="checkpoint folder (its tokenizer builds the prompts)")
     parser.add_argument("--problems", help="problems.jsonl: {id, input, answer, solution, source}")
     parser.add_argument("--output", help="responses.jsonl")
