@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "toy-pretrain": ("motab.toy.pretrain", "build and pretrain a toy Qwen3 model"),
     "prepare": ("motab.data.prepare", "normalise LIMO-shaped raw problems into problems.jsonl"),
     "benchmark": ("motab.data.benchmarks", "check a benchmark file (fields, count) into problems.jsonl"),
+    "hub-download": ("motab.hubcache", "fetch one hub snapshot at its commit into the hub cache, checked"),
     "kd-prompts": ("motab.data.kd_prompts", "problems -> KDFlow prompt file"),
     "synth": ("motab.synthesis.run", "synthesise trajectories over HTTP"),
     "synth-filter": ("motab.synthesis.cot_filter", "drop bad CoTs from a synth file (CoT-filter rules)"),

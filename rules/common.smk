@@ -46,6 +46,21 @@ if plan.kd_config_errors(config):
 
 STUDIES = {name: plan.Study.of(config, name) for name in config["studies"]}
 
+# The pre-flight (motab/preflight.py). Offline (HF_HUB_OFFLINE, ...) the hub inputs missing from the
+# hub cache are listed at start-up, in a dry run too, at no network cost; before the first job of a
+# real run (onstart, main process only) the online check runs as well and anything missing stops it.
+if workflow.is_main_process and plan.offline_var(os.environ):
+    for _line in plan.preflight(config, config["select"]):
+        print(f"pre-flight: {_line}", file=sys.stderr)
+
+
+onstart:
+    if workflow.is_main_process and not workflow.touch:
+        _missing = plan.preflight(config, config["select"])
+        if _missing:
+            print("pre-flight: inputs missing, no job started:", *_missing, sep="\n  ", file=sys.stderr)
+            raise SystemExit(1)
+
 
 def _python():
     # Inside per-rule conda envs (`--software-deployment-method conda`) the env's python runs
@@ -79,6 +94,7 @@ def as_json(obj):
 wildcard_constraints:
     study="|".join(sorted(config["studies"])),
     run=r"[A-Za-z0-9_.-]+",
+    snapshot=r"(models|datasets)--[A-Za-z0-9_.-]+@[0-9a-f]{40}",
     bench=r"[A-Za-z0-9_.-]+",
     seed=r"\d+",
     method=r"[a-z0-9_]+(\.filtered)?",
@@ -120,6 +136,11 @@ def is_toy_model(name):
 
 def model_location(study, name):
     return STUDIES[study].model_location(name)
+
+
+def model_inputs(study, name):
+    """What a job reading the model waits for: a toy model's folder or a hub download's manifest."""
+    return STUDIES[study].model_inputs(name)
 
 
 def run_cfg(study, run):

@@ -233,9 +233,7 @@ rule eval_critic:
     input:
         eval="results/{study}/eval/{run}/{bench}/seed{seed}.json",
         problems="results/{study}/benchmarks/{bench}.jsonl",
-        judge=lambda wc: (
-            [model_location(wc.study, critic_cfg(wc)["model"])] if is_toy_model(critic_cfg(wc)["model"]) else []
-        ),
+        judge=lambda wc: model_inputs(wc.study, critic_cfg(wc)["model"]),
         code=code_inputs("eval-critic", "serve"),
     output:
         "results/{study}/eval/{run}/{bench}/seed{seed}.critic.json",

@@ -5,7 +5,7 @@
 rule synth:
     input:
         problems="results/{study}/data/problems.jsonl",
-        models=lambda wc: [model_location(wc.study, m) for m in synth_models(wc) if is_toy_model(m)],
+        models=lambda wc: [path for m in synth_models(wc) for path in model_inputs(wc.study, m)],
         code=code_inputs("synth", "serve"),
     output:
         rows="results/{study}/synth/{method}.jsonl",

@@ -21,6 +21,7 @@ from motab.evaluation.settings import (
     per_benchmark_errors,
 )
 from motab.passthrough import extend_command
+from motab.plan import hub
 from motab.plan.codedeps import module_files
 from motab.plan.compose import ComposeError, compose, study_file_errors, study_files, workflow_config
 from motab.plan.locate import locate
@@ -49,6 +50,7 @@ from motab.plan.targets import (
     table_teacher_shares,
     trained_table_runs,
 )
+from motab.preflight import offline_var, preflight
 from motab.tracking import kdflow_options, llamafactory_options
 
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
+from motab.hubcache import DEFAULT_CACHE, cache_dir, hub_ref
 from motab.plan.sweeps import FILTERED, row_runs, synth_algorithm, training_seed
 from motab.training.kd_config import (  # torch-free: the kd blocks' teachers and prompts
     SELF,
@@ -76,6 +77,7 @@ class Study:
     datasets: Mapping
     benchmarks: Mapping
     servers: Mapping
+    hub_cache: str = DEFAULT_CACHE
 
     @classmethod
     def of(cls, config: Mapping, name: str) -> Study:
@@ -86,6 +88,7 @@ class Study:
             config["datasets"],
             config["benchmarks"],
             config.get("servers", {}),
+            cache_dir(config),
         )
 
     def resource(self, stage: str, key: str):
@@ -119,10 +122,26 @@ class Study:
         return self.models[model]["source"] == "toy"
 
     def model_location(self, model: str) -> str:
-        """Folder of a model: built by the pipeline for toy models, a hub id or path otherwise."""
+        """Folder of a model: built by the pipeline for toy models, the hub cache's snapshot of a
+        pinned hub model (motab.plan.hub), the hub id or path as written otherwise."""
         if self.is_toy_model(model):
             return f"results/{self.name}/models/{model}"
-        return self.models[model]["path"]
+        ref = hub_ref("models", self.models[model])
+        return str(ref.snapshot(self.hub_cache)) if ref else self.models[model]["path"]
+
+    def model_inputs(self, model: str) -> list[str]:
+        """What a job reading the model waits for: the toy model's folder, a pinned hub model's
+        download manifest, nothing for a path or hub id read as written."""
+        if self.is_toy_model(model):
+            return [self.model_location(model)]
+        ref = hub_ref("models", self.models[model])
+        return [str(ref.manifest(self.hub_cache))] if ref else []
+
+    def model_revision(self, model: str) -> str | None:
+        """The revision a job passes to the hub (SGLang --revision, model_revision): none for a
+        model read from the hub cache, whose snapshot folder is that revision already."""
+        entry = self.models.get(model, {})
+        return None if hub_ref("models", entry) else entry.get("revision")
 
     def checkpoint_location(self, run: str) -> str:
         """Where the weights of a run live: its base model, or the SFT / KD checkpoint it trains."""
@@ -138,7 +157,7 @@ class Study:
         """The pipeline-built files a run's weights depend on (none for a hub model)."""
         spec = self.run(run).spec
         if "model" in spec and not self.is_toy_model(spec["model"]):
-            return []
+            return self.model_inputs(spec["model"])
         if "epoch" in spec:
             return [f"results/{self.name}/ckpt/sft/{spec['epoch_of']}"]
         return [self.checkpoint_location(run)]
@@ -157,7 +176,7 @@ class Study:
         source = self.start_of(run)
         if source in self.runs:
             return self.checkpoint_inputs(source)
-        return [self.model_location(source)] if self.is_toy_model(source) else []
+        return self.model_inputs(source)
 
     def run_model_name(self, run: str) -> str:
         """The config model a run's architecture comes from (for its server's tp), following `from`."""
@@ -170,7 +189,7 @@ class Study:
     def run_model_revision(self, run: str) -> str | None:
         """The hub revision of a run's weights when they are a pinned hub model (else None)."""
         spec = self.run(run).spec
-        return self.models.get(spec.get("model"), {}).get("revision") if "model" in spec else None
+        return self.model_revision(spec["model"]) if "model" in spec else None
 
     # --- training data ---------------------------------------------------------------------
 
