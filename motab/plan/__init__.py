@@ -9,7 +9,9 @@ The one way the rules (rules/*.smk) reach the package: they import from here onl
 - servers:  server commands and GPU placement of a job's servers;
 - tables:   a table's spec (the input of `motab tables`);
 - codedeps: the package files each `motab` command runs (the rules' code inputs);
-- locate:   the file and line a config key was written on, for error messages.
+- locate:   the file and line a config key was written on, for error messages;
+- hub:      the hub snapshots a study reads, where jobs find them, the download step's targets
+            (and motab.preflight: are they all to be had, before any job).
 """
 
 from __future__ import annotations
@@ -77,14 +79,17 @@ __all__ = [
     "extend_command",
     "final_outputs",
     "generation_settings",
+    "hub",
     "kd_config_errors",
     "kd_sources",
     "kdflow_options",
     "llamafactory_options",
     "locate",
     "module_files",
+    "offline_var",
     "per_benchmark_errors",
     "placement_arg",
+    "preflight",
     "row_runs",
     "server_command",
     "server_parallel",
