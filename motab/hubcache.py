@@ -102,9 +102,23 @@ def _digest(path: Path, kind: str) -> str:
     return digest.hexdigest()
 
 
-def verify_snapshot(snapshot: Path) -> tuple[dict[str, dict], list[str]]:
+def listed_files(snapshot: Path, ignore: tuple[str, ...] = ()) -> set[str] | None:
+    """The files the hub listed at this commit (trees/<commit>.json, kept by huggingface_hub beside
+    the snapshots), less the ignored patterns; None where no listing was kept."""
+    from fnmatch import fnmatch
+
+    listing = snapshot.parent.parent / "trees" / f"{snapshot.name}.json"
+    try:
+        names = json.loads(listing.read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {name for name in names if not any(fnmatch(name, pattern) for pattern in ignore)}
+
+
+def verify_snapshot(snapshot: Path, ignore: tuple[str, ...] = ()) -> tuple[dict[str, dict], list[str]]:
     """({relative path: {size, sha256 | git_sha1}}, problems): every file checked against the name
-    of the blob it links to. A file that is not a link into blobs/ (a copied cache) is hashed only."""
+    of the blob it links to (a file not linked into blobs/, a copied cache, is hashed only), and
+    every file of the hub's listing at that commit present."""
     files, problems = {}, []
     for path in sorted(p for p in snapshot.rglob("*") if p.is_file()):
         rel = path.relative_to(snapshot).as_posix()
@@ -115,6 +129,10 @@ def verify_snapshot(snapshot: Path) -> tuple[dict[str, dict], list[str]]:
         files[rel] = {"size": blob.stat().st_size, "git_sha1" if kind == "git" else "sha256": actual}
         if expected and actual != expected:
             problems.append(f"{rel}: content hash {actual} differs from its blob name {expected}")
+    listed = listed_files(snapshot, ignore)
+    problems += [
+        f"{name}: listed on the hub at this commit but missing" for name in sorted((listed or set()) - set(files))
+    ]
     if not files:
         problems.append(f"{snapshot}: no files")
     return files, problems
@@ -124,13 +142,15 @@ def write_manifest(ref: HubRef, cache: str | Path) -> Path:
     """Check the snapshot's files and write the manifest (the download rule's output); a mismatch
     removes the bad blobs so a rerun fetches them again, and stops with one line per file."""
     snapshot = ref.snapshot(cache)
-    files, problems = verify_snapshot(snapshot)
+    files, problems = verify_snapshot(snapshot, MODEL_IGNORE if ref.kind == "model" else ())
     if problems:
         for rel in (line.split(":", 1)[0] for line in problems):
             blob = (snapshot / rel).resolve()
             if blob.parent.name == "blobs":
                 blob.unlink(missing_ok=True)
-        raise SystemExit(f"{ref.label}: checksum mismatch, bad blobs removed (rerun to fetch them):\n  " + "\n  ".join(problems))
+        raise SystemExit(
+            f"{ref.label}: checksum mismatch, bad blobs removed (rerun to fetch them):\n  " + "\n  ".join(problems)
+        )
     out = ref.manifest(cache)
     out.parent.mkdir(parents=True, exist_ok=True)
     body = {"repo": ref.repo, "kind": ref.kind, "revision": ref.revision, "files": files}
@@ -170,7 +190,9 @@ def download(ref: HubRef, cache: str | Path) -> Path:
     except RepositoryNotFoundError:
         raise SystemExit(f"{ref.repo}: no such {ref.kind} on the hub, or private (config `path`)") from None
     except LocalEntryNotFoundError as exc:
-        raise SystemExit(f"{ref.label}: not in {cache} and the hub cannot be reached ({exc.__class__.__name__})") from None
+        raise SystemExit(
+            f"{ref.label}: not in {cache} and the hub cannot be reached ({exc.__class__.__name__})"
+        ) from None
     return write_manifest(ref, cache)
 
 
