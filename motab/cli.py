@@ -7,6 +7,7 @@ Each target module exposes `main(argv: list[str]) -> int`.
 from __future__ import annotations
 
 import importlib
+import sys
 
 from motab.jobenv import apply_job_threads
 
@@ -58,10 +59,15 @@ def main(argv: list[str]) -> int:
         return 2
     apply_job_threads()  # in a SLURM job: threads follow SLURM_CPUS_PER_TASK, before torch loads
     module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    from motab.serving.launch import ServerStartError
+
+    try:
+        return int(module.main(rest) or 0)
+    except ServerStartError as exc:  # the model, the log and its tail say it all: no traceback
+        print(f"motab {name}: {exc}", file=sys.stderr)
+        return 1
 
 
 def console_main() -> None:
-    import sys
 
     sys.exit(main(sys.argv[1:]))

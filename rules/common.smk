@@ -217,6 +217,12 @@ def stage_threads(stage):
     return stage_resource(stage, "cpus_per_task")
 
 
+def server_startup(stage):
+    """Seconds a job of the stage waits for each server it starts (resources.<stage>.server_startup_s):
+    a resource, so raising it after a timeout reruns nothing that finished."""
+    return lambda wildcards: STUDIES[wildcards.study].server_startup_s(stage)
+
+
 def stage_resources(stage, gpu=None):
     """A rule's resources from its stage's config; `gpu` (a function of wildcards) replaces the
     stage's GPU count where the job's servers decide it (stage_placement)."""

@@ -25,7 +25,10 @@ from motab.training.kd_config import (  # torch-free: the kd blocks' teachers an
 
 RUN_KINDS = ("model", "sft", "kd", "epoch")
 STUDENT_METHODS = frozenset({"motab", "skd", "skd_tokens"})  # synthesis algorithms in which the student drafts
-TRAIN_DATA_SFT = "train-data"  # sft_data folder of SFT on the train set's own solutions
+TRAIN_DATA_SFT = "train-data"
+# a server's start from local weights: a 32B model on a network filesystem takes minutes (the hub
+# cache); studies.<s>.resources.<stage>.server_startup_s changes it
+SERVER_STARTUP_S = 1200  # sft_data folder of SFT on the train set's own solutions
 
 
 class PlanError(ValueError):
@@ -95,6 +98,12 @@ class Study:
         """A stage's resource value: studies.<s>.resources.<stage>.<key>, else the study's default."""
         resources = self.cfg["resources"]
         return resources.get(stage, {}).get(key, resources["default"][key])
+
+    def server_startup_s(self, stage: str) -> int:
+        """Seconds a job of the stage waits for each inference server it starts to become healthy."""
+        resources = self.cfg["resources"]
+        default = resources["default"].get("server_startup_s", SERVER_STARTUP_S)
+        return resources.get(stage, {}).get("server_startup_s", default)
 
     @cached_property
     def runs(self) -> dict[str, Run]:
