@@ -46,6 +46,10 @@ if plan.kd_config_errors(config):
 
 STUDIES = {name: plan.Study.of(config, name) for name in config["studies"]}
 
+# wandb offline (`tracking: {mode: offline}` of a selected study): every job's trainer writes its
+# runs locally, for compute nodes without network (motab/tracking.py)
+os.environ.update(plan.wandb_env([config["studies"][name] for name in config["select"]], os.environ))
+
 # The pre-flight (motab/preflight.py). Offline (HF_HUB_OFFLINE, ...) the hub inputs missing from the
 # hub cache are listed at start-up, in a dry run too, at no network cost; before the first job of a
 # real run (onstart, main process only) the online check runs as well and anything missing stops it.

@@ -53,7 +53,7 @@ from motab.plan.targets import (
     trained_table_runs,
 )
 from motab.preflight import offline_var, preflight
-from motab.tracking import kdflow_options, llamafactory_options
+from motab.tracking import kdflow_options, llamafactory_options, wandb_env
 
 
 def kd_config_errors(config: dict) -> list[str]:
@@ -102,5 +102,6 @@ __all__ = [
     "table_spec",
     "table_teacher_shares",
     "trained_table_runs",
+    "wandb_env",
     "workflow_config",
 ]
