@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from motab.jobenv import apply_job_threads
+from motab.jobenv import JobError, apply_job_threads
 
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module, one-line help)
@@ -59,11 +59,9 @@ def main(argv: list[str]) -> int:
         return 2
     apply_job_threads()  # in a SLURM job: threads follow SLURM_CPUS_PER_TASK, before torch loads
     module = importlib.import_module(COMMANDS[name][0])
-    from motab.serving.launch import ServerStartError
-
     try:
         return int(module.main(rest) or 0)
-    except ServerStartError as exc:  # the model, the log and its tail say it all: no traceback
+    except JobError as exc:  # its message says what failed and where to look: no traceback
         print(f"motab {name}: {exc}", file=sys.stderr)
         return 1
 

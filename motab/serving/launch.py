@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
-from motab.jobenv import child_env
+from motab.jobenv import JobError, child_env
 from motab.serving.placement import Placement, server_args, visible_devices
 
 LOCAL_SERVER = "{python} -m motab serve --model {model} --host {host} --port {port}"
@@ -38,7 +38,7 @@ SGLANG_SERVER_EXAMPLE = (
 STARTUP_TIMEOUT_S = 1200.0
 
 
-class ServerStartError(RuntimeError):
+class ServerStartError(JobError):
     """The server exited or never became healthy; the message carries the log's tail."""
 
 
