@@ -15,13 +15,16 @@ rule download_hub:
         f"{HUB_CACHE}/manifests/{{snapshot}}.json",
     log:
         "logs/download/{snapshot}.log",
+    conda:
+        "../envs/synth.yaml"
     params:
+        cache=lambda wc, output: Path(output[0]).parent.parent,  # <cache>/manifests/<snapshot>.json
         kind=lambda wc: hub_snapshot(wc).kind,
         repo=lambda wc: hub_snapshot(wc).repo,
         revision=lambda wc: hub_snapshot(wc).revision,
     shell:
         "motab hub-download --kind {params.kind} --repo {params.repo:q} --revision {params.revision}"
-        " --cache {HUB_CACHE:q} > {log} 2>&1"
+        " --cache {params.cache:q} > {log} 2>&1"
 
 
 rule download:
