@@ -211,7 +211,8 @@ def local_path_errors(config: dict, workdir: str | Path = ".") -> list[str]:
             if not (Path(workdir) / Path(location).expanduser()).exists():
                 errors.append(
                     f"{section}.{name}.path: {location!r} looks like a local path but does not exist "
-                    f"(relative to {Path(workdir).resolve()}); a hub id is written org/name"
+                    f"(relative to {Path(workdir).resolve()}); point it at your copy, or use the hub id "
+                    "(org/name) with a `revision` commit (docs/data.md)"
                 )
     return errors
 
