@@ -123,3 +123,20 @@ def test_a_file_the_hub_listed_but_missing_stops_the_download_step(tmp_path):
     (snapshot / "test.jsonl").unlink()  # an interrupted download
     with pytest.raises(SystemExit, match="test.jsonl: listed on the hub at this commit but missing"):
         write_manifest(MATH500, tmp_path)
+
+
+def test_a_hub_dataset_that_cannot_be_read_is_one_line_with_the_remedy(tmp_path):
+    """Offline, an unpinned hub id read by the job stops it with the id and what to do, no traceback."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONPATH=str(REPO))
+    proc = subprocess.run(
+        [sys.executable, "-m", "motab", "prepare", "--input", "GAIR/LIMO", "--source", "limo"]
+        + ["--output", str(tmp_path / "problems.jsonl")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("motab prepare: GAIR/LIMO (split train): cannot be read (")
+    assert "run `snakemake download` where the hub can be reached, or point `path` at a local copy" in proc.stderr

@@ -96,13 +96,22 @@ def load_hub_dataset(name: str, split: str = "train", revision: str | None = Non
     cache's snapshot of the download step, motab.hubcache) is read as it is, with no network."""
     from datasets import load_dataset
 
+    from motab.jobenv import JobError
     from motab.jsonio import write_jsonl as _write
 
     source, subset = split_subset(name)
     local = Path(source).is_dir()
     out = hub_cache_path(name, split, None if local else revision)
     if not out.exists():
-        rows = load_dataset(source, subset or None, split=split, revision=None if local else revision)
+        try:
+            rows = load_dataset(source, subset or None, split=split, revision=None if local else revision)
+        except (OSError, ConnectionError, ValueError) as exc:  # offline, unknown id, gated, no such split
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            raise JobError(
+                f"{name} (split {split}): cannot be read ({exc.__class__.__name__}: {first}); pin its `revision` "
+                "and run `snakemake download` where the hub can be reached, or point `path` at a local copy "
+                "(docs/data.md)"
+            ) from None
         _write(out, (dict(row) for row in rows))
     return str(out)
 
