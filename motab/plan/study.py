@@ -198,7 +198,7 @@ class Study:
     def run_model_revision(self, run: str) -> str | None:
         """The hub revision of a run's weights when they are a pinned hub model (else None)."""
         spec = self.run(run).spec
-        return self.model_revision(spec["model"]) if "model" in spec else None
+        return self.models.get(spec.get("model"), {}).get("revision") if "model" in spec else None
 
     # --- training data ---------------------------------------------------------------------
 
