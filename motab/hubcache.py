@@ -165,10 +165,12 @@ def write_manifest(ref: HubRef, cache: str | Path) -> Path:
 
 def download(ref: HubRef, cache: str | Path) -> Path:
     """Fetch the snapshot (huggingface_hub resumes partial files), check it, write the manifest."""
+    import httpx
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
         LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
@@ -189,9 +191,11 @@ def download(ref: HubRef, cache: str | Path) -> Path:
         raise SystemExit(f"{ref.label}: no such revision on the hub (config `revision`)") from None
     except RepositoryNotFoundError:
         raise SystemExit(f"{ref.repo}: no such {ref.kind} on the hub, or private (config `path`)") from None
-    except LocalEntryNotFoundError as exc:
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled, httpx.HTTPError, OSError) as exc:
+        why = exc.__class__.__name__ + (f": {str(exc).splitlines()[0][:160]}" if str(exc) else "")
         raise SystemExit(
-            f"{ref.label}: not in {cache} and the hub cannot be reached ({exc.__class__.__name__})"
+            f"{ref.label}: cannot be fetched into {cache} ({why}); run the download step where the hub can be "
+            "reached, without HF_HUB_OFFLINE (docs/data.md); a rerun resumes"
         ) from None
     return write_manifest(ref, cache)
 

@@ -140,3 +140,31 @@ def test_a_hub_dataset_that_cannot_be_read_is_one_line_with_the_remedy(tmp_path)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("motab prepare: GAIR/LIMO (split train): cannot be read (")
     assert "run `snakemake download` where the hub can be reached, or point `path` at a local copy" in proc.stderr
+
+
+def hub_download(cache: Path, ref: HubRef) -> subprocess.CompletedProcess:
+    """`motab hub-download` as the download rule runs it, on a machine with no hub (HF_HUB_OFFLINE=1)."""
+    return subprocess.run(
+        [sys.executable, "-m", "motab", "hub-download", "--kind", ref.kind, "--repo", ref.repo]
+        + ["--revision", ref.revision, "--cache", str(cache)],
+        env=dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_download_step_takes_a_snapshot_already_in_the_cache_without_the_hub(tmp_path):
+    """A cache a user already has (their HF cache named as hub_cache): the real snapshot_download
+    finds the snapshot offline, and the step checks it and writes the manifest."""
+    populate(tmp_path, MATH500, {"README.md": b"card", "test.jsonl": b'{"problem": "1+1?"}\n'})
+    proc = hub_download(tmp_path, MATH500)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(MATH500.manifest(tmp_path).read_text())["files"]["test.jsonl"]["size"] == 20
+
+
+def test_download_step_without_the_hub_says_so_in_one_line(tmp_path):
+    proc = hub_download(tmp_path, MATH500)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"HuggingFaceH4/MATH-500@ff5b20257d: cannot be fetched into {tmp_path} (")
+    assert not MATH500.manifest(tmp_path).exists()
