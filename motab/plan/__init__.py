@@ -10,6 +10,7 @@ The one way the rules (rules/*.smk) reach the package: they import from here onl
 - tables:   a table's spec (the input of `motab tables`);
 - codedeps: the package files each `motab` command runs (the rules' code inputs);
 - locate:   the file and line a config key was written on, for error messages;
+- memory:   each GPU job's memory per GPU against the study's resources.gpu_memory_gb;
 - hub:      the hub snapshots a study reads, where jobs find them, the download step's targets
             (and motab.preflight: are they all to be had, before any job).
 """
@@ -18,7 +19,10 @@ from __future__ import annotations
 
 from motab.config_check import startup_errors
 from motab.evaluation.settings import (
+    PROMPT_TOKENS,
+    context_notes,
     evalscope_dataset_args,
+    fit_to_context,
     generation_settings,
     per_benchmark_errors,
 )
@@ -27,7 +31,10 @@ from motab.plan import hub
 from motab.plan.codedeps import module_files
 from motab.plan.compose import ComposeError, compose, study_file_errors, study_files, workflow_config
 from motab.plan.locate import locate
+from motab.plan.memory import fit_table, fits_json, memory_errors, study_fits
 from motab.plan.servers import (
+    kd_server_errors,
+    kd_teacher_server_args,
     placement_arg,
     server_command,
     server_parallel,
@@ -80,13 +87,21 @@ __all__ = [
     "evalscope_dataset_args",
     "extend_command",
     "final_outputs",
+    "fit_table",
+    "fits_json",
     "generation_settings",
     "hub",
+    "fit_to_context",
+    "PROMPT_TOKENS",
+    "context_notes",
     "kd_config_errors",
+    "kd_server_errors",
     "kd_sources",
+    "kd_teacher_server_args",
     "kdflow_options",
     "llamafactory_options",
     "locate",
+    "memory_errors",
     "module_files",
     "offline_var",
     "per_benchmark_errors",
@@ -99,6 +114,7 @@ __all__ = [
     "startup_errors",
     "study_file_errors",
     "study_files",
+    "study_fits",
     "synth_algorithm",
     "table_evals",
     "table_spec",

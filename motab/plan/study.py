@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from motab.hubcache import DEFAULT_CACHE, cache_dir, hub_ref
+from motab.plan.resources import job_resources
 from motab.plan.sweeps import FILTERED, row_runs, synth_algorithm, training_seed
 from motab.training.kd_config import (  # torch-free: the kd blocks' teachers and prompts
     SELF,
@@ -80,6 +81,7 @@ class Study:
     datasets: Mapping
     benchmarks: Mapping
     servers: Mapping
+    slurm: Mapping
     hub_cache: str = DEFAULT_CACHE
 
     @classmethod
@@ -91,6 +93,7 @@ class Study:
             config["datasets"],
             config["benchmarks"],
             config.get("servers", {}),
+            config.get("slurm", {}),
             cache_dir(config),
         )
 
@@ -104,6 +107,10 @@ class Study:
         resources = self.cfg["resources"]
         default = resources["default"].get("server_startup_s", SERVER_STARTUP_S)
         return resources.get(stage, {}).get("server_startup_s", default)
+
+    def job_resources(self, stage: str, gpus: int) -> dict:
+        """What one job of `stage` on `gpus` GPUs asks SLURM for (motab.plan.resources)."""
+        return job_resources(self.cfg["resources"], self.slurm, stage, gpus)
 
     @cached_property
     def runs(self) -> dict[str, Run]:
