@@ -6,6 +6,7 @@ Each target module exposes `main(argv: list[str]) -> int`.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 
@@ -61,13 +62,22 @@ def main(argv: list[str]) -> int:
         return 2
     apply_job_threads()  # in a SLURM job: threads follow SLURM_CPUS_PER_TASK, before torch loads
     module = importlib.import_module(COMMANDS[name][0])
+    from motab.jsonio import DataError
+
     try:
         return int(module.main(rest) or 0)
+    except DataError as exc:  # bad input: one file:line:field line, no traceback
+        print(f"motab {name}: {exc}", file=sys.stderr)
+        return 2
     except JobError as exc:  # its message says what failed and where to look: no traceback
+        print(f"motab {name}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a full disk or the file size limit: what and where, no traceback
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
         print(f"motab {name}: {exc}", file=sys.stderr)
         return 1
 
 
 def console_main() -> None:
-
     sys.exit(main(sys.argv[1:]))

@@ -43,7 +43,20 @@ from pathlib import Path
 from motab.evaluation.evalscope_reviews import read_reviews, review_files, to_responses
 from motab.jsonio import write_json, write_jsonl
 
-SERVED_MODEL = "motab-model"  # the model name EvalScope sends (the embedded server answers any name)
+SERVED_MODEL = "motab-model"  # the model name of a TaskConfig built without a server at hand
+
+
+def served_model(url: str) -> str:
+    """The model name the server serves (GET /v1/models): SGLang, vLLM and the embedded server refuse
+    any other. SERVED_MODEL when the server does not say."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/v1/models", timeout=60) as resp:
+            return str(json.loads(resp.read())["data"][0]["id"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError, urllib.error.URLError):
+        return SERVED_MODEL
 
 
 def _log(message: str) -> None:
@@ -237,9 +250,9 @@ def hub_source(benchmark_file: str, dataset_args: dict) -> tuple[dict, dict]:
     return {"dataset_hub": "huggingface"}, extra | dataset_args
 
 
-def job_task_config(url: str, job: argparse.Namespace, repeat: int, run_dir: Path) -> dict:
+def job_task_config(url: str, job: argparse.Namespace, repeat: int, run_dir: Path, model: str = SERVED_MODEL) -> dict:
     """The TaskConfig fields of sample `repeat` of a job: a local benchmark file is read from its
-    folder; a hub id from the Hugging Face hub (hub_source)."""
+    folder; a hub id from the Hugging Face hub (hub_source). `model`: the name the server serves."""
     local = Path(job.benchmark_file).is_file()
     hub, dataset_args = ({}, job.dataset_args) if local else hub_source(job.benchmark_file, job.dataset_args)
     config = task_config_dict(
@@ -254,6 +267,7 @@ def job_task_config(url: str, job: argparse.Namespace, repeat: int, run_dir: Pat
         job.limit or None,
         job.batch_size,
         extra_args=dataset_args,
+        model=model,
         top_k=job.top_k,
     )
     return config | hub
@@ -267,9 +281,10 @@ def run_job(url: str, job: argparse.Namespace, problems: list[dict] | None) -> N
     for stale in sorted(work_dir.glob("sample*")):  # a rerun never mixes old samples in
         shutil.rmtree(stale)
     reviews = []
+    model = served_model(url)
     for repeat in range(job.n):
         run_dir = work_dir / f"sample{repeat}"
-        config = job_task_config(url, job, repeat, run_dir)
+        config = job_task_config(url, job, repeat, run_dir, model)
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "task_config.json", config)
         source = config["dataset_args"][job.dataset].get("dataset_id", "its own copy")

@@ -29,7 +29,14 @@ from motab.evaluation.settings import (
 from motab.passthrough import extend_command
 from motab.plan import hub
 from motab.plan.codedeps import module_files
-from motab.plan.compose import ComposeError, compose, study_file_errors, study_files, workflow_config
+from motab.plan.compose import (
+    ComposeError,
+    compose,
+    config_files,
+    study_file_errors,
+    study_files,
+    workflow_config,
+)
 from motab.plan.locate import locate
 from motab.plan.memory import fit_table, fits_json, memory_errors, study_fits
 from motab.plan.servers import (
@@ -114,6 +121,7 @@ __all__ = [
     "startup_errors",
     "study_file_errors",
     "study_files",
+    "config_files",
     "study_fits",
     "synth_algorithm",
     "table_evals",
