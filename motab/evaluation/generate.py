@@ -292,12 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--placement", default=None, help="the job GPUs each server sees (role model), JSON of motab.serving.placement"
     )
     parser.add_argument("--server-url", default=None, help="use this running server instead of starting one")
-    parser.add_argument(
-        "--server-startup-timeout",
-        type=float,
-        default=STARTUP_TIMEOUT_S,
-        help="seconds to wait for each server to become healthy (studies' resources.<stage>.server_startup_s)",
-    )
+    parser.add_argument("--server-startup-timeout", type=float, default=STARTUP_TIMEOUT_S, help="seconds per server")
     parser.add_argument("--system", default=None, help="system prompt (default: the template's own)")
     parser.add_argument("--close-think", action="store_true", help="close an unclosed trailing <think>")
     parser.add_argument(
