@@ -15,7 +15,7 @@ import sys
 
 from motab import __version__
 from motab.errors import UserError
-from motab.jobenv import apply_job_threads
+from motab.jobenv import JobError, apply_job_threads
 
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: (module, one-line help)
@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "toy-pretrain": ("motab.toy.pretrain", "build and pretrain a toy Qwen3 model"),
     "prepare": ("motab.data.prepare", "normalise LIMO-shaped raw problems into problems.jsonl"),
     "benchmark": ("motab.data.benchmarks", "check a benchmark file (fields, count) into problems.jsonl"),
+    "hub-download": ("motab.hubcache", "fetch one hub snapshot at its commit into the hub cache, checked"),
     "kd-prompts": ("motab.data.kd_prompts", "problems -> KDFlow prompt file"),
     "synth": ("motab.synthesis.run", "synthesise trajectories over HTTP"),
     "data-card": ("motab.synthesis.card", "a synthesized dataset's card: share right, authorship, lengths vs budgets"),
@@ -83,7 +84,7 @@ def main(argv: list[str]) -> int:
     try:
         module = importlib.import_module(COMMANDS[name][0])
         return int(module.main(rest) or 0)
-    except (UserError, *FILE_ERRORS) as error:
+    except (UserError, JobError, *FILE_ERRORS) as error:  # JobError: what failed and which log to read
         if os.environ.get("MOTAB_TRACEBACK"):
             raise
         print(f"motab {name}: error: {one_line(error)}", file=sys.stderr)

@@ -42,6 +42,11 @@ THREAD_VARS = (
 )
 
 
+class JobError(RuntimeError):
+    """A job's failure that its message explains (what failed, which log to read): `motab` prints
+    it as one message without a traceback."""
+
+
 def env_bin() -> Path:
     """The `bin/` folder of the running interpreter's environment (venv, conda env or container)."""
     return Path(sys.executable).parent

@@ -89,7 +89,9 @@ def plan(extra_configfile: Path | None) -> tuple[float, float, int]:
     if proc.returncode != 0:
         sys.exit(f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     match = re.search(r"^total\s+(\d+)$", proc.stdout, re.M)
-    return seconds, cpu, int(match.group(1)) if match else 0
+    # the cluster's jobs: the download step runs on the login node, and only where the cache lacks a snapshot
+    downloads = re.search(r"^download_hub\s+(\d+)$", proc.stdout, re.M)
+    return seconds, cpu, (int(match.group(1)) if match else 0) - (int(downloads.group(1)) if downloads else 0)
 
 
 def scontrol_probe() -> tuple[float, str]:

@@ -166,8 +166,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--answer-field", default="answer", help="generic format only")
     args = parser.parse_args(argv)
     path = args.input
+    from motab.data.prepare import split_subset
+
     if not Path(path).is_file():
-        if path.endswith((".jsonl", ".json")) or path.startswith((".", "/")):
+        if not Path(split_subset(path)[0]).is_dir() and (
+            path.endswith((".jsonl", ".json")) or path.startswith((".", "/"))
+        ):
             raise SystemExit(
                 f"{path}: benchmark file not found (config `path` of benchmark {args.name!r}; "
                 "a hub id looks like owner/name)"

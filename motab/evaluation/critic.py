@@ -116,7 +116,7 @@ async def judge_all(url: str, problems: dict[str, str], evaluation: dict, args) 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """eval-critic's command line; --scale-min must lie below --scale-max."""
-    from motab.serving.launch import LOCAL_SERVER
+    from motab.serving.launch import LOCAL_SERVER, STARTUP_TIMEOUT_S
 
     parser = command_parser(
         "eval-critic",
@@ -136,6 +136,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--max-in-flight", type=int, default=4)
     parser.add_argument("--server-command", default=LOCAL_SERVER)
     parser.add_argument("--server-log", default=None)
+    parser.add_argument(
+        "--server-startup-timeout",
+        type=float,
+        default=STARTUP_TIMEOUT_S,
+        help="seconds to wait for each server to become healthy (studies' resources.<stage>.server_startup_s)",
+    )
     parser.add_argument(
         "--placement", default=None, help="the job GPUs each server sees (role judge), JSON of motab.serving.placement"
     )
@@ -169,7 +175,13 @@ def main(argv: list[str]) -> int:
     context = (
         nullcontext(args.server_url)
         if args.server_url
-        else serving(args.server_command, args.model, log_path, placement=from_json(args.placement).get("judge"))
+        else serving(
+            args.server_command,
+            args.model,
+            log_path,
+            startup_timeout_s=args.server_startup_timeout,
+            placement=from_json(args.placement).get("judge"),
+        )
     )
     with context as url:
         rows = asyncio.run(judge_all(url, problems, evaluation, args))

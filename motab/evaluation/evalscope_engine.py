@@ -151,7 +151,7 @@ JOB_REQUIRED = ("benchmark_file", "format", "name", "dataset", "output", "work_d
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from motab.serving.launch import LOCAL_SERVER
+    from motab.serving.launch import LOCAL_SERVER, STARTUP_TIMEOUT_S
 
     parser = command_parser(
         "eval-evalscope",
@@ -192,7 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--placement", default=None, help="the job GPUs each server sees (role model), JSON of motab.serving.placement"
     )
     parser.add_argument("--server-url", default=None, help="use this running server instead of starting one")
-    parser.add_argument("--server-startup-timeout", type=float, default=300.0)
+    parser.add_argument(
+        "--server-startup-timeout",
+        type=float,
+        default=STARTUP_TIMEOUT_S,
+        help="seconds to wait for each server to become healthy (studies' resources.<stage>.server_startup_s)",
+    )
     return parser
 
 

@@ -271,7 +271,7 @@ EXAMPLE = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from motab.serving.launch import LOCAL_SERVER
+    from motab.serving.launch import LOCAL_SERVER, STARTUP_TIMEOUT_S
 
     parser = command_parser("eval-generate", __doc__.split("\n\n")[0], EXAMPLE)
     parser.add_argument("--model", required=True, help="checkpoint folder (its tokenizer builds the prompts)")
@@ -299,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--placement", default=None, help="the job GPUs each server sees (role model), JSON of motab.serving.placement"
     )
     parser.add_argument("--server-url", default=None, help="use this running server instead of starting one")
-    parser.add_argument("--server-startup-timeout", type=float, default=300.0)
+    parser.add_argument("--server-startup-timeout", type=float, default=STARTUP_TIMEOUT_S, help="seconds per server")
     parser.add_argument("--system", default=None, help="system prompt (default: the template's own)")
     parser.add_argument("--close-think", action="store_true", help="close an unclosed trailing <think>")
     parser.add_argument(

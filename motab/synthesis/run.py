@@ -25,7 +25,7 @@ from motab.evaluation.grading import grade_many
 from motab.jsonio import dumps, read_jsonl, write_json, write_text
 from motab.provenance import provenance
 from motab.serving.client import ServerClient
-from motab.serving.launch import LOCAL_SERVER, serving
+from motab.serving.launch import LOCAL_SERVER, STARTUP_TIMEOUT_S, serving
 from motab.serving.placement import from_json
 from motab.settings_file import check_settings, read_settings
 from motab.synthesis import motab_method, resume, skd, skd_tokens, teacher_only
@@ -184,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--server-url", help="use a running teacher server instead of starting one")
     parser.add_argument("--server-log", default="logs/synth.server.log")
     parser.add_argument(
+        "--server-startup-timeout",
+        type=float,
+        default=STARTUP_TIMEOUT_S,
+        help="seconds to wait for each server to become healthy (studies' resources.<stage>.server_startup_s)",
+    )
+    parser.add_argument(
         "--placement",
         default=None,
         help="the job GPUs each server sees (roles teacher, student), JSON of motab.serving.placement",
@@ -250,7 +256,13 @@ def main(argv: list[str]) -> int:
     start = time.time()
     with ExitStack() as stack:
         url = args.server_url or stack.enter_context(
-            serving(args.server_command, args.teacher, args.server_log, placement=placement.get("teacher"))
+            serving(
+                args.server_command,
+                args.teacher,
+                args.server_log,
+                startup_timeout_s=args.server_startup_timeout,
+                placement=placement.get("teacher"),
+            )
         )
         student_url = None
         if needs_student:
@@ -259,6 +271,7 @@ def main(argv: list[str]) -> int:
                     args.student_server_command or args.server_command,
                     args.student,
                     args.student_log,
+                    startup_timeout_s=args.server_startup_timeout,
                     placement=placement.get("student"),
                 )
             )

@@ -45,6 +45,7 @@ from motab.jsonio import write_json
 from motab.passthrough import merge_options
 from motab.provenance import provenance
 from motab.settings_file import check_settings, read_settings
+from motab.training import sft_preprocess
 from motab.training.slurm_env import torchrun_env
 
 LOG_FILE = "training_log.csv"
@@ -109,12 +110,12 @@ def train_args(model: str, dataset_dir: str, dataset: str, output_dir: str, para
         # False: a resumed run keeps trainer_log.jsonl (True deletes it); the folder is always
         # new or a killed run's, never a finished checkpoint
         "overwrite_output_dir": False,
-        "overwrite_cache": True,
         "logging_steps": 10,
         "save_strategy": "steps" if params.get("save_steps") else "no",
         "report_to": "none",
         "plot_loss": False,
-        "preprocessing_num_workers": 1,
+        # workers, cache and ddp_timeout sized to the data (motab.training.sft_preprocess)
+        **sft_preprocess.for_dataset(dataset_dir, dataset),
         "dataloader_num_workers": 0,
         "bf16": not cpu,
     }
