@@ -18,13 +18,13 @@ the others), so every file of a snapshot is checked against its own name, also o
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from motab.commandline import command_parser
 from motab.config_check import looks_local
 
 DEFAULT_CACHE = "hub_cache"
@@ -201,11 +201,15 @@ def download(ref: HubRef, cache: str | Path) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="motab hub-download", description=__doc__.split("\n\n")[0])
+    parser = command_parser(
+        "hub-download",
+        __doc__.split("\n\n")[0],
+        "motab hub-download --kind model --repo Qwen/Qwen3-4B --revision 1cfa9a7208912126459214e8b04321603b3df60c --verify-only",
+    )
     parser.add_argument("--kind", required=True, choices=["model", "dataset"])
     parser.add_argument("--repo", required=True, help="owner/name")
     parser.add_argument("--revision", required=True, help="40-hex commit")
-    parser.add_argument("--cache", default=DEFAULT_CACHE)
+    parser.add_argument("--cache", default=DEFAULT_CACHE, help="the cache folder (hub layout under <cache>/hub)")
     parser.add_argument("--verify-only", action="store_true", help="check the files already there; no network")
     args = parser.parse_args(argv)
     if not COMMIT.fullmatch(args.revision):
