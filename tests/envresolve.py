@@ -8,9 +8,9 @@ Two kinds of requirement cannot be resolved as written from here:
   tests/fixtures/kdflow_requirements_3a7a21a.txt, stand in for it;
 - sdist-only packages. The pinned ones (deepspeed, flash-attn: no Linux wheel) have their metadata
   prepared by pip on this machine (CPython 3.11, Linux x86_64, like the target), and their own
-  requirements stand in; the pure-Python ones that others require (jieba from evalscope,
-  connection_pool from snakemake) are built here into wheels, as pip builds them on the cluster, and
-  offered to the resolver beside the registry's.
+  requirements stand in; the ones others require (jieba, rouge_score, zhconv from evalscope; oss2 and
+  crcmod from modelscope; connection_pool from snakemake) are built here into wheels, as pip builds
+  them on the cluster, and offered to the resolver beside the registry's.
 Only the registry counts: pip's configuration files and the PIP_* variables that add local wheel
 folders, indexes or constraints are left out (PIP_INDEX_URL, a mirror, is kept)."""
 
@@ -34,14 +34,16 @@ KDFLOW_RECORD = REPO / "tests" / "fixtures" / "kdflow_requirements_3a7a21a.txt"
 KDFLOW_GIT = "git+https://github.com/songmzhang/KDFlow.git@3a7a21addad68341291f1c24e02d231c5dae7cb0"
 # pinned in the envs, no wheel for Linux on the registry (deepspeed: Windows wheels only; flash-attn: none)
 SDIST_ONLY = {"deepspeed", "flash-attn"}
-# required by other packages, sdist only, pure Python (their latest releases)
-PURE_SDISTS = ("jieba", "connection_pool")
+# required by other packages, sdist only (their latest releases; all pure Python but crcmod, whose C
+# extension is optional): the ones `pip wheel` builds when scripts/bootstrap.sh installs the lock
+SDIST_DEPS = ("jieba", "rouge_score", "zhconv", "oss2", "crcmod", "connection_pool")
 PYTHON = "3.11"
 GLIBC_MINOR = 28
 PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(GLIBC_MINOR, 4, -1)] + [
     "manylinux2014_x86_64",
     "manylinux2010_x86_64",
     "manylinux1_x86_64",
+    "linux_x86_64",  # only the wheels built here from SDIST_DEPS: PyPI takes no wheel with this tag
 ]
 # wheels' metadata by HTTP range requests (pip's fast-deps) where the index serves no separate metadata
 # file: the resolver is the same, but it reads a few kB of each wheel instead of downloading torch and
@@ -122,9 +124,9 @@ def sdist_requirements(pin: str) -> tuple[str, ...]:
 
 @functools.cache
 def pure_sdist_wheels() -> str:
-    """A folder of wheels built here from PURE_SDISTS, for the resolver's --find-links."""
+    """A folder of wheels built here from SDIST_DEPS, for the resolver's --find-links."""
     folder = tempfile.mkdtemp(prefix="motab-sdist-wheels-")
-    cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", folder, *PURE_SDISTS]
+    cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", folder, *SDIST_DEPS]
     subprocess.run(cmd, check=True, env=pip_env(), timeout=600)
     return folder
 
