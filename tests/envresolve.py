@@ -52,6 +52,9 @@ FAST_METADATA = ["--use-feature=fast-deps"]
 KEPT_PIP_VARIABLES = {"PIP_INDEX_URL", "PIP_CERT", "PIP_CACHE_DIR", "PIP_DEFAULT_TIMEOUT"}
 
 
+WHY = re.compile(r"depends on|The user requested|The conflict is caused by")
+
+
 class Unresolvable(AssertionError):
     """pip's resolver refused a requirement set; the message is pip's own error lines."""
 
@@ -96,7 +99,7 @@ def pip_report(args: list[str], extra_env: dict | None = None) -> dict:
     """`pip install --dry-run --report` with `args`; pip's error lines as Unresolvable when it refuses."""
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
-        cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet"]
+        cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed"]
         proc = subprocess.run(
             [*cmd, "--report", str(report), *args],
             capture_output=True,
@@ -105,7 +108,8 @@ def pip_report(args: list[str], extra_env: dict | None = None) -> dict:
             timeout=600,
         )
         if proc.returncode != 0:
-            errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR") or "depends on" in line]
+            output = (proc.stdout + proc.stderr).splitlines()
+            errors = [line.strip() for line in output if line.startswith("ERROR") or WHY.search(line)]
             raise Unresolvable("\n".join(errors) or proc.stderr[-3000:])
         return json.loads(report.read_text())
 
