@@ -6,7 +6,9 @@ Each target module exposes `main(argv: list[str]) -> int`.
 
 from __future__ import annotations
 
+import errno
 import importlib
+import sys
 
 from motab.jobenv import apply_job_threads
 
@@ -19,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark": ("motab.data.benchmarks", "check a benchmark file (fields, count) into problems.jsonl"),
     "kd-prompts": ("motab.data.kd_prompts", "problems -> KDFlow prompt file"),
     "synth": ("motab.synthesis.run", "synthesise trajectories over HTTP"),
+    "data-card": ("motab.synthesis.card", "a synthesized dataset's card: share right, authorship, lengths vs budgets"),
     "synth-filter": ("motab.synthesis.cot_filter", "drop bad CoTs from a synth file (CoT-filter rules)"),
     "reorganize": ("motab.data.reorganize", "synth file -> LLaMA-Factory alpaca data + dataset_info"),
     "sft": ("motab.training.sft", "write the LLaMA-Factory YAML and run llamafactory-cli train"),
@@ -37,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report-chart": ("motab.report.chart", "a table as a bar chart with error bars (PNG)"),
     "training-curves": ("motab.report.curves", "training curves from checkpoint folders (PNG)"),
     "cost": ("motab.report.cost", "a study's wall, CPU and GPU hours per stage from its benchmark files"),
+    "plan-memory": ("motab.report.memory", "each GPU job's memory per GPU against resources.gpu_memory_gb (table)"),
 }
 
 
@@ -57,10 +61,19 @@ def main(argv: list[str]) -> int:
         return 2
     apply_job_threads()  # in a SLURM job: threads follow SLURM_CPUS_PER_TASK, before torch loads
     module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    from motab.jsonio import DataError
+
+    try:
+        return int(module.main(rest) or 0)
+    except DataError as exc:  # bad input: one file:line:field line, no traceback
+        print(f"motab {name}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk or the file size limit: what and where, no traceback
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        print(f"motab {name}: {exc}", file=sys.stderr)
+        return 1
 
 
 def console_main() -> None:
-    import sys
-
     sys.exit(main(sys.argv[1:]))

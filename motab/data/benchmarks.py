@@ -25,6 +25,7 @@ Output: {"id", "input", "answer", "solution", "source"}, sorted by id (ids from 
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,8 @@ def _answer(value, kind: str, path, line: int, field: str) -> tuple[str, str | N
         return match.group(1).replace(",", ""), value[: match.start()].rstrip()
     if isinstance(value, bool) or value is None:
         raise DataError(path, line, field, f"expected a string or number answer, found {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):  # a hub row's NaN: never a gold "nan"
+        raise DataError(path, line, field, f"{value} is not a finite number")
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # AMC stores 27.0 for 27
     if kind in ("number", "integer") and isinstance(value, str):

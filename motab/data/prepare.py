@@ -9,6 +9,7 @@ Any bad line stops the stage with file:line:field; nothing is written then.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from motab.data.train_formats import READERS, iter_rows
@@ -22,6 +23,8 @@ ID_FIELDS = ("id", "unique_id", "idx")
 def _answer_text(value, path, line, field) -> str:
     if isinstance(value, bool) or value is None:
         raise DataError(path, line, field, f"expected a string or number answer, found {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):  # a hub row's NaN: never a gold "nan"
+        raise DataError(path, line, field, f"{value} is not a finite number")
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # AMC-style 27.0 -> "27"
     if isinstance(value, (int, float)):

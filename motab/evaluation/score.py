@@ -5,7 +5,8 @@ Input (--responses, JSONL): {"id", "input", "gold", "prompt", "responses": [str,
 "evalscope": {"scores": [...]}: EvalScope's own verdicts, averaged into metrics.evalscope_acc).
 Output (--output, JSON): {"run", "benchmark", "seed", "n_samples", "num_problems", "metrics",
 "samples", "extraction", "equivalence", "provenance"} (+ "metrics_by_extraction" when several
-extraction modes are asked for); see DESIGN.md "File contracts". Equal inputs give equal bytes.
+extraction modes are asked for); see docs/studies.md, "Tracing a table cell back to its files".
+Equal inputs give equal bytes.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def read_responses(path: str | os.PathLike) -> list[dict]:
                 f"expected {n_samples} responses like line {first_line}, found {len(responses)}",
             )
         row = {"id": pid, "gold": gold_text(gold), "responses": list(responses)}
+        if isinstance(obj.get("over_long"), dict):  # skipped or cut by eval-generate: named in the eval JSON
+            row["over_long"] = obj["over_long"]
         if "evalscope" in obj:  # the evalscope engine's own per-sample scores, kept beside ours
             scores = obj["evalscope"].get("scores") if isinstance(obj["evalscope"], dict) else None
             if not isinstance(scores, list) or len(scores) != len(responses):
@@ -332,6 +335,9 @@ def main(argv: list[str]) -> int:
         "equivalence": args.equivalence,
         "provenance": provenance(params),
     }
+    over_long = [{"id": row["id"], **row["over_long"]} for row in rows if "over_long" in row]
+    if over_long:
+        out["over_long"] = over_long
     if len(by_mode) > 1:
         out["metrics_by_extraction"] = {mode: m for mode, (m, _) in by_mode.items()}
     write_json(args.output, out)

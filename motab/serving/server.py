@@ -63,6 +63,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--port-file", default=None, help="write the bound port here")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed of requests that give none")
+    parser.add_argument(
+        "--served-model-name", default=None, help="the OpenAI `model` name served (default: --model, as SGLang)"
+    )
     parser.add_argument("--max-batch-size", type=int, default=64, help="rows per forward pass")
     parser.add_argument(
         "--max-rows",
@@ -102,6 +105,7 @@ def main(argv: list[str]) -> int:
                 args.port_file,
                 args.seed,
                 limits.Limits(max_rows=args.max_rows, stall_s=args.stall_timeout_s),
+                args.served_model_name,
             )
         )
     except KeyboardInterrupt:

@@ -11,7 +11,11 @@ def generation_params(wildcards):
     (the MOTAB release's per-dataset TaskConfigs); top_k only where config sets it."""
     cfg = eval_cfg(wildcards)
     optional = {key: cfg[key] for key in ("prompt", "enable_thinking") if key in cfg}
-    return plan.generation_settings(cfg, wildcards.bench, wildcards.seed) | optional
+    # max_tokens within the run's model context (models.<name>.context_length)
+    model = config["models"].get(run_model_name(wildcards.study, wildcards.run), {})
+    settings = plan.generation_settings(cfg, wildcards.bench, wildcards.seed)
+    fitted = plan.fit_to_context(settings, model.get("context_length"), cfg.get("prompt_tokens", plan.PROMPT_TOKENS))
+    return fitted | optional
 
 
 def top_k_arg(wildcards):
@@ -36,12 +40,15 @@ def grade_args(wildcards):
 
 
 def prompt_args(wildcards):
-    """eval-generate flags for the study's eval prompt and thinking switch (absent: the defaults)."""
+    """eval-generate flags for the study's eval prompt, thinking switch and over-long problems
+    (absent: the defaults)."""
     cfg = eval_cfg(wildcards)
     # as JSON: a template's newlines would otherwise split the printed shell command over lines
     args = ["--prompt-template-json", json.dumps(cfg["prompt"])] if "prompt" in cfg else []
     if "enable_thinking" in cfg:
         args += ["--enable-thinking", "true" if cfg["enable_thinking"] else "false"]
+    if "over_long" in cfg:  # skip (the default) or truncate
+        args += ["--over-long", cfg["over_long"]]
     return " ".join(shlex.quote(a) for a in args)
 
 
