@@ -16,10 +16,12 @@ folders, indexes or constraints are left out (PIP_INDEX_URL, a mirror, is kept).
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -130,6 +132,7 @@ def sdist_requirements(pin: str) -> tuple[str, ...]:
 def pure_sdist_wheels() -> str:
     """A folder of wheels built here from SDIST_DEPS, for the resolver's --find-links."""
     folder = tempfile.mkdtemp(prefix="motab-sdist-wheels-")
+    atexit.register(shutil.rmtree, folder, True)
     cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", folder, *SDIST_DEPS]
     subprocess.run(cmd, check=True, env=pip_env(), timeout=600)
     return folder
