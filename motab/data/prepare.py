@@ -8,10 +8,10 @@ Any bad line stops the stage with file:line:field; nothing is written then.
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
+from motab.commandline import command_parser
 from motab.data.train_formats import READERS, iter_rows
 from motab.jsonio import DataError, iter_jsonl, write_jsonl
 
@@ -102,7 +102,11 @@ def load_hub_dataset(name: str, split: str = "train", revision: str | None = Non
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="motab prepare", description=__doc__)
+    parser = command_parser(
+        "prepare",
+        __doc__,
+        "motab prepare --input results/toy/raw/train.jsonl --source toy --output results/toy/data/problems.jsonl",
+    )
     parser.add_argument("--input", required=True, help="local JSONL file, or a hub dataset id")
     parser.add_argument("--source", required=True, help="dataset name recorded in each row")
     parser.add_argument("--output", required=True)

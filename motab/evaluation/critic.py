@@ -1,6 +1,6 @@
-"""`python -m motab eval-critic`: an LLM judge's score of every response in an eval JSON.
+"""`motab eval-critic`: an LLM judge's score of every response in an eval JSON.
 
-    python -m motab eval-critic --eval seed0.json --model JUDGE_DIR --output seed0.critic.json
+    motab eval-critic --eval seed0.json --model JUDGE_DIR --output seed0.critic.json
         --rubric "Rate the clarity and correctness of the reasoning." --scale-min 1 --scale-max 5
         [--max-tokens 16 --temperature 0 --seed 0 --max-in-flight 4]
         [--server-command TEMPLATE | --server-url URL]
@@ -26,6 +26,7 @@ import re
 import sys
 from contextlib import nullcontext
 
+from motab.commandline import command_parser
 from motab.jsonio import DataError, write_json
 from motab.serving.placement import from_json
 
@@ -117,7 +118,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     """eval-critic's command line; --scale-min must lie below --scale-max."""
     from motab.serving.launch import LOCAL_SERVER
 
-    parser = argparse.ArgumentParser(prog="python -m motab eval-critic", description=__doc__.split("\n\n")[0])
+    parser = command_parser(
+        "eval-critic",
+        __doc__.split("\n\n")[0],
+        "motab eval-critic --eval seed0.json --problems results/toy/benchmarks/toy_test.jsonl --model Qwen/Qwen3-8B --rubric rubric.txt --output seed0.critic.json",
+    )
     parser.add_argument("--eval", required=True, help="eval JSON (eval-grade's output)")
     parser.add_argument("--problems", default=None, help="problems.jsonl: the problem text shown to the judge")
     parser.add_argument("--model", required=True, help="the judge's checkpoint folder or hub id")

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
+from motab.errors import UserError
 from motab.plan.resources import job_resources
 from motab.plan.sweeps import FILTERED, row_runs, synth_algorithm, training_seed
 from motab.training.kd_config import (  # torch-free: the kd blocks' teachers and prompts
@@ -28,7 +29,7 @@ STUDENT_METHODS = frozenset({"motab", "skd", "skd_tokens"})  # synthesis algorit
 TRAIN_DATA_SFT = "train-data"  # sft_data folder of SFT on the train set's own solutions
 
 
-class PlanError(ValueError):
+class PlanError(UserError):
     """A study whose runs cannot be planned; the message names the config key."""
 
 
