@@ -40,6 +40,7 @@ include: "rules/functions/kd.smk"
 include: "rules/functions/eval.smk"
 include: "rules/functions/tables.smk"
 include: "rules/functions/report.smk"
+include: "rules/functions/download.smk"
 include: "rules/toy.smk"
 include: "rules/data.smk"
 include: "rules/synth.smk"
@@ -48,6 +49,7 @@ include: "rules/kd.smk"
 include: "rules/eval.smk"
 include: "rules/tables.smk"
 include: "rules/report.smk"
+include: "rules/download.smk"
 
 
 rule all:

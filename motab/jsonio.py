@@ -15,8 +15,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from motab.errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError):
     """Bad input, located as file:line:field."""
 
     def __init__(self, path: str | os.PathLike, line: int | None, field: str | None, message: str):
@@ -99,6 +101,18 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return [obj for _, obj in iter_jsonl(path)]
+
+
+def read_json_object(path: str | os.PathLike) -> dict:
+    """A JSON file holding one object (a table spec, a run record); anything else raises DataError."""
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            obj = json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise DataError(path, exc.lineno, None, f"not valid JSON ({exc.msg})") from None
+    if not isinstance(obj, dict):
+        raise DataError(path, None, None, f"expected a JSON object, found {type(obj).__name__}")
+    return obj
 
 
 def require(

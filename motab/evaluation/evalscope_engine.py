@@ -1,11 +1,11 @@
-"""`python -m motab eval-evalscope`: sample through EvalScope against the server's OpenAI endpoint.
+"""`motab eval-evalscope`: sample through EvalScope against the server's OpenAI endpoint.
 
-    python -m motab eval-evalscope --model DIR --benchmark-file ../shared/data/math500/test.jsonl
+    motab eval-evalscope --model DIR --benchmark-file ../shared/data/math500/test.jsonl
         --format math500 --name math500 --dataset math_500 --output seed0.responses.jsonl
         --work-dir results/<study>/eval/<run>/math500/seed0.evalscope
         --n 4 --temperature 0.6 --top-p 1.0 --max-tokens 128 --seed 0 [--limit N]
         [--server-command TEMPLATE | --server-url URL]
-    python -m motab eval-evalscope --model DIR --jobs-json '[{"benchmark_file": ..., "format": ...,
+    motab eval-evalscope --model DIR --jobs-json '[{"benchmark_file": ..., "format": ...,
         "name": ..., "dataset": ..., "output": ..., "work_dir": ..., "n": 8, "top_k": 20, ...}, ...]'
 
 --jobs-json runs several (benchmark, seed) jobs, each with its own files, dataset_args and
@@ -40,6 +40,7 @@ import sys
 import time
 from pathlib import Path
 
+from motab.commandline import command_parser
 from motab.evaluation.evalscope_reviews import read_reviews, review_files, to_responses
 from motab.jsonio import write_json, write_jsonl
 
@@ -150,9 +151,13 @@ JOB_REQUIRED = ("benchmark_file", "format", "name", "dataset", "output", "work_d
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from motab.serving.launch import LOCAL_SERVER
+    from motab.serving.launch import LOCAL_SERVER, STARTUP_TIMEOUT_S
 
-    parser = argparse.ArgumentParser(prog="python -m motab eval-evalscope", description=__doc__.split("\n\n")[0])
+    parser = command_parser(
+        "eval-evalscope",
+        __doc__.split("\n\n")[0],
+        "motab eval-evalscope --model Qwen/Qwen3-8B --benchmark-file aime24.jsonl --format generic --output seed0.responses.jsonl --server-url http://127.0.0.1:30000",
+    )
     parser.add_argument("--model", required=True, help="checkpoint folder or hub id (served by the server)")
     parser.add_argument("--benchmark-file", help="the benchmark's JSONL file, or a hub id")
     parser.add_argument("--format", help="its format (motab.data.benchmarks)")
@@ -187,7 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--placement", default=None, help="the job GPUs each server sees (role model), JSON of motab.serving.placement"
     )
     parser.add_argument("--server-url", default=None, help="use this running server instead of starting one")
-    parser.add_argument("--server-startup-timeout", type=float, default=300.0)
+    parser.add_argument(
+        "--server-startup-timeout",
+        type=float,
+        default=STARTUP_TIMEOUT_S,
+        help="seconds to wait for each server to become healthy (studies' resources.<stage>.server_startup_s)",
+    )
     return parser
 
 
@@ -306,7 +316,7 @@ def main(argv: list[str]) -> int:
 
     from motab.serving.launch import server_or_url
 
-    _log("command: python -m motab eval-evalscope " + shlex.join(argv))
+    _log("command: motab eval-evalscope " + shlex.join(argv))
     t0 = time.perf_counter()
     problems = [local_problems(job) for job in jobs]
     log_path = args.server_log or str(jobs[0].output) + ".server.log"

@@ -1,6 +1,6 @@
 """Sample n responses per problem from a model over HTTP (SGLang native /generate).
 
-`python -m motab eval-generate --model DIR (--problems problems.jsonl --output responses.jsonl | --jobs-json JOBS)
+`motab eval-generate --model DIR (--problems problems.jsonl --output responses.jsonl | --jobs-json JOBS)
  --n 4 --temperature 0.6 --top-p 1.0 --top-k -1 --max-tokens 128 --seed 0 --batch-problems 16
  --max-in-flight 4 [--server-command TEMPLATE] [--server-log LOG] [--server-url URL]
  [--system SYSTEM] [--close-think]`
@@ -27,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+from motab.commandline import command_parser
 from motab.evaluation import over_long
 from motab.evaluation.partial import Partial, partial_key
 from motab.jsonio import DataError, iter_jsonl, require, write_jsonl
@@ -263,10 +264,16 @@ def run_job(url: str, job: argparse.Namespace, tokenizer, context: int) -> Parti
     return partial
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from motab.serving.launch import LOCAL_SERVER
+EXAMPLE = (
+    "motab eval-generate --model results/toy/models/toy-student --problems results/toy/benchmarks/toy_test.jsonl "
+    "--output seed0.responses.jsonl --n 2 --seed 0"
+)
 
-    parser = argparse.ArgumentParser(prog="motab eval-generate", description=__doc__.split("\n\n")[0])
+
+def build_parser() -> argparse.ArgumentParser:
+    from motab.serving.launch import LOCAL_SERVER, STARTUP_TIMEOUT_S
+
+    parser = command_parser("eval-generate", __doc__.split("\n\n")[0], EXAMPLE)
     parser.add_argument("--model", required=True, help="checkpoint folder (its tokenizer builds the prompts)")
     parser.add_argument("--problems", help="problems.jsonl: {id, input, answer, solution, source}")
     parser.add_argument("--output", help="responses.jsonl")
@@ -292,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--placement", default=None, help="the job GPUs each server sees (role model), JSON of motab.serving.placement"
     )
     parser.add_argument("--server-url", default=None, help="use this running server instead of starting one")
-    parser.add_argument("--server-startup-timeout", type=float, default=300.0)
+    parser.add_argument("--server-startup-timeout", type=float, default=STARTUP_TIMEOUT_S, help="seconds per server")
     parser.add_argument("--system", default=None, help="system prompt (default: the template's own)")
     parser.add_argument("--close-think", action="store_true", help="close an unclosed trailing <think>")
     parser.add_argument(
@@ -367,7 +374,7 @@ def main(argv: list[str]) -> int:
 
     from motab.serving.launch import server_or_url
 
-    _log("command: python -m motab eval-generate " + shlex.join(argv))
+    _log("command: motab eval-generate " + shlex.join(argv))
     t0 = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     log_path = args.server_log or str(jobs[0].output) + ".server.log"

@@ -24,13 +24,14 @@ from pathlib import Path
 
 import yaml
 
+from motab.errors import UserError
 from motab.plan.sweeps import expand_study
 
 STUDIES_DIR = "studies"
 REFERENCE_SUFFIX = ".reference.tsv"
 
 
-class ComposeError(ValueError):
+class ComposeError(UserError):
     """A study file or reference table that cannot be composed; the message names file and key."""
 
 

@@ -32,12 +32,13 @@ import copy
 import itertools
 from collections.abc import Mapping
 
+from motab.errors import UserError
 from motab.synthesis.methods import METHODS, algorithm_of
 
 FILTERED = ".filtered"
 
 
-class SweepError(ValueError):
+class SweepError(UserError):
     """A sweep or eval_epochs entry that cannot be expanded; the message names the config key."""
 
 
