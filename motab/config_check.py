@@ -110,7 +110,7 @@ def _unknown(where: str, kind: str, name: Any, known: Iterable[str]) -> str:
 
 def reference_errors(config: dict) -> list[str]:
     """Names that must exist: studies, servers, models, datasets, benchmarks, runs, synth methods, kd
-    blocks (kd teachers' names: motab.training.kd_config.kd_config_errors)."""
+    blocks (kd teachers' names: motab.training.kd.blocks.kd_config_errors)."""
     errors: list[str] = []
     studies, models = config.get("studies", {}), config.get("models", {})
     datasets, benchmarks, servers = config.get("datasets", {}), config.get("benchmarks", {}), config.get("servers", {})

@@ -4,7 +4,7 @@
 # checkpoint folder, starts Ray on the allocation, and makes KDFlow's save_path/epoch_N the
 # checkpoint; unset keys take run_onpolicy_kd*.sh's values).
 # Both write the finished HF checkpoint (with training_log.csv for the built-in trainer) atomically.
-# A SLURM job with several GPUs runs the built-in trainer on each (motab/training/processes.py).
+# A SLURM job with several GPUs runs the built-in trainer on each (motab/training/kd/processes.py).
 # The prompts: results/{study}/kd_data/{dataset}.jsonl of the kd block's `prompts` dataset (default
 # the study's train_data); with `teachers`, one (teacher, prompts, prompts per step) triple each.
 # teacher_server: kd-train starts the teacher's server on the first GPUs of the job and trains on the

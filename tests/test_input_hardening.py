@@ -37,7 +37,7 @@ class _RunsCode:
 def test_training_state_loads_without_running_pickled_code(tmp_path):
     import torch
 
-    from motab.training.checkpoint import load_training_state, save_training_state
+    from motab.training.kd.checkpoint import load_training_state, save_training_state
 
     model = torch.nn.Linear(2, 2)
     optimizer = torch.optim.AdamW(model.parameters())

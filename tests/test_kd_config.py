@@ -3,7 +3,7 @@ of what the schema cannot say (names that must exist, keys that exclude each oth
 
 from __future__ import annotations
 
-from motab.training.kd_config import kd_config_errors, kd_sources
+from motab.training.kd.blocks import kd_config_errors, kd_sources
 
 BASE = {
     "engine": "builtin",

@@ -12,9 +12,9 @@ from test_onpolicy import kd_argv, read_csv
 
 from motab.plan import workflow_config
 from motab.training.kd import command as kd_command
+from motab.training.kd.blocks import kd_config_errors
 from motab.training.kd.config import KDConfig
 from motab.training.kd.objectives import LOSSES, Loss, divergence, register
-from motab.training.kd_config import kd_config_errors
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = {
@@ -103,7 +103,7 @@ def test_the_config_check_reads_the_registry_without_torch():
     import sys
 
     code = (
-        "import sys, motab.training.kd_config, motab.config_check; assert 'torch' not in sys.modules, 'torch imported'"
+        "import sys, motab.training.kd.blocks, motab.config_check; assert 'torch' not in sys.modules, 'torch imported'"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr

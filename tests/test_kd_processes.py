@@ -25,7 +25,7 @@ from motab.training.kd import models as kd_models
 from motab.training.kd import prompts as kd_prompts
 from motab.training.kd import rollouts as kd_rollouts
 from motab.training.kd import step as kd_step
-from motab.training.processes import Processes, accelerate_command
+from motab.training.kd.processes import Processes, accelerate_command
 
 CPU = torch.device("cpu")
 

@@ -13,13 +13,13 @@ import torch
 from motab.jsonio import write_jsonl
 from motab.losses.divergences import chunked_token_logprobs
 from motab.plan import workflow_config
-from motab.training.checkpoint import atomic_save
 from motab.training.kd import command as kd_command
 from motab.training.kd import loop as kd_loop
 from motab.training.kd import models as kd_models
 from motab.training.kd import prompts as kd_prompts
 from motab.training.kd import rollouts as kd_rollouts
 from motab.training.kd import step as kd_step
+from motab.training.kd.checkpoint import atomic_save
 
 
 def kd_argv(

@@ -72,8 +72,8 @@ from motab.tracking import kdflow_options, llamafactory_options, wandb_env
 
 
 def kd_config_errors(config: dict) -> list[str]:
-    """What the schema cannot say about kd blocks and KD runs (motab.training.kd_config)."""
-    from motab.training.kd_config import kd_config_errors as errors
+    """What the schema cannot say about kd blocks and KD runs (motab.training.kd.blocks)."""
+    from motab.training.kd.blocks import kd_config_errors as errors
 
     return errors(config)
 

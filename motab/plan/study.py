@@ -21,7 +21,7 @@ from motab.hubcache import DEFAULT_CACHE, cache_dir, hub_ref
 from motab.plan.resources import job_resources
 from motab.plan.sweeps import FILTERED, row_runs, synth_algorithm, training_seed
 from motab.synthesis.methods import DRAFTING
-from motab.training.kd_config import (  # torch-free: the kd blocks' teachers and prompts
+from motab.training.kd.blocks import (  # torch-free: the kd blocks' teachers and prompts
     SELF,
     kd_sources,
 )

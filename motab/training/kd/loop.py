@@ -15,7 +15,7 @@ import torch
 
 from motab.provenance import provenance
 from motab.tracking import Tracker
-from motab.training.checkpoint import (
+from motab.training.kd.checkpoint import (
     atomic_save,
     atomic_state_dict,
     latest_training_state,
@@ -24,6 +24,7 @@ from motab.training.checkpoint import (
 )
 from motab.training.kd.config import KDConfig, RunOptions
 from motab.training.kd.models import load_models, make_optimizer
+from motab.training.kd.processes import Processes, current_processes
 from motab.training.kd.progress import Progress
 from motab.training.kd.prompts import (
     PromptSource,
@@ -32,7 +33,6 @@ from motab.training.kd.prompts import (
     prompt_sources,
 )
 from motab.training.kd.step import accumulate_gradients, sample_step
-from motab.training.processes import Processes, current_processes
 
 LOG_COLUMNS = ("step", "loss", "kl_to_teacher", "rollout_tokens")  # training_log.csv in the checkpoint
 LOG_FILE = "training_log.csv"

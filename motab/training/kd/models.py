@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 
 from motab.training.kd.config import SELF, KDConfig, RunOptions
+from motab.training.kd.processes import default_device
 from motab.training.kd.teacher_server import ServerTeacher
-from motab.training.processes import default_device
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")  # OPSD's script
 UNEMBED = "lm_head"

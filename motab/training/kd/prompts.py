@@ -9,7 +9,7 @@ from pathlib import Path
 
 from motab.jsonio import DataError, iter_jsonl, require
 from motab.training.kd.config import SELF, KDConfig, RunOptions
-from motab.training.selfdistill_prompts import (
+from motab.training.kd.selfdistill_prompts import (
     pwopsd_student_messages,
     pwopsd_teacher_messages,
 )
@@ -28,7 +28,7 @@ def read_prompts(path: str | Path, need_solution: bool = False, style: str = "op
     need_solution (self-distillation): every row needs a string "solution", and each conversation
     is returned as the teacher's privileged conversation, `teacher_messages(messages, solution)`,
     in a second list: (student conversations, teacher conversations). style "pwopsd": both sides
-    worded as the PW-OPSD release (motab.training.selfdistill_prompts).
+    worded as the PW-OPSD release (motab.training.kd.selfdistill_prompts).
     """
     conversations, privileged = [], []
     for line, row in iter_jsonl(path):

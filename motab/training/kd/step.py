@@ -11,6 +11,7 @@ import torch
 from motab.losses.divergences import chunked_token_logprobs
 from motab.training.kd.config import KDConfig
 from motab.training.kd.objectives import LOSSES, Batch, loss_units
+from motab.training.kd.processes import Processes
 from motab.training.kd.prompts import PromptSource, source_batches
 from motab.training.kd.rollouts import (
     Rollouts,
@@ -21,7 +22,6 @@ from motab.training.kd.rollouts import (
     teacher_parts,
 )
 from motab.training.kd.teacher_server import ServerTeacher, teacher_token_logprobs
-from motab.training.processes import Processes
 
 
 def teacher_scoring(student, teacher):
