@@ -5,8 +5,9 @@ be rerun by hand with LLaMA-Factory's own CLI. Training writes into `.<name>.tmp
 output; the folder is renamed only when training (and, for LoRA, the merge) has finished.
 
 Resume: with `save_steps` in config, LLaMA-Factory saves <tmp>/checkpoint-N every N steps. A rerun
-that finds the `.tmp` folder of a killed run with the same training YAML resumes from its newest
-checkpoint (resume_from_checkpoint); any other leftover is discarded. The checkpoint-N folders
+that finds the `.tmp` folder of a killed run resumes from its newest checkpoint where the resume key
+matches and the checkpoint holds the full training state, and refuses otherwise (sft_resume.py;
+docs/resume.md). The checkpoint-N folders
 are removed from the finished output, except with `save_strategy: epoch` (the MOTAB release's):
 then the one saved at the end of epoch k stays as <output>/epoch<k> (keep_epoch_checkpoints; for
 LoRA its adapter merged like the final one), the checkpoint a run's `eval_epochs` evaluates.
@@ -43,10 +44,10 @@ from motab.jobenv import child_env, thread_env, tool
 from motab.jsonio import write_json
 from motab.passthrough import merge_options
 from motab.provenance import provenance
+from motab.training.sft_resume import CHECKPOINT, prepare_work, sft_key
 from motab.training.slurm_env import torchrun_env
 
 LOG_FILE = "training_log.csv"
-CHECKPOINT = "checkpoint-"
 
 # Config keys passed through to LLaMA-Factory unchanged (they are its own argument names).
 PASS_THROUGH = (
@@ -193,16 +194,6 @@ def trainer_log_to_csv(jsonl: Path) -> str:
     return "step,loss\n" + "".join(f"{step},{loss:.6f}\n" for step, loss in sorted(losses.items()))
 
 
-def latest_checkpoint(folder: Path) -> Path | None:
-    """The newest <folder>/checkpoint-N that LLaMA-Factory finished writing (trainer_state.json present)."""
-    found = [
-        (int(p.name[len(CHECKPOINT) :]), p)
-        for p in folder.glob(CHECKPOINT + "*")
-        if p.name[len(CHECKPOINT) :].isdigit() and (p / "trainer_state.json").is_file()
-    ]
-    return max(found)[1] if found else None
-
-
 def keep_epoch_checkpoints(folder: Path) -> list[Path]:
     """Rename each <folder>/checkpoint-N saved at the end of an epoch to <folder>/epoch<k>.
 
@@ -249,27 +240,6 @@ def keep_epoch_checkpoints(folder: Path) -> list[Path]:
                 shutil.copy2(path, target / path.name)
         kept.append(target)
     return kept
-
-
-def resumable_checkpoint(work: Path, train_cfg: dict) -> Path | None:
-    """The checkpoint to resume from: a killed run's newest one, if its YAML equals this run's."""
-    config_path = work / "llamafactory_train.yaml"
-    if not config_path.is_file():
-        return None
-    previous = yaml.safe_load(config_path.read_text())
-    previous.pop("resume_from_checkpoint", None)
-    return latest_checkpoint(Path(train_cfg["output_dir"])) if previous == train_cfg else None
-
-
-def _prepare_work(work: Path, train_cfg: dict, leader: bool) -> Path | None:
-    """The checkpoint to resume from, if any; node 0 clears the work folder when there is none."""
-    resume = resumable_checkpoint(work, train_cfg)  # the same answer on every node (read only)
-    if leader and resume is None:
-        shutil.rmtree(work, ignore_errors=True)  # a leftover of other settings, or without a checkpoint
-        work.mkdir(parents=True)
-    if resume is not None:
-        print(f"resuming from {resume}", flush=True)
-    return resume
 
 
 def _run_export(model: str, adapter_dir: Path, export_dir: Path, template: str, export_path: Path, env: dict) -> None:
@@ -327,7 +297,8 @@ def main(argv: list[str]) -> int:
     train_cfg = train_args(args.model, args.dataset_dir, args.dataset, str(trained), params, cpu)
     start = time.time()
     config_path = work / "llamafactory_train.yaml"
-    resume = _prepare_work(work, train_cfg, leader)
+    processes = int(env.get("NNODES", "1")) * int(env.get("NPROC_PER_NODE", "1"))
+    resume = prepare_work(work, trained, sft_key(train_cfg, args.model, args.dataset_dir, processes), leader)
     # other nodes keep their copy of the YAML off the shared folder, which node 0 owns
     launch_path = config_path if leader else Path(tempfile.mkdtemp()) / config_path.name
     launch_path.write_text(train_yaml(train_cfg | ({"resume_from_checkpoint": str(resume)} if resume else {})))
