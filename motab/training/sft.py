@@ -33,18 +33,21 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
+import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
+from motab.children import die_with_snakemake, run_child
 from motab.jobenv import child_env, thread_env, tool
 from motab.jsonio import write_json
 from motab.passthrough import merge_options
 from motab.provenance import provenance
-from motab.training.sft_resume import CHECKPOINT, prepare_work, sft_key
+from motab.training import lf_train
+from motab.training.sft_resume import CHECKPOINT, latest_checkpoint, prepare_work, sft_key
 from motab.training.slurm_env import torchrun_env
 
 LOG_FILE = "training_log.csv"
@@ -164,10 +167,21 @@ def launch_env(environ: dict[str, str], visible_gpus: int) -> dict[str, str]:
     return child_env(environ) | {"DISABLE_VERSION_CHECK": "1"} | thread_env(environ, processes) | launch
 
 
-def run_cli(command: str, config_path: Path, env: dict) -> None:
-    argv = llamafactory_cli() + [command, str(config_path)]
+def run_cli(command: str, config_path: Path, env: dict, checkpoints: Path | None = None) -> None:
+    """LLaMA-Factory's `command` on the YAML, as a child that dies with this job (motab.children);
+    training through lf_train, which saves a checkpoint when the job is told to stop."""
+    if command == "train":
+        argv = [sys.executable, "-m", lf_train.__name__, str(config_path)]
+    else:
+        argv = llamafactory_cli() + [command, str(config_path)]
     print("running:", " ".join(argv), flush=True)
-    subprocess.run(argv, check=True, env=env)
+    code, received = run_child(argv, env)
+    if received is not None:
+        saved = latest_checkpoint(checkpoints) if checkpoints else None
+        where = f"its state is saved in {saved}" if saved else "no checkpoint was saved"
+        raise SystemExit(f"{signal.Signals(received).name}: LLaMA-Factory {command} stopped; {where}; rerun to resume")
+    if code != 0:
+        raise SystemExit(f"llamafactory-cli {command} {config_path} failed with exit code {code} (its log is above)")
 
 
 def trainer_log_to_csv(jsonl: Path) -> str:
@@ -283,6 +297,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--output", required=True)
     parser.add_argument("--params-json", required=True, help="the study's sft block from config")
     args = parser.parse_args(argv)
+    die_with_snakemake()  # a SIGKILLed Snakemake leaves no training behind (motab.children)
 
     import torch
 
@@ -297,12 +312,14 @@ def main(argv: list[str]) -> int:
     train_cfg = train_args(args.model, args.dataset_dir, args.dataset, str(trained), params, cpu)
     start = time.time()
     config_path = work / "llamafactory_train.yaml"
+    if params.get("save_minutes"):  # lf_train saves a checkpoint this often, and on a stop signal
+        env[lf_train.SAVE_MINUTES] = str(params["save_minutes"])
     processes = int(env.get("NNODES", "1")) * int(env.get("NPROC_PER_NODE", "1"))
     resume = prepare_work(work, trained, sft_key(train_cfg, args.model, args.dataset_dir, processes), leader)
     # other nodes keep their copy of the YAML off the shared folder, which node 0 owns
     launch_path = config_path if leader else Path(tempfile.mkdtemp()) / config_path.name
     launch_path.write_text(train_yaml(train_cfg | ({"resume_from_checkpoint": str(resume)} if resume else {})))
-    run_cli("train", launch_path, env)
+    run_cli("train", launch_path, env, checkpoints=trained)
     if not leader:
         return 0
     if lora:

@@ -1,5 +1,5 @@
 """The built-in KD trainer's loop: set up, then per step sample, score, step the optimizer and log;
-resumable state every save_steps; the finished checkpoint written atomically with training_log.csv,
+resumable state every save_steps and on SIGTERM / SIGUSR1 (then it stops); the finished checkpoint written atomically with training_log.csv,
 kd_config.json (the resolved KDConfig, readable by `motab kd-train --config`) and kd_run.json."""
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from motab.training.kd.prompts import (
 )
 from motab.training.kd.step import accumulate_gradients, sample_step
 from motab.training.processes import Processes, current_processes
+from motab.training.stop_signals import StopRequest, stopped
 
 LOG_COLUMNS = ("step", "loss", "kl_to_teacher", "rollout_tokens")  # training_log.csv in the checkpoint
 LOG_FILE = "training_log.csv"
@@ -155,12 +156,12 @@ def train_step(t: Trainer, step: int) -> dict:
     return row
 
 
-def save_state(t: Trainer, step: int, rows: list[dict]) -> None:
-    """The eval step's weights and the resumable state, where this step is one of theirs."""
+def save_state(t: Trainer, step: int, rows: list[dict], now: bool = False) -> None:
+    """The eval step's weights and the resumable state, where this step is one of theirs (or `now`)."""
     config, processes = t.config, t.processes
     if step == config.eval_step < config.steps and processes.main:
         atomic_state_dict(t.student, t.partial / f"eval-step-{step}")
-    if config.save_steps and step % config.save_steps == 0 and step < config.steps:
+    if (now or (config.save_steps and step % config.save_steps == 0)) and step < config.steps:
         rng = processes.gather(torch.get_rng_state())
         cuda_rng = processes.gather(torch.cuda.get_rng_state(processes.device)) if torch.cuda.is_available() else None
         if processes.main:
@@ -176,6 +177,7 @@ def save_state(t: Trainer, step: int, rows: list[dict]) -> None:
 def train(config: KDConfig, options: RunOptions) -> dict:
     """Run the whole training; returns the kd_run.json record. With several processes (processes.py)
     each runs this: all train, the main one logs and writes."""
+    stop = StopRequest()  # before the slow set-up, so a signal during it stops after step one
     t = set_up(config, options)
     key = resume_key(config, options, t.processes.world)
     rows, first_step = resume(t, key)
@@ -204,7 +206,10 @@ def train(config: KDConfig, options: RunOptions) -> dict:
             if writer is not None:
                 writer.writerow(row)
                 progress.flush()
-            save_state(t, step, rows)
+            stopping = step < config.steps and t.processes.sum([float(stop.requested)])[0] > 0
+            save_state(t, step, rows, now=stopping)
+            if stopping:  # SIGTERM / SIGUSR1: the state is saved, the rerun resumes from it
+                raise stopped(stop.name, str(t.partial / f"step-{step}"))
     tracker.close()
     t.processes.check_replicas(t.student.parameters(), f"after step {config.steps}")
     return finish(t, rows, key)
