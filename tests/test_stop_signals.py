@@ -18,7 +18,6 @@ from test_sft import PARAMS, sft_argv, write_data
 
 from motab.training import sft
 from motab.training.kd import loop as kd_loop
-from motab.training.sft_resume import latest_checkpoint
 
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
 # the toy study's SFT settings: a checkpoint per epoch, with the whole training state
@@ -91,7 +90,7 @@ def test_sft_saves_on_sigterm_leaves_nothing_running_and_resumes_to_the_same_byt
     os.kill(proc.pid, signal.SIGTERM)
     output = proc.communicate(timeout=120)[0]
     assert proc.returncode == 1, output[-3000:]
-    saved = latest_checkpoint(work)
+    saved = sft.latest_checkpoint(work)
     assert saved is not None and f"saved in {saved}; rerun to resume" in output.splitlines()[-1]
     assert processes_naming(str(work)) == []  # LLaMA-Factory ended with its job
 

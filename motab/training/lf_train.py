@@ -26,6 +26,7 @@ from motab.children import run_child
 from motab.training.stop_signals import StopRequest, stopped
 
 SAVE_MINUTES = "MOTAB_SAVE_MINUTES"
+MODULE = "motab.training.lf_train"  # what torchrun runs (under `python -m`, __name__ is "__main__")
 
 
 def torchrun_command(config: str, env: dict[str, str]) -> list[str] | None:
@@ -50,7 +51,7 @@ def torchrun_command(config: str, env: dict[str, str]) -> list[str] | None:
         "--master_port",
         env.get("MASTER_PORT", str(find_available_port())),
         "-m",
-        __name__,
+        MODULE,
         config,
     ]
 
