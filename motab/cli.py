@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark": ("motab.data.benchmarks", "check a benchmark file (fields, count) into problems.jsonl"),
     "kd-prompts": ("motab.data.kd_prompts", "problems -> KDFlow prompt file"),
     "synth": ("motab.synthesis.run", "synthesise trajectories over HTTP"),
+    "data-card": ("motab.synthesis.card", "a synthesized dataset's card: share right, authorship, lengths vs budgets"),
     "synth-filter": ("motab.synthesis.cot_filter", "drop bad CoTs from a synth file (CoT-filter rules)"),
     "reorganize": ("motab.data.reorganize", "synth file -> LLaMA-Factory alpaca data + dataset_info"),
     "sft": ("motab.training.sft", "write the LLaMA-Factory YAML and run llamafactory-cli train"),

@@ -62,3 +62,35 @@ rule synth_filter:
     shell:
         "motab synth-filter --input {input.rows} --gold {input.gold} --output {output.rows}"
         " --stats {output.stats} --counts {output.counts} {params.args} --params-json {params.filter:q} > {log} 2>&1"
+
+
+rule data_card:
+    input:
+        rows="results/{study}/synth/{dataset}.jsonl",
+        problems="results/{study}/data/problems.jsonl",
+        tokenizer=card_tokenizer_inputs,
+        code=code_inputs("data-card"),
+    output:
+        json="results/{study}/synth/{dataset}.card.json",
+        md=report(
+            "results/{study}/report/cards/{dataset}.md",
+            caption="../report/data_card.rst",
+            category="Data",
+            subcategory="{study}",
+            labels={"study": "{study}", "figure": "data card: {dataset}"},
+        ),
+    log:
+        "logs/{study}/synth/{dataset}.card.log",
+    wildcard_constraints:
+        dataset=r"[a-z0-9_]+(\.filtered)?",
+    conda:
+        "../envs/synth.yaml"
+    threads: stage_threads("data")
+    resources:
+        **stage_resources("data"),
+    params:
+        tokenizer=lambda wc: model_location(wc.study, card_student(wc)),
+        budgets=card_budget_args,
+    shell:
+        "motab data-card --rows {input.rows} --problems {input.problems} --tokenizer {params.tokenizer:q}"
+        " {params.budgets} --json {output.json} --md {output.md} > {log} 2>&1"

@@ -76,7 +76,7 @@ def test_every_loss_setting_has_a_default_a_help_and_one_type():
 
 
 def test_a_loss_added_through_the_registry_trains(kd_setup, tmp_path):
-    """The README's example ("half fkl + half rkl"), registered here: kd-train takes it by name with no
+    """docs/extending.md's example ("half fkl + half rkl"), registered here: kd-train takes it by name with no
     other change, and on the same first-step rollouts its loss is the mean of fkl's and rkl's."""
     fkl, rkl = divergence("fkl"), divergence("rkl")
 

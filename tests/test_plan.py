@@ -163,6 +163,8 @@ def test_targets_of_a_study():
     assert plan.trained_table_runs(s) == ["kd", "sft", "kd_7b"]
     config = CATALOGUE | {"select": ["s"], "studies": {"s": s.cfg}}
     assert plan.final_outputs(config) == [
+        "results/s/synth/motab.filtered.card.json",  # a data card per dataset a table row trained on
+        "results/s/synth/skd_7b.card.json",
         "results/s/tables/judge.md",
         "results/s/tables/judge.csv",
         "results/s/tables/judge.tex",

@@ -1,4 +1,4 @@
-"""The toy study through a real single-node SLURM, by the README's cluster command: `snakemake
+"""The toy study through a real single-node SLURM, by docs/cluster.md's command: `snakemake
 --profile profiles/slurm all --config select=[toy]` submits one sbatch job per job of every rule (a
 reduced study), SFT and KD get their (fake) GPU, and the tables come out.
 
@@ -104,7 +104,7 @@ def sbatch_calls(output: str) -> dict[str, list[str]]:
 
 @pytest.mark.slow
 def test_every_rule_of_the_toy_study_runs_as_an_sbatch_job(slurm, tmp_path):
-    """The README's cluster command on a one-node SLURM: every rule is an sbatch job that SLURM
+    """docs/cluster.md's one-node SLURM command: every rule is an sbatch job that SLURM
     completes, SFT and KD ask for their GPU, and the tables come out."""
     for name in ("Snakefile", "config.yaml"):
         shutil.copy(REPO / name, tmp_path / name)

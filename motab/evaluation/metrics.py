@@ -1,6 +1,6 @@
 """Sampling metrics as pure functions: Pass@k (unbiased), Avg@k, Maj@k, mean words.
 
-Definitions (ALGORITHMS.md, "Evaluation"):
+Definitions (how each study extracts and compares the answers: METHODS.md, "Evaluation"):
 - Avg@k: mean correctness over all k samples of all problems.
 - Pass@k: unbiased estimator 1 - C(n-c, k) / C(n, k) per problem, averaged over problems.
 - Maj@k: cluster the k extracted answers by math equivalence; all unparsable answers form one

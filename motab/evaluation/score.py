@@ -5,7 +5,8 @@ Input (--responses, JSONL): {"id", "input", "gold", "prompt", "responses": [str,
 "evalscope": {"scores": [...]}: EvalScope's own verdicts, averaged into metrics.evalscope_acc).
 Output (--output, JSON): {"run", "benchmark", "seed", "n_samples", "num_problems", "metrics",
 "samples", "extraction", "equivalence", "provenance"} (+ "metrics_by_extraction" when several
-extraction modes are asked for); see DESIGN.md "File contracts". Equal inputs give equal bytes.
+extraction modes are asked for); see docs/studies.md, "Tracing a table cell back to its files".
+Equal inputs give equal bytes.
 """
 
 from __future__ import annotations

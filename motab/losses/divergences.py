@@ -1,6 +1,7 @@
 """Per-token divergences between teacher and student (the on-policy advantage loss: motab.losses.onpolicy).
 
-Small pure functions over tensors (see ALGORITHMS.md, "Divergences").
+Small pure functions over tensors; the conventions below are their definitions (the kd-block losses
+built on them: docs/kd.md).
 
 Conventions
 - Logits are divided by a temperature `tau` before the softmax; no tau**2 factor is applied.
@@ -20,7 +21,7 @@ Conventions
   prefix whose teacher mass is >= mu, the tail the rest; g_h, g_t = sums of |p_T - p_S| over head
   and tail; akl = g_h/(g_h+g_t) fkl + g_t/(g_h+g_t) rkl with the two weights detached. (Wu et al.'s
   code sorts ascending and calls "tail" the low-probability tokens whose cumulative mass is < mu;
-  that puts the boundary at teacher mass 1 - mu. This module follows ALGORITHMS.md's wording.)
+  that puts the boundary at teacher mass 1 - mu. This module follows the wording above.)
 
 Memory: `chunked_token_loss` (and `chunked_token_divergence` built on it) take hidden states
 (tokens x d) and the output heads and build logits one chunk of tokens at a time, so at most one

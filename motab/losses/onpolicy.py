@@ -1,4 +1,5 @@
-"""Tinker's on-policy distillation loss: per-token reverse-KL advantages (ALGORITHMS.md, "On-policy distillation").
+"""Tinker's on-policy distillation loss: per-token reverse-KL advantages (METHODS.md, "Tinker recipe
+and KDFlow", and its `rkl_onpolicy` note under "Self-distillation losses").
 
 Over [B, T] response tokens (rows are sequences, mask 1 = valid); float32 whatever the input dtype.
 """

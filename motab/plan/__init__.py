@@ -43,6 +43,7 @@ from motab.plan.study import (
 from motab.plan.sweeps import SweepError, row_runs, synth_algorithm
 from motab.plan.tables import table_spec
 from motab.plan.targets import (
+    card_budgets,
     eval_json,
     final_outputs,
     table_evals,
@@ -60,6 +61,7 @@ def kd_config_errors(config: dict) -> list[str]:
 
 
 __all__ = [
+    "card_budgets",
     "RUN_KINDS",
     "SELF",
     "STUDENT_METHODS",

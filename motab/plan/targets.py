@@ -38,6 +38,26 @@ def table_teacher_shares(study: Study, table: str) -> dict[str, str]:
     return shares
 
 
+def data_cards(study: Study) -> list[str]:
+    """The data card (rule data_card) of every synthesized dataset a table row was trained on."""
+    methods = {study.synth_method_of(row) for table in study.cfg["tables"].values() for row in table["rows"]}
+    return [f"results/{study.name}/synth/{method}.card.json" for method in sorted(methods - {None})]
+
+
+def card_budgets(study: Study) -> dict:
+    """The two budgets that can cut a synthesized row: SFT's cutoff_len (prompt + response) and the
+    smallest eval max_tokens of any benchmark (a student imitating longer rows is cut there)."""
+    cfg_eval = study.cfg.get("eval", {})
+    budgets = [cfg_eval.get("max_tokens")] + [
+        over.get("max_tokens", cfg_eval.get("max_tokens")) for over in cfg_eval.get("per_benchmark", {}).values()
+    ]
+    budgets = [b for b in budgets if b]
+    return {
+        "cutoff_len": study.cfg.get("sft", {}).get("cutoff_len"),
+        "eval_max_tokens": min(budgets) if budgets else None,
+    }
+
+
 def trained_table_runs(study: Study) -> list[str]:
     """The runs of the study's tables that train a checkpoint (SFT or KD), in table order; an epoch
     row stands for its SFT run (whose training log the curves read)."""
@@ -52,9 +72,10 @@ def trained_table_runs(study: Study) -> list[str]:
 
 def final_outputs(config: Mapping) -> list[str]:
     """What `snakemake` (rule all) builds for the selected studies: each table in every format, its
-    chart, the study's training curves, and its cost table (after all of the study's jobs)."""
+    chart, the data card of each synthesized dataset, the study's training curves, and its cost table (after all of the study's jobs)."""
     outputs = []
     for name in config["select"]:
+        outputs += data_cards(Study.of(config, name))
         for table in sorted(config["studies"][name]["tables"]):
             outputs += [f"results/{name}/tables/{table}.{ext}" for ext in TABLE_FORMATS]
             outputs.append(f"results/{name}/report/{table}.png")

@@ -44,3 +44,18 @@ def filter_args(wildcards):
         f" --max-ngram-repeats {cfg['max_ngram_repeats']} --mode {cfg.get('mode', 'ours')}"
         + (" --repetition-check" if cfg.get("repetition_check") else "")
     )
+
+
+def card_student(wildcards):
+    """Config name of the SFT student a dataset is for (the entry's own student, else the study's)."""
+    return synth_student(SimpleNamespace(study=wildcards.study, method=wildcards.dataset.split(".")[0]))
+
+
+def card_tokenizer_inputs(wildcards):
+    student = card_student(wildcards)
+    return [model_location(wildcards.study, student)] if is_toy_model(student) else []
+
+
+def card_budget_args(wildcards):
+    budgets = plan.card_budgets(STUDIES[wildcards.study])
+    return " ".join(f"--{key.replace('_', '-')} {value}" for key, value in budgets.items() if value)
