@@ -115,3 +115,30 @@ def test_sigkill_of_motab_sft_stops_llamafactory(tiny_model_dir, tmp_path):
     while processes_naming(str(work)) and time.time() < deadline:
         time.sleep(0.2)
     assert processes_naming(str(work)) == []
+
+
+@pytest.mark.slow
+def test_sigkill_of_snakemake_stops_its_kd_train_job_after_saving(kd_setup, tmp_path):
+    """A real Snakemake runs `motab kd-train` through its shell, as the kd rule does; SIGKILL of that
+    Snakemake alone (before: kd-train went on under PID 1) makes kd-train save its state and end."""
+    argv = kd_argv(kd_setup, tmp_path, loss="fkl", steps=400)
+    command = " ".join([sys.executable, "-m", "motab", "kd-train", *argv])
+    (tmp_path / "Snakefile").write_text(f'rule kd:\n    shell:\n        "{command} > kd.log 2>&1"\n')
+    snakemake = subprocess.Popen(
+        [str(Path(sys.executable).with_name("snakemake")), "--cores", "1", "--directory", str(tmp_path)],
+        cwd=tmp_path,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    log = tmp_path / "log.csv"
+    wait_for(snakemake, lambda: log.is_file() and len(log.read_text().splitlines()) >= 2, "a logged step")
+    os.kill(snakemake.pid, signal.SIGKILL)
+    snakemake.wait()
+    deadline = time.time() + 60
+    while processes_naming(str(tmp_path / "model")) and time.time() < deadline:
+        time.sleep(0.2)
+    assert processes_naming(str(tmp_path / "model")) == []
+    assert kd_loop.latest_training_state(tmp_path / "model.partial") is not None  # saved on its way out
+    assert "SIGTERM: stopped; the training state is saved in" in (tmp_path / "kd.log").read_text()
