@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report-chart": ("motab.report.chart", "a table as a bar chart with error bars (PNG)"),
     "training-curves": ("motab.report.curves", "training curves from checkpoint folders (PNG)"),
     "cost": ("motab.report.cost", "a study's wall, CPU and GPU hours per stage from its benchmark files"),
+    "plan-memory": ("motab.report.memory", "each GPU job's memory per GPU against resources.gpu_memory_gb (table)"),
 }
 
 

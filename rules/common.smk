@@ -45,6 +45,18 @@ if plan.kd_config_errors(config):
     raise ValueError("config: " + "\n  ".join(_located(plan.kd_config_errors(config))))
 
 STUDIES = {name: plan.Study.of(config, name) for name in config["studies"]}
+# each GPU job's memory per GPU against resources.gpu_memory_gb, and a KD teacher server's GPUs beside
+# its trainer's, before any job runs (motab/plan/memory.py, servers.py)
+_FIT_ERRORS = plan.kd_server_errors(config) + plan.memory_errors(config)
+if _FIT_ERRORS:
+    raise ValueError("config: " + "\n  ".join(_located(_FIT_ERRORS)))
+# eval max_tokens capped to a model's context: said once at plan time (motab.evaluation.settings)
+for _name, _study in STUDIES.items():
+    if _name not in config["select"]:
+        continue
+    _run_models = {run: _study.run_model_name(run) for run in config["studies"][_name]["runs"]}
+    for _note in plan.context_notes(_name, config["studies"][_name]["eval"], config["models"], _run_models):
+        print(f"note: {_note}", file=sys.stderr)
 
 
 def _python():
@@ -191,20 +203,24 @@ def stage_resource(stage, key):
 
 
 def stage_threads(stage):
-    # a rule's threads are its stage's cpus_per_task: locally Snakemake sets OMP_NUM_THREADS to them,
-    # in a SLURM job they are the job's CPUs (and `motab` sets its threads from SLURM_CPUS_PER_TASK)
-    return stage_resource(stage, "cpus_per_task")
+    # a rule's threads are its stage's cpus_per_task (cpus_per_gpu where CPUs scale with GPUs):
+    # locally Snakemake sets OMP_NUM_THREADS to them; a SLURM job gets the CPUs of its resources and
+    # `motab` sets its threads from SLURM_CPUS_PER_TASK
+    return lambda wildcards: STUDIES[wildcards.study].job_resources(stage, 1)["cpus_per_task"]
 
 
 def stage_resources(stage, gpu=None):
-    """A rule's resources from its stage's config; `gpu` (a function of wildcards) replaces the
-    stage's GPU count where the job's servers decide it (stage_placement)."""
-    return dict(
-        gpu=gpu or stage_resource(stage, "gpus"),
-        cpus_per_task=stage_resource(stage, "cpus_per_task"),
-        mem_mb=stage_resource(stage, "mem_mb"),
-        runtime=stage_resource(stage, "runtime"),
-    )
+    """A rule's resources from its stage's config (motab.plan.resources): `gpu` (a function of
+    wildcards) replaces the stage's GPU count where the job's servers decide it (stage_placement);
+    CPUs and memory may scale with the job's GPUs; partition and QOS follow GPU or CPU use."""
+    gpus = gpu or stage_resource(stage, "gpus")
+
+    def one(key):
+        return lambda wildcards: STUDIES[wildcards.study].job_resources(stage, gpus(wildcards)).get(key)
+
+    # a key whose value is None (no partition / QOS configured) is left out of the job (Snakemake)
+    names = ("cpus_per_task", "mem_mb", "runtime", "slurm_partition", "qos")
+    return dict(gpu=gpus, **{key: one(key) for key in names})
 
 
 # --- targets (motab.plan.targets) ------------------------------------------------------------

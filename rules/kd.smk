@@ -7,6 +7,8 @@
 # A SLURM job with several GPUs runs the built-in trainer on each (motab/training/processes.py).
 # The prompts: results/{study}/kd_data/{dataset}.jsonl of the kd block's `prompts` dataset (default
 # the study's train_data); with `teachers`, one (teacher, prompts, prompts per step) triple each.
+# teacher_server: kd-train starts the teacher's server on the first GPUs of the job and trains on the
+# rest (motab.plan.servers.kd_teacher_server_args; docs/kd.md).
 
 
 rule kd:
@@ -33,7 +35,7 @@ rule kd:
         kd=lambda wc: as_json(kd_cfg(wc)),
         start=lambda wc: start_location(wc.study, wc.run),
         teacher=lambda wc: as_json([teacher_location(wc.study, t) for t, _, _ in kd_run_sources(wc)]),
-        command=lambda wc, threads: kd_command(wc, threads),
+        command=kd_command,
     shell:
         # exec: the trainer is Snakemake's own child, so SLURM's SIGTERM reaches it with no shell between
         # that would die first (docs/resume.md)

@@ -80,3 +80,29 @@ rule cost_table:
     shell:
         "motab cost --study {wildcards.study} --logs logs --gpus-json {params.gpus:q} --csv {output.csv}"
         " --md {output.md} --html {output.html} > {log} 2>&1"
+
+
+rule gpu_memory:
+    # the plan's GPU memory estimates of the study's jobs (motab/plan/memory.py; docs/kd.md)
+    input:
+        code=code_inputs("plan-memory"),
+    output:
+        tsv="results/{study}/report/gpu_memory.tsv",
+        html=report(
+            "results/{study}/report/gpu_memory.html",
+            caption="../report/gpu_memory.rst",
+            category="Cost",
+            subcategory="{study}",
+            labels={"study": "{study}", "figure": "GPU memory per job"},
+        ),
+    log:
+        "logs/{study}/report/gpu_memory.log",
+    conda:
+        "../envs/tables.yaml"
+    threads: stage_threads("tables")
+    resources:
+        **stage_resources("tables"),
+    params:
+        fits=lambda wc: gpu_memory_fits(wc.study),
+    shell:
+        "motab plan-memory --fits-json {params.fits:q} --tsv {output.tsv} --html {output.html} > {log} 2>&1"

@@ -5,8 +5,9 @@
 #   bash scripts/slurm_local.sh status   show the daemons' PIDs and the node
 #   bash scripts/slurm_local.sh stop     stop the daemons this script started (by their recorded PIDs)
 #                                        and remove the config files it wrote
-# The node gets this machine's CPUs and memory (`slurmd -C`), one partition `gpu` (the slurm
-# profile's default) and a fake GPU (gres.conf File=/dev/null) so `--gpus=N` jobs schedule.
+# The node gets this machine's CPUs and memory (`slurmd -C`), two partitions over it, `gpu` and `cpu`
+# (config.yaml's `slurm:` block: jobs with GPUs, CPU-only jobs), and a fake GPU (gres.conf
+# File=/dev/null) so `--gpus=N` jobs schedule.
 # There is no slurmdbd, so `sacct` fails: run Snakemake with `--slurm-status-command squeue`
 # (MinJobAge keeps finished jobs visible to squeue for an hour) and `--slurm-no-account`.
 # Environment: MOTAB_SLURM_STATE (default /var/lib/motab-slurm: spool, state, logs, PID files),
@@ -68,6 +69,7 @@ SlurmctldLogFile=$STATE/log/slurmctld.log
 SlurmdLogFile=$STATE/log/slurmd.log
 $node Gres=gpu:fake:$GPUS State=UNKNOWN
 PartitionName=gpu Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+PartitionName=cpu Nodes=ALL Default=NO MaxTime=INFINITE State=UP
 EOF
     # Slurm counts a GPU per device file; empty files stand in for the devices.
     for i in $(seq 0 $((GPUS - 1))); do : > "$STATE/fakegpu$i"; done

@@ -514,6 +514,7 @@ def test_every_config_key_is_read_from_the_kd_block_and_from_its_flag(tmp_path):
         "adam_beta2": 0.95,
         "prompt_order": "file",
         "max_prompt_tokens": 1024,
+        "teacher_server": False,  # true needs a loss that reads only the sampled tokens (test_kd_teacher_server)
     }
     own = {"kl_discount", "jsd_beta", "skew_lambda", "akl_mu"}  # other losses' settings
     block = {key: values.get(key, 3) for key in setting_fields() if key not in own} | {"prompts_per_step": 3}

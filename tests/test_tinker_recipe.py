@@ -48,6 +48,9 @@ def kd_args(student: Path, *extra: str, teacher: str = "t", prompts: str = "p"):
             "o",
             "--config-json",
             json.dumps(OPD["kd"]["opd"]),
+            # these tests load the teacher in-process; behind its server: tests/test_kd_teacher_server.py
+            "--teacher-server",
+            "false",
             *extra,
         ]
     )
@@ -59,6 +62,7 @@ def test_both_stages_use_tinkers_lora_optimizer_and_chat_settings():
     assert "lm_head" in sft["lora_target"].split(",")  # LLaMA-Factory's "all" leaves lm_head out
     assert (sft["adam_beta2"], sft["max_grad_norm"]) == (0.95, 0.0)
     kd, options = kd_args(Path("s"))
+    assert OPD["kd"]["opd"]["teacher_server"] is True  # Tinker's teacher is its sampling service
     assert (kd.lora_rank, kd.lora_alpha, kd.lora_unembed, kd.lora_init) == (128, 32.0, True, "sft_adapter")
     assert (kd.adam_beta2, kd.grad_clip, kd.prompt_order, kd.max_prompt_tokens) == (0.95, 0.0, "file", 1024)
     assert (kd.steps, kd.eval_step, options.prompts_per_step, kd.samples_per_prompt) == (100, 80, (512,), 4)

@@ -13,7 +13,8 @@ sampling, against ONE server start: a run's whole eval in one SLURM job (eval_ev
 
 EvalScope (the `evalscope` engine of a study's eval) runs its own TaskConfig: eval_type
 "openai_api" with api_url = <server>/v1, the benchmark's EvalScope name with dataset_args
-{"dataset_id": <the folder holding the benchmark's file, or its hub id>} (EvalScope 1.14
+{"dataset_id": <the folder holding the benchmark's file, or its Hugging Face hub id, read with
+dataset_hub "huggingface": hub_source>} (EvalScope 1.14
 reads an existing path as a local dataset through `datasets.load_dataset(folder, split="test")`,
 so the folder must hold the benchmark as test.jsonl; a direct file path is not accepted) and the
 sampling values from config. The n samples per problem are n EvalScope runs (work_dir/sample<i>/),
@@ -220,17 +221,42 @@ def local_problems(job: argparse.Namespace) -> list[dict] | None:
     return load_benchmark(job.benchmark_file, job.format, job.name) if Path(job.benchmark_file).is_file() else None
 
 
+def hub_source(benchmark_file: str, dataset_args: dict) -> tuple[dict, dict]:
+    """(TaskConfig fields, dataset_args) that make EvalScope read a Hugging Face hub id, the rows our
+    loader reads: `dataset_hub: huggingface` (EvalScope's default hub is ModelScope, and it drops its
+    own Hugging Face mapping once dataset_id differs from its ModelScope id), and "id:config" as the
+    id with subset_list [config] (e.g. Idavidrein/gpqa:gpqa_diamond, the gated GPQA set)."""
+    hub_id, _, subset = benchmark_file.partition(":")
+    # hf_dataset_id too: EvalScope then reads this id on the Hugging Face hub as its own mapping
+    extra = {"dataset_id": hub_id, "hf_dataset_id": hub_id} | ({"subset_list": [subset]} if subset else {})
+    return {"dataset_hub": "huggingface"}, extra | dataset_args
+
+
+def job_task_config(url: str, job: argparse.Namespace, repeat: int, run_dir: Path) -> dict:
+    """The TaskConfig fields of sample `repeat` of a job: a local benchmark file is read from its
+    folder; a hub id from the Hugging Face hub (hub_source)."""
+    local = Path(job.benchmark_file).is_file()
+    hub, dataset_args = ({}, job.dataset_args) if local else hub_source(job.benchmark_file, job.dataset_args)
+    config = task_config_dict(
+        url,
+        job.dataset,
+        str(Path(job.benchmark_file).resolve().parent) if local else None,
+        str(run_dir),
+        job.temperature,
+        job.top_p,
+        job.max_tokens,
+        repeat_seed(job.seed, repeat),
+        job.limit or None,
+        job.batch_size,
+        extra_args=dataset_args,
+        top_k=job.top_k,
+    )
+    return config | hub
+
+
 def run_job(url: str, job: argparse.Namespace, problems: list[dict] | None) -> None:
     """One benchmark at one seed: n EvalScope runs against the server, converted into job.output."""
     t0 = time.perf_counter()
-    local = problems is not None
-    # a hub id with a configuration (Idavidrein/gpqa:gpqa_diamond) is not an EvalScope dataset_id:
-    # EvalScope then reads its own copy (same fields), our loader the hub id for the matching
-    dataset_id = (
-        str(Path(job.benchmark_file).resolve().parent)
-        if local
-        else (None if ":" in job.benchmark_file else job.benchmark_file)
-    )
     work_dir = Path(job.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     for stale in sorted(work_dir.glob("sample*")):  # a rerun never mixes old samples in
@@ -238,25 +264,13 @@ def run_job(url: str, job: argparse.Namespace, problems: list[dict] | None) -> N
     reviews = []
     for repeat in range(job.n):
         run_dir = work_dir / f"sample{repeat}"
-        config = task_config_dict(
-            url,
-            job.dataset,
-            dataset_id,
-            str(run_dir),
-            job.temperature,
-            job.top_p,
-            job.max_tokens,
-            repeat_seed(job.seed, repeat),
-            job.limit or None,
-            job.batch_size,
-            extra_args=job.dataset_args,
-            top_k=job.top_k,
-        )
+        config = job_task_config(url, job, repeat, run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "task_config.json", config)
+        source = config["dataset_args"][job.dataset].get("dataset_id", "its own copy")
         _log(
-            f"server at {url}; EvalScope {job.dataset} from {dataset_id}, sample {repeat + 1}/{job.n} "
-            f"(seed {config['seed']})"
+            f"server at {url}; EvalScope {job.dataset} from {source} ({config.get('dataset_hub', 'local')}), "
+            f"sample {repeat + 1}/{job.n} (seed {config['seed']})"
         )
         run_evalscope(config)
         reviews += read_reviews(review_files(run_dir, job.dataset), repeat)

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
+from motab.plan.resources import job_resources
 from motab.plan.sweeps import FILTERED, row_runs, synth_algorithm, training_seed
 from motab.training.kd_config import (  # torch-free: the kd blocks' teachers and prompts
     SELF,
@@ -76,6 +77,7 @@ class Study:
     datasets: Mapping
     benchmarks: Mapping
     servers: Mapping
+    slurm: Mapping
 
     @classmethod
     def of(cls, config: Mapping, name: str) -> Study:
@@ -86,12 +88,17 @@ class Study:
             config["datasets"],
             config["benchmarks"],
             config.get("servers", {}),
+            config.get("slurm", {}),
         )
 
     def resource(self, stage: str, key: str):
         """A stage's resource value: studies.<s>.resources.<stage>.<key>, else the study's default."""
         resources = self.cfg["resources"]
         return resources.get(stage, {}).get(key, resources["default"][key])
+
+    def job_resources(self, stage: str, gpus: int) -> dict:
+        """What one job of `stage` on `gpus` GPUs asks SLURM for (motab.plan.resources)."""
+        return job_resources(self.cfg["resources"], self.slurm, stage, gpus)
 
     @cached_property
     def runs(self) -> dict[str, Run]:

@@ -72,7 +72,9 @@ def trained_table_runs(study: Study) -> list[str]:
 
 def final_outputs(config: Mapping) -> list[str]:
     """What `snakemake` (rule all) builds for the selected studies: each table in every format, its
-    chart, the data card of each synthesized dataset, the study's training curves, and its cost table (after all of the study's jobs)."""
+    chart, the data card of each synthesized dataset, the study's training curves, its cost table
+    (after all of the study's jobs) and, where it declares resources.gpu_memory_gb, its GPU memory
+    estimates."""
     outputs = []
     for name in config["select"]:
         outputs += data_cards(Study.of(config, name))
@@ -81,4 +83,6 @@ def final_outputs(config: Mapping) -> list[str]:
             outputs.append(f"results/{name}/report/{table}.png")
         outputs.append(f"results/{name}/report/training_curves.png")
         outputs.append(f"results/{name}/report/cost.html")  # rule cost_table
+        if "gpu_memory_gb" in config["studies"][name].get("resources", {}):  # rule gpu_memory
+            outputs.append(f"results/{name}/report/gpu_memory.html")
     return outputs

@@ -41,6 +41,8 @@ def kd_config_errors(config: dict) -> list[str]:
             errors += block_errors(cfg, where)
             if "prompts" in cfg and cfg["prompts"] not in datasets:
                 errors.append(f"{where}.prompts: {cfg['prompts']!r} is not a dataset (datasets: {sorted(datasets)})")
+            if cfg.get("teacher_server") and len({t["model"] for t in cfg.get("teachers", [])}) > 1:
+                errors.append(f"{where}.teacher_server: starts one teacher's server; these teachers are several")
             if "teachers" not in cfg:
                 if cfg.get("engine") == "builtin" and "prompts_per_step" not in cfg:
                     errors.append(f"{where}: prompts_per_step is required (or teachers, each with its own)")
@@ -66,6 +68,13 @@ def kd_config_errors(config: dict) -> list[str]:
                     )
         for run_name, run in study.get("runs", {}).items():
             cfg = study.get("kd", {}).get(run.get("kd"), {})
+            if cfg.get("teacher_server") and SELF in {run.get("teacher", study.get("teacher"))} | {
+                t["model"] for t in cfg.get("teachers", [])
+            }:
+                errors.append(
+                    f"studies.{study_name}.kd.{run['kd']}.teacher_server: run {run_name}'s teacher is self "
+                    "(the student, scored in-process); use teacher_server false"
+                )
             if "teachers" in cfg and "teacher" in run:
                 errors.append(
                     f"studies.{study_name}.runs.{run_name}.teacher: kd {run['kd']!r} names its teachers "

@@ -11,7 +11,11 @@ def generation_params(wildcards):
     (the MOTAB release's per-dataset TaskConfigs); top_k only where config sets it."""
     cfg = eval_cfg(wildcards)
     optional = {key: cfg[key] for key in ("prompt", "enable_thinking") if key in cfg}
-    return plan.generation_settings(cfg, wildcards.bench, wildcards.seed) | optional
+    # max_tokens within the run's model context (models.<name>.context_length)
+    model = config["models"].get(run_model_name(wildcards.study, wildcards.run), {})
+    settings = plan.generation_settings(cfg, wildcards.bench, wildcards.seed)
+    fitted = plan.fit_to_context(settings, model.get("context_length"), cfg.get("prompt_tokens", plan.PROMPT_TOKENS))
+    return fitted | optional
 
 
 def top_k_arg(wildcards):

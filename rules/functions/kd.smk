@@ -49,7 +49,7 @@ def kd_tracking_args(wildcards, cfg):
     )
 
 
-def kd_command(wildcards, threads):
+def kd_command(wildcards):
     """kd-train (the kd block as --config-json) or kdflow (as --params-json), with the run's locations."""
     cfg, tracking = kd_tracking_args(wildcards, kd_cfg(wildcards))
     sources = " ".join(
@@ -65,6 +65,17 @@ def kd_command(wildcards, threads):
     if cfg["engine"] == "kdflow":
         return f"motab kdflow {common} --params-json {shlex.quote(as_json(cfg))}"
     return (
-        f"{kd_launcher(wildcards)}motab kd-train {common} --threads {threads}"
-        f" --config-json {shlex.quote(as_json(cfg))}{tracking}"
+        # no --threads: the job's own CPUs decide them at run time (SLURM_CPUS_PER_TASK, motab.jobenv)
+        f"{kd_launcher(wildcards)}motab kd-train {common}"
+        f" --config-json {shlex.quote(as_json(cfg))}{tracking}{kd_teacher_server_args(wildcards, cfg)}"
     )
+
+
+def kd_teacher_server_args(wildcards, cfg):
+    """teacher_server: the teacher's server command and the job's GPUs of it and of the trainers."""
+    if not cfg.get("teacher_server"):
+        return ""
+    (teacher,) = {t for t, _, _ in kd_run_sources(wildcards)}
+    log = f"logs/{wildcards.study}/kd/{wildcards.run}.teacher.server.log"
+    flags = plan.kd_teacher_server_args(STUDIES[wildcards.study], wildcards.run, teacher, log)
+    return f" {flags}"

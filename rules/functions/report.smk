@@ -36,3 +36,8 @@ def cost_inputs(wildcards):
         + [f"results/{wildcards.study}/report/{table}.png" for table in tables]
         + [f"results/{wildcards.study}/report/training_curves.png"]
     )
+
+
+def gpu_memory_fits(study):
+    """The plan's GPU memory estimates of the study's jobs, as `motab plan-memory --fits-json` reads them."""
+    return plan.fits_json(plan.study_fits(STUDIES[study]))

@@ -21,6 +21,10 @@ Each step:
      lora_rank the same network with its adapters off) scoring the response after a privileged
      prompt with the row's reference "solution" (OPSD's wording; prompt_style pwopsd: the PW-OPSD
      release's, motab.training.selfdistill_prompts);
+     With teacher_server the teacher is not loaded: its inference server (--teacher-url, or one this
+     command starts on the job's GPUs: --teacher-server-command, --placement) returns the
+     log-probability of each sampled token (SGLang /generate, return_logprob), all that
+     rkl_onpolicy reads (motab.training.kd.teacher_server);
   4. minimise the loss over the response tokens (prompt and padding masked; the eos the student
      produced is part of the response): the objective named by `loss` in the registry
      motab.training.kd.objectives (rkl_onpolicy: Tinker's per-token reverse-KL advantage loss;
@@ -55,6 +59,7 @@ import os
 import shlex
 from pathlib import Path
 
+from motab.serving.launch import LOCAL_SERVER
 from motab.training.kd.config import ConfigError, KDConfig, RunOptions, check_run
 from motab.training.kd.objectives import LOSSES, FieldError
 
@@ -93,6 +98,29 @@ def add_setting_flags(p: argparse.ArgumentParser) -> None:
         )
 
 
+def add_server_flags(p: argparse.ArgumentParser) -> None:
+    """teacher_server's runtime flags: a running server's URL, or the one this command starts."""
+    server = p.add_argument_group("teacher_server: the teacher behind its inference server")
+    server.add_argument(
+        "--teacher-url",
+        action="append",
+        help="a running server of the teacher (SGLang protocol), once per --teacher; else one is started",
+    )
+    server.add_argument(
+        "--teacher-server-command",
+        default=LOCAL_SERVER,
+        help="server command template ({python} {model} {host} {port}) started for the teacher "
+        "(default: the embedded server)",
+    )
+    server.add_argument("--teacher-server-log", help="the started server's log (default: <output>.teacher.log)")
+    server.add_argument(
+        "--placement",
+        help="JSON: the job's GPUs of the teacher's server (role teacher) and of the training processes "
+        "(role trainer), motab.serving.placement",
+    )
+    server.add_argument("--server-timeout", type=float, default=1800.0, help="seconds for the server to start")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="motab kd-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -129,7 +157,14 @@ def parser() -> argparse.ArgumentParser:
         help="progress CSV written as training goes (the checkpoint's training_log.csv "
         "has the same rows without seconds)",
     )
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument(
+        "--threads",
+        type=int,
+        # the job's share of its CPUs: OMP_NUM_THREADS, set from SLURM_CPUS_PER_TASK in a SLURM job
+        # (motab.jobenv) and from the rule's threads by Snakemake locally
+        default=int(os.environ.get("OMP_NUM_THREADS") or 2),
+        help="torch CPU threads (default: OMP_NUM_THREADS, else 2)",
+    )
     p.add_argument(
         "--tracking",
         choices=("tensorboard", "wandb"),
@@ -139,6 +174,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-dir", default=None, help="TensorBoard event / wandb folder")
     p.add_argument("--tracking-project", default=None, help="wandb project")
     p.add_argument("--params-json", help="config values this run depends on (for provenance)")
+    add_server_flags(p)
     add_setting_flags(p)
     return p
 
@@ -196,6 +232,7 @@ def read_run(args: dict) -> tuple[KDConfig, RunOptions]:
         tracking_dir=args["tracking_dir"],
         tracking_project=args["tracking_project"],
         params=params,
+        teacher_urls=tuple(args["teacher_url"] or ()),
     )
     check_run(config, options)
     return config, options
@@ -207,11 +244,25 @@ def main(argv: list[str]) -> int:
     from motab.children import die_with_snakemake, run_child
     from motab.jobenv import child_env, thread_env
     from motab.training.kd.loop import train
+    from motab.training.kd.teacher_server import started_teacher
     from motab.training.processes import accelerate_command
     from motab.training.slurm_env import torchrun_env
 
     config, options = parse_args(argv)
     die_with_snakemake()  # a SIGKILLed Snakemake leaves no training behind (motab.children)
+    if config.teacher_server and not options.teacher_urls:
+        # start the teacher's server on its GPUs, then run this command again with its URL
+        if len(set(options.teachers)) > 1:
+            raise SystemExit(
+                "motab kd-train: teacher_server starts one teacher's server; give --teacher-url per teacher"
+            )
+        flags = parser().parse_args(argv)
+        log = flags.teacher_server_log or f"{options.output}.teacher.log"
+        server = started_teacher(
+            options.teachers[0], flags.teacher_server_command, log, flags.placement, flags.server_timeout
+        )
+        with server as url:
+            return main([*argv, *[a for _ in options.teachers for a in ("--teacher-url", url)]])
     if (command := accelerate_command(os.environ, argv, torch.cuda.device_count())) is not None:
         # several GPUs in this SLURM job: one process per GPU, each with its share of the job's CPUs
         print("launching:", shlex.join(command), flush=True)

@@ -76,6 +76,11 @@ class KDConfig:
     micro_batch_prompts: int = knob(0, "prompts per generate call and forward/backward (0 = a process's share)")
     gradient_checkpointing: bool = knob(False, "recompute each student layer in backward")
     dtype: str = knob("float32", "weights and activations of both models (losses stay float32)", DTYPES)
+    teacher_server: bool = knob(
+        False,
+        "score with the teacher behind its inference server (SGLang /generate log-probabilities of the "
+        "sampled tokens) instead of loading it beside the student; losses reading only those (rkl_onpolicy)",
+    )
     grad_clip: float = knob(1.0, "max gradient norm (0 = no clipping)")
     save_steps: int = knob(0, "resumable state every K steps (0 = never)")
     eval_step: int = knob(0, "the step whose weights become the output checkpoint (0 = the last)")
@@ -110,6 +115,12 @@ class KDConfig:
         check(0 <= self.eval_step <= self.steps, "eval_step", f"must lie in [0, steps = {self.steps}]")
         check(0 <= self.adam_beta2 < 1, "adam_beta2", "must lie in [0, 1)")
         check(self.lora_init == "fresh" or self.lora_rank > 0, "lora_init", "sft_adapter needs lora_rank > 0")
+        check(
+            not self.teacher_server or LOSSES[self.loss].sampled_tokens_only,
+            "teacher_server",
+            f"loss {self.loss} reads the teacher's full distribution at every token, a server returns the "
+            "log-probability of each sampled token only (rkl_onpolicy); use teacher_server false or engine kdflow",
+        )
         for f in dataclasses.fields(self):
             if f.metadata.get("choices") and getattr(self, f.name) not in f.metadata["choices"]:
                 raise FieldError(f.name, f"expected one of {f.metadata['choices']}, found {getattr(self, f.name)!r}")
@@ -202,6 +213,7 @@ class RunOptions:
     tracking_dir: str | None = None
     tracking_project: str | None = None
     params: dict = field(default_factory=dict)  # config values this run depends on (provenance)
+    teacher_urls: tuple[str, ...] = ()  # teacher_server: each teacher's server, aligned with teachers
 
     def __post_init__(self):
         counts = {
@@ -220,6 +232,21 @@ class RunOptions:
 
 def check_run(config: KDConfig, options: RunOptions) -> None:
     """What neither side can check alone."""
+    check(
+        not config.teacher_server or SELF not in options.teachers,
+        "teacher_server",
+        "teacher self is the student itself, scored in-process; use teacher_server false",
+    )
+    check(
+        not options.teacher_urls or config.teacher_server,
+        "teacher_server",
+        "--teacher-url is given but teacher_server is false (the teacher would be loaded in-process)",
+    )
+    check(
+        not options.teacher_urls or len(options.teacher_urls) == len(options.teachers),
+        "teacher_urls",
+        f"give --teacher-url once per --teacher ({len(options.teachers)}), found {len(options.teacher_urls)}",
+    )
     check(
         config.lora_init == "fresh" or SELF not in options.teachers,
         "lora_init",

@@ -56,7 +56,8 @@ FINGERPRINTS = ("student_files", "teacher_files", "prompts_sha256")  # of the re
 
 def run_config(config: KDConfig, options: RunOptions) -> dict:
     """Every setting of the run, flat and sorted (kd_run.json's "args"): the config and the runtime options."""
-    runtime = {k: v for k, v in asdict(options).items() if k != "params"}
+    # a teacher server's URL (a free port) is where the teacher runs, not what the run computes
+    runtime = {k: v for k, v in asdict(options).items() if k not in ("params", "teacher_urls")}
     return dict(sorted((config.as_dict() | runtime).items()))
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from motab.training.kd.config import SELF, KDConfig, RunOptions
+from motab.training.kd.teacher_server import ServerTeacher
 from motab.training.processes import default_device
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")  # OPSD's script
@@ -50,8 +51,13 @@ def load_models(config: KDConfig, options: RunOptions, device: torch.device | No
         # merging a LoRA on a tied lm_head would change the input embeddings too
         raise ValueError(f"{start}: lora_unembed needs untied input and output embeddings (tie_word_embeddings)")
     loaded = {}
+    urls = dict(zip(options.teachers, options.teacher_urls))
     for name in dict.fromkeys(options.teachers):
-        if name == SELF:  # LoRA: the student with adapters off (set below), else a frozen copy
+        if config.teacher_server:  # scored by its server (teacher_server.py), nothing loaded here
+            if name not in urls:
+                raise ValueError(f"teacher_server: no server URL for teacher {name} (kd-train --teacher-url)")
+            loaded[name] = ServerTeacher(urls[name], name)
+        elif name == SELF:  # LoRA: the student with adapters off (set below), else a frozen copy
             loaded[name] = None if config.lora_rank else copy.deepcopy(student)
         else:
             loaded[name] = AutoModelForCausalLM.from_pretrained(name, dtype=dtype).to(device)
@@ -61,7 +67,7 @@ def load_models(config: KDConfig, options: RunOptions, device: torch.device | No
     for name, teacher in loaded.items():
         if teacher is None:
             loaded[name] = student
-        else:
+        elif not isinstance(teacher, ServerTeacher):
             teacher.eval().requires_grad_(False)
     student.train()
     return student, [loaded[name] for name in options.teachers], tokenizer

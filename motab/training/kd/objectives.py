@@ -54,8 +54,8 @@ class Batch:
 
     student_hidden: Any  # [R, M, d] student hidden states predicting each response token (with grad)
     student_head: Any  # the student's output head (lm_head)
-    teacher_hidden: Any  # [R, M, d] teacher hidden states (no grad; after its privileged prompt if any)
-    teacher_head: Any
+    teacher_hidden: Any  # [R, M, d] teacher hidden states (no grad; after its privileged prompt if any); None
+    teacher_head: Any  # when the teacher is behind a server (teacher_server: sampled_tokens_only losses)
     response: Any  # [R, M] sampled token ids
     mask: Any  # [R, M] bool: the response tokens in the loss
     targets: Any  # [N] response[mask]
@@ -74,6 +74,9 @@ class Loss:
     units: str  # one of UNITS
     fn: Callable[[Batch, Any], Any]  # (batch, params) -> scalar loss tensor with grad
     full_sampling: bool = False  # needs untruncated sampling (top_p 1, top_k 0)
+    # needs of the teacher only log p_T of each sampled token (Batch.logp_teacher), which an inference
+    # server returns (SGLang /generate return_logprob); the others read its full distribution
+    sampled_tokens_only: bool = False
 
 
 LOSSES: dict[str, Loss] = {}
@@ -227,7 +230,7 @@ def selfdistill(name: str) -> Callable[[Batch, SelfDistillParams], Any]:
     return loss
 
 
-register("rkl_onpolicy", Loss(OnPolicyParams, "tokens", rkl_onpolicy, full_sampling=True))
+register("rkl_onpolicy", Loss(OnPolicyParams, "tokens", rkl_onpolicy, full_sampling=True, sampled_tokens_only=True))
 for _kind in ("rkl", "fkl", "jsd", "skl", "srkl", "akl"):
     register(_kind, Loss(DivergenceParams, "tokens", divergence(_kind)))
 for _name in ("opsd", "eopd", "pwopsd", "reopold"):

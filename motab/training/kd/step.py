@@ -20,6 +20,7 @@ from motab.training.kd.rollouts import (
     sample_rollouts,
     teacher_parts,
 )
+from motab.training.kd.teacher_server import ServerTeacher, teacher_token_logprobs
 from motab.training.processes import Processes
 
 
@@ -39,11 +40,16 @@ def distillation_loss(
     """
     mask = rollouts.response_mask
     targets = rollouts.response[mask]
-    student_head, teacher_head = causal_lm(student).lm_head, causal_lm(teacher).lm_head
+    student_head = causal_lm(student).lm_head
     chunk = config.chunk_tokens
-    with torch.no_grad(), teacher_scoring(student, teacher):
-        teacher_hidden = response_hidden(teacher, rollouts if teacher_rollouts is None else teacher_rollouts)
-        logp_teacher = chunked_token_logprobs(teacher_hidden[mask], teacher_head, targets, chunk_tokens=chunk)
+    if isinstance(teacher, ServerTeacher):  # its log-probabilities of the sampled tokens only
+        teacher_hidden = teacher_head = None
+        logp_teacher = teacher_token_logprobs(teacher, rollouts)
+    else:
+        teacher_head = causal_lm(teacher).lm_head
+        with torch.no_grad(), teacher_scoring(student, teacher):
+            teacher_hidden = response_hidden(teacher, rollouts if teacher_rollouts is None else teacher_rollouts)
+            logp_teacher = chunked_token_logprobs(teacher_hidden[mask], teacher_head, targets, chunk_tokens=chunk)
     student_hidden = response_hidden(student, rollouts)
     with torch.no_grad():
         logp_student = chunked_token_logprobs(student_hidden.detach()[mask], student_head, targets, chunk_tokens=chunk)
