@@ -6,6 +6,7 @@ running, holding GPUs and writing into a folder its rerun uses.
   the child's group as SIGTERM (the one signal every tool on the way, torchrun included, passes on:
   our trainers save their state on it and stop); when the child ends, what is left of its group is
   killed.
+- `job_lock(path)`: a rerun waits until the killed run's children have saved and ended.
 - `die_with_snakemake()`: a job started by Snakemake (through the rule's shell) gets SIGTERM when
   that Snakemake process dies, even by SIGKILL.
 """
@@ -72,10 +73,14 @@ def kill_group(proc: subprocess.Popen) -> None:
         time.sleep(0.05)
 
 
-def run_child(argv: list[str], env: dict[str, str] | None = None) -> tuple[int, int | None]:
+def run_child(
+    argv: list[str], env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()
+) -> tuple[int, int | None]:
     """Run argv to its end (see the module docstring); (its return code, the first signal this
-    process received and passed on, or None)."""
-    proc = subprocess.Popen(argv, env=env, start_new_session=True, preexec_fn=die_with_parent(os.getpid()))
+    process received and passed on, or None). `pass_fds`: a job_lock the child holds too."""
+    proc = subprocess.Popen(
+        argv, env=env, start_new_session=True, preexec_fn=die_with_parent(os.getpid()), pass_fds=pass_fds
+    )
     received: list[int] = []
 
     def forward(signum, _frame) -> None:
@@ -95,6 +100,22 @@ def run_child(argv: list[str], env: dict[str, str] | None = None) -> tuple[int, 
             signal.signal(sig, handler)
     kill_group(proc)
     return code, (received[0] if received else None)
+
+
+def job_lock(path: str | os.PathLike):
+    """An exclusive lock on `path` (created), held until this process and the children it is passed
+    to (run_child's pass_fds) have all ended: a rerun waits here while a killed run's trainer, told
+    to stop, still saves into the folder the rerun would resume from."""
+    import fcntl
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a")  # noqa: SIM115 (held for the life of the job)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"{path}: an earlier run is still saving and stopping; waiting for it", flush=True)
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
 
 
 def _comm(pid: int) -> str:

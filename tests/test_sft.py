@@ -156,7 +156,8 @@ def test_killed_sft_resumes_from_its_last_checkpoint(tiny_model_dir, tmp_path):
 
     assert sft_main([*argv, "--output", str(out)]) == 0
     record = json.loads((out / "sft_run.json").read_text())
-    assert record["resumed_from"] in {f"checkpoint-{n}" for n in (4, 8, 12)}
+    # checkpoint-4 or later: LLaMA-Factory, told to stop when its parent died, saved once more on its way out
+    assert record["resumed_from"] in {f"checkpoint-{n}" for n in range(4, 16)}
     assert not work.exists() and not list(out.glob("checkpoint-*"))
     assert "resume_from_checkpoint" not in yaml.safe_load((out / "llamafactory_train.yaml").read_text())
     # the whole curve, one row per step, the same steps as the uninterrupted run's

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import yaml
 
-from motab.children import die_with_snakemake, run_child
+from motab.children import die_with_snakemake, job_lock, run_child
 from motab.jobenv import child_env, thread_env, tool
 from motab.jsonio import write_json
 from motab.passthrough import merge_options
@@ -167,7 +167,9 @@ def launch_env(environ: dict[str, str], visible_gpus: int) -> dict[str, str]:
     return child_env(environ) | {"DISABLE_VERSION_CHECK": "1"} | thread_env(environ, processes) | launch
 
 
-def run_cli(command: str, config_path: Path, env: dict, checkpoints: Path | None = None) -> None:
+def run_cli(
+    command: str, config_path: Path, env: dict, checkpoints: Path | None = None, lock: tuple[int, ...] = ()
+) -> None:
     """LLaMA-Factory's `command` on the YAML, as a child that dies with this job (motab.children);
     training through lf_train, which saves a checkpoint when the job is told to stop."""
     if command == "train":
@@ -175,7 +177,7 @@ def run_cli(command: str, config_path: Path, env: dict, checkpoints: Path | None
     else:
         argv = llamafactory_cli() + [command, str(config_path)]
     print("running:", " ".join(argv), flush=True)
-    code, received = run_child(argv, env)
+    code, received = run_child(argv, env, pass_fds=lock)
     if received is not None:
         saved = latest_checkpoint(checkpoints) if checkpoints else None
         where = f"its state is saved in {saved}" if saved else "no checkpoint was saved"
@@ -314,12 +316,15 @@ def main(argv: list[str]) -> int:
     config_path = work / "llamafactory_train.yaml"
     if params.get("save_minutes"):  # lf_train saves a checkpoint this often, and on a stop signal
         env[lf_train.SAVE_MINUTES] = str(params["save_minutes"])
+    # node 0 only: a lock on a shared folder would hold the other nodes back
+    held = job_lock(output.with_name(f".{output.name}.lock")) if leader else None  # held until the end
+    lock = (held.fileno(),) if held else ()
     processes = int(env.get("NNODES", "1")) * int(env.get("NPROC_PER_NODE", "1"))
     resume = prepare_work(work, trained, sft_key(train_cfg, args.model, args.dataset_dir, processes), leader)
     # other nodes keep their copy of the YAML off the shared folder, which node 0 owns
     launch_path = config_path if leader else Path(tempfile.mkdtemp()) / config_path.name
     launch_path.write_text(train_yaml(train_cfg | ({"resume_from_checkpoint": str(resume)} if resume else {})))
-    run_cli("train", launch_path, env, checkpoints=trained)
+    run_cli("train", launch_path, env, checkpoints=trained, lock=lock)
     if not leader:
         return 0
     if lora:
