@@ -30,6 +30,7 @@ torchrun variables come from motab.training.slurm_env; only node 0 writes and re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -316,25 +317,25 @@ def main(argv: list[str]) -> int:
     config_path = work / "llamafactory_train.yaml"
     if params.get("save_minutes"):  # lf_train saves a checkpoint this often, and on a stop signal
         env[lf_train.SAVE_MINUTES] = str(params["save_minutes"])
-    # node 0 only: a lock on a shared folder would hold the other nodes back
-    held = job_lock(output.with_name(f".{output.name}.lock")) if leader else None  # held until the end
-    lock = (held.fileno(),) if held else ()
-    processes = int(env.get("NNODES", "1")) * int(env.get("NPROC_PER_NODE", "1"))
-    resume = prepare_work(work, trained, sft_key(train_cfg, args.model, args.dataset_dir, processes), leader)
-    # other nodes keep their copy of the YAML off the shared folder, which node 0 owns
-    launch_path = config_path if leader else Path(tempfile.mkdtemp()) / config_path.name
-    launch_path.write_text(train_yaml(train_cfg | ({"resume_from_checkpoint": str(resume)} if resume else {})))
-    run_cli("train", launch_path, env, checkpoints=trained, lock=lock)
-    if not leader:
-        return 0
-    if lora:
-        _run_export(args.model, trained, work, train_cfg["template"], work / "llamafactory_export.yaml", env)
-    config_path.write_text(train_yaml(train_cfg))  # the YAML that reruns it by hand
-    _keep_epochs(args.model, trained, work, train_cfg, lora, env)
-    for folder in Path(trained).glob(CHECKPOINT + "*"):
-        shutil.rmtree(folder)
-    _write_records(work, trained, args, params, start, resume)
-    shutil.rmtree(output, ignore_errors=True)
-    os.replace(work, output)
+    # held until the end, by LLaMA-Factory too; node 0 only (a lock on a shared folder would hold the others back)
+    with job_lock(output.with_name(f".{output.name}.lock")) if leader else contextlib.nullcontext() as held:
+        lock = (held.fileno(),) if held else ()
+        processes = int(env.get("NNODES", "1")) * int(env.get("NPROC_PER_NODE", "1"))
+        resume = prepare_work(work, trained, sft_key(train_cfg, args.model, args.dataset_dir, processes), leader)
+        # other nodes keep their copy of the YAML off the shared folder, which node 0 owns
+        launch_path = config_path if leader else Path(tempfile.mkdtemp()) / config_path.name
+        launch_path.write_text(train_yaml(train_cfg | ({"resume_from_checkpoint": str(resume)} if resume else {})))
+        run_cli("train", launch_path, env, checkpoints=trained, lock=lock)
+        if not leader:
+            return 0
+        if lora:
+            _run_export(args.model, trained, work, train_cfg["template"], work / "llamafactory_export.yaml", env)
+        config_path.write_text(train_yaml(train_cfg))  # the YAML that reruns it by hand
+        _keep_epochs(args.model, trained, work, train_cfg, lora, env)
+        for folder in Path(trained).glob(CHECKPOINT + "*"):
+            shutil.rmtree(folder)
+        _write_records(work, trained, args, params, start, resume)
+        shutil.rmtree(output, ignore_errors=True)
+        os.replace(work, output)
     print(f"SFT finished in {time.time() - start:.0f}s -> {output}")
     return 0
