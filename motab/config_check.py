@@ -175,10 +175,10 @@ def looks_local(location: str) -> bool:
     )
 
 
-def _used(config: dict) -> tuple[set[str], set[str], set[str]]:
-    """(models, datasets, benchmarks) the selected studies use."""
+def used_entries(config, studies: Iterable[str] | None = None) -> dict[str, set[str]]:
+    """{section: names} of the models, datasets and benchmarks the studies use (default: `select`)."""
     models, datasets, benchmarks = set(), set(), set()
-    for name in config.get("select", []):
+    for name in config.get("select", []) if studies is None else studies:
         study = config.get("studies", {}).get(name, {})
         models |= {study.get("teacher"), study.get("student")}
         datasets.add(study.get("train_data"))
@@ -192,15 +192,18 @@ def _used(config: dict) -> tuple[set[str], set[str], set[str]]:
         evaluation = study.get("eval", {})
         benchmarks |= set(evaluation.get("benchmarks", []))
         models.add((evaluation.get("critic") or {}).get("model"))
-    return models, datasets, benchmarks
+    found = {"models": models, "datasets": datasets, "benchmarks": benchmarks}
+    return {
+        section: {n for n in names if isinstance(n, str) and n in config.get(section, {})}
+        for section, names in found.items()
+    }
 
 
 def local_path_errors(config: dict, workdir: str | Path = ".") -> list[str]:
     """Paths of the selected studies that look local but do not exist (relative to `workdir`)."""
     errors = []
-    models, datasets, benchmarks = _used(config)
-    for section, names in (("models", models), ("datasets", datasets), ("benchmarks", benchmarks)):
-        for name in sorted(n for n in names if isinstance(n, str)):
+    for section, names in used_entries(config).items():
+        for name in sorted(names):
             entry = config.get(section, {}).get(name)
             location = entry.get("path") if isinstance(entry, dict) and entry.get("source") != "toy" else None
             if not isinstance(location, str) or not looks_local(location):
@@ -208,7 +211,8 @@ def local_path_errors(config: dict, workdir: str | Path = ".") -> list[str]:
             if not (Path(workdir) / Path(location).expanduser()).exists():
                 errors.append(
                     f"{section}.{name}.path: {location!r} looks like a local path but does not exist "
-                    f"(relative to {Path(workdir).resolve()}); a hub id is written org/name"
+                    f"(relative to {Path(workdir).resolve()}); point it at your copy, or use the hub id "
+                    "(org/name) with a `revision` commit (docs/data.md)"
                 )
     return errors
 

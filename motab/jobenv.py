@@ -23,6 +23,15 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+# The line a GPU stage's job logs at start (sft, kd-train); `motab cost` reads it beside the job's
+# benchmark file, so a job that found no GPU counts no GPU hours whatever it asked for.
+GPUS_USED = "GPUs used:"
+
+
+def announce_gpus(count: int) -> None:
+    print(f"{GPUS_USED} {count}", flush=True)
+
+
 THREAD_VARS = (
     "OMP_NUM_THREADS",
     "MKL_NUM_THREADS",
@@ -31,6 +40,11 @@ THREAD_VARS = (
     "NUMEXPR_NUM_THREADS",
     "VECLIB_MAXIMUM_THREADS",
 )
+
+
+class JobError(RuntimeError):
+    """A job's failure that its message explains (what failed, which log to read): `motab` prints
+    it as one message without a traceback."""
 
 
 def env_bin() -> Path:

@@ -8,14 +8,17 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from motab.errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError):
     """Bad input, located as file:line:field."""
 
     def __init__(self, path: str | os.PathLike, line: int | None, field: str | None, message: str):
@@ -38,6 +41,46 @@ def _parse_int(text: str) -> int | str:
     return int(text) if len(text) <= _INT_DIGITS_MAX else text
 
 
+class _NonFinite(str):
+    """The text of a NaN, Infinity or 1e999 number: Python's JSON reader accepts them, but no JSON
+    number is not finite, and a NaN gold answer became the ungradable text "nan"."""
+
+
+def _non_finite_field(obj: Any) -> tuple[str, str] | None:
+    """(field path, number text) of the first non-finite number in obj, or None."""
+    stack: list[tuple[Any, str]] = [(obj, "")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, _NonFinite):
+            return where, str(value)
+        if isinstance(value, dict):
+            stack.extend((v, f"{where}.{k}" if where else str(k)) for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in reversed(list(enumerate(value))))
+    return None
+
+
+def loads_finite(text: str, path: str | os.PathLike, line: int | None = None) -> Any:
+    """json.loads that refuses NaN, Infinity and out-of-range numbers with file:line:field, as the
+    embedded server refuses them (and keeps over-long integers as their digits)."""
+    seen: list[str] = []
+
+    def non_finite(number: str) -> _NonFinite:
+        seen.append(number)
+        return _NonFinite(number)
+
+    def parse_float(number: str) -> float | _NonFinite:
+        value = float(number)
+        return value if math.isfinite(value) else non_finite(number)
+
+    obj = json.loads(text, parse_int=_parse_int, parse_constant=non_finite, parse_float=parse_float)
+    found = _non_finite_field(obj) if seen else None
+    if found:
+        field, number = found
+        raise DataError(path, line, field or None, f"{number} is not a finite number (JSON has no NaN or Infinity)")
+    return obj
+
+
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     """Yield (line_number, object) for each non-empty line; a bad line raises DataError.
     A UTF-8 byte-order mark at the start (as some Windows editors write) is skipped."""
@@ -46,7 +89,7 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line, parse_int=_parse_int)
+                obj = loads_finite(line, path, number)
             except json.JSONDecodeError as exc:
                 raise DataError(path, number, None, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
             except RecursionError:
@@ -58,6 +101,18 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return [obj for _, obj in iter_jsonl(path)]
+
+
+def read_json_object(path: str | os.PathLike) -> dict:
+    """A JSON file holding one object (a table spec, a run record); anything else raises DataError."""
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            obj = json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise DataError(path, exc.lineno, None, f"not valid JSON ({exc.msg})") from None
+    if not isinstance(obj, dict):
+        raise DataError(path, None, None, f"expected a JSON object, found {type(obj).__name__}")
+    return obj
 
 
 def require(

@@ -7,6 +7,8 @@ reaches each trainer in its own terms.
   LoggingArguments have wandb only, so tensorboard is an error at planning).
 - kd-train: `--tracking tensorboard|wandb --tracking-dir DIR`: each step's CSV row is also logged
   as scalars (torch.utils.tensorboard needs the `tensorboard` package; wandb its own).
+- `mode: offline` (wandb): the workflow sets WANDB_MODE=offline for its jobs (wandb_env); the runs
+  stay under wandb/ until `wandb sync` uploads them from a machine with network (docs/data.md).
 """
 
 from __future__ import annotations
@@ -14,6 +16,14 @@ from __future__ import annotations
 from typing import Any
 
 BACKENDS = ("tensorboard", "wandb")
+
+
+def wandb_env(studies: list[dict], environ: dict) -> dict[str, str]:
+    """WANDB_MODE=offline for the jobs when a selected study's `tracking` says `mode: offline` (a
+    user's own WANDB_MODE wins): every trainer's wandb (LLaMA-Factory's, KDFlow's, kd-train's)
+    reads it, so runs are written under wandb/ and uploaded later with `wandb sync`."""
+    offline = any((s.get("tracking") or {}).get("mode") == "offline" for s in studies)
+    return {"WANDB_MODE": "offline"} if offline and "WANDB_MODE" not in environ else {}
 
 
 def _backend(tracking: dict | None) -> str | None:

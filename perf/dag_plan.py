@@ -38,7 +38,17 @@ METHODS = ("teacher_only", "teacher_only.filtered", "motab", "skd")
 def grid_overrides(config: dict, students: int, seeds: int, extra_benchmarks: int) -> dict:
     """The motab study with `students` hub students, every synthesis method, KD, more benchmarks and seeds."""
     study = config["studies"]["motab"]
-    models = {f"Student-{i}": {"source": "hub", "path": f"org/student-{i}", "tp": 1} for i in range(students)}
+    # 4B students, as the study's own (the plan's GPU-memory check needs each model's size)
+    models = {
+        f"Student-{i}": {
+            "source": "hub",
+            "path": f"org/student-{i}",
+            "tp": 1,
+            "params_b": 4.02,
+            "context_length": 40960,
+        }
+        for i in range(students)
+    }
     base_benchmarks = list(study["eval"]["benchmarks"])
     benchmarks = {
         f"{name}_copy{j}": dict(config["benchmarks"][name])
@@ -79,7 +89,9 @@ def plan(extra_configfile: Path | None) -> tuple[float, float, int]:
     if proc.returncode != 0:
         sys.exit(f"{' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     match = re.search(r"^total\s+(\d+)$", proc.stdout, re.M)
-    return seconds, cpu, int(match.group(1)) if match else 0
+    # the cluster's jobs: the download step runs on the login node, and only where the cache lacks a snapshot
+    downloads = re.search(r"^download_hub\s+(\d+)$", proc.stdout, re.M)
+    return seconds, cpu, (int(match.group(1)) if match else 0) - (int(downloads.group(1)) if downloads else 0)
 
 
 def scontrol_probe() -> tuple[float, str]:

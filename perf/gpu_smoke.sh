@@ -14,9 +14,7 @@
 #              the two runs wrote the same checkpoint bytes (same GPU, same inputs);
 #   then the CUDA benchmarks of perf/README.md (Liger JSD, chunked vs naive loss, KD step vs TRL).
 #
-# liger-kernel: used when importable; else installed, without network and without touching the venv, from
-# a wheel named by $LIGER_WHEEL (e.g. shared/wheels/liger_kernel-*.whl, carried with the working tree)
-# into a temporary folder put on PYTHONPATH. Each benchmark has its own time limit, so one that hangs
+# liger-kernel comes with the lock (requirements.lock.txt). Each benchmark has its own time limit, so one that hangs
 # cannot eat the others' time; a failure is reported and the next one still runs. Exit status: the
 # number of benchmarks that failed.
 set -uo pipefail
@@ -26,10 +24,6 @@ OUT_DIR=${1:-${OUT:-results/gpu_smoke}}
 mkdir -p "$OUT_DIR"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 TRL_EXPERIMENTAL_SILENCE=1
 
-if ! "$PY" -c "import liger_kernel" 2>/dev/null && [ -n "${LIGER_WHEEL:-}" ] && [ -f "$LIGER_WHEEL" ]; then
-    LIGER_DIR=$(mktemp -d)
-    "$PY" -m pip install --quiet --no-deps --no-index --target "$LIGER_DIR" "$LIGER_WHEEL" && export PYTHONPATH="$PYTHONPATH:$LIGER_DIR"
-fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT_DIR/device.txt"
 
 failed=0

@@ -93,6 +93,7 @@ def run_evalscope(root: Path, cfg: dict, tag: str) -> tuple[float, int]:
     from motab.evaluation.evalscope_engine import (
         read_reviews,
         review_files,
+        served_model,
         task_config_dict,
     )
 
@@ -108,6 +109,7 @@ def run_evalscope(root: Path, cfg: dict, tag: str) -> tuple[float, int]:
         seed=0,
         limit=cfg["problems"],
         batch_size=cfg["concurrency"],
+        model=served_model(cfg["url"]),
     )
     start = time.perf_counter()
     run_task(task_cfg=TaskConfig(**config))
@@ -126,7 +128,7 @@ def run_openai(root: Path, cfg: dict, tag: str) -> tuple[float, int]:
 
     async def ask(session, gate, i: int, problem: str) -> int:
         body = {
-            "model": "model",
+            "model": str(root / "model"),  # the served name (the server's --model)
             "messages": [{"role": "user", "content": problem}],
             "max_tokens": cfg["max_tokens"],
             "temperature": 1.0,

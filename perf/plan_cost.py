@@ -30,6 +30,8 @@ def plan_jobs(extra: list[str]) -> list[dict]:
     jobs = []
     for block in proc.stdout.split("\nrule ")[1:]:
         rule = block.split(":", 1)[0].strip()
+        if rule == "download_hub":  # the login node's download step (localrules), planned only where the cache lacks it
+            continue
         study = re.search(r"wildcards: .*?\bstudy=([\w.-]+)", block)
         resources = re.search(r"resources: (.*)", block)
         fields = dict(re.findall(r"(\w+)=([^,]+)", resources.group(1))) if resources else {}

@@ -58,6 +58,25 @@ for _name, _study in STUDIES.items():
     for _note in plan.context_notes(_name, config["studies"][_name]["eval"], config["models"], _run_models):
         print(f"note: {_note}", file=sys.stderr)
 
+# wandb offline (`tracking: {mode: offline}` of a selected study): every job's trainer writes its
+# runs locally, for compute nodes without network (motab/tracking.py)
+os.environ.update(plan.wandb_env([config["studies"][name] for name in config["select"]], os.environ))
+
+# The pre-flight (motab/preflight.py). Offline (HF_HUB_OFFLINE, ...) the hub inputs missing from the
+# hub cache are listed at start-up, in a dry run too, at no network cost; before the first job of a
+# real run (onstart, main process only) the online check runs as well and anything missing stops it.
+if workflow.is_main_process and plan.offline_var(os.environ):
+    for _line in plan.preflight(config, config["select"]):
+        print(f"pre-flight: {_line}", file=sys.stderr)
+
+
+onstart:
+    if workflow.is_main_process and not workflow.touch:
+        _missing = plan.preflight(config, config["select"])
+        if _missing:
+            print("pre-flight: inputs missing, no job started:", *_missing, sep="\n  ", file=sys.stderr)
+            raise SystemExit(1)
+
 
 def _python():
     # Inside per-rule conda envs (`--software-deployment-method conda`) the env's python runs
@@ -91,6 +110,7 @@ def as_json(obj):
 wildcard_constraints:
     study="|".join(sorted(config["studies"])),
     run=r"[A-Za-z0-9_.-]+",
+    snapshot=r"(models|datasets)--[A-Za-z0-9_.-]+@[0-9a-f]{40}",
     bench=r"[A-Za-z0-9_.-]+",
     seed=r"\d+",
     method=r"[a-z0-9_]+(\.filtered)?",
@@ -132,6 +152,11 @@ def is_toy_model(name):
 
 def model_location(study, name):
     return STUDIES[study].model_location(name)
+
+
+def model_inputs(study, name):
+    """What a job reading the model waits for: a toy model's folder or a hub download's manifest."""
+    return STUDIES[study].model_inputs(name)
 
 
 def run_cfg(study, run):
@@ -207,6 +232,12 @@ def stage_threads(stage):
     # locally Snakemake sets OMP_NUM_THREADS to them; a SLURM job gets the CPUs of its resources and
     # `motab` sets its threads from SLURM_CPUS_PER_TASK
     return lambda wildcards: STUDIES[wildcards.study].job_resources(stage, 1)["cpus_per_task"]
+
+
+def server_startup(stage):
+    """Seconds a job of the stage waits for each server it starts (resources.<stage>.server_startup_s):
+    a resource, so raising it after a timeout reruns nothing that finished."""
+    return lambda wildcards: STUDIES[wildcards.study].server_startup_s(stage)
 
 
 def stage_resources(stage, gpu=None):

@@ -70,9 +70,7 @@ rule benchmark:
         question=lambda wc: bench_cfg(wc).get("question_field", "question"),
         answer=lambda wc: bench_cfg(wc).get("answer_field", "answer"),
         limit=lambda wc: bench_cfg(wc).get("limit", 0),
-        revision=lambda wc: (
-            f" --revision {shlex.quote(bench_cfg(wc)['revision'])}" if bench_cfg(wc).get("revision") else ""
-        ),
+        revision=bench_revision,
     shell:
         "motab benchmark --input {params.location:q} --format {params.format:q} --name {wildcards.bench}"
         " --output {output} --count {params.expected} --limit {params.limit} --split {params.split:q}"

@@ -35,6 +35,7 @@ rule eval_generate:
     threads: stage_threads("eval_generate")
     resources:
         **stage_resources("eval_generate", gpu=lambda wc: eval_gpus(wc, eval_servers(wc))),
+        server_startup_s=server_startup("eval_generate"),
     params:
         generation=lambda wc: as_json(generation_params(wc)),
         cfg=generation_params,
@@ -47,7 +48,7 @@ rule eval_generate:
         "motab eval-generate --model {params.model:q} --problems {input.problems} --output {output}"
         " --n {params.cfg[n]} --temperature {params.cfg[temperature]} --top-p {params.cfg[top_p]}"
         " --top-k {params.top_k} --max-tokens {params.cfg[max_tokens]} --seed {params.cfg[seed]}"
-        " --batch-problems {params.cfg[batch_problems]} --server-command {params.server:q} {params.prompt}"
+        " --batch-problems {params.cfg[batch_problems]} --server-command {params.server:q} --server-startup-timeout {resources.server_startup_s} {params.prompt}"
         " {params.placement}"
         " --server-log logs/{wildcards.study}/eval/{wildcards.run}/{wildcards.bench}/seed{wildcards.seed}.server.log"
         " > {log} 2>&1"
@@ -84,6 +85,7 @@ for _study in PER_RUN_EVAL:
         threads: stage_threads("eval_generate")
         resources:
             **stage_resources("eval_generate", gpu=lambda wc: eval_gpus(wc, eval_servers(wc))),
+            server_startup_s=server_startup("eval_generate"),
         params:
             jobs=lambda wc: as_json(run_generation_jobs(wc.study, wc.run)),
             model=lambda wc: checkpoint_location(wc.study, wc.run),
@@ -92,7 +94,7 @@ for _study in PER_RUN_EVAL:
             prompt=prompt_args,
         shell:
             "motab eval-generate --model {params.model:q} --jobs-json {params.jobs:q}"
-            " --server-command {params.server:q} {params.placement} {params.prompt}"
+            " --server-command {params.server:q} --server-startup-timeout {resources.server_startup_s} {params.placement} {params.prompt}"
             " --server-log logs/{wildcards.study}/eval/{wildcards.run}/generate.server.log > {log} 2>&1"
 
 
@@ -120,6 +122,7 @@ rule eval_evalscope:
     threads: stage_threads("eval_generate")
     resources:
         **stage_resources("eval_generate", gpu=lambda wc: eval_gpus(wc, eval_servers(wc))),
+        server_startup_s=server_startup("eval_generate"),
     params:
         generation=lambda wc: as_json(generation_params(wc)),
         cfg=generation_params,
@@ -142,7 +145,7 @@ rule eval_evalscope:
         " --n {params.cfg[n]} --temperature {params.cfg[temperature]} --top-p {params.cfg[top_p]}"
         " --max-tokens {params.cfg[max_tokens]} --seed {params.cfg[seed]} --batch-size {params.cfg[batch_problems]}"
         "{params.top_k}"
-        " --server-command {params.server:q} {params.placement}"
+        " --server-command {params.server:q} --server-startup-timeout {resources.server_startup_s} {params.placement}"
         " --server-log logs/{wildcards.study}/eval/{wildcards.run}/{wildcards.bench}/seed{wildcards.seed}.server.log"
         " > {log} 2>&1"
 
@@ -183,6 +186,7 @@ for _study in PER_RUN_EVALSCOPE:
         threads: stage_threads("eval_generate")
         resources:
             **stage_resources("eval_generate", gpu=lambda wc: eval_gpus(wc, eval_servers(wc))),
+            server_startup_s=server_startup("eval_generate"),
         params:
             jobs=lambda wc: as_json(evalscope_run_jobs(wc.study, wc.run)),
             python=evalscope_python,
@@ -191,7 +195,7 @@ for _study in PER_RUN_EVALSCOPE:
             placement=lambda wc: placement_arg(wc.study, "eval_generate", eval_servers(wc)),
         shell:
             "{params.python:q} -m motab eval-evalscope --model {params.model:q} --jobs-json {params.jobs:q}"
-            " --server-command {params.server:q} {params.placement}"
+            " --server-command {params.server:q} --server-startup-timeout {resources.server_startup_s} {params.placement}"
             " --server-log logs/{wildcards.study}/eval/{wildcards.run}/evalscope.server.log > {log} 2>&1"
 
 
@@ -233,9 +237,7 @@ rule eval_critic:
     input:
         eval="results/{study}/eval/{run}/{bench}/seed{seed}.json",
         problems="results/{study}/benchmarks/{bench}.jsonl",
-        judge=lambda wc: (
-            [model_location(wc.study, critic_cfg(wc)["model"])] if is_toy_model(critic_cfg(wc)["model"]) else []
-        ),
+        judge=lambda wc: model_inputs(wc.study, critic_cfg(wc)["model"]),
         code=code_inputs("eval-critic", "serve"),
     output:
         "results/{study}/eval/{run}/{bench}/seed{seed}.critic.json",
@@ -251,6 +253,7 @@ rule eval_critic:
     threads: stage_threads("eval_generate")
     resources:
         **stage_resources("eval_generate", gpu=lambda wc: eval_gpus(wc, [("judge", critic_cfg(wc)["model"])])),
+        server_startup_s=server_startup("eval_generate"),
     params:
         critic=lambda wc: as_json(critic_cfg(wc)),
         cfg=critic_cfg,
@@ -261,7 +264,7 @@ rule eval_critic:
         "motab eval-critic --eval {input.eval} --problems {input.problems} --model {params.judge:q}"
         " --output {output} --rubric {params.cfg[rubric]:q} --scale-min {params.cfg[scale][0]}"
         " --scale-max {params.cfg[scale][1]} --max-tokens {params.cfg[max_tokens]}"
-        " --temperature {params.cfg[temperature]} --seed {wildcards.seed} --server-command {params.server:q}"
+        " --temperature {params.cfg[temperature]} --seed {wildcards.seed} --server-command {params.server:q} --server-startup-timeout {resources.server_startup_s}"
         " {params.placement}"
         " --server-log logs/{wildcards.study}/eval/{wildcards.run}/{wildcards.bench}/seed{wildcards.seed}.critic.server.log"
         " --params-json {params.critic:q} > {log} 2>&1"

@@ -1,4 +1,8 @@
 # Figures for `snakemake --report report.html`: a bar chart per table and the training curves.
+# A table's HTML page and its chart share the label `table` and differ in `view` (table | chart):
+# Snakemake's report lists one row per table with a table/chart switch above (its toggle for a
+# label of two values, each on half the results). The study is the subcategory, not a label: as
+# the first label it hid the table name in the switch, so "main (chart)" was no row to click.
 
 
 rule table_chart:
@@ -12,7 +16,7 @@ rule table_chart:
             caption="../report/table_chart.rst",
             category="Tables",
             subcategory="{study}",
-            labels={"study": "{study}", "figure": "{table} (chart)"},
+            labels={"table": "{table}", "view": "chart"},
         ),
     log:
         "logs/{study}/report/{table}.chart.log",

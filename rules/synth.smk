@@ -5,7 +5,7 @@
 rule synth:
     input:
         problems="results/{study}/data/problems.jsonl",
-        models=lambda wc: [model_location(wc.study, m) for m in synth_models(wc) if is_toy_model(m)],
+        models=lambda wc: [path for m in synth_models(wc) for path in model_inputs(wc.study, m)],
         code=code_inputs("synth", "serve"),
     output:
         rows="results/{study}/synth/{method}.jsonl",
@@ -23,6 +23,7 @@ rule synth:
     threads: stage_threads("synth")
     resources:
         **stage_resources("synth", gpu=lambda wc: stage_placement(wc.study, "synth", synth_servers(wc))[1]),
+        server_startup_s=server_startup("synth"),
     params:
         synth=lambda wc: as_json(synth_params(wc)),
         algorithm=lambda wc: plan.synth_algorithm(wc.method),
@@ -34,7 +35,7 @@ rule synth:
     shell:
         "motab synth --method {params.algorithm} --problems {input.problems} --teacher {params.teacher:q}"
         " {params.student} --output {output.rows} --stats {output.stats} --params-json {params.synth:q}"
-        " --server-command {params.server:q} {params.placement} --max-in-flight {params.max_in_flight}"
+        " --server-command {params.server:q} --server-startup-timeout {resources.server_startup_s} {params.placement} --max-in-flight {params.max_in_flight}"
         " --server-log logs/{wildcards.study}/synth/{wildcards.method}.server.log > {log} 2>&1"
 
 

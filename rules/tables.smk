@@ -16,7 +16,7 @@ rule table:
             caption="../report/table.rst",
             category="Tables",
             subcategory="{study}",
-            labels={"study": "{study}", "figure": "{table}"},
+            labels={"table": "{table}", "view": "table"},  # beside its chart (rules/report.smk)
         ),
         spec="results/{study}/tables/{table}.spec.json",
     log:

@@ -1,11 +1,12 @@
 """Open a Snakemake report.html in headless Chromium, click through to a result, take a screenshot.
 
-    python scripts/report_screenshot.py report.html shot.png --click Tables "view:main (chart)"
+    python scripts/report_screenshot.py report.html shot.png --click Tables chart view:main
 
 Drives Chromium over the DevTools protocol (websockets, no extra package): starts
 `chromium --headless --remote-debugging-port=0`, loads the report, clicks the first visible
-element whose text equals each --click label in turn ("view:TEXT" clicks the first button, the
-report's eye icon, of the table row showing TEXT), waiting for it to appear, then saves a PNG
+element whose text equals each --click label in turn (a switch's value such as `chart` of the
+Tables' table | chart switch included; "view:TEXT" clicks the first button, the report's eye icon,
+of the table row showing TEXT), waiting for it to appear, then saves a PNG
 screenshot and prints the page's visible text and its images' natural sizes as JSON (a caller
 checks that the chart rendered: an <img> with width > 0).
 """
@@ -42,7 +43,8 @@ CLICK_JS = """
     if (!button) return false;
     button.dispatchEvent(new MouseEvent('click', {bubbles: true})); return true;
   }
-  const nodes = Array.from(document.querySelectorAll('a, button, li, span, div, td, p'));
+  // label: Snakemake's toggles are <label>s around hidden radio inputs (the table | chart switch)
+  const nodes = Array.from(document.querySelectorAll('a, button, label, li, span, div, td, p'));
   const hit = nodes.find(n => n.offsetParent !== null && n.textContent.trim() === label
                          && Array.from(n.children).every(c => c.textContent.trim() !== label));
   if (!hit) return false;

@@ -41,9 +41,13 @@ def test_every_rule_runs_in_a_stage_env_that_exists():
     }
 
 
-# envs on SGLang 0.5.9's stack: their torch/transformers follow SGLang's own pins, not the local lock
+# envs on SGLang 0.5.9's stack: their torch/transformers follow SGLang's own pins, not the local lock;
+# liger-kernel 0.8.4 there, the last release that imports with transformers 4.x
 GPU_STACK = {"synth.yaml", "eval.yaml", "kd.yaml"}
-SGLANG_STACK = {"torch": "2.9.1", "transformers": "4.57.1", "sglang": "0.5.9"}
+SGLANG_STACK = {"torch": "2.9.1", "transformers": "4.57.1", "sglang": "0.5.9", "liger-kernel": "0.8.4"}
+# the sft env keeps the lock's transformers but takes torch 2.9.1, whose wheels are CUDA 12.8 like the
+# sft image (the lock's torch 2.14.1 brings CUDA 13.0 wheels, driver >= 580)
+CUDA12_TORCH = {"torch": "2.9.1"}
 
 
 def test_every_env_pins_every_package_exactly():
@@ -64,6 +68,8 @@ def test_env_files_agree_with_the_lock_and_do_not_install_the_repo():
             name = re.sub(r"\[.*\]", "", requirement.split("==")[0]).lower()
             if path.name in GPU_STACK and name in SGLANG_STACK:
                 assert requirement.endswith("==" + SGLANG_STACK[name]), f"{path.name}: {requirement}"
+            elif path.name == "sft.yaml" and name in CUDA12_TORCH:
+                assert requirement.endswith("==" + CUDA12_TORCH[name]), f"{path.name}: {requirement}"
             elif "==" in requirement and name in LOCK:  # GPU-only packages (ray, deepspeed) are not in the lock
                 version = requirement.split("==")[1]
                 assert LOCK.get(name) == version, (
@@ -91,3 +97,22 @@ def test_gpu_stages_run_in_pinned_images_under_apptainer():
     for image in containers.values():
         assert image.startswith("docker://") and ":" in image.split("//")[1] and not image.endswith(":latest")
     assert containers["synth"].endswith("sgl059-torch291-cu128")  # SGLang 0.5.9, as envs/synth.yaml
+
+
+def test_gpu_envs_install_sglang_without_extras():
+    """sglang[all] pulls the diffusion extra, whose PyYAML==6.0.1 pin no env with PyYAML 6.0.3 can meet."""
+    for name in sorted(GPU_STACK):
+        pip = yaml.safe_load((REPO / "envs" / name).read_text())["dependencies"][-1]["pip"]
+        assert "sglang==0.5.9" in pip, f"{name}: {[r for r in pip if r.startswith('sglang')]}"
+
+
+def test_flash_attn_installs_after_torch_in_the_envs_that_need_it():
+    """flash-attn's sdist imports torch in setup.py: pip cannot build it inside the env's own list
+    (build isolation has no torch), so a post-deploy script, which Snakemake runs in the new env,
+    installs it without build isolation; its other requirement, einops, is in the list."""
+    for stage in ("sft", "kd"):
+        pip = yaml.safe_load((REPO / "envs" / f"{stage}.yaml").read_text())["dependencies"][-1]["pip"]
+        assert not [r for r in pip if r.startswith(("flash-attn", "flash_attn"))], stage
+        assert f"einops=={LOCK['einops']}" in pip, stage
+        script = (REPO / "envs" / f"{stage}.post-deploy.sh").read_text()
+        assert "pip install --no-build-isolation --no-deps flash-attn==2.8.3" in script, stage

@@ -150,3 +150,19 @@ def test_every_gpu_rule_writes_a_benchmark_file():
         assert "    benchmark:\n" in body, rule
     assert '"logs/{study}/eval/{run}/generate.benchmark.tsv"' in texts["eval.smk"]  # one eval job per run
     assert '"logs/{study}/eval/{run}/evalscope.benchmark.tsv"' in texts["eval.smk"]
+
+
+def test_a_job_that_logged_no_gpu_costs_no_gpu_hours(tmp_path):
+    """The toy asks SLURM for a GPU for sft and kd but trains on CPU where none is found: its cost page
+    showed GPU hours for a CPU run. A job whose log says "GPUs used: 0" now counts none; one that
+    logged GPUs, or logged nothing (older logs, stages that do not log it), counts what it asked for."""
+    logs = tmp_path / "logs" / "toy"
+    _bench(logs / "kd" / "cpu_run.benchmark.tsv", 3600, 100.0, 3600)
+    (logs / "kd" / "cpu_run.log").write_text("GPUs used: 0\nKD: 4 steps of 16 rollouts, loss rkl\n")
+    _bench(logs / "kd" / "gpu_run.benchmark.tsv", 1800, 100.0, 1800)
+    (logs / "kd" / "gpu_run.log").write_text("launching: accelerate ...\nGPUs used: 4\n")
+    _bench(logs / "sft" / "no_note.benchmark.tsv", 3600, 100.0, 3600)
+    rows = {row["stage"]: row for row in cost_rows(logs, {"kd": 4, "sft": 1})}
+    assert rows["kd"]["gpu_hours"] == 2.0 and rows["kd"]["cpu_hours"] == 1.5
+    assert rows["sft"]["gpu_hours"] == 1.0
+    assert rows["all"]["gpu_hours"] == 3.0

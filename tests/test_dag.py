@@ -57,7 +57,10 @@ def test_slurm_profile_plans_the_paper_studies_with_gpus_from_config():
     assert len(selfdistill) == 15 and len(set(selfdistill)) == 3
     # Strong-Baseline and Tinker's SFT read their train set's own solutions, no synthesis
     assert "reorganize --problems results/cotfilter/data/problems.jsonl" in out
-    assert "sft --model Qwen/Qwen3-8B-Base --dataset-dir results/opd/sft_data/train-data" in out
+    # from the hub cache's snapshot of the pinned base model (the download step fetches it first)
+    base = "hub_cache/hub/models--Qwen--Qwen3-8B-Base/snapshots/49e3418fbbbca6ecbdf9608b4d22e5a407081db4"
+    assert f"sft --model {base} --dataset-dir results/opd/sft_data/train-data" in out
+    assert "motab hub-download --kind model --repo Qwen/Qwen3-8B-Base --revision 49e3418f" in out
 
 
 def test_bare_profile_name_resolves_after_setup(tmp_path):

@@ -250,7 +250,7 @@ def test_one_server_serves_a_runs_evalscope_jobs_with_the_same_bytes(tiny_model_
     assert seeds[0] != seeds[1]
 
 
-def test_engine_evalscope_plans_evalscope_runs_graded_natively(tmp_path):
+def test_engine_evalscope_plans_evalscope_runs_graded_natively(tmp_path, shared_data, shared_data_config):
     """`engine: evalscope` swaps generation for EvalScope runs; grading and tables stay as they are."""
     override = tmp_path / "evalscope.yaml"
     override.write_text(
@@ -259,7 +259,7 @@ def test_engine_evalscope_plans_evalscope_runs_graded_natively(tmp_path):
     )
     snakemake = str(Path(sys.executable).with_name("snakemake"))
     proc = subprocess.run(
-        [snakemake, "-n", "-p", "--configfile", "config.yaml", str(override)],
+        [snakemake, "-n", "-p", "--configfile", "config.yaml", str(shared_data_config), str(override)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -269,7 +269,7 @@ def test_engine_evalscope_plans_evalscope_runs_graded_natively(tmp_path):
     out = proc.stdout
     assert "rule eval_evalscope:" in out and "rule eval_generate:" not in out and "rule eval_grade:" in out
     assert "/opt/evalscope/bin/python -m motab eval-evalscope" in out and "--dataset math_500" in out
-    assert "--benchmark-file ../shared/data/math500/test.jsonl --format math500" in out
+    assert f"--benchmark-file {shared_data}/math500/test.jsonl --format math500" in out
     assert "results/toy/eval/teacher/math500/seed0.evalscope.responses.jsonl" in out
 
 

@@ -607,3 +607,22 @@ def test_student_logprobs_at_the_sampling_temperature_equal_generates_scores(kd_
     lengths = got.response_mask.sum(-1)
     assert (lengths == 1).any() and (lengths == new_tokens).any()  # early eos and full-length rollouts
     torch.testing.assert_close(student, reference, rtol=0, atol=1e-5)
+
+
+def test_progress_has_a_header_and_a_step_of_total_line_per_step_and_the_csv_stays(kd_setup, tmp_path, capsys):
+    """The console shows what each number is, where the run is and when it ends; the machine-readable
+    log keeps its columns (the report's curves read the checkpoint's training_log.csv)."""
+    _, log = run(kd_setup, tmp_path, steps=3)
+    out = capsys.readouterr().out.splitlines()
+    assert f"GPUs used: {torch.cuda.device_count()}" in out  # what `motab cost` reads from the job's log
+    header = next(i for i, line in enumerate(out) if line.startswith("KD: 3 steps of 4 rollouts, loss rkl_onpolicy"))
+    assert out[header + 1].split() == ["step", "loss", "KL(student||teacher)", "tokens/s", "ETA"]
+    steps = [line.split() for line in out[header + 2 :] if re.match(r"\s+\d+/3\s", line)]
+    assert [s[0] for s in steps] == ["1/3", "2/3", "3/3"]
+    rows = read_csv(log, drop_seconds=False)
+    for shown, row in zip(steps, rows):
+        assert float(shown[1]) == pytest.approx(float(row["loss"]), abs=1e-4)
+        assert float(shown[2]) == pytest.approx(float(row["kl_to_teacher"]), abs=1e-4)
+        assert float(shown[3]) > 0 and re.fullmatch(r"\d+:\d\d", shown[4])
+    assert steps[-1][4] == "0:00"  # nothing left after the last step
+    assert list(rows[0]) == list(kd_loop.CSV_COLUMNS)

@@ -33,7 +33,8 @@ def ratios(out: str) -> list[float]:
 
 
 def test_grading_benchmark_prints_both_sides_and_ratio(shared_data):
-    out = run_benchmark("peer_grading.py", "--limit", "30", "--runs", "1", "--processes", "1", "2")
+    data = str(shared_data / "math500" / "test.jsonl")
+    out = run_benchmark("peer_grading.py", "--limit", "30", "--runs", "1", "--processes", "1", "2", "--data", data)
     for side in ("ours", "peer"):
         for processes in (1, 2):
             assert re.search(rf"^{side} processes={processes}: +[0-9.]+ s +[0-9.]+ answers/s", out, re.MULTILINE), out
@@ -72,7 +73,9 @@ def test_kd_step_benchmark_runs_ours_and_trl_gkd():
 def test_eval_generate_benchmark_runs_ours_and_evalscope_client(shared_data):
     pytest.importorskip("evalscope", reason="evalscope is not installed (requirements.lock.txt pins it)")
     out = run_benchmark(
-        "peer_eval_generate.py", "--problems", "2", "--max-tokens", "4", "--runs", "1", "--hidden", "32"
+        "peer_eval_generate.py",
+        *("--problems", "2", "--max-tokens", "4", "--runs", "1", "--hidden", "32"),
+        *("--data", str(shared_data / "math500" / "test.jsonl")),
     )
     for label in ("ours eval-generate -> motab serve", "peer EvalScope -> motab serve"):
         assert re.search(rf"^{label}: +[0-9.]+ s +[0-9.]+ tokens/s +\(tokens [1-9]", out, re.MULTILINE), out

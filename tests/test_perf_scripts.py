@@ -49,8 +49,8 @@ def test_synth_client_benchmark_measures_every_client_against_the_stub_server():
 
 
 @pytest.mark.slow
-def test_grader_benchmark_grades_the_math500_golds_right_and_shifted_answers_wrong():
-    out = run_perf("perf/grader.py", "--runs", "1")
+def test_grader_benchmark_grades_the_math500_golds_right_and_shifted_answers_wrong(shared_data):
+    out = run_perf("perf/grader.py", "--runs", "1", "--data", str(shared_data / "math500" / "test.jsonl"))
     assert "MATH-500 golds: 500" in out
     assert re.search(r"^self +processes=2: .*\(correct=500\)", out, re.M), out
     # Each gold graded against another problem's gold: nearly all wrong (a few golds coincide).

@@ -175,6 +175,11 @@ def test_targets_of_a_study():
         "results/s/report/main.png",
         "results/s/report/training_curves.png",
         "results/s/report/cost.html",
+        # the checkpoints the tables evaluate: targets, so a deleted one is rebuilt (test_killed_forcerun)
+        "results/s/ckpt/kd/kd",
+        "results/s/ckpt/kd/kd_7b",
+        "results/s/ckpt/sft/sft",
+        "results/s/models/toy-s",
     ]
 
 

@@ -91,7 +91,64 @@ def test_sft_and_kd_curves_never_share_an_axis():
     assert [(title, series) for title, _, series in panels] == [
         ("SFT: cross-entropy", [("SFT", "loss")]),
         ("On-policy KD: distillation loss", [("KD", "loss")]),
-        ("On-policy KD: KL to the teacher", [("KD", "kl_to_teacher")]),
+        ("On-policy KD: reverse KL to the teacher", [("KD", "kl_to_teacher")]),
     ]
     assert [title for title, _, _ in curve_panels([("SFT", sft)])] == ["SFT: cross-entropy"]
     assert curve_panels([]) == []
+
+
+def _spec_and_evals(folder, runs: int, benchmarks: int) -> tuple[dict, list[str]]:
+    spec = {
+        "title": "Many runs",
+        "metric": "avg@4",
+        "scale": 100,
+        "decimals": 2,
+        "rows": [{"run": f"r{i}", "label": f"Run {i}"} for i in range(runs)],
+        "benchmarks": [{"name": f"b{j}", "label": f"B{j}"} for j in range(benchmarks)],
+    }
+    paths = []
+    for i in range(runs):
+        for j in range(benchmarks):
+            path = folder / f"r{i}__b{j}.json"
+            path.write_text(json.dumps({"run": f"r{i}", "benchmark": f"b{j}", "seed": 0, "metrics": {"avg@4": 0.5}}))
+            paths.append(str(path))
+    return spec, paths
+
+
+def test_eighteen_runs_get_eighteen_colours_on_the_chart(tmp_path):
+    """The pwopsd study's 18 runs: every bar colour on the PNG is its own run's (before, run 11 took
+    run 1's blue, and so on)."""
+    from PIL import Image
+
+    from motab.report.figure import run_colours
+
+    spec, evals = _spec_and_evals(tmp_path, runs=18, benchmarks=1)
+    bar_chart(spec, evals, tmp_path / "c.png")
+    colours = run_colours(18)
+    assert len(set(colours)) == 18 and colours[:2] == ["#1f77b4", "#ff7f0e"]  # up to ten runs: as before
+    counts = Image.open(tmp_path / "c.png").convert("RGB").getcolors(maxcolors=1 << 20)
+    on_png = {"#{:02x}{:02x}{:02x}".format(*rgb): n for n, rgb in counts}
+    assert all(on_png.get(colour, 0) >= 50 for colour in colours), [c for c in colours if on_png.get(c, 0) < 50]
+
+
+@pytest.mark.parametrize("n", [11, 20, 61, 120])
+def test_run_colours_never_repeat(n):
+    from motab.report.figure import run_colours
+
+    assert len(set(run_colours(n))) == n
+
+
+def test_one_benchmark_has_no_avg_group(tmp_path):
+    spec, evals = _spec_and_evals(tmp_path, runs=2, benchmarks=1)
+    groups, _, means, stds = chart_data(spec, evals)
+    assert groups == ["B0"] and means == [[50.0], [50.0]] and stds == [[None], [None]]
+    spec, evals = _spec_and_evals(tmp_path, runs=2, benchmarks=2)
+    assert chart_data(spec, evals)[0] == ["B0", "B1", "Avg"]
+
+
+def test_kl_panel_names_its_direction():
+    from motab.report.curves import curve_panels
+
+    kd = {"step": [1.0], "loss": [0.9], "kl_to_teacher": [0.5], "rollout_tokens": [100.0]}
+    _, ylabel, _ = curve_panels([("KD", kd)])[-1]
+    assert "KL(student||teacher)" in ylabel

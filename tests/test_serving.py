@@ -192,12 +192,12 @@ def test_bad_requests_are_400_naming_the_field(tiny_server):
 # ----------------------------------------------------------------------------- OpenAI
 
 
-def test_openai_chat_and_completions(tiny_server):
+def test_openai_chat_and_completions(tiny_server, tiny_model_dir):
     chat = post_ok(
         tiny_server,
         "/v1/chat/completions",
         {
-            "model": "m",
+            "model": str(tiny_model_dir),  # the served name: the --model path, as SGLang
             "messages": [{"role": "user", "content": "Compute 2 + 2."}],
             "max_tokens": 4,
             "n": 2,

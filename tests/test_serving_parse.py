@@ -182,6 +182,7 @@ def test_openai_responses_carry_logprobs_usage_and_a_fixed_id(codec):
     assert out["usage"] == {"prompt_tokens": sum(lens), "completion_tokens": 3, "total_tokens": sum(lens) + 3}
     assert format_openai(codec, body, rows, results, lens, chat=False) == out
 
+    codec.served_model_name = "m"  # `motab serve --served-model-name m`
     chat_body = {"model": "m", "messages": [{"role": "user", "content": "a"}], "logprobs": True, "top_logprobs": 1}
     rows, lens = parse_openai(codec, chat_body, 0, chat=True)
     chat = format_openai(codec, chat_body, rows, results[:1], lens, chat=True)

@@ -217,3 +217,19 @@ def test_sft_in_a_slurm_job_runs_torchrun_from_the_environment_not_from_path(tin
     torchrun = str(Path(sys.executable).with_name("torchrun"))
     assert f"launching: {torchrun} --nnodes 1" in proc.stdout + proc.stderr  # the environment's torchrun
     assert (out / "model.safetensors").is_file() and (out / "training_log.csv").is_file()
+
+
+@pytest.mark.slow
+def test_sft_from_a_settings_file_trains_with_llamafactory(tiny_model_dir, tmp_path):
+    """`motab sft --config sft.yaml` (the keys of a study's sft block, for a run by hand): LLaMA-Factory
+    trains from it, and the YAML it keeps is the one --params-json gives for the same settings."""
+    write_data(tmp_path / "data")
+    (tmp_path / "sft.yaml").write_text(yaml.safe_dump(PARAMS))
+    argv = ["--model", str(tiny_model_dir), "--dataset-dir", str(tmp_path / "data"), "--dataset", "toy"]
+    out = tmp_path / "ckpt"
+    assert sft_main([*argv, "--config", str(tmp_path / "sft.yaml"), "--output", str(out)]) == 0
+    kept = yaml.safe_load((out / "llamafactory_train.yaml").read_text())
+    assert kept == train_args(str(tiny_model_dir), str(tmp_path / "data"), "toy", str(out), PARAMS, cpu=True) | {
+        "output_dir": kept["output_dir"]  # the temporary folder it trained in
+    }
+    assert (out / "training_log.csv").read_text().startswith("step,loss\n")

@@ -103,7 +103,7 @@ def sbatch_calls(output: str) -> dict[str, list[str]]:
 
 
 @pytest.mark.slow
-def test_every_rule_of_the_toy_study_runs_as_an_sbatch_job(slurm, tmp_path):
+def test_every_rule_of_the_toy_study_runs_as_an_sbatch_job(slurm, tmp_path, shared_data_config):
     """docs/cluster.md's one-node SLURM command: every rule is an sbatch job that SLURM
     completes, SFT and KD ask for their GPU, and the tables come out."""
     for name in ("Snakefile", "config.yaml"):
@@ -112,8 +112,7 @@ def test_every_rule_of_the_toy_study_runs_as_an_sbatch_job(slurm, tmp_path):
         shutil.copytree(REPO / name, tmp_path / name)
     for name in ("toy_reduced.yaml", "toy_slurm.yaml"):
         shutil.copy(REPO / "tests" / "configs" / name, tmp_path / name)
-    shared = REPO.parent / "shared" / "data" / "math500" / "test.jsonl"
-    (tmp_path / "math500_path.yaml").write_text(f"benchmarks:\n  math500: {{path: {shared}}}\n")
+    shutil.copy(shared_data_config, tmp_path / "math500_path.yaml")  # the real benchmark files
 
     proc = subprocess.run(
         [

@@ -62,3 +62,20 @@ def test_teacher_only_contract_resume_and_determinism(problems, tiny_model_dir, 
     partial.write_text(header_line(key) + "".join(json.dumps(r) + "\n" for r in done) + '{"id": "p1", "sam')
     assert run_synth(problems, tiny_model_dir, second, tmp_path / "b.log") == 0
     assert second.read_bytes() == first.read_bytes()
+
+
+@pytest.mark.slow
+def test_a_settings_file_gives_the_same_rows_as_the_rules_params_json(problems, tiny_model_dir, tmp_path):
+    """`motab synth --config FILE` (the study's synth.teacher_only block as YAML, for a run by hand)
+    writes the bytes the workflow's --params-json gives; --params-json keys go over the file's."""
+    import yaml
+
+    by_json = tmp_path / "json" / "teacher_only.jsonl"
+    assert run_synth(problems, tiny_model_dir, by_json, tmp_path / "json.log") == 0
+    config = tmp_path / "teacher_only.yaml"
+    config.write_text(yaml.safe_dump(json.loads(PARAMS) | {"temperature": 0.1}))
+    by_file = tmp_path / "file" / "teacher_only.jsonl"
+    argv = ["--method", "teacher_only", "--problems", str(problems), "--teacher", str(tiny_model_dir)]
+    argv += ["--config", str(config), "--params-json", '{"temperature": 1.0}', "--output", str(by_file)]
+    assert synth_main([*argv, "--server-log", str(tmp_path / "file.log")]) == 0
+    assert by_file.read_bytes() == by_json.read_bytes()

@@ -82,3 +82,32 @@ def test_tracking_block_reaches_llamafactory_and_kd_train_in_the_plan(tmp_path):
     assert kd and all(
         "--tracking wandb --tracking-dir logs/pwopsd/kd/" in line and "--tracking-project pwopsd" in line for line in kd
     )
+
+
+def test_wandb_offline_mode_reaches_every_job_unless_the_user_set_one():
+    from motab.tracking import wandb_env
+
+    offline = {"tracking": {"backend": "wandb", "project": "p", "mode": "offline"}}
+    assert wandb_env([{}, offline], {}) == {"WANDB_MODE": "offline"}
+    assert wandb_env([offline], {"WANDB_MODE": "online"}) == {}  # the user's own choice wins
+    assert wandb_env([{"tracking": {"backend": "wandb"}}], {}) == {}
+
+
+def test_wandb_offline_mode_passes_the_schema(tmp_path):
+    override = tmp_path / "wandb.yaml"
+    override.write_text("studies:\n  toy:\n    tracking: {backend: wandb, mode: offline}\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("studies:\n  toy:\n    tracking: {backend: wandb, mode: ofline}\n")
+    runs = [
+        subprocess.run(
+            [SNAKEMAKE, "-n", "--configfile", "config.yaml", str(path)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        for path in (override, bad)
+    ]
+    assert runs[0].returncode == 0, runs[0].stderr[-2000:]
+    message = runs[1].stdout + runs[1].stderr
+    assert runs[1].returncode != 0 and "studies.toy.tracking.mode: expected one of online, offline" in message

@@ -1,6 +1,6 @@
 """Benchmark loaders: each public benchmark file, checked, into problems.jsonl rows.
 
-    python -m motab benchmark --input FILE|HUB_ID --format math500 --name math500 --count 500
+    motab benchmark --input FILE|HUB_ID --format math500 --name math500 --count 500
         --output results/<study>/benchmarks/math500.jsonl [--limit N] [--split test]
 
 A format names the fields a benchmark's file carries (the public release's own names) and how
@@ -24,11 +24,12 @@ Output: {"id", "input", "answer", "solution", "source"}, sorted by id (ids from 
 
 from __future__ import annotations
 
-import argparse
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from motab.commandline import command_parser
 from motab.jsonio import DataError, iter_jsonl, write_jsonl
 
 
@@ -72,6 +73,8 @@ def _answer(value, kind: str, path, line: int, field: str) -> tuple[str, str | N
         return match.group(1).replace(",", ""), value[: match.start()].rstrip()
     if isinstance(value, bool) or value is None:
         raise DataError(path, line, field, f"expected a string or number answer, found {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):  # a hub row's NaN: never a gold "nan"
+        raise DataError(path, line, field, f"{value} is not a finite number")
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # AMC stores 27.0 for 27
     if kind in ("number", "integer") and isinstance(value, str):
@@ -146,7 +149,11 @@ def load_benchmark(
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m motab benchmark", description=__doc__.split("\n\n")[0])
+    parser = command_parser(
+        "benchmark",
+        __doc__.split("\n\n")[0],
+        "motab benchmark --input results/toy/raw/test.jsonl --format generic --name toy_test --output results/toy/benchmarks/toy_test.jsonl",
+    )
     parser.add_argument("--input", required=True, help="local JSONL file, or a hub dataset id")
     parser.add_argument("--format", required=True, choices=["generic", MULTIPLE_CHOICE, *sorted(FORMATS)])
     parser.add_argument("--name", required=True, help="benchmark name (row source, default id prefix)")
@@ -159,8 +166,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--answer-field", default="answer", help="generic format only")
     args = parser.parse_args(argv)
     path = args.input
+    from motab.data.prepare import split_subset
+
     if not Path(path).is_file():
-        if path.endswith((".jsonl", ".json")) or path.startswith((".", "/")):
+        if not Path(split_subset(path)[0]).is_dir() and (
+            path.endswith((".jsonl", ".json")) or path.startswith((".", "/"))
+        ):
             raise SystemExit(
                 f"{path}: benchmark file not found (config `path` of benchmark {args.name!r}; "
                 "a hub id looks like owner/name)"

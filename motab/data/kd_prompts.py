@@ -7,8 +7,7 @@ earlier one are dropped; then --max-samples keeps the first N. Rows in id order 
 
 from __future__ import annotations
 
-import argparse
-
+from motab.commandline import command_parser
 from motab.jsonio import iter_jsonl, require, write_jsonl
 
 
@@ -32,7 +31,11 @@ def to_prompts(path: str, deduplicate: bool, max_samples: int | None = None) -> 
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="motab kd-prompts", description=__doc__)
+    parser = command_parser(
+        "kd-prompts",
+        __doc__,
+        "motab kd-prompts --problems results/toy/data/problems.jsonl --output results/toy/kd_data/toy.jsonl --deduplicate",
+    )
     parser.add_argument("--problems", required=True)
     parser.add_argument("--output", required=True)
     parser.add_argument("--deduplicate", action="store_true")

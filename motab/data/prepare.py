@@ -8,9 +8,10 @@ Any bad line stops the stage with file:line:field; nothing is written then.
 
 from __future__ import annotations
 
-import argparse
+import math
 from pathlib import Path
 
+from motab.commandline import command_parser
 from motab.data.train_formats import READERS, iter_rows
 from motab.jsonio import DataError, iter_jsonl, write_jsonl
 
@@ -22,6 +23,8 @@ ID_FIELDS = ("id", "unique_id", "idx")
 def _answer_text(value, path, line, field) -> str:
     if isinstance(value, bool) or value is None:
         raise DataError(path, line, field, f"expected a string or number answer, found {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):  # a hub row's NaN: never a gold "nan"
+        raise DataError(path, line, field, f"{value} is not a finite number")
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # AMC-style 27.0 -> "27"
     if isinstance(value, (int, float)):
@@ -82,24 +85,46 @@ def hub_cache_path(name: str, split: str = "train", revision: str | None = None)
     return Path("results") / "hub_cache" / (name.replace("/", "__").replace(":", "__") + f"{pinned}.{split}.jsonl")
 
 
+def split_subset(location: str) -> tuple[str, str]:
+    """(hub id or folder, configuration) of `owner/name:config` or `<snapshot folder>:config`."""
+    head, sep, tail = location.rpartition(":")
+    return (head, tail) if sep and tail and "/" not in tail and "\\" not in tail else (location, "")
+
+
 def load_hub_dataset(name: str, split: str = "train", revision: str | None = None) -> str:
     """Materialise a hub dataset (e.g. GAIR/LIMO) as a local JSONL file and return its path.
     `owner/name:config` names a configuration (Idavidrein/gpqa:gpqa_diamond); split may join
     splits with "+" (the datasets library's syntax: amc22+amc23+amc24); `revision` (config
-    `revision:`, a commit sha or tag) pins the dataset's version on the hub."""
+    `revision:`, a commit sha or tag) pins the dataset's version on the hub. A folder (the hub
+    cache's snapshot of the download step, motab.hubcache) is read as it is, with no network."""
     from datasets import load_dataset
 
+    from motab.jobenv import JobError
     from motab.jsonio import write_jsonl as _write
 
-    hub_id, _, subset = name.partition(":")
-    out = hub_cache_path(name, split, revision)
+    source, subset = split_subset(name)
+    local = Path(source).is_dir()
+    out = hub_cache_path(name, split, None if local else revision)
     if not out.exists():
-        _write(out, (dict(row) for row in load_dataset(hub_id, subset or None, split=split, revision=revision)))
+        try:
+            rows = load_dataset(source, subset or None, split=split, revision=None if local else revision)
+        except (OSError, ConnectionError, ValueError) as exc:  # offline, unknown id, gated, no such split
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            raise JobError(
+                f"{name} (split {split}): cannot be read ({exc.__class__.__name__}: {first}); pin its `revision` "
+                "and run `snakemake download` where the hub can be reached, or point `path` at a local copy "
+                "(docs/data.md)"
+            ) from None
+        _write(out, (dict(row) for row in rows))
     return str(out)
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="motab prepare", description=__doc__)
+    parser = command_parser(
+        "prepare",
+        __doc__,
+        "motab prepare --input results/toy/raw/train.jsonl --source toy --output results/toy/data/problems.jsonl",
+    )
     parser.add_argument("--input", required=True, help="local JSONL file, or a hub dataset id")
     parser.add_argument("--source", required=True, help="dataset name recorded in each row")
     parser.add_argument("--output", required=True)

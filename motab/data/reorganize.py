@@ -13,9 +13,9 @@ Rows keep the synth order (sorted by id, sample).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from motab.commandline import command_parser
 from motab.jsonio import DataError, iter_jsonl, require, write_json, write_jsonl
 
 
@@ -60,7 +60,11 @@ def dataset_info(name: str, file_name: str) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="motab reorganize", description=__doc__)
+    parser = command_parser(
+        "reorganize",
+        __doc__,
+        "motab reorganize --input results/toy/synth/motab.jsonl --output-dir sft_data/motab --dataset-name motab",
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--input", help="synth/{method}.jsonl")
     source.add_argument("--problems", help="a prepared training set (problems.jsonl): SFT on its own solutions")

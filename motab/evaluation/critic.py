@@ -1,6 +1,6 @@
-"""`python -m motab eval-critic`: an LLM judge's score of every response in an eval JSON.
+"""`motab eval-critic`: an LLM judge's score of every response in an eval JSON.
 
-    python -m motab eval-critic --eval seed0.json --model JUDGE_DIR --output seed0.critic.json
+    motab eval-critic --eval seed0.json --model JUDGE_DIR --output seed0.critic.json
         --rubric "Rate the clarity and correctness of the reasoning." --scale-min 1 --scale-max 5
         [--max-tokens 16 --temperature 0 --seed 0 --max-in-flight 4]
         [--server-command TEMPLATE | --server-url URL]
@@ -26,6 +26,7 @@ import re
 import sys
 from contextlib import nullcontext
 
+from motab.commandline import command_parser
 from motab.jsonio import DataError, write_json
 from motab.serving.placement import from_json
 
@@ -115,9 +116,13 @@ async def judge_all(url: str, problems: dict[str, str], evaluation: dict, args) 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """eval-critic's command line; --scale-min must lie below --scale-max."""
-    from motab.serving.launch import LOCAL_SERVER
+    from motab.serving.launch import LOCAL_SERVER, STARTUP_TIMEOUT_S
 
-    parser = argparse.ArgumentParser(prog="python -m motab eval-critic", description=__doc__.split("\n\n")[0])
+    parser = command_parser(
+        "eval-critic",
+        __doc__.split("\n\n")[0],
+        "motab eval-critic --eval seed0.json --problems results/toy/benchmarks/toy_test.jsonl --model Qwen/Qwen3-8B --rubric rubric.txt --output seed0.critic.json",
+    )
     parser.add_argument("--eval", required=True, help="eval JSON (eval-grade's output)")
     parser.add_argument("--problems", default=None, help="problems.jsonl: the problem text shown to the judge")
     parser.add_argument("--model", required=True, help="the judge's checkpoint folder or hub id")
@@ -131,6 +136,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--max-in-flight", type=int, default=4)
     parser.add_argument("--server-command", default=LOCAL_SERVER)
     parser.add_argument("--server-log", default=None)
+    parser.add_argument(
+        "--server-startup-timeout",
+        type=float,
+        default=STARTUP_TIMEOUT_S,
+        help="seconds to wait for each server to become healthy (studies' resources.<stage>.server_startup_s)",
+    )
     parser.add_argument(
         "--placement", default=None, help="the job GPUs each server sees (role judge), JSON of motab.serving.placement"
     )
@@ -164,7 +175,13 @@ def main(argv: list[str]) -> int:
     context = (
         nullcontext(args.server_url)
         if args.server_url
-        else serving(args.server_command, args.model, log_path, placement=from_json(args.placement).get("judge"))
+        else serving(
+            args.server_command,
+            args.model,
+            log_path,
+            startup_timeout_s=args.server_startup_timeout,
+            placement=from_json(args.placement).get("judge"),
+        )
     )
     with context as url:
         rows = asyncio.run(judge_all(url, problems, evaluation, args))

@@ -1,11 +1,11 @@
-"""`python -m motab eval-evalscope`: sample through EvalScope against the server's OpenAI endpoint.
+"""`motab eval-evalscope`: sample through EvalScope against the server's OpenAI endpoint.
 
-    python -m motab eval-evalscope --model DIR --benchmark-file ../shared/data/math500/test.jsonl
+    motab eval-evalscope --model DIR --benchmark-file ../shared/data/math500/test.jsonl
         --format math500 --name math500 --dataset math_500 --output seed0.responses.jsonl
         --work-dir results/<study>/eval/<run>/math500/seed0.evalscope
         --n 4 --temperature 0.6 --top-p 1.0 --max-tokens 128 --seed 0 [--limit N]
         [--server-command TEMPLATE | --server-url URL]
-    python -m motab eval-evalscope --model DIR --jobs-json '[{"benchmark_file": ..., "format": ...,
+    motab eval-evalscope --model DIR --jobs-json '[{"benchmark_file": ..., "format": ...,
         "name": ..., "dataset": ..., "output": ..., "work_dir": ..., "n": 8, "top_k": 20, ...}, ...]'
 
 --jobs-json runs several (benchmark, seed) jobs, each with its own files, dataset_args and
@@ -40,10 +40,24 @@ import sys
 import time
 from pathlib import Path
 
+from motab.commandline import command_parser
 from motab.evaluation.evalscope_reviews import read_reviews, review_files, to_responses
 from motab.jsonio import write_json, write_jsonl
 
-SERVED_MODEL = "motab-model"  # the model name EvalScope sends (the embedded server answers any name)
+SERVED_MODEL = "motab-model"  # the model name of a TaskConfig built without a server at hand
+
+
+def served_model(url: str) -> str:
+    """The model name the server serves (GET /v1/models): SGLang, vLLM and the embedded server refuse
+    any other. SERVED_MODEL when the server does not say."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/v1/models", timeout=60) as resp:
+            return str(json.loads(resp.read())["data"][0]["id"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError, urllib.error.URLError):
+        return SERVED_MODEL
 
 
 def _log(message: str) -> None:
@@ -137,9 +151,13 @@ JOB_REQUIRED = ("benchmark_file", "format", "name", "dataset", "output", "work_d
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from motab.serving.launch import LOCAL_SERVER
+    from motab.serving.launch import LOCAL_SERVER, STARTUP_TIMEOUT_S
 
-    parser = argparse.ArgumentParser(prog="python -m motab eval-evalscope", description=__doc__.split("\n\n")[0])
+    parser = command_parser(
+        "eval-evalscope",
+        __doc__.split("\n\n")[0],
+        "motab eval-evalscope --model Qwen/Qwen3-8B --benchmark-file aime24.jsonl --format generic --output seed0.responses.jsonl --server-url http://127.0.0.1:30000",
+    )
     parser.add_argument("--model", required=True, help="checkpoint folder or hub id (served by the server)")
     parser.add_argument("--benchmark-file", help="the benchmark's JSONL file, or a hub id")
     parser.add_argument("--format", help="its format (motab.data.benchmarks)")
@@ -174,7 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--placement", default=None, help="the job GPUs each server sees (role model), JSON of motab.serving.placement"
     )
     parser.add_argument("--server-url", default=None, help="use this running server instead of starting one")
-    parser.add_argument("--server-startup-timeout", type=float, default=300.0)
+    parser.add_argument(
+        "--server-startup-timeout",
+        type=float,
+        default=STARTUP_TIMEOUT_S,
+        help="seconds to wait for each server to become healthy (studies' resources.<stage>.server_startup_s)",
+    )
     return parser
 
 
@@ -232,9 +255,9 @@ def hub_source(benchmark_file: str, dataset_args: dict) -> tuple[dict, dict]:
     return {"dataset_hub": "huggingface"}, extra | dataset_args
 
 
-def job_task_config(url: str, job: argparse.Namespace, repeat: int, run_dir: Path) -> dict:
+def job_task_config(url: str, job: argparse.Namespace, repeat: int, run_dir: Path, model: str = SERVED_MODEL) -> dict:
     """The TaskConfig fields of sample `repeat` of a job: a local benchmark file is read from its
-    folder; a hub id from the Hugging Face hub (hub_source)."""
+    folder; a hub id from the Hugging Face hub (hub_source). `model`: the name the server serves."""
     local = Path(job.benchmark_file).is_file()
     hub, dataset_args = ({}, job.dataset_args) if local else hub_source(job.benchmark_file, job.dataset_args)
     config = task_config_dict(
@@ -249,6 +272,7 @@ def job_task_config(url: str, job: argparse.Namespace, repeat: int, run_dir: Pat
         job.limit or None,
         job.batch_size,
         extra_args=dataset_args,
+        model=model,
         top_k=job.top_k,
     )
     return config | hub
@@ -262,9 +286,10 @@ def run_job(url: str, job: argparse.Namespace, problems: list[dict] | None) -> N
     for stale in sorted(work_dir.glob("sample*")):  # a rerun never mixes old samples in
         shutil.rmtree(stale)
     reviews = []
+    model = served_model(url)
     for repeat in range(job.n):
         run_dir = work_dir / f"sample{repeat}"
-        config = job_task_config(url, job, repeat, run_dir)
+        config = job_task_config(url, job, repeat, run_dir, model)
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "task_config.json", config)
         source = config["dataset_args"][job.dataset].get("dataset_id", "its own copy")
@@ -291,7 +316,7 @@ def main(argv: list[str]) -> int:
 
     from motab.serving.launch import server_or_url
 
-    _log("command: python -m motab eval-evalscope " + shlex.join(argv))
+    _log("command: motab eval-evalscope " + shlex.join(argv))
     t0 = time.perf_counter()
     problems = [local_problems(job) for job in jobs]
     log_path = args.server_log or str(jobs[0].output) + ".server.log"

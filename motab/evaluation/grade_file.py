@@ -1,13 +1,13 @@
-"""`python -m motab grade`: grade any JSONL of {"id", "response", "gold"} lines (any system's outputs).
+"""`motab grade`: grade any JSONL of {"id", "response", "gold"} lines (any system's outputs).
 
 Writes {"id", "pred", "correct", "reason"} lines in input order and prints a one-line summary.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 
+from motab.commandline import command_parser, positive_float, positive_int
 from motab.evaluation.answers import DEFAULT_MODE, MODES, extract_answer, gold_text
 from motab.evaluation.grading import EQUIVALENCES, Grade, grade_many
 from motab.jsonio import DataError, iter_jsonl, require, write_jsonl
@@ -39,11 +39,13 @@ def grade_rows(
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m motab grade", description=__doc__.splitlines()[0])
+    parser = command_parser(
+        "grade", __doc__.splitlines()[0], "motab grade --input answers.jsonl --output graded.jsonl --processes 4"
+    )
     parser.add_argument("--input", required=True, help='JSONL of {"id", "response", "gold"}')
     parser.add_argument("--output", required=True, help='JSONL of {"id", "pred", "correct", "reason"}')
-    parser.add_argument("--processes", type=int, default=1)
-    parser.add_argument("--timeout-s", type=float, default=5.0)
+    parser.add_argument("--processes", type=positive_int, default=1, help="grading processes")
+    parser.add_argument("--timeout-s", type=positive_float, default=5.0, help="seconds per comparison at most")
     parser.add_argument("--extraction", default=DEFAULT_MODE, choices=MODES, help="answer-extraction mode")
     parser.add_argument("--equivalence", default="motab", choices=sorted(EQUIVALENCES), help="answer comparison")
     args = parser.parse_args(argv)

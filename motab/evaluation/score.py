@@ -1,4 +1,4 @@
-"""`python -m motab eval-grade`: grade sampled responses and write the eval JSON.
+"""`motab eval-grade`: grade sampled responses and write the eval JSON.
 
 Input (--responses, JSONL): {"id", "input", "gold", "prompt", "responses": [str, ...],
 "finish_reasons": [...], "completion_tokens": [...]} per problem (the evalscope engine adds
@@ -16,6 +16,7 @@ import json
 import os
 from collections.abc import Sequence
 
+from motab.commandline import command_parser
 from motab.evaluation.answers import DEFAULT_MODE, MODES, extract_answer, gold_text
 from motab.evaluation.grading import EQUIVALENCES, judge_many
 from motab.evaluation.metrics import majority_vote, summarize
@@ -64,6 +65,8 @@ def read_responses(path: str | os.PathLike) -> list[dict]:
                 f"expected {n_samples} responses like line {first_line}, found {len(responses)}",
             )
         row = {"id": pid, "gold": gold_text(gold), "responses": list(responses)}
+        if isinstance(obj.get("over_long"), dict):  # skipped or cut by eval-generate: named in the eval JSON
+            row["over_long"] = obj["over_long"]
         if "evalscope" in obj:  # the evalscope engine's own per-sample scores, kept beside ours
             scores = obj["evalscope"].get("scores") if isinstance(obj["evalscope"], dict) else None
             if not isinstance(scores, list) or len(scores) != len(responses):
@@ -253,7 +256,11 @@ def _metrics(rows: Sequence[dict], samples: list[dict], k: int) -> tuple[dict, l
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m motab eval-grade", description=__doc__.splitlines()[0])
+    parser = command_parser(
+        "eval-grade",
+        __doc__.splitlines()[0],
+        "motab eval-grade --responses seed0.responses.jsonl --output seed0.json --run base_student --benchmark toy_test --seed 0",
+    )
     parser.add_argument("--responses", required=True, help="responses JSONL (one problem per line)")
     parser.add_argument("--output", required=True, help="eval JSON to write")
     parser.add_argument("--run", required=True)
@@ -333,6 +340,9 @@ def main(argv: list[str]) -> int:
         "equivalence": args.equivalence,
         "provenance": provenance(params),
     }
+    over_long = [{"id": row["id"], **row["over_long"]} for row in rows if "over_long" in row]
+    if over_long:
+        out["over_long"] = over_long
     if len(by_mode) > 1:
         out["metrics_by_extraction"] = {mode: m for mode, (m, _) in by_mode.items()}
     write_json(args.output, out)

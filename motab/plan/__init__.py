@@ -10,7 +10,9 @@ The one way the rules (rules/*.smk) reach the package: they import from here onl
 - tables:   a table's spec (the input of `motab tables`);
 - codedeps: the package files each `motab` command runs (the rules' code inputs);
 - locate:   the file and line a config key was written on, for error messages;
-- memory:   each GPU job's memory per GPU against the study's resources.gpu_memory_gb.
+- memory:   each GPU job's memory per GPU against the study's resources.gpu_memory_gb;
+- hub:      the hub snapshots a study reads, where jobs find them, the download step's targets
+            (and motab.preflight: are they all to be had, before any job).
 """
 
 from __future__ import annotations
@@ -25,8 +27,16 @@ from motab.evaluation.settings import (
     per_benchmark_errors,
 )
 from motab.passthrough import extend_command
+from motab.plan import hub
 from motab.plan.codedeps import module_files
-from motab.plan.compose import ComposeError, compose, study_file_errors, study_files, workflow_config
+from motab.plan.compose import (
+    ComposeError,
+    compose,
+    config_files,
+    study_file_errors,
+    study_files,
+    workflow_config,
+)
 from motab.plan.locate import locate
 from motab.plan.memory import fit_table, fits_json, memory_errors, study_fits
 from motab.plan.servers import (
@@ -57,7 +67,8 @@ from motab.plan.targets import (
     table_teacher_shares,
     trained_table_runs,
 )
-from motab.tracking import kdflow_options, llamafactory_options
+from motab.preflight import offline_var, preflight
+from motab.tracking import kdflow_options, llamafactory_options, wandb_env
 
 
 def kd_config_errors(config: dict) -> list[str]:
@@ -86,6 +97,7 @@ __all__ = [
     "fit_table",
     "fits_json",
     "generation_settings",
+    "hub",
     "fit_to_context",
     "PROMPT_TOKENS",
     "context_notes",
@@ -98,8 +110,10 @@ __all__ = [
     "locate",
     "memory_errors",
     "module_files",
+    "offline_var",
     "per_benchmark_errors",
     "placement_arg",
+    "preflight",
     "row_runs",
     "server_command",
     "server_parallel",
@@ -107,11 +121,13 @@ __all__ = [
     "startup_errors",
     "study_file_errors",
     "study_files",
+    "config_files",
     "study_fits",
     "synth_algorithm",
     "table_evals",
     "table_spec",
     "table_teacher_shares",
     "trained_table_runs",
+    "wandb_env",
     "workflow_config",
 ]

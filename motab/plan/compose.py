@@ -24,13 +24,14 @@ from pathlib import Path
 
 import yaml
 
+from motab.errors import UserError
 from motab.plan.sweeps import expand_study
 
 STUDIES_DIR = "studies"
 REFERENCE_SUFFIX = ".reference.tsv"
 
 
-class ComposeError(ValueError):
+class ComposeError(UserError):
     """A study file or reference table that cannot be composed; the message names file and key."""
 
 
@@ -38,6 +39,31 @@ def study_files(root: str | Path = ".") -> list[str]:
     """The study files under `root`, sorted, as paths relative to it (the Snakefile's configfiles)."""
     folder = Path(root) / STUDIES_DIR
     return sorted(f"{STUDIES_DIR}/{p.name}" for p in folder.glob("*.yaml"))
+
+
+def yaml_syntax_error(path: str | Path) -> str | None:
+    """`file:line:column: problem` for a YAML file that does not parse, else None. Snakemake's own
+    `configfile:` says only "Config file is not valid JSON or YAML" at the Snakefile's line."""
+    try:
+        yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        context = f" ({exc.context})" if exc.context else ""
+        return f"{where}: not valid YAML: {exc.problem}{context}"
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        return f"{path}: not valid YAML: {exc}"
+    return None
+
+
+def config_files(root: str | Path = ".") -> list[str]:
+    """config.yaml and the study files, in the order the Snakefile loads them, each parsed first:
+    a syntax error stops the plan with its file, line and column (ComposeError)."""
+    files = ["config.yaml", *study_files(root)]
+    errors = [e for e in (yaml_syntax_error(Path(root) / name) for name in files) if e]
+    if errors:
+        raise ComposeError("\n".join(errors))
+    return files
 
 
 def study_file_errors(root: str | Path = ".") -> list[str]:

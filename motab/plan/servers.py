@@ -26,7 +26,7 @@ def server_command(study: Study, model: str, stage: str | None = None, role: str
         if "sglang" not in template:
             raise ValueError(f"studies.{study.name}.sglang: the study's server {name!r} is not SGLang ({template})")
         template = extend_command(template, study.cfg["sglang"], f"studies.{study.name}.sglang")
-    revision = study.models.get(model, {}).get("revision")
+    revision = study.model_revision(model)
     if revision and "sglang" in template:  # the hub model's pinned revision (models.<name>.revision)
         template = extend_command(template, {"revision": revision}, f"models.{model}.revision")
     parallel = server_parallel(study, model, stage, role)

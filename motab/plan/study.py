@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
+from motab.errors import UserError
+from motab.hubcache import DEFAULT_CACHE, cache_dir, hub_ref
 from motab.plan.resources import job_resources
 from motab.plan.sweeps import FILTERED, row_runs, synth_algorithm, training_seed
 from motab.training.kd_config import (  # torch-free: the kd blocks' teachers and prompts
@@ -26,9 +28,12 @@ from motab.training.kd_config import (  # torch-free: the kd blocks' teachers an
 RUN_KINDS = ("model", "sft", "kd", "epoch")
 STUDENT_METHODS = frozenset({"motab", "skd", "skd_tokens"})  # synthesis algorithms in which the student drafts
 TRAIN_DATA_SFT = "train-data"  # sft_data folder of SFT on the train set's own solutions
+# a server's start from local weights: a 32B model on a network filesystem takes minutes (the hub
+# cache); studies.<s>.resources.<stage>.server_startup_s changes it
+SERVER_STARTUP_S = 1200
 
 
-class PlanError(ValueError):
+class PlanError(UserError):
     """A study whose runs cannot be planned; the message names the config key."""
 
 
@@ -78,6 +83,7 @@ class Study:
     benchmarks: Mapping
     servers: Mapping
     slurm: Mapping
+    hub_cache: str = DEFAULT_CACHE
 
     @classmethod
     def of(cls, config: Mapping, name: str) -> Study:
@@ -89,12 +95,19 @@ class Study:
             config["benchmarks"],
             config.get("servers", {}),
             config.get("slurm", {}),
+            cache_dir(config),
         )
 
     def resource(self, stage: str, key: str):
         """A stage's resource value: studies.<s>.resources.<stage>.<key>, else the study's default."""
         resources = self.cfg["resources"]
         return resources.get(stage, {}).get(key, resources["default"][key])
+
+    def server_startup_s(self, stage: str) -> int:
+        """Seconds a job of the stage waits for each inference server it starts to become healthy."""
+        resources = self.cfg["resources"]
+        default = resources["default"].get("server_startup_s", SERVER_STARTUP_S)
+        return resources.get(stage, {}).get("server_startup_s", default)
 
     def job_resources(self, stage: str, gpus: int) -> dict:
         """What one job of `stage` on `gpus` GPUs asks SLURM for (motab.plan.resources)."""
@@ -126,10 +139,26 @@ class Study:
         return self.models[model]["source"] == "toy"
 
     def model_location(self, model: str) -> str:
-        """Folder of a model: built by the pipeline for toy models, a hub id or path otherwise."""
+        """Folder of a model: built by the pipeline for toy models, the hub cache's snapshot of a
+        pinned hub model (motab.plan.hub), the hub id or path as written otherwise."""
         if self.is_toy_model(model):
             return f"results/{self.name}/models/{model}"
-        return self.models[model]["path"]
+        ref = hub_ref("models", self.models[model])
+        return str(ref.snapshot(self.hub_cache)) if ref else self.models[model]["path"]
+
+    def model_inputs(self, model: str) -> list[str]:
+        """What a job reading the model waits for: the toy model's folder, a pinned hub model's
+        download manifest, nothing for a path or hub id read as written."""
+        if self.is_toy_model(model):
+            return [self.model_location(model)]
+        ref = hub_ref("models", self.models[model])
+        return [str(ref.manifest(self.hub_cache))] if ref else []
+
+    def model_revision(self, model: str) -> str | None:
+        """The revision a job passes to the hub (SGLang --revision, model_revision): none for a
+        model read from the hub cache, whose snapshot folder is that revision already."""
+        entry = self.models.get(model, {})
+        return None if hub_ref("models", entry) else entry.get("revision")
 
     def checkpoint_location(self, run: str) -> str:
         """Where the weights of a run live: its base model, or the SFT / KD checkpoint it trains."""
@@ -145,7 +174,7 @@ class Study:
         """The pipeline-built files a run's weights depend on (none for a hub model)."""
         spec = self.run(run).spec
         if "model" in spec and not self.is_toy_model(spec["model"]):
-            return []
+            return self.model_inputs(spec["model"])
         if "epoch" in spec:
             return [f"results/{self.name}/ckpt/sft/{spec['epoch_of']}"]
         return [self.checkpoint_location(run)]
@@ -164,7 +193,7 @@ class Study:
         source = self.start_of(run)
         if source in self.runs:
             return self.checkpoint_inputs(source)
-        return [self.model_location(source)] if self.is_toy_model(source) else []
+        return self.model_inputs(source)
 
     def run_model_name(self, run: str) -> str:
         """The config model a run's architecture comes from (for its server's tp), following `from`."""

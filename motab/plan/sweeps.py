@@ -32,11 +32,13 @@ import copy
 import itertools
 from collections.abc import Mapping
 
+from motab.errors import UserError
+
 ALGORITHMS = ("teacher_only", "motab", "skd", "skd_tokens")  # motab.synthesis.run's methods
 FILTERED = ".filtered"
 
 
-class SweepError(ValueError):
+class SweepError(UserError):
     """A sweep or eval_epochs entry that cannot be expanded; the message names the config key."""
 
 

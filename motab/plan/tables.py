@@ -1,4 +1,4 @@
-"""A table's spec (the input of `python -m motab tables`) from a study's config.
+"""A table's spec (the input of `motab tables`) from a study's config.
 
 Published numbers sit in config per (run, benchmark), keyed by run names a user edits (read from
 studies/<study>.reference.tsv by motab.plan.compose):
@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from motab.errors import UserError
 from motab.plan.sweeps import row_runs
 
 
-class SpecError(ValueError):
+class SpecError(UserError):
     """A table entry of config that cannot make a spec; the message names the config key."""
 
 

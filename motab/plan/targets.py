@@ -70,14 +70,30 @@ def trained_table_runs(study: Study) -> list[str]:
     return runs
 
 
+def evaluated_checkpoints(study: Study) -> list[str]:
+    """The pipeline-built checkpoint folders the study's tables evaluate, sorted."""
+    found = {
+        folder
+        for table in study.cfg["tables"]
+        for row in study.cfg["tables"][table]["rows"]
+        for run in study.row_runs(row)
+        for folder in study.checkpoint_inputs(run)
+    }
+    return sorted(found)
+
+
 def final_outputs(config: Mapping) -> list[str]:
     """What `snakemake` (rule all) builds for the selected studies: each table in every format, its
     chart, the data card of each synthesized dataset, the study's training curves, its cost table
-    (after all of the study's jobs) and, where it declares resources.gpu_memory_gb, its GPU memory
-    estimates."""
+    (after all of the study's jobs), where it declares resources.gpu_memory_gb its GPU memory
+    estimates, and the checkpoints its tables evaluate. Those are targets, not only inputs, because
+    Snakemake does not rebuild a missing input whose consumers are up to date: a killed `--forcerun
+    kd` (Snakemake deletes the folder when the job starts) left the tables reporting a deleted model
+    while `snakemake -n` said "Nothing to be done"."""
     outputs = []
     for name in config["select"]:
-        outputs += data_cards(Study.of(config, name))
+        study = Study.of(config, name)
+        outputs += data_cards(study)
         for table in sorted(config["studies"][name]["tables"]):
             outputs += [f"results/{name}/tables/{table}.{ext}" for ext in TABLE_FORMATS]
             outputs.append(f"results/{name}/report/{table}.png")
@@ -85,4 +101,5 @@ def final_outputs(config: Mapping) -> list[str]:
         outputs.append(f"results/{name}/report/cost.html")  # rule cost_table
         if "gpu_memory_gb" in config["studies"][name].get("resources", {}):  # rule gpu_memory
             outputs.append(f"results/{name}/report/gpu_memory.html")
+        outputs += evaluated_checkpoints(study)
     return outputs

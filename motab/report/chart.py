@@ -1,22 +1,24 @@
-"""`python -m motab report-chart`: a table's cells as a bar chart with error bars (PNG).
+"""`motab report-chart`: a table's cells as a bar chart with error bars (PNG).
 
-    python -m motab report-chart --spec SPEC.json --evals E1.json ... --output chart.png
+    motab report-chart --spec SPEC.json --evals E1.json ... --output chart.png
 
-One group per benchmark plus Avg, one bar per run; error bars = the sample std over seeds (none
-for a single seed and for Avg). The numbers are the table's own (motab.tables.build reads and
+One group per benchmark plus Avg (over two or more benchmarks, as the table), one bar per run, each
+run its own colour (figure.run_colours); error bars = the sample std over seeds (none for a single
+seed and for Avg). The numbers are the table's own (motab.tables.build reads and
 aggregates them), so chart and table cannot disagree.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 from collections.abc import Sequence
 
-from motab.report.figure import pyplot, save_png
+from motab.commandline import command_parser
+from motab.jsonio import read_json_object
+from motab.report.figure import pyplot, run_colours, save_png
 from motab.tables.build import aggregate, load_evals, parse_spec
+from motab.tables.render import show_avg
 
 
 def chart_data(
@@ -26,12 +28,13 @@ def chart_data(
     std is None where the table shows none (a single seed, and the Avg column)."""
     spec = parse_spec(spec_obj)
     values = load_evals(eval_paths, spec)
-    groups = [bench["label"] for bench in spec.benchmarks] + ["Avg"]
+    avg = show_avg(spec)
+    groups = [bench["label"] for bench in spec.benchmarks] + (["Avg"] if avg else [])
     means, stds = [], []
     for row in spec.rows:
         cells = [aggregate(values[(row["run"], bench["name"])], spec.scale) for bench in spec.benchmarks]
-        means.append([c.mean for c in cells] + [math.fsum(c.mean for c in cells) / len(cells)])
-        stds.append([c.std for c in cells] + [None])
+        means.append([c.mean for c in cells] + ([math.fsum(c.mean for c in cells) / len(cells)] if avg else []))
+        stds.append([c.std for c in cells] + ([None] if avg else []))
     return groups, [row["label"] for row in spec.rows], means, stds
 
 
@@ -41,9 +44,9 @@ def bar_chart(spec_obj: dict, eval_paths: Sequence[str | os.PathLike], output: s
     with matplotlib.rc_context(matplotlib.rcParamsDefault):
         fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(groups) * max(1, len(runs)) / 2), 4.5))
         width = 0.8 / len(runs)
-        for i, (label, ys, es) in enumerate(zip(runs, means, stds)):
+        for i, (label, ys, es, colour) in enumerate(zip(runs, means, stds, run_colours(len(runs)))):
             xs = [g + (i - (len(runs) - 1) / 2) * width for g in range(len(groups))]
-            ax.bar(xs, ys, width, label=label, color=f"C{i % 10}")
+            ax.bar(xs, ys, width, label=label, color=colour)
             with_std = [(x, y, e) for x, y, e in zip(xs, ys, es) if e is not None]
             if with_std:
                 ax.errorbar(
@@ -68,13 +71,15 @@ def bar_chart(spec_obj: dict, eval_paths: Sequence[str | os.PathLike], output: s
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m motab report-chart", description="table bar chart (PNG)")
+    parser = command_parser(
+        "report-chart",
+        "table bar chart (PNG)",
+        "motab report-chart --spec results/toy/tables/main.spec.json --evals results/toy/eval/*/*/seed*.json --output main.png",
+    )
     parser.add_argument("--spec", required=True, help="table spec JSON (as for `motab tables`)")
     parser.add_argument("--evals", required=True, nargs="+", help="eval JSON files")
     parser.add_argument("--output", required=True, help="PNG to write")
     args = parser.parse_args(argv)
-    with open(args.spec, encoding="utf-8") as handle:
-        spec_obj = json.load(handle)
-    bar_chart(spec_obj, args.evals, args.output)
+    bar_chart(read_json_object(args.spec), args.evals, args.output)
     print(f"wrote {args.output}")
     return 0

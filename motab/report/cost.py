@@ -1,12 +1,13 @@
 """What a study cost, per stage, from the `benchmark:` files its jobs wrote (Snakemake's TSV:
 s, h:m:s, max_rss, ..., cpu_time).
 
-`python -m motab cost --study toy [--logs logs] [--gpus-json '{"synth": 4, "eval/teacher/*": 4}']
+`motab cost --study toy [--logs logs] [--gpus-json '{"synth": 4, "eval/teacher/*": 4}']
  [--csv F] [--md F] [--html F]`
 
 Per stage (the folder under logs/<study>/: synth, sft, kd, eval, data, ...): jobs, wall hours,
 CPU hours (the benchmark's cpu_time) and GPU hours (wall x the GPUs the job asked for; 0 where
---gpus-json names none). --gpus-json keys are stage names, or globs on a benchmark file's path
+--gpus-json names none, and 0 where the job's log beside its benchmark file says "GPUs used: 0",
+as sft and kd-train log on a machine without a GPU: the toy asks SLURM for a GPU but trains on CPU). --gpus-json keys are stage names, or globs on a benchmark file's path
 under logs/<study>/ (a key with / or *: the most specific match wins, before the stage's entry), so jobs
 of one stage may ask for different GPUs (an eval job asks for its run's model tp). The toy
 study asks for no GPUs on a local run: its numbers are CPU hours. A cluster run's GPU hours are
@@ -18,13 +19,15 @@ The workflow writes it per study (rule cost_table: results/<study>/report/cost.{
 
 from __future__ import annotations
 
-import argparse
 import csv
 import fnmatch
 import io
 import json
 from collections import defaultdict
 from pathlib import Path
+
+from motab.commandline import command_parser
+from motab.jobenv import GPUS_USED
 
 COLUMNS = ("stage", "jobs", "wall_hours", "cpu_hours", "gpu_hours", "peak_rss_mb")
 
@@ -61,6 +64,19 @@ def job_gpus(relative: str, stage: str, gpus: dict[str, int]) -> int:
     return gpus.get(stage, 0)
 
 
+def used_gpus(benchmark: Path) -> int | None:
+    """The GPUs the job logged it found ("GPUs used: N" in <stem>.log beside <stem>.benchmark.tsv;
+    the first such line, a multi-node job logs one per node), or None where it logged none."""
+    log = benchmark.with_name(benchmark.name.removesuffix(".benchmark.tsv") + ".log")
+    if not log.is_file():
+        return None
+    with open(log, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if line.startswith(GPUS_USED) and line[len(GPUS_USED) :].strip().isdigit():
+                return int(line[len(GPUS_USED) :])
+    return None
+
+
 def cost_rows(study_logs: Path, gpus: dict[str, int] | None = None) -> list[dict]:
     gpus = gpus or {}
     table: dict[str, dict] = defaultdict(lambda: {"jobs": 0, "s": 0.0, "cpu": 0.0, "gpu_s": 0.0, "rss": 0.0})
@@ -70,7 +86,8 @@ def cost_rows(study_logs: Path, gpus: dict[str, int] | None = None) -> list[dict
         row["jobs"] += 1
         row["s"] += bench["s"]
         row["cpu"] += bench["cpu_time"]
-        row["gpu_s"] += bench["s"] * job_gpus(path.relative_to(study_logs).as_posix(), stage, gpus)
+        asked = job_gpus(path.relative_to(study_logs).as_posix(), stage, gpus)
+        row["gpu_s"] += bench["s"] * (asked if used_gpus(path) != 0 else 0)
         row["rss"] = max(row["rss"], bench["max_rss"])
     rows = [
         {
@@ -117,12 +134,13 @@ def to_html(rows: list[dict], title: str) -> str:
         f"<style>{style}</style></head><body>\n<h2>{escape(title)}</h2>\n"
         f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>\n"
         "<p>Hours from the jobs' Snakemake benchmark files; GPU hours = wall x the GPUs each job asked "
-        "for (0 where it asked for none: CPU hours are the cost).</p>\n</body></html>\n"
+        "for, 0 where it asked for none or its log says it found none (a CPU run: CPU hours are the "
+        "cost).</p>\n</body></html>\n"
     )
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="motab cost", description=__doc__.split("\n\n")[0])
+    parser = command_parser("cost", __doc__.split("\n\n")[0], "motab cost --study toy --logs logs --md cost.md")
     parser.add_argument("--study", required=True)
     parser.add_argument("--logs", default="logs", help="the workflow's logs folder")
     parser.add_argument("--gpus-json", default="{}", help='GPUs per job of each stage, e.g. {"synth": 8, "eval": 1}')

@@ -1,22 +1,24 @@
-"""`python -m motab training-curves`: training curves from checkpoint folders (PNG).
+"""`motab training-curves`: training curves from checkpoint folders (PNG).
 
-    python -m motab training-curves --run LABEL=CKPT_DIR ... --output curves.png
+    motab training-curves --run LABEL=CKPT_DIR ... --output curves.png
 
 Each folder's training_log.csv (SFT: step,loss; on-policy KD: step,loss,kl_to_teacher,
 rollout_tokens): SFT's cross-entropy, KD's loss and KD's KL to the teacher each on its own axes
-(curve_panels). A folder without the file is named in a note on the figure, never silently dropped.
+(curve_panels). kl_to_teacher is the reverse KL, KL(student || teacher): the mean over the student's
+own response tokens of log p_student - log p_teacher (motab.training.kd.step), labelled so. A folder without the file is named in a note on the figure, never silently dropped.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from motab.commandline import command_parser
 from motab.jsonio import DataError
-from motab.report.figure import pyplot, save_png
+from motab.report.figure import pyplot, run_colours, save_png
+from motab.training.kd.progress import KL_LABEL
 
 LOG_NAME = "training_log.csv"
 
@@ -48,7 +50,13 @@ def curve_panels(logs: Sequence[tuple[str, dict[str, list[float]]]]) -> list[tup
         panels.append(("SFT: cross-entropy", "cross-entropy (nats / token)", [(label, "loss") for label in sft]))
     if kd:
         panels.append(("On-policy KD: distillation loss", "KD loss", [(label, "loss") for label in kd]))
-        panels.append(("On-policy KD: KL to the teacher", "KL to teacher", [(label, "kl_to_teacher") for label in kd]))
+        panels.append(
+            (
+                "On-policy KD: reverse KL to the teacher",
+                f"{KL_LABEL} (nats / token)",
+                [(label, "kl_to_teacher") for label in kd],
+            )
+        )
     return panels
 
 
@@ -63,7 +71,8 @@ def training_curves(runs: Sequence[tuple[str, str | os.PathLike]], output: str |
             missing.append(label)
     panels = curve_panels(logs) or [("Training", "loss", [])]
     by_label = dict(logs)
-    color = {label: f"C{i % 10}" for i, (label, _) in enumerate(logs)}  # a run keeps its colour across panels
+    # a run keeps its colour across panels, and no two runs share one
+    color = dict(zip((label for label, _ in logs), run_colours(len(logs))))
     matplotlib, plt = pyplot()
     with matplotlib.rc_context(matplotlib.rcParamsDefault):
         fig, axes = plt.subplots(1, len(panels), figsize=(1.0 + 5.0 * len(panels), 4.2), squeeze=False)
@@ -89,7 +98,12 @@ def training_curves(runs: Sequence[tuple[str, str | os.PathLike]], output: str |
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m motab training-curves", description="training curves (PNG)")
+    parser = command_parser(
+        "training-curves",
+        "training curves (PNG)",
+        "motab training-curves --run 'SFT=results/toy/ckpt/sft/sft_teacher_only' "
+        "'SFT + KD (RKL)=results/toy/ckpt/kd/sft_teacher_only_kd_rkl' --output curves.png",
+    )
     parser.add_argument("--run", nargs="*", default=[], metavar="LABEL=CKPT_DIR", help="checkpoint folders")
     parser.add_argument("--output", required=True, help="PNG to write")
     args = parser.parse_args(argv)

@@ -10,11 +10,11 @@ gpu_memory.{tsv,html}), handing over the plan's own estimates (--fits-json). doc
 
 from __future__ import annotations
 
-import argparse
 import json
 from html import escape
 from pathlib import Path
 
+from motab.commandline import command_parser
 from motab.plan import Study, compose, study_fits, workflow_config
 from motab.plan.memory import Fit, fit_table
 
@@ -42,7 +42,7 @@ def to_html(tsv: str, title: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="motab plan-memory", description=__doc__.split("\n")[0])
+    p = command_parser("plan-memory", __doc__.split("\n")[0], "motab plan-memory --study pwopsd --tsv memory.tsv")
     p.add_argument("--root", default=".", help="the workflow folder (config.yaml, studies/)")
     p.add_argument("--configfile", action="append", default=[], help="an override file, as Snakemake's")
     p.add_argument("--study", action="append", default=[], help="only this study (repeatable)")

@@ -57,7 +57,7 @@ class _Handlers:
                 "object": "list",
                 "data": [
                     {
-                        "id": self.engine.model_dir,
+                        "id": self.engine.served_model_name,
                         "object": "model",
                         "created": 0,
                         "owned_by": "motab",
@@ -104,10 +104,13 @@ class _Handlers:
         return handler
 
 
-def build_app(engine: Engine, seed: int = 0, request_limits: limits.Limits | None = None):
+def build_app(
+    engine: Engine, seed: int = 0, request_limits: limits.Limits | None = None, served_model_name: str | None = None
+):
     """The aiohttp application; starts the model worker (stopped at the app's cleanup)."""
     from aiohttp import web
 
+    engine.served_model_name = served_model_name or engine.model_dir
     engine.limits = request_limits or limits.Limits()
     worker = engine.worker = limits.Worker(engine.limits)
     routes = _Handlers(engine, worker, seed)
@@ -128,12 +131,18 @@ def build_app(engine: Engine, seed: int = 0, request_limits: limits.Limits | Non
 
 
 async def serve(
-    engine: Engine, host: str, port: int, port_file: str | None, seed: int, request_limits: limits.Limits | None = None
+    engine: Engine,
+    host: str,
+    port: int,
+    port_file: str | None,
+    seed: int,
+    request_limits: limits.Limits | None = None,
+    served_model_name: str | None = None,
 ) -> None:
     """Listen until cancelled; the bound port goes to `port_file` (port 0 picks a free one)."""
     from aiohttp import web
 
-    runner = web.AppRunner(build_app(engine, seed, request_limits), access_log=None)
+    runner = web.AppRunner(build_app(engine, seed, request_limits, served_model_name), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

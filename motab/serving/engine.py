@@ -21,6 +21,7 @@ class Codec:
 
     def __init__(self, model_dir: str, tokenizer: Any, vocab_size: int, max_length: int):
         self.model_dir = str(model_dir)
+        self.served_model_name = self.model_dir  # SGLang's default --served-model-name: the model path
         self.sampling_defaults = model_sampling_defaults(model_dir)
         self.tokenizer = tokenizer
         self.vocab_size = vocab_size

@@ -24,7 +24,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 from motab.children import die_with_parent, stop_process_group
-from motab.jobenv import child_env
+from motab.jobenv import JobError, child_env
 from motab.serving.placement import Placement, server_args, visible_devices
 
 LOCAL_SERVER = "{python} -m motab serve --model {model} --host {host} --port {port}"
@@ -34,7 +34,12 @@ SGLANG_SERVER_EXAMPLE = (
 )
 
 
-class ServerStartError(RuntimeError):
+# seconds a server has to answer /health: a large model loading from a network filesystem takes
+# minutes (the rules pass each study's resources.<stage>.server_startup_s)
+STARTUP_TIMEOUT_S = 1200.0
+
+
+class ServerStartError(JobError):
     """The server exited or never became healthy; the message carries the log's tail."""
 
 
@@ -88,7 +93,7 @@ def serving(
     model: str,
     log_path: str | os.PathLike,
     host: str = "127.0.0.1",
-    startup_timeout_s: float = 300.0,
+    startup_timeout_s: float = STARTUP_TIMEOUT_S,
     placement: Placement | None = None,
 ) -> Iterator[str]:
     """Run the server `command` for `model` and yield its base URL once /health answers 200.
@@ -121,13 +126,15 @@ def serving(
         while not _healthy(url):
             if proc.poll() is not None:
                 raise ServerStartError(
-                    f"server exited with code {proc.returncode} before becoming healthy: "
+                    f"the server of {model} exited with code {proc.returncode} before becoming healthy "
+                    f"(its log: {log_path}): "
                     f"{shlex.join(argv)}\nlast lines of {log_path}:\n{log_tail(log_path)}"
                 )
             if time.monotonic() > deadline:
                 raise ServerStartError(
-                    f"server not healthy at {url}/health after {startup_timeout_s:.0f} s: "
-                    f"{shlex.join(argv)}\nlast lines of {log_path}:\n{log_tail(log_path)}"
+                    f"the server of {model} did not answer {url}/health within {startup_timeout_s:.0f} s "
+                    f"(raise the study's resources.<stage>.server_startup_s if it was still loading); "
+                    f"its log: {log_path}\ncommand: {shlex.join(argv)}\nlast lines of {log_path}:\n{log_tail(log_path)}"
                 )
             time.sleep(0.2)
         yield url

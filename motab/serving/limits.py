@@ -2,7 +2,9 @@
 
 Refusals are HTTP 400s whose message starts with the field at fault:
 - a body that is not JSON, nested deeper than `MAX_DEPTH`, or holding a non-finite number (Python's
-  JSON reader accepts `NaN`, `Infinity` and `1e999`; a NaN temperature would sample garbage);
+  JSON reader accepts `NaN`, `Infinity` and `1e999`; a NaN temperature would sample garbage), or a
+  string with a lone surrogate (`"\\ud800"` is valid JSON but no UTF-8 text: tokenizing or answering
+  it failed with a plain-text 500);
 - `n`, or the rows of a request (prompts x n), above `Limits.max_rows` (checked before any row is
   built: `n = 10**9` once raised a MemoryError that killed the event loop);
 - a prompt that does not fit the model's context, or prompt + a requested max_new_tokens that does
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_DEPTH = 64  # SGLang's requests nest 4 deep; the stdlib encoder recurses (request ids)
+# a \\uD800-\\uDFFF escape in the raw body: only then are strings checked (a 300 MB body stays cheap)
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 class RequestError(ValueError):
@@ -61,15 +66,29 @@ def parse_body(raw: bytes) -> Any:
         raise RequestError(f"body: JSON nested deeper than {MAX_DEPTH} levels") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RequestError(f"body: not valid JSON ({exc})") from None
-    check_values(body)
+    check_values(body, strings=SURROGATE_ESCAPE.search(raw) is not None)
     return body
 
 
-def check_values(body: Any) -> None:
-    """Walk the value without recursion: nesting within MAX_DEPTH, every float finite."""
+def _check_text(text: str, parts: list) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise RequestError(
+            f"{_path(parts)}: lone surrogate {text[exc.start]!r} at character {exc.start} is not valid Unicode text"
+        ) from None
+
+
+def check_values(body: Any, strings: bool = False) -> None:
+    """Walk the value without recursion: nesting within MAX_DEPTH, every float finite, and (with
+    `strings`) every string and key valid Unicode."""
+    kinds = (float, dict, list, str) if strings else (float, dict, list)
     stack: list[tuple[Any, list]] = [(body, [])]
     while stack:
         value, parts = stack.pop()
+        if isinstance(value, str):
+            _check_text(value, parts)
+            continue
         if isinstance(value, float):
             if not math.isfinite(value):
                 raise RequestError(f"{_path(parts)}: {value} is not a finite number")
@@ -77,8 +96,11 @@ def check_values(body: Any) -> None:
         if isinstance(value, (dict, list)):
             if len(parts) >= MAX_DEPTH:
                 raise RequestError(f"{_path(parts)}: JSON nested deeper than {MAX_DEPTH} levels")
+            if strings and isinstance(value, dict):
+                for key in value:
+                    _check_text(key, parts + [key])
             items = value.items() if isinstance(value, dict) else enumerate(value)
-            stack.extend((child, parts + [key]) for key, child in items if isinstance(child, (float, dict, list)))
+            stack.extend((child, parts + [key]) for key, child in items if isinstance(child, kinds))
 
 
 # ----------------------------------------------------------------------------- rows and context

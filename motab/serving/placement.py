@@ -24,12 +24,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from motab.errors import UserError
+
 # The GPU memory fraction that co-located SGLang servers split between them (static weights + KV
 # cache); the rest is left for activations and CUDA graphs, as SGLang's own ~0.9 default leaves ~10%.
 SGLANG_MEM_TOTAL = 0.85
 
 
-class PlacementError(ValueError):
+class PlacementError(UserError):
     """The servers of a job do not fit the GPUs its stage may ask for."""
 
 

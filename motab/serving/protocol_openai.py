@@ -2,6 +2,9 @@
 
 `codec` is the model's tokenizer side (engine.Codec, or the Engine itself). Chat requests that leave
 out temperature, top_p or top_k get the model's defaults, as SGLang (request.model_sampling_defaults).
+As SGLang, a `model` other than the served name is a 400 ("The model `x` does not exist"; vLLM
+answers 404 with the same words), and a chat role other than system, user or assistant is refused
+(a `tool` or `robot` message was once rendered into the prompt as text).
 """
 
 from __future__ import annotations
@@ -66,6 +69,26 @@ def _logprob_args(body: dict, chat: bool) -> tuple[bool, int]:
     return True, value
 
 
+ROLES = ("system", "user", "assistant")
+
+
+def check_model(codec: Any, body: dict) -> None:
+    """Refuse a `model` this server does not serve (left out or null: the served one)."""
+    name = body.get("model")
+    served = codec.served_model_name
+    if name is not None and name not in (served, codec.model_dir):
+        raise RequestError(f"model: The model `{name!s:.200}` does not exist. The served model name is `{served}`.")
+
+
+def check_roles(messages: list[dict]) -> None:
+    for k, message in enumerate(messages):
+        if message["role"] not in ROLES:
+            raise RequestError(
+                f"messages[{k}].role: {message['role']!r:.60} is not supported by the embedded server "
+                f"(expected one of {', '.join(ROLES)})"
+            )
+
+
 def _prompts(codec: Any, body: dict, chat: bool) -> list[list[int]]:
     """Token ids of each prompt: the chat template over `messages`, or `prompt`."""
     if chat:
@@ -79,6 +102,7 @@ def _prompts(codec: Any, body: dict, chat: bool) -> list[list[int]]:
             )
         ):
             raise RequestError("messages: expected a non-empty list of {role, content} objects with string content")
+        check_roles(messages)
         text = codec.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         limits.check_text_length(codec, text, "messages")
         return [codec.encode(text)]
@@ -97,6 +121,7 @@ def parse_openai(codec: Any, body: Any, default_seed: int, chat: bool) -> tuple[
     """OpenAI body -> rows (prompt-major, n each) and the prompt length of each prompt."""
     if not isinstance(body, dict):
         raise RequestError("body: expected a JSON object")
+    check_model(codec, body)
     prompts = _prompts(codec, body, chat)
     if any(not p for p in prompts):
         raise RequestError("prompt: a prompt encodes to no tokens")
@@ -183,7 +208,7 @@ def format_openai(
         "id": ("chatcmpl-" if chat else "cmpl-") + request_id(body, 0)[:24],
         "object": "chat.completion" if chat else "text_completion",
         "created": 0,  # fixed, not the clock: equal requests must give equal bytes
-        "model": body.get("model") or codec.model_dir,
+        "model": codec.served_model_name,
         "choices": choices,
         "usage": {
             "prompt_tokens": prompt_tokens,

@@ -1,6 +1,6 @@
 """Embedded inference server: an HF checkpoint behind the subset of SGLang's protocol we use.
 
-`python -m motab serve --model DIR [--host 127.0.0.1] [--port 0] [--port-file F] [--threads N]
+`motab serve --model DIR [--host 127.0.0.1] [--port 0] [--port-file F] [--threads N]
 [--seed 0] [--max-batch-size 64]`
 
 Endpoints (field names as in SGLang's `GenerateReqInput` and its tokenizer manager's meta_info):
@@ -44,11 +44,11 @@ model: prefill, decode, text) and app.py (routes, the model worker, listening).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 from pathlib import Path
 
+from motab.commandline import command_parser
 from motab.serving import limits
 from motab.serving.app import serve
 from motab.serving.engine import Engine
@@ -56,13 +56,18 @@ from motab.serving.engine import Engine
 
 def main(argv: list[str]) -> int:
     """`motab serve`: load the model, listen until interrupted; 2 when --model is not a folder."""
-    parser = argparse.ArgumentParser(prog="motab serve", description=__doc__.split("\n\n")[0])
+    parser = command_parser(
+        "serve", __doc__.split("\n\n")[0], "motab serve --model results/toy/models/toy-teacher --port 30000"
+    )
     parser.add_argument("--model", required=True, help="HF checkpoint folder (model + tokenizer)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--port-file", default=None, help="write the bound port here")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed of requests that give none")
+    parser.add_argument(
+        "--served-model-name", default=None, help="the OpenAI `model` name served (default: --model, as SGLang)"
+    )
     parser.add_argument("--max-batch-size", type=int, default=64, help="rows per forward pass")
     parser.add_argument(
         "--max-rows",
@@ -102,6 +107,7 @@ def main(argv: list[str]) -> int:
                 args.port_file,
                 args.seed,
                 limits.Limits(max_rows=args.max_rows, stall_s=args.stall_timeout_s),
+                args.served_model_name,
             )
         )
     except KeyboardInterrupt:

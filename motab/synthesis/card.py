@@ -20,6 +20,7 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
+from motab.commandline import command_parser
 from motab.evaluation.answers import extract_answer
 from motab.evaluation.grading import grade_many
 from motab.jsonio import read_jsonl, write_json
@@ -134,7 +135,12 @@ def student_encoder(tokenizer: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="motab data-card", description=__doc__.split("\n\n")[0])
+    parser = command_parser(
+        "data-card",
+        __doc__.split("\n\n")[0],
+        "motab data-card --rows results/toy/synth/motab.jsonl --problems results/toy/data/problems.jsonl "
+        "--tokenizer results/toy/models/toy-student --cutoff-len 256 --json motab.card.json --md motab.card.md",
+    )
     parser.add_argument("--rows", required=True, help="a synthesis file (synth/<method>.jsonl)")
     parser.add_argument("--problems", required=True, help="problems.jsonl with each id's gold answer")
     parser.add_argument("--tokenizer", required=True, help="the SFT student's tokenizer (folder or hub id)")

@@ -1,4 +1,4 @@
-"""`python -m motab synth-filter`: the teacher-CoT quality filter over a synth file.
+"""`motab synth-filter`: the teacher-CoT quality filter over a synth file.
 
 --mode seed (the cotfilter study's default) is the CoT-filter seed's filter-teacher-cot.py exactly
 (motab.synthesis.cot_filter_seed); --repetition-check adds our degenerate-repetition check to it.
@@ -10,18 +10,18 @@
   wrong_answer   has an answer that differs from gold.
 Kept rows are written unchanged; the counts file says how many rows were dropped for each reason.
 
-    python -m motab synth-filter --input synth.jsonl --gold problems.jsonl --output kept.jsonl \\
+    motab synth-filter --input synth.jsonl --gold problems.jsonl --output kept.jsonl \\
         --counts counts.json [--mode seed|ours] [--banned "As an AI" --banned ...] [--max-words 2048] \\
         [--ngram 10 --max-ngram-repeats 3] [--repetition-check]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections import Counter
 from collections.abc import Sequence
 
+from motab.commandline import command_parser
 from motab.evaluation.answers import extract_answer
 from motab.evaluation.grading import grade_many, is_equivalent
 from motab.jsonio import read_jsonl, write_json, write_jsonl
@@ -128,7 +128,11 @@ def _tally(rows: list[dict], reasons: list, names: tuple[str, ...]) -> tuple[lis
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="motab synth-filter", description=__doc__.split("\n\n")[0])
+    parser = command_parser(
+        "synth-filter",
+        __doc__.split("\n\n")[0],
+        "motab synth-filter --input results/toy/synth/teacher_only.jsonl --gold results/toy/data/problems.jsonl --output filtered.jsonl --counts filter_counts.json",
+    )
     parser.add_argument("--input", required=True, help="synth/{method}.jsonl")
     parser.add_argument("--output", required=True, help="kept rows, unchanged")
     parser.add_argument("--counts", required=True, help="JSON: total, kept, dropped per reason")

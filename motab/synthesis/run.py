@@ -1,4 +1,4 @@
-"""`python -m motab synth`: run a synthesis method over HTTP, resumably.
+"""`motab synth`: run a synthesis method over HTTP, resumably.
 
 Rows are appended to `<output>.partial` as each chunk of problems completes; a rerun after a
 kill skips the (id, sample) pairs already there. The partial file starts with a resume key (see
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import time
 from contextlib import AsyncExitStack, ExitStack
@@ -19,13 +18,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from motab.commandline import command_parser
+from motab.errors import UserError
 from motab.evaluation.answers import extract_answer
 from motab.evaluation.grading import grade_many
 from motab.jsonio import dumps, read_jsonl, write_json, write_text
 from motab.provenance import provenance
 from motab.serving.client import ServerClient
-from motab.serving.launch import LOCAL_SERVER, serving
+from motab.serving.launch import LOCAL_SERVER, STARTUP_TIMEOUT_S, serving
 from motab.serving.placement import from_json
+from motab.settings_file import check_settings, read_settings
 from motab.synthesis import motab_method, resume, skd, skd_tokens, teacher_only
 from motab.synthesis.context import SynthContext
 from motab.synthesis.stats import synth_stats
@@ -165,15 +167,28 @@ def check_shared_vocab(teacher_tok, student_tok, teacher: str, student: str) -> 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="motab synth", description=__doc__)
+    parser = command_parser(
+        "synth",
+        __doc__,
+        "motab synth --method teacher_only --problems results/toy/data/problems.jsonl --teacher results/toy/models/toy-teacher --config teacher_only.yaml --output teacher_only.jsonl",
+    )
     parser.add_argument("--method", required=True, choices=sorted(METHODS))
     parser.add_argument("--problems", required=True)
     parser.add_argument("--teacher", required=True, help="teacher checkpoint folder or hub id")
     parser.add_argument("--output", required=True)
-    parser.add_argument("--params-json", required=True, help="the method's parameters from config")
+    parser.add_argument(
+        "--config", help="YAML or JSON file of the method's settings (a study's synth.<method> block in config.yaml)"
+    )
+    parser.add_argument("--params-json", help="the same as a JSON object, over --config's keys (what the rules pass)")
     parser.add_argument("--server-command", default=LOCAL_SERVER)
     parser.add_argument("--server-url", help="use a running teacher server instead of starting one")
     parser.add_argument("--server-log", default="logs/synth.server.log")
+    parser.add_argument(
+        "--server-startup-timeout",
+        type=float,
+        default=STARTUP_TIMEOUT_S,
+        help="seconds to wait for each server to become healthy (studies' resources.<stage>.server_startup_s)",
+    )
     parser.add_argument(
         "--placement",
         default=None,
@@ -197,16 +212,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def method_settings(args: argparse.Namespace) -> dict:
+    """The method's settings from --config and --params-json; a key its params dataclass lacks (or a
+    missing one) is a UserError naming where the settings came from."""
+    values = read_settings(args.config, args.params_json, f"synth {args.method}")
+    where = args.config or "--params-json"
+    if args.config:
+        check_settings(values, f"synth/{args.method}", args.config)
+    try:
+        METHODS[args.method][0](**values)
+    except TypeError as exc:
+        raise UserError(f"{where}: {exc}") from None
+    return values
+
+
 def main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
 
-    param_cls, _ = METHODS[args.method]
-    params = param_cls(**json.loads(args.params_json))
+    values = method_settings(args)
+    params = METHODS[args.method][0](**values)
     problems = read_jsonl(args.problems)
     output = Path(args.output)
     partial = output.with_name(output.name + ".partial")
-    key = resume.resume_key(args.method, json.loads(args.params_json), args.teacher, args.student, args.problems)
+    key = resume.resume_key(args.method, values, args.teacher, args.student, args.problems)
     done = resume.check_resumable(partial, key, problems, params.num_responses, args.problems)
     if partial.exists():
         print(
@@ -227,7 +256,13 @@ def main(argv: list[str]) -> int:
     start = time.time()
     with ExitStack() as stack:
         url = args.server_url or stack.enter_context(
-            serving(args.server_command, args.teacher, args.server_log, placement=placement.get("teacher"))
+            serving(
+                args.server_command,
+                args.teacher,
+                args.server_log,
+                startup_timeout_s=args.server_startup_timeout,
+                placement=placement.get("teacher"),
+            )
         )
         student_url = None
         if needs_student:
@@ -236,11 +271,12 @@ def main(argv: list[str]) -> int:
                     args.student_server_command or args.server_command,
                     args.student,
                     args.student_log,
+                    startup_timeout_s=args.server_startup_timeout,
                     placement=placement.get("student"),
                 )
             )
         synthesize(args.method, problems, tokenizer, url, params, partial, args.max_in_flight, student_url, key)
-    meta = {"method": args.method, "teacher": args.teacher, "params": json.loads(args.params_json)}
+    meta = {"method": args.method, "teacher": args.teacher, "params": values}
     if needs_student:
         meta["student"] = args.student
     count = finalize(partial, output, problems, args.method, params, meta, args.stats)

@@ -1,6 +1,6 @@
-"""`python -m motab tables`: aggregate eval JSON files into markdown, CSV and LaTeX tables.
+"""`motab tables`: aggregate eval JSON files into markdown, CSV and LaTeX tables.
 
-    python -m motab tables --spec SPEC.json --evals E1.json E2.json ... --output-prefix PREFIX
+    motab tables --spec SPEC.json --evals E1.json E2.json ... --output-prefix PREFIX
 
 SPEC: {"title", "metric" (e.g. "avg@4"), "scale" (e.g. 100), "decimals",
        "rows": [{"run", "label", "replicas" (optional)}], "benchmarks": [{"name", "label"}],
@@ -22,7 +22,6 @@ summed exactly (math.fsum) and formatted once with fixed decimals; no timestamps
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -30,7 +29,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from motab.jsonio import DataError, write_text
+from motab.commandline import command_parser
+from motab.jsonio import DataError, read_json_object, write_text
 from motab.tables import render
 from motab.tables.cells import Cell, Line, Spec, TableError, aggregate, fmt
 
@@ -312,7 +312,11 @@ def teacher_shares(pairs: list[str]) -> dict[str, float]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m motab tables", description=__doc__.splitlines()[0])
+    parser = command_parser(
+        "tables",
+        __doc__.splitlines()[0],
+        "motab tables --spec results/toy/tables/main.spec.json --evals results/toy/eval/*/*/seed*.json --output-prefix tables/main",
+    )
     parser.add_argument("--spec", required=True, help="table spec JSON")
     parser.add_argument("--evals", required=True, nargs="+", help="eval JSON files")
     parser.add_argument("--output-prefix", required=True, help="writes PREFIX.md, PREFIX.csv, PREFIX.tex")
@@ -324,13 +328,7 @@ def main(argv: list[str]) -> int:
         help="add a 'Teacher share' column from the synth stats file feeding each run",
     )
     args = parser.parse_args(argv)
-    try:
-        with open(args.spec, encoding="utf-8") as handle:
-            spec_obj = json.load(handle)
-    except json.JSONDecodeError as exc:
-        raise DataError(args.spec, exc.lineno, None, f"not valid JSON ({exc.msg})") from None
-    if not isinstance(spec_obj, dict):
-        raise DataError(args.spec, None, None, "expected a JSON object")
+    spec_obj = read_json_object(args.spec)
     if args.teacher_share:
         spec_obj.setdefault("extra_columns", []).append(
             {"label": "Teacher share", "values": teacher_shares(args.teacher_share)}

@@ -6,10 +6,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from motab.errors import UserError
+
 SINGLE_SEED_MARK = "†"
 
 
-class TableError(ValueError):
+class TableError(UserError):
     """A spec or set of evals that cannot make a table; the message names what is wrong."""
 
 

@@ -6,7 +6,6 @@ the teacher larger and trained longer, so it is clearly stronger than the base s
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 import os
@@ -14,6 +13,7 @@ import shutil
 import time
 from pathlib import Path
 
+from motab.commandline import command_parser
 from motab.jsonio import read_jsonl, write_json
 from motab.provenance import provenance
 from motab.toy.model import ModelShape, build_qwen3
@@ -170,7 +170,11 @@ def pretrain(
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="motab toy-pretrain", description=__doc__)
+    parser = command_parser(
+        "toy-pretrain",
+        __doc__,
+        "motab toy-pretrain --problems results/toy/data/problems.jsonl --tokenizer results/toy/models/tokenizer --output results/toy/models/toy-student --hidden-size 32 --num-layers 2 --num-heads 4 --num-kv-heads 2 --intermediate-size 128 --steps 250 --batch-size 32 --lr 0.003 --seed 1",
+    )
     parser.add_argument("--problems", required=True, help="prepared problems.jsonl (train split)")
     parser.add_argument("--tokenizer", required=True)
     parser.add_argument("--output", required=True)

@@ -7,10 +7,10 @@ the step boundary MOTAB uses; the last line states the answer as \\boxed{N}.
 
 from __future__ import annotations
 
-import argparse
 import random
 from dataclasses import dataclass
 
+from motab.commandline import command_parser
 from motab.jsonio import write_jsonl
 
 
@@ -62,7 +62,11 @@ def generate_problems(
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="motab toy-problems", description=__doc__)
+    parser = command_parser(
+        "toy-problems",
+        __doc__,
+        "motab toy-problems --num-train 300 --num-test 16 --seed 0 --train-output results/toy/raw/train.jsonl --test-output results/toy/raw/test.jsonl",
+    )
     parser.add_argument("--num-train", type=int, required=True)
     parser.add_argument("--num-test", type=int, required=True)
     parser.add_argument("--num-ops", type=int, default=TaskSpec.num_ops)

@@ -8,12 +8,12 @@ prompt included), which is what LLaMA-Factory's `qwen` template produces, so SFT
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from motab.commandline import command_parser
 from motab.jsonio import read_jsonl
 
 if TYPE_CHECKING:  # transformers is imported where a tokenizer is built (slow to import)
@@ -75,7 +75,11 @@ def train_tokenizer(texts: list[str], vocab_size: int, out_dir: str | Path) -> P
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="motab toy-tokenizer", description=__doc__)
+    parser = command_parser(
+        "toy-tokenizer",
+        __doc__,
+        "motab toy-tokenizer --problems results/toy/data/problems.jsonl --vocab-size 512 --output results/toy/models/tokenizer",
+    )
     parser.add_argument("--problems", required=True, help="problems.jsonl (train split) to train on")
     parser.add_argument("--vocab-size", type=int, required=True)
     parser.add_argument("--output", required=True, help="folder for the tokenizer files")

@@ -6,10 +6,14 @@
 - `save_training_state` / `latest_training_state` / `load_training_state`: resumable state under
   <output>.partial/step-N (model weights, optimizer, RNG state, step, logged rows), each written the
   same atomic way; only the newest is kept.
+
+A write that fails for want of space says so, with the folder (OSError ENOSPC or EFBIG): torch's
+writer only says "[enforce fail at inline_container.cc:672] unexpected pos".
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -34,8 +38,11 @@ def _atomic_dir(out_dir: str | os.PathLike, fill: Callable[[Path], None]) -> Pat
     tmp.mkdir()
     try:
         fill(tmp)
-    except BaseException:
+    except BaseException as exc:
+        full = _out_of_space(tmp, exc)
         shutil.rmtree(tmp, ignore_errors=True)
+        if full is not None:
+            raise OSError(full, f"{os.strerror(full)} while writing {out} ({type(exc).__name__}: {exc})") from exc
         raise
     if out.exists():
         os.replace(out, old)
@@ -44,6 +51,32 @@ def _atomic_dir(out_dir: str | os.PathLike, fill: Callable[[Path], None]) -> Pat
     else:
         os.replace(tmp, out)
     return out
+
+
+LOW_SPACE = 64 * 1024 * 1024  # a failed write leaves its file system about this full, or fuller
+
+
+def _out_of_space(tmp: Path, exc: BaseException) -> int | None:
+    """ENOSPC or EFBIG when that is why writing into `tmp` failed, else None. torch's and
+    safetensors' writers lose the errno, so a failure of theirs is checked against the file system
+    (a write that does not fit fills it first) and the file size limit (ulimit -f)."""
+    code = getattr(exc, "errno", None)
+    if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return errno.EFBIG if code == errno.EFBIG else errno.ENOSPC
+    if not isinstance(exc, (RuntimeError, OSError)) and type(exc).__name__ != "SafetensorError":
+        return None
+    try:
+        stat = os.statvfs(tmp)
+    except OSError:
+        return None
+    if stat.f_bavail * stat.f_frsize < LOW_SPACE:
+        return errno.ENOSPC
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if soft != resource.RLIM_INFINITY and any(f.stat().st_size >= soft for f in tmp.rglob("*") if f.is_file()):
+        return errno.EFBIG
+    return None
 
 
 def atomic_save(

@@ -1,4 +1,4 @@
-"""KDFlow on clusters (`python -m motab kdflow`): write its command line, start Ray, run it, pick the checkpoint.
+"""KDFlow on clusters (`motab kdflow`): write its command line, start Ray, run it, pick the checkpoint.
 
 KDFlow (github.com/songmzhang/KDFlow, installed from git in envs/kd.yaml) trains on-policy KD with
 an SGLang teacher and rollout engines on Ray. Its CLI is `python -m kdflow.cli.train_kd_on_policy`
@@ -34,7 +34,6 @@ Never run here (no GPUs, no SGLang): `--dry-run` only writes the script and prin
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import json
 import os
@@ -46,6 +45,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from motab.commandline import command_parser
 from motab.jobenv import child_env
 from motab.jsonio import write_json
 from motab.passthrough import merge_options
@@ -298,9 +298,11 @@ def collect_checkpoint(work: Path, epoch: int, student: str) -> dict:
     return {"epoch": epoch, "from": f"kdflow/epoch_{epoch}", "how": how}
 
 
-def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="motab kdflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def parser():
+    p = command_parser(
+        "kdflow",
+        __doc__,
+        'motab kdflow --student Qwen/Qwen3-1.7B --teacher Qwen/Qwen3-8B --prompts results/toy/kd_data/toy.jsonl --output ckpt/kd --params-json \'{"engine": "kdflow"}\' --dry-run',
     )
     p.add_argument("--student", required=True)
     p.add_argument("--teacher", required=True)
@@ -308,7 +310,11 @@ def main(argv: list[str]) -> int:
     p.add_argument("--output", required=True)
     p.add_argument("--params-json", required=True, help="the kd block of config (engine kdflow)")
     p.add_argument("--dry-run", action="store_true", help="write kdflow_command.sh and print the commands only")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
     cfg = json.loads(args.params_json)
     env = dict(os.environ)
     hosts, gpus = allocation(env)

@@ -43,11 +43,13 @@ from pathlib import Path
 import yaml
 
 from motab.children import die_with_snakemake, job_lock, run_child
-from motab.jobenv import child_env, thread_env, tool
+from motab.commandline import command_parser
+from motab.jobenv import announce_gpus, child_env, thread_env, tool
 from motab.jsonio import write_json
 from motab.passthrough import merge_options
 from motab.provenance import provenance
-from motab.training import lf_train
+from motab.settings_file import check_settings, read_settings
+from motab.training import lf_train, sft_preprocess
 from motab.training.sft_resume import CHECKPOINT, latest_checkpoint, prepare_work, sft_key
 from motab.training.slurm_env import torchrun_env
 
@@ -112,12 +114,12 @@ def train_args(model: str, dataset_dir: str, dataset: str, output_dir: str, para
         # False: a resumed run keeps trainer_log.jsonl (True deletes it); the folder is always
         # new or a killed run's, never a finished checkpoint
         "overwrite_output_dir": False,
-        "overwrite_cache": True,
         "logging_steps": 10,
         "save_strategy": "steps" if params.get("save_steps") else "no",
         "report_to": "none",
         "plot_loss": False,
-        "preprocessing_num_workers": 1,
+        # workers, cache and ddp_timeout sized to the data (motab.training.sft_preprocess)
+        **sft_preprocess.for_dataset(dataset_dir, dataset),
         "dataloader_num_workers": 0,
         "bf16": not cpu,
     }
@@ -293,21 +295,31 @@ def _write_records(
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="motab sft", description=__doc__)
+    parser = command_parser(
+        "sft",
+        __doc__,
+        "motab sft --model results/toy/models/toy-student --dataset-dir results/toy/sft_data/motab --dataset motab --config sft.yaml --output ckpt/sft_motab",
+    )
     parser.add_argument("--model", required=True, help="start checkpoint (folder or hub id)")
     parser.add_argument("--dataset-dir", required=True, help="folder holding dataset_info.json")
     parser.add_argument("--dataset", required=True, help="dataset name in dataset_info.json")
     parser.add_argument("--output", required=True)
-    parser.add_argument("--params-json", required=True, help="the study's sft block from config")
+    parser.add_argument(
+        "--config", help="YAML or JSON file of the sft settings (the keys of a study's sft block in config.yaml)"
+    )
+    parser.add_argument("--params-json", help="the same as a JSON object, over --config's keys (what the rules pass)")
     args = parser.parse_args(argv)
+    params = read_settings(args.config, args.params_json, "sft")
+    if args.config:
+        check_settings(params, "sft", args.config)
     die_with_snakemake()  # a SIGKILLed Snakemake leaves no training behind (motab.children)
 
     import torch
 
-    params = json.loads(args.params_json)
     output = Path(args.output)
     work = output.with_name(f".{output.name}.tmp")
     cpu = not torch.cuda.is_available()
+    announce_gpus(torch.cuda.device_count())
     env = launch_env(dict(os.environ), torch.cuda.device_count())
     leader = env.get("NODE_RANK", "0") == "0"
     lora = params["finetuning_type"] == "lora"

@@ -2,16 +2,20 @@
 
 
 def raw_input(study, dataset):
-    """A dataset's raw file as a Snakemake input: generated for toy data, the local file, or none (a hub id)."""
+    """A dataset's raw file as a Snakemake input: generated for toy data, the hub download's
+    manifest of a pinned hub id, the local file, or none (a hub id read by the job)."""
     data = config["datasets"][dataset]
     if data["source"] == "toy":
         return raw_toy_location(study, dataset)
-    return data["path"] if Path(data["path"]).is_file() else []
+    downloaded = plan.hub.entry_inputs(config, "datasets", dataset)
+    return downloaded[0] if downloaded else (data["path"] if Path(data["path"]).is_file() else [])
 
 
 def raw_location(study, dataset):
     data = config["datasets"][dataset]
-    return raw_toy_location(study, dataset) if data["source"] == "toy" else data["path"]
+    if data["source"] == "toy":
+        return raw_toy_location(study, dataset)
+    return plan.hub.entry_location(config, "datasets", dataset) or data["path"]
 
 
 def raw_toy_location(study, dataset):
@@ -38,7 +42,8 @@ def raw_train_location(wildcards):
 def format_args(dataset):
     """--format/--split of a dataset in another release's fields (none for toy and LIMO files)."""
     data = config["datasets"][dataset]
-    revision = f" --revision {shlex.quote(data['revision'])}" if data.get("revision") else ""
+    pinned = data.get("revision") and not plan.hub.entry_ref(config, "datasets", dataset)  # else: the snapshot
+    revision = f" --revision {shlex.quote(data['revision'])}" if pinned else ""
     if "format" not in data and "split" not in data:
         return revision
     return f" --format {shlex.quote(data.get('format', 'limo'))} --split {shlex.quote(data.get('split', 'train'))}{revision}"
@@ -52,11 +57,23 @@ def bench_location(wildcards):
     bench = bench_cfg(wildcards)
     if bench["source"] == "toy":
         return f"results/{wildcards.study}/raw/test.jsonl"
-    return bench["path"]
+    return plan.hub.entry_location(config, "benchmarks", wildcards.bench) or bench["path"]
+
+
+def bench_revision(wildcards):
+    """--revision for a benchmark read from the hub by the job (none for a download's snapshot)."""
+    revision = bench_cfg(wildcards).get("revision")
+    if not revision or plan.hub.entry_ref(config, "benchmarks", wildcards.bench):
+        return ""
+    return f" --revision {shlex.quote(revision)}"
 
 
 def bench_input(wildcards):
-    """The benchmark file as a Snakemake input; a hub id (no such local file) is read by the job."""
+    """The benchmark file as a Snakemake input: the hub download's manifest of a pinned hub id; a
+    hub id read by the job has none."""
+    downloaded = plan.hub.entry_inputs(config, "benchmarks", wildcards.bench)
+    if downloaded:
+        return downloaded[0]
     location = bench_location(wildcards)
     hub_id = (
         bench_cfg(wildcards)["source"] == "file"

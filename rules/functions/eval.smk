@@ -40,12 +40,15 @@ def grade_args(wildcards):
 
 
 def prompt_args(wildcards):
-    """eval-generate flags for the study's eval prompt and thinking switch (absent: the defaults)."""
+    """eval-generate flags for the study's eval prompt, thinking switch and over-long problems
+    (absent: the defaults)."""
     cfg = eval_cfg(wildcards)
     # as JSON: a template's newlines would otherwise split the printed shell command over lines
     args = ["--prompt-template-json", json.dumps(cfg["prompt"])] if "prompt" in cfg else []
     if "enable_thinking" in cfg:
         args += ["--enable-thinking", "true" if cfg["enable_thinking"] else "false"]
+    if "over_long" in cfg:  # skip (the default) or truncate
+        args += ["--over-long", cfg["over_long"]]
     return " ".join(shlex.quote(a) for a in args)
 
 

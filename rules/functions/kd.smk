@@ -22,9 +22,9 @@ def kd_prompt_files(wildcards):
 
 
 def kd_teacher_inputs(wildcards):
-    """The pipeline-built teachers (toy models), each once."""
+    """The teachers' pipeline-built folders (toy models) or hub downloads, each once."""
     names = {teacher for teacher, _, _ in kd_run_sources(wildcards)}
-    return [model_location(wildcards.study, t) for t in sorted(names) if t != SELF and is_toy_model(t)]
+    return [path for t in sorted(names) if t != SELF for path in model_inputs(wildcards.study, t)]
 
 
 def kd_launcher(wildcards):

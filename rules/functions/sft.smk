@@ -12,7 +12,7 @@ def sft_params(wildcards):
     cfg = STUDIES[wildcards.study].sft_cfg(wildcards.run)  # with the run's training seed
     options = plan.llamafactory_options(study_cfg(wildcards.study).get("tracking"), wildcards.run)
     start = start_of(wildcards.study, wildcards.run)
-    revision = config["models"].get(start, {}).get("revision")
+    revision = STUDIES[wildcards.study].model_revision(start) if start in config["models"] else None
     if revision:  # a hub base model pinned to a revision (models.<name>.revision)
         options = options | {"model_revision": revision}
     return cfg | {"llamafactory": options | cfg.get("llamafactory", {})} if options else cfg

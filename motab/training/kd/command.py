@@ -1,4 +1,4 @@
-"""Built-in on-policy distillation trainer (`python -m motab kd-train`).
+"""Built-in on-policy distillation trainer (`motab kd-train`).
 
 Settings come in two kinds. The training knobs are a KDConfig (motab.training.kd.config: types,
 defaults, checks): read from `--config FILE` (a JSON object such as a checkpoint's kd_config.json,
@@ -59,6 +59,7 @@ import os
 import shlex
 from pathlib import Path
 
+from motab.commandline import command_parser
 from motab.serving.launch import LOCAL_SERVER
 from motab.training.kd.config import ConfigError, KDConfig, RunOptions, check_run
 from motab.training.kd.objectives import LOSSES, FieldError
@@ -94,8 +95,22 @@ def add_setting_flags(p: argparse.ArgumentParser) -> None:
             type=yes_no if kind == "bool" else KIND[kind],
             choices=choices,
             default=argparse.SUPPRESS,
-            help=f.metadata.get("help"),
+            help=setting_help(f),
         )
+
+
+def setting_help(f: dataclasses.Field) -> str:
+    """A setting's help with its default (the flag's own default is SUPPRESS: absent, the config's
+    value holds), or "required" where the config must give it."""
+    text = (f.metadata.get("help") or "").replace("%", "%%")
+    if "default" in text.lower():
+        return text  # the help says it
+    if f.default is None:
+        return f"{text} (default: unset)".strip()
+    if f.default is dataclasses.MISSING:
+        return f"{text} (required: in --config or this flag)".strip()
+    default = str(f.default).lower() if isinstance(f.default, bool) else str(f.default)  # as the flag takes it
+    return f"{text} (default: {default.replace('%', '%%')})".strip()
 
 
 def add_server_flags(p: argparse.ArgumentParser) -> None:
@@ -122,8 +137,10 @@ def add_server_flags(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="motab kd-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    p = command_parser(
+        "kd-train",
+        __doc__,
+        "motab kd-train --config kd.json --student results/toy/models/toy-student --teacher results/toy/models/toy-teacher --prompts results/toy/kd_data/toy.jsonl --prompts-per-step 8 --output ckpt/kd_rkl",
     )
     p.add_argument("--config", help="JSON file of KD settings (a checkpoint's kd_config.json, or a kd block)")
     p.add_argument(
@@ -242,7 +259,7 @@ def main(argv: list[str]) -> int:
     import torch
 
     from motab.children import die_with_snakemake, run_child
-    from motab.jobenv import child_env, thread_env
+    from motab.jobenv import announce_gpus, child_env, thread_env
     from motab.training.kd.loop import train
     from motab.training.kd.teacher_server import started_teacher
     from motab.training.processes import accelerate_command
@@ -263,6 +280,8 @@ def main(argv: list[str]) -> int:
         )
         with server as url:
             return main([*argv, *[a for _ in options.teachers for a in ("--teacher-url", url)]])
+    if os.environ.get("LOCAL_RANK", "0") == "0":  # once per node, not per process
+        announce_gpus(torch.cuda.device_count())
     if (command := accelerate_command(os.environ, argv, torch.cuda.device_count())) is not None:
         # several GPUs in this SLURM job: one process per GPU, each with its share of the job's CPUs
         print("launching:", shlex.join(command), flush=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from motab.errors import UserError
 from motab.training.kd.objectives import LOSSES, FieldError, check, knob
 
 SELF = "self"  # a teacher that is the starting student itself (self-distillation with privileged context)
@@ -27,7 +28,7 @@ DTYPES = ("float32", "bfloat16")
 REQUIRED = dataclasses.MISSING
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A bad KD config, naming where it was read and the field."""
 
 

@@ -25,6 +25,7 @@ from motab.training.checkpoint import (
 )
 from motab.training.kd.config import KDConfig, RunOptions
 from motab.training.kd.models import load_models, make_optimizer
+from motab.training.kd.progress import Progress
 from motab.training.kd.prompts import (
     PromptSource,
     check_shares,
@@ -198,12 +199,21 @@ def train(config: KDConfig, options: RunOptions) -> dict:
             writer.writeheader()
             writer.writerows(rows)
             progress.flush()
+        progress_lines = Progress(
+            config.steps,
+            sum(options.prompts_per_step) * config.samples_per_prompt,
+            first_step,
+            config.loss,
+            len(t.sources),
+        )
+        if t.processes.main:
+            print(progress_lines.header(), flush=True)
         for step in range(first_step, config.steps + 1):
             row = train_step(t, step)
             rows.append(row)
             tracker.log(step, row)
             if t.processes.main:
-                print(",".join(str(row[c]) for c in [*CSV_COLUMNS, *t.per_teacher]), flush=True)
+                print(progress_lines.line(row), flush=True)
             if writer is not None:
                 writer.writerow(row)
                 progress.flush()

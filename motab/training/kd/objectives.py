@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from motab.errors import UserError
 from motab.losses.selfdistill_defaults import (
     COMPATS,
     PW_PRESETS,
@@ -30,7 +31,7 @@ from motab.losses.selfdistill_defaults import (
 UNITS = ("tokens", "sequences")
 
 
-class FieldError(ValueError):
+class FieldError(UserError):
     """A bad value of one config field; `field` names it (the config reader adds where it was read)."""
 
     def __init__(self, field_name: str, message: str):

@@ -1,0 +1,102 @@
+"""The pre-flight, before any job runs: every model, dataset and benchmark the selected studies read
+is present locally (a path, or the hub cache's checked download) or can be fetched, one line per
+missing item with what to run.
+
+- Offline (`HF_HUB_OFFLINE`, `TRANSFORMERS_OFFLINE` or `HF_DATASETS_OFFLINE` set): no network is
+  tried; a hub input not in the cache is missing (`snakemake download` on a machine with network).
+- Online: each hub input not in the cache is looked up on the hub once (repository and commit exist,
+  a gated one has a token), so a typo or a missing login stops the run before any download or job.
+
+Local paths that do not exist are start-up errors already (motab.config_check.local_path_errors).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from motab.config_check import used_entries
+from motab.hubcache import cache_dir, hub_id, hub_ref
+
+OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
+DOCS = "docs/data.md"
+
+
+def offline_var(environ: Mapping[str, str]) -> str | None:
+    """The variable that puts this machine offline, if any (huggingface_hub's truthy values)."""
+    return next((v for v in OFFLINE_VARS if environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")), None)
+
+
+def pending(config: Mapping, studies: Iterable[str], workdir: str | Path = ".") -> list[tuple[str, dict]]:
+    """(config key, entry) of each hub input the studies read that is not in the hub cache."""
+    cache = Path(workdir) / cache_dir(config)
+    found = []
+    for section, names in used_entries(config, list(studies)).items():
+        for name in sorted(names):
+            entry = config[section][name]
+            if hub_id(entry) is None:  # toy, or a local path
+                continue
+            ref = hub_ref(section, entry)
+            if ref is None or not ref.manifest(cache).is_file():
+                found.append((f"{section}.{name}", entry | {"_section": section}))
+    return found
+
+
+def hub_check(kind: str, repo: str, revision: str | None) -> str | None:
+    """Why the hub cannot serve this repository at this revision (None: it can)."""
+    from huggingface_hub import HfApi, get_token
+
+    try:
+        info = HfApi().repo_info(repo, repo_type=kind, revision=revision, timeout=15)
+    except Exception as exc:  # noqa: BLE001 - any failure is reported as one line
+        return f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:160] if str(exc) else 'no answer'}"
+    if getattr(info, "gated", False) and not get_token():
+        return "gated: accept its terms on huggingface.co, then `hf auth login` or set HF_TOKEN"
+    return None
+
+
+def _describe(entry: dict) -> tuple[str, str, str | None]:
+    repo, _ = hub_id(entry)
+    kind = "model" if entry["_section"] == "models" else "dataset"
+    return kind, repo, entry.get("revision")
+
+
+def preflight(
+    config: Mapping,
+    studies: Iterable[str],
+    environ: Mapping[str, str] = os.environ,
+    workdir: str | Path = ".",
+    check: Callable[[str, str, str | None], str | None] = hub_check,
+) -> list[str]:
+    """One line per input the studies cannot get, with what to run; [] when all can be had."""
+    studies = list(studies)
+    missing = pending(config, studies, workdir)
+    if not missing:
+        return []
+    select = f"snakemake download --config 'select=[{','.join(studies)}]'"
+    var = offline_var(environ)
+    if var:
+        lines = []
+        for key, entry in missing:
+            kind, repo, revision = _describe(entry)
+            if hub_ref(entry["_section"], entry):
+                lines.append(
+                    f"{key}: {repo}@{revision[:10]} is not in the hub cache {cache_dir(config)} and {var} is set;"
+                    f" run `{select}` on a machine with network ({DOCS})"
+                )
+            else:
+                lines.append(
+                    f"{key}: {repo} has no pinned commit (`revision`), so its jobs would read the hub, and {var} is"
+                    f" set; pin a 40-hex `revision` and run `{select}`, or point `path` at a local copy ({DOCS})"
+                )
+        return lines
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda item: check(*_describe(item[1])), missing))
+    return [
+        f"{key}: cannot fetch {_describe(entry)[1]} from the hub ({why}); fix it, or run `{select}` where the hub"
+        f" can be reached and set HF_HUB_OFFLINE=1 here ({DOCS})"
+        for (key, entry), why in zip(missing, answers, strict=True)
+        if why
+    ]
