@@ -53,7 +53,7 @@ def check_settings(values: dict, block: str, where: str) -> None:
         return
     import yaml
 
-    from motab.config_check import schema_errors
+    from motab.schema_errors import schema_errors
 
     root = yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
     schema = {"$ref": "#/$defs/study/properties/" + "/properties/".join(block.split("/")), "$defs": root["$defs"]}

@@ -46,8 +46,10 @@ if plan.kd_config_errors(config):
 
 STUDIES = {name: plan.Study.of(config, name) for name in config["studies"]}
 # each GPU job's memory per GPU against resources.gpu_memory_gb, and a KD teacher server's GPUs beside
-# its trainer's, before any job runs (motab/plan/memory.py, servers.py)
-_FIT_ERRORS = plan.kd_server_errors(config) + plan.memory_errors(config)
+# its trainer's, before any job runs (motab/plan/memory.py, servers.py): the selected studies' jobs,
+# the ones this run plans
+_SELECTED = {**config, "studies": {name: config["studies"][name] for name in config["select"]}}
+_FIT_ERRORS = plan.kd_server_errors(_SELECTED) + plan.memory_errors(_SELECTED)
 if _FIT_ERRORS:
     raise ValueError("config: " + "\n  ".join(_located(_FIT_ERRORS)))
 # eval max_tokens capped to a model's context: said once at plan time (motab.evaluation.settings)

@@ -37,4 +37,6 @@ rule kd:
         teacher=lambda wc: as_json([teacher_location(wc.study, t) for t, _, _ in kd_run_sources(wc)]),
         command=kd_command,
     shell:
-        "{params.command} > {log} 2>&1"
+        # exec: the trainer is Snakemake's own child, so SLURM's SIGTERM reaches it with no shell between
+        # that would die first (docs/resume.md)
+        "exec {params.command} > {log} 2>&1"

@@ -28,5 +28,7 @@ rule sft:
         method=sft_method,
         launcher=sft_launcher,
     shell:
-        "{params.launcher}motab sft --model {params.start:q} --dataset-dir results/{wildcards.study}/sft_data/{params.method}"
+        # exec: the trainer is Snakemake's own child, so SLURM's SIGTERM reaches it with no shell between
+        # that would die first (docs/resume.md)
+        "exec {params.launcher}motab sft --model {params.start:q} --dataset-dir results/{wildcards.study}/sft_data/{params.method}"
         " --dataset {params.method} --output {output} --params-json {params.sft:q} > {log} 2>&1"

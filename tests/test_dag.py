@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
@@ -42,7 +44,8 @@ def test_slurm_profile_plans_the_paper_studies_with_gpus_from_config():
     ):
         assert f"results/{table}.md" in out, table
     assert "toy_model" not in out and "results/toy/" not in out  # the toy study does not leak in
-    assert "gpu=8" in rule_resources(out, "sft") and "runtime=2880" in rule_resources(out, "sft")
+    sft_runtime = yaml.safe_load((REPO / "studies" / "motab.yaml").read_text())["studies"]["motab"]["resources"]["sft"]
+    assert "gpu=8" in rule_resources(out, "sft") and f"runtime={sft_runtime['runtime']}," in rule_resources(out, "sft")
     # the motab study evaluates through EvalScope, one job per run; an eval job asks for its model's
     # tp: the Qwen3-32B teacher 4 GPUs, the Qwen3-4B student 1
     assert "gpu=4," in rule_resources(out, "eval_evalscope_run_motab", run="teacher")

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -155,7 +156,8 @@ def test_killed_sft_resumes_from_its_last_checkpoint(tiny_model_dir, tmp_path):
 
     assert sft_main([*argv, "--output", str(out)]) == 0
     record = json.loads((out / "sft_run.json").read_text())
-    assert record["resumed_from"] in {f"checkpoint-{n}" for n in (4, 8, 12)}
+    # checkpoint-4 or later: LLaMA-Factory, told to stop when its parent died, saved once more on its way out
+    assert record["resumed_from"] in {f"checkpoint-{n}" for n in range(4, 16)}
     assert not work.exists() and not list(out.glob("checkpoint-*"))
     assert "resume_from_checkpoint" not in yaml.safe_load((out / "llamafactory_train.yaml").read_text())
     # the whole curve, one row per step, the same steps as the uninterrupted run's
@@ -212,7 +214,8 @@ def test_sft_in_a_slurm_job_runs_torchrun_from_the_environment_not_from_path(tin
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Initializing 1 distributed tasks" in proc.stdout + proc.stderr  # LLaMA-Factory ran torchrun
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    assert f"launching: {torchrun} --nnodes 1" in proc.stdout + proc.stderr  # the environment's torchrun
     assert (out / "model.safetensors").is_file() and (out / "training_log.csv").is_file()
 
 

@@ -59,6 +59,7 @@ class ToyDag:
                 method = self.synth_method_of(run)
                 if method:
                     self.add(node("table", table=table, **s), self.synth_output(method))
+                    self.add(node("all"), self.card(method))
             # the report's bar chart reads the table's spec and the same eval files
             chart = node("table_chart", table=table, **s)
             self.add(chart, node("table", table=table, **s), *self.deps[node("table", table=table, **s)])
@@ -107,6 +108,13 @@ class ToyDag:
             self.add(job, synth, self.prepare)
             return job
         return synth
+
+    def card(self, method: str) -> tuple:
+        """The data card of a synthesized dataset: its rows, the gold answers and the SFT student's tokenizer."""
+        job = node("data_card", dataset=method, study=STUDY)
+        student = self.study["synth"][method.removesuffix(".filtered")].get("student", self.study["student"])
+        self.add(job, self.synth_output(method), self.prepare, *self.model(student))
+        return job
 
     def synth_method_of(self, run: str) -> str | None:
         spec = self.study["runs"][run]
@@ -280,12 +288,15 @@ FEEDS = [
     ("benchmarks.*.label", lambda dag, key: dag.jobs("table") if key[1] in dag.study["eval"]["benchmarks"] else set()),
     ("studies.toy.synth.*.*", changed_synth),
     ("studies.toy.filter.*", lambda dag, key: dag.jobs("synth_filter")),
+    # the two budgets a data card measures the rows against
+    ("studies.toy.sft.cutoff_len", lambda dag, key: dag.jobs("sft") | dag.jobs("data_card")),
     ("studies.toy.sft.*", lambda dag, key: dag.jobs("sft")),
     (
         "studies.toy.kd.*.*",
         lambda dag, key: set().union(*[dag.jobs("kd", run=r) for r in runs_with(dag.study, "kd", key[3])]),
     ),
     ("studies.toy.eval.seeds", lambda dag, key: dag.jobs("eval_generate", seed=max(dag.study["eval"]["seeds"]))),
+    ("studies.toy.eval.max_tokens", lambda dag, key: dag.jobs("eval_generate") | dag.jobs("data_card")),
     ("studies.toy.eval.*", lambda dag, key: dag.jobs("eval_generate")),
     # a new epoch adds its eval jobs only (the SFT run, the other epochs' evals stay)
     ("studies.toy.runs.*.eval_epochs", new_epoch_evals),

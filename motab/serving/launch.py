@@ -5,14 +5,14 @@
 
 The command is a template from config with placeholders {python}, {model}, {host}, {port}; the
 port is a free one picked here. The server runs in its own process group, which is SIGTERMed (then
-SIGKILLed after 10 s) on exit from the block, exceptions included.
+SIGKILLed after 10 s) on exit from the block, exceptions included, and gets SIGTERM when the job
+dies, even by SIGKILL (motab.children).
 """
 
 from __future__ import annotations
 
 import os
 import shlex
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
+from motab.children import die_with_parent, stop_process_group
 from motab.jobenv import JobError, child_env
 from motab.serving.placement import Placement, server_args, visible_devices
 
@@ -76,44 +77,6 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM when the launching process dies, even by SIGKILL,
-    so a killed synthesis or eval job never leaves a server holding its GPUs (Linux only)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
-def stop_process_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
-    """SIGTERM the process group, wait up to grace_s, then SIGKILL it."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            pass
-    try:  # children may outlive the leader; the group id is the leader's pid
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    if proc.poll() is None:
-        proc.wait()
-    deadline = time.monotonic() + 5.0  # signals land asynchronously: wait until the group is gone
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(proc.pid, 0)
-        except (ProcessLookupError, PermissionError):
-            break
-        time.sleep(0.05)
-
-
 def server_env(placement: Placement | None, env: dict[str, str] | None = None) -> dict[str, str]:
     """The server's environment: the job's tools first on PATH, and only its placed GPUs visible."""
     env = child_env(env)
@@ -156,7 +119,7 @@ def serving(
             stdin=subprocess.DEVNULL,
             env=env,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent(os.getpid()),
         )
     try:
         deadline = time.monotonic() + startup_timeout_s

@@ -1,8 +1,8 @@
 """What a synthesis `.partial` file was made with, so a rerun resumes only rows it would make again.
 
-The partial file's first line is `{"resume_key": {...}}`: the method, its parameters, the teacher and
-student as given plus a fingerprint of their files (a rebuilt toy model at the same path is another
-model), and the SHA-256 of the problems file. A rerun whose key differs stops before starting any
+The resume contract of motab/resume_contract.py. The partial file's first line is
+`{"resume_key": {...}}`: the method, its parameters, the teacher and student as given plus a
+fingerprint of their files (a rebuilt toy model at the same path is another model), and the SHA-256 of the problems file. A rerun whose key differs stops before starting any
 server, naming each changed field and the file to remove; so does a partial holding ids that are no
 longer among the problems, or sample numbers beyond num_responses (rows that would otherwise be
 merged into, or crash, the final file after all generation).
@@ -10,32 +10,12 @@ merged into, or crash, the final file after all generation).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
-from typing import Any
+
+from motab.resume_contract import file_sha256, model_fingerprint, refuse_if_changed
 
 KEY_FIELD = "resume_key"
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def model_fingerprint(location: str | None) -> str | None:
-    """Names, sizes and modification times of a local model folder's files (no hashing of weights);
-    None for a hub id (its revision is the hub's business) or no model."""
-    if not location or not Path(location).is_dir():
-        return None
-    root = Path(location)
-    entries = sorted(
-        (str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()
-    )
-    return hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:16]
 
 
 def resume_key(method: str, params: dict, teacher: str, student: str | None, problems: str | Path) -> dict:
@@ -72,15 +52,6 @@ def read_partial(partial: Path) -> tuple[dict | None, dict[tuple[str, int], dict
     return key, done
 
 
-def _changes(old: Any, new: Any, where: str) -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for name in sorted(set(old) | set(new)):
-            out += _changes(old.get(name), new.get(name), f"{where}.{name}" if where else name)
-        return out
-    return [] if old == new else [f"{where}: {json.dumps(old)} -> {json.dumps(new)}"]
-
-
 def check_resumable(
     partial: Path, key: dict, problems: list[dict], num_responses: int, problems_path: str
 ) -> dict[tuple[str, int], dict]:
@@ -88,16 +59,9 @@ def check_resumable(
     old, done = read_partial(partial)
     if not done:
         return done
-    fix = f"rerun with the earlier settings, or remove {partial} to start afresh"
-    if old is None:
-        raise SystemExit(
-            f"{partial}: {len(done)} rows without a resume key (written by an older version), so "
-            f"they cannot be checked against this run's settings; {fix}"
-        )
-    changed = _changes(old, key, "")
-    if changed:
-        named = "; ".join(c.replace("problems_sha256:", f"problems ({problems_path}) sha256:") for c in changed)
-        raise SystemExit(f"{partial}: its {len(done)} rows were made with other settings ({named}); {fix}")
+    named = f"problems ({problems_path}) sha256"  # the problems file named by its path in the message
+    rename = lambda k: {named if n == "problems_sha256" else n: v for n, v in k.items()}  # noqa: E731
+    refuse_if_changed(None if old is None else rename(old), rename(key), partial, f"its {len(done)} rows")
     ids = {p["id"] for p in problems}
     stale = sorted({i for i, _ in done if i not in ids})
     if stale:

@@ -5,8 +5,9 @@ be rerun by hand with LLaMA-Factory's own CLI. Training writes into `.<name>.tmp
 output; the folder is renamed only when training (and, for LoRA, the merge) has finished.
 
 Resume: with `save_steps` in config, LLaMA-Factory saves <tmp>/checkpoint-N every N steps. A rerun
-that finds the `.tmp` folder of a killed run with the same training YAML resumes from its newest
-checkpoint (resume_from_checkpoint); any other leftover is discarded. The checkpoint-N folders
+that finds the `.tmp` folder of a killed run resumes from its newest checkpoint where the resume key
+matches and the checkpoint holds the full training state, and refuses otherwise (sft_resume.py;
+docs/resume.md). The checkpoint-N folders
 are removed from the finished output, except with `save_strategy: epoch` (the MOTAB release's):
 then the one saved at the end of epoch k stays as <output>/epoch<k> (keep_epoch_checkpoints; for
 LoRA its adapter merged like the final one), the checkpoint a run's `eval_epochs` evaluates.
@@ -29,27 +30,30 @@ torchrun variables come from motab.training.slurm_env; only node 0 writes and re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
-import subprocess
+import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
+from motab.children import die_with_snakemake, job_lock, run_child
 from motab.commandline import command_parser
 from motab.jobenv import announce_gpus, child_env, thread_env, tool
 from motab.jsonio import write_json
 from motab.passthrough import merge_options
 from motab.provenance import provenance
 from motab.settings_file import check_settings, read_settings
-from motab.training import sft_preprocess
+from motab.training import lf_train, sft_preprocess
+from motab.training.sft_resume import CHECKPOINT, latest_checkpoint, prepare_work, sft_key
 from motab.training.slurm_env import torchrun_env
 
 LOG_FILE = "training_log.csv"
-CHECKPOINT = "checkpoint-"
 
 # Config keys passed through to LLaMA-Factory unchanged (they are its own argument names).
 PASS_THROUGH = (
@@ -166,10 +170,23 @@ def launch_env(environ: dict[str, str], visible_gpus: int) -> dict[str, str]:
     return child_env(environ) | {"DISABLE_VERSION_CHECK": "1"} | thread_env(environ, processes) | launch
 
 
-def run_cli(command: str, config_path: Path, env: dict) -> None:
-    argv = llamafactory_cli() + [command, str(config_path)]
+def run_cli(
+    command: str, config_path: Path, env: dict, checkpoints: Path | None = None, lock: tuple[int, ...] = ()
+) -> None:
+    """LLaMA-Factory's `command` on the YAML, as a child that dies with this job (motab.children);
+    training through lf_train, which saves a checkpoint when the job is told to stop."""
+    if command == "train":
+        argv = [sys.executable, "-m", lf_train.__name__, str(config_path)]
+    else:
+        argv = llamafactory_cli() + [command, str(config_path)]
     print("running:", " ".join(argv), flush=True)
-    subprocess.run(argv, check=True, env=env)
+    code, received = run_child(argv, env, pass_fds=lock)
+    if received is not None:
+        saved = latest_checkpoint(checkpoints) if checkpoints else None
+        where = f"its state is saved in {saved}" if saved else "no checkpoint was saved"
+        raise SystemExit(f"{signal.Signals(received).name}: LLaMA-Factory {command} stopped; {where}; rerun to resume")
+    if code != 0:
+        raise SystemExit(f"llamafactory-cli {command} {config_path} failed with exit code {code} (its log is above)")
 
 
 def trainer_log_to_csv(jsonl: Path) -> str:
@@ -194,16 +211,6 @@ def trainer_log_to_csv(jsonl: Path) -> str:
             )
         losses[entry["current_steps"]] = float(entry["loss"])
     return "step,loss\n" + "".join(f"{step},{loss:.6f}\n" for step, loss in sorted(losses.items()))
-
-
-def latest_checkpoint(folder: Path) -> Path | None:
-    """The newest <folder>/checkpoint-N that LLaMA-Factory finished writing (trainer_state.json present)."""
-    found = [
-        (int(p.name[len(CHECKPOINT) :]), p)
-        for p in folder.glob(CHECKPOINT + "*")
-        if p.name[len(CHECKPOINT) :].isdigit() and (p / "trainer_state.json").is_file()
-    ]
-    return max(found)[1] if found else None
 
 
 def keep_epoch_checkpoints(folder: Path) -> list[Path]:
@@ -252,27 +259,6 @@ def keep_epoch_checkpoints(folder: Path) -> list[Path]:
                 shutil.copy2(path, target / path.name)
         kept.append(target)
     return kept
-
-
-def resumable_checkpoint(work: Path, train_cfg: dict) -> Path | None:
-    """The checkpoint to resume from: a killed run's newest one, if its YAML equals this run's."""
-    config_path = work / "llamafactory_train.yaml"
-    if not config_path.is_file():
-        return None
-    previous = yaml.safe_load(config_path.read_text())
-    previous.pop("resume_from_checkpoint", None)
-    return latest_checkpoint(Path(train_cfg["output_dir"])) if previous == train_cfg else None
-
-
-def _prepare_work(work: Path, train_cfg: dict, leader: bool) -> Path | None:
-    """The checkpoint to resume from, if any; node 0 clears the work folder when there is none."""
-    resume = resumable_checkpoint(work, train_cfg)  # the same answer on every node (read only)
-    if leader and resume is None:
-        shutil.rmtree(work, ignore_errors=True)  # a leftover of other settings, or without a checkpoint
-        work.mkdir(parents=True)
-    if resume is not None:
-        print(f"resuming from {resume}", flush=True)
-    return resume
 
 
 def _run_export(model: str, adapter_dir: Path, export_dir: Path, template: str, export_path: Path, env: dict) -> None:
@@ -326,6 +312,7 @@ def main(argv: list[str]) -> int:
     params = read_settings(args.config, args.params_json, "sft")
     if args.config:
         check_settings(params, "sft", args.config)
+    die_with_snakemake()  # a SIGKILLed Snakemake leaves no training behind (motab.children)
 
     import torch
 
@@ -340,21 +327,27 @@ def main(argv: list[str]) -> int:
     train_cfg = train_args(args.model, args.dataset_dir, args.dataset, str(trained), params, cpu)
     start = time.time()
     config_path = work / "llamafactory_train.yaml"
-    resume = _prepare_work(work, train_cfg, leader)
-    # other nodes keep their copy of the YAML off the shared folder, which node 0 owns
-    launch_path = config_path if leader else Path(tempfile.mkdtemp()) / config_path.name
-    launch_path.write_text(train_yaml(train_cfg | ({"resume_from_checkpoint": str(resume)} if resume else {})))
-    run_cli("train", launch_path, env)
-    if not leader:
-        return 0
-    if lora:
-        _run_export(args.model, trained, work, train_cfg["template"], work / "llamafactory_export.yaml", env)
-    config_path.write_text(train_yaml(train_cfg))  # the YAML that reruns it by hand
-    _keep_epochs(args.model, trained, work, train_cfg, lora, env)
-    for folder in Path(trained).glob(CHECKPOINT + "*"):
-        shutil.rmtree(folder)
-    _write_records(work, trained, args, params, start, resume)
-    shutil.rmtree(output, ignore_errors=True)
-    os.replace(work, output)
+    if params.get("save_minutes"):  # lf_train saves a checkpoint this often, and on a stop signal
+        env[lf_train.SAVE_MINUTES] = str(params["save_minutes"])
+    # held until the end, by LLaMA-Factory too; node 0 only (a lock on a shared folder would hold the others back)
+    with job_lock(output.with_name(f".{output.name}.lock")) if leader else contextlib.nullcontext() as held:
+        lock = (held.fileno(),) if held else ()
+        processes = int(env.get("NNODES", "1")) * int(env.get("NPROC_PER_NODE", "1"))
+        resume = prepare_work(work, trained, sft_key(train_cfg, args.model, args.dataset_dir, processes), leader)
+        # other nodes keep their copy of the YAML off the shared folder, which node 0 owns
+        launch_path = config_path if leader else Path(tempfile.mkdtemp()) / config_path.name
+        launch_path.write_text(train_yaml(train_cfg | ({"resume_from_checkpoint": str(resume)} if resume else {})))
+        run_cli("train", launch_path, env, checkpoints=trained, lock=lock)
+        if not leader:
+            return 0
+        if lora:
+            _run_export(args.model, trained, work, train_cfg["template"], work / "llamafactory_export.yaml", env)
+        config_path.write_text(train_yaml(train_cfg))  # the YAML that reruns it by hand
+        _keep_epochs(args.model, trained, work, train_cfg, lora, env)
+        for folder in Path(trained).glob(CHECKPOINT + "*"):
+            shutil.rmtree(folder)
+        _write_records(work, trained, args, params, start, resume)
+        shutil.rmtree(output, ignore_errors=True)
+        os.replace(work, output)
     print(f"SFT finished in {time.time() - start:.0f}s -> {output}")
     return 0

@@ -42,8 +42,8 @@ seed on CPU. Several teachers (Tinker's multi-teacher distillation): repeat --te
 --prompts-per-step once per teacher; a step concatenates each teacher's prompts in flag order, each
 rollout is scored by its prompt's teacher, and each teacher's loss is weighted by its share of the
 batch's loss units; the progress CSV gets one kl_to_teacher_<i> column per teacher.
-save_steps K: resumable state in <output>.partial/step-N every K steps (a rerun resumes from the
-newest). eval_step K < steps: the checkpoint holds the weights after step K (PW-OPSD: 150 steps, step
+save_steps K: resumable state in <output>.partial/step-N every K steps, and after the step in which
+SIGTERM or SIGUSR1 arrived (then the run stops); a rerun resumes from the newest (docs/resume.md). eval_step K < steps: the checkpoint holds the weights after step K (PW-OPSD: 150 steps, step
 100 evaluated). Several processes (one per GPU; accelerate launch or torchrun, and by itself in a
 SLURM job with several GPUs, see processes.py) each take an equal share of every teacher's prompts;
 micro_batch_prompts K samples and back-propagates K prompts at a time (loss_average step weighs
@@ -57,7 +57,6 @@ import dataclasses
 import json
 import os
 import shlex
-import subprocess
 from pathlib import Path
 
 from motab.commandline import command_parser
@@ -259,6 +258,7 @@ def read_run(args: dict) -> tuple[KDConfig, RunOptions]:
 def main(argv: list[str]) -> int:
     import torch
 
+    from motab.children import die_with_snakemake, run_child
     from motab.jobenv import announce_gpus, child_env, thread_env
     from motab.training.kd.loop import train
     from motab.training.kd.processes import accelerate_command
@@ -266,6 +266,7 @@ def main(argv: list[str]) -> int:
     from motab.training.slurm_env import torchrun_env
 
     config, options = parse_args(argv)
+    die_with_snakemake()  # a SIGKILLed Snakemake leaves no training behind (motab.children)
     if config.teacher_server and not options.teacher_urls:
         # start the teacher's server on its GPUs, then run this command again with its URL
         if len(set(options.teachers)) > 1:
@@ -285,6 +286,7 @@ def main(argv: list[str]) -> int:
         # several GPUs in this SLURM job: one process per GPU, each with its share of the job's CPUs
         print("launching:", shlex.join(command), flush=True)
         per_node = int(torchrun_env(os.environ, torch.cuda.device_count())["NPROC_PER_NODE"])
-        return subprocess.call(command, env=child_env() | thread_env(os.environ, per_node))
+        code, _ = run_child(command, child_env() | thread_env(os.environ, per_node))  # dies with this job
+        return code
     train(config, options)
     return 0

@@ -1,5 +1,5 @@
 """The built-in KD trainer's loop: set up, then per step sample, score, step the optimizer and log;
-resumable state every save_steps; the finished checkpoint written atomically with training_log.csv,
+resumable state every save_steps and on SIGTERM / SIGUSR1 (then it stops); the finished checkpoint written atomically with training_log.csv,
 kd_config.json (the resolved KDConfig, readable by `motab kd-train --config`) and kd_run.json."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from motab.provenance import provenance
+from motab.resume_contract import model_fingerprint, optional_sha256, read_key, refuse_if_changed, write_key
 from motab.tracking import Tracker
 from motab.training.kd.checkpoint import (
     atomic_save,
@@ -33,6 +34,7 @@ from motab.training.kd.prompts import (
     prompt_sources,
 )
 from motab.training.kd.step import accumulate_gradients, sample_step
+from motab.training.stop_signals import StopRequest, stopped
 
 LOG_COLUMNS = ("step", "loss", "kl_to_teacher", "rollout_tokens")  # training_log.csv in the checkpoint
 LOG_FILE = "training_log.csv"
@@ -49,6 +51,8 @@ RESUME_FREE = (
     "tracking_dir",
     "tracking_project",
 )
+
+FINGERPRINTS = ("student_files", "teacher_files", "prompts_sha256")  # of the resume key (resume_key)
 
 
 def run_config(config: KDConfig, options: RunOptions) -> dict:
@@ -98,13 +102,31 @@ def set_up(config: KDConfig, options: RunOptions) -> Trainer:
     return Trainer(config, options, processes, sources, student, teachers, tokenizer, trainable, optimizer)
 
 
-def resume(t: Trainer, resume_key: dict) -> tuple[list[dict], int]:
-    """(logged rows, first step): the newest saved state's, or a fresh start."""
-    if not t.config.save_steps or (latest := latest_training_state(t.partial)) is None:
+def resume_key(config: KDConfig, options: RunOptions, world: int) -> dict:
+    """Everything that decides the saved state's bytes: the settings, the number of processes, and
+    fingerprints of the student's and teachers' files and of the prompt files (motab.resume_contract)."""
+    settings = {k: v for k, v in run_config(config, options).items() if k not in RESUME_FREE}
+    return settings | {
+        "processes": world,
+        FINGERPRINTS[0]: model_fingerprint(options.student),
+        FINGERPRINTS[1]: [model_fingerprint(teacher) for teacher in options.teachers],
+        FINGERPRINTS[2]: [optional_sha256(prompts) for prompts in options.prompts],
+    }
+
+
+def resume(t: Trainer, key: dict) -> tuple[list[dict], int]:
+    """(logged rows, first step): the newest saved state's, or a fresh start. Saved state made with
+    another key stops the run (SystemExit naming what changed and the folder to remove)."""
+    latest = latest_training_state(t.partial)
+    saved = [latest.name] if latest else []
+    saved += sorted(p.name for p in t.partial.glob("eval-step-*")) if t.partial.is_dir() else []
+    if saved:
+        refuse_if_changed(read_key(t.partial), key, t.partial, f"its saved state ({', '.join(saved)})")
+    if t.processes.main:
+        write_key(t.partial, key)  # before any state is saved, so saved state never lacks its key
+    if latest is None:
         return [], 1
     state = load_training_state(latest, t.student, t.optimizer)
-    if state["resume_key"] != resume_key:
-        raise ValueError(f"{latest}: saved by a run with other arguments; remove {t.partial} to start afresh")
     torch.set_rng_state(state["rng"][t.processes.rank])
     if state.get("cuda_rng") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda_rng"][t.processes.rank], t.processes.device)
@@ -136,12 +158,12 @@ def train_step(t: Trainer, step: int) -> dict:
     return row
 
 
-def save_state(t: Trainer, step: int, rows: list[dict], resume_key: dict) -> None:
-    """The eval step's weights and the resumable state, where this step is one of theirs."""
+def save_state(t: Trainer, step: int, rows: list[dict], now: bool = False) -> None:
+    """The eval step's weights and the resumable state, where this step is one of theirs (or `now`)."""
     config, processes = t.config, t.processes
     if step == config.eval_step < config.steps and processes.main:
         atomic_state_dict(t.student, t.partial / f"eval-step-{step}")
-    if config.save_steps and step % config.save_steps == 0 and step < config.steps:
+    if (now or (config.save_steps and step % config.save_steps == 0)) and step < config.steps:
         rng = processes.gather(torch.get_rng_state())
         cuda_rng = processes.gather(torch.cuda.get_rng_state(processes.device)) if torch.cuda.is_available() else None
         if processes.main:
@@ -150,18 +172,17 @@ def save_state(t: Trainer, step: int, rows: list[dict], resume_key: dict) -> Non
                 step,
                 t.student,
                 t.optimizer,
-                {"rng": rng, "cuda_rng": cuda_rng, "rows": rows, "resume_key": resume_key},
+                {"rng": rng, "cuda_rng": cuda_rng, "rows": rows},
             )
 
 
 def train(config: KDConfig, options: RunOptions) -> dict:
     """Run the whole training; returns the kd_run.json record. With several processes (processes.py)
     each runs this: all train, the main one logs and writes."""
+    stop = StopRequest()  # before the slow set-up, so a signal during it stops after step one
     t = set_up(config, options)
-    resume_key = {k: v for k, v in run_config(config, options).items() if k not in RESUME_FREE} | {
-        "processes": t.processes.world
-    }
-    rows, first_step = resume(t, resume_key)
+    key = resume_key(config, options, t.processes.world)
+    rows, first_step = resume(t, key)
     progress = None
     if options.log_csv and t.processes.main:
         Path(options.log_csv).parent.mkdir(parents=True, exist_ok=True)
@@ -196,13 +217,16 @@ def train(config: KDConfig, options: RunOptions) -> dict:
             if writer is not None:
                 writer.writerow(row)
                 progress.flush()
-            save_state(t, step, rows, resume_key)
+            stopping = step < config.steps and t.processes.sum([float(stop.requested)])[0] > 0
+            save_state(t, step, rows, now=stopping)
+            if stopping:  # SIGTERM / SIGUSR1: the state is saved, the rerun resumes from it
+                raise stopped(stop.name, str(t.partial / f"step-{step}"))
     tracker.close()
     t.processes.check_replicas(t.student.parameters(), f"after step {config.steps}")
-    return finish(t, rows, resume_key)
+    return finish(t, rows, key)
 
 
-def finish(t: Trainer, rows: list[dict], resume_key: dict) -> dict:
+def finish(t: Trainer, rows: list[dict], key: dict) -> dict:
     """The kd_run.json record; the main process writes the checkpoint (the eval step's weights, LoRA merged)."""
     config, options = t.config, t.options
     evaluated = config.eval_step or config.steps
@@ -210,7 +234,7 @@ def finish(t: Trainer, rows: list[dict], resume_key: dict) -> dict:
         "args": run_config(config, options),
         "params": options.params,
         "processes": t.processes.world,
-        "provenance": provenance(options.params or resume_key),
+        "provenance": provenance(options.params or {k: v for k, v in key.items() if k not in FINGERPRINTS}),
         "final": {
             "steps": config.steps,
             "loss": rows[-1]["loss"],
