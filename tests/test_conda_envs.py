@@ -22,6 +22,8 @@ def rule_envs() -> dict[str, str]:
     envs = {}
     for path in sorted((REPO / "rules").glob("*.smk")):
         for match in re.finditer(r"^rule (\w+):\n((?:    .*\n|\n)*)", path.read_text(), re.M):
+            if not re.search(r"^    (shell|run|script):", match.group(2), re.M):
+                continue  # a target rule (e.g. `download`): it runs nothing itself
             conda = re.search(r'^    conda:\n\s+"([^"]+)"', match.group(2), re.M)
             envs[match.group(1)] = conda and str((path.parent / conda.group(1)).resolve().relative_to(REPO))
     return envs

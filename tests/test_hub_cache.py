@@ -138,7 +138,7 @@ def test_a_hub_dataset_that_cannot_be_read_is_one_line_with_the_remedy(tmp_path)
         timeout=300,
     )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert proc.stderr.startswith("motab prepare: GAIR/LIMO (split train): cannot be read (")
+    assert proc.stderr.startswith("motab prepare: error: GAIR/LIMO (split train): cannot be read (")
     assert "run `snakemake download` where the hub can be reached, or point `path` at a local copy" in proc.stderr
 
 

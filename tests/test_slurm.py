@@ -48,6 +48,7 @@ RULES = {
     "table_chart",
     "training_curves",
     "cost_table",
+    "data_card",
 }
 # Without slurmdbd, sacct fails; squeue sees finished jobs because MinJobAge is an hour.
 LOCAL_SLURM_FLAGS = (

@@ -161,7 +161,7 @@ def test_cli_motab_and_skd_contract(server, sharp_model_dir, problems, tmp_path,
     started = []
 
     @contextlib.contextmanager
-    def fake_serving(command, model, log_path, placement=None):
+    def fake_serving(command, model, log_path, placement=None, startup_timeout_s=None):
         started.append((model, str(log_path)))
         yield url
 

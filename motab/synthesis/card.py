@@ -24,6 +24,7 @@ from motab.commandline import command_parser
 from motab.evaluation.answers import extract_answer
 from motab.evaluation.grading import grade_many
 from motab.jsonio import read_jsonl, write_json
+from motab.provenance import provenance
 
 
 def length_summary(lengths: list[int]) -> dict:
@@ -159,7 +160,8 @@ def main(argv: list[str]) -> int:
     if unknown:
         raise SystemExit(f"{args.rows}: ids not in {args.problems}: {unknown[:5]}")
     card = data_card(rows, gold, student_encoder(args.tokenizer), args.cutoff_len, args.eval_max_tokens)
-    write_json(args.json, card)
+    settings = {"tokenizer": args.tokenizer, "cutoff_len": args.cutoff_len, "eval_max_tokens": args.eval_max_tokens}
+    write_json(args.json, card | {"provenance": provenance(settings)})
     if args.md:
         Path(args.md).parent.mkdir(parents=True, exist_ok=True)
         Path(args.md).write_text(to_markdown(card, Path(args.rows).name.removesuffix(".jsonl")), encoding="utf-8")
