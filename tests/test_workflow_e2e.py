@@ -46,7 +46,7 @@ def study(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("workflow")
     for name in ("Snakefile", "config.yaml"):
         shutil.copy(REPO / name, workdir / name)
-    for name in ("rules", "schemas", "profiles", "envs", "report", "studies"):
+    for name in ("rules", "schemas", "profiles", "envs", "report", "studies", "scripts"):
         shutil.copytree(REPO / name, workdir / name)
     snakemake(workdir)
     return workdir
