@@ -109,7 +109,7 @@ def test_every_rule_of_the_toy_study_runs_as_an_sbatch_job(slurm, tmp_path, shar
     completes, SFT and KD ask for their GPU, and the tables come out."""
     for name in ("Snakefile", "config.yaml"):
         shutil.copy(REPO / name, tmp_path / name)
-    for name in ("rules", "schemas", "profiles", "envs", "report", "studies"):
+    for name in ("rules", "schemas", "profiles", "envs", "report", "studies", "scripts"):
         shutil.copytree(REPO / name, tmp_path / name)
     for name in ("toy_reduced.yaml", "toy_slurm.yaml"):
         shutil.copy(REPO / "tests" / "configs" / name, tmp_path / name)
