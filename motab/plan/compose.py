@@ -12,7 +12,8 @@ key by key and re-applies `--configfile`/`--config` after each one: the command 
 - each study's `resources.default` from `defaults.resources` (a study's own keys win);
 - the `run_grid` form (students x methods) as plain runs;
 - each table's `reference.rows` from the TSV (rows given in config win, value by value);
-- the sweep and eval_epochs forms (motab.plan.sweeps).
+- the sweep and eval_epochs forms (motab.plan.sweeps);
+- first of all, a `rehearsal:` block's toy stand-ins (motab.plan.rehearsal).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 import yaml
 
 from motab.errors import UserError
+from motab.plan.rehearsal import rehearse
 from motab.plan.sweeps import expand_study
 
 STUDIES_DIR = "studies"
@@ -229,7 +231,8 @@ def _apply_references(study: str, cfg: dict, root: Path) -> None:
 
 def compose(config: Mapping, root: str | Path = ".") -> dict:
     """The config the workflow plans from: defaults, run grids, reference tables and sweeps filled in
-    (the input is not changed)."""
+    (the input is not changed). A `rehearsal:` block is applied first (motab.plan.rehearsal)."""
+    config = rehearse(config)
     out = dict(config)
     studies = {}
     for name, study in config["studies"].items():

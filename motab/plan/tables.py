@@ -49,6 +49,8 @@ def table_spec(study: str, study_cfg: Mapping, benchmarks_cfg: Mapping, table: s
             for bench in study_cfg["eval"]["benchmarks"]
         ],
     }
+    if cfg.get("note"):
+        spec["note"] = cfg["note"]
     reference = cfg.get("reference")
     if reference:
         rows = {}

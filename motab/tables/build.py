@@ -5,7 +5,8 @@
 SPEC: {"title", "metric" (e.g. "avg@4"), "scale" (e.g. 100), "decimals",
        "rows": [{"run", "label", "replicas" (optional)}], "benchmarks": [{"name", "label"}],
        "extra_columns": [{"label", "values": {run: value}}] (optional),
-       "reference": {"label", "rows": {row label: {benchmark name | "avg": "95.33±0.08"}}} (optional)}
+       "reference": {"label", "rows": {row label: {benchmark name | "avg": "95.33±0.08"}}} (optional),
+       "note": a line printed under the table (optional; a rehearsal's substitutions)}
 
 Rows are the spec's runs in spec order, columns its benchmarks in spec order. A cell is the mean
 ± sample standard deviation (ddof=1) over the eval seeds of that (run, benchmark), after scaling;
@@ -149,7 +150,10 @@ def parse_spec(obj: dict, where: str = "spec") -> Spec:
     reference = obj.get("reference")
     if reference is not None:
         _check_reference(reference, rows, benchmarks, where)
-    return Spec(title, metric, scale, decimals, rows, benchmarks, extra, reference)
+    note = obj.get("note", "")
+    if not isinstance(note, str):
+        raise TableError(f"{where}.note: expected text, found {note!r}")
+    return Spec(title, metric, scale, decimals, rows, benchmarks, extra, reference, note)
 
 
 def _published_mean(text: str | float) -> float | None:

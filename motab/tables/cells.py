@@ -36,6 +36,7 @@ class Spec:
     benchmarks: list[dict]
     extra_columns: list[dict]
     reference: dict | None
+    note: str = ""  # a line under the table (a rehearsal's substitutions)
 
 
 def aggregate(seed_values: dict, scale: float) -> Cell:

@@ -98,7 +98,7 @@ def render_markdown(spec: Spec, lines: list[Line], footnote: str) -> str:
                 + line.extras
             )
         )
-    out += ["", footnote, ""]
+    out += ["", footnote, ""] + ([spec.note, ""] if spec.note else [])
     return "\n".join(out)
 
 
@@ -119,6 +119,8 @@ def render_csv(spec: Spec, lines: list[Line]) -> str:
         for cell in line.cells:
             row += list(cell)
         writer.writerow(row + _avg(spec, line) + line.extras)
+    if spec.note:  # a row of its own kind, so a reader of the numbers sees it too
+        writer.writerow([spec.note, "note"])
     return buffer.getvalue()
 
 
@@ -172,7 +174,7 @@ def render_latex(spec: Spec, lines: list[Line], footnote: str) -> str:
     out += [
         r"\bottomrule",
         r"\end{tabular}",
-        r"\caption{" + latex_escape(f"{spec.title}. {footnote}") + "}",
+        r"\caption{" + latex_escape(" ".join(t for t in (f"{spec.title}. {footnote}", spec.note) if t)) + "}",
         r"\end{table}",
         "",
     ]
@@ -229,5 +231,7 @@ def render_html(spec: Spec, lines: list[Line], footnote: str) -> str:
         f"<style>{style}</style></head><body>\n<h2>{escape(spec.title)}</h2>\n"
         f"<table><thead><tr>{head}</tr></thead><tbody>\n"
         + "\n".join(body)
-        + f"\n</tbody></table>\n<p>{escape(footnote)}</p>\n</body></html>\n"
+        + f"\n</tbody></table>\n<p>{escape(footnote)}</p>\n"
+        + (f"<p>{escape(spec.note)}</p>\n" if spec.note else "")
+        + "</body></html>\n"
     )
