@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 from motab.errors import UserError
-from motab.plan.rehearsal import rehearse
+from motab.plan.rehearsal import RehearsalError, rehearse
 from motab.plan.sweeps import expand_study
 
 STUDIES_DIR = "studies"
@@ -232,7 +232,10 @@ def _apply_references(study: str, cfg: dict, root: Path) -> None:
 def compose(config: Mapping, root: str | Path = ".") -> dict:
     """The config the workflow plans from: defaults, run grids, reference tables and sweeps filled in
     (the input is not changed). A `rehearsal:` block is applied first (motab.plan.rehearsal)."""
-    config = rehearse(config)
+    try:
+        config = rehearse(config)
+    except RehearsalError as exc:
+        raise ComposeError(str(exc)) from None
     out = dict(config)
     studies = {}
     for name, study in config["studies"].items():

@@ -50,7 +50,13 @@ def rehearse(config: Mapping) -> dict:
     return out
 
 
-def _check(spec: Mapping, config: Mapping) -> None:
+def _check(spec, config: Mapping) -> None:
+    """What the block must hold before it is applied (the schema sees only its result)."""
+    if not isinstance(spec, Mapping) or not {"studies", "dataset", "benchmark"} <= set(spec):
+        raise RehearsalError(f"rehearsal: expected studies, dataset and benchmark (and optional keys), found {spec!r}")
+    for key, kind in (("studies", list), ("benchmark", Mapping), ("models", Mapping), ("caps", Mapping)):
+        if key in spec and not isinstance(spec[key], kind):
+            raise RehearsalError(f"rehearsal.{key}: expected a {kind.__name__.lower()}, found {spec[key]!r}")
     unknown = sorted(set(spec["studies"]) - set(config["studies"]))
     if unknown:
         raise RehearsalError(f"rehearsal.studies: {unknown} are not studies (studies: {sorted(config['studies'])})")
