@@ -109,11 +109,20 @@ def test_every_table_is_titled_and_noted_as_a_rehearsal_naming_each_substitution
         "GPUs per job: 4/8 -> 0 (CPU)",
         "eval n 8 -> 2",
         "synth max_total_tokens 32768 -> 64",
+        "data limo -> toy problems",
+        "benchmarks math500, aime24, aime25, amc, gpqa_diamond -> the toy's 20 held-out problems each",
+        "EvalScope aime24, aime25, amc, gpqa_diamond, math_500 -> its general_qa adapter",
     ):
         assert words in note, (words, note)
     for name in PAPER:
         for table in rehearsed["studies"][name]["tables"].values():
             assert table["title"].startswith("REHEARSAL") and table["note"].startswith("Rehearsal on CPU")
+
+
+def test_a_study_on_the_native_engine_names_no_evalscope_and_each_of_its_datasets(rehearsed):
+    note = rehearsed["studies"]["opd"]["tables"]["main"]["note"]
+    assert "data deepmath, openthoughts3 -> toy problems" in note and "EvalScope" not in note
+    assert rehearsed["datasets"]["deepmath"]["source"] == "toy"
 
 
 def test_a_capped_eval_n_carries_the_tables_avg_at_n(rehearsed, real):

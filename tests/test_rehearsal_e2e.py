@@ -59,7 +59,15 @@ def test_the_rehearsed_table_has_the_studys_rows_and_says_it_is_a_rehearsal(rehe
         assert row is not None, (label, table)
         assert all(cell.strip() for cell in row.split("|")[2:7]), row  # a value per benchmark
     note = next(line for line in lines if line.startswith("Rehearsal on CPU"))
-    for words in ("Qwen3-32B -> toy-teacher", "server: sglang -> embedded", "KDFlow", "deepspeed", "-> 0 (CPU)"):
+    for words in (
+        "Qwen3-32B -> toy-teacher",
+        "server: sglang -> embedded",
+        "KDFlow",
+        "deepspeed",
+        "-> 0 (CPU)",
+        "data limo -> toy problems",
+        "math_500 -> its general_qa adapter",
+    ):
         assert words in note, (words, note)
     # the study publishes no numbers (no studies/motab.reference.tsv): no reference row is made up
     assert "reference" not in (rehearsal / "results/motab/tables/main.spec.json").read_text()

@@ -42,11 +42,12 @@ def rehearse(config: Mapping) -> dict:
     if not spec:
         return out
     _check(spec, out)
-    notes = _catalogue(out, spec)
+    real = copy.deepcopy(out)
+    _catalogue(out, spec)
     for name in spec["studies"]:
         study = out["studies"][name]
         n = study.get("eval", {}).get("n")
-        _tables(study, notes + _study(study, spec), n)
+        _tables(study, _data_notes(study, real, spec) + _study(study, spec), n)
     return out
 
 
@@ -67,22 +68,38 @@ def _check(spec, config: Mapping) -> None:
         raise RehearsalError(f"rehearsal.dataset: {spec['dataset']!r} is not a toy dataset of config.yaml `datasets`")
 
 
-def _catalogue(config: dict, spec: Mapping) -> list[str]:
-    """Every non-toy dataset and benchmark replaced by its stand-in, names kept; the notes saying so."""
+def _catalogue(config: dict, spec: Mapping) -> None:
+    """Every non-toy dataset and benchmark replaced by its stand-in, names (and labels) kept."""
     toy = config["datasets"][spec["dataset"]]
-    datasets = sorted(n for n, d in config["datasets"].items() if d["source"] != "toy")
-    for name in datasets:
-        config["datasets"][name] = copy.deepcopy(toy)
-    benchmarks = sorted(n for n, b in config["benchmarks"].items() if b["source"] != "toy")
-    for name in benchmarks:
-        label = config["benchmarks"][name].get("label", name)
-        config["benchmarks"][name] = copy.deepcopy(dict(spec["benchmark"])) | {"label": label}
-    stand_in = spec["benchmark"]
-    engine = f", EvalScope {stand_in['evalscope']}" if "evalscope" in stand_in else ""
-    return [
-        f"training data -> toy problems ({toy['num_train']} train)",
-        f"every benchmark -> the toy's held-out problems under its own name ({toy['num_test']}{engine})",
-    ]
+    for name, data in config["datasets"].items():
+        if data["source"] != "toy":
+            config["datasets"][name] = copy.deepcopy(toy)
+    for name, bench in config["benchmarks"].items():
+        if bench["source"] != "toy":
+            config["benchmarks"][name] = copy.deepcopy(dict(spec["benchmark"])) | {"label": bench.get("label", name)}
+
+
+def _data_notes(study: Mapping, real: Mapping, spec: Mapping) -> list[str]:
+    """What the study's datasets and benchmarks became (read before the study is changed)."""
+    toy = real["datasets"][spec["dataset"]]
+    named = {study["train_data"], *_values(study.get("kd", {}), "prompts")}
+    datasets = sorted(n for n in named if real["datasets"].get(n, {}).get("source", "toy") != "toy")
+    benches = [b for b in study["eval"]["benchmarks"] if real["benchmarks"][b]["source"] != "toy"]
+    notes = [f"data {', '.join(datasets)} -> toy problems ({toy['num_train']})"] if datasets else []
+    if benches:
+        notes.append(f"benchmarks {', '.join(benches)} -> the toy's {toy['num_test']} held-out problems each")
+    adapters = sorted({real["benchmarks"][b].get("evalscope", b) for b in benches})
+    if study["eval"].get("engine") == "evalscope" and adapters and "evalscope" in spec["benchmark"]:
+        notes.append(f"EvalScope {', '.join(adapters)} -> its {spec['benchmark']['evalscope']} adapter")
+    return notes
+
+
+def _values(node, key: str) -> list:
+    """Every string under `key` in nested mappings and lists (a kd block's prompts, its teachers')."""
+    if isinstance(node, Mapping):
+        own = [node[key]] if isinstance(node.get(key), str) else []
+        return own + [v for value in node.values() for v in _values(value, key)]
+    return [v for item in node for v in _values(item, key)] if isinstance(node, list) else []
 
 
 def _study(study: dict, spec: Mapping) -> list[str]:
