@@ -19,6 +19,7 @@ from pathlib import Path
 
 from motab.config_check import used_entries
 from motab.hubcache import cache_dir, hub_id, hub_ref
+from motab.hublock import entry_lock, read_lock, requested
 
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
 DOCS = "docs/data.md"
@@ -38,10 +39,36 @@ def pending(config: Mapping, studies: Iterable[str], workdir: str | Path = ".") 
             entry = config[section][name]
             if hub_id(entry) is None:  # toy, or a local path
                 continue
-            ref = hub_ref(section, entry)
+            ref = hub_ref(section, entry) or _locked(section, entry, cache)
             if ref is None or not ref.manifest(cache).is_file():
                 found.append((f"{section}.{name}", entry | {"_section": section}))
     return found
+
+
+def _locked(section: str, entry: dict, cache: Path):
+    """The snapshot an unpinned entry's lock names, if the download step wrote one."""
+    lock = entry_lock(section, entry, cache)
+    return read_lock(lock) if lock and lock.is_file() else None
+
+
+def unpinned_notes(config: Mapping, studies: Iterable[str], workdir: str | Path = ".") -> list[str]:
+    """One line per unpinned hub dataset or benchmark the studies read: the commit its lock holds, or
+    that the download step will lock one."""
+    cache = cache_dir(config)
+    notes = []
+    for section, names in used_entries(config, list(studies)).items():
+        for name in sorted(names):
+            entry = config[section][name]
+            lock = entry_lock(section, entry, cache)
+            if lock is None:
+                continue
+            ref = _locked(section, entry, Path(workdir) / cache)
+            what = f"{section}.{name}: {hub_id(entry)[0]} is unpinned (no commit `revision`);"
+            if ref:
+                notes.append(f"{what} its jobs read commit {ref.revision}, locked in {lock}")
+            else:
+                notes.append(f"{what} the download step locks the commit of {requested(entry)} it fetches in {lock}")
+    return notes
 
 
 def hub_check(kind: str, repo: str, revision: str | None) -> str | None:
@@ -85,6 +112,12 @@ def preflight(
                 lines.append(
                     f"{key}: {repo}@{revision[:10]} is not in the hub cache {cache_dir(config)} and {var} is set;"
                     f" run `{select}` on a machine with network ({DOCS})"
+                )
+            elif entry_lock(entry["_section"], entry, cache_dir(config)):
+                lines.append(
+                    f"{key}: {repo} is unpinned and no commit of it is locked in the hub cache {cache_dir(config)},"
+                    f" and {var} is set; run `{select}` on a machine with network: it fetches"
+                    f" {requested(entry)} and locks that commit ({DOCS})"
                 )
             else:
                 lines.append(
