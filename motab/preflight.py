@@ -51,9 +51,11 @@ def _locked(section: str, entry: dict, cache: Path):
     return read_lock(lock) if lock and lock.is_file() else None
 
 
-def unpinned_notes(config: Mapping, studies: Iterable[str], workdir: str | Path = ".") -> list[str]:
+def unpinned_notes(
+    config: Mapping, studies: Iterable[str], workdir: str | Path = ".", environ: Mapping[str, str] = os.environ
+) -> list[str]:
     """One line per unpinned hub dataset or benchmark the studies read: the commit its lock holds, or
-    that the download step will lock one."""
+    (online; offline the pre-flight names it as missing) that the download step will lock one."""
     cache = cache_dir(config)
     notes = []
     for section, names in used_entries(config, list(studies)).items():
@@ -66,7 +68,7 @@ def unpinned_notes(config: Mapping, studies: Iterable[str], workdir: str | Path 
             what = f"{section}.{name}: {hub_id(entry)[0]} is unpinned (no commit `revision`);"
             if ref:
                 notes.append(f"{what} its jobs read commit {ref.revision}, locked in {lock}")
-            else:
+            elif not offline_var(environ):
                 notes.append(f"{what} the download step locks the commit of {requested(entry)} it fetches in {lock}")
     return notes
 

@@ -80,10 +80,11 @@ def test_preflight_refuses_an_unlocked_entry_offline_and_names_the_locked_commit
     assert len(refused) == 1
     assert refused[0].startswith("datasets.limo: GAIR/LIMO is unpinned and no commit of it is locked")
     assert "run `snakemake download --config 'select=[s]'` on a machine with network" in refused[0]
-    assert unpinned_notes(config, ["s"], tmp_path) == [
+    assert unpinned_notes(config, ["s"], tmp_path, {}) == [
         "datasets.limo: GAIR/LIMO is unpinned (no commit `revision`); the download step locks the commit of main "
         "it fetches in cache/locks/datasets--GAIR--LIMO@main.json"
     ]
+    assert unpinned_notes(config, ["s"], tmp_path, {"HF_HUB_OFFLINE": "1"}) == []  # the refusal says it
 
     lock = tmp_path / entry_lock("datasets", LIMO, "cache")
     lock.parent.mkdir(parents=True)
@@ -92,7 +93,7 @@ def test_preflight_refuses_an_unlocked_entry_offline_and_names_the_locked_commit
     manifest.parent.mkdir(parents=True)
     manifest.write_text("{}")
     assert preflight(config, ["s"], {"HF_HUB_OFFLINE": "1"}, tmp_path) == []
-    assert unpinned_notes(config, ["s"], tmp_path) == [
+    assert unpinned_notes(config, ["s"], tmp_path, {"HF_HUB_OFFLINE": "1"}) == [
         f"datasets.limo: GAIR/LIMO is unpinned (no commit `revision`); its jobs read commit {FIRST}, locked in "
         "cache/locks/datasets--GAIR--LIMO@main.json"
     ]
@@ -111,7 +112,10 @@ def test_unpinned_entries_are_read_through_their_lock_and_pinned_ones_not():
     assert plan_hub.entry_location(config, "datasets", "limo") == "hc/locks/datasets--GAIR--LIMO@main.json"
     assert plan_hub.entry_inputs(config, "benchmarks", "amc") == ["hc/locks/datasets--scottgeng00--amc_22-24@main.json"]
     # a branch or tag as `revision` is followed and locked too; the entry's configuration rides along
-    assert plan_hub.entry_location(config, "benchmarks", "gpqa") == "hc/locks/datasets--Idavidrein--gpqa@v1.json:gpqa_diamond"
+    assert (
+        plan_hub.entry_location(config, "benchmarks", "gpqa")
+        == "hc/locks/datasets--Idavidrein--gpqa@v1.json:gpqa_diamond"
+    )
     assert plan_hub.entry_location(config, "benchmarks", "local") is None
     assert plan_hub.lock_entry(config, "hc/locks/datasets--GAIR--LIMO@main.json") == ("dataset", "GAIR/LIMO", "main")
 
@@ -128,8 +132,10 @@ def test_dry_run_plans_one_lock_per_unpinned_entry_and_its_jobs_read_the_lock():
     assert proc.returncode == 0, proc.stderr[-3000:]
     locks = re.findall(r"motab hub-download --lock --kind dataset --repo (\S+) --revision main", proc.stdout)
     assert sorted(locks) == ["GAIR/LIMO", "scottgeng00/amc_22-24"]
-    notes = [line for line in proc.stderr.splitlines() if "the download step locks the commit of main" in line]
-    assert len(notes) == 2 and all(line.startswith("pre-flight: ") for line in notes)
+    notes = [line for line in proc.stderr.splitlines() if "is unpinned" in line]  # offline (tests/conftest.py)
+    assert len(notes) == 2 and all(
+        line.startswith("pre-flight: ") and "no commit of it is locked" in line for line in notes
+    )
 
     proc = subprocess.run(
         [SNAKEMAKE, "-n", "-p", "--config", "select=[motab]"],
