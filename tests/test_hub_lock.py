@@ -93,6 +93,12 @@ def test_preflight_refuses_an_unlocked_entry_offline_and_names_the_locked_commit
     manifest.parent.mkdir(parents=True)
     manifest.write_text("{}")
     assert preflight(config, ["s"], {"HF_HUB_OFFLINE": "1"}, tmp_path) == []
+    manifest.unlink()  # the locked snapshot is gone: the lock stays, so the line says how to refetch it
+    for environ in ({"HF_HUB_OFFLINE": "1"}, {}):
+        (line,) = preflight(config, ["s"], environ, tmp_path, check=lambda *_: None)
+        assert line.startswith(f"datasets.limo: GAIR/LIMO is locked at {FIRST} (cache/locks/")
+        assert f"run `motab hub-download --kind dataset --repo GAIR/LIMO --revision {FIRST} --cache cache`" in line
+    manifest.write_text("{}")
     assert unpinned_notes(config, ["s"], tmp_path, {"HF_HUB_OFFLINE": "1"}) == [
         f"datasets.limo: GAIR/LIMO is unpinned (no commit `revision`); its jobs read commit {FIRST}, locked in "
         "cache/locks/datasets--GAIR--LIMO@main.json"
