@@ -153,3 +153,26 @@ def test_dry_run_plans_one_lock_per_unpinned_entry_and_its_jobs_read_the_lock():
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "motab prepare --input hub_cache/locks/datasets--GAIR--LIMO@main.json --source limo" in proc.stdout
+
+
+def test_lock_without_the_hub_is_one_line_with_the_remedy(tmp_path):
+    lock = ["hub-download", "--lock", "--kind", "dataset", "--repo", "GAIR/LIMO", "--revision", "main"]
+    proc = motab(*lock, "--cache", str(tmp_path / "cache"), cwd=tmp_path)  # offline, nothing cached
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (
+        f"GAIR/LIMO@main: unpinned, not in the hub cache {tmp_path / 'cache'} and HF_HUB_OFFLINE is set; "
+        "run the download step where the hub can be reached (docs/data.md)"
+    )
+    env = dict(os.environ, HF_HUB_OFFLINE="0", HF_DATASETS_OFFLINE="0", HF_ENDPOINT="http://127.0.0.1:9")
+    env.pop("TRANSFORMERS_OFFLINE", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "motab", *lock, "--cache", str(tmp_path / "cache")],
+        cwd=tmp_path,
+        env=env | {"PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-2000:]
+    assert proc.stderr.startswith("GAIR/LIMO@main: cannot ask the hub for its commit (")
+    assert not (tmp_path / "cache" / "locks").exists()
