@@ -6,7 +6,7 @@ from math import comb
 
 import pytest
 
-from motab.evaluation.grading import is_equivalent
+from motab.grading.equivalence import is_equivalent
 from motab.evaluation.metrics import INVALID, maj_correct, majority_vote, pass_at_k, summarize
 
 

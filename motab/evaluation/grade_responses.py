@@ -17,8 +17,8 @@ import os
 from collections.abc import Sequence
 
 from motab.commandline import command_parser
-from motab.evaluation.answers import DEFAULT_MODE, MODES, extract_answer, gold_text
-from motab.evaluation.grading import EQUIVALENCES, judge_many
+from motab.grading.extraction import DEFAULT_MODE, MODES, extract_answer, gold_text
+from motab.grading.equivalence import EQUIVALENCES, judge_many
 from motab.evaluation.metrics import majority_vote, summarize
 from motab.jsonio import DataError, iter_jsonl, require, write_json
 from motab.provenance import provenance
@@ -182,9 +182,9 @@ def score(
 ) -> tuple[dict, list[dict]]:
     """(metrics, samples) for validated problem rows; metrics rounded once to DECIMALS.
 
-    `extraction` names the answer-extraction mode (answers.MODES) and `equivalence` the comparison
-    (grading.EQUIVALENCES); clustering for Maj@k checks both directions under `pwopsd`.
-    grader "multiple_choice": the letter grader (motab.evaluation.multiple_choice); until: grade
+    `extraction` names the answer-extraction mode (extraction.MODES) and `equivalence` the comparison
+    (equivalence.EQUIVALENCES); clustering for Maj@k checks both directions under `pwopsd`.
+    grader "multiple_choice": the letter grader (motab.grading.multiple_choice); until: grade
     only the text after it (EvalScope's remove_until, e.g. "</think>").
     """
     if until:
@@ -218,7 +218,7 @@ def score(
 
 
 def _score_choices(rows: Sequence[dict], k: int) -> tuple[dict, list[dict]]:
-    from motab.evaluation.multiple_choice import grade_choice
+    from motab.grading.multiple_choice import grade_choice
 
     samples = []
     for row in rows:

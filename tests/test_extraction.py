@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from motab.evaluation.answers import extract_answer
+from motab.grading.extraction import extract_answer
 
 
 @pytest.mark.parametrize(
