@@ -129,7 +129,9 @@ def main() -> int:
         times = []
         for _ in range(args.runs):
             start = time.perf_counter()
-            with multiprocessing.get_context("fork").Pool(processes, initializer=equivalence._silence_math_verify) as pool:
+            with multiprocessing.get_context("fork").Pool(
+                processes, initializer=equivalence._silence_math_verify
+            ) as pool:
                 verdicts = pool.starmap(equivalence.math_equal, [(g, g) for g in golds], chunksize=10)
             times.append(time.perf_counter() - start)
         medians[processes] = statistics.median(times)

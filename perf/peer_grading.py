@@ -48,7 +48,9 @@ def model_texts(golds: list[str], seed: int) -> list[tuple[str, str]]:
 
 
 def ours(texts: list[tuple[str, str]], processes: int, timeout_s: float) -> int:
-    grades = equivalence.grade_many([(extract_answer(t), g) for t, g in texts], processes=processes, timeout_s=timeout_s)
+    grades = equivalence.grade_many(
+        [(extract_answer(t), g) for t, g in texts], processes=processes, timeout_s=timeout_s
+    )
     return sum(g.correct for g in grades)
 
 

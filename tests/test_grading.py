@@ -10,8 +10,8 @@ import pytest
 
 from motab.data.benchmarks import load_benchmark
 from motab.grading import equivalence
-from motab.grading.extraction import extract_answer
 from motab.grading.equivalence import Grade, grade_many, is_equivalent, math_equal
+from motab.grading.extraction import extract_answer
 
 TOWER = "9^{9^{9^{9^{9^{9}}}}}"
 

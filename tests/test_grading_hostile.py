@@ -18,10 +18,10 @@ import pytest
 from dryrun import REPO
 
 from motab.data.train_formats import last_boxed as train_last_boxed
-from motab.grading import equivalence
-from motab.grading.extraction import MODES, extract_answer
-from motab.grading.equivalence import grade_many
 from motab.evaluation.grade_responses import main as eval_grade_main
+from motab.grading import equivalence
+from motab.grading.equivalence import grade_many
+from motab.grading.extraction import MODES, extract_answer
 from motab.jsonio import DataError, read_jsonl, write_jsonl
 from motab.synthesis.cot_filter import main as filter_main
 from motab.synthesis.run import finalize

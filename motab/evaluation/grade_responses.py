@@ -17,9 +17,9 @@ import os
 from collections.abc import Sequence
 
 from motab.commandline import command_parser
-from motab.grading.extraction import DEFAULT_MODE, MODES, extract_answer, gold_text
-from motab.grading.equivalence import EQUIVALENCES, judge_many
 from motab.evaluation.metrics import majority_vote, summarize
+from motab.grading.equivalence import EQUIVALENCES, judge_many
+from motab.grading.extraction import DEFAULT_MODE, MODES, extract_answer, gold_text
 from motab.jsonio import DataError, iter_jsonl, require, write_json
 from motab.provenance import provenance
 

@@ -22,8 +22,8 @@ from collections import Counter
 from collections.abc import Sequence
 
 from motab.commandline import command_parser
-from motab.grading.extraction import extract_answer
 from motab.grading.equivalence import grade_many, is_equivalent
+from motab.grading.extraction import extract_answer
 from motab.jsonio import read_jsonl, write_json, write_jsonl
 from motab.provenance import provenance
 
