@@ -20,7 +20,7 @@ Each step:
      (on-policy self-distillation) the teacher is the starting student (a frozen copy, or with
      lora_rank the same network with its adapters off) scoring the response after a privileged
      prompt with the row's reference "solution" (OPSD's wording; prompt_style pwopsd: the PW-OPSD
-     release's, motab.training.kd.selfdistill_prompts);
+     release's, motab.training.kd.prompts);
      With teacher_server the teacher is not loaded: its inference server (--teacher-url, or one this
      command starts on the job's GPUs: --teacher-server-command, --placement) returns the
      log-probability of each sampled token (SGLang /generate, return_logprob), all that

@@ -211,7 +211,7 @@ def selfdistill(name: str) -> Callable[[Batch, SelfDistillParams], Any]:
     losses"); REOPOLD's phase reads the 0-based step, as the release's global_step."""
 
     def loss(b: Batch, p: SelfDistillParams):
-        from motab.losses.selfdistill_batch import SelfDistillSettings, selfdistill_loss
+        from motab.losses.selfdistill import SelfDistillSettings, selfdistill_loss
 
         settings = SelfDistillSettings(
             loss=name,
