@@ -50,7 +50,7 @@ def test_gsm8k_real_rows(shared_data):
             assert extract_answer(row["answer"]) == expected
 
 
-# ---- extraction modes (issue 14) -------------------------------------------------------------
+# ---- extraction modes -----------------------------------------------------------------------------
 
 
 def test_a_line_answer_is_extracted():

@@ -1,4 +1,4 @@
-"""Grading hostile inputs (issue 14): a verdict for every line, whatever it holds, in bounded time.
+"""Grading hostile inputs: a verdict for every line, whatever it holds, in bounded time.
 
 Numbers of 4,301+ digits (Python's int-string limit) as pred or gold, 5,000-digit JSON integer golds,
 1 MB repetition loops, braces nested 5,000 deep and power towers, through every path that grades:

@@ -9,7 +9,7 @@ teachers are weighted by their share of those units, so the step's loss is the w
 
 This module imports no torch at load time (the Snakefile's config check reads the registry); the
 loss functions import their tensor code when called. To add a loss: write its function and
-`register` it here (see README, "Developer notes: adding a KD loss").
+`register` it here (docs/extending.md, "A KD loss").
 """
 
 from __future__ import annotations
