@@ -74,6 +74,17 @@ def read_prompts(path: str | Path, need_solution: bool = False, style: str = "op
     return (conversations, privileged) if need_solution else conversations
 
 
+def _with_last_user(messages: list[dict], content: str) -> list[dict]:
+    """The conversation with its last user turn's content replaced."""
+    last = max(i for i, m in enumerate(messages) if m["role"] == "user")
+    return [*messages[:last], {"role": "user", "content": content}, *messages[last + 1 :]]
+
+
+def _problem(messages: list[dict]) -> str:
+    """The last user turn's content (the problem, in our prompt files)."""
+    return [m for m in messages if m["role"] == "user"][-1]["content"]
+
+
 def teacher_messages(messages: list[dict], solution: str) -> list[dict]:
     """The privileged teacher conversation: the last user turn rewritten as OPSD's teacher prompt.
 
@@ -81,21 +92,10 @@ def teacher_messages(messages: list[dict], solution: str) -> list[dict]:
     already carry an answer-format instruction): problem, "Here is a reference solution to this
     problem:", the solution, the transition sentence, then the boxed-answer instruction.
     """
-    last = max(i for i, m in enumerate(messages) if m["role"] == "user")
     content = (
-        f"{messages[last]['content']}\n\nHere is a reference solution to this problem:\n{solution}\n"
-        f"{TRANSITION}\n{BOXED}"
+        f"{_problem(messages)}\n\nHere is a reference solution to this problem:\n{solution}\n{TRANSITION}\n{BOXED}"
     )
-    return [*messages[:last], {"role": "user", "content": content}, *messages[last + 1 :]]
-
-
-def _with_last_user(messages: list[dict], content: str) -> list[dict]:
-    last = max(i for i, m in enumerate(messages) if m["role"] == "user")
-    return [*messages[:last], {"role": "user", "content": content}, *messages[last + 1 :]]
-
-
-def _problem(messages: list[dict]) -> str:
-    return [m for m in messages if m["role"] == "user"][-1]["content"]
+    return _with_last_user(messages, content)
 
 
 def pwopsd_student_messages(messages: list[dict]) -> list[dict]:
