@@ -41,9 +41,17 @@ def leaves(node, path=()):
     return {path: node}
 
 
-def allowed(path: tuple, old, new, spec: dict) -> bool:
+def _get(node, path):
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def allowed(name: str, path: tuple, old, new, spec: dict) -> bool:
     """True when a changed leaf of a study is one of the substitutions the variant declares."""
     key, block = path[-1], path[0]
+    if new is not None and _get(spec.get("set", {}).get(name, {}), path) == new:
+        return True
     if block == "resources" or path[:1] == ("server",):
         return True
     if key in ("teacher", "student", "model", "from"):
@@ -63,7 +71,7 @@ def test_a_rehearsed_study_differs_from_the_real_one_only_by_declared_substituti
     # the KDFlow blocks are replaced as a whole; every other change is a declared one, leaf by leaf
     kdflow = {b for b, cfg in real["studies"][name].get("kd", {}).items() if cfg.get("engine") == "kdflow"}
     undeclared = {
-        p: v for p, v in changed.items() if not (p[:2] in {("kd", b) for b in kdflow} or allowed(p, *v, spec))
+        p: v for p, v in changed.items() if not (p[:2] in {("kd", b) for b in kdflow} or allowed(name, p, *v, spec))
     }
     assert not undeclared, undeclared
     # what makes it the same study: runs (sweeps, epochs, grids written out), modes, engines, references
@@ -123,6 +131,12 @@ def test_a_study_on_the_native_engine_names_no_evalscope_and_each_of_its_dataset
     note = rehearsed["studies"]["opd"]["tables"]["main"]["note"]
     assert "data deepmath, openthoughts3 -> toy problems" in note and "EvalScope" not in note
     assert rehearsed["datasets"]["deepmath"]["source"] == "toy"
+
+
+def test_cotfilter_keeps_rows_the_toy_writes_and_says_so(rehearsed, real):
+    assert real["studies"]["cotfilter"]["filter"]["mode"] == "seed"
+    assert rehearsed["studies"]["cotfilter"]["filter"]["mode"] == "ours"
+    assert "filter.mode seed -> ours" in rehearsed["studies"]["cotfilter"]["tables"]["accuracy"]["note"]
 
 
 def test_a_capped_eval_n_carries_the_tables_avg_at_n(rehearsed, real):

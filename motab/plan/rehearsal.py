@@ -47,7 +47,7 @@ def rehearse(config: Mapping) -> dict:
     for name in spec["studies"]:
         study = out["studies"][name]
         n = study.get("eval", {}).get("n")
-        _tables(study, _data_notes(study, real, spec) + _study(study, spec), n)
+        _tables(study, _data_notes(study, real, spec) + _study(name, study, spec), n)
     return out
 
 
@@ -102,7 +102,7 @@ def _values(node, key: str) -> list:
     return [v for item in node for v in _values(item, key)] if isinstance(node, list) else []
 
 
-def _study(study: dict, spec: Mapping) -> list[str]:
+def _study(name: str, study: dict, spec: Mapping) -> list[str]:
     """The study's own substitutions, in place; one note per kind of change."""
     notes = []
     renamed = _rename_models(study, spec.get("models", {}))
@@ -112,6 +112,7 @@ def _study(study: dict, spec: Mapping) -> list[str]:
         notes.append(f"server: {study.get('server')} -> {spec['server']}")
         study["server"] = spec["server"]
     notes += _kdflow(study, spec.get("kdflow"))
+    notes += _set(study, spec.get("set", {}).get(name, {}))
     for block in BLOCKS:
         notes += _drop(study, block, spec.get("drop", {}).get(block, []))
         notes += _caps(study, block, spec.get("caps", {}).get(block, {}))
@@ -119,6 +120,20 @@ def _study(study: dict, spec: Mapping) -> list[str]:
     if gpus:
         notes.append(f"GPUs per job: {'/'.join(map(str, gpus))} -> 0 (CPU)")
     study["resources"] = copy.deepcopy(dict(spec.get("resources", {})))
+    return notes
+
+
+def _set(node: dict, values: Mapping, path: str = "") -> list[str]:
+    """Values a study must change to run on the toy (`set.<study>`, e.g. a filter that needs GSM8K's
+    "#### x", which the toy never writes), merged key by key; one note per value."""
+    notes = []
+    for key, value in values.items():
+        where = f"{path}{key}"
+        if isinstance(value, Mapping) and isinstance(node.get(key), dict):
+            notes += _set(node[key], value, f"{where}.")
+        else:
+            notes.append(f"{where} {node.get(key)} -> {value}")
+            node[key] = copy.deepcopy(value)
     return notes
 
 
