@@ -208,12 +208,21 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--kind", required=True, choices=["model", "dataset"])
     parser.add_argument("--repo", required=True, help="owner/name")
-    parser.add_argument("--revision", required=True, help="40-hex commit")
+    parser.add_argument("--revision", required=True, help="40-hex commit (a branch or tag with --lock)")
     parser.add_argument("--cache", default=DEFAULT_CACHE, help="the cache folder (hub layout under <cache>/hub)")
     parser.add_argument("--verify-only", action="store_true", help="check the files already there; no network")
+    parser.add_argument(
+        "--lock", action="store_true", help="an unpinned entry: fetch the branch's commit, record it in <cache>/locks/"
+    )
     args = parser.parse_args(argv)
+    if args.lock:
+        from motab.hublock import fetch_and_lock
+
+        ref, lock = fetch_and_lock(args.kind, args.repo, args.revision, args.cache)
+        print(f"{args.repo}: unpinned; fetched {args.revision} at commit {ref.revision}, locked in {lock}")
+        return 0
     if not COMMIT.fullmatch(args.revision):
-        raise SystemExit(f"--revision {args.revision!r}: expected a 40-hex commit")
+        raise SystemExit(f"--revision {args.revision!r}: expected a 40-hex commit (or --lock for a branch)")
     ref = HubRef(args.kind, args.repo, args.revision)
     out = write_manifest(ref, args.cache) if args.verify_only else download(ref, args.cache)
     print(f"{ref.label}: {len(json.loads(out.read_text())['files'])} files checked -> {out}")

@@ -1,5 +1,5 @@
 """Grading throughput on the MATH-500 gold set (1 and 2 worker processes) and the worst case of an
-adversarial answer, through the pipeline's own grader (motab.evaluation.grading.grade_many).
+adversarial answer, through the pipeline's own grader (motab.grading.equivalence.grade_many).
 
     python perf/grader.py [--runs 3 --timeout-s 5]
 
@@ -7,7 +7,7 @@ Workloads (each answer written as a model would, "... so the answer is $\\boxed{
 extracted as eval-grade does):
 - self:    every gold against itself through grade_many (identical strings are decided by its
            shortcut without sympy: what a correct, identically written answer costs);
-- self-verify: every gold against itself through math-verify alone (grading.math_equal, no
+- self-verify: every gold against itself through math-verify alone (equivalence.math_equal, no
            shortcut) in a multiprocessing pool of 1 / 2 processes: what a correct answer written
            differently costs;
 - shifted: problem i's gold against problem i+1's gold (almost all wrong, all through
@@ -38,8 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from motab.data.benchmarks import load_benchmark
-from motab.evaluation import grading
-from motab.evaluation.answers import MODES, extract_answer
+from motab.grading import equivalence
+from motab.grading.extraction import MODES, extract_answer
 
 TOWER = "9^{9^{9^{9^{9^{9}}}}}"
 
@@ -78,7 +78,7 @@ def mixed_pairs(golds: list[str], seed: int) -> list[tuple[str | None, str]]:
 
 
 def report(name: str, pairs, processes: int, seconds: float, grades) -> None:
-    reasons = {r: sum(g.reason == r for g in grades) for r in grading.REASONS}
+    reasons = {r: sum(g.reason == r for g in grades) for r in equivalence.REASONS}
     shown = " ".join(f"{r}={n}" for r, n in reasons.items() if n)
     rate = len(pairs) / seconds
     print(
@@ -91,7 +91,7 @@ def timed(pairs, processes: int, timeout_s: float, runs: int) -> tuple[float, li
     times, grades = [], None
     for _ in range(runs):
         start = time.perf_counter()
-        grades = grading.grade_many(pairs, processes=processes, timeout_s=timeout_s)
+        grades = equivalence.grade_many(pairs, processes=processes, timeout_s=timeout_s)
         times.append(time.perf_counter() - start)
     return statistics.median(times), grades, max(times)
 
@@ -129,8 +129,10 @@ def main() -> int:
         times = []
         for _ in range(args.runs):
             start = time.perf_counter()
-            with multiprocessing.get_context("fork").Pool(processes, initializer=grading._silence_math_verify) as pool:
-                verdicts = pool.starmap(grading.math_equal, [(g, g) for g in golds], chunksize=10)
+            with multiprocessing.get_context("fork").Pool(
+                processes, initializer=equivalence._silence_math_verify
+            ) as pool:
+                verdicts = pool.starmap(equivalence.math_equal, [(g, g) for g in golds], chunksize=10)
             times.append(time.perf_counter() - start)
         medians[processes] = statistics.median(times)
         rate = len(golds) / medians[processes]
@@ -144,7 +146,7 @@ def main() -> int:
         seconds, grades, worst = timed([(TOWER, "5")] + ordinary, processes, args.timeout_s, args.runs)
         print(
             f"adversarial processes={processes}: median {seconds:.2f} s, worst {worst:.2f} s for 1 tower + 9 answers "
-            f"(tower: {grades[0].reason}; bound: timeout {args.timeout_s} s + grace {grading.HARD_GRACE_S} s)"
+            f"(tower: {grades[0].reason}; bound: timeout {args.timeout_s} s + grace {equivalence.HARD_GRACE_S} s)"
         )
     loop = "\\boxed{" * (1_000_000 // len("\\boxed{"))
     for mode in MODES:

@@ -5,7 +5,7 @@
 Same inputs for both: the seeded mix of model answers to the MATH-500 golds from perf/grader.py
 (~45% right as written, ~20% right in another form, ~30% wrong, ~5% no answer), each as the text a
 model ends with ("So the answer is $\\boxed{...}$." or a sentence without an answer).
-- ours: motab.evaluation.answers.extract_answer on every text, then grading.grade_many (identical and
+- ours: motab.grading.extraction.extract_answer on every text, then equivalence.grade_many (identical and
   plain-number pairs decided without sympy, duplicates judged once, the rest in worker processes with
   a hard per-answer timeout);
 - peer: what a user writes without the pipeline: for every pair `verify(parse(gold), parse(text))`
@@ -33,8 +33,8 @@ sys.path.insert(0, str(REPO / "perf"))
 from grader import mixed_pairs
 
 from motab.data.benchmarks import load_benchmark
-from motab.evaluation import grading
-from motab.evaluation.answers import extract_answer
+from motab.grading import equivalence
+from motab.grading.extraction import extract_answer
 
 NO_ANSWER = "I could not finish this one."
 
@@ -48,7 +48,9 @@ def model_texts(golds: list[str], seed: int) -> list[tuple[str, str]]:
 
 
 def ours(texts: list[tuple[str, str]], processes: int, timeout_s: float) -> int:
-    grades = grading.grade_many([(extract_answer(t), g) for t, g in texts], processes=processes, timeout_s=timeout_s)
+    grades = equivalence.grade_many(
+        [(extract_answer(t), g) for t, g in texts], processes=processes, timeout_s=timeout_s
+    )
     return sum(g.correct for g in grades)
 
 
@@ -65,7 +67,7 @@ def _plain(pair: tuple[str, str]) -> bool:
 def peer(texts: list[tuple[str, str]], processes: int) -> int:
     if processes == 1:
         return sum(map(_plain, texts))
-    with multiprocessing.get_context("fork").Pool(processes, initializer=grading._silence_math_verify) as pool:
+    with multiprocessing.get_context("fork").Pool(processes, initializer=equivalence._silence_math_verify) as pool:
         return sum(pool.map(_plain, texts, chunksize=10))
 
 
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import math_verify  # noqa: F401  - loaded once before timing, inherited by forked workers on both sides
 
-    grading._silence_math_verify()
+    equivalence._silence_math_verify()
     golds = [row["answer"] for row in load_benchmark(args.data, "math500", "math500", count=500)]
     golds = golds[: args.limit] if args.limit else golds
     texts = model_texts(golds, args.seed)

@@ -67,6 +67,10 @@ os.environ.update(plan.wandb_env([config["studies"][name] for name in config["se
 # The pre-flight (motab/preflight.py). Offline (HF_HUB_OFFLINE, ...) the hub inputs missing from the
 # hub cache are listed at start-up, in a dry run too, at no network cost; before the first job of a
 # real run (onstart, main process only) the online check runs as well and anything missing stops it.
+# Unpinned hub datasets and benchmarks are said once: the commit their lock holds (motab/hublock.py).
+if workflow.is_main_process:
+    for _line in plan.unpinned_notes(config, config["select"]):
+        print(f"pre-flight: {_line}", file=sys.stderr)
 if workflow.is_main_process and plan.offline_var(os.environ):
     for _line in plan.preflight(config, config["select"]):
         print(f"pre-flight: {_line}", file=sys.stderr)

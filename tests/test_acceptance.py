@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from motab.synthesis.acceptance import first_rejection, topk_keep
+from motab.synthesis.skd_tokens import first_rejection, topk_keep
 
 TOP = {5: math.log(0.5), 7: math.log(0.3), 9: math.log(0.15), 11: math.log(0.05)}
 

@@ -1,4 +1,4 @@
-"""The config as a sloppy or hostile user writes it (issue 14): every path and name reaches the shell
+"""The config as a sloppy or hostile user writes it: every path and name reaches the shell
 quoted, local-looking paths must exist at start-up, unknown names and schema errors stop the run
 with one line each naming the config key."""
 

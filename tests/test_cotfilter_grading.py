@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pytest
 
-from motab.evaluation.answers import extract_answer
-from motab.evaluation.grade_file import grade_rows
+from motab.grading.extraction import extract_answer
+from motab.grading.grade_command import grade_rows
 from motab.jsonio import write_jsonl
 
 ROWS = [

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from motab.evaluation import score
+from motab.evaluation import grade_responses
 from motab.evaluation.generate import main
 from motab.jsonio import write_jsonl
 from motab.serving.launch import LOCAL_SERVER
@@ -77,7 +77,7 @@ def test_an_over_long_problem_is_skipped_and_named_while_the_job_goes_on(tiny_mo
 
     evaluation = tmp_path / "eval.json"
     assert (
-        score.main(
+        grade_responses.main(
             [
                 "--responses",
                 str(out),

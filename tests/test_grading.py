@@ -9,9 +9,9 @@ import time
 import pytest
 
 from motab.data.benchmarks import load_benchmark
-from motab.evaluation import grading
-from motab.evaluation.answers import extract_answer
-from motab.evaluation.grading import Grade, grade_many, is_equivalent, math_equal
+from motab.grading import equivalence
+from motab.grading.equivalence import Grade, grade_many, is_equivalent, math_equal
+from motab.grading.extraction import extract_answer
 
 TOWER = "9^{9^{9^{9^{9^{9}}}}}"
 
@@ -118,7 +118,7 @@ def test_timeout_adversarial_answer(processes):
     elapsed = time.monotonic() - start
     assert grades[0] == Grade(TOWER, False, "timeout")
     assert grades[1].reason == "correct"
-    assert elapsed < timeout_s + grading.HARD_GRACE_S + 2.5
+    assert elapsed < timeout_s + equivalence.HARD_GRACE_S + 2.5
 
 
 def _blocking_judge(original):
@@ -133,12 +133,12 @@ def _blocking_judge(original):
     return judge
 
 
-@pytest.mark.skipif(grading._context().get_start_method() != "fork", reason="needs fork to patch the worker")
+@pytest.mark.skipif(equivalence._context().get_start_method() != "fork", reason="needs fork to patch the worker")
 def test_hung_worker_is_killed_and_replaced(monkeypatch):
-    monkeypatch.setattr(grading, "_judge", _blocking_judge(grading._judge))
+    monkeypatch.setattr(equivalence, "_judge", _blocking_judge(equivalence._judge))
     timeout_s = 0.5
     start = time.monotonic()
     grades = grade_many([("hang", "x+1"), (r"\frac{4}{2}", "2"), ("x+1", "1+x")], processes=1, timeout_s=timeout_s)
     elapsed = time.monotonic() - start
     assert [g.reason for g in grades] == ["timeout", "correct", "correct"]
-    assert elapsed < timeout_s + grading.HARD_GRACE_S + 3
+    assert elapsed < timeout_s + equivalence.HARD_GRACE_S + 3

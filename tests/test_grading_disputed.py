@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from motab.evaluation.answers import extract_answer
-from motab.evaluation.grading import EQUIVALENCES, grade_many
+from motab.grading.equivalence import EQUIVALENCES, grade_many
+from motab.grading.extraction import extract_answer
 
 # (response, gold, the verdict of math-verify and of every released evaluator)
 DISPUTED = [

@@ -1,4 +1,4 @@
-"""Grading hostile inputs (issue 14): a verdict for every line, whatever it holds, in bounded time.
+"""Grading hostile inputs: a verdict for every line, whatever it holds, in bounded time.
 
 Numbers of 4,301+ digits (Python's int-string limit) as pred or gold, 5,000-digit JSON integer golds,
 1 MB repetition loops, braces nested 5,000 deep and power towers, through every path that grades:
@@ -18,10 +18,10 @@ import pytest
 from dryrun import REPO
 
 from motab.data.train_formats import last_boxed as train_last_boxed
-from motab.evaluation import grading
-from motab.evaluation.answers import MODES, extract_answer
-from motab.evaluation.grading import grade_many
-from motab.evaluation.score import main as eval_grade_main
+from motab.evaluation.grade_responses import main as eval_grade_main
+from motab.grading import equivalence
+from motab.grading.equivalence import grade_many
+from motab.grading.extraction import MODES, extract_answer
 from motab.jsonio import DataError, read_jsonl, write_jsonl
 from motab.synthesis.cot_filter import main as filter_main
 from motab.synthesis.run import finalize
@@ -134,9 +134,9 @@ def test_grade_cli_gives_a_verdict_per_hostile_line_in_bounded_time(tmp_path):
     assert out["giant-gold"]["reason"] == "wrong" and out["giant-pred"]["reason"] == "wrong"
     assert out["json-giant"]["reason"] == "correct" and out["ok"]["reason"] == "correct"
     assert out["loop"]["reason"] == "no_answer" and out["tower"]["reason"] == "timeout"
-    assert out["nested"]["reason"] in grading.REASONS
+    assert out["nested"]["reason"] in equivalence.REASONS
     # lines x (timeout + the hard-kill grace) + start-up (imports, worker) as the small constant
-    assert elapsed < (len(lines) + 1) * (timeout_s + grading.HARD_GRACE_S) + 15
+    assert elapsed < (len(lines) + 1) * (timeout_s + equivalence.HARD_GRACE_S) + 15
 
 
 def test_eval_grade_gives_verdicts_for_hostile_responses(tmp_path):
@@ -180,7 +180,7 @@ def test_eval_grade_gives_verdicts_for_hostile_responses(tmp_path):
 def test_maj_clustering_pays_one_timeout_per_slow_answer():
     """A power tower among several distinct answers: it is compared with gold once (timeout) and then
     with nothing, instead of once per pair of distinct answers."""
-    from motab.evaluation.score import score
+    from motab.evaluation.grade_responses import score
 
     responses = [f"\\boxed{{{TOWER}}}"] + [f"\\boxed{{{i}}}" for i in range(1, 9)]
     rows = [{"id": "p0", "gold": "5", "responses": responses}]
@@ -189,7 +189,7 @@ def test_maj_clustering_pays_one_timeout_per_slow_answer():
     metrics, samples = score(rows, k=len(responses), processes=1, timeout_s=timeout_s)
     elapsed = time.monotonic() - start
     assert samples[0]["reasons"][0] == "timeout" and samples[0]["cluster"] == list(range(9))
-    assert elapsed < timeout_s + grading.HARD_GRACE_S + 2.5  # was 9 timeouts (tower x gold + 8 pairs)
+    assert elapsed < timeout_s + equivalence.HARD_GRACE_S + 2.5  # was 9 timeouts (tower x gold + 8 pairs)
 
 
 def test_synthesis_finalize_grades_hostile_outputs(tmp_path):

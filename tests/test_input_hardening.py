@@ -1,5 +1,5 @@
 """Inputs a user may hand the pipeline that are valid but unusual (a UTF-8 BOM), and saved state that
-must not run code when loaded (issue 14)."""
+must not run code when loaded."""
 
 import json
 import pathlib

@@ -6,8 +6,8 @@ from math import comb
 
 import pytest
 
-from motab.evaluation.grading import is_equivalent
 from motab.evaluation.metrics import INVALID, maj_correct, majority_vote, pass_at_k, summarize
+from motab.grading.equivalence import is_equivalent
 
 
 @pytest.mark.parametrize(

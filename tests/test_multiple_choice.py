@@ -11,8 +11,8 @@ import pytest
 
 from motab.data.benchmarks import load_benchmark
 from motab.data.gpqa import load_gpqa, shuffle_choices
-from motab.evaluation.multiple_choice import extract_choice
-from motab.evaluation.score import main as grade_main
+from motab.evaluation.grade_responses import main as grade_main
+from motab.grading.multiple_choice import extract_choice
 from motab.jsonio import DataError, write_jsonl
 
 QUESTIONS = [

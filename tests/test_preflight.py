@@ -111,7 +111,7 @@ def test_offline_preflight_refuses_a_missing_input_and_passes_a_present_one(tmp_
     refused = preflight(config, ["s"], {"HF_HUB_OFFLINE": "1"}, tmp_path)
     assert refused[0].startswith("models.m: Qwen/Qwen3-4B@1cfa9a7208 is not in the hub cache cache and HF_HUB_OFFLINE")
     assert "run `snakemake download --config 'select=[s]'` on a machine with network" in refused[0]
-    assert refused[1].startswith("datasets.d: GAIR/LIMO has no pinned commit (`revision`)")
+    assert refused[1].startswith("datasets.d: GAIR/LIMO is unpinned and no commit of it is locked in the hub cache")
     assert refused[2].startswith("benchmarks.b: HuggingFaceH4/MATH-500@ff5b20257d is not in the hub cache")
     assert len(refused) == 3
     for section, name in (("models", "m"), ("benchmarks", "b")):

@@ -94,6 +94,17 @@ def test_code_files_of_a_command_follow_its_imports_only():
     assert not any(path.startswith(("motab/synthesis", "motab/training")) for path in tables)
 
 
+def test_editing_the_grading_layer_reruns_every_job_that_grades_and_no_other():
+    """The jobs that read answers (synthesis and its filter and card, eval-grade, grade) list the
+    grading modules as code inputs; generation and tables do not."""
+    extraction, equivalence = "motab/grading/extraction.py", "motab/grading/equivalence.py"
+    for command in ("synth", "synth-filter", "data-card", "eval-grade", "grade"):
+        assert {extraction, equivalence} <= set(module_files(str(REPO), command)), command
+    assert "motab/grading/multiple_choice.py" in module_files(str(REPO), "eval-grade")
+    for command in ("eval-generate", "tables", "prepare"):
+        assert not any(path.startswith("motab/grading/") for path in module_files(str(REPO), command)), command
+
+
 def test_a_module_a_registry_names_counts_as_imported_but_not_every_command(tmp_path):
     """A registry naming modules it imports when asked (motab.synthesis.methods) makes them code
     inputs; cli.py's command table names every command's module, and a command runs only its own."""

@@ -18,8 +18,8 @@ import json
 
 from fixtures.pwopsd_eval_set import SET
 
+from motab.evaluation.grade_responses import main as eval_grade_main
 from motab.evaluation.metrics import maj_correct
-from motab.evaluation.score import main as eval_grade_main
 from motab.jsonio import write_jsonl
 
 T, F = True, False

@@ -60,7 +60,10 @@ def test_revisions_reach_the_plans_commands(tmp_path):
     lines = proc.stdout.splitlines()
     teacher = [line for line in lines if "motab synth --method" in line]
     assert teacher and all("--revision b968826" in line for line in teacher)  # the SGLang teacher server
-    assert any("motab prepare" in line and "--revision e53f048" in line for line in lines)
+    # a revision that is not a commit is followed by the download step, which locks the commit it
+    # fetched; the job reads the lock (motab/hublock.py)
+    assert any("motab hub-download --lock" in line and "--revision e53f048" in line for line in lines)
+    assert any("motab prepare" in line and "locks/datasets--openai--gsm8k@e53f048.json:main" in line for line in lines)
     sft = [line for line in lines if "motab sft --model Qwen/Qwen2-1.5B" in line]
     assert sft and all('"model_revision":"8a16abf"' in line for line in sft)
     grade = [line for line in lines if "motab eval-grade" in line and "--run baseline" in line]

@@ -30,7 +30,7 @@ import torch
 
 from motab.losses import selfdistill as sd
 from motab.losses.divergences import log_probs
-from motab.losses.selfdistill_batch import SelfDistillSettings, selfdistill_loss
+from motab.losses.selfdistill import SelfDistillSettings, selfdistill_loss
 
 GOLDEN = json.loads((Path(__file__).parent / "fixtures" / "selfdistill_golden.json").read_text())
 STUDENT = torch.tensor(GOLDEN["inputs"]["student"])

@@ -17,7 +17,7 @@ from motab.training.kd import prompts as kd_prompts
 from motab.training.kd import rollouts as kd_rollouts
 from motab.training.kd import step as kd_step
 from motab.training.kd.config import KDConfig
-from motab.training.kd.selfdistill_prompts import PWOPSD_TRANSITION, render
+from motab.training.kd.prompts import PWOPSD_TRANSITION, render
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ["--student", "s", "--teacher", "self", "--prompts", "p", "--output", "o"]

@@ -1,5 +1,5 @@
 """The embedded server refuses what it cannot serve (a 400 naming the field), keeps answering /health
-with the worker's real state, and stops a generation whose client has gone (issue 14)."""
+with the worker's real state, and stops a generation whose client has gone."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-NEEDS_DATA = "tests/test_answers.py::test_gsm8k_real_rows"
+NEEDS_DATA = "tests/test_extraction.py::test_gsm8k_real_rows"
 
 
 def pytest_run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:

@@ -1,4 +1,4 @@
-"""A synthesis rerun resumes only rows made with its own settings (issue 14): a changed parameter,
+"""A synthesis rerun resumes only rows made with its own settings: a changed parameter,
 model or problems file stops it at start, naming the change and the file to remove; so do rows of
 ids no longer among the problems (before any server starts, not after all generation)."""
 

@@ -164,8 +164,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--question-field", default="question", help="generic format only")
     parser.add_argument("--answer-field", default="answer", help="generic format only")
     args = parser.parse_args(argv)
-    path = args.input
     from motab.data.prepare import split_subset
+    from motab.hublock import resolve
+
+    path = args.input = resolve(args.input)  # an unpinned hub benchmark's lock: its commit's snapshot
 
     if not Path(path).is_file():
         if not Path(split_subset(path)[0]).is_dir() and (

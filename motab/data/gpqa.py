@@ -1,4 +1,4 @@
-"""GPQA-Diamond's problem rows (format `gpqa_diamond`); the grader: motab.evaluation.multiple_choice.
+"""GPQA-Diamond's problem rows (format `gpqa_diamond`); the grader: motab.grading.multiple_choice.
 
 Format `gpqa_diamond` (the public release's fields, as EvalScope's `gpqa_diamond` reads them):
 `Question`, `Correct Answer`, `Incorrect Answer 1`, `Incorrect Answer 2`, `Incorrect Answer 3`.

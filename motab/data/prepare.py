@@ -141,6 +141,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--solution-field", default="solution")
     parser.add_argument("--limit", type=int, default=0, help="keep the first N problems by id (0 = all)")
     args = parser.parse_args(argv)
+    from motab.hublock import resolve
+
+    args.input = resolve(args.input)  # an unpinned hub dataset's lock: the snapshot of its commit
     path = args.input if Path(args.input).is_file() else load_hub_dataset(args.input, args.split, args.revision)
     if args.format == "limo":
         rows = normalize_rows(

@@ -38,7 +38,7 @@ Reader = Callable[[dict, str, int], tuple[str, str, str]]  # raw line -> (input,
 
 def last_boxed(text: str) -> str | None:
     """Content of the last complete \\boxed{...} (braces may nest), or None. Kept here rather than
-    imported from motab.evaluation.answers, so editing grading does not rerun data preparation.
+    imported from motab.grading.extraction, so editing grading does not rerun data preparation.
 
     One pass over the braces (a stack of open positions), so a 1 MB run of unclosed `\\boxed{` is linear.
     """

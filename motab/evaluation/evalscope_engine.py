@@ -14,7 +14,8 @@ sampling, against ONE server start: a run's whole eval in one SLURM job (eval_ev
 EvalScope (the `evalscope` engine of a study's eval) runs its own TaskConfig: eval_type
 "openai_api" with api_url = <server>/v1, the benchmark's EvalScope name with dataset_args
 {"dataset_id": <the folder holding the benchmark's file, or its Hugging Face hub id, read with
-dataset_hub "huggingface": hub_source>} (EvalScope 1.14
+dataset_hub "huggingface": hub_source>}, or {"local_path": <the download step's snapshot folder>,
+"eval_split": <config split>} for a hub benchmark in the hub cache (snapshot_source; EvalScope 1.14
 reads an existing path as a local dataset through `datasets.load_dataset(folder, split="test")`,
 so the folder must hold the benchmark as test.jsonl; a direct file path is not accepted) and the
 sampling values from config. The n samples per problem are n EvalScope runs (work_dir/sample<i>/),
@@ -227,7 +228,10 @@ def _jobs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[arg
             parser.error(f"{', '.join(flags)} are required (or --jobs-json)")
         else:
             jobs = [args]
+        from motab.hublock import resolve
+
         for job in jobs:
+            job.benchmark_file = resolve(job.benchmark_file)  # an unpinned benchmark's lock: its snapshot
             job.dataset_args = _dataset_args(job.dataset_args)
             if job.n < 1:
                 raise ValueError(f"--n must be at least 1, found {job.n}")
@@ -237,10 +241,13 @@ def _jobs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[arg
 
 
 def local_problems(job: argparse.Namespace) -> list[dict] | None:
-    """The problems of a job's local benchmark file (read and checked before the server starts);
-    None for a hub id, which EvalScope downloads first."""
+    """The problems of a job's local benchmark file or hub snapshot (read and checked before the
+    server starts); None for a hub id, which EvalScope downloads first."""
     from motab.data.benchmarks import load_benchmark
+    from motab.data.prepare import load_hub_dataset
 
+    if is_snapshot(job.benchmark_file):
+        return load_benchmark(load_hub_dataset(job.benchmark_file, split=job.split), job.format, job.name)
     return load_benchmark(job.benchmark_file, job.format, job.name) if Path(job.benchmark_file).is_file() else None
 
 
@@ -255,11 +262,50 @@ def hub_source(benchmark_file: str, dataset_args: dict) -> tuple[dict, dict]:
     return {"dataset_hub": "huggingface"}, extra | dataset_args
 
 
+def snapshot_source(location: str, split: str, dataset_args: dict, work_dir: Path) -> dict:
+    """dataset_args that make EvalScope read a hub snapshot folder of the download step (hub cache),
+    offline: `local_path` (EvalScope's local mirror, which replaces its own hub ids), the config's
+    split, and the snapshot's configuration as the only subset (it wins over a subset_list in config,
+    which names a local file's "default")."""
+    from motab.data.prepare import split_subset
+
+    folder, subset = split_subset(location)
+    extra = {"local_path": _evalscope_view(Path(folder), work_dir), "eval_split": split}
+    return dataset_args | extra | ({"subset_list": [subset]} if subset else {})
+
+
+def _evalscope_view(snapshot: Path, work_dir: Path) -> str:
+    """The folder EvalScope is given: the snapshot itself, or links to its files less a
+    dataset_infos.json, which EvalScope deletes from a local folder (the shared cache's file)."""
+    if not (snapshot / "dataset_infos.json").exists():
+        return str(snapshot)
+    view = work_dir / "dataset"
+    shutil.rmtree(view, ignore_errors=True)
+    view.mkdir(parents=True)
+    for item in sorted(snapshot.iterdir()):
+        if item.name != "dataset_infos.json":
+            (view / item.name).symlink_to(item.resolve())
+    return str(view)
+
+
+def is_snapshot(location: str) -> bool:
+    """A folder (with `:config`) of the hub cache, as the download step gives a job."""
+    from motab.data.prepare import split_subset
+
+    return Path(split_subset(location)[0]).is_dir()
+
+
 def job_task_config(url: str, job: argparse.Namespace, repeat: int, run_dir: Path, model: str = SERVED_MODEL) -> dict:
     """The TaskConfig fields of sample `repeat` of a job: a local benchmark file is read from its
-    folder; a hub id from the Hugging Face hub (hub_source). `model`: the name the server serves."""
+    folder; a hub snapshot folder as EvalScope's local mirror (snapshot_source); a hub id from the
+    Hugging Face hub (hub_source). `model`: the name the server serves."""
     local = Path(job.benchmark_file).is_file()
-    hub, dataset_args = ({}, job.dataset_args) if local else hub_source(job.benchmark_file, job.dataset_args)
+    if is_snapshot(job.benchmark_file):
+        hub, dataset_args = {}, snapshot_source(job.benchmark_file, job.split, job.dataset_args, run_dir)
+    elif local:
+        hub, dataset_args = {}, job.dataset_args
+    else:
+        hub, dataset_args = hub_source(job.benchmark_file, job.dataset_args)
     config = task_config_dict(
         url,
         job.dataset,
@@ -292,7 +338,8 @@ def run_job(url: str, job: argparse.Namespace, problems: list[dict] | None) -> N
         config = job_task_config(url, job, repeat, run_dir, model)
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "task_config.json", config)
-        source = config["dataset_args"][job.dataset].get("dataset_id", "its own copy")
+        args = config["dataset_args"][job.dataset]
+        source = args.get("local_path") or args.get("dataset_id", "its own copy")
         _log(
             f"server at {url}; EvalScope {job.dataset} from {source} ({config.get('dataset_hub', 'local')}), "
             f"sample {repeat + 1}/{job.n} (seed {config['seed']})"

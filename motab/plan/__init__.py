@@ -67,7 +67,7 @@ from motab.plan.targets import (
     table_teacher_shares,
     trained_table_runs,
 )
-from motab.preflight import offline_var, preflight
+from motab.preflight import offline_var, preflight, unpinned_notes
 from motab.tracking import kdflow_options, llamafactory_options, wandb_env
 
 
@@ -123,6 +123,7 @@ __all__ = [
     "study_files",
     "config_files",
     "study_fits",
+    "unpinned_notes",
     "synth_algorithm",
     "table_evals",
     "table_spec",

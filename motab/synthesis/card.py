@@ -21,8 +21,8 @@ from collections import Counter
 from pathlib import Path
 
 from motab.commandline import command_parser
-from motab.evaluation.answers import extract_answer
-from motab.evaluation.grading import grade_many
+from motab.grading.equivalence import grade_many
+from motab.grading.extraction import extract_answer
 from motab.jsonio import read_jsonl, write_json
 from motab.provenance import provenance
 

@@ -1,7 +1,7 @@
 """`motab synth-filter`: the teacher-CoT quality filter over a synth file.
 
 --mode seed (the cotfilter study's default) is the CoT-filter seed's filter-teacher-cot.py exactly
-(motab.synthesis.cot_filter_seed); --repetition-check adds our degenerate-repetition check to it.
+(seed_reason below); --repetition-check adds our degenerate-repetition check to it.
 --mode ours: an output is dropped, for the first reason that applies in this order, if it
   banned_phrase  contains a banned word/phrase (case-insensitive substring),
   repetition     repeats some word n-gram more than max_ngram_repeats times (degenerate loops),
@@ -18,12 +18,13 @@ Kept rows are written unchanged; the counts file says how many rows were dropped
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Sequence
 
 from motab.commandline import command_parser
-from motab.evaluation.answers import extract_answer
-from motab.evaluation.grading import grade_many, is_equivalent
+from motab.grading.equivalence import grade_many, is_equivalent
+from motab.grading.extraction import extract_answer
 from motab.jsonio import read_jsonl, write_json, write_jsonl
 from motab.provenance import provenance
 
@@ -77,6 +78,72 @@ def filter_reason(
     return "kept" if is_equivalent(extract_answer(output), gold) else "wrong_answer"
 
 
+# --- mode seed ------------------------------------------------------------------------------------
+# The CoT-filter seed's extension1/filter-teacher-cot.py (ShiboJin/CIS5300-Final-Project @ fa67766c).
+# An output is dropped, for the first reason that applies, if it
+#   empty          is empty (whitespace only);
+#   banned_phrase  has a banned phrase (lower-cased substring) in its CoT: the text before the LAST
+#                  "####" (the whole text when there is none);
+#   too_long       has a CoT of more than max_words words (the seed: 250);
+#   repetition     (only with --repetition-check: our addition, not the seed's)
+#   no_answer      has no "#### x" (checked only when the gold answer is non-empty);
+#   wrong_answer   has a first "#### x" whose number differs from gold's.
+# Answers compare as the seed's normalize_number_string: commas and "$" removed, the first number
+# kept, "12" -> "12" via int, "12.50" -> "12.5" via float (so "#### 3.0" against gold "3" is a
+# mismatch, as in the seed). An answer with no number in it is KEPT (the seed only drops when both
+# normalised strings are non-empty and differ).
+
+_BEFORE_LAST_HASH = re.compile(r"(.*)####", re.DOTALL)
+_FIRST_HASH_ANSWER = re.compile(r"####\s*([^\n]+)")
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+
+
+def seed_cot(text: str) -> str:
+    """The text before the last "####", stripped; the whole text stripped when there is none."""
+    m = _BEFORE_LAST_HASH.search(text)
+    return m.group(1).strip() if m else text.strip()
+
+
+def seed_final_answer(text: str) -> str:
+    """What follows the first "####" on its line, stripped ("" when there is no "####")."""
+    m = _FIRST_HASH_ANSWER.search(text)
+    return m.group(1).strip() if m else ""
+
+
+def seed_normalize(s: str) -> str:
+    """The seed's normalize_number_string."""
+    if not s:
+        return ""
+    m = _NUMBER.search(s.strip().replace(",", "").replace("$", ""))
+    if not m:
+        return ""
+    num = m.group(0)
+    return str(int(num)) if "." not in num else str(float(num))
+
+
+def seed_reason(output: str, gold: str, banned, max_words: int | None, repetition=None) -> str:
+    """ "kept" or the first drop reason; `repetition(cot) -> bool` is our optional extra check."""
+    if not output or not output.strip():
+        return "empty"
+    cot = seed_cot(output)
+    lowered = cot.lower().strip()
+    if any(phrase and phrase.lower() in lowered for phrase in banned):
+        return "banned_phrase"
+    if max_words is not None and len(lowered.split()) > max_words:
+        return "too_long"
+    if repetition is not None and repetition(cot):
+        return "repetition"
+    gold = gold.strip() if isinstance(gold, str) else str(gold)
+    if gold:
+        final = seed_final_answer(output)
+        if not final:
+            return "no_answer"
+        gold_norm, pred_norm = seed_normalize(gold), seed_normalize(final)
+        if gold_norm and pred_norm and gold_norm != pred_norm:
+            return "wrong_answer"
+    return "kept"
+
+
 def filter_rows(
     rows: list[dict],
     gold: dict[str, str],
@@ -89,7 +156,7 @@ def filter_rows(
     repetition_check: bool = False,
 ) -> tuple[list[dict], dict]:
     """(kept rows, counts). mode "ours": answers compared by grade_many (a pathological answer
-    times out); mode "seed": the seed's rules (cot_filter_seed), repetition only if asked."""
+    times out); mode "seed": the seed's rules (seed_reason), repetition only if asked."""
     if mode not in MODES:
         raise ValueError(f"mode: expected one of {MODES}, found {mode!r}")
     for index, row in enumerate(rows):
@@ -97,7 +164,6 @@ def filter_rows(
             raise ValueError(f"row {index + 1}: id {row.get('id')!r} not in the gold problems")
     reasons: list[str | None] = []
     if mode == "seed":
-        from motab.synthesis.cot_filter_seed import seed_reason
 
         def repeats(cot: str) -> bool:
             return max_ngram_count(cot, ngram) > max_ngram_repeats

@@ -20,8 +20,8 @@ from tqdm import tqdm
 
 from motab.commandline import command_parser
 from motab.errors import UserError
-from motab.evaluation.answers import extract_answer
-from motab.evaluation.grading import grade_many
+from motab.grading.equivalence import grade_many
+from motab.grading.extraction import extract_answer
 from motab.jsonio import dumps, read_jsonl, write_json, write_text
 from motab.provenance import provenance
 from motab.serving.client import ServerClient

@@ -3,7 +3,7 @@
 
 Loop: the student samples a block of up to block_size tokens; the teacher scores the block in one
 prefill with its top logprobs; the first token outside the teacher's top-K
-(motab.synthesis.acceptance) and everything after it are discarded, and the rejected token
+(first_rejection) and everything after it are discarded, and the rejected token
 is replaced by ONE TEACHER SAMPLE: a 1-token teacher generate at that position (an exact sample
 from p_T at `temperature`, including tokens outside the returned top logprobs; it costs one extra
 request per rejection). Drafting resumes after the replacement. Ends at EOS, at max_new_tokens,
@@ -18,9 +18,9 @@ blocks kept whole, rejected_steps = blocks cut by a rejection (= teacher_tokens)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from motab.synthesis.acceptance import first_rejection
 from motab.synthesis.context import (
     SynthContext,
     draft_and_score,
@@ -49,6 +49,37 @@ class SkdTokensParams:
     def chat_prompts(self) -> bool:
         """Token-level drafting continues the chat prompt's token ids."""
         return True
+
+
+# --- the acceptance rule, a pure function of the teacher's top logprobs as the server returns them
+# (per position a dict {token_id: logprob}, motab.serving.client.input_top_logprobs): the student's
+# token y_t is kept iff it is among the teacher's top-K tokens at t. (The step-level rules of the
+# MOTAB release, MOTAB's entropy boundary and its SKD baseline's gamma test, live with their
+# methods: motab_method.py and skd.py.)
+
+
+def _ranked(top: dict[int, float]) -> list[tuple[int, float]]:
+    """(token_id, logprob) from most to least likely; ties broken by token id, so ranks are stable."""
+    return sorted(top.items(), key=lambda item: (-item[1], item[0]))
+
+
+def topk_keep(token_id: int, teacher_top: dict[int, float], top_k: int) -> bool:
+    """Whether the teacher keeps the student's token: it is among the teacher's top_k tokens."""
+    if top_k < 1:
+        raise ValueError(f"top_k must be at least 1, found {top_k}")
+    return token_id in {tid for tid, _lp in _ranked(teacher_top)[:top_k]}
+
+
+def first_rejection(draft_ids: Sequence[int], teacher_tops: Sequence[dict[int, float]], top_k: int) -> int | None:
+    """Index of the first drafted token the teacher rejects, or None when it keeps the whole block."""
+    if len(draft_ids) != len(teacher_tops):
+        raise ValueError(
+            f"first_rejection: {len(draft_ids)} drafted tokens but {len(teacher_tops)} teacher distributions"
+        )
+    for index, (token_id, top) in enumerate(zip(draft_ids, teacher_tops)):
+        if not topk_keep(token_id, top, top_k):
+            return index
+    return None
 
 
 @dataclass

@@ -180,7 +180,7 @@ def render_latex(spec: Spec, lines: list[Line], footnote: str) -> str:
 
 
 def grading_note(eval_paths: Sequence[str | os.PathLike]) -> str:
-    """How the answers were read and compared, from the eval files (answers.py modes): one phrase
+    """How the answers were read and compared, from the eval files (motab.grading.extraction MODES): one phrase
     for the whole table, or one per benchmark when they differ; modes graded beside it are named."""
     by_bench: dict[str, set[str]] = {}
     for path in eval_paths:

@@ -74,7 +74,7 @@ PASS_THROUGH = (
     "adam_beta2",
     "max_grad_norm",
 )
-# --- motab study (issue 18): the keys of the MOTAB release's SFT/sft_config.yaml that the block above
+# --- motab study: the keys of the MOTAB release's SFT/sft_config.yaml that the block above
 # lacks; `save_strategy: epoch` keeps a checkpoint per epoch (epoch<k>/ in the output, EPOCH_DIR)
 PASS_THROUGH += (
     "enable_liger_kernel",

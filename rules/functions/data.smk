@@ -3,7 +3,7 @@
 
 def raw_input(study, dataset):
     """A dataset's raw file as a Snakemake input: generated for toy data, the hub download's
-    manifest of a pinned hub id, the local file, or none (a hub id read by the job)."""
+    manifest of a pinned hub id (its lock for an unpinned one), the local file."""
     data = config["datasets"][dataset]
     if data["source"] == "toy":
         return raw_toy_location(study, dataset)
@@ -42,7 +42,8 @@ def raw_train_location(wildcards):
 def format_args(dataset):
     """--format/--split of a dataset in another release's fields (none for toy and LIMO files)."""
     data = config["datasets"][dataset]
-    pinned = data.get("revision") and not plan.hub.entry_ref(config, "datasets", dataset)  # else: the snapshot
+    # a revision for the job to pass to the hub; none for a snapshot or a lock of the download step
+    pinned = data.get("revision") and not plan.hub.entry_location(config, "datasets", dataset)
     revision = f" --revision {shlex.quote(data['revision'])}" if pinned else ""
     if "format" not in data and "split" not in data:
         return revision
@@ -61,16 +62,16 @@ def bench_location(wildcards):
 
 
 def bench_revision(wildcards):
-    """--revision for a benchmark read from the hub by the job (none for a download's snapshot)."""
+    """--revision for a benchmark read from the hub by the job (none for a download's snapshot or lock)."""
     revision = bench_cfg(wildcards).get("revision")
-    if not revision or plan.hub.entry_ref(config, "benchmarks", wildcards.bench):
+    if not revision or plan.hub.entry_location(config, "benchmarks", wildcards.bench):
         return ""
     return f" --revision {shlex.quote(revision)}"
 
 
 def bench_input(wildcards):
-    """The benchmark file as a Snakemake input: the hub download's manifest of a pinned hub id; a
-    hub id read by the job has none."""
+    """The benchmark file as a Snakemake input: the hub download's manifest of a pinned hub id, its
+    lock for an unpinned one; a hub id read by the job has none."""
     downloaded = plan.hub.entry_inputs(config, "benchmarks", wildcards.bench)
     if downloaded:
         return downloaded[0]

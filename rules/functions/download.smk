@@ -8,6 +8,12 @@ def hub_snapshot(wildcards):
     return plan.hub.manifest_ref(config, f"{HUB_CACHE}/manifests/{wildcards.snapshot}.json")
 
 
+def hub_lock(wildcards):
+    """(kind, repo, branch) of an unpinned hub entry's lock (motab.hublock)."""
+    return plan.hub.lock_entry(config, f"{HUB_CACHE}/locks/{wildcards.lock}.json")
+
+
 def download_targets():
-    """The manifests of every pinned hub snapshot the selected studies read."""
+    """The manifests of every pinned hub snapshot the selected studies read, and the locks of the
+    unpinned ones."""
     return list(plan.hub.study_refs(config, config["select"]))

@@ -3,8 +3,8 @@
 config      KDConfig (every training knob, typed, with defaults and checks) and RunOptions (where)
 blocks      kd blocks of config: their teachers and prompt sources, the workflow's start-up checks
 objectives  the loss registry: name -> Loss(params dataclass, units, fn)
-prompts     prompt files, the self-teacher's privileged prompts, each step's prompt batches
-selfdistill_prompts  the PW-OPSD release's self-distillation wording
+prompts     prompt files, the self-teacher's privileged prompts (OPSD's and PW-OPSD's wording),
+            each step's prompt batches
 rollouts    sampling the student, re-prompting the same responses, hidden states at the responses
 models      student (full or LoRA), teachers, tokenizer, optimizer
 step        one step: micro-batches sampled, scored and back-propagated (distillation_loss)

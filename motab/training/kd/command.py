@@ -1,7 +1,7 @@
 """Built-in on-policy distillation trainer (`motab kd-train`).
 
 Settings come in two kinds. The training knobs are a KDConfig (motab.training.kd.config: types,
-defaults, checks): read from `--config FILE` (a JSON object such as a checkpoint's kd_config.json,
+defaults, checks): read from `--config FILE` (a YAML or JSON object such as a checkpoint's kd_config.json,
 or a kd block of config) and/or `--config-json STRING` (what rules/kd.smk passes: the study's kd
 block), each then overridden by its flag (`--loss`, `--steps`, ... one per field, `_` as `-`;
 booleans as true/false). Where the run happens is runtime flags: --student, --teacher / --prompts /
@@ -20,7 +20,7 @@ Each step:
      (on-policy self-distillation) the teacher is the starting student (a frozen copy, or with
      lora_rank the same network with its adapters off) scoring the response after a privileged
      prompt with the row's reference "solution" (OPSD's wording; prompt_style pwopsd: the PW-OPSD
-     release's, motab.training.kd.selfdistill_prompts);
+     release's, motab.training.kd.prompts);
      With teacher_server the teacher is not loaded: its inference server (--teacher-url, or one this
      command starts on the job's GPUs: --teacher-server-command, --placement) returns the
      log-probability of each sampled token (SGLang /generate, return_logprob), all that
@@ -54,14 +54,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import shlex
-from pathlib import Path
 
 from motab.commandline import command_parser
+from motab.errors import UserError
 from motab.serving.launch import LOCAL_SERVER
-from motab.training.kd.config import ConfigError, KDConfig, RunOptions, check_run
+from motab.settings_file import settings_in_file, settings_in_json
+from motab.training.kd.config import KDConfig, RunOptions, check_run
 from motab.training.kd.objectives import LOSSES, FieldError
 
 KIND = {"int": int, "float": float, "str": str}
@@ -142,7 +142,7 @@ def parser() -> argparse.ArgumentParser:
         __doc__,
         "motab kd-train --config kd.json --student results/toy/models/toy-student --teacher results/toy/models/toy-teacher --prompts results/toy/kd_data/toy.jsonl --prompts-per-step 8 --output ckpt/kd_rkl",
     )
-    p.add_argument("--config", help="JSON file of KD settings (a checkpoint's kd_config.json, or a kd block)")
+    p.add_argument("--config", help="YAML or JSON file of KD settings (a checkpoint's kd_config.json, or a kd block)")
     p.add_argument(
         "--config-json",
         help="the same as a JSON string (rules/kd.smk: the study's kd block); "
@@ -196,23 +196,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def json_object(text: str, where: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{where}: not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: expected a JSON object, found {type(value).__name__}")
-    return value
-
-
 def parse_args(argv: list[str]) -> tuple[KDConfig, RunOptions]:
     """(the run's KDConfig, its runtime options) from kd-train's command line; a bad setting exits with
     an error naming where it was read and the field."""
     p = parser()
     try:
         return read_run(vars(p.parse_args(argv)))
-    except (ConfigError, FieldError, OSError) as exc:
+    except (UserError, OSError) as exc:
         p.error(str(exc))
 
 
@@ -220,10 +210,10 @@ def read_run(args: dict) -> tuple[KDConfig, RunOptions]:
     """(KDConfig, RunOptions) from parsed flags: --config, then --config-json, then each setting's flag."""
     fields, values, where = setting_fields(), {}, []
     if args["config"]:
-        values |= json_object(Path(args["config"]).read_text(encoding="utf-8"), args["config"])
+        values |= settings_in_file(args["config"], "KD")
         where.append(args["config"])
     if args["config_json"]:
-        values |= json_object(args["config_json"], "--config-json")
+        values |= settings_in_json(args["config_json"], "--config-json")
         where.append("--config-json")
     flags = {k: v for k, v in args.items() if k in fields}
     per_step = args["prompts_per_step"]
@@ -233,9 +223,9 @@ def read_run(args: dict) -> tuple[KDConfig, RunOptions]:
         flags["prompts_per_step"] = per_step[0]
     config = KDConfig.from_dict(values | flags, " + ".join([*where, "flags"]))
     params = (
-        json_object(args["params_json"], "--params-json")
+        settings_in_json(args["params_json"], "--params-json")
         if args["params_json"]
-        else json_object(args["config_json"] or "{}", "--config-json")
+        else settings_in_json(args["config_json"] or "{}", "--config-json")
     )
     options = RunOptions(
         student=args["student"],

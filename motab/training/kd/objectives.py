@@ -9,7 +9,7 @@ teachers are weighted by their share of those units, so the step's loss is the w
 
 This module imports no torch at load time (the Snakefile's config check reads the registry); the
 loss functions import their tensor code when called. To add a loss: write its function and
-`register` it here (see README, "Developer notes: adding a KD loss").
+`register` it here (docs/extending.md, "A KD loss").
 """
 
 from __future__ import annotations
@@ -211,7 +211,7 @@ def selfdistill(name: str) -> Callable[[Batch, SelfDistillParams], Any]:
     losses"); REOPOLD's phase reads the 0-based step, as the release's global_step."""
 
     def loss(b: Batch, p: SelfDistillParams):
-        from motab.losses.selfdistill_batch import SelfDistillSettings, selfdistill_loss
+        from motab.losses.selfdistill import SelfDistillSettings, selfdistill_loss
 
         settings = SelfDistillSettings(
             loss=name,

@@ -1,25 +1,41 @@
-"""KD prompts: read the prompt files, build the self-teacher's privileged conversations, and order
-each teacher's prompts into the steps' batches."""
+"""KD prompts: read the prompt files, word the self-teacher's privileged conversations (as the
+OPSD or the PW-OPSD release does), render a conversation as prompt text, and order each teacher's
+prompts into the steps' batches.
+
+Self-distillation wording. OPSD (github.com/siyan-zhao/OPSD, data_collator.py, reason_first=False):
+the teacher's last user turn is the student's, the reference solution and a transition sentence.
+PW-OPSD (SaFo-Lab/PW-OPSD, code/data_collator.py, reason_first off): the student sees
+"Problem: {problem}" and the boxed-answer instruction, rendered with thinking OFF; the teacher sees
+the problem, the reference solution between markers, the release's transition sentence and the
+same instruction, rendered with thinking ON. The wording must match the releases token for token
+(it is what the teacher is conditioned on), so it is reproduced here exactly. `render` applies a
+chat template with an explicit enable_thinking and, like PW-OPSD, closes a <think> that a template
+opens regardless (DeepSeek-R1-Distill) when thinking is off.
+"""
 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from motab.jsonio import DataError, iter_jsonl, require
 from motab.training.kd.config import SELF, KDConfig, RunOptions
-from motab.training.kd.selfdistill_prompts import (
-    pwopsd_student_messages,
-    pwopsd_teacher_messages,
-)
 
-# OPSD (github.com/siyan-zhao/OPSD, data_collator.py, reason_first=False): the teacher's user message
-TRANSITION = (
+BOXED = "Please reason step by step, and put your final answer within \\boxed{}."
+TRANSITION = (  # OPSD's
     "\n\nAfter understanding the reference solution and the rationale behind each step, now articulate "
     "your own step-by-step reasoning that derives the same final answer to the problem below:\n"
 )
-BOXED = "Please reason step by step, and put your final answer within \\boxed{}."
+PWOPSD_TRANSITION = (
+    "\n\nAfter reading the reference solution above, make sure you truly understand the reasoning "
+    "behind each step — do not copy or paraphrase it. Now, using your own words and independent "
+    "reasoning, derive the same final answer to the problem above. Think step by step, explore "
+    "different approaches, and don't be afraid to backtrack or reconsider if something doesn't "
+    "work out:\n"
+)
+OPEN_THINK = re.compile(r"<think\s*>\s*$")
 
 
 def read_prompts(path: str | Path, need_solution: bool = False, style: str = "opsd") -> list[list[dict]]:
@@ -28,7 +44,7 @@ def read_prompts(path: str | Path, need_solution: bool = False, style: str = "op
     need_solution (self-distillation): every row needs a string "solution", and each conversation
     is returned as the teacher's privileged conversation, `teacher_messages(messages, solution)`,
     in a second list: (student conversations, teacher conversations). style "pwopsd": both sides
-    worded as the PW-OPSD release (motab.training.kd.selfdistill_prompts).
+    worded as the PW-OPSD release (pwopsd_student_messages, pwopsd_teacher_messages).
     """
     conversations, privileged = [], []
     for line, row in iter_jsonl(path):
@@ -58,6 +74,17 @@ def read_prompts(path: str | Path, need_solution: bool = False, style: str = "op
     return (conversations, privileged) if need_solution else conversations
 
 
+def _with_last_user(messages: list[dict], content: str) -> list[dict]:
+    """The conversation with its last user turn's content replaced."""
+    last = max(i for i, m in enumerate(messages) if m["role"] == "user")
+    return [*messages[:last], {"role": "user", "content": content}, *messages[last + 1 :]]
+
+
+def _problem(messages: list[dict]) -> str:
+    """The last user turn's content (the problem, in our prompt files)."""
+    return [m for m in messages if m["role"] == "user"][-1]["content"]
+
+
 def teacher_messages(messages: list[dict], solution: str) -> list[dict]:
     """The privileged teacher conversation: the last user turn rewritten as OPSD's teacher prompt.
 
@@ -65,12 +92,34 @@ def teacher_messages(messages: list[dict], solution: str) -> list[dict]:
     already carry an answer-format instruction): problem, "Here is a reference solution to this
     problem:", the solution, the transition sentence, then the boxed-answer instruction.
     """
-    last = max(i for i, m in enumerate(messages) if m["role"] == "user")
     content = (
-        f"{messages[last]['content']}\n\nHere is a reference solution to this problem:\n{solution}\n"
-        f"{TRANSITION}\n{BOXED}"
+        f"{_problem(messages)}\n\nHere is a reference solution to this problem:\n{solution}\n{TRANSITION}\n{BOXED}"
     )
-    return [*messages[:last], {"role": "user", "content": content}, *messages[last + 1 :]]
+    return _with_last_user(messages, content)
+
+
+def pwopsd_student_messages(messages: list[dict]) -> list[dict]:
+    """The release's student turn: "Problem: {problem}\\n\\n" + the boxed-answer instruction."""
+    return _with_last_user(messages, f"Problem: {_problem(messages)}\n\n{BOXED}")
+
+
+def pwopsd_teacher_messages(messages: list[dict], solution: str) -> list[dict]:
+    """The release's teacher turn: problem, reference solution between markers, transition, instruction."""
+    content = (
+        f"Problem: {_problem(messages)}\n\nHere is a reference solution to this problem:\n"
+        f"=== Reference Solution Begin ===\n{solution}\n=== Reference Solution End ===\n"
+        f"{PWOPSD_TRANSITION}\n{BOXED}"
+    )
+    return _with_last_user(messages, content)
+
+
+def render(tokenizer, conversation: list[dict], thinking: bool | None) -> str:
+    """The conversation as prompt text (generation prompt added); thinking None: the template's default."""
+    extra = {} if thinking is None else {"enable_thinking": thinking}
+    text = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False, **extra)
+    if thinking is False and OPEN_THINK.search(text):
+        text += "</think>\n\n"
+    return text
 
 
 def prompt_batch(order: list[int], step: int, batch: int) -> list[int]:

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from motab.training.kd.prompts import PromptSource
-from motab.training.kd.selfdistill_prompts import render
+from motab.training.kd.prompts import PromptSource, render
 
 
 @dataclass

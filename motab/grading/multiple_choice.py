@@ -50,7 +50,7 @@ def extract_choice(text: str | None, letters: str = LETTERS) -> str | None:
 
 
 def grade_choice(response: str | None, gold: str, letters: str = LETTERS) -> tuple[str | None, bool, str]:
-    """(pred, correct, reason) with grading.REASONS' names: correct, wrong or no_answer."""
+    """(pred, correct, reason) with equivalence.REASONS' names: correct, wrong or no_answer."""
     pred = extract_choice(response, letters)
     if pred is None:
         return None, False, "no_answer"

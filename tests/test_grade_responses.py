@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from motab.evaluation import score
+from motab.evaluation import grade_responses
 from motab.jsonio import DataError
 from motab.provenance import provenance
 
@@ -42,7 +42,7 @@ def _write(path, rows):
 def _run(tmp_path, *extra, name="E.json"):
     responses = _write(tmp_path / "R.jsonl", ROWS)
     out = tmp_path / name
-    rc = score.main(
+    rc = grade_responses.main(
         [
             "--responses",
             str(responses),
@@ -109,7 +109,7 @@ def test_bad_line_names_file_line_field(tmp_path, mutate, field):
     mutate(rows[1])
     path = _write(tmp_path / "bad.jsonl", rows)
     with pytest.raises(DataError) as info:
-        score.read_responses(path)
+        grade_responses.read_responses(path)
     assert info.value.line == 2 and info.value.field == field
     assert str(info.value).startswith(f"{path}:2:{field}: ")
 
@@ -137,43 +137,3 @@ def test_cli_entry(tmp_path, capsys):
         == 0
     )
     assert "avg@4=0.3750" in capsys.readouterr().out
-
-
-def test_grade_file(tmp_path, capsys):
-    from motab.evaluation import grade_file
-
-    src = tmp_path / "in.jsonl"
-    src.write_text(
-        "\n".join(
-            json.dumps(r)
-            for r in [
-                {"id": 2, "response": r"so \boxed{\dfrac12}", "gold": "0.5"},
-                {"id": "x", "response": "The answer is 3.", "gold": -3},
-                {"id": "y", "response": "I give up", "gold": "4"},
-                {"id": "z", "response": None, "gold": 27.0},
-            ]
-        )
-        + "\n"
-    )
-    out = tmp_path / "out.jsonl"
-    assert grade_file.main(["--input", str(src), "--output", str(out)]) == 0
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert rows == [
-        {"id": 2, "pred": r"\dfrac12", "correct": True, "reason": "correct"},
-        {"id": "x", "pred": "3", "correct": False, "reason": "wrong"},
-        {"id": "y", "pred": None, "correct": False, "reason": "no_answer"},
-        {"id": "z", "pred": None, "correct": False, "reason": "no_answer"},
-    ]
-    summary = capsys.readouterr().out
-    assert "n=4" in summary and "accuracy=0.2500" in summary
-
-
-def test_grade_file_bad_line(tmp_path):
-    from motab.evaluation import grade_file
-
-    src = tmp_path / "in.jsonl"
-    src.write_text(
-        json.dumps({"id": 1, "response": "x", "gold": "1"}) + "\n" + json.dumps({"id": 2, "gold": "1"}) + "\n"
-    )
-    with pytest.raises(DataError, match=r"in\.jsonl:2:response: missing field"):
-        grade_file.main(["--input", str(src), "--output", str(tmp_path / "o.jsonl")])

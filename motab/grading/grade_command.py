@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 
 from motab.commandline import command_parser, positive_float, positive_int
-from motab.evaluation.answers import DEFAULT_MODE, MODES, extract_answer, gold_text
-from motab.evaluation.grading import EQUIVALENCES, Grade, grade_many
+from motab.grading.equivalence import EQUIVALENCES, Grade, grade_many
+from motab.grading.extraction import DEFAULT_MODE, MODES, extract_answer, gold_text
 from motab.jsonio import DataError, iter_jsonl, require, write_jsonl
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from motab.evaluation.answers import extract_answer
+from motab.grading.extraction import extract_answer
 
 
 @pytest.mark.parametrize(
@@ -50,7 +50,7 @@ def test_gsm8k_real_rows(shared_data):
             assert extract_answer(row["answer"]) == expected
 
 
-# ---- extraction modes (issue 14) -------------------------------------------------------------
+# ---- extraction modes -----------------------------------------------------------------------------
 
 
 def test_a_line_answer_is_extracted():
