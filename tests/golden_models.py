@@ -22,7 +22,9 @@ def build_tokenizer(out: Path):
     from motab.toy.tokenizer import chat_text, train_tokenizer
 
     rows = generate_problems(TaskSpec(), n=300, seed=0)
-    tok = train_tokenizer([chat_text(r["question"], r["solution"]) for r in rows], vocab_size=300, out_dir=out)
+    tok = train_tokenizer(
+        [chat_text(r["question"], r["solution"]) for r in rows], vocab_size=300, out_dir=out, pre_tokenizer="gpt2"
+    )
     # one token for the scripts' step stop string, as Qwen's vocabulary has (".ĊĊ")
     tok.add_tokens([AddedToken(STOP_TOKEN, normalized=False, special=False)])
     tok.save_pretrained(str(out))

@@ -111,6 +111,14 @@ def test_toy_study_cards_every_synthesized_dataset_of_its_table():
     study = Study.of(compose(workflow_config(REPO), REPO), "toy")
     assert data_cards(study) == [
         f"results/toy/synth/{name}.card.json"
-        for name in ("motab", "skd_gamma0p8", "skd_gamma0p9", "teacher_only", "teacher_only.filtered")
+        for name in (
+            "motab",
+            "motab_paper",
+            "skd_gamma0p8",
+            "skd_gamma0p9",
+            "skd_paper",
+            "teacher_only",
+            "teacher_only.filtered",
+        )
     ]
-    assert card_budgets(study) == {"cutoff_len": 256, "eval_max_tokens": 48}
+    assert card_budgets(study) == {"cutoff_len": 256, "eval_max_tokens": 96}

@@ -147,6 +147,8 @@ def test_tables_rebuild_byte_identical(study, tmp_path):
         ),
         *(f"sft_motab_ep{epoch}={synth / 'motab.stats.json'}" for epoch in (1, 2)),
         *(f"sft_skd_gamma{g}={synth / f'skd_gamma{g}.stats.json'}" for g in ("0p9", "0p8")),
+        f"sft_motab_paper={synth / 'motab_paper.stats.json'}",
+        f"sft_skd_paper={synth / 'skd_paper.stats.json'}",
     ]
     subprocess.run(
         [
@@ -190,9 +192,9 @@ def test_eval_only_change_reruns_only_eval_and_tables(study):
             check=True,
         ).stdout
     )
-    # 12 table rows x 2 eval seeds; training curves read checkpoints only, so they stay; the cost
+    # 14 table rows x 2 eval seeds; training curves read checkpoints only, so they stay; the cost
     # table reads every job's benchmark file, so it follows
-    assert plan == {"eval_generate": 24, "eval_grade": 24, "table": 1, "table_chart": 1, "cost_table": 1, "all": 1}
+    assert plan == {"eval_generate": 28, "eval_grade": 28, "table": 1, "table_chart": 1, "cost_table": 1, "all": 1}
 
 
 @pytest.mark.e2e

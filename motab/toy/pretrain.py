@@ -2,6 +2,14 @@
 
 The teacher and the student come from this one function with different shapes and budgets:
 the teacher larger and trained longer, so it is clearly stronger than the base student.
+
+Each problem is trained in two forms, as a real Qwen model meets both: the chat prompt (SFT, KD
+and eval send it) and the raw question the MOTAB release's step loops send in `compat: released`
+(motab.synthesis.steps). A released loop's context is the question followed by the steps accepted
+so far, each without the "." the server trimmed with the stop string ".\n\n" and followed by
+"\n\n"; the raw form of a problem is one such context, cut after k parts of its solution (k cycles
+over the problems), with the rest of the solution as the target. Without it the toy models never
+saw the released prompt and every `compat: released` row would be noise.
 """
 
 from __future__ import annotations
@@ -16,18 +24,39 @@ from pathlib import Path
 from motab.commandline import command_parser
 from motab.jsonio import read_jsonl, write_json
 from motab.provenance import provenance
+from motab.synthesis.steps import STEP_JOIN, STEP_STOP
 from motab.toy.model import ModelShape, build_qwen3
 from motab.toy.tokenizer import chat_text
 
 
+def released_context(question: str, solution: str, k: int) -> tuple[str, str]:
+    """(context, target): a released step loop's context after the first k of the solution's parts
+    (its steps and answer line, separated by "\n\n"), and what the model should write from there.
+    k = 0 is the raw question, whose first step the model starts with "\n\n"; k = len(parts) is the
+    whole solution, after which the model should stop (the loop then reads an empty step)."""
+    parts = solution.split(STEP_JOIN)
+    trimmed = STEP_STOP[: -len(STEP_JOIN)]  # the "." the stop string takes off each step
+    steps = [p.removesuffix(trimmed) if i < len(parts) - 1 else p for i, p in enumerate(parts[:k])]
+    context = question + "".join(STEP_JOIN + step for step in steps) + (STEP_JOIN if k else "")
+    target = STEP_JOIN.join(parts[k:])
+    return context, (STEP_JOIN + target if k == 0 else target)
+
+
 def encode_examples(tokenizer, rows: list[dict]) -> list[tuple[list[int], int]]:
-    """(token ids of the whole chat, number of prompt tokens) per row; the prompt is not trained on."""
+    """(token ids of the whole example, number of prompt tokens), two per row (the chat form, then
+    the released raw form); the prompt is not trained on."""
     examples = []
-    for row in rows:
+    for index, row in enumerate(rows):
         prompt_ids = tokenizer(chat_text(row["input"]), add_special_tokens=False)["input_ids"]
         full_ids = tokenizer(chat_text(row["input"], row["solution"]), add_special_tokens=False)["input_ids"]
         assert full_ids[: len(prompt_ids)] == prompt_ids, "prompt tokens must prefix the full chat"
         examples.append((full_ids[:-1], len(prompt_ids)))  # drop the trailing "\n" after <|im_end|>
+        k = index % (len(row["solution"].split(STEP_JOIN)) + 1)
+        context, target = released_context(row["input"], row["solution"], k)
+        # the context as the server tokenizes it, the target as the model then writes it, token by token
+        context_ids = tokenizer(context, add_special_tokens=False)["input_ids"]
+        target_ids = tokenizer(target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        examples.append((context_ids + target_ids, len(context_ids)))
     return examples
 
 

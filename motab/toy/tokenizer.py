@@ -1,9 +1,13 @@
 """The toy tokenizer: byte-level BPE trained on the toy corpus, with Qwen's chat tokens.
 
-Byte-level (like Qwen's) so any text, real MATH-500 LaTeX included, round-trips; digits are
-split one by one so arithmetic stays learnable. The chat template is Qwen2.5's (default system
-prompt included), which is what LLaMA-Factory's `qwen` template produces, so SFT data and
-`apply_chat_template` prompts agree token for token.
+Byte-level with Qwen2/Qwen3's own pre-tokenizer (NFC, then their Split regex, one digit per piece),
+so any text, real MATH-500 LaTeX included, round-trips and text splits into pieces where Qwen's
+does. That matters to the step methods: Qwen's regex keeps a step's ".\n\n" one piece whatever
+follows it, so the tokens of a context that ends at a step boundary are a prefix of the tokens of
+the whole text (GPT-2's byte-level regex merges a trailing "\n\n" differently from one followed by
+text, and a model trained on whole texts then continues such a context badly). The chat template
+is Qwen2.5's (default system prompt included), which is what LLaMA-Factory's `qwen` template
+produces, so SFT data and `apply_chat_template` prompts agree token for token.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from motab.commandline import command_parser
 from motab.jsonio import read_jsonl
@@ -22,6 +26,13 @@ if TYPE_CHECKING:  # transformers is imported where a tokenizer is built (slow t
 DEFAULT_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 THINK_TOKENS = ["<think>", "</think>"]
+# Qwen2's and Qwen3's pre-tokenizer split (their tokenizer.json), applied before the byte mapping
+QWEN_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+# `gpt2`: GPT-2's byte-level split with single digits, the toy's first pre-tokenizer; the synthesis
+# golden tests' checkpoints were built on it (tests/golden_models.py), so it stays selectable
+PRE_TOKENIZERS = ("qwen", "gpt2")
 
 CHAT_TEMPLATE = (
     "{%- if messages[0]['role'] == 'system' %}"
@@ -44,13 +55,28 @@ def chat_text(question: str, answer: str | None = None) -> str:
     return text if answer is None else text + answer + "<|im_end|>\n"
 
 
-def train_tokenizer(texts: list[str], vocab_size: int, out_dir: str | Path) -> PreTrainedTokenizerFast:
+def _pre_tokenizer(name: str):
+    if name == "qwen":
+        split = pre_tokenizers.Split(Regex(QWEN_SPLIT), behavior="isolated", invert=False)
+        return pre_tokenizers.Sequence(
+            [split, pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)]
+        )
+    if name == "gpt2":
+        return pre_tokenizers.Sequence(
+            [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+        )
+    raise ValueError(f"pre_tokenizer: expected one of {PRE_TOKENIZERS}, found {name!r}")
+
+
+def train_tokenizer(
+    texts: list[str], vocab_size: int, out_dir: str | Path, pre_tokenizer: str = "qwen"
+) -> PreTrainedTokenizerFast:
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token=None))
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
-    )
+    if pre_tokenizer == "qwen":
+        tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = _pre_tokenizer(pre_tokenizer)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -84,8 +110,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--vocab-size", type=int, required=True)
     parser.add_argument("--output", required=True, help="folder for the tokenizer files")
     args = parser.parse_args(argv)
+    from motab.toy.pretrain import released_context  # the raw form the models are also trained on
+
     rows = read_jsonl(args.problems)
     texts = [chat_text(row["input"], row["solution"]) for row in rows]
+    texts += [released_context(row["input"], row["solution"], k=len(row["solution"]))[0] for row in rows]
     tok = train_tokenizer(texts, args.vocab_size, args.output)
     print(f"tokenizer with {len(tok)} tokens -> {args.output}")
     return 0
