@@ -72,13 +72,13 @@ SMALL = "studies:\n  toy:\n    tables:\n      main: {rows: [base_student, sft_mo
 
 
 def test_changing_eval_epochs_reruns_only_eval_and_tables(tmp_path):
-    """The toy study cut to two rows (the base student, sft_motab at epochs 4 and 8), made up to date;
-    then eval_epochs [4, 8] -> [4, 8, 2] plans the new epoch's eval and the tables, nothing else."""
+    """The toy study cut to two rows (the base student, sft_motab at epochs 2 and 4), made up to date;
+    then eval_epochs [2, 4] -> [2, 4, 1] plans the new epoch's eval and the tables, nothing else."""
     workdir = copy_workflow(tmp_path, with_package=True)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(workdir), str(REPO / "tests")]))
     (workdir / "small.yaml").write_text(SMALL)
-    (workdir / "more.yaml").write_text(SMALL + "    runs:\n      sft_motab: {eval_epochs: [4, 8, 2]}\n")
-    (workdir / "fewer.yaml").write_text(SMALL + "    runs:\n      sft_motab: {eval_epochs: [8]}\n")
+    (workdir / "more.yaml").write_text(SMALL + "    runs:\n      sft_motab: {eval_epochs: [2, 4, 1]}\n")
+    (workdir / "fewer.yaml").write_text(SMALL + "    runs:\n      sft_motab: {eval_epochs: [4]}\n")
     make_up_to_date(workdir, [workdir / "config.yaml", workdir / "small.yaml"], env)
     same, more, fewer = plan_many(
         workdir,
@@ -94,10 +94,10 @@ def test_changing_eval_epochs_reruns_only_eval_and_tables(tmp_path):
     assert jobs == [
         ("all", "", ""),
         ("cost_table", "", ""),  # the study's cost table reads every job's benchmark file
-        ("eval_generate", "sft_motab_ep2", "0"),
-        ("eval_generate", "sft_motab_ep2", "1"),
-        ("eval_grade", "sft_motab_ep2", "0"),
-        ("eval_grade", "sft_motab_ep2", "1"),
+        ("eval_generate", "sft_motab_ep1", "0"),
+        ("eval_generate", "sft_motab_ep1", "1"),
+        ("eval_grade", "sft_motab_ep1", "0"),
+        ("eval_grade", "sft_motab_ep1", "1"),
         ("table", "", ""),
         ("table_chart", "", ""),
     ]

@@ -147,8 +147,10 @@ def test_the_motab_study_plans_the_released_grid():
     }
     toy = config["studies"]["toy"]
     assert [r for r in toy["tables"]["main"]["rows"] if r.startswith(("sft_skd", "sft_motab"))] == [
+        "sft_motab_ep2",
         "sft_motab_ep4",
-        "sft_motab_ep8",
+        "sft_motab_paper",
         "sft_skd_gamma0p9",
         "sft_skd_gamma0p8",
+        "sft_skd_paper",
     ]

@@ -36,7 +36,7 @@ def test_a_stage_names_its_own_partition_and_qos_and_nothing_is_set_without_conf
 
 @pytest.mark.slow
 def test_the_paper_plan_asks_for_what_each_job_uses():
-    jobs = [job for job in paper_jobs() if job.rule not in ("all", "download_hub")]  # downloads: login node
+    jobs = [job for job in paper_jobs() if job.rule not in ("all", "download_hub", "lock_hub")]  # login node
     cpu_jobs = [job for job in jobs if not job.resources["gpu"]]
     assert len(cpu_jobs) > 100
     on_gpu_partition = [job.name for job in cpu_jobs if job.resources.get("slurm_partition") == "gpu"]
