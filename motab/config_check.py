@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from motab.schema_errors import schema_errors
-from motab.training.kd.config import SELF
+
+SELF = "self"  # a teacher that is the starting student itself (self-distillation with privileged context)
 
 FILTERED = ".filtered"  # an sft source may name a synthesis method's filtered file
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".jsonl.gz", ".json.gz", ".arrow")

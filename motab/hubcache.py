@@ -27,6 +27,14 @@ from pathlib import Path
 from motab.commandline import command_parser
 from motab.config_check import looks_local
 
+OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
+
+
+def offline_var(environ) -> str | None:
+    """The variable that puts this machine offline, if any (huggingface_hub's truthy values)."""
+    return next((v for v in OFFLINE_VARS if environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")), None)
+
+
 DEFAULT_CACHE = "hub_cache"
 COMMIT = re.compile(r"[0-9a-f]{40}")
 # weights a server or trainer never reads: the original (non-HF) checkpoints and other frameworks'

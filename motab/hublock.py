@@ -60,7 +60,7 @@ def resolve(location: str) -> str:
 def _resolve_commit(kind: str, repo: str, branch: str, cache: Path) -> str:
     """The commit the branch names now: the hub's answer online; the cache's refs/<branch> (written by
     huggingface_hub when it fetched that branch) when HF_HUB_OFFLINE is set."""
-    from motab.preflight import offline_var
+    from motab.hubcache import offline_var
 
     var = offline_var(os.environ)
     if var:

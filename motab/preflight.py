@@ -18,16 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from motab.config_check import used_entries
-from motab.hubcache import cache_dir, hub_id, hub_ref
+from motab.hubcache import cache_dir, hub_id, hub_ref, offline_var
 from motab.hublock import entry_lock, read_lock, requested
 
-OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
 DOCS = "docs/data.md"
-
-
-def offline_var(environ: Mapping[str, str]) -> str | None:
-    """The variable that puts this machine offline, if any (huggingface_hub's truthy values)."""
-    return next((v for v in OFFLINE_VARS if environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")), None)
 
 
 def pending(config: Mapping, studies: Iterable[str], workdir: str | Path = ".") -> list[tuple[str, dict]]:

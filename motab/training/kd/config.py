@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from motab.config_check import SELF
 from motab.errors import UserError
 from motab.training.kd.objectives import LOSSES, FieldError, check, knob
 
-SELF = "self"  # a teacher that is the starting student itself (self-distillation with privileged context)
 RULE_KEYS = ("engine", "prompts", "teachers")  # resolved by the workflow (rules/kd.smk), not training knobs
 PROMPT_STYLES = ("opsd", "pwopsd")
 LORA_INITS = ("fresh", "sft_adapter")
